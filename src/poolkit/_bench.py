@@ -1,0 +1,224 @@
+"""The benchmark harness behind ``poolkit bench``.
+
+Benchmarks live in the project's ``bench/`` folder, one module per family
+(``bench/bench_buffers.py`` ...). A module declares ``FAMILY = "<name>"`` and a
+``run(ctx: BenchContext) -> None`` that times poolkit and its peers *in the same
+process* and reports each figure with :meth:`BenchContext.record`. Comparing in
+one process on one machine is what makes the ratios meaningful; absolute numbers
+from different runs are not.
+
+A benchmark that needs a different process environment (for instance glibc's
+``MALLOC_MMAP_THRESHOLD_``, read once at process start) calls
+:meth:`BenchContext.run_in_child`, which re-imports its module in a child
+interpreter with that environment and collects the child's records.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+from poolkit._table import format_table
+
+__all__ = [
+    "BenchContext",
+    "Metric",
+    "Record",
+    "discover",
+    "format_records",
+    "run_family",
+    "time_loop",
+]
+
+Metric = Literal["ns_per_op", "ops_per_s", "bytes"]
+_METRICS: frozenset[str] = frozenset({"ns_per_op", "ops_per_s", "bytes"})
+# The subject every ratio is taken against.
+POOLKIT = "poolkit"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One measured figure: ``subject`` (``"poolkit"`` or a peer) on ``bench``."""
+
+    bench: str
+    subject: str
+    metric: Metric
+    value: float
+
+    def to_json(self) -> dict[str, object]:
+        """The record as the JSON object ``poolkit bench --json`` writes."""
+        return asdict(self)
+
+
+@dataclass
+class BenchContext:
+    """What a benchmark module's ``run`` receives.
+
+    Attributes:
+        quick: keep the whole run under a minute (fewer repeats and sizes).
+        module_path: the benchmark module's file, for :meth:`run_in_child`.
+        records: the figures recorded so far.
+    """
+
+    quick: bool
+    module_path: Path
+    records: list[Record] = field(default_factory=list)
+
+    def record(self, bench: str, subject: str, metric: Metric, value: float) -> None:
+        """Record one figure.
+
+        Raises:
+            ValueError: ``metric`` is not one of ns_per_op, ops_per_s, bytes.
+        """
+        if metric not in _METRICS:
+            raise ValueError(f"metric must be one of {sorted(_METRICS)}, got {metric!r}")
+        self.records.append(Record(bench, subject, metric, float(value)))
+
+    @property
+    def repeat(self) -> int:
+        """How many timed runs to take the best of."""
+        return 3 if self.quick else 7
+
+    def time_ns_per_op(self, loop: Callable[[int], object], number: int) -> float:
+        """Best-of-:attr:`repeat` nanoseconds per operation of ``loop(number)``.
+
+        ``loop(n)`` must perform the operation ``n`` times itself, so the
+        per-call overhead of the harness is paid once per run, not per op.
+        """
+        return time_loop(loop, number, self.repeat)
+
+    def run_in_child(self, function: str, env: Mapping[str, str]) -> None:
+        """Run ``function(ctx)`` of this module in a child with extra ``env``.
+
+        The child's records are appended to this context's.
+
+        Raises:
+            RuntimeError: the child failed; its standard error is included.
+        """
+        child_env = {**os.environ, **env}
+        args = [
+            sys.executable,
+            "-m",
+            "poolkit._bench",
+            str(self.module_path),
+            function,
+            "--quick" if self.quick else "--full",
+        ]
+        done = subprocess.run(args, env=child_env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"benchmark child {function} of {self.module_path.name} exited with "
+                f"{done.returncode}:\n{done.stderr}"
+            )
+        for item in json.loads(done.stdout):
+            self.record(item["bench"], item["subject"], item["metric"], item["value"])
+
+
+def time_loop(loop: Callable[[int], object], number: int, repeat: int) -> float:
+    """Best of ``repeat`` runs of ``loop(number)``, in nanoseconds per op.
+
+    The garbage collector is paused while timing, as ``timeit`` does, so a
+    collection triggered by one subject is not billed to another.
+    """
+    if number <= 0 or repeat <= 0:
+        raise ValueError(f"number and repeat must be positive, got {number} and {repeat}")
+    loop(max(1, number // 10))  # warm caches and lazily built state
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter_ns()
+            loop(number)
+            best = min(best, (time.perf_counter_ns() - start) / number)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return best
+
+
+def discover(bench_dir: Path) -> dict[str, Path]:
+    """Map each family name to its benchmark module in ``bench_dir``.
+
+    A module ``bench_<family>.py`` belongs to ``<family>``.
+    """
+    return {p.stem.removeprefix("bench_"): p for p in sorted(bench_dir.glob("bench_*.py"))}
+
+
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"poolkit_bench_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load benchmark module {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_family(path: Path, *, quick: bool, function: str = "run") -> list[Record]:
+    """Import the benchmark module at ``path`` and run ``function(ctx)``."""
+    module = _load(path)
+    entry = getattr(module, function, None)
+    if not callable(entry):
+        raise RuntimeError(f"benchmark module {path} has no function {function}(ctx)")
+    ctx = BenchContext(quick=quick, module_path=path)
+    entry(ctx)
+    return ctx.records
+
+
+def format_records(records: Iterable[Record]) -> str:
+    """A table per benchmark with each subject's figure and its ratio to poolkit.
+
+    ``poolkit ×`` says how many times better poolkit did than the subject: for
+    ``ns_per_op`` and ``bytes`` (lower is better) it is ``subject / poolkit``,
+    for ``ops_per_s`` (higher is better) ``poolkit / subject``. Above 1 means
+    poolkit wins.
+    """
+    by_bench: dict[str, list[Record]] = {}
+    for rec in records:
+        by_bench.setdefault(rec.bench, []).append(rec)
+    rows: list[list[object]] = []
+    for bench, recs in by_bench.items():
+        ours = {r.metric: r.value for r in recs if r.subject == POOLKIT}
+        for rec in recs:
+            base = ours.get(rec.metric)
+            if rec.subject == POOLKIT or base is None or base == 0 or rec.value == 0:
+                ratio = "-"
+            elif rec.metric == "ops_per_s":
+                ratio = f"{base / rec.value:.2f}x"
+            else:
+                ratio = f"{rec.value / base:.2f}x"
+            rows.append([bench, rec.subject, rec.metric, _human(rec.value, rec.metric), ratio])
+    return format_table(["bench", "subject", "metric", "value", "poolkit x"], rows)
+
+
+def _human(value: float, metric: str) -> str:
+    if metric == "bytes":
+        for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+            if value >= size:
+                return f"{value / size:.1f} {unit}"
+        return f"{value:.0f} B"
+    if metric == "ops_per_s":
+        return f"{value:,.0f}/s"
+    return f"{value:,.1f} ns"
+
+
+def _child_main(argv: list[str]) -> int:
+    """Entry of :meth:`BenchContext.run_in_child`: print the records as JSON."""
+    path, function, mode = Path(argv[0]), argv[1], argv[2]
+    records = run_family(path, quick=mode == "--quick", function=function)
+    json.dump([r.to_json() for r in records], sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main(sys.argv[1:]))
