@@ -16,7 +16,7 @@ demo: $(BIN)/python
 	$(BIN)/poolkit demo
 
 test: $(BIN)/python
-	$(PIP) install --quiet -e '.[dev,cli,bench]'
+	$(PIP) install --quiet -e '.[dev,cli,bench,progress]'
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

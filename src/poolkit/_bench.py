@@ -160,6 +160,9 @@ def _load(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise RuntimeError(f"cannot load benchmark module {path}")
     module = importlib.util.module_from_spec(spec)
+    # Benchmark modules may import helper modules that sit beside them.
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
     spec.loader.exec_module(module)
     return module
 
