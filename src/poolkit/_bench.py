@@ -97,6 +97,14 @@ class BenchContext:
         """
         return time_loop(loop, number, self.repeat)
 
+    def include(self, file_name: str) -> None:
+        """Run ``run(ctx)`` of the module ``file_name`` beside this one.
+
+        A family's benchmark module uses it to gather parts kept in their own
+        files; each part keeps its own module path for :meth:`run_in_child`.
+        """
+        self.records += run_family(self.module_path.parent / file_name, quick=self.quick)
+
     def run_in_child(self, function: str, env: Mapping[str, str]) -> None:
         """Run ``function(ctx)`` of this module in a child with extra ``env``.
 
