@@ -7,15 +7,59 @@ wasting memory. The public API is flat: import everything from ``poolkit``.
 
 from __future__ import annotations
 
-from poolkit._errors import PoolClosed, PoolError, PoolOverload, PoolTimeout, ReleaseError
+from poolkit._errors import (
+    ConnectionDetached,
+    EventLoopMismatch,
+    LeakWarning,
+    PoolBroken,
+    PoolClosed,
+    PoolDeadlock,
+    PoolError,
+    PoolOverload,
+    PoolTimeout,
+    ReleaseError,
+)
+from poolkit.buffers import (
+    BoundedBufferPool,
+    BoundedPoolStats,
+    BufferExportedError,
+    BufferPool,
+    BufferPoolStats,
+    ByteBuffer,
+    ByteBufferPool,
+    ByteBufferPoolStats,
+    BytesPool,
+    ObjectPool,
+    ObjectPoolStats,
+    SizedBufferPool,
+    accept_by_capacity,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BoundedBufferPool",
+    "BoundedPoolStats",
+    "BufferExportedError",
+    "BufferPool",
+    "BufferPoolStats",
+    "ByteBuffer",
+    "ByteBufferPool",
+    "ByteBufferPoolStats",
+    "BytesPool",
+    "ConnectionDetached",
+    "EventLoopMismatch",
+    "LeakWarning",
+    "ObjectPool",
+    "ObjectPoolStats",
+    "PoolBroken",
     "PoolClosed",
+    "PoolDeadlock",
     "PoolError",
     "PoolOverload",
     "PoolTimeout",
     "ReleaseError",
+    "SizedBufferPool",
     "__version__",
+    "accept_by_capacity",
 ]

@@ -13,8 +13,16 @@ Messages are lowercase, say what happened and what to change.
 
 from __future__ import annotations
 
+from concurrent.futures import BrokenExecutor
+
 __all__ = [
+    "BufferExportedError",
+    "ConnectionDetached",
+    "EventLoopMismatch",
+    "LeakWarning",
+    "PoolBroken",
     "PoolClosed",
+    "PoolDeadlock",
     "PoolError",
     "PoolOverload",
     "PoolTimeout",
@@ -61,4 +69,60 @@ class ReleaseError(PoolError, ValueError):
     release of an object the pool never handed out, and on a buffer whose size
     is not one of the pool's size classes. Taking it would hand one object to
     two holders, or file a buffer where a later request would find it too small.
+    """
+
+
+class ConnectionDetached(PoolError, RuntimeError):
+    """A pooled connection's proxy was used after it went back to its pool.
+
+    Once released (or discarded) the proxy no longer reaches the connection:
+    someone else may hold it now, so touching it would interleave two users'
+    traffic on one wire.
+    """
+
+
+class EventLoopMismatch(PoolError, RuntimeError):
+    """An asyncio pool was used from an event loop other than the one it is bound to.
+
+    Connections (sockets, streams) belong to the loop that opened them; using
+    them from another loop hangs or corrupts state, so the pool refuses.
+    """
+
+
+class LeakWarning(ResourceWarning):
+    """A pooled resource was held too long, or dropped without being released.
+
+    Carries the holder's acquisition stack when leak tracking is on. It is a
+    ``ResourceWarning``, so it is silent by default and shown with ``-W default``
+    or ``python -X dev``.
+    """
+
+
+class PoolDeadlock(PoolError, RuntimeError):
+    """A call would wait on the pool from inside one of its own workers.
+
+    Raised when a task blocks for room in its own full pool, waits for its own
+    pool to go idle, or stops its own pool and waits for it: the worker would
+    wait for itself. Run such calls outside the pool's tasks, or give the
+    nested work its own pool.
+    """
+
+
+class PoolBroken(PoolError, BrokenExecutor):
+    """A worker pool can no longer run tasks because a worker failed to start.
+
+    Raised when a worker's ``initializer`` (or ``with_worker`` factory) raised:
+    queued tasks fail with this error and new submissions are refused, as
+    ``ThreadPoolExecutor`` does with ``BrokenThreadPool``. It is also a
+    ``concurrent.futures.BrokenExecutor`` (a ``RuntimeError``).
+    """
+
+
+class BufferExportedError(PoolError, BufferError):
+    """A buffer must resize while a ``memoryview`` of it is still alive.
+
+    Raised when a :class:`poolkit.ByteBuffer` has to grow (a write, ``grow``,
+    ``read_from``) while a view from ``view()`` is alive: CPython cannot resize
+    a ``bytearray`` with live exports. Release the view (``view.release()``,
+    or ``with buf.view() as v:``) first. It is also a ``BufferError``.
     """

@@ -190,7 +190,9 @@ class Utilization:
 
     def admit(self, capacity: int, used: int, strikes: int = 0) -> Verdict:
         """Keep small or well-used buffers; count strikes against the rest."""
-        if capacity <= self.small or used >= capacity * self.min_ratio:
+        # int(): Go compares cap/4 <= len in integer arithmetic (a 5001-byte
+        # buffer with 1250 bytes used counts as used); exact for 0.25.
+        if capacity <= self.small or used >= int(capacity * self.min_ratio):
             return KEEP
         if strikes < self.max_strikes:
             return Verdict(True, strikes + 1)
@@ -297,7 +299,10 @@ class Calibrated:
             seen = 0
             max_size = 0
             for index in ranked:
-                if seen > budget:
+                # Stop at the first empty class too: with percentile=1 the
+                # budget is never exceeded and empty classes (up to 32 MiB)
+                # would otherwise set max_size.
+                if seen > budget or counts[index] == 0:
                     break
                 seen += counts[index]
                 max_size = max(max_size, 1 << (index + CALIBRATE_MIN_BITS))

@@ -1,0 +1,379 @@
+"""``ByteBufferPool``: valyala/bytebufferpool's calibrating pool, with its flaws fixed.
+
+What it keeps from bytebufferpool: a new buffer starts with the calibrated
+``default_size`` capacity, and a returned buffer above the calibrated
+``max_size`` is dropped (both from :class:`~poolkit.buffers.retention.Calibrated`:
+64 B ... 32 MiB classes, 42 000 returns per recalibration, 95th percentile).
+
+What it fixes:
+
+* bytebufferpool issue #15: a return is classified by the buffer's high-water length since it
+  was handed out, not by its length at return, so ``reset()`` before ``put()``
+  does not calibrate the pool down to 64 B;
+* no bound: idle buffers are capped by count (``max_idle``) *and* bytes
+  (``max_idle_bytes``); overflow evicts the coldest idle buffer;
+* the golang/go#23199 leak: when a recalibration lowers ``max_size``, idle
+  buffers above it are released at once instead of waiting to be cycled;
+* silent misuse: a double put, a foreign buffer and a buffer returned with a
+  live ``view()`` are each caught (the first two raise, the last is dropped).
+
+Concurrency (thread-safe, never blocking): the idle store (a ``deque``, LIFO
+so the most recently used, cache-warm buffer is reused first), its byte count
+and the exact counters change only under ``_lock``, which is taken with
+``acquire(blocking=False)``. A caller that finds it held never waits: ``get``
+allocates a fresh buffer and ``put`` drops the buffer (counted in
+``contended_gets``/``contended_puts``). Nothing inside the lock blocks or runs
+user code; the retention policy (thread-safe by contract) is asked before the
+lock is taken. The double-put test is the lease token of :class:`ByteBuffer`, an
+atomic ``list.pop``, done before the lock. A plain blocking lock would convoy
+under the GIL (a holder preempted inside the section makes every other
+thread sleep in the OS: a Lock-based pool measured 1.3-3.2 us per get+put at
+2-4 threads against 0.1 us for lock-free deque operations, CPython 3.11).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from types import TracebackType
+
+from poolkit._validate import Clock, check_callable, check_int, check_optional_seconds
+from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
+from poolkit.buffers.retention import Calibrated, RetentionPolicy
+
+__all__ = ["ByteBufferPool", "ByteBufferPoolStats"]
+
+# Idle buffers kept at most, by count: enough for a server building a few
+# hundred responses at once; bytebufferpool itself has no bound (sync.Pool).
+MAX_IDLE = 256
+# Idle bytes kept at most: twice bytebufferpool's largest class (32 MiB), so a
+# burst of large buffers can be reused, while a burst of many cannot pin more
+# than this (the 64 MiB budget poolkit's BufferPool examples use).
+MAX_IDLE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ByteBufferPoolStats:
+    """A snapshot of a :class:`ByteBufferPool`.
+
+    Attributes:
+        idle: buffers waiting in the pool.
+        idle_bytes: their total capacity.
+        max_idle: the count bound.
+        max_idle_bytes: the byte bound.
+        hits: ``get`` calls served from the pool.
+        misses: ``get`` calls that allocated because the pool was empty.
+        kept: ``put`` calls that filed the buffer.
+        dropped: ``put`` calls whose buffer the retention policy refused.
+        dropped_exported: buffers dropped because a ``view()`` was still alive.
+        evicted: idle buffers released to respect ``max_idle``/``max_idle_bytes``
+            or a lowered ``max_size`` (and ``put`` buffers above the byte bound).
+        expired: idle buffers released after ``max_idle_time`` unused.
+        contended_gets: ``get`` calls that found the lock held and allocated
+            instead of waiting (counted outside the lock: approximate).
+        contended_puts: ``put`` calls that found the lock held and dropped the
+            buffer instead of waiting (approximate, likewise).
+        default_size: capacity of a newly allocated buffer (0: not calibrated).
+        max_size: largest capacity kept (0: not calibrated, no limit).
+        calibrations: how many times the policy recalibrated.
+    """
+
+    idle: int
+    idle_bytes: int
+    max_idle: int
+    max_idle_bytes: int
+    hits: int
+    misses: int
+    kept: int
+    dropped: int
+    dropped_exported: int
+    evicted: int
+    expired: int
+    contended_gets: int
+    contended_puts: int
+    default_size: int
+    max_size: int
+    calibrations: int
+
+
+class ByteBufferPool:
+    """A pool of :class:`ByteBuffer` that calibrates to the sizes it sees.
+
+    Args:
+        retention: which returned buffers to keep (default :class:`Calibrated`;
+            any :class:`RetentionPolicy`, e.g. ``Utilization()``). A
+            ``Calibrated`` policy also sets the capacity of new buffers.
+        max_idle: most idle buffers kept (default 256).
+        max_idle_bytes: most idle bytes kept, summed over capacities (default
+            64 MiB). A buffer larger than this is never kept.
+        max_idle_time: seconds an idle buffer may wait unused before it is
+            released (``None``, the default: no aging; the bounds above still
+            apply). Checked lazily on ``put``: no background thread. It plays
+            the part of ``sync.Pool``'s release after two garbage collections.
+        clock: monotonic seconds, for ``max_idle_time`` (tests pass a fake).
+
+    Raises:
+        TypeError: ``retention`` has no ``admit`` method, a bound is not an
+            int, or ``clock`` is not callable.
+        ValueError: a bound is negative, or ``max_idle_time`` is not > 0.
+
+    Example::
+
+        pool = ByteBufferPool()
+        with pool.borrow() as buf:
+            buf.write(b"hello")
+            sock.sendall(buf.view())
+    """
+
+    def __init__(
+        self,
+        *,
+        retention: RetentionPolicy | None = None,
+        max_idle: int = MAX_IDLE,
+        max_idle_bytes: int = MAX_IDLE_BYTES,
+        max_idle_time: float | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if retention is None:
+            retention = Calibrated()
+        elif not callable(getattr(retention, "admit", None)):
+            raise TypeError(
+                "retention must be a RetentionPolicy (an object with admit(capacity, used, "
+                f"strikes)), got {type(retention).__name__}"
+            )
+        self._retention = retention
+        self._calibrated = retention if isinstance(retention, Calibrated) else None
+        self._seen_calibrations = 0
+        self._max_idle = check_int("max_idle", max_idle, minimum=0)
+        self._max_idle_bytes = check_int("max_idle_bytes", max_idle_bytes, minimum=0)
+        self._max_idle_time = check_optional_seconds(
+            "max_idle_time", max_idle_time, allow_zero=False
+        )
+        self._clock: Clock = check_callable("clock", clock)
+        self._expired = 0
+        self._lock = threading.Lock()
+        self._idle: deque[ByteBuffer] = deque()
+        self._idle_bytes = 0
+        self._hits = 0
+        self._misses = 0
+        self._kept = 0
+        self._dropped = 0
+        self._dropped_exported = 0
+        self._evicted = 0
+        self._contended_gets = 0
+        self._contended_puts = 0
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        """The retention policy deciding which returned buffers stay."""
+        return self._retention
+
+    @property
+    def default_size(self) -> int:
+        """Capacity a newly allocated buffer starts with (0 until calibrated)."""
+        cal = self._calibrated
+        return 0 if cal is None else cal.default_size
+
+    @property
+    def max_size(self) -> int:
+        """Largest capacity the calibration keeps (0: not calibrated, no limit)."""
+        cal = self._calibrated
+        return 0 if cal is None else cal.max_size
+
+    def get(self) -> ByteBuffer:
+        """Take an empty buffer: the most recently returned idle one, or a new one.
+
+        Never blocks. A new buffer has :attr:`default_size` capacity.
+
+        Returns:
+            An empty :class:`ByteBuffer` owned by the caller until :meth:`put`.
+        """
+        lock = self._lock
+        if lock.acquire(False):
+            idle = self._idle
+            if idle:
+                buf = idle.pop()
+                self._idle_bytes -= len(buf._buf)
+                self._hits += 1
+                lock.release()
+                buf._lease.append(True)
+                return buf
+            self._misses += 1
+            lock.release()
+        else:
+            self._contended_gets += 1
+        cal = self._calibrated
+        buf = ByteBuffer(capacity=0 if cal is None else cal.default_size)
+        buf._owner = self
+        return buf
+
+    def put(self, buf: ByteBuffer) -> None:
+        """Give a buffer back. Stop using it (and its views) afterwards.
+
+        The buffer is emptied, then kept if the retention policy admits it,
+        no ``view()`` of it is alive, and it fits ``max_idle_bytes``; the
+        coldest idle buffers are evicted to make room. Never blocks.
+
+        Args:
+            buf: a buffer this pool's :meth:`get` handed out.
+
+        Raises:
+            ReleaseError: ``buf`` is not a ByteBuffer from this pool, or was
+                already put back.
+        """
+        if type(buf) is not ByteBuffer or buf._owner is not self:
+            _check_release(buf, self, "pool")  # raises the precise error
+        try:
+            buf._lease.pop()  # atomic test-and-clear: one of two racing puts wins
+        except IndexError:
+            _check_release(buf, self, "pool")  # raises "returned twice"
+        capacity = len(buf._buf)
+        used = buf._high if buf._high > buf._len else buf._len
+        buf._len = 0
+        buf._high = 0
+        # The policy and the export probe run outside the lock: policies are
+        # thread-safe, and the probe only touches this buffer, which no one
+        # else may hold now that its lease token is taken. Keeping calls out
+        # of the locked section makes a GIL switch inside it rarer.
+        verdict = self._retention.admit(capacity, used, buf._strikes)
+        buf._strikes = verdict.strikes
+        # Probes for a view() still alive, only if one was handed out.
+        exported = verdict.keep and buf._viewed and buf._exported()
+        max_idle_time = self._max_idle_time
+        # The clock (user code when injected) runs before the lock is taken.
+        now = 0.0 if max_idle_time is None else self._clock()
+        lock = self._lock
+        if not lock.acquire(False):
+            self._contended_puts += 1
+            return
+        try:
+            if not verdict.keep:
+                self._dropped += 1
+            elif exported:
+                self._dropped_exported += 1
+            elif capacity > self._max_idle_bytes or self._max_idle == 0:
+                self._evicted += 1
+            else:
+                idle = self._idle
+                buf._idle_since = now
+                idle.append(buf)
+                self._idle_bytes += capacity
+                self._kept += 1
+                while len(idle) > self._max_idle or self._idle_bytes > self._max_idle_bytes:
+                    self._idle_bytes -= len(idle.popleft()._buf)
+                    self._evicted += 1
+            if max_idle_time is not None:
+                # The left end is the coldest (LIFO reuse at the right), so
+                # expired buffers are found there, oldest first.
+                idle = self._idle
+                deadline = now - max_idle_time
+                while idle and idle[0]._idle_since <= deadline:
+                    self._idle_bytes -= len(idle.popleft()._buf)
+                    self._expired += 1
+            cal = self._calibrated
+            if cal is not None and cal.calibrations != self._seen_calibrations:
+                self._seen_calibrations = cal.calibrations
+                self._trim(cal.max_size)
+        finally:
+            lock.release()
+
+    def _trim(self, max_size: int) -> None:
+        """Release idle buffers above ``max_size`` (lock held).
+
+        After a recalibration, idle buffers the new ``max_size`` would refuse
+        are released now: with LIFO reuse the cold ones might never come back
+        through ``put`` to be judged, and would pin their memory forever.
+        """
+        if max_size == 0:
+            return
+        keep = [b for b in self._idle if len(b._buf) <= max_size]
+        if len(keep) == len(self._idle):
+            return
+        self._evicted += len(self._idle) - len(keep)
+        self._idle = deque(keep)
+        self._idle_bytes = sum(len(b._buf) for b in keep)
+
+    def borrow(self) -> AbstractContextManager[ByteBuffer]:
+        """``with pool.borrow() as buf:`` — get a buffer, put it back on exit.
+
+        The buffer goes back even when the block raises.
+
+        Returns:
+            A context manager yielding a :class:`ByteBuffer`.
+        """
+        return _Borrow(self)
+
+    def clear(self) -> int:
+        """Release every idle buffer; return how many were released.
+
+        Buffers currently out are not affected.
+        """
+        with self._lock:  # not a hot path: waiting here is fine
+            count = len(self._idle)
+            self._idle.clear()
+            self._idle_bytes = 0
+            self._evicted += count
+        return count
+
+    def stats(self) -> ByteBufferPoolStats:
+        """A consistent snapshot of the pool's counters and calibration."""
+        with self._lock:
+            return ByteBufferPoolStats(
+                idle=len(self._idle),
+                idle_bytes=self._idle_bytes,
+                max_idle=self._max_idle,
+                max_idle_bytes=self._max_idle_bytes,
+                hits=self._hits,
+                misses=self._misses,
+                kept=self._kept,
+                dropped=self._dropped,
+                dropped_exported=self._dropped_exported,
+                evicted=self._evicted,
+                expired=self._expired,
+                contended_gets=self._contended_gets,
+                contended_puts=self._contended_puts,
+                default_size=self.default_size,
+                max_size=self.max_size,
+                calibrations=0 if self._calibrated is None else self._calibrated.calibrations,
+            )
+
+    def _idle_buffers(self) -> Iterator[ByteBuffer]:
+        """The idle buffers (for tests and diagnostics; a snapshot)."""
+        with self._lock:
+            return iter(list(self._idle))
+
+    def __repr__(self) -> str:
+        return (
+            f"<ByteBufferPool idle={len(self._idle)}/{self._max_idle} "
+            f"bytes={self._idle_bytes}/{self._max_idle_bytes} "
+            f"default_size={self.default_size} max_size={self.max_size} "
+            f"hits={self._hits} misses={self._misses} retention={self._retention!r}>"
+        )
+
+
+class _Borrow:
+    """``borrow()``'s context manager: a class, not ``@contextmanager`` (~4x cheaper)."""
+
+    __slots__ = ("_buf", "_pool")
+
+    def __init__(self, pool: ByteBufferPool) -> None:
+        self._pool = pool
+        self._buf: ByteBuffer | None = None
+
+    def __enter__(self) -> ByteBuffer:
+        self._buf = self._pool.get()
+        return self._buf
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        buf, self._buf = self._buf, None
+        if buf is not None:
+            self._pool.put(buf)
