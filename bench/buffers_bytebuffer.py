@@ -141,13 +141,13 @@ def run(ctx: BenchContext) -> None:
             len(b"".join(responses[i % count]))
 
     subjects = {
-        "bytebuffer_mixed_getvalue": (
+        "ByteBufferPool response, mixed 200 B-64 KiB (getvalue)": (
             ("poolkit", pool_getvalue),
             ("io.BytesIO", bytesio_getvalue),
             ("io.BytesIO reused", bytesio_reused_getvalue),
             ("bytes.join", join),
         ),
-        "bytebuffer_mixed_view": (
+        "ByteBufferPool response, mixed 200 B-64 KiB (view)": (
             ("poolkit", pool_view),
             ("io.BytesIO", bytesio_view),
             ("io.BytesIO reused", bytesio_reused_view),
@@ -169,7 +169,9 @@ def run_big(ctx: BenchContext) -> None:
     chunks = [bytes([i]) * BIG_CHUNK for i in range(BIG_CHUNKS)]
     number = 200 if ctx.quick else 2000
     bench = (
-        "bytebuffer_1mib_mmap" if os.environ.get("MALLOC_MMAP_THRESHOLD_") else "bytebuffer_1mib"
+        "ByteBufferPool response, 1 MiB [mmap regime]"
+        if os.environ.get("MALLOC_MMAP_THRESHOLD_")
+        else "ByteBufferPool response, 1 MiB"
     )
     pool = ByteBufferPool()
     get, put = pool.get, pool.put
