@@ -17,6 +17,7 @@ demo: $(BIN)/python
 
 test: $(BIN)/python
 	$(PIP) install --quiet -e '.[dev,cli,bench,progress]'
+	bash scripts/install-test-servers.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
