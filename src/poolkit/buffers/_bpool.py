@@ -173,11 +173,14 @@ class BoundedBufferPool(_FifoPool[ByteBuffer]):
         TypeError: ``size`` is not an int.
     """
 
+    # Capacity of a newly allocated buffer (bpool's BufferPool starts empty).
+    _new_capacity = 0
+
     def get(self) -> ByteBuffer:
         """An empty buffer: the coldest idle one, or a new one. Never blocks."""
         buf = self._take()
         if buf is None:
-            buf = ByteBuffer()
+            buf = ByteBuffer(capacity=self._new_capacity)
             buf._owner = self
         else:
             buf._lease.append(True)
@@ -194,10 +197,15 @@ class BoundedBufferPool(_FifoPool[ByteBuffer]):
         if buf._exported():
             self._rejected += 1
             return
-        self._file(buf)
+        if self._fit(buf):
+            self._file(buf)
+
+    def _fit(self, buf: ByteBuffer) -> bool:
+        """Prepare a returned, emptied buffer for filing; False drops it."""
+        return True
 
 
-class SizedBufferPool(_FifoPool[ByteBuffer]):
+class SizedBufferPool(BoundedBufferPool):
     """bpool's ``SizedBufferPool``: ``size`` idle buffers of ``alloc`` bytes, FIFO.
 
     New buffers are allocated with ``alloc`` bytes of capacity. A returned
@@ -219,41 +227,27 @@ class SizedBufferPool(_FifoPool[ByteBuffer]):
     def __init__(self, size: int, alloc: int) -> None:
         super().__init__(size)
         self._alloc = check_int("alloc", alloc, minimum=0)
+        self._new_capacity = self._alloc
 
     @property
     def alloc(self) -> int:
         """Capacity of new buffers, and the largest capacity kept."""
         return self._alloc
 
-    def get(self) -> ByteBuffer:
-        """An empty buffer of at least ``alloc`` capacity. Never blocks."""
-        buf = self._take()
-        if buf is None:
-            buf = ByteBuffer(capacity=self._alloc)
-            buf._owner = self
-        else:
-            buf._lease.append(True)
-        return buf
+    def _fit(self, buf: ByteBuffer) -> bool:
+        """Give a buffer grown past ``alloc`` fresh ``alloc``-sized storage.
 
-    def put(self, buf: ByteBuffer) -> None:
-        """Give a buffer back; one grown past ``alloc`` is shrunk first. Never blocks.
-
-        Raises:
-            ReleaseError: ``buf`` is not from this pool, or already put back.
+        The replacement is made only when the pool has room to keep it.
         """
-        _check_release(buf, self, "pool")
-        buf._len = buf._high = 0
-        if buf._exported():
-            self._rejected += 1
-            return
-        if len(buf._buf) > self._alloc:
-            if not self._has_room():  # checked again under the lock by _file
-                self._dropped += 1
-                return
-            buf._mv = None  # the storage view would keep the large array alive
-            buf._buf = bytearray(self._alloc)
-            self._replaced += 1
-        self._file(buf)
+        if len(buf._buf) <= self._alloc:
+            return True
+        if not self._has_room():  # checked again under the lock by _file
+            self._dropped += 1
+            return False
+        buf._mv = None  # the storage view would keep the large array alive
+        buf._buf = bytearray(self._alloc)
+        self._replaced += 1
+        return True
 
 
 class BytesPool(_FifoPool[bytearray]):
