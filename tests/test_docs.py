@@ -108,6 +108,12 @@ REQUIRED_ANCHORS = [
     "NewBufferPool",
     "NewBytePool",
     "NewSizedBufferPool",
+    "fatih/pool",
+    "database/sql",
+    "net/http Transport",
+    "gomemcache",
+    "psycopg_pool",
+    "SQLAlchemy",
 ]
 
 

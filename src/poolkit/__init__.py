@@ -34,10 +34,22 @@ from poolkit.buffers import (
     SizedBufferPool,
     accept_by_capacity,
 )
+from poolkit.connections import (
+    AsyncConnectionPool,
+    AsyncConnector,
+    AsyncKeyedConnectionPool,
+    ConnectionPool,
+    ConnectionPoolStats,
+    Connector,
+    KeyedConnectionPool,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncConnectionPool",
+    "AsyncConnector",
+    "AsyncKeyedConnectionPool",
     "BoundedBufferPool",
     "BoundedPoolStats",
     "BufferExportedError",
@@ -48,7 +60,11 @@ __all__ = [
     "ByteBufferPoolStats",
     "BytesPool",
     "ConnectionDetached",
+    "ConnectionPool",
+    "ConnectionPoolStats",
+    "Connector",
     "EventLoopMismatch",
+    "KeyedConnectionPool",
     "LeakWarning",
     "ObjectPool",
     "ObjectPoolStats",

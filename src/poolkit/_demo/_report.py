@@ -18,6 +18,7 @@ __all__ = ["PARTS", "DemoContext", "Section", "run_demo"]
 # the tour goes; later families add their part here.
 PARTS: dict[str, str] = {
     "buffers": "poolkit._demo.buffers",
+    "connections": "poolkit._demo.connections",
 }
 
 

@@ -1,0 +1,298 @@
+"""Socket connectors: TCP and Unix sockets for both connection pools.
+
+fatih/pool's use case, with the health check it lacks::
+
+    from poolkit import ConnectionPool
+    from poolkit.adapters.sockets import TCPConnector
+
+    pool = ConnectionPool(TCPConnector("10.0.0.5", 11211), max_size=8)
+    with pool.connection() as sock:
+        sock.sendall(b"version\\r\\n")
+
+Liveness is checked at every checkout with a non-blocking ``MSG_PEEK`` (as
+urllib3, redis-py and generic-connection-pool do): an idle socket that is
+readable with zero bytes was closed by the peer, and one with unexpected bytes
+waiting is out of step with its protocol; both are discarded. Any ``OSError``
+raised while the socket is in use counts as broken.
+
+Async connections are :class:`Stream` pairs ``(reader, writer)`` from
+``asyncio.open_connection``; their check reads the stream's own state (EOF
+seen, transport closing, unread bytes), which the event loop keeps current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import select
+import socket
+from typing import NamedTuple
+
+from poolkit._validate import check_int, check_optional_seconds, check_seconds
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "AsyncTCPConnector",
+    "AsyncUnixConnector",
+    "Stream",
+    "TCPConnector",
+    "UnixConnector",
+    "is_socket_alive",
+    "is_stream_alive",
+]
+
+# Seconds to wait for a connection to be established: long enough for a
+# loaded server's accept queue, short enough that a dead address fails well
+# inside a pool's 30 s acquire timeout (net.Dialer examples use 30 s; urllib3's
+# connect timeout default is the socket default, often unbounded).
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+def is_socket_alive(sock: socket.socket) -> bool:
+    """Whether an idle socket still looks usable, without blocking.
+
+    Returns:
+        False if the peer closed it (readable, zero bytes), if unexpected bytes
+        are waiting, or if the socket errors; True if nothing is readable.
+    """
+    fd = sock.fileno()
+    if fd < 0:
+        return False
+    # One zero-timeout poll is the common answer ("nothing to read"). recv()
+    # alone would not do: on a socket with a timeout Python waits for
+    # readability first, so the check would block for the whole timeout.
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        if not poller.poll(0):
+            return True
+    elif not select.select([sock], [], [], 0)[0]:
+        return True
+    previous = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return True  # spurious wake-up: nothing to read after all
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(previous)
+    return False  # b"": closed by the peer; bytes: out of step with the protocol
+
+
+def _is_broken(exc: BaseException) -> bool:
+    return isinstance(exc, OSError)
+
+
+class _SocketConnector:
+    connect_timeout: float
+    io_timeout: float | None
+
+    def _setup(self, sock: socket.socket) -> socket.socket:
+        sock.settimeout(self.io_timeout)
+        return sock
+
+    def close(self, conn: socket.socket) -> None:
+        """Close the socket."""
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+
+    def check(self, conn: socket.socket) -> bool:
+        """Non-blocking ``MSG_PEEK`` liveness check (see :func:`is_socket_alive`)."""
+        return is_socket_alive(conn)
+
+    def is_broken(self, exc: BaseException) -> bool:
+        """Any ``OSError`` raised while the socket was in use breaks it."""
+        return _is_broken(exc)
+
+
+class TCPConnector(_SocketConnector):
+    """Opens TCP connections to ``(host, port)`` for a :class:`~poolkit.ConnectionPool`.
+
+    Args:
+        host: name or address.
+        port: TCP port.
+        connect_timeout: seconds to establish the connection.
+        io_timeout: socket timeout for reads and writes afterwards (``None``: blocking).
+        nodelay: set ``TCP_NODELAY`` (request/response protocols want it).
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: an argument is out of range.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        io_timeout: float | None = None,
+        nodelay: bool = True,
+    ) -> None:
+        if not isinstance(host, str) or not host:
+            raise TypeError(f"host must be a non-empty str, got {host!r}")
+        self.host = host
+        self.port = check_int("port", port, minimum=0)
+        if self.port > 65535:
+            raise ValueError(f"port must be <= 65535, got {port}")
+        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
+        self.io_timeout = check_optional_seconds("io_timeout", io_timeout)
+        self.nodelay = bool(nodelay)
+
+    def create(self) -> socket.socket:
+        """Connect.
+
+        Raises:
+            OSError: refused, unreachable, or not connected within ``connect_timeout``.
+        """
+        sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        if self.nodelay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self._setup(sock)
+
+    def __repr__(self) -> str:
+        return f"TCPConnector({self.host!r}, {self.port})"
+
+
+class UnixConnector(_SocketConnector):
+    """Opens Unix-domain stream sockets to ``path`` for a :class:`~poolkit.ConnectionPool`.
+
+    Args:
+        path: the socket's filesystem path.
+        connect_timeout: seconds to establish the connection.
+        io_timeout: socket timeout for reads and writes afterwards (``None``: blocking).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        io_timeout: float | None = None,
+    ) -> None:
+        if not isinstance(path, str) or not path:
+            raise TypeError(f"path must be a non-empty str, got {path!r}")
+        self.path = path
+        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
+        self.io_timeout = check_optional_seconds("io_timeout", io_timeout)
+
+    def create(self) -> socket.socket:
+        """Connect.
+
+        Raises:
+            OSError: no such socket, refused, or not connected within ``connect_timeout``.
+        """
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.connect_timeout)
+            sock.connect(self.path)
+        except BaseException:
+            sock.close()
+            raise
+        return self._setup(sock)
+
+    def __repr__(self) -> str:
+        return f"UnixConnector({self.path!r})"
+
+
+class Stream(NamedTuple):
+    """An asyncio connection: the pair ``asyncio.open_connection`` returns."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+def is_stream_alive(stream: Stream) -> bool:
+    """Whether an idle stream still looks usable (EOF not seen, no stray bytes)."""
+    reader, writer = stream
+    if writer.is_closing() or reader.at_eof() or reader.exception() is not None:
+        return False
+    # StreamReader has no public "buffered bytes" query; bytes an idle
+    # connection received unasked mean the protocol is out of step.
+    return not getattr(reader, "_buffer", b"")
+
+
+class _AsyncStreamConnector:
+    connect_timeout: float
+
+    async def close(self, conn: Stream) -> None:
+        """Close the stream and wait (briefly) for the transport to finish."""
+        conn.writer.close()
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            async with asyncio.timeout(self.connect_timeout):
+                await conn.writer.wait_closed()
+
+    def check(self, conn: Stream) -> bool:
+        """Liveness from the stream's state (see :func:`is_stream_alive`)."""
+        return is_stream_alive(conn)
+
+    def is_broken(self, exc: BaseException) -> bool:
+        """Any ``OSError`` (or incomplete read) while the stream was in use breaks it."""
+        return _is_broken(exc) or isinstance(exc, asyncio.IncompleteReadError)
+
+
+class AsyncTCPConnector(_AsyncStreamConnector):
+    """Opens TCP streams to ``(host, port)`` for an :class:`~poolkit.AsyncConnectionPool`.
+
+    Args:
+        host: name or address.
+        port: TCP port.
+        connect_timeout: seconds to establish the connection.
+    """
+
+    def __init__(
+        self, host: str, port: int, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    ) -> None:
+        if not isinstance(host, str) or not host:
+            raise TypeError(f"host must be a non-empty str, got {host!r}")
+        self.host = host
+        self.port = check_int("port", port, minimum=0)
+        if self.port > 65535:
+            raise ValueError(f"port must be <= 65535, got {port}")
+        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
+
+    async def create(self) -> Stream:
+        """Connect.
+
+        Raises:
+            OSError: refused or unreachable.
+            TimeoutError: not connected within ``connect_timeout``.
+        """
+        async with asyncio.timeout(self.connect_timeout):
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        return Stream(reader, writer)
+
+    def __repr__(self) -> str:
+        return f"AsyncTCPConnector({self.host!r}, {self.port})"
+
+
+class AsyncUnixConnector(_AsyncStreamConnector):
+    """Opens Unix-domain streams to ``path`` for an :class:`~poolkit.AsyncConnectionPool`.
+
+    Args:
+        path: the socket's filesystem path.
+        connect_timeout: seconds to establish the connection.
+    """
+
+    def __init__(self, path: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+        if not isinstance(path, str) or not path:
+            raise TypeError(f"path must be a non-empty str, got {path!r}")
+        self.path = path
+        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
+
+    async def create(self) -> Stream:
+        """Connect.
+
+        Raises:
+            OSError: no such socket or refused.
+            TimeoutError: not connected within ``connect_timeout``.
+        """
+        async with asyncio.timeout(self.connect_timeout):
+            reader, writer = await asyncio.open_unix_connection(self.path)
+        return Stream(reader, writer)
+
+    def __repr__(self) -> str:
+        return f"AsyncUnixConnector({self.path!r})"

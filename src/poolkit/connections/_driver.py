@@ -1,0 +1,263 @@
+"""What both drivers share: setup, health checks at checkout, management, stats.
+
+The hot paths (acquire, release, the waiting) stay in each driver, written for
+its own concurrency model; everything else lives here once. The sync driver
+guards core calls with a ``threading.Lock``; the asyncio driver uses
+:data:`NO_LOCK`, since a core call without an ``await`` inside is atomic on
+the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from poolkit._errors import ReleaseError
+from poolkit._validate import Clock, check_optional_int
+from poolkit.connections._core import Entry, PoolCore
+from poolkit.connections._leaks import Holder, capture, describe_holders
+from poolkit.connections._options import PoolOptions
+from poolkit.connections._protocols import discover_hooks
+from poolkit.connections._stats import ConnectionPoolStats
+
+__all__ = [
+    "CLEANER_MIN_INTERVAL",
+    "CREATE_BACKOFF_INITIAL",
+    "CREATE_BACKOFF_MAX",
+    "NO_LOCK",
+    "DriverBase",
+    "backoff",
+    "call_hook",
+    "logger",
+    "run_async_cleaner",
+    "run_cleaner",
+]
+
+logger = logging.getLogger("poolkit.connections")
+
+# First retry delay after a failed create(), doubled per failure up to the cap,
+# each with ±50 % jitter so many pools do not hammer a recovering server in
+# step. psycopg_pool starts at 1 s; a smaller start serves a waiter whose
+# timeout is a few seconds after a transient refusal.
+CREATE_BACKOFF_INITIAL = 0.1
+CREATE_BACKOFF_MAX = 10.0
+# The cleaner never wakes more often than this (database/sql: 1 s floor), so a
+# burst of deadlines a few ms apart is handled in one pass.
+CLEANER_MIN_INTERVAL = 1.0
+
+
+def backoff(delay: float, rng: random.Random) -> tuple[float, float]:
+    """(this sleep, the next delay) for exponential backoff with jitter."""
+    return delay * (0.5 + rng.random()), min(delay * 2, CREATE_BACKOFF_MAX)
+
+
+def call_hook(hook: Any, *args: object) -> None:
+    """Run a user's event hook; its failure is logged, not raised into the pool."""
+    try:
+        hook(*args)
+    except Exception:
+        logger.exception("connection pool event hook %r failed", hook)
+
+
+def run_cleaner(
+    ref: Callable[[], Any], stop: threading.Event, wake: threading.Event, clock: Clock
+) -> None:
+    """A cleaner thread's body: ``maintain()`` at each deadline until stopped.
+
+    It holds the pool only through the weak reference ``ref`` (and only during a
+    pass), so a pool dropped without ``close()`` is still collected and its
+    cleaner ends instead of living forever.
+    """
+    while not stop.is_set():
+        wake.clear()
+        pool = ref()
+        if pool is None:
+            return
+        try:
+            next_wake = pool.maintain()
+        except Exception:  # a warning turned error by a filter, a hook
+            logger.exception("connection pool cleaner pass failed")
+            next_wake = math.inf
+        del pool
+        wait = None if math.isinf(next_wake) else next_wake - clock()
+        wake.wait(None if wait is None else max(wait, CLEANER_MIN_INTERVAL))
+
+
+async def run_async_cleaner(ref: Callable[[], Any], wake: asyncio.Event, clock: Clock) -> None:
+    """The asyncio cleaner task's body (see :func:`run_cleaner`); ends when the pool closes."""
+    while True:
+        wake.clear()
+        pool = ref()
+        if pool is None or pool.closed:
+            return
+        try:
+            next_wake = pool.maintain()
+        except Exception:
+            logger.exception("connection pool cleaner pass failed")
+            next_wake = math.inf
+        del pool
+        wait = None if math.isinf(next_wake) else next_wake - clock()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(None if wait is None else max(wait, CLEANER_MIN_INTERVAL)):
+                await wake.wait()
+
+
+class _NoLock:
+    """A stand-in for a lock where none is needed (the asyncio driver)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+NO_LOCK: Any = _NoLock()
+
+
+class DriverBase:
+    """State and methods common to :class:`ConnectionPool` and its async twin."""
+
+    _core: PoolCore
+    _lock: Any
+    # The key of a keyed pool's sub-pool (None for a standalone pool).
+    _key: Any = None
+
+    def _init_common(self, connector: object, opts: PoolOptions, *, is_async: bool) -> None:
+        self._hooks = discover_hooks(connector, is_async=is_async)
+        self._connector: Any = connector
+        self._opts = opts
+        self._name = opts.name or f"pool-{id(self):x}"
+        self._clock = opts.clock
+        self._timeout = opts.timeout
+        self._rng = random.Random()
+        # Anything beyond a bare pop at checkout: health checks, pings, leak
+        # records, hooks. One flag keeps the hot path to a single test.
+        self._extra_checkout = (
+            self._hooks.check is not None
+            or (self._hooks.ping is not None and opts.ping_after is not None)
+            or opts.leak_timeout is not None
+            or opts.on_acquire is not None
+        )
+        self._extra_release = self._hooks.reset is not None or opts.on_release is not None
+
+    def _flush(self) -> None:
+        raise NotImplementedError
+
+    def _rouse_cleaner(self) -> None:
+        raise NotImplementedError
+
+    # -- checkout helpers ---------------------------------------------------
+
+    def _check_failed(self, entry: Entry) -> bool:
+        """Run the connector's cheap liveness check; True if it failed."""
+        check = self._hooks.check
+        if check is None:
+            return False
+        try:
+            return not check(entry.conn)
+        except Exception:
+            logger.debug("connection check raised", exc_info=True)
+            return True
+
+    def _ping_due(self, entry: Entry, now: float) -> bool:
+        after = self._opts.ping_after
+        return self._hooks.ping is not None and after is not None and now - entry.idle_since > after
+
+    def _checked_out(self, entry: Entry, now: float) -> None:
+        """Leak record and ``on_acquire`` hook for a connection that passed its checks."""
+        opts = self._opts
+        if opts.leak_timeout is not None:
+            entry.holder = capture()
+            entry.leak_reported = False
+            if now + opts.leak_timeout < self._core.next_wake:
+                self._rouse_cleaner()
+        if opts.on_acquire is not None:
+            call_hook(opts.on_acquire, entry.conn)
+
+    def _detach(self, conn: object, proxy_type: type) -> Entry:
+        if type(conn) is not proxy_type:
+            raise ReleaseError(
+                f"release() takes the {proxy_type.__name__} acquire() returned, got "
+                f"{type(conn).__name__}"
+            )
+        if getattr(conn, "_pool", None) is not self:
+            raise ReleaseError("this connection belongs to another pool; release it there")
+        entry: Entry | None = getattr(conn, "_entry", None)
+        if entry is None:
+            raise ReleaseError(
+                "this connection was already released; release each acquired connection once"
+            )
+        conn._entry = None  # type: ignore[attr-defined]
+        return entry
+
+    # -- management ---------------------------------------------------------
+
+    def drain(self) -> None:
+        """Close every idle connection now and every busy one when it returns.
+
+        Use it after a failover: no connection opened before the call is reused.
+        """
+        with self._lock:
+            self._core.drain()
+        self._flush()
+
+    expire = drain
+
+    def resize(self, min_size: int | None = None, max_size: int | None = None) -> None:
+        """Change ``min_size`` and/or ``max_size`` at runtime.
+
+        Raises:
+            TypeError: not an int.
+            ValueError: out of range, or ``min_size > max_size``.
+        """
+        mn = check_optional_int("min_size", min_size, minimum=0)
+        mx = check_optional_int("max_size", max_size, minimum=1)
+        with self._lock:
+            core = self._core
+            mn = core.min_size if mn is None else mn
+            mx = core.max_size if mx is None else mx
+            if mn > mx:
+                raise ValueError(f"min_size must be <= max_size, got {mn} > {mx}")
+            core.resize(mn, mx)
+        self._flush()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._core.closed
+
+    # -- observability ------------------------------------------------------
+
+    def stats(self) -> ConnectionPoolStats:
+        """Gauges and counters (see :class:`~poolkit.ConnectionPoolStats`)."""
+        with self._lock:
+            return self._core.stats()
+
+    def pop_stats(self) -> ConnectionPoolStats:
+        """Like :meth:`stats`, then reset the counters."""
+        with self._lock:
+            return self._core.stats(pop=True)
+
+    def holders(self) -> list[Holder]:
+        """Who holds each busy connection, longest-held first.
+
+        Thread, task and stack are recorded only with ``leak_timeout`` set.
+        """
+        with self._lock:
+            return describe_holders(self._core, self._clock())
+
+    def __repr__(self) -> str:
+        core = self._core
+        state = "closed" if core.closed else "open"
+        return (
+            f"<{type(self).__name__} {self._name!r} {state} [size {core.size}/{core.max_size}: "
+            f"{len(core.idle)} idle, {len(core.in_use)} in use, {core.creating} creating | "
+            f"{len(core.waiters)} waiting]>"
+        )

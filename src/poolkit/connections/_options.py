@@ -1,0 +1,158 @@
+"""The options both connection pools take, checked once and shared by both drivers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from poolkit._validate import (
+    Clock,
+    check_callable,
+    check_int,
+    check_optional_int,
+    check_optional_seconds,
+    check_seconds,
+)
+
+__all__ = [
+    "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_MAX_IDLE_TIME",
+    "DEFAULT_MAX_LIFETIME",
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_TIMEOUT",
+    "LIFETIME_JITTER",
+    "PoolOptions",
+    "check_timeout",
+    "make_options",
+]
+
+# Finite by default: asyncpg's infinite acquire wait is a recurring outage report
+# (a leak turns into a hang); psycopg_pool and SQLAlchemy both use 30 s.
+DEFAULT_TIMEOUT = 30.0
+# Bounded by default (redis-py moved from 2**31 to 100 after users hit the limit
+# of their servers); 10 matches httpcore and asyncpg.
+DEFAULT_MAX_SIZE = 10
+# psycopg_pool's max_lifetime default: one hour, so connections rebalance across
+# replicas and server-side memory bloat is bounded.
+DEFAULT_MAX_LIFETIME = 3600.0
+# psycopg_pool's max_idle default: ten minutes idle and a connection is closed.
+DEFAULT_MAX_IDLE_TIME = 600.0
+# Each connection's lifetime is shortened by up to this fraction, at random, so
+# connections opened together do not all reconnect together (psycopg_pool: 5 %).
+LIFETIME_JITTER = 0.05
+# close() waits this long for busy connections to come back (psycopg_pool: 5 s).
+DEFAULT_CLOSE_TIMEOUT = 5.0
+
+Order = Literal["lifo", "fifo"]
+Hook = Callable[..., object]
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """Every option of a connection pool, validated."""
+
+    min_size: int
+    max_size: int
+    max_idle: int
+    timeout: float
+    max_waiting: int | None
+    max_lifetime: float | None
+    lifetime_jitter: float
+    max_idle_time: float | None
+    order: Order
+    ping_after: float | None
+    leak_timeout: float | None
+    clock: Clock
+    on_create: Hook | None
+    on_acquire: Hook | None
+    on_release: Hook | None
+    on_discard: Hook | None
+    name: str
+
+
+def make_options(
+    *,
+    min_size: object = 0,
+    max_size: object = DEFAULT_MAX_SIZE,
+    max_idle: object = None,
+    timeout: object = DEFAULT_TIMEOUT,
+    max_waiting: object = None,
+    max_lifetime: object = DEFAULT_MAX_LIFETIME,
+    lifetime_jitter: object = LIFETIME_JITTER,
+    max_idle_time: object = DEFAULT_MAX_IDLE_TIME,
+    order: object = "lifo",
+    ping_after: object = None,
+    leak_timeout: object = None,
+    clock: object = None,
+    on_create: object = None,
+    on_acquire: object = None,
+    on_release: object = None,
+    on_discard: object = None,
+    name: object = None,
+) -> PoolOptions:
+    """Check every option and fill in defaults.
+
+    Raises:
+        TypeError: an option has the wrong type.
+        ValueError: an option is out of range or inconsistent with another.
+    """
+    mn = check_int("min_size", min_size, minimum=0)
+    mx = check_int("max_size", max_size, minimum=1)
+    if mn > mx:
+        raise ValueError(f"min_size must be <= max_size, got min_size={mn} > max_size={mx}")
+    idle = check_optional_int("max_idle", max_idle, minimum=0)
+    if idle is None:
+        idle = mx
+    if idle < mn:
+        raise ValueError(
+            f"max_idle must be >= min_size, got max_idle={idle} < min_size={mn}: "
+            "connections kept for min_size would be closed on return"
+        )
+    jitter = check_seconds("lifetime_jitter", lifetime_jitter)
+    if jitter >= 1:
+        raise ValueError(f"lifetime_jitter must be a fraction in [0, 1), got {lifetime_jitter!r}")
+    if order not in ("lifo", "fifo"):
+        raise ValueError(f"order must be 'lifo' or 'fifo', got {order!r}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    hooks: dict[str, Any] = {}
+    for hook_name, hook in (
+        ("on_create", on_create),
+        ("on_acquire", on_acquire),
+        ("on_release", on_release),
+        ("on_discard", on_discard),
+    ):
+        hooks[hook_name] = check_callable(hook_name, hook, optional=True)
+    return PoolOptions(
+        min_size=mn,
+        max_size=mx,
+        max_idle=min(idle, mx),
+        timeout=check_seconds("timeout", timeout),
+        max_waiting=check_optional_int("max_waiting", max_waiting, minimum=1),
+        max_lifetime=check_optional_seconds("max_lifetime", max_lifetime, allow_zero=False),
+        lifetime_jitter=jitter,
+        max_idle_time=check_optional_seconds("max_idle_time", max_idle_time, allow_zero=False),
+        order="lifo" if order == "lifo" else "fifo",
+        ping_after=check_optional_seconds("ping_after", ping_after),
+        leak_timeout=check_optional_seconds("leak_timeout", leak_timeout, allow_zero=False),
+        clock=time.monotonic if clock is None else check_callable("clock", clock),
+        on_create=hooks["on_create"],
+        on_acquire=hooks["on_acquire"],
+        on_release=hooks["on_release"],
+        on_discard=hooks["on_discard"],
+        name="" if name is None else name,
+    )
+
+
+def check_timeout(timeout: object, default: float) -> float:
+    """The per-call ``timeout`` (``None`` = the pool's default), validated.
+
+    Raises:
+        TypeError: not a number.
+        ValueError: negative, NaN or infinite.
+    """
+    if timeout is None:
+        return default
+    return check_seconds("timeout", timeout)

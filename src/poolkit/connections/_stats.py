@@ -1,0 +1,74 @@
+"""The pool's statistics snapshot, and the reasons a connection gets closed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["CLOSE_REASONS", "ConnectionPoolStats"]
+
+# Why a connection was closed; ``stats().closed_by_reason`` has one count each.
+CLOSE_REASONS: tuple[str, ...] = (
+    "idle_time",  # idle longer than max_idle_time (database/sql MaxIdleTimeClosed)
+    "lifetime",  # older than max_lifetime (database/sql MaxLifetimeClosed)
+    "max_idle",  # returned while max_idle connections were already idle (MaxIdleClosed)
+    "broken",  # the user's code raised an error the connector calls broken
+    "check_failed",  # the checkout liveness check said no
+    "ping_failed",  # the checkout ping failed
+    "reset_failed",  # reset on return raised
+    "drained",  # drain()/expire() retired it
+    "discarded",  # the holder called discard()
+    "dropped",  # its proxy was garbage-collected without release
+    "resized",  # returned while the pool was over a lowered max_size
+    "evicted",  # closed to make room for another key under the global cap
+    "pool_closed",  # the pool was closed
+)
+
+
+@dataclass(frozen=True)
+class ConnectionPoolStats:
+    """A snapshot of a connection pool: gauges now, counters since the last pop.
+
+    Gauges (``size`` .. ``max_size``) describe the pool at the time of the call;
+    counters count events since the pool was built or :meth:`pop_stats` last
+    reset them. A superset of database/sql ``DBStats`` and psycopg_pool's
+    ``get_stats()``.
+
+    Attributes:
+        size: open connections, counting those being created (``max_size`` caps it).
+        idle: connections waiting in the pool.
+        in_use: connections held by callers.
+        creating: connections being opened right now.
+        waiting: callers queued for a connection.
+        min_size: the pool's current ``min_size``.
+        max_size: the pool's current ``max_size``.
+        acquired: successful acquisitions.
+        waited: acquisitions that had to queue.
+        wait_time: total seconds spent queued (``DBStats.WaitDuration``).
+        timeouts: acquisitions that gave up with ``PoolTimeout``.
+        overloads: acquisitions refused with ``PoolOverload`` (``max_waiting``).
+        created: connections opened.
+        create_errors: failed attempts to open one.
+        closed_by_reason: closed connections per reason (see ``CLOSE_REASONS``).
+    """
+
+    size: int
+    idle: int
+    in_use: int
+    creating: int
+    waiting: int
+    min_size: int
+    max_size: int
+    acquired: int
+    waited: int
+    wait_time: float
+    timeouts: int
+    overloads: int
+    created: int
+    create_errors: int
+    closed_by_reason: Mapping[str, int]
+
+    @property
+    def closed(self) -> int:
+        """Connections closed for any reason."""
+        return sum(self.closed_by_reason.values())

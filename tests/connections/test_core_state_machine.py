@@ -1,0 +1,224 @@
+"""A Hypothesis state machine over the sans-io core.
+
+Rules: acquire (hit, or queue a waiter and let planned connections open),
+release (normal, broken, or by a waiter giving up), time passing with the
+cleaner's pass, drain, resize, close. Invariants after every step: the pool
+never exceeds max_size, no connection is held twice or is both idle and in use,
+and the counters add up (created = open + closed); no expired connection is ever
+handed out; no connection idles while a waiter sleeps.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import hypothesis.strategies as st
+from hypothesis import settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from poolkit import PoolClosed, PoolOverload
+from poolkit.connections._core import Entry, PoolCore, Waiter
+from poolkit.connections._options import make_options
+
+
+class CoreMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.next_id = 0
+        self.core: PoolCore | None = None
+        self.held: list[Entry] = []
+        self.waiters: list[Waiter] = []
+        self.closed_conns: set[int] = set()
+        self.open_conns: set[int] = set()
+
+    @rule(
+        max_size=st.integers(1, 5),
+        min_size=st.integers(0, 2),
+        order=st.sampled_from(["lifo", "fifo"]),
+        max_waiting=st.none() | st.integers(1, 3),
+        max_idle=st.none() | st.integers(2, 5),
+    )
+    @precondition(lambda self: self.core is None)
+    def build(
+        self,
+        max_size: int,
+        min_size: int,
+        order: str,
+        max_waiting: int | None,
+        max_idle: int | None,
+    ) -> None:
+        opts = make_options(
+            min_size=min(min_size, max_size),
+            max_size=max_size,
+            max_idle=None if max_idle is None else max(max_idle, min(min_size, max_size)),
+            max_waiting=max_waiting,
+            max_lifetime=50.0,
+            max_idle_time=20.0,
+            order=order,
+            leak_timeout=30.0,
+        )
+        self.core = PoolCore(opts, random.Random(0))
+        self.core._plan_creates()
+        self._flush()
+
+    def _flush(self) -> None:
+        """Play the driver: close, open (synchronously), wake."""
+        core = self.core
+        assert core is not None
+        while core.dirty:
+            to_close, to_create, _to_wake = core.take_outbox()
+            for entry, _reason in to_close:
+                assert entry.conn not in self.closed_conns, "closed twice"
+                self.closed_conns.add(entry.conn)
+                self.open_conns.discard(entry.conn)
+            for _ in range(to_create):
+                self.next_id += 1
+                self.open_conns.add(self.next_id)
+                core.opened(self.next_id, self.now)
+            core.wake_cleaner = False
+
+    def _serve_waiters(self) -> None:
+        core = self.core
+        assert core is not None
+        for waiter in list(self.waiters):
+            if waiter.notified:
+                entry = core.claim(waiter, self.now)
+                if entry is not None:
+                    assert self.now < entry.expires_at, "an expired connection was handed out"
+                    self.waiters.remove(waiter)
+                    self.held.append(entry)
+        self._flush()
+
+    @precondition(lambda self: self.core is not None and not self.core.closed)
+    @rule()
+    def acquire(self) -> None:
+        core = self.core
+        assert core is not None
+        entry = core.checkout(self.now)
+        if entry is not None:
+            assert self.now < entry.expires_at, "an expired connection was handed out"
+            self.held.append(entry)
+        else:
+            waiter = Waiter(lambda: None)
+            try:
+                core.add_waiter(waiter)
+            except PoolOverload:
+                pass
+            else:
+                self.waiters.append(waiter)
+        self._flush()
+        self._serve_waiters()
+
+    @precondition(lambda self: self.core is not None and bool(self.held))
+    @rule(data=st.data(), broken=st.booleans())
+    def release(self, data: Any, broken: bool) -> None:
+        core = self.core
+        assert core is not None
+        entry = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
+        waiter = core.checkin(entry, self.now, "broken" if broken else None)
+        if waiter is not None:
+            assert waiter.notified
+        self._flush()
+        self._serve_waiters()
+
+    @precondition(lambda self: self.core is not None and bool(self.waiters))
+    @rule(data=st.data())
+    def waiter_gives_up(self, data: Any) -> None:
+        core = self.core
+        assert core is not None
+        waiter = self.waiters.pop(data.draw(st.integers(0, len(self.waiters) - 1)))
+        core.give_up(waiter)
+        self._flush()
+        self._serve_waiters()
+
+    @precondition(lambda self: self.core is not None)
+    @rule(seconds=st.sampled_from([0.5, 5.0, 25.0, 60.0]))
+    def time_passes(self, seconds: float) -> None:
+        core = self.core
+        assert core is not None
+        self.now += seconds
+        leaked = core.maintain(self.now)
+        assert all(e in core.in_use for e in leaked)
+        self._flush()
+        self._serve_waiters()
+
+    @precondition(lambda self: self.core is not None)
+    @rule()
+    def drain(self) -> None:
+        assert self.core is not None
+        self.core.drain()
+        self._flush()
+        self._serve_waiters()
+
+    @precondition(lambda self: self.core is not None and not self.core.closed)
+    @rule(max_size=st.integers(1, 6))
+    def resize(self, max_size: int) -> None:
+        core = self.core
+        assert core is not None
+        core.resize(min(core.min_size, max_size), max_size)
+        self._flush()
+        self._serve_waiters()
+
+    @precondition(lambda self: self.core is not None and not self.core.closed)
+    @rule()
+    def close(self) -> None:
+        core = self.core
+        assert core is not None
+        core.close()
+        self._flush()
+        for waiter in self.waiters:
+            assert waiter.closed
+        self.waiters.clear()
+        try:
+            core.add_waiter(Waiter(lambda: None))
+        except PoolClosed:
+            pass
+        else:
+            raise AssertionError("a closed pool queued a waiter")
+
+    @invariant()
+    def limits_hold(self) -> None:
+        core = self.core
+        if core is None:
+            return
+        if not core.shrunk:
+            assert core.size <= core.max_size
+        assert len(core.idle) <= max(core.max_idle, len(core.waiters) + len(core.idle))
+
+    @invariant()
+    def nothing_held_twice(self) -> None:
+        core = self.core
+        if core is None:
+            return
+        idle_ids = [e.conn for e in core.idle]
+        busy_ids = [e.conn for e in core.in_use]
+        held_ids = [e.conn for e in self.held]
+        assert len(set(idle_ids)) == len(idle_ids)
+        assert not set(idle_ids) & set(busy_ids)
+        assert sorted(held_ids) == sorted(busy_ids)
+        assert not (set(idle_ids) | set(busy_ids)) & self.closed_conns
+
+    @invariant()
+    def counts_add_up(self) -> None:
+        core = self.core
+        if core is None:
+            return
+        stats = core.stats()
+        assert stats.created == len(self.open_conns) + len(self.closed_conns)
+        assert stats.closed == len(self.closed_conns)
+        assert len(self.open_conns) == len(core.idle) + len(core.in_use)
+        assert stats.waiting == len(self.waiters)
+
+    @invariant()
+    def no_idle_connection_while_a_waiter_sleeps(self) -> None:
+        """Once woken waiters have run, no connection is idle while someone waits."""
+        core = self.core
+        if core is None:
+            return
+        assert not (core.idle and core.waiters)
+
+
+CoreMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+test_core_state_machine = CoreMachine.TestCase

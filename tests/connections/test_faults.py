@@ -1,0 +1,107 @@
+"""Fault tests: create raising or hanging, checks failing, a restarted server."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from poolkit import ConnectionPool, PoolTimeout
+from poolkit.testing import FakeConnector
+
+
+def test_create_raising_is_retried_with_backoff_and_serves_the_waiter() -> None:
+    fake = FakeConnector()
+    fake.fail_next_creates(2)
+    pool = ConnectionPool(fake, timeout=30)
+    with pool.connection() as c:
+        assert c.raw.id == 1
+    stats = pool.stats()
+    assert (stats.create_errors, stats.created) == (2, 1)
+    pool.close()
+
+
+def test_create_always_failing_times_out_and_reports_the_error() -> None:
+    fake = FakeConnector()
+    fake.fail_next_creates(1000)
+    pool = ConnectionPool(fake, timeout=0.01)
+    with pytest.raises(PoolTimeout):
+        pool.acquire()  # starts the creator; it may not have failed yet
+    while pool.stats().create_errors < 1:
+        threading.Event().wait(0.001)
+    with pytest.raises(PoolTimeout, match="last connection attempt failed") as info:
+        pool.acquire()
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    pool.close()
+    assert pool.stats().creating == 0
+
+
+def test_create_hanging_times_out_waiters_then_stocks_the_pool() -> None:
+    fake = FakeConnector()
+    fake.hang_creates()
+    pool = ConnectionPool(fake, max_size=1, timeout=0.05)
+    with pytest.raises(PoolTimeout, match="1 being created"):
+        pool.acquire()
+    fake.hanging.acquire()  # the create is really stuck in the connector
+    fake.release_creates()
+    with pool.connection(timeout=30) as c:
+        assert c.raw.id == 1
+    pool.close()
+    assert fake.open_connections == []
+
+
+def test_every_waiter_is_served_or_times_out_and_nothing_leaks() -> None:
+    fake = FakeConnector()
+    pool = ConnectionPool(fake, max_size=2, timeout=30)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        try:
+            with pool.connection(timeout=30 if i % 2 else 0.001) as c:
+                c.use()
+            result = "served"
+        except PoolTimeout:
+            result = "timeout"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outcomes) == 16
+    assert outcomes.count("served") >= 8  # every patient waiter got one
+    stats = pool.stats()
+    assert (stats.in_use, stats.waiting) == (0, 0)
+    pool.close()
+    assert fake.open_connections == []
+
+
+def test_check_failing_on_every_idle_connection_after_server_restart() -> None:
+    """A restarted server breaks every idle connection; checkout replaces them all."""
+    fake = FakeConnector()
+    pool = ConnectionPool(fake, max_size=3)
+    conns = [pool.acquire() for _ in range(3)]
+    for c in conns:
+        c.close()
+    for raw in list(fake.connections):
+        fake.break_connection(raw)
+    with pool.connection() as c:
+        assert c.raw.id == 4
+    assert pool.stats().closed_by_reason["check_failed"] == 3
+    pool.close()
+    assert fake.open_connections == []
+
+
+def test_close_failures_are_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    class Failing(FakeConnector):
+        def close(self, conn: object) -> None:
+            raise OSError("already gone")
+
+    pool = ConnectionPool(Failing())
+    with pool.connection():
+        pass
+    pool.close()
+    assert "closing a connection (pool_closed) failed" in caplog.text
