@@ -114,6 +114,8 @@ REQUIRED_ANCHORS = [
     "gomemcache",
     "psycopg_pool",
     "SQLAlchemy",
+    "urllib3",
+    "pymemcache",
 ]
 
 

@@ -19,6 +19,7 @@ __all__ = ["PARTS", "DemoContext", "Section", "run_demo"]
 PARTS: dict[str, str] = {
     "buffers": "poolkit._demo.buffers",
     "connections": "poolkit._demo.connections",
+    "sqlite": "poolkit._demo.sqlite",
 }
 
 

@@ -1,0 +1,492 @@
+"""DB-API 2.0 connections in a pool: a connector for any driver, and SQLite's defaults.
+
+database/sql's contract, for Python drivers::
+
+    import sqlite3
+    from poolkit.adapters import dbapi
+
+    db = dbapi.sqlite_pool("app.db", max_size=4)
+    with db.connection() as conn:          # commits on success, rolls back on error
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+
+What the connector does for the pool:
+
+- ``create``: ``connect(*args, **kwargs)``, then the optional ``configure(conn)``
+  (psycopg_pool's ``configure``, asyncpg's ``init``).
+- ``reset`` on return: roll back whatever the holder left uncommitted (DB-API:
+  closing without a commit rolls back), then the optional ``reset(conn)``
+  (database/sql ``ResetSession``). A connection that fails to roll back is
+  discarded by the pool.
+- ``ping``: a trivial query (``SELECT 1``), run at checkout only when the pool's
+  ``ping_after`` says the connection sat idle long enough (SQLAlchemy's
+  ``pre_ping``, DBUtils' ``ping``).
+- ``is_broken``: from the driver's own exception classes. ``OperationalError``
+  and ``InterfaceError`` (the server went away, the connection is closed) break
+  it; ``ProgrammingError``, ``IntegrityError``, ``DataError`` are the caller's
+  mistakes and keep it (database/sql's ``ErrBadConn`` rule).
+
+:class:`DBPool` is the thin client that makes a pooled connection behave like a
+DB-API connection to its user (``close()`` gives it back, ``with conn:``
+commits or rolls back, then gives it back).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any, Generic, TypeVar
+
+from poolkit._validate import check_callable, check_seconds
+from poolkit.connections import ConnectionPool, ConnectionPoolStats, PooledConnection
+
+__all__ = [
+    "SQLITE_BROKEN_CODES",
+    "DBAPIConnector",
+    "DBPool",
+    "PooledDBConnection",
+    "connector",
+    "sqlite_is_broken",
+    "sqlite_pool",
+]
+
+C = TypeVar("C")
+
+# Primary SQLite result codes after which a connection is not worth keeping:
+# SQLITE_IOERR (10), SQLITE_CORRUPT (11), SQLITE_CANTOPEN (14), SQLITE_NOTADB
+# (26) (https://sqlite.org/rescode.html). SQLITE_BUSY/LOCKED ("database is
+# locked") and SQLITE_ERROR ("no such table") are raised as OperationalError
+# too, but the connection is fine: discarding it on lock contention would
+# reopen the file on every busy write.
+SQLITE_BROKEN_CODES = frozenset({10, 11, 14, 26})
+# SQLite's busy handler wait, in seconds, before "database is locked" (the
+# sqlite3 module's own default is 5 s, kept here).
+SQLITE_BUSY_TIMEOUT = 5.0
+
+
+def _find_error_classes(
+    connect: Callable[..., Any], module: ModuleType | None
+) -> tuple[type[BaseException], ...] | None:
+    """The driver's (OperationalError, InterfaceError), from ``module`` or ``connect``'s home.
+
+    ``psycopg.connect`` lives in ``psycopg.connection``, ``sqlite3.connect`` in
+    ``_sqlite3``: walk up the dotted name until a module defines both classes.
+    """
+    candidates: list[ModuleType] = []
+    if module is not None:
+        candidates.append(module)
+    else:
+        parts = str(getattr(connect, "__module__", "") or "").split(".")
+        for end in range(len(parts), 0, -1):
+            found = sys.modules.get(".".join(parts[:end]))
+            if found is not None:
+                candidates.append(found)
+    for mod in candidates:
+        classes = tuple(getattr(mod, n, None) for n in ("OperationalError", "InterfaceError"))
+        if all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+            return classes  # type: ignore[return-value]
+    return None
+
+
+class DBAPIConnector(Generic[C]):
+    """Opens DB-API 2.0 connections for a :class:`~poolkit.ConnectionPool`.
+
+    Args:
+        connect: the driver's ``connect`` (``sqlite3.connect``, ``psycopg.connect``,
+            ``pymysql.connect``...).
+        *args: positional arguments for ``connect``.
+        configure: ``configure(conn)`` run once on each new connection (session
+            settings, pragmas); an exception fails the creation.
+        reset: ``reset(conn)`` run on return after the rollback; an exception
+            discards the connection.
+        ping_query: the round trip of :meth:`ping`.
+        module: the driver module whose ``OperationalError`` / ``InterfaceError``
+            mean "broken" (default: found from ``connect``, else from each
+            connection's DB-API ``conn.OperationalError`` attributes).
+        is_broken: replaces the exception rule entirely (``exc -> bool``).
+        **kwargs: keyword arguments for ``connect``. With ``sqlite3.connect``,
+            ``check_same_thread`` defaults to False: the pool opens connections
+            in its own threads and hands each to one thread at a time.
+
+    Raises:
+        TypeError: ``connect``, ``configure``, ``reset`` or ``is_broken`` is not
+            callable, or ``ping_query`` is not a non-empty str.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[..., C],
+        *args: Any,
+        configure: Callable[[C], object] | None = None,
+        reset: Callable[[C], object] | None = None,
+        ping_query: str = "SELECT 1",
+        module: ModuleType | None = None,
+        is_broken: Callable[[BaseException], bool] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._connect = check_callable("connect", connect)
+        self._configure = check_callable("configure", configure, optional=True)
+        self._reset = check_callable("reset", reset, optional=True)
+        self._is_broken = check_callable("is_broken", is_broken, optional=True)
+        if not isinstance(ping_query, str) or not ping_query.strip():
+            raise TypeError(f"ping_query must be a non-empty str, got {ping_query!r}")
+        self.ping_query = ping_query
+        if connect is sqlite3.connect:
+            kwargs.setdefault("check_same_thread", False)
+        self._args = args
+        self._kwargs = kwargs
+        self._errors = _find_error_classes(connect, module)
+
+    def create(self) -> C:
+        """Connect, then run ``configure``.
+
+        Raises:
+            Exception: whatever ``connect`` or ``configure`` raised (the pool
+                retries with backoff).
+        """
+        conn: C = self._connect(*self._args, **self._kwargs)
+        try:
+            if self._errors is None:
+                self._errors = _find_error_classes(type(conn), None) or self._from_conn(conn)
+            if self._configure is not None:
+                self._configure(conn)
+        except BaseException:
+            conn.close()  # type: ignore[attr-defined]
+            raise
+        return conn
+
+    @staticmethod
+    def _from_conn(conn: object) -> tuple[type[BaseException], ...] | None:
+        # The DB-API optional extension: exception classes as connection attributes.
+        classes = tuple(getattr(conn, n, None) for n in ("OperationalError", "InterfaceError"))
+        if all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+            return classes  # type: ignore[return-value]
+        return None
+
+    def close(self, conn: C) -> None:
+        """Close the connection (an uncommitted transaction is rolled back by the driver)."""
+        conn.close()  # type: ignore[attr-defined]
+
+    def reset(self, conn: C) -> None:
+        """Roll back what the holder left open, then run the user's ``reset``.
+
+        A driver that tells whether a transaction is open (``conn.in_transaction``,
+        as ``sqlite3``) is asked first, saving the call when there is none.
+
+        Raises:
+            Exception: the rollback or ``reset`` failed; the pool discards the connection.
+        """
+        if getattr(conn, "in_transaction", True):
+            conn.rollback()  # type: ignore[attr-defined]
+        if self._reset is not None:
+            self._reset(conn)
+
+    def ping(self, conn: C) -> bool:
+        """Run ``ping_query`` and roll back, so the ping leaves no transaction open.
+
+        Returns:
+            True (a failure raises, and the pool discards the connection).
+        """
+        cur = conn.cursor()  # type: ignore[attr-defined]
+        try:
+            cur.execute(self.ping_query)
+            cur.fetchall()
+        finally:
+            cur.close()
+        conn.rollback()  # type: ignore[attr-defined]
+        return True
+
+    def is_broken(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised while the connection was in use, broke it.
+
+        Returns:
+            True for the driver's ``OperationalError`` / ``InterfaceError`` and
+            any ``OSError``; False for everything else (``ProgrammingError``,
+            ``IntegrityError``...: the statement was wrong, not the connection).
+        """
+        if self._is_broken is not None:
+            return bool(self._is_broken(exc))
+        if isinstance(exc, OSError):
+            return True
+        return self._errors is not None and isinstance(exc, self._errors)
+
+    def __repr__(self) -> str:
+        name = getattr(self._connect, "__qualname__", repr(self._connect))
+        module = getattr(self._connect, "__module__", "")
+        return f"DBAPIConnector({module}.{name}, {len(self._args)} args)"
+
+
+def connector(
+    connect: Callable[..., C],
+    *args: Any,
+    configure: Callable[[C], object] | None = None,
+    reset: Callable[[C], object] | None = None,
+    ping_query: str = "SELECT 1",
+    module: ModuleType | None = None,
+    is_broken: Callable[[BaseException], bool] | None = None,
+    **kwargs: Any,
+) -> DBAPIConnector[C]:
+    """A :class:`DBAPIConnector` for ``connect(*args, **kwargs)`` (see there).
+
+    Example: ``ConnectionPool(dbapi.connector(sqlite3.connect, "app.db"))``.
+    """
+    return DBAPIConnector(
+        connect,
+        *args,
+        configure=configure,
+        reset=reset,
+        ping_query=ping_query,
+        module=module,
+        is_broken=is_broken,
+        **kwargs,
+    )
+
+
+class PooledDBConnection(Generic[C]):
+    """A DB-API connection borrowed from a :class:`DBPool`.
+
+    ``cursor()``, ``commit()``, ``rollback()`` go to the connection, as does any
+    other attribute (``execute`` on ``sqlite3``); ``close()`` gives it back to the
+    pool (rolled back first). ``with conn:`` commits on success or rolls back on
+    an exception, then gives it back (psycopg 3's ``with connection``); an
+    exception that broke the connection discards it instead.
+    """
+
+    __slots__ = ("_db", "_proxy")
+
+    def __init__(self, db: DBPool[C], proxy: PooledConnection[C]) -> None:
+        self._db = db
+        self._proxy = proxy
+
+    @property
+    def raw(self) -> C:
+        """The driver's connection (do not keep it past ``close()``).
+
+        Raises:
+            ConnectionDetached: the connection was given back.
+        """
+        return self._proxy.raw
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection was given back (or discarded)."""
+        return self._proxy.released
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        """A new cursor on the connection (arguments go to the driver)."""
+        return self._proxy.raw.cursor(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def commit(self) -> None:
+        """Commit the current transaction."""
+        self._proxy.raw.commit()  # type: ignore[attr-defined]
+
+    def rollback(self) -> None:
+        """Roll back the current transaction."""
+        self._proxy.raw.rollback()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Give the connection back to the pool; uncommitted work is rolled back.
+
+        Idempotent, as DB-API callers expect of ``close()``.
+        """
+        if not self._proxy.released:
+            self._db.pool.release(self._proxy)
+
+    def discard(self) -> None:
+        """Close the connection for good instead of giving it back (it is unusable)."""
+        if not self._proxy.released:
+            self._db.pool.discard(self._proxy)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the class lacks; the slots are excluded so a
+        # half-built object raises instead of recursing.
+        if name.startswith("__") or name in ("_db", "_proxy"):
+            raise AttributeError(name)
+        return getattr(self._proxy, name)
+
+    def __enter__(self) -> PooledDBConnection[C]:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self._db._finish(self._proxy, exc)
+
+    def __repr__(self) -> str:
+        return f"<PooledDBConnection {self._proxy!r}>"
+
+
+class DBPool(Generic[C]):
+    """A pool of DB-API connections that a user handles like DB-API connections.
+
+    A :class:`~poolkit.ConnectionPool` (available as :attr:`pool`) over a
+    :class:`DBAPIConnector`, with :meth:`connect` (``close()`` gives it back)
+    and :meth:`connection` (commit on success, rollback on error).
+
+    Args:
+        connector: a :class:`DBAPIConnector` (or any connector of DB-API connections).
+        **options: :class:`~poolkit.ConnectionPool` options (``max_size``,
+            ``timeout``, ``ping_after``, ``max_lifetime``...).
+
+    Raises:
+        TypeError, ValueError: a bad pool option (the message names it).
+    """
+
+    def __init__(self, connector: Any, **options: Any) -> None:
+        self.pool: ConnectionPool[C] = ConnectionPool(connector, **options)
+
+    def connect(self, timeout: float | None = None) -> PooledDBConnection[C]:
+        """Borrow a connection; its ``close()`` gives it back.
+
+        Raises:
+            PoolTimeout: none became free within ``timeout`` (default: the pool's).
+            PoolClosed: the pool is closed.
+        """
+        return PooledDBConnection(self, self.pool.acquire(timeout))
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[PooledDBConnection[C]]:
+        """``with db.connection() as conn:`` — commit on success, roll back on error.
+
+        The connection goes back to the pool at the end of the block (discarded
+        if the exception broke it).
+
+        Raises:
+            PoolTimeout: none became free within ``timeout`` (default: the pool's).
+            PoolClosed: the pool is closed.
+        """
+        conn = self.connect(timeout)
+        try:
+            yield conn
+        except BaseException as exc:
+            self._finish(conn._proxy, exc)
+            raise
+        self._finish(conn._proxy, None)
+
+    def _finish(self, proxy: PooledConnection[C], exc: BaseException | None) -> None:
+        """End a ``with`` block: commit or roll back, then give back or discard."""
+        if proxy.released:
+            return
+        pool = self.pool
+        if exc is not None and (not isinstance(exc, Exception) or pool._hooks.broken(exc)):
+            pool.discard(proxy, "broken")
+            return
+        try:
+            if exc is None:
+                proxy.raw.commit()  # type: ignore[attr-defined]
+            # On an error, the rollback happens in the connector's reset.
+        except BaseException as commit_exc:
+            if not isinstance(commit_exc, Exception) or pool._hooks.broken(commit_exc):
+                pool.discard(proxy, "broken")
+            else:
+                pool.release(proxy)
+            raise
+        pool.release(proxy)
+
+    def stats(self) -> ConnectionPoolStats:
+        """The pool's statistics (see :class:`~poolkit.ConnectionPoolStats`)."""
+        return self.pool.stats()
+
+    def drain(self) -> None:
+        """Close idle connections now and busy ones on return (after a failover)."""
+        self.pool.drain()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Close the pool (see :meth:`ConnectionPool.close`). Idempotent."""
+        self.pool.close(timeout)
+
+    def __enter__(self) -> DBPool[C]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<DBPool {self.pool!r}>"
+
+
+def sqlite_is_broken(exc: BaseException) -> bool:
+    """SQLite's refinement of the DB-API rule: which errors break a connection.
+
+    Returns:
+        True for I/O errors, corruption, a file that cannot be opened or is not a
+        database (:data:`SQLITE_BROKEN_CODES`), a closed connection, and any
+        ``OSError``; False for "database is locked", "no such table" and other
+        statement-level errors, after which the connection is fine.
+    """
+    if isinstance(exc, OSError | sqlite3.InterfaceError):
+        return True
+    if isinstance(exc, sqlite3.ProgrammingError):
+        return "closed" in str(exc)  # "Cannot operate on a closed database."
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.IntegrityError | sqlite3.DataError
+    ):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and (code & 0xFF) in SQLITE_BROKEN_CODES
+    return False
+
+
+def _sqlite_configure(
+    wal: bool, extra: Callable[[sqlite3.Connection], object] | None
+) -> Callable[[sqlite3.Connection], None]:
+    def configure(conn: sqlite3.Connection) -> None:
+        if wal:
+            # WAL: readers do not block the writer nor each other, which is what
+            # makes a file database worth sharing between threads.
+            # synchronous=NORMAL is the setting SQLite recommends with WAL.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        if extra is not None:
+            extra(conn)
+
+    return configure
+
+
+def sqlite_pool(
+    path: str,
+    *,
+    wal: bool = True,
+    busy_timeout: float = SQLITE_BUSY_TIMEOUT,
+    configure: Callable[[sqlite3.Connection], object] | None = None,
+    **options: Any,
+) -> DBPool[sqlite3.Connection]:
+    """A pool of connections to the SQLite file ``path``, shared by threads.
+
+    Each connection is opened with ``check_same_thread=False`` (the pool hands
+    it to one thread at a time) and the busy handler set to ``busy_timeout``;
+    WAL mode and ``synchronous=NORMAL`` are set on each new connection, then
+    ``configure(conn)`` runs.
+
+    Args:
+        path: the database file (a ``str`` path; ``":memory:"`` is refused, as
+            each connection would get its own empty database).
+        wal: set ``journal_mode=WAL``.
+        busy_timeout: seconds a connection waits for a lock before "database is locked".
+        configure: your own per-connection setup (pragmas, functions).
+        **options: :class:`~poolkit.ConnectionPool` options.
+
+    Returns:
+        The :class:`DBPool`.
+
+    Raises:
+        TypeError: ``path`` is not a str, or a bad option.
+        ValueError: ``path`` is ``":memory:"``, or an option is out of range.
+    """
+    if not isinstance(path, str) or not path:
+        raise TypeError(f"path must be a non-empty str (a file path), got {path!r}")
+    if path == ":memory:":
+        raise ValueError(
+            "path=':memory:' gives every pooled connection its own empty database; "
+            "use a file path (or a temporary file) to share one database between threads"
+        )
+    timeout = check_seconds("busy_timeout", busy_timeout)
+    check_callable("configure", configure, optional=True)
+    conn_factory = connector(
+        sqlite3.connect,
+        path,
+        timeout=timeout,
+        configure=_sqlite_configure(bool(wal), configure),
+        is_broken=sqlite_is_broken,
+    )
+    options.setdefault("name", f"sqlite:{path}")
+    return DBPool(conn_factory, **options)

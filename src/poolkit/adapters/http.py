@@ -1,0 +1,459 @@
+"""HTTP/1.1 keep-alive: net/http Transport's idle pool over ``http.client``.
+
+::
+
+    from poolkit.adapters.http import HTTPPool
+
+    with HTTPPool(max_conns_per_host=8) as http:
+        resp = http.request("GET", "http://127.0.0.1:8080/status")
+        print(resp.status, resp.data)
+
+One :class:`~poolkit.KeyedConnectionPool` keyed by origin (scheme, host, port)
+holds ``http.client.HTTPConnection`` / ``HTTPSConnection`` objects. The rules
+are net/http's:
+
+- A connection goes back to the pool only once its response was read to the
+  end and the server did not ask to close (``Connection: close``, HTTP/1.0);
+  a response closed before its end takes its connection down with it (the
+  unread body would be read as the next response).
+- Reuse is LIFO; an idle connection is checked at checkout with a
+  non-blocking peek, so one the server closed (its idle timeout) is dropped,
+  not used (net/http's ``readLoop`` noticing the FIN).
+- The server may still close a kept-alive connection just as a request goes
+  out. Such a request is retried on another connection only when the failed
+  connection was *reused* and the request is replayable: GET, HEAD, OPTIONS,
+  TRACE, or carrying an ``Idempotency-Key`` header, with a body that can be
+  sent again (net/http ``RoundTrip`` / ``isReplayable``).
+- Limits: ``max_conns_per_host`` (``MaxConnsPerHost``: in use, idle and being
+  opened; more callers wait up to ``pool_timeout``), ``max_idle_per_host``
+  (``MaxIdleConnsPerHost``), ``max_idle`` across hosts (``MaxIdleConns``, the
+  least recently used closes first) and ``idle_timeout`` (``IdleConnTimeout``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from poolkit._validate import check_int, check_optional_int, check_optional_seconds, check_seconds
+from poolkit.adapters.sockets import is_socket_alive
+from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_IDLE",
+    "DEFAULT_TIMEOUT",
+    "REPLAYABLE_METHODS",
+    "HTTPConnector",
+    "HTTPPool",
+    "HTTPPoolStats",
+    "Origin",
+    "Response",
+]
+
+Origin = tuple[str, str, int]
+
+# net/http DefaultTransport: IdleConnTimeout 90 s, MaxIdleConns 100.
+DEFAULT_IDLE_TIMEOUT = 90.0
+DEFAULT_MAX_IDLE = 100
+# Per-host cap: bounded by default (net/http has none and users hit port
+# exhaustion, golang/go#13801); 10 matches the connection pools' default.
+DEFAULT_MAX_CONNS_PER_HOST = 10
+# Seconds to connect and for each socket read/write of a request (urllib3 and
+# requests leave it unbounded by default; a hung server must not hang callers).
+DEFAULT_TIMEOUT = 30.0
+# Seconds to wait for a connection when a host is at max_conns_per_host.
+DEFAULT_POOL_TIMEOUT = 30.0
+# Methods net/http replays on a new connection after a reused one failed.
+REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Headers that make any request replayable (net/http isReplayable).
+IDEMPOTENCY_HEADERS = ("idempotency-key", "x-idempotency-key")
+# Attempts of one request when reused connections keep failing under it: the
+# first, and a retry on a connection that was just opened if need be.
+MAX_ATTEMPTS = 3
+# Bytes read per chunk by Response.iter_content by default.
+CHUNK_SIZE = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class HTTPConnector:
+    """Makes ``http.client`` connections to one origin for the keyed pool.
+
+    A new connection is not connected yet (``http.client`` connects on its
+    first request), so a dead server fails that request at once instead of
+    being retried by the pool in the background.
+
+    Args:
+        origin: ``(scheme, host, port)``.
+        timeout: connect and socket I/O timeout in seconds.
+        ssl_context: for https (default: ``ssl.create_default_context()``).
+    """
+
+    def __init__(
+        self, origin: Origin, timeout: float, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self.origin = origin
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+
+    def create(self) -> http.client.HTTPConnection:
+        """A new, not yet connected, connection to the origin."""
+        scheme, host, port = self.origin
+        if scheme == "https":
+            return http.client.HTTPSConnection(
+                host, port, timeout=self.timeout, context=self.ssl_context
+            )
+        return http.client.HTTPConnection(host, port, timeout=self.timeout)
+
+    def close(self, conn: http.client.HTTPConnection) -> None:
+        """Close the connection's socket."""
+        conn.close()
+
+    def check(self, conn: http.client.HTTPConnection) -> bool:
+        """Still usable: never connected, or the socket shows no FIN and no stray bytes."""
+        return conn.sock is None or is_socket_alive(conn.sock)
+
+    def is_broken(self, exc: BaseException) -> bool:
+        """Socket errors and protocol errors (``http.client.HTTPException``) break it."""
+        return isinstance(exc, OSError | http.client.HTTPException)
+
+
+@dataclass(frozen=True)
+class HTTPPoolStats:
+    """What an :class:`HTTPPool` did, and its connection pool's statistics.
+
+    Attributes:
+        requests: requests sent (each retry counts once more).
+        reused: requests sent on a kept-alive connection.
+        retried: requests retried after a reused connection failed under them.
+        server_closed: responses after which the server asked to close.
+        pool: the keyed connection pool's totals across hosts.
+    """
+
+    requests: int
+    reused: int
+    retried: int
+    server_closed: int
+    pool: ConnectionPoolStats
+
+
+class Response:
+    """An HTTP response; its connection goes back to the pool once the body is read.
+
+    With ``stream=False`` (the default) the body is already read: :attr:`data`.
+    With ``stream=True`` read it with :meth:`read` or :meth:`iter_content`,
+    then the connection is returned by itself; call :meth:`close` (or use
+    ``with``) to give up early, which closes the connection instead.
+
+    Attributes:
+        status: the status code.
+        reason: the reason phrase.
+        headers: the response headers (``http.client.HTTPMessage``).
+        reused: True if it came over a kept-alive connection.
+    """
+
+    def __init__(
+        self,
+        client: HTTPPool,
+        proxy: PooledConnection[http.client.HTTPConnection],
+        resp: http.client.HTTPResponse,
+        reused: bool,
+    ) -> None:
+        self._client = client
+        self._proxy: PooledConnection[http.client.HTTPConnection] | None = proxy
+        self._resp = resp
+        self._data: bytes | None = None
+        self.status = resp.status
+        self.reason = resp.reason
+        self.headers = resp.headers
+        self.reused = reused
+
+    def read(self, amt: int | None = None) -> bytes:
+        """Read up to ``amt`` bytes of the body (all of it by default).
+
+        Raises:
+            OSError, http.client.HTTPException: the connection failed (it is discarded).
+        """
+        try:
+            chunk = self._resp.read(amt)
+        except BaseException:
+            self._done(broken=True)
+            raise
+        if self._resp.isclosed():
+            self._done(broken=False)
+        return chunk
+
+    def iter_content(self, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """The body in chunks of at most ``chunk_size`` bytes."""
+        check_int("chunk_size", chunk_size, minimum=1)
+        while True:
+            chunk = self.read(chunk_size)
+            if not chunk:
+                return
+            yield chunk
+
+    @property
+    def data(self) -> bytes:
+        """The whole body (read now if it was streamed and not read yet)."""
+        if self._data is None:
+            self._data = self.read()
+        return self._data
+
+    def text(self, encoding: str = "utf-8") -> str:
+        """The body decoded."""
+        return self.data.decode(encoding)
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.data)
+
+    @property
+    def released(self) -> bool:
+        """True once the connection went back to the pool (or was closed)."""
+        return self._proxy is None
+
+    def close(self) -> None:
+        """Stop reading: an unread body closes the connection instead of returning it."""
+        if self._proxy is not None:
+            self._resp.close()
+            self._done(broken=True)
+
+    def _done(self, *, broken: bool) -> None:
+        proxy, self._proxy = self._proxy, None
+        if proxy is None:
+            return
+        if broken or self._resp.will_close:
+            if not broken:
+                self._client._count("server_closed")
+            proxy.discard()
+        else:
+            self._client._pool.release(proxy)
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "released" if self._proxy is None else "reading"
+        return f"<Response [{self.status} {self.reason}] {state}>"
+
+
+def _replayable(method: str, headers: Mapping[str, str], body: object) -> bool:
+    if body is not None and not isinstance(body, bytes | str):
+        return False  # a file or an iterator cannot be sent twice
+    if method in REPLAYABLE_METHODS:
+        return True
+    return any(h.lower() in IDEMPOTENCY_HEADERS for h in headers)
+
+
+class HTTPPool:
+    """An HTTP/1.1 client that keeps connections alive per origin (net/http Transport).
+
+    Args:
+        max_conns_per_host: connections per origin, in use, idle or being
+            opened; more callers wait up to ``pool_timeout`` (``MaxConnsPerHost``).
+        max_idle_per_host: idle connections kept per origin (default:
+            ``max_conns_per_host``; 0 disables keep-alive).
+        max_idle: idle connections kept across origins, the least recently used
+            closed first (``MaxIdleConns``; ``None``: no cap).
+        idle_timeout: seconds an idle connection is kept (``IdleConnTimeout``;
+            ``None``: until the server closes it).
+        timeout: default connect and socket timeout of a request, in seconds.
+        pool_timeout: seconds to wait for a connection at ``max_conns_per_host``
+            (> 0: new connections are opened by the pool's threads).
+        ssl_context: TLS settings for https origins.
+        clock: monotonic clock for idle ages (tests pass a fake one).
+
+    Raises:
+        TypeError: an argument has the wrong type (the message names it).
+        ValueError: an argument is out of range (the message names it).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_conns_per_host: int = DEFAULT_MAX_CONNS_PER_HOST,
+        max_idle_per_host: int | None = None,
+        max_idle: int | None = DEFAULT_MAX_IDLE,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        timeout: float = DEFAULT_TIMEOUT,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Any = None,
+    ) -> None:
+        per_host = check_int("max_conns_per_host", max_conns_per_host, minimum=1)
+        idle_per_host = check_optional_int("max_idle_per_host", max_idle_per_host, minimum=0)
+        self.timeout = check_seconds("timeout", timeout, allow_zero=False)
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
+        self._ssl_context = ssl_context
+        self._pool: KeyedConnectionPool[Origin, http.client.HTTPConnection] = KeyedConnectionPool(
+            self._connector,
+            max_size_per_key=per_host,
+            max_idle_per_key=idle_per_host,
+            max_idle=check_optional_int("max_idle", max_idle, minimum=0),
+            max_idle_time=check_optional_seconds("idle_timeout", idle_timeout, allow_zero=False),
+            max_lifetime=None,
+            # Not 0: connections are opened by the pool's own threads, so a
+            # zero wait fails whenever no idle connection is ready, even
+            # below max_conns_per_host.
+            timeout=check_seconds("pool_timeout", pool_timeout, allow_zero=False),
+            clock=clock,
+            name="http",
+        )
+        self._lock = threading.Lock()
+        self._counts = {"requests": 0, "reused": 0, "retried": 0, "server_closed": 0}
+
+    def _connector(self, origin: Origin) -> HTTPConnector:
+        return HTTPConnector(origin, self.timeout, self._ssl_context)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    @staticmethod
+    def _split(url: str) -> tuple[Origin, str]:
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, got {type(url).__name__}")
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise ValueError(f"url must start with http:// or https://, got {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"url has no host: {url!r}")
+        try:
+            port = parts.port or _DEFAULT_PORTS[scheme]
+        except ValueError as exc:
+            raise ValueError(f"url has an invalid port: {url!r}") from exc
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        return (scheme, parts.hostname, port), target
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | str | Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        pool_timeout: float | None = None,
+        stream: bool = False,
+    ) -> Response:
+        """Send a request on a pooled connection to the URL's origin.
+
+        Args:
+            method: ``"GET"``, ``"POST"``...
+            url: an absolute ``http://`` or ``https://`` URL.
+            body: bytes, str (UTF-8), a file object or an iterable of bytes.
+            headers: request headers (``Host`` and ``Content-Length`` are added).
+            timeout: connect and socket timeout for this request (default: the pool's).
+            pool_timeout: seconds to wait for a connection (default: the pool's);
+                0 takes only an idle connection that is ready now.
+            stream: leave the body unread (see :class:`Response`).
+
+        Returns:
+            The :class:`Response`, its body read unless ``stream``.
+
+        Raises:
+            TypeError, ValueError: a bad argument (the message names it).
+            PoolTimeout: no connection to this origin became free within ``pool_timeout``.
+            OSError, http.client.HTTPException: the request failed (a replayable
+                one is retried first if it failed on a reused connection).
+        """
+        if not isinstance(method, str) or not method:
+            raise TypeError(f"method must be a non-empty str, got {method!r}")
+        method = method.upper()
+        origin, target = self._split(url)
+        hdrs = dict(headers) if headers is not None else {}
+        io_timeout = self.timeout if timeout is None else check_seconds("timeout", timeout)
+        if pool_timeout is not None:
+            check_seconds("pool_timeout", pool_timeout)
+        if isinstance(body, str):
+            body = body.encode()  # http.client would encode a str as Latin-1
+        replayable = _replayable(method, hdrs, body)
+        attempt = 0
+        while True:
+            attempt += 1
+            proxy = self._pool.acquire(origin, pool_timeout)
+            conn = proxy.raw
+            reused = conn.sock is not None
+            conn.timeout = io_timeout
+            self._count("requests")
+            if reused:
+                self._count("reused")
+            try:
+                if conn.sock is not None:
+                    conn.sock.settimeout(io_timeout)
+                conn.request(method, target, body=body, headers=hdrs)
+                resp = conn.getresponse()
+            except BaseException as exc:
+                proxy.discard()
+                # net/http: a kept-alive connection the server closed just as
+                # the request went out (reset, broken pipe, or hung up without
+                # a status line: all ConnectionError); a replayable request
+                # goes again. A timeout is not that (the server may be slow,
+                # not gone), nor is a fresh connection failing or a request
+                # that may have had effects: those are the caller's to handle.
+                if not (
+                    reused
+                    and replayable
+                    and attempt < MAX_ATTEMPTS
+                    and isinstance(exc, ConnectionError)
+                ):
+                    raise
+                self._count("retried")
+                continue
+            response = Response(self, proxy, resp, reused)
+            if not stream or resp.length == 0:
+                response._data = response.read()
+            return response
+
+    def get(self, url: str, **kwargs: Any) -> Response:
+        """``request("GET", url, ...)``."""
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, body: bytes | str | Any = None, **kwargs: Any) -> Response:
+        """``request("POST", url, body=body, ...)``."""
+        return self.request("POST", url, body=body, **kwargs)
+
+    def stats(self) -> HTTPPoolStats:
+        """Request counters and the connection pool's totals."""
+        with self._lock:
+            counts = dict(self._counts)
+        return HTTPPoolStats(pool=self._pool.stats(), **counts)
+
+    def stats_by_host(self) -> dict[Origin, ConnectionPoolStats]:
+        """Each origin's connection pool statistics."""
+        return self._pool.stats_by_key()
+
+    def close_idle(self) -> None:
+        """Close every idle connection now, busy ones when they come back
+        (net/http ``CloseIdleConnections``)."""
+        self._pool.drain()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Close every connection (busy ones as they come back). Idempotent."""
+        self._pool.close(timeout)
+
+    def __enter__(self) -> HTTPPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        s = self._pool.stats()
+        return (
+            f"<HTTPPool [{len(self._pool.keys())} hosts | {s.idle} idle, {s.in_use} in use | "
+            f"{self._counts['requests']} requests, {self._counts['reused']} reused]>"
+        )

@@ -1,0 +1,420 @@
+"""memcached through pymemcache, the gomemcache way: a keyed pool per server address.
+
+::
+
+    from poolkit.adapters.memcache import MemcacheClient
+
+    with MemcacheClient(["10.0.0.1:11211", "10.0.0.2:11211"]) as mc:
+        mc.set("user:1", b"alice")
+        mc.get("user:1")
+
+- :class:`MemcacheConnector` makes pymemcache's base ``Client`` (one socket,
+  connected on its first command) for any :class:`~poolkit.ConnectionPool`.
+- :class:`MemcacheClient` routes each key to a server by consistent hashing
+  (:class:`HashRing`, ketama-style points on a circle: adding a server moves
+  about 1/N of the keys, not most of them as ``hash % N`` would) and borrows a
+  connection to that server for each operation from the pool keyed by that
+  address: per-address LIFO free lists as gomemcache's ``freeconn``, with
+  ``max_idle_per_server`` (gomemcache keeps 2 idle per address, and asks for
+  "more than your peak parallel requests") and a cap gomemcache lacks,
+  ``max_conns_per_server``. The servers are fixed when the client is built,
+  so the keyed pool is a dict of :class:`~poolkit.ConnectionPool`, one per
+  address: no key to add or forget at run time, and the per-operation cost of
+  one pool's acquire and release.
+- Errors are classified as gomemcache's ``resumableError``: cache-level answers
+  (a miss, not stored, a CAS conflict, a bad key, ``SERVER_ERROR`` such as
+  "object too large") leave the connection in step and keep it; socket errors
+  and a server that hung up or answered out of protocol discard it.
+
+Needs pymemcache: ``pip install 'poolkit[memcache]'``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+try:
+    from pymemcache import exceptions as _mc_errors
+    from pymemcache.client.base import Client
+except ImportError as exc:  # pragma: no cover - exercised by a test with pymemcache hidden
+    raise ImportError(
+        "poolkit.adapters.memcache needs pymemcache: install the extra with "
+        "pip install 'poolkit[memcache]'"
+    ) from exc
+
+from poolkit._validate import check_int, check_optional_int, check_optional_seconds, check_seconds
+from poolkit.adapters.sockets import is_socket_alive
+from poolkit.connections import ConnectionPool, ConnectionPoolStats
+from poolkit.connections._budget import Budget
+from poolkit.connections._keyed import sum_stats
+
+__all__ = [
+    "DEFAULT_MAX_CONNS_PER_SERVER",
+    "DEFAULT_MAX_IDLE_PER_SERVER",
+    "DEFAULT_TIMEOUT",
+    "HashRing",
+    "MemcacheClient",
+    "MemcacheConnector",
+    "is_broken",
+    "parse_server",
+]
+
+Address = tuple[str, int]
+
+# gomemcache's DefaultTimeout: 500 ms to connect and for each command. A cache
+# answers in well under a millisecond; waiting longer only stacks callers.
+DEFAULT_TIMEOUT = 0.5
+# gomemcache keeps 2 idle connections per address and tells users to raise it
+# above their peak parallelism, or every burst dials and closes (TIME_WAIT
+# churn, bradfitz/gomemcache#90). 8 covers a typical thread pool.
+DEFAULT_MAX_IDLE_PER_SERVER = 8
+# gomemcache has no cap and dials whenever the free list is empty; a burst
+# can exhaust the server's connection limit (memcached -c, 1024 by default).
+DEFAULT_MAX_CONNS_PER_SERVER = 32
+# Seconds to wait for a connection to a server at max_conns_per_server.
+DEFAULT_POOL_TIMEOUT = 5.0
+# Points per server on the ring: libketama's 160 (40 MD5 digests, 4 points
+# each) spreads keys within a few percent of even.
+RING_POINTS = 160
+MEMCACHED_PORT = 11211
+
+
+def parse_server(server: str | Address) -> Address:
+    """``"host:port"``, ``"host"`` or ``(host, port)`` as an address tuple.
+
+    Raises:
+        TypeError: not a str or a (str, int) pair.
+        ValueError: an empty host or a bad port.
+    """
+    if isinstance(server, str):
+        host, sep, port_text = server.rpartition(":")
+        if not sep:
+            host, port_text = server, str(MEMCACHED_PORT)
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ValueError(f"server port must be a number, got {server!r}") from None
+    elif (
+        isinstance(server, tuple)
+        and len(server) == 2
+        and isinstance(server[0], str)
+        and isinstance(server[1], int)
+    ):
+        host, port = server
+    else:
+        raise TypeError(f"a server must be 'host:port' or (host, port), got {server!r}")
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"a server needs a host and a port in 1..65535, got {server!r}")
+    return host, port
+
+
+def is_broken(exc: BaseException) -> bool:
+    """Whether ``exc`` from a pymemcache ``Client`` means its connection is unusable.
+
+    Returns:
+        True for socket errors (``OSError``, timeouts), a server that closed
+        the connection, and replies out of protocol; False for cache-level
+        errors (bad key, unknown command, ``SERVER_ERROR``) and anything else.
+    """
+    if isinstance(exc, OSError | _mc_errors.MemcacheUnexpectedCloseError):
+        return True
+    return isinstance(exc, _mc_errors.MemcacheUnknownError)
+
+
+class MemcacheConnector:
+    """Makes pymemcache ``Client`` objects for one memcached server.
+
+    The client connects on its first command, so a dead server fails that
+    command at once (and the pool discards the client) instead of the pool
+    retrying the dial in the background.
+
+    Args:
+        server: ``"host:port"`` or ``(host, port)``.
+        timeout: seconds for each command.
+        connect_timeout: seconds to connect.
+        **client_kwargs: more ``pymemcache.client.base.Client`` arguments
+            (``serde``, ``key_prefix``, ``allow_unicode_keys``...).
+            ``default_noreply`` is False: a pooled client waits for each
+            reply, so a failure is seen by the command that caused it.
+
+    Raises:
+        TypeError, ValueError: a bad server or timeout.
+    """
+
+    def __init__(
+        self,
+        server: str | Address,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_TIMEOUT,
+        **client_kwargs: Any,
+    ) -> None:
+        self.server = parse_server(server)
+        self.timeout = check_seconds("timeout", timeout, allow_zero=False)
+        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
+        client_kwargs.setdefault("default_noreply", False)
+        client_kwargs.setdefault("no_delay", True)
+        self._kwargs = client_kwargs
+
+    def create(self) -> Client:
+        """A new client (not connected until its first command)."""
+        return Client(
+            self.server, timeout=self.timeout, connect_timeout=self.connect_timeout, **self._kwargs
+        )
+
+    def close(self, conn: Client) -> None:
+        """Close the client's socket."""
+        conn.close()
+
+    def check(self, conn: Client) -> bool:
+        """Not connected yet, or the socket shows neither a FIN nor stray bytes."""
+        return conn.sock is None or is_socket_alive(conn.sock)
+
+    def is_broken(self, exc: BaseException) -> bool:
+        """See :func:`is_broken`."""
+        return is_broken(exc)
+
+    def __repr__(self) -> str:
+        return f"MemcacheConnector({self.server[0]}:{self.server[1]})"
+
+
+def _digest(text: bytes) -> bytes:
+    return hashlib.md5(text, usedforsecurity=False).digest()
+
+
+class HashRing:
+    """Consistent hashing of keys onto servers (ketama-style).
+
+    Each server gets :data:`RING_POINTS` points on a 32-bit circle; a key goes
+    to the first point at or after its own hash. Adding or removing a server
+    moves only the keys on the arcs it gains or loses.
+
+    Args:
+        servers: the server labels (``"host:port"``).
+
+    Raises:
+        ValueError: no servers, or a label repeated.
+    """
+
+    def __init__(self, servers: Sequence[str]) -> None:
+        if not servers:
+            raise ValueError("servers must name at least one memcached server")
+        if len(set(servers)) != len(servers):
+            raise ValueError(f"servers must not repeat, got {list(servers)}")
+        points: list[tuple[int, str]] = []
+        for server in servers:
+            for i in range(RING_POINTS // 4):
+                d = _digest(f"{server}-{i}".encode())
+                points.extend(
+                    (int.from_bytes(d[4 * j : 4 * j + 4], "little"), server) for j in range(4)
+                )
+        points.sort()
+        self._hashes = [h for h, _ in points]
+        self._servers = [s for _, s in points]
+
+    def server_for(self, key: str | bytes) -> str:
+        """The server that owns ``key``."""
+        raw = key.encode() if isinstance(key, str) else key
+        h = int.from_bytes(_digest(raw)[:4], "little")
+        i = bisect.bisect_left(self._hashes, h)
+        return self._servers[i % len(self._servers)]
+
+
+class MemcacheClient:
+    """A memcached client over several servers, with pooled connections per server.
+
+    Args:
+        servers: ``"host:port"`` strings or ``(host, port)`` pairs.
+        max_conns_per_server: connections per server, in use, idle or opening;
+            more callers wait up to ``pool_timeout``.
+        max_idle_per_server: idle connections kept per server (LIFO reuse).
+        idle_timeout: seconds an idle connection is kept (``None``: forever).
+        timeout: seconds for each command; ``connect_timeout`` to connect.
+        pool_timeout: seconds to wait for a connection at the per-server cap (> 0).
+        ignore_exc: on a server error, reads return a miss and writes False,
+            as pymemcache's ``ignore_exc`` (a dead cache server degrades to
+            cache misses instead of failing requests).
+        **client_kwargs: more pymemcache ``Client`` arguments (``serde``...).
+
+    Raises:
+        TypeError, ValueError: a bad argument (the message names it).
+    """
+
+    def __init__(
+        self,
+        servers: Iterable[str | Address],
+        *,
+        max_conns_per_server: int = DEFAULT_MAX_CONNS_PER_SERVER,
+        max_idle_per_server: int | None = DEFAULT_MAX_IDLE_PER_SERVER,
+        idle_timeout: float | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_TIMEOUT,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+        ignore_exc: bool = False,
+        **client_kwargs: Any,
+    ) -> None:
+        if isinstance(servers, str | tuple):
+            raise TypeError("servers must be a list of servers, e.g. ['127.0.0.1:11211']")
+        addresses = [parse_server(s) for s in servers]
+        labels = [f"{h}:{p}" for h, p in addresses]
+        self._ring = HashRing(labels)
+        self._addresses = dict(zip(labels, addresses, strict=True))
+        per_server = check_int("max_conns_per_server", max_conns_per_server, minimum=1)
+        idle = check_optional_int("max_idle_per_server", max_idle_per_server, minimum=0)
+        self.ignore_exc = bool(ignore_exc)
+        # Not 0: connections are opened by the pool's own threads, so a zero
+        # wait would fail whenever no idle connection is ready.
+        pool_wait = check_seconds("pool_timeout", pool_timeout, allow_zero=False)
+        idle_time = check_optional_seconds("idle_timeout", idle_timeout, allow_zero=False)
+        self._pools: dict[Address, ConnectionPool[Client]] = {
+            a: ConnectionPool(
+                MemcacheConnector(
+                    a, timeout=timeout, connect_timeout=connect_timeout, **client_kwargs
+                ),
+                max_size=per_server,
+                max_idle=None if idle is None else min(idle, per_server),
+                max_idle_time=idle_time,
+                max_lifetime=None,
+                timeout=pool_wait,
+                name=f"memcache:{a[0]}:{a[1]}",
+            )
+            for a in addresses
+        }
+        # One server: no ring to consult (the common case in development).
+        self._only: Address | None = addresses[0] if len(addresses) == 1 else None
+
+    @property
+    def servers(self) -> list[Address]:
+        """The server addresses."""
+        return list(self._addresses.values())
+
+    def server_for(self, key: str | bytes) -> Address:
+        """The address of the server that owns ``key``."""
+        if self._only is not None:
+            return self._only
+        return self._addresses[self._ring.server_for(key)]
+
+    def _run(self, address: Address, fallback: Any, method: str, *args: Any, **kw: Any) -> Any:
+        # acquire/release by hand rather than `with pool.connection()`: the
+        # same rule (broken errors discard, others keep), one object fewer on
+        # the path every cache operation takes.
+        pool = self._pools[address]
+        proxy = pool.acquire()
+        try:
+            result = getattr(proxy.raw, method)(*args, **kw)
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or is_broken(exc):
+                pool.discard(proxy, "broken")
+            else:
+                pool.release(proxy)
+            if self.ignore_exc and isinstance(exc, OSError | _mc_errors.MemcacheError):
+                return fallback
+            raise
+        pool.release(proxy)
+        return result
+
+    def _one(self, key: str | bytes, fallback: Any, method: str, *args: Any, **kw: Any) -> Any:
+        return self._run(self.server_for(key), fallback, method, key, *args, **kw)
+
+    def get(self, key: str | bytes, default: Any = None) -> Any:
+        """The value stored at ``key``, or ``default`` on a miss."""
+        return self._one(key, default, "get", default)
+
+    def gets(self, key: str | bytes) -> tuple[Any, Any]:
+        """``(value, cas_token)``, or ``(None, None)`` on a miss."""
+        result: tuple[Any, Any] = self._one(key, (None, None), "gets")
+        return result
+
+    def set(self, key: str | bytes, value: Any, expire: int = 0) -> bool:
+        """Store ``value``; True when stored."""
+        return bool(self._one(key, False, "set", value, expire))
+
+    def add(self, key: str | bytes, value: Any, expire: int = 0) -> bool:
+        """Store only if absent; False (not an error) if present."""
+        return bool(self._one(key, False, "add", value, expire))
+
+    def replace(self, key: str | bytes, value: Any, expire: int = 0) -> bool:
+        """Store only if present; False (not an error) if absent."""
+        return bool(self._one(key, False, "replace", value, expire))
+
+    def cas(self, key: str | bytes, value: Any, cas: Any, expire: int = 0) -> bool | None:
+        """Compare and swap: True stored, False conflict, None if the key is gone."""
+        result: bool | None = self._one(key, False, "cas", value, cas, expire)
+        return result
+
+    def delete(self, key: str | bytes) -> bool:
+        """Delete ``key``; False if it was not there."""
+        return bool(self._one(key, False, "delete"))
+
+    def incr(self, key: str | bytes, value: int = 1) -> int | None:
+        """Add to a counter; None if the key is missing."""
+        result: int | None = self._one(key, None, "incr", value)
+        return result
+
+    def decr(self, key: str | bytes, value: int = 1) -> int | None:
+        """Subtract from a counter (floored at 0); None if the key is missing."""
+        result: int | None = self._one(key, None, "decr", value)
+        return result
+
+    def touch(self, key: str | bytes, expire: int = 0) -> bool:
+        """Set a new expiry; False if the key is missing."""
+        return bool(self._one(key, False, "touch", expire))
+
+    def _by_server(self, keys: Iterable[str | bytes]) -> dict[Address, list[str | bytes]]:
+        groups: dict[Address, list[str | bytes]] = {}
+        for key in keys:
+            groups.setdefault(self.server_for(key), []).append(key)
+        return groups
+
+    def get_many(self, keys: Iterable[str | bytes]) -> dict[str | bytes, Any]:
+        """The values of the keys found (one round trip per server involved)."""
+        found: dict[str | bytes, Any] = {}
+        for address, group in self._by_server(keys).items():
+            found.update(self._run(address, {}, "get_many", group))
+        return found
+
+    def set_many(self, values: Mapping[str | bytes, Any], expire: int = 0) -> list[str | bytes]:
+        """Store several values; returns the keys that were not stored."""
+        failed: list[str | bytes] = []
+        for address, group in self._by_server(values).items():
+            part = {k: values[k] for k in group}
+            failed.extend(self._run(address, list(group), "set_many", part, expire))
+        return failed
+
+    def delete_many(self, keys: Iterable[str | bytes]) -> None:
+        """Delete several keys."""
+        for address, group in self._by_server(keys).items():
+            self._run(address, None, "delete_many", group)
+
+    def flush_all(self) -> None:
+        """Empty every server."""
+        for address in self.servers:
+            self._run(address, None, "flush_all", 0, False)
+
+    def stats(self) -> ConnectionPoolStats:
+        """The connection pools' totals across servers."""
+        return sum_stats([p.stats() for p in self._pools.values()], Budget(None, None))
+
+    def stats_by_server(self) -> dict[Address, ConnectionPoolStats]:
+        """Each server's connection pool statistics."""
+        return {a: p.stats() for a, p in self._pools.items()}
+
+    def close(self, timeout: float | None = None) -> None:
+        """Close every connection. Idempotent."""
+        for pool in self._pools.values():
+            pool.close(timeout)
+
+    def __enter__(self) -> MemcacheClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (
+            f"<MemcacheClient [{len(self._addresses)} servers | {s.idle} idle, {s.in_use} in use]>"
+        )

@@ -1,0 +1,342 @@
+"""psycopg 3 connections in a pool, sync and asyncio: what psycopg_pool users expect.
+
+::
+
+    from poolkit import ConnectionPool
+    from poolkit.adapters import psycopg as pg
+
+    pool = ConnectionPool(pg.connector("dbname=app"), max_size=10)
+    with pool.connection() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.commit()
+
+- **Checkout check** (every checkout, no round trip): the connection is open,
+  libpq's status is OK, no transaction is open, and if the socket has bytes
+  waiting (a server that terminated the backend sends an error and closes),
+  libpq reads them without blocking and must still be OK. A backend killed by
+  ``pg_terminate_backend()`` or a restart is caught here, before the user's
+  query fails on it.
+- **Return** by transaction state (psycopg_pool's rule): idle goes back as is;
+  a transaction left open or failed is rolled back; a query still running or
+  an unknown state means the connection is discarded.
+- **is_broken** by SQLSTATE: class 08 (connection exception), 57P01/57P02/57P03
+  (admin shutdown, crash shutdown, cannot connect now) and 25006 (read-only
+  transaction: the server was demoted by a failover and ``SELECT 1`` pings
+  still pass on it); errors without a SQLSTATE that are ``OperationalError`` or
+  ``InterfaceError`` (connection lost, closed). Anything else (a unique
+  violation, a syntax error, a statement timeout) keeps the connection.
+- **ping** (with the pool's ``ping_after``): an empty query in autocommit mode,
+  so no transaction is left open; with ``require_writable=True`` it also asks
+  ``SHOW transaction_read_only`` and rejects a read-only server.
+
+Needs psycopg 3: ``pip install 'poolkit[postgres]'``.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+try:
+    import psycopg
+    from psycopg import pq
+except ImportError as exc:  # pragma: no cover - exercised by a test with psycopg hidden
+    raise ImportError(
+        "poolkit.adapters.psycopg needs psycopg 3: install the extra with "
+        "pip install 'poolkit[postgres]'"
+    ) from exc
+
+from poolkit._validate import check_callable
+
+__all__ = [
+    "BROKEN_SQLSTATES",
+    "AsyncPsycopgConnector",
+    "PsycopgConnector",
+    "async_connector",
+    "connector",
+    "is_alive",
+    "is_broken",
+]
+
+# SQLSTATEs after which a connection must not be reused (besides class 08,
+# connection exception): admin_shutdown (pg_terminate_backend, fast shutdown),
+# crash_shutdown, cannot_connect_now (starting up / shutting down), and
+# read_only_sql_transaction: after a failover the old primary comes back as a
+# read-only standby, and pings pass on it (gpustack#6105).
+BROKEN_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25006"})
+
+_IDLE = pq.TransactionStatus.IDLE
+_OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
+
+
+def is_alive(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection is usable, without a round trip (the checkout check).
+
+    Returns:
+        False if it is closed or broken, libpq's status is not OK, a transaction
+        is open, or bytes the server sent unasked reveal that it went away.
+    """
+    if conn.closed or conn.broken:
+        return False
+    pgconn = conn.pgconn
+    if pgconn.status != pq.ConnStatus.OK or pgconn.transaction_status != _IDLE:
+        return False
+    try:
+        if _readable(pgconn.socket):
+            # A terminated backend sends FATAL 57P01 and closes: libpq reads
+            # what is there without blocking and turns BAD. Notifications
+            # (LISTEN) are buffered by libpq and keep the connection alive.
+            pgconn.consume_input()
+    except (psycopg.OperationalError, OSError):
+        return False
+    return pgconn.status == pq.ConnStatus.OK
+
+
+def is_broken(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while a connection was in use, broke it (see module doc).
+
+    Returns:
+        True for SQLSTATE class 08, :data:`BROKEN_SQLSTATES`, ``OSError``, and
+        ``OperationalError`` / ``InterfaceError`` without a SQLSTATE.
+    """
+    if isinstance(exc, OSError):
+        return True
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state:
+        return state.startswith("08") or state in BROKEN_SQLSTATES
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def _return_plan(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the connection needs a rollback before going back.
+
+    Raises:
+        psycopg.InterfaceError: it cannot be made clean (closed, query running,
+            unknown state); the pool discards it.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.InterfaceError("the connection is closed")
+    status = conn.info.transaction_status
+    if status == _IDLE:
+        return False
+    if status in _OPEN:
+        return True
+    raise psycopg.InterfaceError(f"the connection came back in state {status.name}")
+
+
+def _check_options(configure: object, reset: object) -> None:
+    check_callable("configure", configure, optional=True)
+    check_callable("reset", reset, optional=True)
+
+
+class _Base:
+    def __init__(
+        self,
+        conninfo: str,
+        configure: Any,
+        reset: Any,
+        require_writable: bool,
+        kwargs: dict[str, Any],
+    ) -> None:
+        if not isinstance(conninfo, str):
+            raise TypeError(f"conninfo must be a str (a libpq DSN or URL), got {conninfo!r}")
+        _check_options(configure, reset)
+        self.conninfo = conninfo
+        self._configure = configure
+        self._reset = reset
+        self.require_writable = bool(require_writable)
+        self._kwargs = kwargs
+
+    def check(self, conn: Any) -> bool:
+        """The cheap checkout check (see :func:`is_alive`)."""
+        return is_alive(conn)
+
+    def is_broken(self, exc: BaseException) -> bool:
+        """SQLSTATE-based classification (see :func:`is_broken`)."""
+        return is_broken(exc)
+
+    def __repr__(self) -> str:
+        # The DSN may hold a password: show only where it points.
+        return f"{type(self).__name__}({len(self.conninfo)}-char conninfo)"
+
+
+class PsycopgConnector(_Base):
+    """Opens ``psycopg.Connection`` objects for a :class:`~poolkit.ConnectionPool`.
+
+    Args:
+        conninfo: libpq connection string or URL.
+        configure: ``configure(conn)`` on each new connection (session settings).
+        reset: ``reset(conn)`` on return, after the rollback; an exception discards it.
+        require_writable: the ping also rejects a read-only (demoted) server.
+        **kwargs: passed to ``psycopg.Connection.connect`` (``autocommit``,
+            ``row_factory``, ``prepare_threshold``...).
+
+    Raises:
+        TypeError: ``conninfo`` is not a str; ``configure`` or ``reset`` not callable.
+    """
+
+    def __init__(
+        self,
+        conninfo: str = "",
+        *,
+        configure: Callable[[psycopg.Connection[Any]], object] | None = None,
+        reset: Callable[[psycopg.Connection[Any]], object] | None = None,
+        require_writable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(conninfo, configure, reset, require_writable, kwargs)
+
+    def create(self) -> psycopg.Connection[Any]:
+        """Connect, then run ``configure`` (committing what it did).
+
+        Raises:
+            psycopg.OperationalError: the server refused or is unreachable.
+        """
+        conn = psycopg.Connection.connect(self.conninfo, **self._kwargs)
+        try:
+            if self._configure is not None:
+                self._configure(conn)
+                if conn.info.transaction_status != _IDLE:
+                    conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def close(self, conn: psycopg.Connection[Any]) -> None:
+        """Close the connection."""
+        conn.close()
+
+    def reset(self, conn: psycopg.Connection[Any]) -> None:
+        """Roll back an open or failed transaction, then run the user's ``reset``.
+
+        Raises:
+            psycopg.Error: it cannot be made clean; the pool discards it.
+        """
+        if _return_plan(conn):
+            conn.rollback()
+        if self._reset is not None:
+            self._reset(conn)
+
+    def ping(self, conn: psycopg.Connection[Any]) -> bool:
+        """A round trip that opens no transaction (and checks writability if asked).
+
+        Returns:
+            False if ``require_writable`` and the server is read-only.
+        """
+        autocommit = conn.autocommit
+        conn.autocommit = True
+        try:
+            if not self.require_writable:
+                conn.execute("")
+                return True
+            row = conn.execute("SHOW transaction_read_only").fetchone()
+            return row is not None and row[0] == "off"
+        finally:
+            conn.autocommit = autocommit
+
+
+class AsyncPsycopgConnector(_Base):
+    """Opens ``psycopg.AsyncConnection`` objects for an :class:`~poolkit.AsyncConnectionPool`.
+
+    Takes the arguments of :class:`PsycopgConnector`; ``configure`` and ``reset``
+    are coroutine functions.
+    """
+
+    def __init__(
+        self,
+        conninfo: str = "",
+        *,
+        configure: Callable[[psycopg.AsyncConnection[Any]], Awaitable[object]] | None = None,
+        reset: Callable[[psycopg.AsyncConnection[Any]], Awaitable[object]] | None = None,
+        require_writable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(conninfo, configure, reset, require_writable, kwargs)
+
+    async def create(self) -> psycopg.AsyncConnection[Any]:
+        """Connect, then await ``configure`` (committing what it did).
+
+        Raises:
+            psycopg.OperationalError: the server refused or is unreachable.
+        """
+        conn = await psycopg.AsyncConnection.connect(self.conninfo, **self._kwargs)
+        try:
+            if self._configure is not None:
+                await self._configure(conn)
+                if conn.info.transaction_status != _IDLE:
+                    await conn.commit()
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def close(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Close the connection."""
+        await conn.close()
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Roll back an open or failed transaction, then await the user's ``reset``.
+
+        Raises:
+            psycopg.Error: it cannot be made clean; the pool discards it.
+        """
+        if _return_plan(conn):
+            await conn.rollback()
+        if self._reset is not None:
+            await self._reset(conn)
+
+    async def ping(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """A round trip that opens no transaction (and checks writability if asked).
+
+        Returns:
+            False if ``require_writable`` and the server is read-only.
+        """
+        autocommit = conn.autocommit
+        await conn.set_autocommit(True)
+        try:
+            if not self.require_writable:
+                await conn.execute("")
+                return True
+            cur = await conn.execute("SHOW transaction_read_only")
+            row = await cur.fetchone()
+            return row is not None and row[0] == "off"
+        finally:
+            await conn.set_autocommit(autocommit)
+
+
+def connector(
+    conninfo: str = "",
+    *,
+    configure: Callable[[psycopg.Connection[Any]], object] | None = None,
+    reset: Callable[[psycopg.Connection[Any]], object] | None = None,
+    require_writable: bool = False,
+    **kwargs: Any,
+) -> PsycopgConnector:
+    """A :class:`PsycopgConnector` (see there) for a :class:`~poolkit.ConnectionPool`."""
+    return PsycopgConnector(
+        conninfo, configure=configure, reset=reset, require_writable=require_writable, **kwargs
+    )
+
+
+def async_connector(
+    conninfo: str = "",
+    *,
+    configure: Callable[[psycopg.AsyncConnection[Any]], Awaitable[object]] | None = None,
+    reset: Callable[[psycopg.AsyncConnection[Any]], Awaitable[object]] | None = None,
+    require_writable: bool = False,
+    **kwargs: Any,
+) -> AsyncPsycopgConnector:
+    """An :class:`AsyncPsycopgConnector` (see there) for an ``AsyncConnectionPool``."""
+    return AsyncPsycopgConnector(
+        conninfo, configure=configure, reset=reset, require_writable=require_writable, **kwargs
+    )

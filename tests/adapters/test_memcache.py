@@ -1,0 +1,252 @@
+"""MemcacheClient and the pymemcache connector against real memcached servers."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pymemcache import exceptions as mc_errors
+from pymemcache.client.base import Client
+
+from poolkit import ConnectionPool
+from poolkit.adapters.memcache import (
+    HashRing,
+    MemcacheClient,
+    MemcacheConnector,
+    is_broken,
+    parse_server,
+)
+from tests.adapters.conftest import MemcachedServer, eventually
+
+Factory = Callable[[], MemcachedServer]
+# Generous per-command timeout: tests run on a loaded 2-core machine.
+TIMEOUT = 5.0
+
+
+def _client(*servers: MemcachedServer, **kw: Any) -> MemcacheClient:
+    kw.setdefault("timeout", TIMEOUT)
+    kw.setdefault("connect_timeout", TIMEOUT)
+    return MemcacheClient([s.address for s in servers], **kw)
+
+
+def test_set_get_delete_reuse_one_connection(memcached_factory: Factory) -> None:
+    server = memcached_factory()
+    with _client(server) as mc:
+        assert mc.set("k", b"v")
+        assert mc.get("k") == b"v"
+        assert mc.delete("k")
+        assert mc.get("k", b"default") == b"default"
+        assert mc.add("n", b"1")
+        assert mc.incr("n", 5) == 6
+        assert mc.decr("n") == 5
+        assert mc.touch("n", 100)
+        assert mc.replace("n", b"9")
+        assert mc.stats().created == 1
+        assert "1 servers" in repr(mc)
+
+
+def test_cache_level_errors_keep_the_connection(memcached_factory: Factory) -> None:
+    """gomemcache resumableError: miss, not stored, CAS conflict, bad key keep the socket."""
+    server = memcached_factory()
+    with _client(server) as mc:
+        assert mc.get("missing") is None
+        mc.set("k", b"1")
+        assert not mc.add("k", b"2")  # not stored
+        value, token = mc.gets("k")
+        assert value == b"1"
+        mc.set("k", b"3")
+        assert mc.cas("k", b"4", token) is False  # conflict
+        with pytest.raises(mc_errors.MemcacheIllegalInputError):
+            mc.get("bad key")
+        with pytest.raises(mc_errors.MemcacheServerError):
+            mc.set("big", b"x" * (2 << 20))  # SERVER_ERROR object too large
+        assert mc.get("k") == b"3"
+        stats = mc.stats()
+        assert (stats.created, stats.closed_by_reason["broken"]) == (1, 0)
+
+
+def test_killed_server_fails_its_operations_and_they_recover_after_restart(
+    memcached_factory: Factory,
+) -> None:
+    """Socket errors discard the connection; after a restart the next operation works."""
+    server = memcached_factory()
+    with _client(server) as mc:
+        mc.set("k", b"v")
+        server.kill()
+        with pytest.raises((OSError, mc_errors.MemcacheUnexpectedCloseError)):
+            mc.set("k", b"w")
+        with pytest.raises(OSError):
+            mc.get("k")  # refused: nothing listens
+        assert (
+            mc.stats().closed_by_reason["broken"] + mc.stats().closed_by_reason["check_failed"] >= 2
+        )
+        server.start()
+        assert mc.set("k", b"again")
+        assert mc.get("k") == b"again"
+
+
+def test_keys_spread_over_servers_and_one_killed_mid_test_spares_the_others(
+    memcached_factory: Factory,
+) -> None:
+    servers = [memcached_factory() for _ in range(3)]
+    with _client(*servers) as mc:
+        keys = [f"key{i}" for i in range(300)]
+        assert mc.set_many({k: k.encode() for k in keys}) == []
+        owners = {mc.server_for(k) for k in keys}
+        assert owners == {s.address for s in servers}
+        for s in servers:  # each key is on exactly the server the ring names
+            direct = Client(s.address, timeout=TIMEOUT)
+            mine = [k for k in keys if mc.server_for(k) == s.address]
+            assert set(direct.get_many(mine)) == set(mine)
+            direct.close()
+        assert mc.get_many(keys) == {k: k.encode() for k in keys}
+
+        dead = servers[0]
+        dead.kill()
+        alive_keys = [k for k in keys if mc.server_for(k) != dead.address]
+        dead_key = next(k for k in keys if mc.server_for(k) == dead.address)
+        with pytest.raises((OSError, mc_errors.MemcacheUnexpectedCloseError)):
+            mc.get(dead_key)
+        assert mc.get_many(alive_keys) == {k: k.encode() for k in alive_keys}
+        by_server = mc.stats_by_server()
+        assert all(s.in_use == 0 for s in by_server.values())
+
+
+def test_ignore_exc_turns_a_dead_server_into_misses(memcached_factory: Factory) -> None:
+    """pymemcache ignore_exc: a cache outage degrades to misses instead of errors."""
+    server = memcached_factory()
+    with _client(server, ignore_exc=True) as mc:
+        mc.set("k", b"v")
+        server.kill()
+        assert mc.get("k", b"miss") == b"miss"
+        assert mc.set("k", b"v") is False
+        assert mc.get_many(["a", "b"]) == {}
+
+
+def test_max_conns_per_server_caps_concurrent_connections(memcached_factory: Factory) -> None:
+    server = memcached_factory()
+    with _client(server, max_conns_per_server=2) as mc:
+        start = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            start.wait()
+            try:
+                for i in range(50):
+                    mc.set(f"{n}-{i}", b"x")
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert mc.stats().created <= 2
+
+
+def test_max_idle_per_server_closes_surplus_on_return(memcached_factory: Factory) -> None:
+    """gomemcache putFreeConn: at maxIdleConns a returned connection is closed."""
+    server = memcached_factory()
+    with _client(server, max_idle_per_server=1) as mc:
+        pool = mc._pools[server.address]
+        a, b = pool.acquire(), pool.acquire()
+        pool.release(a)
+        pool.release(b)
+        assert mc.stats().idle == 1
+        assert mc.stats().closed_by_reason["max_idle"] == 1
+
+
+def test_connector_check_drops_connections_the_server_closed(memcached_factory: Factory) -> None:
+    server = memcached_factory()
+    pool = ConnectionPool(MemcacheConnector(server.address, timeout=TIMEOUT), max_size=2)
+    with pool.connection() as client:
+        client.raw.set("k", b"v")
+        sock = client.raw.sock
+    server.kill()
+    server.start()
+    eventually(lambda: not MemcacheConnector(server.address).check(_with_sock(sock)), "FIN seen")
+    with pool.connection() as client:
+        assert client.raw.get("k") is None  # a new connection to the new server
+    assert pool.stats().closed_by_reason["check_failed"] == 1
+    pool.close()
+
+
+def _with_sock(sock: Any) -> Client:
+    probe = Client(("127.0.0.1", 1))
+    probe.sock = sock
+    return probe
+
+
+@pytest.mark.parametrize(
+    ("exc", "broken"),
+    [
+        (ConnectionResetError(), True),
+        (TimeoutError(), True),
+        (mc_errors.MemcacheUnexpectedCloseError(), True),
+        (mc_errors.MemcacheUnknownError("bad line"), True),
+        (mc_errors.MemcacheIllegalInputError("bad key"), False),
+        (mc_errors.MemcacheServerError("object too large"), False),
+        (mc_errors.MemcacheClientError("x"), False),
+        (ValueError(), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_is_broken_follows_gomemcache_resumable_errors(exc: BaseException, broken: bool) -> None:
+    assert is_broken(exc) == broken
+
+
+def test_ring_moves_few_keys_when_a_server_is_added() -> None:
+    """Consistent hashing: a 4th server takes about a quarter, not most, of the keys."""
+    three = HashRing(["a:1", "b:1", "c:1"])
+    four = HashRing(["a:1", "b:1", "c:1", "d:1"])
+    keys = [f"k{i}" for i in range(4000)]
+    moved = [k for k in keys if three.server_for(k) != four.server_for(k)]
+    assert all(four.server_for(k) == "d:1" for k in moved)
+    assert 0.15 < len(moved) / len(keys) < 0.35
+    counts = {s: sum(four.server_for(k) == s for k in keys) for s in ("a:1", "b:1", "c:1", "d:1")}
+    assert min(counts.values()) > 600  # roughly even
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [("h:1", ("h", 1)), ("h", ("h", 11211)), (("h", 2), ("h", 2)), ("::1:5", ("::1", 5))],
+)
+def test_parse_server_accepts_the_usual_forms(server: Any, expected: tuple[str, int]) -> None:
+    assert parse_server(server) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"servers": []}, ValueError, "at least one"),
+        ({"servers": "h:1"}, TypeError, "list of servers"),
+        ({"servers": ["h:x"]}, ValueError, "port must be a number"),
+        ({"servers": ["h:0"]}, ValueError, "1..65535"),
+        ({"servers": [3]}, TypeError, "host:port"),
+        ({"servers": ["h:1", "h:1"]}, ValueError, "must not repeat"),
+        ({"servers": ["h:1"], "max_conns_per_server": 0}, ValueError, "max_conns_per_server"),
+        ({"servers": ["h:1"], "max_idle_per_server": -1}, ValueError, "max_idle_per_server"),
+        ({"servers": ["h:1"], "timeout": 0}, ValueError, "timeout"),
+        ({"servers": ["h:1"], "idle_timeout": -1}, ValueError, "idle_timeout"),
+        ({"servers": ["h:1"], "pool_timeout": "x"}, TypeError, "pool_timeout"),
+        ({"servers": ["h:1"], "pool_timeout": 0}, ValueError, "pool_timeout must be > 0"),
+    ],
+)
+def test_client_rejects_bad_arguments(
+    kwargs: dict[str, Any], exc: type[Exception], match: str
+) -> None:
+    with pytest.raises(exc, match=match):
+        MemcacheClient(**kwargs)
+
+
+def test_missing_pymemcache_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pymemcache", None)
+    monkeypatch.delitem(sys.modules, "poolkit.adapters.memcache")
+    with pytest.raises(ImportError, match=r"pip install 'poolkit\[memcache\]'"):
+        importlib.import_module("poolkit.adapters.memcache")
