@@ -161,7 +161,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a HEAD response has headers only (RFC 9110 9.3.2)
+            self.wfile.write(body)
 
     def do_GET(self) -> None:
         self.served += 1

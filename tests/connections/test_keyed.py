@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from poolkit import AsyncKeyedConnectionPool, KeyedConnectionPool, PoolTimeout, ReleaseError
-from poolkit.testing import AsyncFakeConnector, FakeClock, FakeConnector
+from poolkit.testing import AsyncFakeConnector, FakeClock, FakeConnection, FakeConnector
 
 
 def fakes() -> tuple[dict[str, FakeConnector], Callable[[str], FakeConnector]]:
@@ -135,6 +135,44 @@ def test_keys_are_forgotten_when_their_last_connection_closes() -> None:
             c.discard()
     assert kpool.keys() == []
     kpool.close()
+
+
+def test_every_way_of_giving_back_forgets_an_emptied_key() -> None:
+    """acquire + proxy.discard(), acquire + kpool.discard(), proxy.close() after a
+    drain: each settles the keyed pool at once, so no emptied key lingers."""
+    made, factory = fakes()
+    kpool = KeyedConnectionPool(factory, timeout=5)
+    conn = kpool.acquire("a")
+    conn.discard()  # the proxy, not the keyed pool
+    conn = kpool.acquire("b")
+    kpool.discard(conn)
+    conn = kpool.acquire("c")
+    kpool.drain()  # busy: closed when it comes back
+    conn.close()
+    assert kpool.keys() == []
+    assert all(not f.open_connections for f in made.values())
+    with pytest.raises(ReleaseError, match="not acquired from this keyed pool"):
+        kpool.discard(object())  # type: ignore[arg-type]
+    kpool.close()
+
+
+def test_async_keyed_discard_forgets_an_emptied_key() -> None:
+    async def main() -> None:
+        made: dict[str, AsyncFakeConnector] = {}
+        kpool: AsyncKeyedConnectionPool[str, FakeConnection] = AsyncKeyedConnectionPool(
+            lambda key: made.setdefault(key, AsyncFakeConnector()), timeout=5
+        )
+        conn = await kpool.acquire("a")
+        await conn.discard()
+        conn = await kpool.acquire("b")
+        await kpool.discard(conn)
+        assert kpool.keys() == []
+        for _ in range(3):  # closes run as tasks
+            await asyncio.sleep(0)
+        assert all(not f.open_connections for f in made.values())
+        await kpool.close()
+
+    asyncio.run(main())
 
 
 def test_foreign_release_and_bad_arguments() -> None:

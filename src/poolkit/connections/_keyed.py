@@ -161,9 +161,10 @@ class KeyedConnectionPool(Generic[K, C]):
                 raise PoolClosed("the keyed connection pool is closed; create a new pool")
             pool = self._pools.get(key)
             if pool is None:
-                pool = ConnectionPool(
+                pool = _SubPool(
                     self._factory(key), _budget=self._budget, _lock=self._lock, **self._options
                 )
+                pool._parent = self
                 pool._cleaner_event = self._wake
                 self._pools[key] = pool
                 self._budget.cores[pool._core] = None
@@ -227,11 +228,23 @@ class KeyedConnectionPool(Generic[K, C]):
         Raises:
             ReleaseError: released twice, or not acquired from this pool.
         """
+        self._owner_of(conn).release(conn)
+
+    def discard(self, conn: PooledConnection[C], reason: str = "discarded") -> None:
+        """Close a checked-out connection instead of giving it back (it is unusable).
+
+        The same as the proxy's ``discard()`` (fatih/pool ``MarkUnusable``).
+
+        Raises:
+            ReleaseError: already released, or not acquired from this pool.
+        """
+        self._owner_of(conn).discard(conn, reason)
+
+    def _owner_of(self, conn: PooledConnection[C]) -> ConnectionPool[C]:
         pool = getattr(conn, "_pool", None)
-        if not isinstance(pool, ConnectionPool) or pool._budget is not self._budget:
+        if not isinstance(pool, _SubPool) or pool._budget is not self._budget:
             raise ReleaseError("this connection was not acquired from this keyed pool")
-        pool.release(conn)
-        self._settle(pool)
+        return pool
 
     def connection(self, key: K, timeout: float | None = None) -> _KeyedLease[K, C]:
         """``with kpool.connection(key) as conn:`` — acquire, then release on exit."""
@@ -323,8 +336,24 @@ class _KeyedLease(Generic[K, C]):
         return proxy
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        self._lease.__exit__(exc_type, exc, tb)
-        self._pool._settle(self._lease._pool)
+        self._lease.__exit__(exc_type, exc, tb)  # the sub-pool settles its parent
+
+
+class _SubPool(ConnectionPool[C]):
+    """One key's pool. Every return, however it is made (the keyed pool's
+    ``release``, the proxy's ``close()`` or ``discard()``, a ``with`` block),
+    settles the parent: closes what the global caps evicted elsewhere and
+    forgets the key once it has nothing left."""
+
+    _parent: KeyedConnectionPool[Any, C]
+
+    def release(self, conn: PooledConnection[C]) -> None:
+        super().release(conn)
+        self._parent._settle(self)
+
+    def discard(self, conn: PooledConnection[C], reason: str = "discarded") -> None:
+        super().discard(conn, reason)
+        self._parent._settle(self)
 
 
 def validate_options(options: dict[str, Any]) -> ConnectionPool[Any]:

@@ -85,9 +85,10 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
             raise PoolClosed("the keyed connection pool is closed; create a new pool")
         pool = self._pools.get(key)
         if pool is None:
-            pool = AsyncConnectionPool(
+            pool = _AsyncSubPool(
                 self._factory(key), _budget=self._budget, _keyed=True, **self._options
             )
+            pool._parent = self
             pool._cleaner_event = self._wake or self._start_cleaner()
             pool._key = key
             self._pools[key] = pool
@@ -136,11 +137,21 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         Raises:
             ReleaseError: released twice, or not acquired from this pool.
         """
+        await self._owner_of(conn).release(conn)
+
+    async def discard(self, conn: AsyncPooledConnection[C], reason: str = "discarded") -> None:
+        """Close a checked-out connection instead of giving it back (it is unusable).
+
+        Raises:
+            ReleaseError: already released, or not acquired from this pool.
+        """
+        await self._owner_of(conn).discard(conn, reason)
+
+    def _owner_of(self, conn: AsyncPooledConnection[C]) -> AsyncConnectionPool[C]:
         pool = getattr(conn, "_pool", None)
-        if not isinstance(pool, AsyncConnectionPool) or pool._budget is not self._budget:
+        if not isinstance(pool, _AsyncSubPool) or pool._budget is not self._budget:
             raise ReleaseError("this connection was not acquired from this keyed pool")
-        await pool.release(conn)
-        self._settle(pool)
+        return pool
 
     def connection(self, key: K, timeout: float | None = None) -> _AsyncKeyedLease[K, C]:
         """``async with kpool.connection(key) as conn:``."""
@@ -214,9 +225,22 @@ class _AsyncKeyedLease(Generic[K, C]):
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         proxy = self._proxy
         sub = proxy._pool
-        if proxy._entry is not None:
+        if proxy._entry is not None:  # the sub-pool settles its parent
             if exc is not None and (not isinstance(exc, Exception) or sub._hooks.broken(exc)):
                 await sub.discard(proxy, "broken")
             else:
                 await sub.release(proxy)
-        self._pool._settle(sub)
+
+
+class _AsyncSubPool(AsyncConnectionPool[C]):
+    """One key's pool; every return settles the parent (see ``_keyed._SubPool``)."""
+
+    _parent: AsyncKeyedConnectionPool[Any, C]
+
+    async def release(self, conn: AsyncPooledConnection[C]) -> None:
+        await super().release(conn)
+        self._parent._settle(self)
+
+    async def discard(self, conn: AsyncPooledConnection[C], reason: str = "discarded") -> None:
+        await super().discard(conn, reason)
+        self._parent._settle(self)
