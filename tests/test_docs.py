@@ -116,6 +116,15 @@ REQUIRED_ANCHORS = [
     "SQLAlchemy",
     "urllib3",
     "pymemcache",
+    "gammazero/workerpool",
+    "ivpusic/grpool",
+    "dpaks/goworkers",
+    "panjf2000/ants",
+    "Jeffail/tunny",
+    "go-playground/pool",
+    "Sherifabdlnaby/gpool",
+    "alitto/pond",
+    "concurrent.futures",
 ]
 
 

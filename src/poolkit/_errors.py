@@ -27,6 +27,8 @@ __all__ = [
     "PoolOverload",
     "PoolTimeout",
     "ReleaseError",
+    "TaskTimeout",
+    "WorkerCrashed",
 ]
 
 
@@ -126,3 +128,45 @@ class BufferExportedError(PoolError, BufferError):
     a ``bytearray`` with live exports. Release the view (``view.release()``,
     or ``with buf.view() as v:``) first. It is also a ``BufferError``.
     """
+
+
+class TaskTimeout(PoolError, TimeoutError):
+    """A task ran past its ``timeout=`` and its worker process was killed to stop it.
+
+    Set on the task's Future by :class:`poolkit.ProcessPool`; the pool starts a
+    fresh worker in place of the killed one and other tasks are untouched. It
+    is also a ``TimeoutError``. Attributes: ``timeout`` (seconds) and ``pid``
+    (the killed worker).
+    """
+
+    def __init__(self, message: str, *, timeout: float | None = None, pid: int | None = None):
+        super().__init__(message)
+        self.timeout = timeout
+        self.pid = pid
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), str(self), {"timeout": self.timeout, "pid": self.pid}))
+
+
+class WorkerCrashed(PoolError):
+    """The worker process running a task died (a segfault, ``os._exit``, an OOM kill).
+
+    Only the task that worker was running fails with it; the pool replaces the
+    worker and goes on (no ``BrokenProcessPool``). Attributes: ``pid``,
+    ``exitcode`` (the process's exit status, negative for a signal, as
+    ``multiprocessing`` reports it) and ``signal`` (the signal number or ``None``).
+    """
+
+    def __init__(self, message: str, *, pid: int | None = None, exitcode: int | None = None):
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode
+        self.signal = -exitcode if exitcode is not None and exitcode < 0 else None
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), str(self), {"pid": self.pid, "exitcode": self.exitcode}))
+
+
+def _rebuild(cls: type[BaseException], message: str, fields: dict[str, object]) -> BaseException:
+    """Unpickle an error whose ``__init__`` takes keyword-only fields."""
+    return cls(message, **fields)

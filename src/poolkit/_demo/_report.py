@@ -20,6 +20,7 @@ PARTS: dict[str, str] = {
     "buffers": "poolkit._demo.buffers",
     "connections": "poolkit._demo.connections",
     "sqlite": "poolkit._demo.sqlite",
+    "workers": "poolkit._demo.workers",
 }
 
 

@@ -1,0 +1,364 @@
+"""``poolkit bench workers``: WorkerPool and AsyncWorkerPool against their peers.
+
+Trivial tasks measure pure dispatch overhead (anchors/workers.md §5): 200,000
+per run (20,000 with ``--quick``), best of several runs, pools created and
+warmed before the clock. Bench names are shared across subjects so ratios
+line up:
+
+* threads — ``go_wait`` (fire and forget, then a barrier), ``submit_result``
+  (a Future per task, then every result), ``map``: WorkerPool vs
+  ThreadPoolExecutor vs multiprocessing.pool.ThreadPool vs pebble.ThreadPool;
+* asyncio — ``async_go_wait``: AsyncWorkerPool vs gather + Semaphore,
+  TaskGroup + Semaphore, aiojobs, asyncio-pool and a hand-written
+  asyncio.Queue worker set; ``async_go_wait_no_eager``: the same with eager
+  start off, so every task takes the queue and a worker;
+* memory — ``queue_1M_peak_rss``: peak RSS growth while 1,000,000 tasks
+  (100,000 quick) go through a bounded WorkerPool, an unbounded one and
+  ThreadPoolExecutor, each measured in its own child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import os
+import resource
+import threading
+from collections.abc import Callable, Coroutine
+from multiprocessing.pool import ThreadPool as MpThreadPool
+from typing import Any
+
+from poolkit import AsyncWorkerPool, WorkerPool
+from poolkit._bench import BenchContext
+
+FAMILY = "workers"
+THREADS = 4  # workers per thread pool: the anchors' measurements use 4
+ASYNC_WORKERS = 8  # concurrency limit for every asyncio subject
+# Resident memory is sampled every this many submissions (cheap: one small
+# /proc read) to catch the peak while tasks are queued.
+SAMPLE_EVERY = 10_000
+
+
+def noop() -> None:
+    pass
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+async def anoop() -> None:
+    pass
+
+
+def run(ctx: BenchContext) -> None:
+    """Every thread, asyncio and memory benchmark of the family."""
+    n = 20_000 if ctx.quick else 200_000
+    _thread_benches(ctx, n)
+    _async_benches(ctx, n)
+    tasks = 100_000 if ctx.quick else 1_000_000
+    for subject in ("poolkit", "poolkit unbounded", "ThreadPoolExecutor"):
+        ctx.run_in_child(
+            "rss_child", {"POOLKIT_BENCH_SUBJECT": subject, "POOLKIT_TASKS": str(tasks)}
+        )
+
+
+# ------------------------------------------------------------------ threads
+
+
+def _thread_benches(ctx: BenchContext, n: int) -> None:
+    wp = WorkerPool(THREADS)
+    tpe = cf.ThreadPoolExecutor(THREADS)
+    mp = MpThreadPool(THREADS)
+    pebble_pool = _pebble()
+    try:
+
+        def wp_go(k: int) -> None:
+            go = wp.go
+            for _ in range(k):
+                go(noop)
+            wp.wait()
+
+        def tpe_go(k: int) -> None:
+            submit = tpe.submit
+            cf.wait([submit(noop) for _ in range(k)])
+
+        def mp_go(k: int) -> None:
+            apply = mp.apply_async
+            for r in [apply(noop) for _ in range(k)]:
+                r.wait()
+
+        _record_all(ctx, "go_wait", n, wp_go, tpe_go, mp_go, _pebble_go(pebble_pool))
+
+        def wp_submit(k: int) -> None:
+            submit = wp.submit
+            for f in [submit(noop) for _ in range(k)]:
+                f.result()
+
+        def tpe_submit(k: int) -> None:
+            submit = tpe.submit
+            for f in [submit(noop) for _ in range(k)]:
+                f.result()
+
+        def mp_submit(k: int) -> None:
+            apply = mp.apply_async
+            for r in [apply(noop) for _ in range(k)]:
+                r.get()
+
+        _record_all(
+            ctx, "submit_result", n, wp_submit, tpe_submit, mp_submit, _pebble_submit(pebble_pool)
+        )
+
+        def wp_map(k: int) -> None:
+            for _ in wp.map(inc, range(k)):
+                pass
+
+        def tpe_map(k: int) -> None:
+            for _ in tpe.map(inc, range(k)):
+                pass
+
+        def mp_map(k: int) -> None:
+            for _ in mp.imap(inc, range(k)):
+                pass
+
+        _record_all(ctx, "map", n, wp_map, tpe_map, mp_map, _pebble_map(pebble_pool))
+
+        def wp_map_chunked(k: int) -> None:
+            for _ in wp.map(inc, range(k), chunksize=256):
+                pass
+
+        def mp_map_chunked(k: int) -> None:
+            for _ in mp.imap(inc, range(k), chunksize=256):
+                pass
+
+        _record_all(ctx, "map_chunksize_256", n, wp_map_chunked, None, mp_map_chunked, None)
+    finally:
+        wp.stop()
+        tpe.shutdown()
+        mp.terminate()
+        mp.join()
+        if pebble_pool is not None:
+            pebble_pool.stop()
+            pebble_pool.join()
+
+
+def _record_all(
+    ctx: BenchContext,
+    bench: str,
+    n: int,
+    ours: Callable[[int], None],
+    tpe: Callable[[int], None] | None,
+    mp: Callable[[int], None] | None,
+    pebble: Callable[[int], None] | None,
+) -> None:
+    subjects = {
+        "poolkit": ours,
+        "ThreadPoolExecutor": tpe,
+        "multiprocessing ThreadPool": mp,
+        "pebble ThreadPool": pebble,
+    }
+    for subject, loop in subjects.items():
+        if loop is not None:
+            ctx.record(bench, subject, "ops_per_s", 1e9 / ctx.time_ns_per_op(loop, n))
+
+
+def _pebble() -> Any:
+    try:
+        import pebble
+    except ImportError:  # optional peer
+        return None
+    return pebble.ThreadPool(max_workers=THREADS)
+
+
+def _pebble_go(pool: Any) -> Callable[[int], None] | None:
+    if pool is None:
+        return None
+
+    def loop(k: int) -> None:
+        schedule = pool.schedule
+        cf.wait([schedule(noop) for _ in range(k)])
+
+    return loop
+
+
+def _pebble_submit(pool: Any) -> Callable[[int], None] | None:
+    if pool is None:
+        return None
+
+    def loop(k: int) -> None:
+        schedule = pool.schedule
+        for f in [schedule(noop) for _ in range(k)]:
+            f.result()
+
+    return loop
+
+
+def _pebble_map(pool: Any) -> Callable[[int], None] | None:
+    if pool is None:
+        return None
+
+    def loop(k: int) -> None:
+        for _ in pool.map(inc, range(k)).result():
+            pass
+
+    return loop
+
+
+# ------------------------------------------------------------------ asyncio
+
+
+def _async_benches(ctx: BenchContext, n: int) -> None:
+    loop = asyncio.new_event_loop()
+    ap = AsyncWorkerPool(ASYNC_WORKERS)
+    queued = AsyncWorkerPool(ASYNC_WORKERS, eager=False)
+
+    def on_loop(body: Callable[[int], Coroutine[Any, Any, None]]) -> Callable[[int], None]:
+        return lambda k: loop.run_until_complete(body(k))
+
+    async def ours(k: int) -> None:
+        go = ap.go
+        for _ in range(k):
+            await go(anoop)
+        await ap.wait()
+
+    async def ours_queued(k: int) -> None:
+        go = queued.go
+        for _ in range(k):
+            await go(anoop)
+        await queued.wait()
+
+    async def gather_sem(k: int) -> None:
+        sem = asyncio.Semaphore(ASYNC_WORKERS)
+
+        async def limited() -> None:
+            async with sem:
+                await anoop()
+
+        await asyncio.gather(*(limited() for _ in range(k)))
+
+    async def taskgroup_sem(k: int) -> None:
+        sem = asyncio.Semaphore(ASYNC_WORKERS)
+
+        async def limited() -> None:
+            async with sem:
+                await anoop()
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(k):
+                tg.create_task(limited())
+
+    async def queue_workers(k: int) -> None:
+        q: asyncio.Queue[Callable[[], Coroutine[Any, Any, None]]] = asyncio.Queue()
+
+        async def worker() -> None:
+            while True:
+                fn = await q.get()
+                await fn()
+                q.task_done()
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(ASYNC_WORKERS)]
+        for _ in range(k):
+            q.put_nowait(anoop)
+        await q.join()
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    subjects: dict[str, Callable[[int], Coroutine[Any, Any, None]] | None] = {
+        "poolkit": ours,
+        "gather+Semaphore": gather_sem,
+        "TaskGroup+Semaphore": taskgroup_sem,
+        "aiojobs": _aiojobs(),
+        "asyncio-pool": _asyncio_pool(),
+        "asyncio.Queue workers": queue_workers,
+    }
+    try:
+        for subject, body in subjects.items():
+            if body is not None:
+                ns = ctx.time_ns_per_op(on_loop(body), n)
+                ctx.record("async_go_wait", subject, "ops_per_s", 1e9 / ns)
+        # The same workload with every task going through the worker queue
+        # (eager=False): what a task that always suspends pays for dispatch.
+        for subject, body in (("poolkit", ours_queued), ("asyncio.Queue workers", queue_workers)):
+            ns = ctx.time_ns_per_op(on_loop(body), n)
+            ctx.record("async_go_wait_no_eager", subject, "ops_per_s", 1e9 / ns)
+        loop.run_until_complete(ap.stop())
+        loop.run_until_complete(queued.stop())
+    finally:
+        loop.close()
+
+
+def _aiojobs() -> Callable[[int], Coroutine[Any, Any, None]] | None:
+    try:
+        import aiojobs
+    except ImportError:  # optional peer
+        return None
+
+    async def body(k: int) -> None:
+        scheduler = aiojobs.Scheduler(limit=ASYNC_WORKERS, pending_limit=0)
+        for _ in range(k):
+            await scheduler.spawn(anoop())
+        await scheduler.wait_and_close()
+
+    return body
+
+
+def _asyncio_pool() -> Callable[[int], Coroutine[Any, Any, None]] | None:
+    try:
+        from asyncio_pool import AioPool
+    except ImportError:  # optional peer
+        return None
+
+    async def body(k: int) -> None:
+        pool = AioPool(size=ASYNC_WORKERS)
+        for _ in range(k):
+            await pool.spawn_n(anoop())
+        await pool.join()
+
+    return body
+
+
+# ------------------------------------------------------------------- memory
+
+
+def _rss_bytes() -> int:
+    """Current resident set size (Linux /proc).
+
+    Not ``ru_maxrss``: Linux keeps that high-water mark across ``exec``, so a
+    child started by a large benchmark process would inherit its parent's peak.
+    """
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def rss_child(ctx: BenchContext) -> None:
+    """Peak RSS growth while many tasks pass through one subject (child process)."""
+    subject = os.environ["POOLKIT_BENCH_SUBJECT"]
+    tasks = int(os.environ["POOLKIT_TASKS"])
+    gate = threading.Event()
+    base = _rss_bytes()
+    peak = base
+    if subject == "ThreadPoolExecutor":
+        tpe = cf.ThreadPoolExecutor(THREADS)
+        for _ in range(THREADS):
+            tpe.submit(gate.wait)
+        for i in range(tasks):
+            tpe.submit(noop)  # nothing bounds the queue: every task waits in memory
+            if i % SAMPLE_EVERY == 0:
+                peak = max(peak, _rss_bytes())
+        peak = max(peak, _rss_bytes())
+        gate.set()
+        tpe.shutdown()
+    else:
+        bounded = subject == "poolkit"
+        wp = WorkerPool(THREADS, queue_size=1024 if bounded else None)
+        if not bounded:
+            wp.pause()  # the worst case of an unbounded queue: nothing drains it
+        for i in range(tasks):
+            wp.go(noop)
+            if i % SAMPLE_EVERY == 0:
+                peak = max(peak, _rss_bytes())
+        peak = max(peak, _rss_bytes())
+        wp.resume()
+        wp.stop()
+    ctx.record("queue_1M_peak_rss", subject, "bytes", max(0, peak - base))

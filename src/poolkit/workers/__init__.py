@@ -1,0 +1,31 @@
+"""Worker pools on threads and asyncio, with one vocabulary.
+
+:class:`WorkerPool` runs callables on threads (and is a
+``concurrent.futures.Executor``); :class:`AsyncWorkerPool` runs coroutine
+functions on asyncio worker tasks. Both take the same options and share their
+sizing, admission and stats logic (:mod:`poolkit.workers._core`).
+"""
+
+from __future__ import annotations
+
+from poolkit.workers._async_group import AsyncTaskGroup
+from poolkit.workers._async_pool import AsyncWorkerPool
+from poolkit.workers._core import WorkerPoolStats
+from poolkit.workers._func_pool import FuncPool
+from poolkit.workers._future import PoolFuture
+from poolkit.workers._group import CancelToken, TaskCancelled, TaskGroup
+from poolkit.workers._multi import MultiPool
+from poolkit.workers._thread_pool import WorkerPool
+
+__all__ = [
+    "AsyncTaskGroup",
+    "AsyncWorkerPool",
+    "CancelToken",
+    "FuncPool",
+    "MultiPool",
+    "PoolFuture",
+    "TaskCancelled",
+    "TaskGroup",
+    "WorkerPool",
+    "WorkerPoolStats",
+]

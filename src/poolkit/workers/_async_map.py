@@ -1,0 +1,117 @@
+"""Lazy, bounded ``map`` for AsyncWorkerPool (``async for``).
+
+At most ``buffersize`` tasks are in flight; the input (iterables, or one
+async iterable) is read as results are taken. Each item is an ordinary
+``submit`` whose Future is awaited in input order, or collected as they
+complete. When the consumer stops early or is cancelled, the in-flight
+Futures are cancelled: items not yet started never run, running ones get
+``CancelledError`` at their await point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from poolkit._errors import PoolTimeout
+from poolkit._validate import check_optional_int, check_optional_seconds
+
+if TYPE_CHECKING:
+    from poolkit.workers._async_pool import AsyncWorkerPool
+
+__all__ = ["async_map"]
+
+T = TypeVar("T")
+
+# Tasks in flight per worker by default; see the thread map's constant.
+_PER_WORKER = 4
+_MIN_BUFFER = 16
+
+
+def async_map(
+    pool: AsyncWorkerPool,
+    fn: Callable[..., Awaitable[T]],
+    iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...],
+    ordered: bool,
+    buffersize: int | None,
+    timeout: float | None,
+) -> AsyncIterator[T]:
+    """Validate and return the result iterator (nothing runs until iterated).
+
+    Raises:
+        TypeError, ValueError: bad ``buffersize``/``timeout``, no iterable,
+            or an async iterable mixed with others.
+    """
+    size = check_optional_int("buffersize", buffersize, minimum=1)
+    limit = size if size is not None else max(_MIN_BUFFER, _PER_WORKER * pool.max_workers)
+    seconds = check_optional_seconds("timeout", timeout)
+    if not iterables:
+        raise TypeError("map() needs at least one iterable")
+    if any(isinstance(it, AsyncIterable) for it in iterables):
+        if len(iterables) != 1:
+            raise TypeError("map() takes one async iterable, or any number of plain ones")
+        source: AsyncIterator[tuple[Any, ...]] = _aitems(iterables[0])  # type: ignore[arg-type]
+    else:
+        source = _items(zip(*iterables, strict=False))
+    deadline = None if seconds is None else time.monotonic() + seconds
+    return _results(pool, fn, source, limit, ordered, deadline, seconds)
+
+
+async def _items(items: Iterable[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ...]]:
+    for item in items:
+        yield item
+
+
+async def _aitems(items: AsyncIterable[Any]) -> AsyncIterator[tuple[Any, ...]]:
+    async for item in items:
+        yield (item,)
+
+
+async def _results(
+    pool: AsyncWorkerPool,
+    fn: Callable[..., Awaitable[T]],
+    source: AsyncIterator[tuple[Any, ...]],
+    limit: int,
+    ordered: bool,
+    deadline: float | None,
+    seconds: float | None,
+) -> AsyncIterator[T]:
+    in_flight: deque[asyncio.Future[T]] = deque()
+    exhausted = False
+
+    async def refill() -> None:
+        nonlocal exhausted
+        while not exhausted and len(in_flight) < limit:
+            try:
+                args = await source.__anext__()
+            except StopAsyncIteration:
+                exhausted = True
+                return
+            in_flight.append(await pool.submit(fn, *args))
+
+    try:
+        await refill()
+        while in_flight:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if ordered:
+                fut = in_flight[0]
+                done, _ = await asyncio.wait([fut], timeout=left)
+                if not done:
+                    raise PoolTimeout(f"map result not ready within {seconds} s of the call")
+                in_flight.popleft()
+            else:
+                done, _ = await asyncio.wait(
+                    in_flight, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    raise PoolTimeout(f"map result not ready within {seconds} s of the call")
+                fut = done.pop()
+                in_flight.remove(fut)
+            await refill()
+            yield fut.result()
+    finally:
+        for fut in in_flight:
+            fut.cancel()

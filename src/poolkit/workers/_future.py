@@ -1,0 +1,96 @@
+"""PoolFuture: a ``concurrent.futures.Future`` that is cheap to create.
+
+A stock Future builds its own ``threading.Condition`` (an RLock plus a
+Python-level object, ~1.5 µs: over a third of a ``submit`` round trip,
+anchors/workers.md §5.4). A PoolFuture borrows one of a few shared Conditions
+instead. It is a real ``Future``: ``concurrent.futures.wait``,
+``as_completed``, ``add_done_callback``, ``cancel`` and
+``loop.run_in_executor`` treat it as any other.
+
+Sharing a Condition means ``notify_all`` for one future also wakes threads
+waiting on others in the same shard. The stock ``result()`` and
+``exception()`` wait once and take a wake-up as "done or timed out", so this
+class re-checks the state in a loop until the future is done or the deadline
+passes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from concurrent.futures import CancelledError, Future
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
+from typing import Any, TypeVar
+
+__all__ = ["PoolFuture"]
+
+T = TypeVar("T")
+
+# Shards of shared Conditions. Spurious wake-ups grow with the number of
+# threads waiting on different futures of one shard; 64 keeps that small for
+# any realistic number of waiting threads while costing nothing per future.
+_SHARDS = 64
+_CONDITIONS = [threading.Condition() for _ in range(_SHARDS)]
+_next_shard = itertools.count()
+_DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
+_CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
+
+
+class PoolFuture(Future[T]):
+    """The Future returned by ``WorkerPool.submit`` (a ``concurrent.futures.Future``)."""
+
+    def __init__(self) -> None:
+        # The fields Future.__init__ sets, with a shared Condition.
+        self._condition = _CONDITIONS[next(_next_shard) % _SHARDS]
+        self._state = PENDING
+        self._result = None
+        self._exception = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
+
+    def _wait_done(self, timeout: float | None) -> None:
+        """Wait, under the condition, until done or ``timeout`` (then raise)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._state not in _DONE:
+            if deadline is None:
+                self._condition.wait()
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError()
+            self._condition.wait(left)
+
+    def result(self, timeout: float | None = None) -> T:
+        """The task's return value, waiting up to ``timeout`` seconds.
+
+        Raises:
+            CancelledError: the task was cancelled.
+            TimeoutError: not done within ``timeout``.
+            BaseException: whatever the task raised.
+        """
+        try:
+            with self._condition:
+                self._wait_done(timeout)
+                if self._state in _CANCELLED:
+                    raise CancelledError()
+                if self._exception is not None:
+                    raise self._exception
+                result: T = self._result  # type: ignore[assignment]
+                return result
+        finally:
+            # Break the cycle exception -> frame -> self, as Future.result does.
+            self = None  # type: ignore[assignment]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The task's exception (``None`` if it returned), waiting up to ``timeout``.
+
+        Raises:
+            CancelledError: the task was cancelled.
+            TimeoutError: not done within ``timeout``.
+        """
+        with self._condition:
+            self._wait_done(timeout)
+            if self._state in _CANCELLED:
+                raise CancelledError()
+            return self._exception

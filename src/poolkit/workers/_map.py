@@ -1,0 +1,196 @@
+"""Lazy, bounded ``map`` for WorkerPool.
+
+``ThreadPoolExecutor.map`` submits every item before returning (an endless
+generator never returns; cpython gh-74028 added ``buffersize`` in 3.14). Here
+at most ``buffersize`` chunks are in flight: the input is read as results are
+taken. Each chunk is one fire-and-forget task that reports ``(index, results,
+error)`` on a per-map ``SimpleQueue``, so no Future is built per item.
+
+Ordered maps keep early arrivals in a dict until their turn (at most
+``buffersize`` entries). When the consumer stops early (``break``, an error,
+garbage collection), a flag makes the chunks not yet started return at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from poolkit._errors import PoolTimeout
+from poolkit._validate import check_int, check_optional_int, check_optional_seconds
+
+if TYPE_CHECKING:
+    from poolkit.workers._thread_pool import WorkerPool
+
+__all__ = ["lazy_map", "map_buffersize"]
+
+T = TypeVar("T")
+
+# Chunks in flight per worker by default: enough that workers never starve
+# while the consumer handles a result, small enough to stay bounded (Python's
+# own Executor.map(buffersize=) leaves the choice to the caller).
+_CHUNKS_PER_WORKER = 4
+_MIN_BUFFER = 16
+
+
+def map_buffersize(buffersize: object, max_workers: int) -> int:
+    """The validated number of chunks in flight (default from ``max_workers``).
+
+    Raises:
+        TypeError, ValueError: ``buffersize`` is not an int ≥ 1.
+    """
+    size = check_optional_int("buffersize", buffersize, minimum=1)
+    if size is None:
+        return max(_MIN_BUFFER, _CHUNKS_PER_WORKER * max_workers)
+    return size
+
+
+class _MapState:
+    """Shared by a map's chunks: where to report, and whether to bother."""
+
+    __slots__ = ("abandoned", "done", "fn")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.done: queue.SimpleQueue[tuple[int, list[Any], BaseException | None]] = (
+            queue.SimpleQueue()
+        )
+        self.abandoned = False
+
+
+def _run_chunk(state: _MapState, index: int, chunk: list[tuple[Any, ...]]) -> None:
+    """Run one chunk; report its results and the first error, never raise."""
+    results: list[Any] = []
+    error: BaseException | None = None
+    if not state.abandoned:
+        fn = state.fn
+        try:
+            for args in chunk:
+                results.append(fn(*args))
+        except BaseException as exc:  # delivered to the consumer, in order
+            error = exc
+    state.done.put((index, results, error))
+
+
+def lazy_map(
+    pool: WorkerPool,
+    fn: Callable[..., T],
+    iterables: tuple[Iterable[Any], ...],
+    *,
+    timeout: float | None,
+    chunksize: int,
+    ordered: bool,
+    buffersize: int | None,
+    progress: bool,
+) -> Iterator[T]:
+    """Start the map (first chunks submitted now) and return its result iterator.
+
+    Raises:
+        PoolClosed: the pool is stopped.
+        ValueError, TypeError: bad ``chunksize``, ``buffersize`` or ``timeout``.
+    """
+    size = check_int("chunksize", chunksize, minimum=1)
+    limit = map_buffersize(buffersize, pool.max_workers)
+    seconds = check_optional_seconds("timeout", timeout)
+    if not iterables:
+        raise TypeError("map() needs at least one iterable")
+    total = _known_length(iterables)
+    deadline = None if seconds is None else time.monotonic() + seconds
+    args_iter = zip(*iterables, strict=False)  # stops at the shortest, as map()
+    state = _MapState(fn)
+    chunks = iter(lambda: list(itertools.islice(args_iter, size)), [])
+    counter = itertools.count()
+    in_flight = 0
+    for chunk in itertools.islice(chunks, limit):
+        pool.go(_run_chunk, state, next(counter), chunk)
+        in_flight += 1
+    results = _results(pool, state, chunks, counter, in_flight, deadline, seconds, ordered)
+    if progress:
+        return _with_progress(results, total)
+    return results
+
+
+def _results(
+    pool: WorkerPool,
+    state: _MapState,
+    chunks: Iterator[list[tuple[Any, ...]]],
+    counter: Iterator[int],
+    in_flight: int,
+    deadline: float | None,
+    seconds: float | None,
+    ordered: bool,
+) -> Iterator[Any]:
+    get = state.done.get
+    early: dict[int, tuple[list[Any], BaseException | None]] = {}
+    want = 0
+    try:
+        while in_flight:
+            if ordered and want in early:
+                results, error = early.pop(want)
+            else:
+                try:
+                    if deadline is None:
+                        index, results, error = get()
+                    else:
+                        index, results, error = get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise PoolTimeout(
+                        f"map result not ready within {seconds} s of the call; "
+                        "raise timeout or take results sooner"
+                    ) from None
+                if ordered and index != want:
+                    early[index] = (results, error)
+                    continue
+            want += 1
+            in_flight -= 1
+            # Refill before yielding so workers stay busy while the caller
+            # handles this chunk's results.
+            for chunk in itertools.islice(chunks, 1):
+                pool.go(_run_chunk, state, next(counter), chunk)
+                in_flight += 1
+            yield from results
+            if error is not None:
+                raise error
+    finally:
+        state.abandoned = True
+
+
+def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
+    lengths = []
+    for it in iterables:
+        try:
+            lengths.append(len(it))  # type: ignore[arg-type]
+        except TypeError:
+            return None
+    return min(lengths) if lengths else None
+
+
+def _with_progress(results: Iterator[T], total: int | None) -> Iterator[T]:
+    """Wrap results in a progress bar: tqdm if installed, else poolkit's own."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    if tqdm is not None:
+        bar = tqdm(total=total, unit="task")
+        try:
+            for item in results:
+                bar.update(1)
+                yield item
+        finally:
+            bar.close()
+        return
+    from poolkit._progress import Progress
+
+    if total is None or total == 0:
+        raise RuntimeError(
+            "progress=True on an input of unknown length needs tqdm: "
+            "pip install 'poolkit[progress]'"
+        )
+    with Progress("map", total) as line:
+        for item in results:
+            line.advance()
+            yield item

@@ -1,0 +1,206 @@
+"""AsyncWorkerPool map and task groups, with cancellation at their await points."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from poolkit import (
+    AsyncWorkerPool,
+    PoolTimeout,
+    TaskCancelled,
+)
+
+PROMPT = 10.0
+
+
+async def double(x: int) -> int:
+    return 2 * x
+
+
+async def sleepy(x: int) -> int:
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    return x
+
+
+async def fail(x: int = 0) -> int:
+    raise ValueError(f"bad {x}")
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, PROMPT))
+
+
+def worker_tasks(pool: AsyncWorkerPool) -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith(pool._options.name)]
+
+
+def test_map_is_ordered_lazy_and_raises_at_the_item() -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(4) as ap:
+            assert [r async for r in ap.map(sleepy, range(50))] == list(range(50))
+            unordered = [r async for r in ap.map(sleepy, range(50), ordered=False)]
+            assert sorted(unordered) == list(range(50))
+            assert [r async for r in ap.map(lambda a, b: double(a + b), [1, 2], [3, 4])] == [8, 12]
+            got: list[int] = []
+
+            async def consume() -> None:
+                async for r in ap.map(lambda x: fail(x) if x == 2 else double(x), range(5)):
+                    got.append(r)
+
+            with pytest.raises(ValueError, match="bad 2"):
+                await consume()
+            assert got == [0, 2]
+
+    run(main())
+
+
+def test_map_over_an_endless_async_iterable_reads_only_ahead_by_buffersize() -> None:
+    pulled = [0]
+
+    async def endless() -> AsyncIterator[int]:
+        while True:
+            pulled[0] += 1
+            yield pulled[0]
+
+    async def main() -> None:
+        async with AsyncWorkerPool(2) as ap:
+            results = ap.map(double, endless(), buffersize=4)
+            taken = [await results.__anext__() for _ in range(10)]
+            assert taken == [2 * i for i in range(1, 11)]
+            assert pulled[0] <= 10 + 4 + 1
+            await results.aclose()  # type: ignore[attr-defined]
+
+    run(main())
+
+
+def test_cancelling_the_map_consumer_cancels_its_in_flight_items() -> None:
+    """Cancellation at the await point of map: unstarted items never run, the
+    running one gets CancelledError."""
+
+    async def main() -> None:
+        gate = asyncio.Event()
+        started: list[int] = []
+
+        async def slow(i: int) -> int:
+            started.append(i)
+            await gate.wait()
+            return i
+
+        async with AsyncWorkerPool(1) as ap:
+
+            async def consume() -> list[int]:
+                return [r async for r in ap.map(slow, range(10), buffersize=5)]
+
+            consumer = asyncio.ensure_future(consume())
+            while not started:
+                await asyncio.sleep(0)
+            consumer.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await consumer
+            gate.set()
+            await ap.wait()
+            assert started == [0]
+            assert ap.stats().cancelled == 5
+
+    run(main())
+
+
+def test_map_timeout_and_bad_arguments() -> None:
+    async def main() -> None:
+        gate = asyncio.Event()
+
+        async def wait_gate(_: int) -> None:
+            await gate.wait()
+
+        async with AsyncWorkerPool(1) as ap:
+            with pytest.raises(PoolTimeout, match="map result not ready"):
+                async for _ in ap.map(wait_gate, [1], timeout=0.001):
+                    pass
+            gate.set()
+            with pytest.raises(ValueError, match="buffersize"):
+                ap.map(double, [1], buffersize=0)
+            with pytest.raises(TypeError, match="iterable"):
+                ap.map(double)
+
+    run(main())
+
+
+def test_group_results_in_order_and_first_error_cancels_the_rest() -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(2) as ap:
+            async with ap.group() as g:
+                for i in range(5):
+                    await g.submit(sleepy, i)
+            assert await g.wait() == list(range(5))
+
+            gate = asyncio.Event()
+            g2 = ap.group(cancel_on_error=True)
+
+            async def cooperative() -> None:
+                await gate.wait()
+                g2.token.raise_if_cancelled()
+
+            running = await g2.submit(cooperative)
+            await g2.submit(fail, 9)
+            queued = [await g2.submit(double, i) for i in range(3)]
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert g2.token.cancelled
+            gate.set()
+            with pytest.raises(ValueError, match="bad 9"):
+                await g2.wait()
+            assert all(f.cancelled() for f in queued)
+            with pytest.raises(TaskCancelled):
+                await running
+            assert "AsyncTaskGroup" in repr(g2)
+
+    run(main())
+
+
+def test_group_as_completed_and_cancelled_wait() -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(2) as ap:
+            g = ap.group()
+            for i in range(4):
+                await g.submit(sleepy, i)
+            results = [f.result() async for f in g.as_completed(timeout=PROMPT)]
+            assert sorted(results) == [0, 1, 2, 3]
+            assert len(g) == 4
+
+            gate = asyncio.Event()
+            g2 = ap.group()
+            await g2.submit(gate.wait)
+            waiter = asyncio.ensure_future(g2.wait())
+            await asyncio.sleep(0)
+            waiter.cancel()  # cancellation at the await point of group.wait
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            gate.set()
+            assert await g2.wait() == [True]
+
+    run(main())
+
+
+def test_group_body_error_cancels_pending_tasks() -> None:
+    async def main() -> None:
+        gate = asyncio.Event()
+        async with AsyncWorkerPool(1) as ap:
+            await ap.go(gate.wait)
+            g = ap.group()
+            fut = await g.submit(double, 1)
+
+            async def body() -> None:
+                async with g:
+                    raise KeyError("body")
+
+            with pytest.raises(KeyError):
+                await body()
+            assert fut.cancelled()
+            gate.set()
+
+    run(main())

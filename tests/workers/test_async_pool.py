@@ -1,0 +1,581 @@
+"""AsyncWorkerPool: every operation and option (map and groups are in
+test_async_map_and_groups.py), stop modes, and no worker task left after a stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import logging
+import weakref
+from typing import Any
+
+import pytest
+
+from poolkit import (
+    AsyncWorkerPool,
+    EventLoopMismatch,
+    PoolBroken,
+    PoolClosed,
+    PoolDeadlock,
+    PoolOverload,
+    PoolTimeout,
+    WorkerPoolStats,
+)
+
+PROMPT = 10.0
+
+
+async def double(x: int) -> int:
+    return 2 * x
+
+
+async def sleepy(x: int) -> int:
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    return x
+
+
+async def fail(x: int = 0) -> int:
+    raise ValueError(f"bad {x}")
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, PROMPT))
+
+
+def worker_tasks(pool: AsyncWorkerPool) -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith(pool._options.name)]
+
+
+def test_go_and_wait_run_every_task() -> None:
+    async def main() -> None:
+        seen: list[int] = []
+
+        async def record(i: int) -> None:
+            await asyncio.sleep(0)
+            seen.append(i)
+
+        async with AsyncWorkerPool(4) as ap:
+            for i in range(100):
+                await ap.go(record, i)
+            for i in range(100, 200):
+                ap.go_nowait(record, i)
+            await ap.wait()
+            assert sorted(seen) == list(range(200))
+            stats = ap.stats()
+            assert (stats.submitted, stats.succeeded) == (200, 200)
+
+    run(main())
+
+
+def test_submit_returns_asyncio_future_with_result_or_exception() -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(2) as ap:
+            fut = await ap.submit(sleepy, 5)
+            assert isinstance(fut, asyncio.Future)
+            assert await fut == 5
+            bad = await ap.submit(fail, 1)
+            with pytest.raises(ValueError, match="bad 1"):
+                await bad
+            assert await ap.submit_wait(double, 4) == 8
+
+    run(main())
+
+
+def test_go_failure_reaches_on_error_with_the_task() -> None:
+    errors: list[tuple[BaseException, object]] = []
+
+    async def main() -> None:
+        async with AsyncWorkerPool(2, on_error=lambda e, t: errors.append((e, t))) as ap:
+            await ap.go(fail, 3)
+            await ap.go(sleepy, 1)
+            await ap.wait()
+            assert (ap.stats().failed, ap.stats().succeeded) == (1, 1)
+
+    run(main())
+    assert [(type(e), t) for e, t in errors] == [(ValueError, fail)]
+
+
+def test_go_failure_is_logged_by_default(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(1) as ap:
+            await ap.go(fail)
+
+    with caplog.at_level(logging.ERROR, logger="poolkit.workers"):
+        run(main())
+    assert any(r.exc_info and r.exc_info[0] is ValueError for r in caplog.records)
+
+
+def test_bounded_pool_go_waits_for_room_and_try_submit_returns_none() -> None:
+    async def main() -> None:
+        gate = asyncio.Event()
+
+        async def blocked() -> None:
+            await gate.wait()
+
+        async with AsyncWorkerPool(1, queue_size=1) as ap:
+            await ap.go(blocked)
+            await ap.go(blocked)
+            assert ap.try_submit(blocked) is None
+            with pytest.raises(PoolOverload, match="is full"):
+                ap.go_nowait(blocked)
+            with pytest.raises(PoolOverload):
+                ap.submit_nowait(blocked)
+            third = asyncio.ensure_future(ap.go(blocked))
+            await asyncio.sleep(0)
+            assert ap.stats().blocked == 1
+            assert not third.done()
+            gate.set()
+            await third
+            await ap.wait()
+            assert ap.stats().dropped == 3
+
+    run(main())
+
+
+def test_nonblocking_and_max_blocking_raise_overload() -> None:
+    async def main() -> None:
+        gate = asyncio.Event()
+        async with AsyncWorkerPool(1, queue_size=0, nonblocking=True) as ap:
+            await ap.go(gate.wait)
+            with pytest.raises(PoolOverload, match="nonblocking=True"):
+                await ap.go(gate.wait)
+            gate.set()
+        gate.clear()
+        async with AsyncWorkerPool(1, queue_size=0, max_blocking=0) as ap:
+            await ap.go(gate.wait)
+            with pytest.raises(PoolOverload, match="max_blocking=0"):
+                await ap.submit(gate.wait)
+            gate.set()
+
+    run(main())
+
+
+def test_cancelling_a_blocked_submitter_frees_its_place() -> None:
+    """Cancellation at the await point of submit: no slot or wake-up is lost."""
+
+    async def main() -> None:
+        gate = asyncio.Event()
+        async with AsyncWorkerPool(1, queue_size=0) as ap:
+            await ap.go(gate.wait)
+            blocked = asyncio.ensure_future(ap.submit(double, 1))
+            waiting = asyncio.ensure_future(ap.submit(double, 2))
+            await asyncio.sleep(0)
+            assert ap.stats().blocked == 2
+            blocked.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await blocked
+            assert ap.stats().blocked == 1
+            gate.set()
+            assert await (await waiting) == 4
+            await ap.wait()
+            assert ap.stats().submitted == 2
+
+    run(main())
+
+
+def test_cancelling_the_awaiter_of_a_future_skips_the_queued_task() -> None:
+    async def main() -> None:
+        gate = asyncio.Event()
+        ran: list[int] = []
+
+        async def record(i: int) -> None:
+            ran.append(i)
+
+        async with AsyncWorkerPool(1) as ap:
+            await ap.go(gate.wait)
+            fut = await ap.submit(record, 1)
+            waiter = asyncio.ensure_future(asyncio.wait_for(fut, 0.001))
+            with pytest.raises(TimeoutError):
+                await waiter
+            assert fut.cancelled()
+            gate.set()
+            await ap.wait()
+        assert ran == []
+        assert ap.stats().cancelled == 1
+
+    run(main())
+
+
+def test_submit_before_skips_a_late_task() -> None:
+    now = [0.0]
+
+    async def main() -> None:
+        gate = asyncio.Event()
+        async with AsyncWorkerPool(1, clock=lambda: now[0]) as ap:
+            await ap.go(gate.wait)
+            late = await ap.submit_before(1.0, double, 1)
+            on_time = await ap.submit_before(100.0, double, 2)
+            now[0] = 10.0
+            gate.set()
+            with pytest.raises(PoolTimeout, match="deadline"):
+                await late
+            assert await on_time == 4
+            await ap.wait()
+            assert ap.stats().expired == 1
+        with pytest.raises(ValueError, match="deadline"):
+            await ap.submit_before(-1, double, 1)
+
+    run(main())
+
+
+def test_wait_timeout_and_deadlock_detection() -> None:
+    async def main() -> None:
+        gate = asyncio.Event()
+        async with AsyncWorkerPool(2) as ap:
+            await ap.go(gate.wait)
+            with pytest.raises(PoolTimeout, match="still had work"):
+                await ap.wait(timeout=0.001)
+            inner = await ap.submit(ap.wait)
+            with pytest.raises(PoolDeadlock, match="wait"):
+                await inner
+            nested = await ap.submit(ap.submit_wait, double, 1)
+            with pytest.raises(PoolDeadlock, match="submit_wait"):
+                await nested
+            gate.set()
+            g = ap.group()
+            with pytest.raises(PoolDeadlock, match="own pool"):
+                await (await ap.submit(g.wait))
+
+    run(main())
+
+
+def test_task_waiting_for_room_in_its_own_full_pool_raises_deadlock() -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(1, queue_size=0) as ap:
+
+            async def nested() -> None:
+                await ap.go(double, 1)
+
+            with pytest.raises(PoolDeadlock, match="own full"):
+                await (await ap.submit(nested))
+
+    run(main())
+
+
+def test_stop_drains_abandons_and_times_out() -> None:
+    async def main() -> None:
+        ran: list[int] = []
+
+        async def record(i: int) -> None:
+            await asyncio.sleep(0)
+            ran.append(i)
+
+        ap = AsyncWorkerPool(2, name="drainer")
+        for i in range(20):
+            await ap.go(record, i)
+        await ap.stop()
+        assert len(ran) == 20
+        assert worker_tasks(ap) == []
+        with pytest.raises(PoolClosed, match="is stopped"):
+            await ap.go(record, 1)
+        with pytest.raises(RuntimeError):
+            ap.go_nowait(record, 1)
+
+        gate = asyncio.Event()
+        ap2 = AsyncWorkerPool(1, name="abandoner")
+        await ap2.go(gate.wait)
+        queued = [await ap2.submit(double, i) for i in range(3)]
+        await ap2.stop(wait=False)
+        assert all(f.cancelled() for f in queued)
+        gate.set()
+        await ap2.stop()
+        assert worker_tasks(ap2) == []
+
+        forever = asyncio.Event()
+        ap3 = AsyncWorkerPool(1, name="stuck")
+        stuck = await ap3.submit(forever.wait)
+        with pytest.raises(PoolTimeout, match="did not stop within"):
+            await ap3.stop(timeout=0.001)
+        assert stuck.cancelled() or isinstance(stuck.exception(), asyncio.CancelledError)
+        assert worker_tasks(ap3) == []
+
+    run(main())
+
+
+def test_stop_from_own_task_raises_deadlock() -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(1) as ap:
+            with pytest.raises(PoolDeadlock, match="stop"):
+                await (await ap.submit(ap.stop))
+
+    run(main())
+
+
+def test_pause_resume_and_resize() -> None:
+    async def main() -> None:
+        ran: list[int] = []
+
+        async def record(i: int) -> None:
+            ran.append(i)
+
+        async with AsyncWorkerPool(2) as ap:
+            ap.pause()
+            for i in range(5):
+                await ap.go(record, i)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert ran == []
+            assert "paused" in repr(ap)
+            ap.resume()
+            await ap.wait()
+            assert sorted(ran) == list(range(5))
+
+            gate = asyncio.Event()
+            for _ in range(6):
+                await ap.go(gate.wait)
+            await asyncio.sleep(0)
+            assert ap.stats().running == 2
+            ap.resize(max_workers=6)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert ap.stats().workers == 6
+            ap.resize(max_workers=1)
+            gate.set()
+            await ap.wait()
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert ap.stats().workers == 1
+            with pytest.raises(ValueError, match="max_workers"):
+                ap.resize(max_workers=0)
+
+    run(main())
+
+
+def test_idle_surplus_workers_exit_and_min_workers_stay() -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(4, min_workers=1, idle_timeout=0.001) as ap:
+            assert ap.stats().workers == 1
+            for _ in range(4):
+                await ap.go(sleepy, 1)
+            await asyncio.sleep(0)
+            assert ap.stats().workers == 4
+            await ap.wait()
+            for _ in range(100):
+                if ap.stats().workers == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert ap.stats().workers == 1
+
+    run(main())
+
+
+def test_context_variables_propagate_and_do_not_leak() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("avar", default="clean")
+
+    async def read() -> str:
+        await asyncio.sleep(0)
+        return var.get()
+
+    async def dirty() -> None:
+        var.set("dirty")
+
+    async def main() -> None:
+        async with AsyncWorkerPool(1) as ap:
+            var.set("submitter")
+            assert await (await ap.submit(read)) == "submitter"
+            var.set("clean")
+            await ap.go(dirty)
+            assert await (await ap.submit(read)) == "clean"
+
+    run(main())
+
+
+def test_with_worker_initializer_and_finalizer() -> None:
+    events: list[str] = []
+
+    class Conn:
+        async def aclose(self) -> None:
+            events.append("closed")
+
+    async def make() -> Conn:
+        events.append("made")
+        return Conn()
+
+    async def use(conn: Conn, x: int) -> int:
+        return x + 1
+
+    async def main() -> None:
+        ap = AsyncWorkerPool.with_worker(
+            make,
+            max_workers=1,
+            initializer=events.append,
+            initargs=("init",),
+            finalizer=lambda: events.append("fin"),
+        )
+        async with ap:
+            assert await (await ap.submit(use, 1)) == 2
+
+    run(main())
+    assert events == ["init", "made", "closed", "fin"]
+
+
+def test_initializer_failure_breaks_the_pool() -> None:
+    async def main() -> None:
+        def bad() -> None:
+            raise OSError("no model")
+
+        ap = AsyncWorkerPool(1, initializer=bad)
+        fut = await ap.submit(double, 1)
+        with pytest.raises(PoolBroken, match="initializer raised"):
+            await fut
+        with pytest.raises(PoolBroken):
+            await ap.go(double, 1)
+        await ap.stop()
+
+    run(main())
+
+
+def test_a_pool_refuses_a_second_event_loop() -> None:
+    """Checked whenever a task is queued or handed to a worker (a task that
+    finishes during its eager start needs neither, so it is not refused)."""
+    ap = AsyncWorkerPool(1)
+
+    async def use() -> None:
+        await ap.go(sleepy, 1)
+        await ap.wait()
+
+    asyncio.run(use())
+    with pytest.raises(EventLoopMismatch, match="another event loop"):
+        asyncio.run(use())
+
+
+def test_no_stale_reference_to_finished_task_arguments() -> None:
+    class Payload:
+        pass
+
+    async def take(p: Payload) -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        async with AsyncWorkerPool(2) as ap:
+            arg = Payload()
+            ref = weakref.ref(arg)
+            await ap.go(take, arg)
+            fut = await ap.submit(take, arg)
+            await ap.wait()
+            del arg, fut
+            gc.collect()
+            assert ref() is None
+
+    run(main())
+
+
+def test_stats_snapshot_and_repr() -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(3, name="shown") as ap:
+            await ap.go(sleepy, 1)
+            await ap.wait()
+            stats = ap.stats()
+            assert isinstance(stats, WorkerPoolStats)
+            assert stats.succeeded == 1
+            assert "'shown' open" in repr(ap)
+        assert ap.closed
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"max_workers": 0}, ValueError, "max_workers"),
+        ({"min_workers": 5, "max_workers": 2}, ValueError, "min_workers"),
+        ({"queue_size": -1}, ValueError, "queue_size"),
+        ({"idle_timeout": -1}, ValueError, "idle_timeout"),
+        ({"nonblocking": 1}, TypeError, "nonblocking"),
+        ({"on_error": "log"}, TypeError, "on_error"),
+        ({"initializer": 1}, TypeError, "initializer"),
+        ({"initargs": None}, TypeError, "initargs"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        AsyncWorkerPool(**kwargs)
+
+
+def test_eager_start_runs_the_first_step_before_go_returns() -> None:
+    """With a free worker slot and an empty queue, a task starts in the caller
+    (as Python 3.12 eager tasks); a task that suspends is finished by a worker."""
+
+    async def main() -> None:
+        steps: list[str] = []
+
+        async def two_steps() -> str:
+            steps.append("first")
+            await asyncio.sleep(0)
+            steps.append("second")
+            return "done"
+
+        async with AsyncWorkerPool(2) as ap:
+            fut = await ap.submit(two_steps)
+            assert steps == ["first"]
+            assert await fut == "done"
+            assert steps == ["first", "second"]
+            await ap.go(fail, 1)  # an eager failure still reaches on_error
+            await ap.wait()
+            assert (ap.stats().succeeded, ap.stats().failed) == (1, 1)
+
+    run(main())
+
+
+def test_no_eager_start_when_disabled_or_when_tasks_are_queued() -> None:
+    async def main() -> None:
+        order: list[int] = []
+
+        async def record(i: int) -> None:
+            order.append(i)
+
+        async with AsyncWorkerPool(1, eager=False) as ap:
+            await ap.go(record, 1)
+            assert order == []  # queued for a worker, not run in the caller
+            await ap.wait()
+            assert order == [1]
+        order.clear()
+        gate = asyncio.Event()
+        async with AsyncWorkerPool(1) as ap:
+            await ap.go(gate.wait)  # suspends: the only worker slot is taken
+            await ap.go(record, 1)
+            await ap.go(record, 2)
+            assert order == []
+            gate.set()
+            await ap.wait()
+            assert order == [1, 2]  # FIFO kept
+        with pytest.raises(TypeError, match="eager"):
+            AsyncWorkerPool(1, eager="yes")  # type: ignore[arg-type]
+
+    run(main())
+
+
+def test_cancelling_the_future_of_a_running_task_cancels_its_coroutine() -> None:
+    """As with an asyncio Task: CancelledError reaches the task at its await point;
+    the worker itself carries on."""
+
+    async def main() -> None:
+        gate = asyncio.Event()
+        seen: list[str] = []
+
+        async def waits() -> None:
+            try:
+                await gate.wait()
+            except asyncio.CancelledError:
+                seen.append("cancelled")
+                raise
+
+        for eager in (True, False):
+            seen.clear()
+            async with AsyncWorkerPool(1, eager=eager) as ap:
+                fut = await ap.submit(waits)
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                fut.cancel()
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                assert seen == ["cancelled"]
+                assert await (await ap.submit(sleepy, 7)) == 7
+                await ap.wait()
+                assert ap.stats().cancelled == 1
+
+    run(main())
