@@ -125,6 +125,10 @@ REQUIRED_ANCHORS = [
     "Sherifabdlnaby/gpool",
     "alitto/pond",
     "concurrent.futures",
+    "ProcessPoolExecutor",
+    "multiprocessing.Pool",
+    "pebble",
+    "loky",
 ]
 
 

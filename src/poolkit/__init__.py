@@ -57,6 +57,8 @@ from poolkit.workers import (
     WorkerPool,
     WorkerPoolStats,
 )
+from poolkit.workers._process_pool import ProcessPool
+from poolkit.workers._process_stats import ProcessPoolStats
 
 __version__ = "0.1.0"
 
@@ -94,6 +96,8 @@ __all__ = [
     "PoolFuture",
     "PoolOverload",
     "PoolTimeout",
+    "ProcessPool",
+    "ProcessPoolStats",
     "ReleaseError",
     "SizedBufferPool",
     "TaskCancelled",

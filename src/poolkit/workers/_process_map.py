@@ -1,0 +1,133 @@
+"""ProcessPool's ``map`` and ``group``, built on WorkerPool's.
+
+``map`` reuses :func:`poolkit.workers._map.lazy_map` (bounded in-flight chunks,
+ordering, early-exit, progress): lazy_map hands each chunk to ``pool.go(
+_run_chunk, state, index, chunk)``; :class:`_ChunkSubmitter` stands in for the
+pool and turns that call into one process task in :data:`CHUNK` mode whose
+outcome is put where lazy_map reads it (``state.done``). The chunk runs in the
+worker as ``[fn(*args) for args in chunk]``.
+
+``group`` reuses :class:`poolkit.workers.TaskGroup` (first error, cancel
+token, ordered ``wait``): only ``submit`` differs, since a process task cannot
+carry the group's guard (a bound method holding a lock) across a pipe; a
+queued task of a cancelled group is skipped by its cancelled Future instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from poolkit._errors import PoolDeadlock
+from poolkit.workers import _process_child as child
+from poolkit.workers._group import TaskGroup
+from poolkit.workers._map import lazy_map
+from poolkit.workers._process_wire import dumps
+from poolkit.workers._process_workers import Task
+
+if TYPE_CHECKING:
+    from poolkit.workers._process_pool import ProcessPool
+    from poolkit.workers._thread_pool import WorkerPool
+
+__all__ = ["ProcessTaskGroup", "process_map"]
+
+T = TypeVar("T")
+
+
+class _ChunkSink:
+    """Delivers one chunk's outcome to lazy_map's result queue."""
+
+    __slots__ = ("index", "state")
+
+    def __init__(self, state: Any, index: int) -> None:
+        self.state = state
+        self.index = index
+
+    @property
+    def abandoned(self) -> bool:
+        """The consumer stopped early: skip the chunk if it has not started."""
+        return bool(self.state.abandoned)
+
+    def __call__(self, ok: bool, value: Any) -> None:
+        if ok:
+            self.state.done.put((self.index, value, None))
+        elif isinstance(value, tuple):
+            partial, error = value
+            self.state.done.put((self.index, partial, error))
+        else:
+            self.state.done.put((self.index, [], value))
+
+
+class _ChunkSubmitter:
+    """The ``go``/``max_workers`` surface lazy_map drives, backed by a ProcessPool."""
+
+    def __init__(self, pool: ProcessPool, timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    @property
+    def max_workers(self) -> int:
+        return self._pool.max_workers
+
+    def go(self, _run_chunk: object, state: Any, index: int, chunk: list[tuple[Any, ...]]) -> None:
+        fn = state.fn
+        payload = dumps((child.CHUNK, fn, chunk, None), f"the map function {fn!r} or its items", fn)
+        self._pool._accept(Task(payload, fn, None, self._timeout, _ChunkSink(state, index)), True)
+
+
+def process_map(
+    pool: ProcessPool,
+    fn: Callable[..., T],
+    iterables: tuple[Iterable[Any], ...],
+    *,
+    timeout: float | None,
+    chunksize: int,
+    ordered: bool,
+    buffersize: int | None,
+    progress: bool,
+) -> Iterator[T]:
+    """Start a lazy map on ``pool`` (first chunks submitted now); see ``ProcessPool.map``."""
+    submitter = cast("WorkerPool", _ChunkSubmitter(pool, timeout))
+    return lazy_map(
+        submitter,
+        fn,
+        iterables,
+        timeout=None,
+        chunksize=chunksize,
+        ordered=ordered,
+        buffersize=buffersize,
+        progress=progress,
+    )
+
+
+class ProcessTaskGroup(TaskGroup[T]):
+    """Tasks submitted together to a ProcessPool; create with ``pool.group()``.
+
+    Leaving the ``with`` block waits for every task and raises the first
+    failure; an exception in the block cancels the tasks not yet started.
+    """
+
+    def __init__(self, pool: ProcessPool, *, cancel_on_error: bool = False) -> None:
+        super().__init__(cast("WorkerPool", pool), cancel_on_error=cancel_on_error)
+        self._process_pool = pool
+
+    def submit(  # type: ignore[override]
+        self, fn: Callable[..., T], /, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> Future[T]:
+        """Submit ``fn(*args, **kwargs)`` as part of this group (``timeout`` as in submit).
+
+        Raises:
+            PoolClosed: the pool is stopped.
+        """
+        fut = self._process_pool.submit(fn, *args, timeout=timeout, **kwargs)
+        self._record(fut)
+        return fut
+
+    def _check_not_in_pool(self) -> None:
+        if threading.current_thread() is self._process_pool._thread:
+            raise PoolDeadlock(
+                "a done-callback waited on a group of its own pool; callbacks run on the "
+                "thread that delivers results, so wait from outside the callbacks"
+            )

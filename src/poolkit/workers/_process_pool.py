@@ -1,0 +1,457 @@
+"""ProcessPool: worker processes for CPU-bound work, with WorkerPool's vocabulary.
+
+What it adds over ``ProcessPoolExecutor`` (anchors/workers.md §3.2-3.4):
+per-task ``timeout=`` that kills the worker running the task; opt-in
+cancellation of running tasks; crash isolation (only the crashed worker's task
+fails, with :class:`~poolkit.WorkerCrashed`; the pool goes on); recycling by
+task count and by memory; a bounded queue, ``try_submit``, ``resize``,
+``wait`` and ``stats``; and a shutdown that leaves no process behind.
+
+Layout: submission side ``_process_base``; state and shared transitions
+``_process_state``; the dispatcher thread ``_process_dispatch``; worker and
+task records and process start ``_process_workers``; pickling, replies and the
+Future ``_process_wire``; ``map``/``group`` ``_process_map``; the child loop
+``_process_child`` (standard library only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from types import TracebackType
+from typing import Any, TypeVar
+
+from poolkit._errors import PoolDeadlock, PoolTimeout
+from poolkit._validate import check_callable, check_optional_int, check_optional_seconds
+from poolkit.workers import _process_child as child
+from poolkit.workers._core import PoolOptions, capacity, describe
+from poolkit.workers._process_base import ProcessPoolBase
+from poolkit.workers._process_map import ProcessTaskGroup, process_map
+from poolkit.workers._process_stats import ProcessPoolStats
+from poolkit.workers._process_wire import ProcessFuture, dumps
+from poolkit.workers._process_workers import Task, resolve_context
+
+__all__ = ["ProcessPool"]
+
+T = TypeVar("T")
+
+# Surplus workers (above min_workers) exit after this long idle. A process
+# costs ~10-100 ms to start (fork/forkserver vs spawn), ~100x a thread, so
+# reaping is lazier than WorkerPool's 2 s: loky's reusable executor uses 10 s.
+PROCESS_IDLE_TIMEOUT = 10.0
+
+
+class ProcessPool(ProcessPoolBase, Executor):
+    """A pool of worker processes; a drop-in ``ProcessPoolExecutor``.
+
+    Args:
+        max_workers: most worker processes (default ``os.cpu_count()``).
+        mp_context: start method name (``"forkserver"``, ``"spawn"``,
+            ``"fork"``) or a ``multiprocessing`` context. Default: forkserver
+            on Linux (safe with threads), spawn elsewhere; ``fork`` starts
+            fastest but is unsafe if the parent runs threads.
+        initializer: called in each worker before its first task; if it
+            raises, the pool is broken (``PoolBroken``) instead of restarting
+            workers in a loop.
+        initargs: arguments for ``initializer``.
+        min_workers: workers started at once and kept when idle.
+        idle_timeout: seconds before a surplus idle worker exits (``None``:
+            never).
+        queue_size: tasks that may wait beyond the running ones (``None``:
+            unbounded; ``0``: hand-off).
+        nonblocking: a full pool raises ``PoolOverload`` instead of waiting.
+        max_blocking: most callers blocked in submit (``None``: no bound).
+        on_error: ``on_error(exc, fn)`` for failures of ``go`` tasks
+            (default: log with traceback).
+        finalizer: called in each worker as it exits gracefully (stop,
+            recycling, idle exit) — not when it is killed.
+        max_tasks_per_child: a worker is replaced after this many tasks.
+        max_memory_per_child: bytes of resident memory after which a worker
+            is replaced (checked after each task, from ``/proc``).
+        cancel_running: let ``Future.cancel()`` stop a running task by
+            killing its worker.
+        name: shown in ``repr``, logs and process names.
+
+    Raises:
+        TypeError: an argument of the wrong type (the message names it).
+        ValueError: an out-of-range argument (the message names it).
+        pickle.PicklingError: the initializer or finalizer cannot be pickled.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: object = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        min_workers: int = 0,
+        idle_timeout: float | None = PROCESS_IDLE_TIMEOUT,
+        queue_size: int | None = None,
+        nonblocking: bool = False,
+        max_blocking: int | None = None,
+        on_error: Callable[[BaseException, Any], object] | None = None,
+        finalizer: Callable[[], object] | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+        cancel_running: bool = False,
+        name: str | None = None,
+    ) -> None:
+        options = PoolOptions.build(
+            max_workers=(os.cpu_count() or 1) if max_workers is None else max_workers,
+            min_workers=min_workers,
+            idle_timeout=idle_timeout,
+            queue_size=queue_size,
+            nonblocking=nonblocking,
+            max_blocking=max_blocking,
+            on_error=on_error,
+            name=name if name is not None else f"ProcessPool-{id(self):x}",
+        )
+        ctx = resolve_context(mp_context)
+        check_callable("initializer", initializer, optional=True)
+        if not isinstance(initargs, tuple):
+            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
+        check_callable("finalizer", finalizer, optional=True)
+        max_tasks = check_optional_int("max_tasks_per_child", max_tasks_per_child, minimum=1)
+        max_memory = check_optional_int("max_memory_per_child", max_memory_per_child, minimum=1)
+        if not isinstance(cancel_running, bool):
+            raise TypeError(f"cancel_running must be a bool, got {type(cancel_running).__name__}")
+        config = dumps(
+            (
+                initializer,
+                initargs,
+                finalizer,
+                max_memory is not None,
+                ctx.get_start_method(),
+                os.getpid(),
+            ),
+            "the initializer, initargs or finalizer",
+            initializer,
+        )
+        self._setup(options, ctx, config, max_tasks, max_memory, cancel_running)
+
+    # -- submission -------------------------------------------------------
+
+    def _task(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        future: Future[Any] | None,
+    ) -> Task:
+        check_callable("fn", fn)
+        seconds = check_optional_seconds("timeout", timeout, allow_zero=False)
+        payload = dumps((child.CALL, fn, args, kwargs), f"the task {fn!r}", fn)
+        return Task(payload, fn, future, seconds)
+
+    def _future(self) -> ProcessFuture[Any]:
+        return ProcessFuture(self._kill_running if self._cancel_running else None)
+
+    def go(
+        self,
+        fn: Callable[..., object],
+        /,
+        *args: Any,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Run ``fn(*args, **kwargs)`` in a worker; no Future (errors go to ``on_error``).
+
+        Raises:
+            PoolClosed: the pool is stopped (``PoolBroken`` if an initializer failed).
+            PoolOverload: the pool is full and may not wait.
+            pickle.PicklingError: ``fn`` or its arguments cannot be pickled.
+        """
+        self._accept(self._task(fn, args, kwargs, timeout, None), True)
+
+    def submit(  # type: ignore[override]
+        self,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` in a worker process; return its Future.
+
+        Args:
+            fn: a picklable callable (module-level, or anything with cloudpickle).
+            timeout: seconds the task may run once a worker starts it; past
+                that its worker is killed and replaced and the Future fails
+                with ``TaskTimeout``. ``timeout`` is the pool's keyword: to
+                pass one to ``fn``, use ``functools.partial``.
+
+        Raises:
+            PoolClosed: the pool is stopped (a ``RuntimeError``, as Executor).
+            PoolOverload: the pool is full and may not wait.
+            pickle.PicklingError: ``fn`` or its arguments cannot be pickled.
+            ValueError: ``timeout`` is not a positive number of seconds.
+        """
+        future = self._future()
+        self._accept(self._task(fn, args, kwargs, timeout, future), True)
+        return future
+
+    def try_submit(
+        self,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Future[T] | None:
+        """Like :meth:`submit`, but return ``None`` instead of waiting for room.
+
+        Raises:
+            PoolClosed: the pool is stopped.
+        """
+        future = self._future()
+        if not self._accept(self._task(fn, args, kwargs, timeout, future), False):
+            return None
+        return future
+
+    async def asubmit(
+        self,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """Run ``fn`` in a worker and await its result from asyncio.
+
+        Never blocks the event loop: when a bounded pool is full the wait for
+        room happens in a thread. Cancelling the awaiting task cancels the
+        Future (and, with ``cancel_running=True``, kills a running task).
+
+        Raises:
+            Whatever :meth:`submit` raises, or ``fn``'s exception.
+        """
+        future: Future[T] | None
+        if self._limit is None:
+            future = self.submit(fn, *args, timeout=timeout, **kwargs)
+        else:
+            future = self.try_submit(fn, *args, timeout=timeout, **kwargs)
+            if future is None:
+                future = await asyncio.to_thread(self.submit, fn, *args, timeout=timeout, **kwargs)
+        return await asyncio.wrap_future(future)
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        ordered: bool = True,
+        buffersize: int | None = None,
+        progress: bool = False,
+    ) -> Iterator[T]:
+        """Lazily map ``fn`` over ``iterables`` in the worker processes.
+
+        At most ``buffersize`` chunks are in flight, so an endless generator
+        works; the first chunks are submitted before this returns.
+
+        Args:
+            fn: called as ``fn(*items)``; must be picklable.
+            timeout: seconds each task (a chunk of ``chunksize`` items) may
+                run; past that its worker is killed and ``TaskTimeout`` is
+                raised at that chunk's place (pebble's ``map`` semantics, not
+                ``Executor.map``'s overall deadline).
+            chunksize: items per task; larger chunks cost less per item.
+            ordered: yield in input order (``False``: as completed).
+            buffersize: chunks in flight (default 4 × max_workers, at least 16).
+            progress: draw a progress bar (tqdm if installed).
+
+        Returns:
+            An iterator of results; ``fn``'s exception is raised at its item.
+
+        Raises:
+            PoolClosed: the pool is stopped.
+            ValueError, TypeError: bad ``chunksize``, ``buffersize`` or ``timeout``.
+        """
+        return process_map(
+            self,
+            fn,
+            iterables,
+            timeout=check_optional_seconds("timeout", timeout, allow_zero=False),
+            chunksize=chunksize,
+            ordered=ordered,
+            buffersize=buffersize,
+            progress=progress,
+        )
+
+    def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Any]:
+        """A task group on this pool (errgroup, pond ``Group``).
+
+        Args:
+            cancel_on_error: the first failure cancels the group's other
+                tasks — running ones too when the pool has ``cancel_running``.
+        """
+        return ProcessTaskGroup(self, cancel_on_error=cancel_on_error)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def _check_not_dispatcher(self, what: str) -> None:
+        if self._thread.ident is not None and self._thread.ident == threading.get_ident():
+            raise PoolDeadlock(
+                f"{what} called from a done-callback of {self._options.name}: callbacks run "
+                "on the thread that delivers results, so it would wait for itself"
+            )
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until every task submitted so far has finished, without stopping.
+
+        Raises:
+            PoolTimeout: not idle within ``timeout`` seconds.
+            PoolDeadlock: called from a done-callback.
+        """
+        seconds = check_optional_seconds("timeout", timeout)
+        self._check_not_dispatcher("wait()")
+        with self._lock:
+            if not self._idle_cv.wait_for(lambda: self._unfinished == 0, seconds):
+                raise PoolTimeout(
+                    f"{self._options.name} still had {self._unfinished} unfinished tasks "
+                    f"after {seconds} s; raise timeout"
+                )
+
+    def resize(self, max_workers: int | None = None, min_workers: int | None = None) -> None:
+        """Change the worker bounds at runtime (ants ``Tune``, pond ``Resize``).
+
+        Growing starts workers for queued tasks at once; shrinking retires
+        idle surplus workers now and busy ones after their current task.
+
+        Raises:
+            PoolClosed: the pool is stopped.
+            ValueError, TypeError: bad bounds (the message names the argument).
+        """
+        with self._lock:
+            if self._closed:
+                raise self._closed_error()
+            old = self._options
+            options = PoolOptions.build(
+                max_workers=old.max_workers if max_workers is None else max_workers,
+                min_workers=old.min_workers if min_workers is None else min_workers,
+                idle_timeout=old.idle_timeout,
+                queue_size=old.queue_size,
+                nonblocking=old.nonblocking,
+                max_blocking=old.max_blocking,
+                on_error=old.on_error,
+                name=old.name,
+            )
+            self._options = options
+            self._limit = capacity(options.max_workers, options.queue_size)
+            stops = []
+            while self._active > options.max_workers and self._idle:
+                worker = self._idle.pop(0)
+                self._active -= 1
+                stops.append(worker)
+                self._retire_locked(worker)
+            self._room.notify_all()
+            self._wake_locked()
+        for worker in stops:
+            self._send(worker, child.STOP)
+
+    def stop(
+        self,
+        wait: bool = True,
+        cancel_pending: bool | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Stop the pool: refuse new tasks, run or cancel queued ones, end the workers.
+
+        ``stop()`` runs every queued task and waits; ``stop(wait=False)``
+        cancels queued tasks and returns at once (the workers finish their
+        task and exit in the background). With ``timeout``, workers still
+        running a task at the deadline are killed and their Futures
+        cancelled. After a stop that waited, no worker process is left.
+
+        Args:
+            wait: wait for the workers to exit.
+            cancel_pending: cancel queued tasks (default: ``not wait``).
+            timeout: most seconds to wait before killing the workers.
+
+        Raises:
+            PoolTimeout: workers had to be killed at the deadline.
+            PoolDeadlock: ``wait`` requested from a done-callback.
+        """
+        seconds = check_optional_seconds("timeout", timeout)
+        cancel = (not wait) if cancel_pending is None else bool(cancel_pending)
+        if wait:
+            self._check_not_dispatcher("stop(wait=True)")
+        with self._lock:
+            self._closed = True
+            self._room.notify_all()
+            self._wake_locked()
+        if cancel:
+            self._cancel_queued()
+        if not wait:
+            return
+        self._thread.join(seconds)
+        if self._thread.is_alive():
+            with self._lock:
+                running = sum(1 for w in self._workers.values() if w.task is not None)
+                self._terminating = True
+                self._wake_locked()
+            self._thread.join()
+            raise PoolTimeout(
+                f"{self._options.name} did not stop within {seconds} s: killed {running} "
+                "workers still running a task (their Futures are cancelled); raise timeout"
+            )
+
+    def terminate(self) -> None:
+        """Stop now: cancel queued tasks, kill every worker, cancel running Futures.
+
+        ``multiprocessing.Pool.terminate`` / ``ProcessPoolExecutor.kill_workers``.
+        Returns when no worker process is left.
+        """
+        self._check_not_dispatcher("terminate()")
+        with self._lock:
+            self._closed = True
+            self._terminating = True
+            self._room.notify_all()
+            self._wake_locked()
+        self._thread.join()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """``Executor.shutdown``: stop taking tasks; ``cancel_futures`` cancels queued ones."""
+        self.stop(wait=wait, cancel_pending=cancel_futures)
+
+    @property
+    def max_workers(self) -> int:
+        """The current bound on workers."""
+        return self._options.max_workers
+
+    @property
+    def closed(self) -> bool:
+        """Whether the pool is stopped or stopping."""
+        return self._closed
+
+    def pids(self) -> list[int]:
+        """Process ids of the live worker processes (sorted)."""
+        return self._pids()
+
+    def stats(self) -> ProcessPoolStats:
+        """A snapshot of workers, tasks and outcome counters."""
+        return self._stats()
+
+    def __repr__(self) -> str:
+        return describe(type(self).__name__, self._stats(), self._options.name)
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Leaving with an error (KeyboardInterrupt included) must not wait for
+        # tasks nobody will look at: kill the workers, as multiprocessing.Pool does.
+        if exc is not None:
+            self.terminate()
+        else:
+            self.stop(wait=True)
