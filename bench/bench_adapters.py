@@ -136,8 +136,8 @@ def _pg_sync(ctx: BenchContext) -> None:
     except Exception as exc:
         _note(f"PostgreSQL part skipped ({exc!r})")
         return
-    n = 1500 if ctx.quick else 6000
-    n_new = 80 if ctx.quick else 300
+    n = 800 if ctx.quick else 6000
+    n_new = 40 if ctx.quick else 300
     kpool = ConnectionPool(pg.connector(PG_DSN, autocommit=True), min_size=POOL, max_size=POOL)
     kping = ConnectionPool(
         pg.connector(PG_DSN, autocommit=True), min_size=POOL, max_size=POOL, ping_after=0
@@ -245,7 +245,7 @@ async def _pg_async_main(ctx: BenchContext) -> None:
 
     from poolkit.adapters import psycopg as pg
 
-    n = 1600 if ctx.quick else 8000
+    n = 800 if ctx.quick else 8000
     kpool = AsyncConnectionPool(
         pg.async_connector(PG_DSN, autocommit=True), min_size=POOL, max_size=POOL
     )
@@ -323,8 +323,8 @@ def _http(ctx: BenchContext) -> None:
 
     from poolkit.adapters.http import HTTPPool
 
-    n = 1500 if ctx.quick else 8000
-    n_new = 600 if ctx.quick else 3000
+    n = 800 if ctx.quick else 8000
+    n_new = 300 if ctx.quick else 3000
     with _http_server() as port:
         url = f"http://127.0.0.1:{port}/"
         client = HTTPPool()
@@ -393,7 +393,7 @@ def _memcache(ctx: BenchContext) -> None:
     except ImportError as exc:
         _note(f"memcached part skipped ({exc!r})")
         return
-    n = 2000 if ctx.quick else 10000
+    n = 1000 if ctx.quick else 10000
     with _memcached() as port:
         if port is None:
             _note("memcached part skipped (no memcached binary)")

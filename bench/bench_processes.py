@@ -148,8 +148,8 @@ def run(ctx: BenchContext) -> None:
     """Throughput, start time and timeout recovery, side by side."""
     k = _calibrate()
     cpu_range = range(k)
-    trivial_n = 2000 if ctx.quick else 10_000
-    cpu_n = 400 if ctx.quick else 2000
+    trivial_n = 1000 if ctx.quick else 10_000
+    cpu_n = 200 if ctx.quick else 2000
     for subject in [*SUBJECTS, THREADS]:
         with _open(subject) as pool:
             ctx.record(
