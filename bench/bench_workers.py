@@ -88,7 +88,15 @@ def _thread_benches(ctx: BenchContext, n: int) -> None:
             for r in [apply(noop) for _ in range(k)]:
                 r.wait()
 
-        _record_all(ctx, "go_wait", n, wp_go, tpe_go, mp_go, _pebble_go(pebble_pool))
+        _record_all(
+            ctx,
+            "WorkerPool go+wait, trivial tasks",
+            n,
+            wp_go,
+            tpe_go,
+            mp_go,
+            _pebble_go(pebble_pool),
+        )
 
         def wp_submit(k: int) -> None:
             submit = wp.submit
@@ -106,7 +114,13 @@ def _thread_benches(ctx: BenchContext, n: int) -> None:
                 r.get()
 
         _record_all(
-            ctx, "submit_result", n, wp_submit, tpe_submit, mp_submit, _pebble_submit(pebble_pool)
+            ctx,
+            "WorkerPool submit+result, trivial tasks",
+            n,
+            wp_submit,
+            tpe_submit,
+            mp_submit,
+            _pebble_submit(pebble_pool),
         )
 
         def wp_map(k: int) -> None:
@@ -121,7 +135,15 @@ def _thread_benches(ctx: BenchContext, n: int) -> None:
             for _ in mp.imap(inc, range(k)):
                 pass
 
-        _record_all(ctx, "map", n, wp_map, tpe_map, mp_map, _pebble_map(pebble_pool))
+        _record_all(
+            ctx,
+            "WorkerPool map, trivial tasks",
+            n,
+            wp_map,
+            tpe_map,
+            mp_map,
+            _pebble_map(pebble_pool),
+        )
 
         def wp_map_chunked(k: int) -> None:
             for _ in wp.map(inc, range(k), chunksize=256):
@@ -131,7 +153,9 @@ def _thread_benches(ctx: BenchContext, n: int) -> None:
             for _ in mp.imap(inc, range(k), chunksize=256):
                 pass
 
-        _record_all(ctx, "map_chunksize_256", n, wp_map_chunked, None, mp_map_chunked, None)
+        _record_all(
+            ctx, "WorkerPool map chunksize=256", n, wp_map_chunked, None, mp_map_chunked, None
+        )
     finally:
         wp.stop()
         tpe.shutdown()
@@ -276,12 +300,14 @@ def _async_benches(ctx: BenchContext, n: int) -> None:
         for subject, body in subjects.items():
             if body is not None:
                 ns = ctx.time_ns_per_op(on_loop(body), n)
-                ctx.record("async_go_wait", subject, "ops_per_s", 1e9 / ns)
+                ctx.record(
+                    "AsyncWorkerPool go+wait, trivial coroutines", subject, "ops_per_s", 1e9 / ns
+                )
         # The same workload with every task going through the worker queue
         # (eager=False): what a task that always suspends pays for dispatch.
         for subject, body in (("poolkit", ours_queued), ("asyncio.Queue workers", queue_workers)):
             ns = ctx.time_ns_per_op(on_loop(body), n)
-            ctx.record("async_go_wait_no_eager", subject, "ops_per_s", 1e9 / ns)
+            ctx.record("AsyncWorkerPool go+wait, eager start off", subject, "ops_per_s", 1e9 / ns)
         loop.run_until_complete(ap.stop())
         loop.run_until_complete(queued.stop())
     finally:
@@ -361,4 +387,4 @@ def rss_child(ctx: BenchContext) -> None:
         peak = max(peak, _rss_bytes())
         wp.resume()
         wp.stop()
-    ctx.record("queue_1M_peak_rss", subject, "bytes", max(0, peak - base))
+    ctx.record("WorkerPool 1M tasks queued, peak RSS", subject, "bytes", max(0, peak - base))
