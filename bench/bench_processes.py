@@ -153,33 +153,35 @@ def run(ctx: BenchContext) -> None:
     for subject in [*SUBJECTS, THREADS]:
         with _open(subject) as pool:
             ctx.record(
-                "submit+result, trivial",
+                "ProcessPool submit+result, trivial",
                 subject,
                 "ns_per_op",
                 ctx.time_ns_per_op(_submit_loop(subject, pool, abs, -1), trivial_n),
             )
             ctx.record(
-                "submit+result, ~1 ms CPU",
+                "ProcessPool submit+result, ~1 ms CPU",
                 subject,
                 "ns_per_op",
                 ctx.time_ns_per_op(_submit_loop(subject, pool, sum, cpu_range), cpu_n),
             )
             ctx.record(
-                "map chunksize=100, trivial",
+                "ProcessPool map chunksize=100, trivial",
                 subject,
                 "ns_per_op",
                 ctx.time_ns_per_op(_map_loop(subject, pool, abs, -1, 100), trivial_n * 5),
             )
             ctx.record(
-                "map chunksize=10, ~1 ms CPU",
+                "ProcessPool map chunksize=10, ~1 ms CPU",
                 subject,
                 "ns_per_op",
                 ctx.time_ns_per_op(_map_loop(subject, pool, sum, cpu_range, 10), cpu_n),
             )
     for subject in SUBJECTS:
-        ctx.record("pool start to first result", subject, "ns_per_op", _start_ns(ctx, subject))
+        ctx.record(
+            "ProcessPool start to first result", subject, "ns_per_op", _start_ns(ctx, subject)
+        )
     for subject in ("poolkit", "pebble"):
-        ctx.record("timeout recovery", subject, "ns_per_op", _recovery_ns(ctx, subject))
+        ctx.record("ProcessPool timeout recovery", subject, "ns_per_op", _recovery_ns(ctx, subject))
 
 
 def _start_ns(ctx: BenchContext, subject: str) -> float:
