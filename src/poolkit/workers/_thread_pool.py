@@ -1,29 +1,8 @@
 """WorkerPool: a thread pool with the Go anchors' vocabulary, and an Executor.
 
-Design (the measurements behind it are in anchors/workers.md §5):
-
-* Tasks wait in one ``queue.SimpleQueue`` as plain tuples
-  ``(fn, args, kwargs, context, future_or_None)``. ``go`` builds no Future at
-  all; ``submit`` builds one ``concurrent.futures.Future``.
-* The submit fast path takes no lock: ``next()`` on an ``itertools.count``
-  (atomic, in C) counts the submission, ``SimpleQueue.put`` (atomic, in C)
-  queues it. Bounded pools take the pool lock to admit the task.
-* Workers count their own outcomes in per-worker attributes (one writer each,
-  no lock); ``wait()`` sums them under the pool lock and is woken by the
-  worker that runs out of work. Nothing per task signals a Condition.
-* Pause, shrink and stop reach busy workers through one flag (``_gate``)
-  read once per task, and idle workers through pill tuples whose function
-  raises a private exception, so the per-task path has no extra branch.
-
-Invariants (all under ``_lock``):
-
-* ``_nworkers`` counts threads started (or being started) that have not
-  retired; stop sends exactly that many stop pills.
-* after ``_closed`` is set no thread is started, and the queue is finally
-  emptied by the last worker to retire (the "final drain"), which sets
-  ``_drained``. A submission racing with stop either lands before the final
-  drain (it is run, or cancelled if stop cancels pending tasks) or sees
-  ``_drained`` and raises ``PoolClosed`` — it is never left in the queue.
+The design (one SimpleQueue of plain tuples, a lock-free submit path, per-worker
+outcome counters) and the invariants that keep a submission racing with stop
+from being lost are stated once, in ``_thread_base``.
 """
 
 from __future__ import annotations
