@@ -467,3 +467,26 @@ def test_pool_dropped_without_close_is_collected_and_its_cleaner_ends() -> None:
     assert ref() is None
     cleaner.join(30)
     assert not cleaner.is_alive()
+
+
+def test_one_cleaner_thread_per_pool_even_when_threads_race_to_start_it() -> None:
+    """Flushes run in callers, connect threads and the cleaner at once; only the
+    first may start the cleaner (a pool with three cleaners was seen before)."""
+    pool = ConnectionPool(FakeConnector(), max_size=4, max_idle_time=60.0, name="solo")
+    start = threading.Barrier(8)
+
+    def hammer() -> None:
+        start.wait()
+        for _ in range(50):
+            with pool.connection():
+                pass
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    cleaners = [t for t in threading.enumerate() if t.name == "poolkit-cleaner-solo"]
+    assert len(cleaners) == 1
+    pool.close()
+    assert not [t for t in threading.enumerate() if t.name.endswith("-solo")]

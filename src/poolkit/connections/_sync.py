@@ -146,6 +146,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         self._stop = threading.Event()
         self._cleaner_event = threading.Event()
         self._cleaner: threading.Thread | None = None
+        self._cleaner_claimed = False
         self._threads: set[threading.Thread] = set()
         self._dropped_entries: list[Entry] = []
         opts = self._opts
@@ -386,6 +387,11 @@ class ConnectionPool(DriverBase, Generic[C]):
             core.wake_cleaner = False
             if core.closed:
                 self._closed_cond.notify_all()
+            # Claimed under the lock: flushes run in several threads at once
+            # (the caller, a connect thread, the cleaner), and each seeing
+            # "no cleaner yet" would start one of its own.
+            start_cleaner = self._needs_cleaner and not self._cleaner_claimed and not core.closed
+            self._cleaner_claimed = self._cleaner_claimed or start_cleaner
         for waiter in wakes:
             waiter.wake()
         for waiter in to_wake:
@@ -394,7 +400,7 @@ class ConnectionPool(DriverBase, Generic[C]):
             self._close_entry(entry, reason)
         for _ in range(to_create):
             self._start_thread(self._create_loop, "connect")
-        if self._needs_cleaner and self._cleaner is None and not core.closed:
+        if start_cleaner:
             body = functools.partial(
                 run_cleaner, weakref.ref(self), self._stop, self._cleaner_event, self._clock
             )
