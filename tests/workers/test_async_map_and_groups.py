@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -13,30 +12,7 @@ from poolkit import (
     PoolTimeout,
     TaskCancelled,
 )
-
-PROMPT = 10.0
-
-
-async def double(x: int) -> int:
-    return 2 * x
-
-
-async def sleepy(x: int) -> int:
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    return x
-
-
-async def fail(x: int = 0) -> int:
-    raise ValueError(f"bad {x}")
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, PROMPT))
-
-
-def worker_tasks(pool: AsyncWorkerPool) -> list[asyncio.Task[Any]]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith(pool._options.name)]
+from tests.workers.async_helpers import PROMPT, double, fail, run, sleepy
 
 
 def test_map_is_ordered_lazy_and_raises_at_the_item() -> None:

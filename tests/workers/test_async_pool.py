@@ -22,30 +22,7 @@ from poolkit import (
     PoolTimeout,
     WorkerPoolStats,
 )
-
-PROMPT = 10.0
-
-
-async def double(x: int) -> int:
-    return 2 * x
-
-
-async def sleepy(x: int) -> int:
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    return x
-
-
-async def fail(x: int = 0) -> int:
-    raise ValueError(f"bad {x}")
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, PROMPT))
-
-
-def worker_tasks(pool: AsyncWorkerPool) -> list[asyncio.Task[Any]]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith(pool._options.name)]
+from tests.workers.async_helpers import double, fail, run, sleepy, worker_tasks
 
 
 def test_go_and_wait_run_every_task() -> None:

@@ -13,9 +13,9 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
-from tests.workers.conftest import PROMPT, identity, pool_threads
 
 from poolkit import PoolBroken, PoolClosed, PoolTimeout, WorkerPool
+from tests.workers.conftest import PROMPT, identity, pool_threads
 
 
 def test_worker_pool_is_an_executor() -> None:

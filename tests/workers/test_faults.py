@@ -7,9 +7,9 @@ import signal
 import threading
 
 import pytest
-from tests.workers.conftest import PROMPT, eventually, pool_threads
 
 from poolkit import PoolClosed, WorkerPool
+from tests.workers.conftest import PROMPT, eventually, pool_threads
 
 
 @pytest.mark.parametrize("cancel", [False, True])

@@ -8,7 +8,6 @@ from concurrent.futures import CancelledError
 from typing import ClassVar
 
 import pytest
-from tests.workers.conftest import PROMPT, eventually, identity, wait_then_return
 
 from poolkit import (
     CancelToken,
@@ -20,6 +19,7 @@ from poolkit import (
     WorkerPool,
     WorkerPoolStats,
 )
+from tests.workers.conftest import PROMPT, eventually, identity, wait_then_return
 
 
 def test_group_wait_returns_results_in_submission_order(pool: WorkerPool) -> None:

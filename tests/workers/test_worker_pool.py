@@ -9,7 +9,6 @@ import threading
 from typing import Any
 
 import pytest
-from tests.workers.conftest import PROMPT, eventually, pool_threads
 
 from poolkit import (
     PoolClosed,
@@ -19,6 +18,7 @@ from poolkit import (
     WorkerPool,
     WorkerPoolStats,
 )
+from tests.workers.conftest import PROMPT, eventually, pool_threads
 
 
 def test_go_runs_every_task_and_wait_returns_when_idle(pool: WorkerPool) -> None:
