@@ -111,16 +111,9 @@ class KeyedConnectionPool(Generic[K, C]):
         **options: Any,
     ) -> None:
         self._factory = check_callable("connector_for_key", connector_for_key)
-        per_key, idle_per_key, total, idle = check_caps(
-            max_size_per_key, max_idle_per_key, max_size, max_idle
+        self._options, self._budget, self._validate = keyed_setup(
+            "KeyedConnectionPool", max_size_per_key, max_idle_per_key, max_size, max_idle, options
         )
-        for bad in ("min_size", "max_size_per_key", "_budget", "_lock", "_keyed"):
-            if bad in options:
-                raise TypeError(f"KeyedConnectionPool does not take {bad}=")
-        self._options = {**options, "max_size": per_key, "max_idle": idle_per_key}
-        # Fail on bad options now, not at the first key.
-        self._validate = validate_options(self._options)
-        self._budget = Budget(total, idle)
         self._forgotten = counters_only(self._validate.stats())
         self._lock = threading.Lock()
         self._pools: dict[K, ConnectionPool[C]] = {}
@@ -354,6 +347,37 @@ class _SubPool(ConnectionPool[C]):
     def discard(self, conn: PooledConnection[C], reason: str = "discarded") -> None:
         super().discard(conn, reason)
         self._parent._settle(self)
+
+
+def keyed_setup(
+    kind: str,
+    max_size_per_key: int,
+    max_idle_per_key: int | None,
+    max_size: int | None,
+    max_idle: int | None,
+    options: dict[str, Any],
+) -> tuple[dict[str, Any], Budget, ConnectionPool[Any]]:
+    """Check a keyed pool's caps and per-key options (sync and async alike).
+
+    Returns:
+        The options each key's pool is built with, the cross-key budget, and
+        a closed probe pool built with those options (for its clock and
+        empty stats).
+
+    Raises:
+        TypeError: an option the keyed pool does not take, or of the wrong type.
+        ValueError: a cap or option out of range.
+    """
+    per_key, idle_per_key, total, idle = check_caps(
+        max_size_per_key, max_idle_per_key, max_size, max_idle
+    )
+    for bad in ("min_size", "max_size_per_key", "_budget", "_lock", "_keyed"):
+        if bad in options:
+            raise TypeError(f"{kind} does not take {bad}=")
+    per_key_options = {**options, "max_size": per_key, "max_idle": idle_per_key}
+    # Fail on bad options now, not at the first key.
+    probe = validate_options(per_key_options)
+    return per_key_options, Budget(total, idle), probe
 
 
 def validate_options(options: dict[str, Any]) -> ConnectionPool[Any]:

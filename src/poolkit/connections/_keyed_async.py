@@ -13,9 +13,8 @@ from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._validate import check_callable
 from poolkit.connections import _fork
 from poolkit.connections._async import AsyncConnectionPool
-from poolkit.connections._budget import Budget
 from poolkit.connections._driver import run_async_cleaner
-from poolkit.connections._keyed import check_caps, counters_only, sum_stats, validate_options
+from poolkit.connections._keyed import counters_only, keyed_setup, sum_stats
 from poolkit.connections._options import DEFAULT_MAX_SIZE
 from poolkit.connections._protocols import AsyncConnector
 from poolkit.connections._proxy import AsyncPooledConnection
@@ -44,16 +43,15 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         **options: Any,
     ) -> None:
         self._factory = check_callable("connector_for_key", connector_for_key)
-        per_key, idle_per_key, total, idle = check_caps(
-            max_size_per_key, max_idle_per_key, max_size, max_idle
+        self._options, self._budget, probe = keyed_setup(
+            "AsyncKeyedConnectionPool",
+            max_size_per_key,
+            max_idle_per_key,
+            max_size,
+            max_idle,
+            options,
         )
-        for bad in ("min_size", "max_size_per_key", "_budget", "_lock", "_keyed"):
-            if bad in options:
-                raise TypeError(f"AsyncKeyedConnectionPool does not take {bad}=")
-        self._options = {**options, "max_size": per_key, "max_idle": idle_per_key}
-        probe = validate_options(self._options)
         self._clock = probe._clock
-        self._budget = Budget(total, idle)
         self._forgotten = counters_only(probe.stats())
         self._pools: dict[K, AsyncConnectionPool[C]] = {}
         self._users: dict[K, int] = {}
