@@ -223,9 +223,13 @@ class Dispatcher(ProcessPoolState):
             return
         worker.exited = True
         if worker.state not in (State.DYING, State.STOPPING):
-            # A reply written just before the exit is still in the pipe.
+            # A reply written just before the exit is still in the pipe: a
+            # task's result, or a starting worker's "initializer raised"
+            # (without it the pool would report a bare exit code instead).
             try:
-                while worker.task is not None and worker.conn.poll():
+                while (
+                    worker.task is not None or worker.state is State.STARTING
+                ) and worker.conn.poll():
                     self._on_reply(worker, worker.conn.recv_bytes())
             except (EOFError, OSError):
                 pass
