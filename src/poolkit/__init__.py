@@ -1,8 +1,19 @@
 """poolkit: every kind of pool from the Go world, for Python.
 
-Object and buffer pools (:class:`ObjectPool`, :class:`BufferPool`,
-:class:`ByteBufferPool`), with retention policies that keep them from leaking or
-wasting memory. The public API is flat: import everything from ``poolkit``.
+- Object and buffer pools: :class:`ObjectPool`, :class:`BufferPool`,
+  :class:`ByteBuffer` / :class:`ByteBufferPool` and the bpool-style
+  :class:`BoundedBufferPool`, :class:`BytesPool`, :class:`SizedBufferPool`,
+  kept from leaking or wasting memory by the policies in
+  :mod:`poolkit.buffers.retention`.
+- Connection pools: :class:`ConnectionPool`, :class:`AsyncConnectionPool` and
+  their keyed twins, fed by a :class:`Connector`; ready connectors for
+  sockets, DB-API drivers, psycopg, HTTP and memcached in
+  :mod:`poolkit.adapters`; fakes for tests in :mod:`poolkit.testing`.
+- Worker pools: :class:`WorkerPool` (threads, an ``Executor``),
+  :class:`AsyncWorkerPool` (asyncio) and :class:`ProcessPool` (processes).
+
+The public API is flat: import everything from ``poolkit``. Every error
+derives from :class:`PoolError`.
 """
 
 from __future__ import annotations
