@@ -490,3 +490,19 @@ def test_one_cleaner_thread_per_pool_even_when_threads_race_to_start_it() -> Non
     assert len(cleaners) == 1
     pool.close()
     assert not [t for t in threading.enumerate() if t.name.endswith("-solo")]
+
+
+def test_a_cleaner_pass_while_all_are_busy_does_not_make_every_return_rouse_it() -> None:
+    """The cleaner plans for busy connections' earliest possible deadline, so
+    giving one back does not wake it again (it used to, on every cycle)."""
+    clock = FakeClock()
+    pool = ConnectionPool(FakeConnector(), max_size=1, max_idle_time=60.0, clock=clock)
+    conn = pool.acquire()
+    pool.maintain()  # the cleaner's pass, with the only connection busy
+    pool._cleaner_event.clear()
+    pool.release(conn)
+    assert not pool._cleaner_event.is_set()
+    clock.advance(61.0)  # the deadlines still hold: the idle one retires on time
+    pool.maintain()
+    assert pool.stats().closed_by_reason["idle_time"] == 1
+    pool.close()

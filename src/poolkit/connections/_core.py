@@ -458,6 +458,17 @@ class PoolCore:
                     leaked.append(entry)
                 else:
                     next_due = min(next_due, due)
+        # A busy connection comes back with an idle deadline of at least
+        # now + max_idle_time (or its lifetime). Planning for that bound keeps
+        # checkins from rousing the cleaner: a pass that found every connection
+        # busy would otherwise plan "no deadline", the next checkin would wake
+        # it again, and under load the two would ping-pong on every cycle.
+        if self.in_use:
+            bound = now + self.max_idle_time
+            for entry in self.in_use:
+                if now < entry.expires_at < bound:
+                    bound = entry.expires_at
+            next_due = min(next_due, bound)
         self._plan_creates()
         self.next_wake = next_due
         return leaked
