@@ -60,6 +60,7 @@ from typing import Any, Generic, TypeVar
 
 from poolkit._validate import (
     Clock,
+    check_bool,
     check_callable,
     check_optional_int,
     check_optional_seconds,
@@ -235,9 +236,9 @@ class ObjectPool(Generic[T]):
             accept=check_callable("accept", accept, optional=True),
             max_idle=check_optional_int("max_idle", max_idle, minimum=0),
             max_idle_time=check_optional_seconds("max_idle_time", max_idle_time),
-            gc_aging=_check_bool("gc_aging", gc_aging),
+            gc_aging=check_bool("gc_aging", gc_aging),
             clock=check_callable("clock", clock),
-            debug=_check_bool("debug", debug),
+            debug=check_bool("debug", debug),
         )
         self._core = core
         self.get, self.put, self._rewire, self._counts = _hot_path(
@@ -452,9 +453,3 @@ def _unregister(hook: _GcHook) -> None:
     # The hook may already be gone (a test or the user cleared gc.callbacks).
     with contextlib.suppress(ValueError):
         gc.callbacks.remove(hook)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return value
