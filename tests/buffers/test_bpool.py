@@ -179,6 +179,26 @@ def test_bytes_full_pool_drops() -> None:
     assert pool.stats().dropped == 1
 
 
+def test_bytes_refused_array_comes_back_untouched() -> None:
+    """An array the pool refuses (full, or the lock busy) keeps every byte as it was."""
+    pool = BytesPool(1, 8)
+    assert pool.put(bytearray(8))
+    refused = bytearray(b"payload!")
+    assert not pool.put(refused)
+    assert refused == bytearray(b"payload!")
+    with pool._lock:  # another thread inside the pool: put drops without waiting
+        busy = bytearray(b"\xffnot-me\xab")
+        assert not pool.put(busy)
+    assert busy == bytearray(b"\xffnot-me\xab")
+
+
+def test_bytes_kept_array_keeps_its_contents() -> None:
+    """Contents are not cleared between users (bpool), and not altered either."""
+    pool = BytesPool(1, 4)
+    assert pool.put(bytearray(b"abcd"))
+    assert pool.get() == bytearray(b"abcd")
+
+
 def test_bytes_double_put_raises() -> None:
     """Returning one array twice raises ReleaseError (it would reach two holders)."""
     pool = BytesPool(2, 8)

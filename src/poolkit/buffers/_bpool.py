@@ -297,12 +297,16 @@ class BytesPool(_FifoPool[bytearray]):
         if len(buf) != self._width:
             self._rejected += 1
             return False
-        try:  # a live export would let its holder see the next user's data
+        # A live export would let its holder see the next user's data. Resizing
+        # is the only test for one, so shrink by a byte and put the same byte
+        # back: an array the pool refuses must come back untouched.
+        last = buf[-1]
+        try:
             del buf[-1:]
         except BufferError:
             self._rejected += 1
             return False
-        buf.append(0)
+        buf.append(last)
         lock = self._lock
         if not lock.acquire(False):
             self._dropped += 1
