@@ -222,6 +222,14 @@ def test_accept_by_capacity_takes_a_size_function() -> None:
     assert not guard(Thing(9))
 
 
+def test_accept_by_capacity_refuses_bad_arguments_at_the_call() -> None:
+    """A policy without admit() or a non-callable capacity fails at the call, not at first use."""
+    with pytest.raises(TypeError, match=r"policy must be a RetentionPolicy .*got int 42"):
+        accept_by_capacity(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="capacity must be callable"):
+        accept_by_capacity(MaxCapacity(), capacity=8)  # type: ignore[arg-type]
+
+
 def test_accept_result_is_taken_by_truthiness() -> None:
     pool: ObjectPool[list[int]] = ObjectPool(list, accept=len)
     pool.put([])

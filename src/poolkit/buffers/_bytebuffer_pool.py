@@ -43,7 +43,7 @@ from types import TracebackType
 
 from poolkit._validate import Clock, check_callable, check_int, check_optional_seconds
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
-from poolkit.buffers.retention import Calibrated, RetentionPolicy
+from poolkit.buffers.retention import Calibrated, RetentionPolicy, check_policy
 
 __all__ = ["ByteBufferPool", "ByteBufferPoolStats"]
 
@@ -140,11 +140,8 @@ class ByteBufferPool:
     ) -> None:
         if retention is None:
             retention = Calibrated()
-        elif not callable(getattr(retention, "admit", None)):
-            raise TypeError(
-                "retention must be a RetentionPolicy (an object with admit(capacity, used, "
-                f"strikes)), got {type(retention).__name__}"
-            )
+        else:
+            retention = check_policy("retention", retention)
         self._retention = retention
         self._calibrated = retention if isinstance(retention, Calibrated) else None
         self._seen_calibrations = 0

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from poolkit._validate import check_int
+from poolkit._validate import check_callable, check_int
 
 __all__ = [
     "DROP",
@@ -343,13 +343,33 @@ def accept_by_capacity(
 
     Returns:
         ``accept(obj) -> bool``.
+
+    Raises:
+        TypeError: ``policy`` has no ``admit`` method, or ``capacity`` is not
+            callable (refused here rather than at the pool's first put).
     """
+    policy = check_policy("policy", policy)
+    check_callable("capacity", capacity)
 
     def accept(obj: Any) -> bool:
         size = capacity(obj)
         return policy.admit(size, size).keep
 
     return accept
+
+
+def check_policy(name: str, value: object) -> RetentionPolicy:
+    """``value`` if it is a :class:`RetentionPolicy` (has a callable ``admit``).
+
+    Raises:
+        TypeError: it is not, naming the parameter ``name``.
+    """
+    if not callable(getattr(value, "admit", None)):
+        raise TypeError(
+            f"{name} must be a RetentionPolicy (an object with admit(capacity, used, "
+            f"strikes)), got {type(value).__name__} {value!r}"
+        )
+    return value  # type: ignore[return-value]
 
 
 def _non_negative_int(name: str, value: object) -> int:
