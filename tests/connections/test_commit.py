@@ -64,21 +64,30 @@ class AsyncJournal(Journal):
         Journal.commit(self, conn)
 
 
-def sync_pools(journal: Journal) -> list[tuple[str, Any, Any]]:
-    pool: ConnectionPool[int] = ConnectionPool(journal, max_size=1)
+def sync_pool(journal: Journal, kind: str) -> tuple[Any, Any]:
+    """(the pool, its ``connection`` function) for a plain or a keyed pool."""
+    if kind == "pool":
+        pool: ConnectionPool[int] = ConnectionPool(journal, max_size=1)
+        return pool, pool.connection
     kpool: KeyedConnectionPool[str, int] = KeyedConnectionPool(
         lambda key: journal, max_size_per_key=1
     )
-    return [
-        ("pool", pool, pool.connection),
-        ("keyed", kpool, lambda: kpool.connection("k")),
-    ]
+    return kpool, lambda: kpool.connection("k")
+
+
+def fail_in_block(connection: Any, error: BaseException | None) -> int:
+    """Raise ``error`` inside a ``with connection()`` block; the connection's id."""
+    with connection() as conn:
+        raw: int = conn.raw
+        if error is not None:
+            raise error
+    return raw
 
 
 @pytest.mark.parametrize("kind", ["pool", "keyed"])
 def test_block_exiting_normally_commits_before_giving_back(kind: str) -> None:
     journal = Journal()
-    _, pool, connection = dict((k, (k, p, c)) for k, p, c in sync_pools(journal))[kind]
+    pool, connection = sync_pool(journal, kind)
     with connection() as conn:
         assert journal.events == []
         raw = conn.raw
@@ -90,10 +99,10 @@ def test_block_exiting_normally_commits_before_giving_back(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["pool", "keyed"])
 def test_block_left_by_an_exception_rolls_back_and_never_commits(kind: str) -> None:
     journal = Journal()
-    _, pool, connection = dict((k, (k, p, c)) for k, p, c in sync_pools(journal))[kind]
-    with pytest.raises(ValueError, match="app error"), connection() as conn:
-        raw = conn.raw
-        raise ValueError("app error")
+    pool, connection = sync_pool(journal, kind)
+    with pytest.raises(ValueError, match="app error"):
+        fail_in_block(connection, ValueError("app error"))
+    raw = 1  # the pool's first and only connection
     assert journal.events == [("reset", raw)]
     assert pool.stats().idle == 1
     pool.close()
@@ -103,10 +112,11 @@ def test_block_left_by_an_exception_rolls_back_and_never_commits(kind: str) -> N
 def test_commit_failing_propagates_and_the_connection_is_rolled_back(kind: str) -> None:
     """A non-broken commit error (a serialization failure): reset rolls back, kept."""
     journal = Journal()
-    _, pool, connection = dict((k, (k, p, c)) for k, p, c in sync_pools(journal))[kind]
+    pool, connection = sync_pool(journal, kind)
     journal.commit_error = RuntimeError("could not serialize access")
-    with pytest.raises(RuntimeError, match="serialize"), connection() as conn:
-        raw = conn.raw
+    with pytest.raises(RuntimeError, match="serialize"):
+        fail_in_block(connection, None)
+    raw = 1  # the pool's first and only connection
     assert journal.events == [("commit", raw), ("reset", raw)]
     assert (pool.stats().idle, pool.stats().closed) == (1, 0)
     pool.close()
@@ -116,10 +126,11 @@ def test_commit_failing_propagates_and_the_connection_is_rolled_back(kind: str) 
 @pytest.mark.parametrize("kind", ["pool", "keyed"])
 def test_commit_breaking_discards_the_connection(kind: str, error: BaseException) -> None:
     journal = Journal()
-    _, pool, connection = dict((k, (k, p, c)) for k, p, c in sync_pools(journal))[kind]
+    pool, connection = sync_pool(journal, kind)
     journal.commit_error = error
-    with pytest.raises(type(error)), connection() as conn:
-        raw = conn.raw
+    with pytest.raises(type(error)):
+        fail_in_block(connection, None)
+    raw = 1  # the pool's first and only connection
     assert journal.events == [("commit", raw), ("close", raw)]
     stats = pool.stats()
     assert (stats.in_use, stats.closed_by_reason["broken"]) == (0, 1)

@@ -29,6 +29,12 @@ from poolkit import (
 from poolkit.testing import AsyncFakeConnector, FakeClock, FakeConnection, FakeConnector
 
 
+def collect(box: list[Any]) -> None:
+    """Drop the proxies in ``box`` without release and let the GC find them."""
+    box.clear()
+    gc.collect()
+
+
 def eventually(condition: Any, seconds: float = 10.0) -> None:
     """Wait (bounded) for state the test does not control to change."""
     deadline = time.monotonic() + seconds
@@ -99,13 +105,12 @@ def test_cleaner_survives_a_deadline_far_beyond_what_waits_accept(
     pool.acquire().close()  # an idle connection with a far deadline
     eventually(lambda: pool._core.next_wake > 1e299)  # the cleaner planned its sleep
     for _ in range(2):
-        dropped = pool.acquire()
-        raw: FakeConnection = dropped.raw
+        dropped = [pool.acquire()]
+        raw: FakeConnection = dropped[0].raw
         with pytest.warns(LeakWarning):
-            del dropped
-            gc.collect()
+            collect(dropped)
         # Only the cleaner closes a dropped connection here.
-        eventually(lambda raw=raw: raw.closed)  # type: ignore[misc]
+        eventually(lambda raw=raw: raw.closed)
     assert not pool.stats().broken
     held.close()
     pool.close()
@@ -137,7 +142,7 @@ def test_a_dead_cleaner_breaks_the_pool_loudly() -> None:
     fake = FakeConnector()
     pool = ConnectionPool(fake, max_size=2, clock=clock, name="db")
     held = pool.acquire()
-    dropped = pool.acquire()
+    dropped = [pool.acquire()]
     failures: list[BaseException] = []
 
     def waiter() -> None:
@@ -151,8 +156,7 @@ def test_a_dead_cleaner_breaks_the_pool_loudly() -> None:
     eventually(lambda: pool.stats().waiting == 1)
     clock.error = SystemExit(3)  # a hook calling sys.exit(): a thread just ends
     with pytest.warns(LeakWarning):
-        del dropped  # rouses the cleaner
-        gc.collect()
+        collect(dropped)  # rouses the cleaner
     t.join(30)
     assert [type(e) for e in failures] == [PoolBroken]
     assert isinstance(failures[0].__cause__, SystemExit)
@@ -172,11 +176,10 @@ def test_a_dead_keyed_cleaner_breaks_the_keyed_pool() -> None:
     kpool: KeyedConnectionPool[str, FakeConnection] = KeyedConnectionPool(
         lambda key: fake, clock=clock
     )
-    dropped = kpool.acquire("a")
+    dropped = [kpool.acquire("a")]
     clock.error = SystemExit(3)
     with pytest.warns(LeakWarning):
-        del dropped
-        gc.collect()
+        collect(dropped)
     eventually(lambda: kpool.stats().broken)
     with pytest.raises(PoolBroken) as info:
         kpool.acquire("b", timeout=0)
@@ -191,8 +194,10 @@ class Fatal(BaseException):
 
 def test_a_dead_async_cleaner_breaks_the_pool() -> None:
     async def main() -> None:
-        clock = ArmedClock(lambda: asyncio.current_task() is pool._cleaner)
+        box: list[AsyncConnectionPool[FakeConnection]] = []
+        clock = ArmedClock(lambda: asyncio.current_task() is box[0]._cleaner)
         pool = AsyncConnectionPool(AsyncFakeConnector(), clock=clock, timeout=30)
+        box.append(pool)
         held = await pool.acquire()
         waiter = asyncio.create_task(pool.acquire())
         await asyncio.sleep(0)
