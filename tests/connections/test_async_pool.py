@@ -299,3 +299,22 @@ def test_min_size_is_prewarmed_on_open() -> None:
         await pool.close()
 
     run(main)
+
+
+def test_waited_counts_only_waits_at_the_limit() -> None:
+    """database/sql WaitCount: opening the first connection is not a wait at the limit."""
+
+    async def main() -> None:
+        pool, _ = make(max_size=1)
+        held = await pool.acquire()
+        stats = pool.stats()
+        assert (stats.waited, stats.waited_for_create) == (0, 1)
+        waiter = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)
+        await held.close()
+        await (await waiter).close()
+        stats = pool.stats()
+        assert (stats.waited, stats.waited_for_create) == (1, 1)
+        await pool.close()
+
+    run(main)

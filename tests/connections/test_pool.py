@@ -508,3 +508,27 @@ def test_a_cleaner_pass_while_all_are_busy_does_not_make_every_return_rouse_it()
     pool.maintain()
     assert pool.stats().closed_by_reason["idle_time"] == 1
     pool.close()
+
+
+def test_a_wait_ended_by_close_is_still_timed() -> None:
+    """wait_time counts every queued wait, however it ends (as the async pool does)."""
+    pool, _ = make(max_size=1)
+    held = pool.acquire()
+    outcome: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            pool.acquire(timeout=30)
+        except PoolClosed as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    while pool.stats().waiting < 1:
+        threading.Event().wait(0.001)
+    before = pool.stats().wait_time
+    pool.close(timeout=0)
+    t.join(30)
+    assert len(outcome) == 1
+    assert pool.stats().wait_time > before
+    held.close()
