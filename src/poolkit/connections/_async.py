@@ -245,8 +245,9 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
                 timeout_message(core, timeout, self._clock())
             ) from core.last_create_error
         core.add_waiter(waiter)
-        if core.dirty:
-            self._flush()
+        # Always: even with nothing planned here, queueing may have evicted
+        # another key's idle connection, whose close makes the room.
+        self._flush()
         try:
             while True:
                 # No limit: no timer at all (asyncio takes huge finite ones).

@@ -190,6 +190,15 @@ class KeyedConnectionPool(Generic[K, C]):
             pool._break(cause)
         self._settle(None)
 
+    def _flush_touched(self) -> None:
+        """Flush the keys the budget changed on another key's behalf."""
+        with self._lock:
+            touched = {id(c.owner): c.owner for c in self._budget.touched}
+            self._budget.touched = []
+        for sub in touched.values():
+            if sub._core.dirty:
+                sub._flush()
+
     def _leave(self, pool: ConnectionPool[C]) -> None:
         with self._lock:
             self._users[pool._key] -= 1
@@ -382,6 +391,13 @@ class _SubPool(ConnectionPool[C]):
         # Closes free slots in the shared budget: another key may take them,
         # and this key may now be empty and forgotten.
         self._parent._settle(self)
+
+    def _flush(self) -> None:
+        super()._flush()
+        # This key's operation may have evicted another key's idle connection
+        # to make room: close it now, not when this (maybe waiting) caller
+        # returns, since the room exists only once that close has returned.
+        self._parent._flush_touched()
 
 
 def keyed_setup(

@@ -108,6 +108,14 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
                 pool._break(cause)
         self._settle(None)
 
+    def _flush_touched(self) -> None:
+        """Flush the keys the budget changed on another key's behalf."""
+        touched = {id(c.owner): c.owner for c in self._budget.touched}
+        self._budget.touched = []
+        for sub in touched.values():
+            if sub._core.dirty and sub._loop is not None:
+                sub._flush()
+
     def _settle(self, pool: AsyncConnectionPool[C] | None) -> None:
         """Flush the outboxes an operation on ``pool`` filled; forget emptied keys.
 
@@ -262,3 +270,8 @@ class _AsyncSubPool(AsyncConnectionPool[C]):
         # A close freed a slot of the shared budget (see _keyed._SubPool).
         super()._after_closes()
         self._parent._settle(self)
+
+    def _flush(self) -> None:
+        super()._flush()
+        # Close what this key evicted elsewhere now (see _keyed._SubPool).
+        self._parent._flush_touched()

@@ -176,8 +176,12 @@ def timeout_message(core: PoolCore, timeout: float, now: float) -> str:
     if error is not None:
         return f"{head}: couldn't connect: {error!r} ({state})"
     msg = f"{head}: {state}"
-    if core.size < core.max_size or not core.in_use:
-        # Room to open one, or nothing held: a connection is still on its way.
+    budget = core.budget  # a keyed pool's caps across keys
+    at_limit = core.size >= core.max_size or (
+        budget is not None and budget.total >= budget.max_size
+    )
+    if not at_limit:
+        # Room to open one: a connection is still on its way.
         return msg + "; opening a connection took longer than that: raise timeout"
     holders = describe_holders(core, now)[:TIMEOUT_HOLDERS]
     if holders and holders[0].stack is not None:

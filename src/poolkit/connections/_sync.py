@@ -247,8 +247,9 @@ class ConnectionPool(DriverBase, Generic[C]):
         start = time.monotonic()
         gave_up = False
         try:
-            if core.dirty:
-                self._flush()
+            # Always: even with nothing planned here, queueing may have evicted
+            # another key's idle connection, whose close makes the room.
+            self._flush()
             while True:
                 # One slice at a time: Lock.acquire refuses timeouts past
                 # threading.TIMEOUT_MAX (acquire(timeout=1e10)).
