@@ -88,6 +88,7 @@ def test_thread_hammer_with_exceptions_and_base_exceptions_in_every_hook() -> No
     server = ServerConnector(close_delay=0.0005, faults=faults)
     pool: ConnectionPool[int] = ConnectionPool(server, max_size=4, timeout=10, ping_after=0)
     cycles = [0]
+    pool_errors: list[PoolError] = []  # a timeout would mean a lost connection
 
     def worker(seed: int, stop_at: float) -> None:
         rng = random.Random(seed)
@@ -104,14 +105,18 @@ def test_thread_hammer_with_exceptions_and_base_exceptions_in_every_hook() -> No
                     else:
                         conn.close()
                 cycles[0] += 1
-            except (Exception, KeyboardInterrupt, Fatal) as exc:
-                assert not isinstance(exc, PoolError), exc  # no timeout, nothing lost
+            except PoolError as exc:
+                pool_errors.append(exc)
+            except (Exception, KeyboardInterrupt, Fatal):
+                pass  # injected: the pool must have put the connection back or closed it
 
     hammer(worker, threads=8)
     faults.stop()
+    assert pool_errors == []
     stats = pool.stats()
     assert (stats.in_use, stats.waiting) == (0, 0)
-    assert faults.raised > 10 and cycles[0] > 100
+    assert faults.raised > 10
+    assert cycles[0] > 100
     pool.close()
     assert pool.stats().size == 0
     assert_nothing_lost(server, 4)
@@ -123,6 +128,7 @@ def test_keyed_thread_hammer_with_faults_stays_under_the_global_cap() -> None:
     kpool: KeyedConnectionPool[str, int] = KeyedConnectionPool(
         lambda key: server, max_size_per_key=3, max_size=4, timeout=10
     )
+    pool_errors: list[PoolError] = []
 
     def worker(seed: int, stop_at: float) -> None:
         rng = random.Random(seed)
@@ -131,11 +137,14 @@ def test_keyed_thread_hammer_with_faults_stays_under_the_global_cap() -> None:
                 with kpool.connection(rng.choice("abc")):
                     if rng.random() < 0.1:
                         raise ConnectionResetError("broken in use")
-            except (Exception, KeyboardInterrupt, Fatal) as exc:
-                assert not isinstance(exc, PoolError), exc
+            except PoolError as exc:
+                pool_errors.append(exc)
+            except (Exception, KeyboardInterrupt, Fatal):
+                pass
 
     hammer(worker, threads=6)
     faults.stop()
+    assert pool_errors == []
     stats = kpool.stats()
     assert (stats.in_use, stats.waiting) == (0, 0)
     kpool.close()
@@ -176,7 +185,8 @@ def test_async_cancellation_storm_loses_nothing() -> None:
                     raise result
         stats = pool.stats()
         assert (stats.in_use, stats.waiting) == (0, 0)
-        assert outcomes["served"] > 100 and outcomes["cancelled"] > 10
+        assert outcomes["served"] > 100
+        assert outcomes["cancelled"] > 10
         await pool.close()
         assert pool.stats().size == 0
         assert_nothing_lost(server, 4)
