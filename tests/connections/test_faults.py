@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 
@@ -207,4 +208,34 @@ def test_timeout_at_the_limit_keeps_the_leak_advice() -> None:
     with pytest.raises(PoolTimeout, match="raise max_size or timeout, or look for leaks"):
         pool.acquire()
     held.close()
+    pool.close()
+
+
+def test_keyboard_interrupt_in_an_event_hook_gives_the_connection_back() -> None:
+    """on_acquire / on_release raising a BaseException never strands a connection."""
+    armed = {"acquire": True, "release": True}
+
+    def hook(name: str) -> Any:
+        def run(conn: object) -> None:
+            if armed[name]:
+                armed[name] = False
+                raise KeyboardInterrupt
+
+        return run
+
+    pool = ConnectionPool(
+        FakeConnector(),
+        max_size=1,
+        timeout=5,
+        on_acquire=hook("acquire"),
+        on_release=hook("release"),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        pool.acquire()
+    conn = pool.acquire()
+    with pytest.raises(KeyboardInterrupt):
+        conn.close()
+    assert pool.stats().in_use == 0
+    with pool.connection() as c:  # the connection is still there, pooled
+        assert c.raw.id == 1
     pool.close()

@@ -239,3 +239,13 @@ def test_idle_conn_timeout_and_close_idle_connections_per_key() -> None:
     # Marked by close_idle(), closed on return.
     assert [c.closed for c in made["b"].connections] == [True]
     kpool.close()
+
+
+def test_keyed_stats_count_creation_waits_apart_from_waits_at_the_limit() -> None:
+    _, factory = fakes()
+    kpool = KeyedConnectionPool(factory, max_size_per_key=1, timeout=5)
+    with kpool.connection("a"):
+        pass
+    stats = kpool.stats()
+    assert (stats.waited, stats.waited_for_create) == (0, 1)
+    kpool.close()

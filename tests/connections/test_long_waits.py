@@ -21,6 +21,7 @@ import pytest
 
 from poolkit import (
     AsyncConnectionPool,
+    AsyncKeyedConnectionPool,
     ConnectionPool,
     KeyedConnectionPool,
     LeakWarning,
@@ -223,3 +224,48 @@ def test_no_limit_waiter_is_served_once_connecting_recovers() -> None:
     with pool.connection() as c:  # retried with backoff until it opens
         assert c.raw.id == 1
     pool.close()
+
+
+def test_keyed_cleaner_survives_a_far_deadline() -> None:
+    fake = FakeConnector()
+    kpool: KeyedConnectionPool[str, FakeConnection] = KeyedConnectionPool(
+        lambda key: fake, max_idle_time=1e300, max_lifetime=None
+    )
+    held = kpool.acquire("a")
+    kpool.acquire("a").close()  # idle, due in 1e300 s: the cleaner's next deadline
+    for _ in range(2):
+        dropped = [kpool.acquire("b")]
+        raw: FakeConnection = dropped[0].raw
+        with pytest.warns(LeakWarning):
+            collect(dropped)  # rouses the keyed cleaner, which closes it
+        eventually(lambda raw=raw: raw.closed)
+    assert not kpool.stats().broken
+    held.close()
+    kpool.close()
+
+
+def test_a_dead_async_keyed_cleaner_breaks_the_keyed_pool() -> None:
+    async def main() -> None:
+        box: list[AsyncKeyedConnectionPool[str, FakeConnection]] = []
+        clock = ArmedClock(lambda: asyncio.current_task() is box[0]._cleaner)
+        fake = AsyncFakeConnector()
+        kpool: AsyncKeyedConnectionPool[str, FakeConnection] = AsyncKeyedConnectionPool(
+            lambda key: fake, clock=clock, timeout=30
+        )
+        box.append(kpool)
+        held = await kpool.acquire("a")
+        clock.error = Fatal("cleaner killed")
+        assert kpool._wake is not None
+        kpool._wake.set()
+        for _ in range(20):
+            if kpool.stats().broken:
+                break
+            await asyncio.sleep(0)
+        with pytest.raises(PoolBroken) as info:
+            await kpool.acquire("b", timeout=0)
+        assert isinstance(info.value.__cause__, Fatal)
+        assert "broken" in repr(kpool)
+        await held.close()
+        await kpool.close()
+
+    asyncio.run(main())

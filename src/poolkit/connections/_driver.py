@@ -136,8 +136,8 @@ async def run_async_cleaner(ref: Callable[[], Any], wake: asyncio.Event, clock: 
         raise  # close() stops it
     except BaseException as exc:
         _cleaner_died(ref, exc)
-        if not isinstance(exc, Exception):
-            raise  # KeyboardInterrupt, SystemExit: asyncio stops the loop for these
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise  # asyncio stops the loop for these two, as it would without us
 
 
 class _NoLock:
