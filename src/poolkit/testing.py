@@ -355,6 +355,13 @@ class EchoServer:
                         with self._lock:
                             self._clients.add(client)
                             self.accepted += 1
+                        # close_clients() closes sockets from another thread:
+                        # their fd number can come back from accept() before
+                        # the wake-up below has unregistered the closed one.
+                        stale = sel.get_map().get(client.fileno())
+                        if stale is not None:
+                            with contextlib.suppress(KeyError, ValueError):
+                                sel.unregister(stale.fileobj)
                         sel.register(client, selectors.EVENT_READ)
                     else:
                         assert isinstance(sock, socket.socket)

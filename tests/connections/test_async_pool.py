@@ -282,7 +282,7 @@ def test_create_failures_are_retried_and_reported() -> None:
             await pool.acquire(timeout=0.01)  # starts the creator
         while pool.stats().create_errors < 2:
             await asyncio.sleep(0.001)
-        with pytest.raises(PoolTimeout, match="last connection attempt failed"):
+        with pytest.raises(PoolTimeout, match=r"couldn.t connect: ConnectionRefusedError"):
             await pool.acquire(timeout=0.01)
         await pool.close()
 
@@ -296,6 +296,25 @@ def test_min_size_is_prewarmed_on_open() -> None:
         async with pool.connection(), pool.connection():
             pass
         assert len(fake.connections) == 2
+        await pool.close()
+
+    run(main)
+
+
+def test_waited_counts_only_waits_at_the_limit() -> None:
+    """database/sql WaitCount: opening the first connection is not a wait at the limit."""
+
+    async def main() -> None:
+        pool, _ = make(max_size=1)
+        held = await pool.acquire()
+        stats = pool.stats()
+        assert (stats.waited, stats.waited_for_create) == (0, 1)
+        waiter = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0)
+        await held.close()
+        await (await waiter).close()
+        stats = pool.stats()
+        assert (stats.waited, stats.waited_for_create) == (1, 1)
         await pool.close()
 
     run(main)

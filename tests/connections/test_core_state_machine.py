@@ -1,11 +1,15 @@
 """A Hypothesis state machine over the sans-io core.
 
 Rules: acquire (hit, or queue a waiter and let planned connections open),
-release (normal, broken, or by a waiter giving up), time passing with the
-cleaner's pass, drain, resize, close. Invariants after every step: the pool
-never exceeds max_size, no connection is held twice or is both idle and in use,
-and the counters add up (created = open + closed); no expired connection is ever
-handed out; no connection idles while a waiter sleeps.
+release (normal, broken, or by a waiter giving up), a pending close returning
+(closes are slow: the driver reports each one back), time passing with the
+cleaner's pass, drain, resize, close, the pool breaking. Invariants after every
+step: the pool never exceeds max_size, and neither does the number of
+connections the server sees (open, being created, or being closed until the
+close returns); no connection is held twice or is both idle and in use; the
+counters add up (created = open + closed, waits = waits at the limit + waits
+for a creation); no expired connection is ever handed out; no connection idles
+while a waiter sleeps.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import hypothesis.strategies as st
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from poolkit import PoolClosed, PoolOverload
+from poolkit import PoolBroken, PoolClosed, PoolOverload
 from poolkit.connections._core import Entry, PoolCore, Waiter
 from poolkit.connections._options import make_options
 
@@ -31,7 +35,11 @@ class CoreMachine(RuleBasedStateMachine):
         self.held: list[Entry] = []
         self.waiters: list[Waiter] = []
         self.closed_conns: set[int] = set()
+        # Open at the server: from creation until the close returns.
         self.open_conns: set[int] = set()
+        # Retired, close not returned yet (still open at the server).
+        self.closing: list[int] = []
+        self.queued = 0
 
     @rule(
         max_size=st.integers(1, 5),
@@ -71,8 +79,8 @@ class CoreMachine(RuleBasedStateMachine):
             to_close, to_create, _to_wake = core.take_outbox()
             for entry, _reason in to_close:
                 assert entry.conn not in self.closed_conns, "closed twice"
-                self.closed_conns.add(entry.conn)
-                self.open_conns.discard(entry.conn)
+                assert entry.conn not in self.closing, "closed twice"
+                self.closing.append(entry.conn)
             for _ in range(to_create):
                 self.next_id += 1
                 self.open_conns.add(self.next_id)
@@ -104,10 +112,11 @@ class CoreMachine(RuleBasedStateMachine):
             waiter = Waiter(lambda: None)
             try:
                 core.add_waiter(waiter)
-            except PoolOverload:
+            except (PoolOverload, PoolBroken):
                 pass
             else:
                 self.waiters.append(waiter)
+                self.queued += 1
         self._flush()
         self._serve_waiters()
 
@@ -132,6 +141,30 @@ class CoreMachine(RuleBasedStateMachine):
         core.give_up(waiter)
         self._flush()
         self._serve_waiters()
+
+    @precondition(lambda self: self.core is not None and bool(self.closing))
+    @rule(data=st.data())
+    def close_returns(self, data: Any) -> None:
+        """The driver's close() of a retired connection returns: its slot frees."""
+        core = self.core
+        assert core is not None
+        conn = self.closing.pop(data.draw(st.integers(0, len(self.closing) - 1)))
+        self.open_conns.discard(conn)
+        self.closed_conns.add(conn)
+        core.close_done()
+        self._flush()
+        self._serve_waiters()
+
+    @precondition(lambda self: self.core is not None and self.core.broken is None)
+    @rule()
+    def cleaner_dies(self) -> None:
+        core = self.core
+        assert core is not None
+        core.break_(RuntimeError("cleaner died"))
+        self._flush()
+        for waiter in self.waiters:
+            assert waiter.closed
+        self.waiters.clear()
 
     @precondition(lambda self: self.core is not None)
     @rule(seconds=st.sampled_from([0.5, 5.0, 25.0, 60.0]))
@@ -188,6 +221,16 @@ class CoreMachine(RuleBasedStateMachine):
         assert len(core.idle) <= max(core.max_idle, len(core.waiters) + len(core.idle))
 
     @invariant()
+    def server_never_sees_more_than_max_size(self) -> None:
+        """A connection being closed keeps its slot until its close returns."""
+        core = self.core
+        if core is None:
+            return
+        assert len(self.open_conns) + core.creating == core.size
+        if not core.shrunk:
+            assert len(self.open_conns) + core.creating <= core.max_size
+
+    @invariant()
     def nothing_held_twice(self) -> None:
         core = self.core
         if core is None:
@@ -207,9 +250,11 @@ class CoreMachine(RuleBasedStateMachine):
             return
         stats = core.stats()
         assert stats.created == len(self.open_conns) + len(self.closed_conns)
-        assert stats.closed == len(self.closed_conns)
-        assert len(self.open_conns) == len(core.idle) + len(core.in_use)
+        assert stats.closed == len(self.closed_conns) + len(self.closing)
+        assert stats.closing == len(self.closing)
+        assert len(self.open_conns) == len(core.idle) + len(core.in_use) + len(self.closing)
         assert stats.waiting == len(self.waiters)
+        assert stats.waited + stats.waited_for_create == self.queued
 
     @invariant()
     def no_idle_connection_while_a_waiter_sleeps(self) -> None:

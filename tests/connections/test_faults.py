@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from typing import Any
 
 import pytest
 
-from poolkit import ConnectionPool, PoolTimeout
-from poolkit.testing import FakeConnector
+from poolkit import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from poolkit.testing import AsyncFakeConnector, FakeConnection, FakeConnector
 
 
 def test_create_raising_is_retried_with_backoff_and_serves_the_waiter() -> None:
@@ -29,7 +31,7 @@ def test_create_always_failing_times_out_and_reports_the_error() -> None:
         pool.acquire()  # starts the creator; it may not have failed yet
     while pool.stats().create_errors < 1:
         threading.Event().wait(0.001)
-    with pytest.raises(PoolTimeout, match="last connection attempt failed") as info:
+    with pytest.raises(PoolTimeout, match=r"couldn.t connect: ConnectionRefusedError") as info:
         pool.acquire()
     assert isinstance(info.value.__cause__, ConnectionRefusedError)
     pool.close()
@@ -105,3 +107,135 @@ def test_close_failures_are_logged_not_raised(caplog: pytest.LogCaptureFixture) 
         pass
     pool.close()
     assert "closing a connection (pool_closed) failed" in caplog.text
+
+
+class Interrupting(FakeConnector):
+    """Raises KeyboardInterrupt once, inside the named hook."""
+
+    def __init__(self, hook: str) -> None:
+        super().__init__()
+        self.armed = hook
+
+    def _interrupt(self, hook: str) -> None:
+        if self.armed == hook:
+            self.armed = ""
+            raise KeyboardInterrupt
+
+    def _check(self, conn: FakeConnection) -> bool:
+        self._interrupt("check")
+        return super()._check(conn)
+
+    def _ping(self, conn: FakeConnection) -> bool:
+        self._interrupt("ping")
+        return super()._ping(conn)
+
+    def _reset(self, conn: FakeConnection) -> None:
+        self._interrupt("reset")
+        super()._reset(conn)
+
+
+@pytest.mark.parametrize("hook", ["reset", "check", "ping"])
+def test_keyboard_interrupt_in_a_hook_closes_the_connection_instead_of_leaking_it(
+    hook: str,
+) -> None:
+    """A BaseException in reset/check/ping: the connection is closed, counts stay
+    right, the exception goes on, and a max_size=1 pool serves the next caller."""
+    fake = Interrupting("")
+    pool = ConnectionPool(fake, max_size=1, timeout=5, ping_after=0)
+    pool.acquire().close()  # connection 1 is idle
+    fake.armed = hook
+    with pytest.raises(KeyboardInterrupt):
+        pool.acquire().close()  # check and ping run in acquire(), reset in close()
+    stats = pool.stats()
+    assert (stats.in_use, stats.size) == (0, 0)
+    assert fake.connections[0].closed
+    with pool.connection(timeout=5) as c:
+        assert c.raw.id == 2
+    pool.close()
+    assert fake.open_connections == []
+
+
+class AsyncInterrupting(AsyncFakeConnector):
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = ""
+
+    def _check(self, conn: FakeConnection) -> bool:
+        if self.armed == "check":
+            self.armed = ""
+            raise KeyboardInterrupt
+        return super()._check(conn)
+
+
+def test_async_keyboard_interrupt_in_the_check_closes_the_connection() -> None:
+    async def main() -> None:
+        fake = AsyncInterrupting()
+        pool = AsyncConnectionPool(fake, max_size=1, timeout=5)
+        await (await pool.acquire()).close()
+        fake.armed = "check"
+        with pytest.raises(KeyboardInterrupt):
+            await pool.acquire()
+        assert pool.stats().in_use == 0
+        async with pool.connection() as c:
+            assert c.raw.id == 2
+        await pool.close()
+        assert fake.open_connections == []
+
+    asyncio.run(main())
+
+
+def test_timeout_while_connecting_fails_names_the_connect_error_and_stops_there() -> None:
+    """A bad address is not a leak: no advice to raise max_size or hunt leaks."""
+    fake = FakeConnector()
+    fake.fail_next_creates(1000)
+    pool = ConnectionPool(fake, max_size=2, timeout=0.01)
+    with pytest.raises(PoolTimeout):
+        pool.acquire()
+    while pool.stats().create_errors < 1:
+        threading.Event().wait(0.001)
+    with pytest.raises(PoolTimeout) as info:
+        pool.acquire()
+    message = str(info.value)
+    assert "couldn't connect: ConnectionRefusedError('fake server refused')" in message
+    assert "leak" not in message
+    assert "max_size or" not in message
+    pool.close()
+
+
+def test_timeout_at_the_limit_keeps_the_leak_advice() -> None:
+    pool = ConnectionPool(FakeConnector(), max_size=1, timeout=0.01)
+    held = pool.acquire()
+    with pytest.raises(PoolTimeout, match="raise max_size or timeout, or look for leaks"):
+        pool.acquire()
+    held.close()
+    pool.close()
+
+
+def test_keyboard_interrupt_in_an_event_hook_gives_the_connection_back() -> None:
+    """on_acquire / on_release raising a BaseException never strands a connection."""
+    armed = {"acquire": True, "release": True}
+
+    def hook(name: str) -> Any:
+        def run(conn: object) -> None:
+            if armed[name]:
+                armed[name] = False
+                raise KeyboardInterrupt
+
+        return run
+
+    pool = ConnectionPool(
+        FakeConnector(),
+        max_size=1,
+        timeout=5,
+        on_acquire=hook("acquire"),
+        on_release=hook("release"),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        pool.acquire()
+    conn = pool.acquire()
+    with pytest.raises(KeyboardInterrupt):
+        conn.close()
+    assert pool.stats().in_use == 0
+    with pool.connection() as c:  # the connection is still there, pooled
+        assert c.raw.id == 1
+    pool.close()

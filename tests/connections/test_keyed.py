@@ -166,10 +166,10 @@ def test_async_keyed_discard_forgets_an_emptied_key() -> None:
         await conn.discard()
         conn = await kpool.acquire("b")
         await kpool.discard(conn)
-        assert kpool.keys() == []
-        for _ in range(3):  # closes run as tasks
+        for _ in range(3):  # closes run as tasks; a key holds its slot until then
             await asyncio.sleep(0)
         assert all(not f.open_connections for f in made.values())
+        assert kpool.keys() == []
         await kpool.close()
 
     asyncio.run(main())
@@ -238,4 +238,14 @@ def test_idle_conn_timeout_and_close_idle_connections_per_key() -> None:
     kpool.release(busy)
     # Marked by close_idle(), closed on return.
     assert [c.closed for c in made["b"].connections] == [True]
+    kpool.close()
+
+
+def test_keyed_stats_count_creation_waits_apart_from_waits_at_the_limit() -> None:
+    _, factory = fakes()
+    kpool = KeyedConnectionPool(factory, max_size_per_key=1, timeout=5)
+    with kpool.connection("a"):
+        pass
+    stats = kpool.stats()
+    assert (stats.waited, stats.waited_for_create) == (0, 1)
     kpool.close()

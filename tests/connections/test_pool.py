@@ -381,9 +381,9 @@ def test_event_hooks_see_create_acquire_release_discard() -> None:
 def test_repr_shows_live_state() -> None:
     pool, _ = make(max_size=3, name="db")
     c = pool.acquire()
-    assert (
-        repr(pool)
-    ) == "<ConnectionPool 'db' open [size 1/3: 0 idle, 1 in use, 0 creating | 0 waiting]>"
+    assert (repr(pool)) == (
+        "<ConnectionPool 'db' open [size 1/3: 0 idle, 1 in use, 0 creating, 0 closing | 0 waiting]>"
+    )
     c.close()
     pool.close()
 
@@ -427,10 +427,12 @@ def test_bad_connector_and_bad_timeout_are_refused() -> None:
 
 
 def test_stats_count_waits_like_dbstats() -> None:
-    """database/sql DBStats WaitCount/WaitDuration: waits are counted and timed."""
+    """database/sql DBStats WaitCount: only waits at the limit count in ``waited``;
+    waiting for a connection being opened counts in ``waited_for_create``."""
     pool, _ = make(max_size=1)
     held = pool.acquire()  # waits for the first connection to open
     before = pool.pop_stats()
+    assert (before.waited, before.waited_for_create) == (0, 1)
     got = threading.Event()
 
     def waiter() -> None:
@@ -445,7 +447,7 @@ def test_stats_count_waits_like_dbstats() -> None:
     t.join()
     stats = pool.stats()
     assert got.is_set()
-    assert (before.waited, stats.waited) == (1, 1)
+    assert (stats.waited, stats.waited_for_create) == (1, 0)
     assert stats.wait_time > 0
     pool.close()
 
@@ -506,3 +508,27 @@ def test_a_cleaner_pass_while_all_are_busy_does_not_make_every_return_rouse_it()
     pool.maintain()
     assert pool.stats().closed_by_reason["idle_time"] == 1
     pool.close()
+
+
+def test_a_wait_ended_by_close_is_still_timed() -> None:
+    """wait_time counts every queued wait, however it ends (as the async pool does)."""
+    pool, _ = make(max_size=1)
+    held = pool.acquire()
+    outcome: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            pool.acquire(timeout=30)
+        except PoolClosed as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    while pool.stats().waiting < 1:
+        threading.Event().wait(0.001)
+    before = pool.stats().wait_time
+    pool.close(timeout=0)
+    t.join(30)
+    assert len(outcome) == 1
+    assert pool.stats().wait_time > before
+    held.close()

@@ -15,14 +15,16 @@ loop that is not running.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import weakref
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
 from poolkit._errors import EventLoopMismatch, PoolClosed, PoolTimeout
+from poolkit._waits import deadline_after
 from poolkit.connections import _fork
-from poolkit.connections._core import Entry, PoolCore, Waiter
+from poolkit.connections._core import Entry, PoolCore, Waiter, broken_error
 from poolkit.connections._driver import (
     CREATE_BACKOFF_INITIAL,
     NO_LOCK,
@@ -141,9 +143,10 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
     def _after_fork_in_child(self) -> None:
         # The parent's loop and tasks do not run here: start over unbound,
         # without touching the parent's connections.
-        closed = self._core.closed
+        closed, broken = self._core.closed, self._core.broken
         self._setup()
         self._core.closed = closed
+        self._core.broken = broken
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
@@ -179,16 +182,19 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         """Check out a connection; wait up to ``timeout`` seconds for one.
 
         Args:
-            timeout: seconds to wait (``None``: the pool's ``timeout``; 0: don't wait).
+            timeout: seconds to wait (``None``: the pool's ``timeout``; 0: don't
+                wait; ``math.inf``: no limit).
 
         Returns:
             A proxy to the connection; give it back with :meth:`release` or its
             ``close()``. Prefer :meth:`connection`, which always does.
 
         Raises:
-            PoolTimeout: none became free in time (the message says who holds them).
+            PoolTimeout: none became free in time (the message says why: who
+                holds them, or the error that opening one failed with).
             PoolOverload: ``max_waiting`` callers are already waiting.
             PoolClosed: the pool is closed.
+            PoolBroken: the pool's cleaner died; chained from the cause.
             EventLoopMismatch: called from a loop other than the pool's.
         """
         if timeout is not None:
@@ -206,14 +212,19 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
     ) -> AsyncPooledConnection[C]:
         """Acquire's other paths: wait, flush the outbox, run the checkout extras."""
         core = self._core
-        deadline = -1.0
+        deadline: float | None = None
         while True:
+            if core.broken is not None:
+                if entry is not None:
+                    self._give_back(entry, None)
+                raise broken_error(core.broken) from core.broken
             if entry is None:
                 entry = core.checkout(self._clock())
             if entry is None:
-                if deadline < 0:
-                    deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
-                entry = await self._wait(deadline, self._timeout if timeout is None else timeout)
+                limit = self._timeout if timeout is None else timeout
+                if deadline is None:
+                    deadline = deadline_after(limit)
+                entry = await self._wait(deadline, limit)
             if core.dirty or self._dropped_entries:
                 self._flush()
             if not self._extra_checkout or await self._checkout_extras(entry):
@@ -234,17 +245,22 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
                 timeout_message(core, timeout, self._clock())
             ) from core.last_create_error
         core.add_waiter(waiter)
-        if core.dirty:
-            self._flush()
+        # Always: even with nothing planned here, queueing may have evicted
+        # another key's idle connection, whose close makes the room.
+        self._flush()
         try:
             while True:
+                # No limit: no timer at all (asyncio takes huge finite ones).
+                when = None if math.isinf(deadline) else loop.time() + deadline - time.monotonic()
                 try:
-                    async with asyncio.timeout_at(loop.time() + deadline - time.monotonic()):
+                    async with asyncio.timeout_at(when):
                         await gate.fut
                     woken = True
                 except TimeoutError:
                     woken = False
                 if waiter.closed:
+                    if core.broken is not None and not core.closed:
+                        raise broken_error(core.broken) from core.broken
                     raise PoolClosed(
                         "the connection pool was closed while waiting for a connection"
                     )
@@ -267,8 +283,16 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             raise
 
     async def _checkout_extras(self, entry: Entry) -> bool:
-        """Health check, ping, leak record, hook; False if the entry was discarded."""
-        reason = "check_failed" if self._check_failed(entry) else None
+        """Health check, ping, leak record, hook; False if the entry was discarded.
+
+        A ``BaseException`` inside the check or the ``on_acquire`` hook gives
+        the connection back (closed after a check) before it goes on.
+        """
+        try:
+            reason = "check_failed" if self._check_failed(entry) else None
+        except BaseException:
+            self._give_back(entry, "check_failed")
+            raise
         now = self._clock()
         if reason is None and self._ping_due(entry, now):
             try:
@@ -284,7 +308,11 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         if reason is not None:
             self._give_back(entry, reason)
             return False
-        self._checked_out(entry, now)
+        try:
+            self._checked_out(entry, now)
+        except BaseException:
+            self._give_back(entry, None)
+            raise
         return True
 
     def _rouse_cleaner(self) -> None:
@@ -294,7 +322,10 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
     def connection(self, timeout: float | None = None) -> AsyncLease[C]:
         """An async context manager: acquire on entry, release on exit.
 
-        An exception the connector calls broken discards the connection.
+        As :meth:`ConnectionPool.connection`: a block that exits normally
+        awaits the connector's ``commit(conn)`` (if any) before giving the
+        connection back; an exception never commits, and one the connector
+        calls broken (or a cancellation) discards the connection.
 
         Args:
             timeout: as for :meth:`acquire`.
@@ -313,11 +344,16 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             ReleaseError: released twice, or not acquired from this pool.
             EventLoopMismatch: called from a loop other than the pool's.
         """
+        # _detach() inlined: this is half of every acquire/release cycle.
+        entry = conn._entry if type(conn) is AsyncPooledConnection and conn._pool is self else None
+        if entry is not None and entry.core is not self._core:
+            # Acquired before a fork: the parent's. Forgotten here, never
+            # reset, committed or closed (that would end the parent's work).
+            conn._entry = None
+            return
         # Check the loop first: a refused release must leave the proxy attached.
         if asyncio.get_running_loop() is not self._loop:
             self._bind()
-        # _detach() inlined: this is half of every acquire/release cycle.
-        entry = conn._entry if type(conn) is AsyncPooledConnection and conn._pool is self else None
         if entry is None:
             self._detach(conn, AsyncPooledConnection)  # raises the precise error
             return
@@ -343,7 +379,11 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
                 logger.debug("connection reset raised", exc_info=True)
                 return
         if self._opts.on_release is not None:
-            call_hook(self._opts.on_release, entry.conn)
+            try:
+                call_hook(self._opts.on_release, entry.conn)
+            except BaseException:
+                self._give_back(entry, reason)
+                raise
         self._give_back(entry, reason)
 
     async def discard(self, conn: AsyncPooledConnection[C], reason: str = "discarded") -> None:
@@ -365,6 +405,8 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             self._flush()
 
     def _dropped(self, entry: Entry) -> None:
+        if entry.core is not self._core:
+            return  # the parent's (acquired before a fork): forget it quietly
         self._dropped_entries.append(entry)
         warn_dropped(entry, self._name)
         loop = self._loop
@@ -402,7 +444,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             )
         elif rouse and self._cleaner_event is not None:
             self._cleaner_event.set()
-        if core.closed and not core.in_use and not core.creating and self._drained:
+        if core.closed and not (core.in_use or core.creating or core.closing) and self._drained:
             self._drained.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -413,12 +455,23 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         return task
 
     async def _close_entry(self, entry: Entry, reason: str) -> None:
-        if self._opts.on_discard is not None:
-            call_hook(self._opts.on_discard, entry.conn, reason)
         try:
-            await self._connector.close(entry.conn)
-        except Exception:
-            logger.warning("closing a connection (%s) failed", reason, exc_info=True)
+            if self._opts.on_discard is not None:
+                call_hook(self._opts.on_discard, entry.conn, reason)
+        finally:
+            try:
+                await self._connector.close(entry.conn)
+            except Exception:
+                logger.warning("closing a connection (%s) failed", reason, exc_info=True)
+            finally:
+                # Only now is its slot free: until close() returned, the
+                # server may still count this connection against max_size.
+                entry.core.close_done()
+                self._after_closes()
+
+    def _after_closes(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._flush()
 
     async def _create_loop(self) -> None:
         core, delay = self._core, CREATE_BACKOFF_INITIAL
@@ -466,10 +519,13 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
     async def close(self, timeout: float | None = None) -> None:
         """Close the pool: fail waiters, close idle connections, wait for busy ones.
 
-        Waits up to ``timeout`` seconds (``None``: 5 s) for busy connections to
-        come back and be closed, then cancels what is still running. Idempotent.
+        Waits up to ``timeout`` seconds (``None``: 5 s; ``math.inf``: no limit)
+        for busy connections to come back and be closed, then cancels what is
+        still running. Idempotent.
         """
-        limit = check_timeout(timeout, DEFAULT_CLOSE_TIMEOUT)
+        limit: float | None = check_timeout(timeout, DEFAULT_CLOSE_TIMEOUT)
+        if limit == math.inf:
+            limit = None
         core = self._core
         core.close()
         if self._loop is None:
@@ -486,10 +542,10 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         if self._drained is not None:
             try:
                 async with asyncio.timeout(limit):
-                    while core.in_use or core.creating:
+                    while core.in_use or core.creating or core.closing:
                         self._drained.clear()
                         self._flush()
-                        if not (core.in_use or core.creating):
+                        if not (core.in_use or core.creating or core.closing):
                             break
                         await self._drained.wait()
             except TimeoutError:

@@ -8,10 +8,17 @@ reason), how many connections to open, waiters to wake.
 
 Invariants (checked by the state-machine test):
 
-- ``size = len(idle) + len(in_use) + creating <= max_size`` at all times: a
-  connection being created counts, so concurrent dials cannot overshoot
-  (database/sql ``numOpen``, net/http ``MaxConnsPerHost``).
-- An entry is in exactly one place: ``idle``, ``in_use``, or the close outbox.
+- ``size = len(idle) + len(in_use) + creating + closing <= max_size`` at all
+  times (unless ``resize()`` just lowered ``max_size``): a connection being
+  created counts, so concurrent dials cannot overshoot (database/sql
+  ``numOpen``, net/http ``MaxConnsPerHost``), and so does one being closed,
+  until the driver reports that its ``close()`` returned (:meth:`close_done`):
+  a server with a ``max_connections`` budget still counts it until then.
+- ``min_size`` counts only live connections (idle, in use, being created):
+  one on its way out does not keep the pool from topping up, once its slot
+  is free.
+- An entry is in exactly one place: ``idle``, ``in_use``, or the close outbox
+  (then ``closing`` until the driver reports the close done).
 - Waiters are woken first come, first served, one per connection that comes
   back: the core marks the first waiter not yet woken (``notified``) and the
   driver wakes it; the woken waiter then takes an idle connection itself. A
@@ -38,13 +45,21 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from poolkit._errors import PoolClosed, PoolOverload, ReleaseError
+from poolkit._errors import PoolBroken, PoolClosed, PoolOverload, ReleaseError
 from poolkit.connections._options import PoolOptions
 from poolkit.connections._stats import CLOSE_REASONS, ConnectionPoolStats
 
-__all__ = ["Entry", "PoolCore", "Waiter"]
+__all__ = ["Entry", "PoolCore", "Waiter", "broken_error"]
 
 INF = math.inf
+
+
+def broken_error(cause: BaseException) -> PoolBroken:
+    """The error a broken pool raises (chain it from ``cause``)."""
+    return PoolBroken(
+        f"the connection pool is broken: its cleaner died of {cause!r}, so idle "
+        "expiry, leak warnings and min_size top-up stopped; close it and create a new pool"
+    )
 
 
 class Entry:
@@ -86,7 +101,8 @@ class Waiter:
     """A queued acquisition; the driver's ``wake`` callback rouses it.
 
     ``notified`` is set when the core has woken it for a returned connection;
-    ``closed`` when the pool closed under it.
+    ``closed`` when the pool closed (or broke, see :attr:`PoolCore.broken`)
+    under it.
     """
 
     __slots__ = ("closed", "notified", "wake")
@@ -127,8 +143,13 @@ class PoolCore:
         self._take = self.idle.pop if self.lifo else self.idle.popleft
         self.in_use: set[Entry] = set()
         self.creating = 0
+        # Retired connections whose close() has not returned yet: they still
+        # hold their slot (see close_done()).
+        self.closing = 0
         self.waiters: deque[Waiter] = deque()
         self.closed = False
+        # Why the pool can no longer serve (its cleaner died), or None.
+        self.broken: BaseException | None = None
         self.generation = 0
         # Set by resize() when max_size fell below the size: returns close
         # surplus connections until the pool fits again.
@@ -148,6 +169,7 @@ class PoolCore:
     def _reset_counters(self) -> None:
         self.acquired = 0
         self.waited = 0
+        self.waited_for_create = 0
         self.wait_time = 0.0
         self.timeouts = 0
         self.overloads = 0
@@ -157,7 +179,12 @@ class PoolCore:
 
     @property
     def size(self) -> int:
-        """Open connections plus those being created."""
+        """Connections the server may see: open, being created, being closed."""
+        return len(self.idle) + len(self.in_use) + self.creating + self.closing
+
+    @property
+    def live(self) -> int:
+        """Connections that stay: idle, in use, being created (what ``min_size`` counts)."""
         return len(self.idle) + len(self.in_use) + self.creating
 
     # -- checkout ---------------------------------------------------------
@@ -180,7 +207,7 @@ class PoolCore:
                     self._retire(entry, "lifetime")
                     continue
                 # Counted without this entry: retire it only above min_size.
-                if self.size >= self.min_size:
+                if self.live >= self.min_size:
                     self._retire(entry, "idle_time")
                     continue
             entry.acquired_at = now
@@ -192,12 +219,20 @@ class PoolCore:
     def add_waiter(self, waiter: Waiter) -> None:
         """Queue ``waiter`` and plan the connections it needs.
 
+        A waiter that a planned or running creation will serve counts in
+        ``waited_for_create``; one that must wait for a connection to come
+        back, the pool being at its limit, in ``waited`` (database/sql
+        ``WaitCount``).
+
         Raises:
             PoolClosed: the pool is closed.
+            PoolBroken: the pool is broken (:attr:`broken` is the cause).
             PoolOverload: ``max_waiting`` waiters are already queued.
         """
         if self.closed:
             raise PoolClosed("the connection pool is closed; create a new pool")
+        if self.broken is not None:
+            raise broken_error(self.broken) from self.broken
         if self.max_waiting is not None and len(self.waiters) >= self.max_waiting:
             self.overloads += 1
             raise PoolOverload(
@@ -206,8 +241,13 @@ class PoolCore:
                 "or shed load upstream"
             )
         self.waiters.append(waiter)
-        self.waited += 1
         self._plan_creates(for_waiters=True)
+        # Waiters are served in order: this one (the last) is covered by a
+        # creation when there are at least as many coming as waiting.
+        if len(self.waiters) <= self.creating + len(self.idle):
+            self.waited_for_create += 1
+        else:
+            self.waited += 1
 
     def claim(self, waiter: Waiter, now: float) -> Entry | None:
         """A woken ``waiter`` takes an idle connection, leaving the queue if it got one.
@@ -269,10 +309,12 @@ class PoolCore:
                 reason = "lifetime"
             elif self.shrunk:
                 # Counted without this entry: do the others already fill the
-                # max_size that resize() lowered?
-                if self.size >= self.max_size:
+                # max_size that resize() lowered? Connections being closed
+                # are on their way out and do not count here; the pool is
+                # back within its limit once they are gone too.
+                if self.live >= self.max_size:
                     reason = "resized"
-                else:
+                elif self.size < self.max_size:
                     self.shrunk = False
         if reason is not None:
             self._retire(entry, reason)
@@ -308,7 +350,7 @@ class PoolCore:
     def _plan_creates(self, for_waiters: bool = False) -> None:
         if self.closed:
             return
-        want = max(len(self.waiters) - self.creating - len(self.idle), self.min_size - self.size)
+        want = max(len(self.waiters) - self.creating - len(self.idle), self.min_size - self.live)
         planned = 0
         while planned < want and self._room(for_waiters or bool(self.waiters)):
             self.creating += 1
@@ -347,7 +389,7 @@ class PoolCore:
         self.create_errors += 1
         self.last_create_error = exc
         still_needed = (
-            len(self.waiters) >= self.creating + len(self.idle) or self.size <= self.min_size
+            len(self.waiters) >= self.creating + len(self.idle) or self.live <= self.min_size
         )
         if still_needed and not self.closed:
             return True
@@ -358,9 +400,25 @@ class PoolCore:
     # -- retirement ---------------------------------------------------------
 
     def _retire(self, entry: Entry, reason: str) -> None:
+        # The slot stays taken until close_done(): freeing it now would let
+        # a creation start while the server still counts this connection.
         self.closed_by_reason[reason] += 1
+        self.closing += 1
+        if self.budget is not None:
+            self.budget.closing += 1
         self.to_close.append((entry, reason))
         self.dirty = True
+
+    def close_done(self) -> None:
+        """The driver's ``close()`` of a retired connection returned (or failed).
+
+        Its slot is free from now on: a waiter or ``min_size`` may use it.
+        """
+        self.closing -= 1
+        if self.budget is not None:
+            self.budget.closing -= 1
+        if self.shrunk and self.size <= self.max_size:
+            self.shrunk = False
         self._slot_freed()
 
     def _slot_freed(self) -> None:
@@ -391,7 +449,7 @@ class PoolCore:
         self.min_size = min_size
         self.max_size = max_size
         self.max_idle = max(min(self.max_idle, max_size), min_size)
-        while self.idle and self.size > max_size:
+        while self.idle and self.live > max_size:
             self._retire(self.idle.popleft(), "resized")
         self._plan_creates()
 
@@ -405,6 +463,20 @@ class PoolCore:
             self.to_wake.append(waiter)
         while self.idle:
             self._retire(self.idle.popleft(), "pool_closed")
+        self.dirty = True
+
+    def break_(self, cause: BaseException) -> None:
+        """The pool can no longer serve (its cleaner died of ``cause``): fail every waiter.
+
+        Connections in use can still come back and idle ones close as usual;
+        the driver refuses new acquisitions with :class:`~poolkit.PoolBroken`.
+        """
+        if self.broken is None:
+            self.broken = cause
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            waiter.closed = True
+            self.to_wake.append(waiter)
         self.dirty = True
 
     def abandon_create(self) -> None:
@@ -428,7 +500,7 @@ class PoolCore:
         # Oldest first, so the connections kept for min_size are the newest.
         # Decide on the whole list before retiring any: _retire plans new
         # connections from the pool's size, which must be final by then.
-        total = self.size
+        total = self.live
         doomed: list[tuple[Entry, str]] = []
         for entry in self.idle:
             idle_due = entry.idle_since + self.max_idle_time
@@ -491,17 +563,20 @@ class PoolCore:
             idle=len(self.idle),
             in_use=len(self.in_use),
             creating=self.creating,
+            closing=self.closing,
             waiting=len(self.waiters),
             min_size=self.min_size,
             max_size=self.max_size,
             acquired=self.acquired,
             waited=self.waited,
+            waited_for_create=self.waited_for_create,
             wait_time=self.wait_time,
             timeouts=self.timeouts,
             overloads=self.overloads,
             created=self.created,
             create_errors=self.create_errors,
             closed_by_reason=dict(self.closed_by_reason),
+            broken=self.broken is not None,
         )
         if pop:
             self._reset_counters()

@@ -20,6 +20,7 @@ from typing import Any
 
 from poolkit._errors import ReleaseError
 from poolkit._validate import Clock, check_optional_int
+from poolkit._waits import MAX_WAIT_SLICE, slice_of
 from poolkit.connections._core import Entry, PoolCore
 from poolkit.connections._leaks import Holder, capture, describe_holders
 from poolkit.connections._options import PoolOptions
@@ -65,6 +66,24 @@ def call_hook(hook: Any, *args: object) -> None:
         logger.exception("connection pool event hook %r failed", hook)
 
 
+def _next_sleep(next_wake: float, clock: Clock) -> float:
+    """Seconds until the next pass: at least the floor, at most one wait slice.
+
+    A deadline beyond the slice (``max_idle_time=1e300``) is met by passes that
+    find nothing due and sleep again: a primitive never sees the huge number.
+    """
+    if math.isinf(next_wake):
+        return MAX_WAIT_SLICE
+    return slice_of(max(next_wake - clock(), CLEANER_MIN_INTERVAL))
+
+
+def _cleaner_died(ref: Callable[[], Any], exc: BaseException) -> None:
+    logger.critical("connection pool cleaner died of %r; the pool is broken", exc, exc_info=exc)
+    pool = ref()
+    if pool is not None:
+        pool._break(exc)
+
+
 def run_cleaner(
     ref: Callable[[], Any], stop: threading.Event, wake: threading.Event, clock: Clock
 ) -> None:
@@ -72,40 +91,53 @@ def run_cleaner(
 
     It holds the pool only through the weak reference ``ref`` (and only during a
     pass), so a pool dropped without ``close()`` is still collected and its
-    cleaner ends instead of living forever.
+    cleaner ends instead of living forever. A failed pass (a warning turned
+    into an error by a filter) is logged and the cleaner goes on; if the
+    cleaner itself dies, for any reason, the pool is broken (``_break``):
+    ``acquire()`` raises :class:`~poolkit.PoolBroken` instead of serving from
+    a pool whose idle expiry, leak warnings and ``min_size`` top-up stopped.
     """
-    while not stop.is_set():
-        wake.clear()
-        pool = ref()
-        if pool is None:
-            return
-        try:
-            next_wake = pool.maintain()
-        except Exception:  # a warning turned error by a filter, a hook
-            logger.exception("connection pool cleaner pass failed")
-            next_wake = math.inf
-        del pool
-        wait = None if math.isinf(next_wake) else next_wake - clock()
-        wake.wait(None if wait is None else max(wait, CLEANER_MIN_INTERVAL))
+    try:
+        while not stop.is_set():
+            wake.clear()
+            pool = ref()
+            if pool is None:
+                return
+            try:
+                next_wake = pool.maintain()
+            except Exception:  # a warning turned error by a filter, a hook
+                logger.exception("connection pool cleaner pass failed")
+                next_wake = math.inf
+            del pool
+            wake.wait(_next_sleep(next_wake, clock))
+    except BaseException as exc:
+        # No caller to raise to in this thread: the pool carries the cause.
+        _cleaner_died(ref, exc)
 
 
 async def run_async_cleaner(ref: Callable[[], Any], wake: asyncio.Event, clock: Clock) -> None:
     """The asyncio cleaner task's body (see :func:`run_cleaner`); ends when the pool closes."""
-    while True:
-        wake.clear()
-        pool = ref()
-        if pool is None or pool.closed:
-            return
-        try:
-            next_wake = pool.maintain()
-        except Exception:
-            logger.exception("connection pool cleaner pass failed")
-            next_wake = math.inf
-        del pool
-        wait = None if math.isinf(next_wake) else next_wake - clock()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(None if wait is None else max(wait, CLEANER_MIN_INTERVAL)):
-                await wake.wait()
+    try:
+        while True:
+            wake.clear()
+            pool = ref()
+            if pool is None or pool.closed:
+                return
+            try:
+                next_wake = pool.maintain()
+            except Exception:
+                logger.exception("connection pool cleaner pass failed")
+                next_wake = math.inf
+            del pool
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_next_sleep(next_wake, clock)):
+                    await wake.wait()
+    except asyncio.CancelledError:
+        raise  # close() stops it
+    except BaseException as exc:
+        _cleaner_died(ref, exc)
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise  # asyncio stops the loop for these two, as it would without us
 
 
 class _NoLock:
@@ -149,6 +181,26 @@ class DriverBase:
 
     def _flush(self) -> None:
         raise NotImplementedError
+
+    def _foreign(self, entry: Entry) -> bool:
+        """Whether ``entry`` was checked out before a fork, in the parent.
+
+        The child's pool starts over with a new core (``_fork.py``); the
+        parent's connections are not the child's to reset, commit or close.
+        """
+        return entry.core is not self._core
+
+    def _break(self, cause: BaseException) -> None:
+        """Refuse service from now on: ``acquire()`` raises ``PoolBroken`` from ``cause``.
+
+        Called when the cleaner died. Waiters fail at once; connections in
+        use can still be given back, and ``close()`` works as usual.
+        """
+        with self._lock:
+            self._core.break_(cause)
+            # Off the fast path: the slow one checks for a broken pool.
+            self._extra_checkout = True
+        self._flush()
 
     def _rouse_cleaner(self) -> None:
         raise NotImplementedError
@@ -255,9 +307,10 @@ class DriverBase:
 
     def __repr__(self) -> str:
         core = self._core
-        state = "closed" if core.closed else "open"
+        state = "closed" if core.closed else "broken" if core.broken is not None else "open"
         return (
             f"<{type(self).__name__} {self._name!r} {state} [size {core.size}/{core.max_size}: "
-            f"{len(core.idle)} idle, {len(core.in_use)} in use, {core.creating} creating | "
+            f"{len(core.idle)} idle, {len(core.in_use)} in use, {core.creating} creating, "
+            f"{core.closing} closing | "
             f"{len(core.waiters)} waiting]>"
         )

@@ -26,6 +26,7 @@ from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._validate import check_callable, check_optional_int
 from poolkit.connections import _fork
 from poolkit.connections._budget import Budget
+from poolkit.connections._core import broken_error
 from poolkit.connections._driver import run_cleaner
 from poolkit.connections._leaks import Holder
 from poolkit.connections._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE
@@ -61,24 +62,36 @@ def sum_stats(parts: list[ConnectionPoolStats], budget: Budget) -> ConnectionPoo
         idle=sum(s.idle for s in parts),
         in_use=sum(s.in_use for s in parts),
         creating=sum(s.creating for s in parts),
+        closing=sum(s.closing for s in parts),
         waiting=sum(s.waiting for s in parts),
         min_size=sum(s.min_size for s in parts),
         max_size=int(total) if not math.isinf(total) else sum(s.max_size for s in parts),
         acquired=sum(s.acquired for s in parts),
         waited=sum(s.waited for s in parts),
+        waited_for_create=sum(s.waited_for_create for s in parts),
         wait_time=sum(s.wait_time for s in parts),
         timeouts=sum(s.timeouts for s in parts),
         overloads=sum(s.overloads for s in parts),
         created=sum(s.created for s in parts),
         create_errors=sum(s.create_errors for s in parts),
         closed_by_reason=reasons,
+        broken=any(s.broken for s in parts),
     )
 
 
 def counters_only(stats: ConnectionPoolStats) -> ConnectionPoolStats:
     """A forgotten key's counters, with its gauges zeroed (it holds nothing)."""
     return dataclasses.replace(
-        stats, size=0, idle=0, in_use=0, creating=0, waiting=0, min_size=0, max_size=0
+        stats,
+        size=0,
+        idle=0,
+        in_use=0,
+        creating=0,
+        closing=0,
+        waiting=0,
+        min_size=0,
+        max_size=0,
+        broken=False,
     )
 
 
@@ -119,6 +132,7 @@ class KeyedConnectionPool(Generic[K, C]):
         self._pools: dict[K, ConnectionPool[C]] = {}
         self._users: dict[K, int] = {}
         self._closed = False
+        self._broken: BaseException | None = None
         self._start_cleaner()
         _fork.track(self)
 
@@ -152,6 +166,8 @@ class KeyedConnectionPool(Generic[K, C]):
         with self._lock:
             if self._closed:
                 raise PoolClosed("the keyed connection pool is closed; create a new pool")
+            if self._broken is not None:
+                raise broken_error(self._broken) from self._broken
             pool = self._pools.get(key)
             if pool is None:
                 pool = _SubPool(
@@ -164,6 +180,24 @@ class KeyedConnectionPool(Generic[K, C]):
                 pool._key = key
             self._users[key] = self._users.get(key, 0) + 1
             return pool
+
+    def _break(self, cause: BaseException) -> None:
+        """The cleaner died: refuse service from now on (see ``DriverBase._break``)."""
+        with self._lock:
+            self._broken = cause
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool._break(cause)
+        self._settle(None)
+
+    def _flush_touched(self) -> None:
+        """Flush the keys the budget changed on another key's behalf."""
+        with self._lock:
+            touched = {id(c.owner): c.owner for c in self._budget.touched}
+            self._budget.touched = []
+        for sub in touched.values():
+            if sub._core.dirty:
+                sub._flush()
 
     def _leave(self, pool: ConnectionPool[C]) -> None:
         with self._lock:
@@ -208,6 +242,7 @@ class KeyedConnectionPool(Generic[K, C]):
             PoolTimeout: none became free in time.
             PoolOverload: too many waiters for this key (``max_waiting``).
             PoolClosed: the pool is closed.
+            PoolBroken: the pool's cleaner died; chained from the cause.
         """
         pool = self._enter(key)
         try:
@@ -253,7 +288,10 @@ class KeyedConnectionPool(Generic[K, C]):
         with self._lock:
             parts = [p._core.stats() for p in self._pools.values()]
             parts.append(self._forgotten)
-        return sum_stats(parts, self._budget)
+        stats = sum_stats(parts, self._budget)
+        if self._broken is not None:
+            stats = dataclasses.replace(stats, broken=True)
+        return stats
 
     def stats_by_key(self) -> dict[K, ConnectionPoolStats]:
         """Each key's own statistics."""
@@ -310,8 +348,9 @@ class KeyedConnectionPool(Generic[K, C]):
 
     def __repr__(self) -> str:
         s = self.stats()
+        state = "closed " if self._closed else "broken " if s.broken else ""
         return (
-            f"<KeyedConnectionPool [{len(self._pools)} keys | size {s.size}: {s.idle} idle, "
+            f"<KeyedConnectionPool {state}[{len(self._pools)} keys | size {s.size}: {s.idle} idle, "
             f"{s.in_use} in use, {s.creating} creating | {s.waiting} waiting]>"
         )
 
@@ -347,6 +386,18 @@ class _SubPool(ConnectionPool[C]):
     def discard(self, conn: PooledConnection[C], reason: str = "discarded") -> None:
         super().discard(conn, reason)
         self._parent._settle(self)
+
+    def _after_closes(self) -> None:
+        # Closes free slots in the shared budget: another key may take them,
+        # and this key may now be empty and forgotten.
+        self._parent._settle(self)
+
+    def _flush(self) -> None:
+        super()._flush()
+        # This key's operation may have evicted another key's idle connection
+        # to make room: close it now, not when this (maybe waiting) caller
+        # returns, since the room exists only once that close has returned.
+        self._parent._flush_touched()
 
 
 def keyed_setup(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import weakref
 from collections.abc import Callable, Hashable
@@ -13,8 +14,10 @@ from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._validate import check_callable
 from poolkit.connections import _fork
 from poolkit.connections._async import AsyncConnectionPool
+from poolkit.connections._core import broken_error
 from poolkit.connections._driver import run_async_cleaner
 from poolkit.connections._keyed import counters_only, keyed_setup, sum_stats
+from poolkit.connections._lease import AsyncLease
 from poolkit.connections._options import DEFAULT_MAX_SIZE
 from poolkit.connections._protocols import AsyncConnector
 from poolkit.connections._proxy import AsyncPooledConnection
@@ -56,6 +59,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         self._pools: dict[K, AsyncConnectionPool[C]] = {}
         self._users: dict[K, int] = {}
         self._closed = False
+        self._broken: BaseException | None = None
         self._wake: asyncio.Event | None = None
         self._cleaner: asyncio.Task[None] | None = None
         _fork.track(self)
@@ -81,6 +85,8 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
     def _enter(self, key: K) -> AsyncConnectionPool[C]:
         if self._closed:
             raise PoolClosed("the keyed connection pool is closed; create a new pool")
+        if self._broken is not None:
+            raise broken_error(self._broken) from self._broken
         pool = self._pools.get(key)
         if pool is None:
             pool = _AsyncSubPool(
@@ -93,6 +99,22 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
             self._budget.cores[pool._core] = None
         self._users[key] = self._users.get(key, 0) + 1
         return pool
+
+    def _break(self, cause: BaseException) -> None:
+        """The cleaner died: refuse service from now on (see ``DriverBase._break``)."""
+        self._broken = cause
+        for pool in list(self._pools.values()):
+            if pool._loop is not None:
+                pool._break(cause)
+        self._settle(None)
+
+    def _flush_touched(self) -> None:
+        """Flush the keys the budget changed on another key's behalf."""
+        touched = {id(c.owner): c.owner for c in self._budget.touched}
+        self._budget.touched = []
+        for sub in touched.values():
+            if sub._core.dirty and sub._loop is not None:
+                sub._flush()
 
     def _settle(self, pool: AsyncConnectionPool[C] | None) -> None:
         """Flush the outboxes an operation on ``pool`` filled; forget emptied keys.
@@ -162,7 +184,10 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
     def stats(self) -> ConnectionPoolStats:
         """Totals across keys."""
         parts = [p._core.stats() for p in self._pools.values()]
-        return sum_stats([*parts, self._forgotten], self._budget)
+        stats = sum_stats([*parts, self._forgotten], self._budget)
+        if self._broken is not None:
+            stats = dataclasses.replace(stats, broken=True)
+        return stats
 
     def stats_by_key(self) -> dict[K, ConnectionPoolStats]:
         """Each key's own statistics."""
@@ -204,30 +229,28 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
 
     def __repr__(self) -> str:
         s = self.stats()
+        state = "closed " if self._closed else "broken " if s.broken else ""
         return (
-            f"<AsyncKeyedConnectionPool [{len(self._pools)} keys | size {s.size}: "
+            f"<AsyncKeyedConnectionPool {state}[{len(self._pools)} keys | size {s.size}: "
             f"{s.idle} idle, {s.in_use} in use | {s.waiting} waiting]>"
         )
 
 
 class _AsyncKeyedLease(Generic[K, C]):
-    __slots__ = ("_key", "_pool", "_proxy", "_timeout")
+    __slots__ = ("_key", "_lease", "_pool", "_timeout")
 
     def __init__(self, pool: AsyncKeyedConnectionPool[K, C], key: K, timeout: float | None) -> None:
         self._pool, self._key, self._timeout = pool, key, timeout
 
     async def __aenter__(self) -> AsyncPooledConnection[C]:
-        self._proxy = await self._pool.acquire(self._key, self._timeout)
-        return self._proxy
+        proxy = await self._pool.acquire(self._key, self._timeout)
+        # The sub-pool's own lease: commit, release or discard on exit.
+        self._lease = AsyncLease(proxy._pool, self._timeout)
+        self._lease._proxy = proxy
+        return proxy
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        proxy = self._proxy
-        sub = proxy._pool
-        if proxy._entry is not None:  # the sub-pool settles its parent
-            if exc is not None and (not isinstance(exc, Exception) or sub._hooks.broken(exc)):
-                await sub.discard(proxy, "broken")
-            else:
-                await sub.release(proxy)
+        await self._lease.__aexit__(exc_type, exc, tb)  # the sub-pool settles its parent
 
 
 class _AsyncSubPool(AsyncConnectionPool[C]):
@@ -242,3 +265,13 @@ class _AsyncSubPool(AsyncConnectionPool[C]):
     async def discard(self, conn: AsyncPooledConnection[C], reason: str = "discarded") -> None:
         await super().discard(conn, reason)
         self._parent._settle(self)
+
+    def _after_closes(self) -> None:
+        # A close freed a slot of the shared budget (see _keyed._SubPool).
+        super()._after_closes()
+        self._parent._settle(self)
+
+    def _flush(self) -> None:
+        super()._flush()
+        # Close what this key evicted elsewhere now (see _keyed._SubPool).
+        self._parent._flush_touched()

@@ -160,14 +160,29 @@ def warn_dropped(entry: Entry, name: str) -> None:
 
 
 def timeout_message(core: PoolCore, timeout: float, now: float) -> str:
-    """The ``PoolTimeout`` message: the pool's state, the top holders, what to change."""
-    msg = (
-        f"couldn't acquire a connection within {timeout:g} s: {len(core.in_use)} in use "
-        f"(max_size={core.max_size}), {core.creating} being created, "
-        f"{len(core.waiters)} waiting"
+    """The ``PoolTimeout`` message: the pool's state, then the likely cause.
+
+    When opening a connection failed (a bad address, refused credentials),
+    that is the cause: the message says so with the error and stops there,
+    since raising ``max_size`` or hunting leaks would not help. The leak advice
+    is kept for a pool at its limit with connections in use.
+    """
+    state = (
+        f"{len(core.in_use)} in use (max_size={core.max_size}), {core.creating} being "
+        f"created, {len(core.waiters)} waiting"
     )
-    if core.last_create_error is not None:
-        msg += f"; the last connection attempt failed: {core.last_create_error!r}"
+    head = f"couldn't acquire a connection within {timeout:g} s"
+    error = core.last_create_error
+    if error is not None:
+        return f"{head}: couldn't connect: {error!r} ({state})"
+    msg = f"{head}: {state}"
+    budget = core.budget  # a keyed pool's caps across keys
+    at_limit = core.size >= core.max_size or (
+        budget is not None and budget.total >= budget.max_size
+    )
+    if not at_limit:
+        # Room to open one: a connection is still on its way.
+        return msg + "; opening a connection took longer than that: raise timeout"
     holders = describe_holders(core, now)[:TIMEOUT_HOLDERS]
     if holders and holders[0].stack is not None:
         msg += "; longest holders: " + "; ".join(h.summary() for h in holders)

@@ -1,8 +1,20 @@
 """``pool.connection()``: the context managers that acquire and always give back.
 
-On an exception the connector calls broken (``is_broken``; by default any
-``OSError``) the connection is discarded instead of returned; an async block
-cancelled mid-use discards it too, since half a request may be on the wire.
+Leaving the block:
+
+- normally: the connector's ``commit(conn)``, if it has one, runs first (the
+  work of the block is made durable, as psycopg_pool's ``connection()`` does),
+  then the connection is given back. If ``commit`` raises, the error
+  propagates; the connection is discarded when the error broke it (the
+  connector's ``is_broken``, or a ``BaseException`` that is not an
+  ``Exception``), else given back, where ``reset`` rolls back.
+- by an exception: never commits. The connection is given back (``reset``
+  rolls back), or discarded when the connector calls the error broken (by
+  default any ``OSError``); an async block cancelled mid-use, or a block left by
+  ``KeyboardInterrupt``, discards it too, since half a request may be on the
+  wire.
+- in a forked child, for a connection checked out in the parent: nothing is
+  called at all; the child forgets the connection (``_fork.py``).
 """
 
 from __future__ import annotations
@@ -14,13 +26,18 @@ if TYPE_CHECKING:
     from poolkit.connections._proxy import AsyncPooledConnection, PooledConnection
     from poolkit.connections._sync import ConnectionPool
 
-__all__ = ["AsyncLease", "Lease"]
+__all__ = ["AsyncLease", "Lease", "breaks"]
 
 C = TypeVar("C")
 
 
+def breaks(pool: ConnectionPool[C] | AsyncConnectionPool[C], exc: BaseException) -> bool:
+    """Whether ``exc``, raised while a connection was in use, means it must be closed."""
+    return not isinstance(exc, Exception) or pool._hooks.broken(exc)
+
+
 class Lease(Generic[C]):
-    """``pool.connection()``: acquire on entry, release (or discard) on exit."""
+    """``pool.connection()``: acquire on entry; commit, release (or discard) on exit."""
 
     __slots__ = ("_pool", "_proxy", "_timeout")
 
@@ -33,18 +50,35 @@ class Lease(Generic[C]):
         return self._proxy
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        proxy = self._proxy
-        if proxy._entry is None:
+        proxy, pool = self._proxy, self._pool
+        entry = proxy._entry
+        if entry is None:
             return  # released or discarded inside the block
-        if exc is not None and (not isinstance(exc, Exception) or self._pool._hooks.broken(exc)):
-            # Broken, or interrupted mid-use (the wire may hold half a request).
-            self._pool.discard(proxy, "broken")
-        else:
-            self._pool.release(proxy)
+        if pool._foreign(entry):
+            pool.release(proxy)  # forgets the parent's connection, calls nothing
+            return
+        if exc is not None:
+            if breaks(pool, exc):
+                # Broken, or interrupted mid-use (the wire may hold half a request).
+                pool.discard(proxy, "broken")
+            else:
+                pool.release(proxy)
+            return
+        commit = pool._hooks.commit
+        if commit is not None:
+            try:
+                commit(entry.conn)
+            except BaseException as err:
+                if breaks(pool, err):
+                    pool.discard(proxy, "broken")
+                else:
+                    pool.release(proxy)
+                raise
+        pool.release(proxy)
 
 
 class AsyncLease(Generic[C]):
-    """``pool.connection()``: acquire on entry, release (or discard) on exit."""
+    """``pool.connection()``: acquire on entry; commit, release (or discard) on exit."""
 
     __slots__ = ("_pool", "_proxy", "_timeout")
 
@@ -57,11 +91,29 @@ class AsyncLease(Generic[C]):
         return self._proxy
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        proxy = self._proxy
-        if proxy._entry is None:
+        proxy, pool = self._proxy, self._pool
+        entry = proxy._entry
+        if entry is None:
             return
-        if exc is not None and (not isinstance(exc, Exception) or self._pool._hooks.broken(exc)):
-            # Broken, or cancelled mid-use (the wire may hold half a request).
-            await self._pool.discard(proxy, "broken")
-        else:
-            await self._pool.release(proxy)
+        if pool._foreign(entry):
+            await pool.release(proxy)
+            return
+        if exc is not None:
+            if breaks(pool, exc):
+                # Broken, or cancelled mid-use (the wire may hold half a request).
+                await pool.discard(proxy, "broken")
+            else:
+                await pool.release(proxy)
+            return
+        commit = pool._hooks.commit
+        if commit is not None:
+            try:
+                await commit(entry.conn)
+            except BaseException as err:
+                # Cancelled mid-commit too: the transaction's fate is unknown.
+                if breaks(pool, err):
+                    await pool.discard(proxy, "broken")
+                else:
+                    await pool.release(proxy)
+                raise
+        await pool.release(proxy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,18 +126,24 @@ def make_options(
         ("on_discard", on_discard),
     ):
         hooks[hook_name] = check_callable(hook_name, hook, optional=True)
+
+    def no_limit(name: str, value: object, allow_zero: bool = True) -> float | None:
+        # math.inf means "no limit", the same as None (the docstrings say so).
+        seconds = check_optional_seconds(name, value, allow_zero=allow_zero, allow_inf=True)
+        return None if seconds == math.inf else seconds
+
     return PoolOptions(
         min_size=mn,
         max_size=mx,
         max_idle=min(idle, mx),
-        timeout=check_seconds("timeout", timeout),
+        timeout=check_seconds("timeout", timeout, allow_inf=True),
         max_waiting=check_optional_int("max_waiting", max_waiting, minimum=1),
-        max_lifetime=check_optional_seconds("max_lifetime", max_lifetime, allow_zero=False),
+        max_lifetime=no_limit("max_lifetime", max_lifetime, allow_zero=False),
         lifetime_jitter=jitter,
-        max_idle_time=check_optional_seconds("max_idle_time", max_idle_time, allow_zero=False),
+        max_idle_time=no_limit("max_idle_time", max_idle_time, allow_zero=False),
         order="lifo" if order == "lifo" else "fifo",
-        ping_after=check_optional_seconds("ping_after", ping_after),
-        leak_timeout=check_optional_seconds("leak_timeout", leak_timeout, allow_zero=False),
+        ping_after=no_limit("ping_after", ping_after),
+        leak_timeout=no_limit("leak_timeout", leak_timeout, allow_zero=False),
         clock=time.monotonic if clock is None else check_callable("clock", clock),
         on_create=hooks["on_create"],
         on_acquire=hooks["on_acquire"],
@@ -149,10 +156,12 @@ def make_options(
 def check_timeout(timeout: object, default: float) -> float:
     """The per-call ``timeout`` (``None`` = the pool's default), validated.
 
+    Any size is accepted; ``math.inf`` means "wait without limit".
+
     Raises:
         TypeError: not a number.
-        ValueError: negative, NaN or infinite.
+        ValueError: negative or NaN.
     """
     if timeout is None:
         return default
-    return check_seconds("timeout", timeout)
+    return check_seconds("timeout", timeout, allow_inf=True)

@@ -10,8 +10,19 @@ class to inherit):
   not wait: False (or an exception) discards the connection.
 - ``ping(conn)``: a round trip, run at checkout only when the connection sat
   idle longer than the pool's ``ping_after``. False or an exception discards it.
-- ``reset(conn)``: make the connection clean for the next user, run on return;
-  an exception discards it.
+- ``reset(conn)``: make the connection clean for the next user (roll back an
+  open transaction), run on every return; an exception discards it.
+- ``commit(conn)``: make the work done in a ``with pool.connection()`` block
+  durable. Called with the raw connection when the block exits *without* an
+  exception, before the connection is given back (then ``reset`` runs as on
+  every return). If it raises, the exception propagates out of the ``with``
+  statement and the connection is discarded when the error is broken
+  (``is_broken``, or a ``BaseException`` that is not an ``Exception``, such as
+  ``KeyboardInterrupt``) or else given back, where ``reset`` rolls back. A block
+  left by an exception never commits (``reset`` rolls back on return, or the
+  connection is discarded if the error broke it). ``acquire()``/``release()``
+  and the proxy's ``close()`` never commit; neither does a forked child for a
+  connection checked out in its parent.
 - ``is_broken(exc) -> bool``: whether an exception raised while the connection
   was in use means the connection is unusable (database/sql ``ErrBadConn``) or
   not (gomemcache's resumable errors). Without it, any ``OSError`` counts as
@@ -32,8 +43,18 @@ C = TypeVar("C")
 class Connector(Protocol[C]):
     """Opens and closes connections for a :class:`~poolkit.ConnectionPool`.
 
-    Optional methods (``check``, ``ping``, ``reset``, ``is_broken``) are
-    described in the module docstring.
+    Optional methods, discovered by name when the pool is built:
+
+    - ``check(conn) -> bool``: cheap liveness test at every checkout (must not block).
+    - ``ping(conn)``: a round trip at checkout after ``ping_after`` seconds idle.
+    - ``reset(conn)``: clean the connection on every return (roll back).
+    - ``commit(conn)``: called by ``with pool.connection()`` when the block
+      exits normally, before giving the connection back; an error propagates
+      (and discards the connection when broken). Never called by
+      ``acquire()``/``release()``.
+    - ``is_broken(exc) -> bool``: whether an error raised in use broke the connection.
+
+    The module docstring has the details.
     """
 
     def create(self) -> C:
@@ -56,8 +77,11 @@ class Connector(Protocol[C]):
 class AsyncConnector(Protocol[C]):
     """Opens and closes connections for an :class:`~poolkit.AsyncConnectionPool`.
 
-    ``create``, ``close``, ``ping`` and ``reset`` are coroutines; ``check`` and
-    ``is_broken`` are plain functions (they must not wait).
+    ``create``, ``close``, ``ping``, ``reset`` and the optional
+    ``async def commit(conn)`` are coroutines; ``check`` and ``is_broken`` are
+    plain functions (they must not wait). The optional methods mean what they
+    mean for :class:`Connector`: ``async with pool.connection()`` awaits
+    ``commit(conn)`` when the block exits normally.
     """
 
     async def create(self) -> C:
@@ -79,7 +103,7 @@ class AsyncConnector(Protocol[C]):
 class ConnectorHooks:
     """The optional methods a connector has, looked up once."""
 
-    __slots__ = ("check", "is_broken", "ping", "reset")
+    __slots__ = ("check", "commit", "is_broken", "ping", "reset")
 
     def __init__(
         self,
@@ -87,11 +111,13 @@ class ConnectorHooks:
         ping: Callable[[Any], Any] | None,
         reset: Callable[[Any], Any] | None,
         is_broken: Callable[[BaseException], object] | None,
+        commit: Callable[[Any], Any] | None = None,
     ) -> None:
         self.check = check
         self.ping = ping
         self.reset = reset
         self.is_broken = is_broken
+        self.commit = commit
 
     def broken(self, exc: BaseException) -> bool:
         """Whether ``exc``, raised while a connection was in use, broke it."""
@@ -115,9 +141,11 @@ def discover_hooks(connector: object, *, is_async: bool) -> ConnectorHooks:
                 f"got {type(connector).__name__}"
             )
     found: dict[str, Any] = {}
-    for name in ("check", "ping", "reset", "is_broken"):
+    for name in ("check", "ping", "reset", "is_broken", "commit"):
         method = getattr(connector, name, None)
         if method is not None and not callable(method):
             raise TypeError(f"connector.{name} must be callable, got {type(method).__name__}")
         found[name] = method
-    return ConnectorHooks(found["check"], found["ping"], found["reset"], found["is_broken"])
+    return ConnectorHooks(
+        found["check"], found["ping"], found["reset"], found["is_broken"], found["commit"]
+    )

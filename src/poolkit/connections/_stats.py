@@ -35,38 +35,51 @@ class ConnectionPoolStats:
     ``get_stats()``.
 
     Attributes:
-        size: open connections, counting those being created (``max_size`` caps it).
+        size: connections the server may see: open ones, those being created and
+            those being closed (``max_size`` caps it).
         idle: connections waiting in the pool.
         in_use: connections held by callers.
         creating: connections being opened right now.
+        closing: connections retired whose ``close()`` has not returned yet; they
+            keep their slot until it does.
         waiting: callers queued for a connection.
         min_size: the pool's current ``min_size``.
         max_size: the pool's current ``max_size``.
         acquired: successful acquisitions.
-        waited: acquisitions that had to queue.
-        wait_time: total seconds spent queued (``DBStats.WaitDuration``).
+        waited: acquisitions that had to queue because the pool was at its limit
+            (``max_size``) and waited for a connection to come back
+            (database/sql ``DBStats.WaitCount``).
+        waited_for_create: acquisitions that queued only while a connection was
+            being opened for them (the pool had room); not in ``waited``.
+        wait_time: total seconds spent queued, for either reason.
         timeouts: acquisitions that gave up with ``PoolTimeout``.
         overloads: acquisitions refused with ``PoolOverload`` (``max_waiting``).
         created: connections opened.
         create_errors: failed attempts to open one.
-        closed_by_reason: closed connections per reason (see ``CLOSE_REASONS``).
+        closed_by_reason: connections retired per reason (see ``CLOSE_REASONS``),
+            counted when the pool decides to close them.
+        broken: the pool is broken (its cleaner died): ``acquire()`` raises
+            :class:`~poolkit.PoolBroken` chained from the cause.
     """
 
     size: int
     idle: int
     in_use: int
     creating: int
+    closing: int
     waiting: int
     min_size: int
     max_size: int
     acquired: int
     waited: int
+    waited_for_create: int
     wait_time: float
     timeouts: int
     overloads: int
     created: int
     create_errors: int
     closed_by_reason: Mapping[str, int]
+    broken: bool = False
 
     @property
     def closed(self) -> int:

@@ -22,8 +22,9 @@ import weakref
 from typing import Any, Generic, TypeVar
 
 from poolkit._errors import PoolClosed, PoolTimeout
+from poolkit._waits import deadline_after, join_thread, left_until, slice_of
 from poolkit.connections import _fork
-from poolkit.connections._core import Entry, PoolCore, Waiter
+from poolkit.connections._core import Entry, PoolCore, Waiter, broken_error
 from poolkit.connections._driver import (
     CREATE_BACKOFF_INITIAL,
     DriverBase,
@@ -70,20 +71,22 @@ class ConnectionPool(DriverBase, Generic[C]):
         max_size: cap on open connections, counting those being created.
         max_idle: cap on idle connections; surplus ones are closed on return
             (default: ``max_size``).
-        timeout: default seconds :meth:`acquire` waits; 0 fails at once.
+        timeout: default seconds :meth:`acquire` waits; 0 fails at once,
+            ``math.inf`` waits without limit. Any size works (waits are sliced).
         max_waiting: cap on queued callers, beyond which :class:`~poolkit.PoolOverload`
             is raised (``None``: no cap; callers are bounded by threads).
         max_lifetime: seconds after which a connection is closed (shortened by up to
-            ``lifetime_jitter`` at random); ``None`` keeps them forever.
+            ``lifetime_jitter`` at random); ``None`` or ``math.inf`` keeps them forever.
         lifetime_jitter: fraction of ``max_lifetime`` taken off at random, in [0, 1).
         max_idle_time: seconds idle after which a connection is closed (never
-            below ``min_size``); ``None``: never.
+            below ``min_size``); ``None`` or ``math.inf``: never.
         order: ``"lifo"`` reuses the warmest connection (idle surplus ages out);
             ``"fifo"`` rotates through all (spreads load behind a balancer).
         ping_after: ping (``connector.ping``) at checkout a connection idle longer
             than this many seconds; ``None``: never ping.
         leak_timeout: record who acquires each connection and warn
-            (:class:`~poolkit.LeakWarning`) when it is held longer than this.
+            (:class:`~poolkit.LeakWarning`) when it is held longer than this
+            (``None`` or ``math.inf``: never warn).
         clock: monotonic clock in seconds for ages and deadlines (tests pass a fake).
         on_create: ``hook(conn)`` after a connection is opened.
         on_acquire: ``hook(conn)`` after a connection is checked out.
@@ -162,9 +165,10 @@ class ConnectionPool(DriverBase, Generic[C]):
         # held at fork time: start over with a fresh core, never touching the
         # parent's connections. Proxies still held point to the old core and
         # are dropped silently on release.
-        closed = self._core.closed
+        closed, broken = self._core.closed, self._core.broken
         self._setup(threading.Lock() if not self._keyed else self._lock)
         self._core.closed = closed
+        self._core.broken = broken
 
     # -- acquire ------------------------------------------------------------
 
@@ -172,16 +176,19 @@ class ConnectionPool(DriverBase, Generic[C]):
         """Check out a connection; wait up to ``timeout`` seconds for one.
 
         Args:
-            timeout: seconds to wait (``None``: the pool's ``timeout``; 0: don't wait).
+            timeout: seconds to wait (``None``: the pool's ``timeout``; 0: don't
+                wait; ``math.inf``: no limit).
 
         Returns:
             A proxy to the connection; give it back with :meth:`release` or its
             ``close()``. Prefer :meth:`connection`, which always does.
 
         Raises:
-            PoolTimeout: none became free in time (the message says who holds them).
+            PoolTimeout: none became free in time (the message says why: who
+                holds them, or the error that opening one failed with).
             PoolOverload: ``max_waiting`` callers are already waiting.
             PoolClosed: the pool is closed.
+            PoolBroken: the pool's cleaner died; chained from the cause.
         """
         if timeout is not None:
             timeout = check_timeout(timeout, self._timeout)
@@ -200,15 +207,20 @@ class ConnectionPool(DriverBase, Generic[C]):
     def _acquire_slow(self, entry: Entry | None, timeout: float | None) -> PooledConnection[C]:
         """Acquire's other paths: wait, flush the outbox, run the checkout extras."""
         core = self._core
-        deadline = -1.0
+        deadline: float | None = None
         while True:
+            if core.broken is not None:
+                if entry is not None:
+                    self._give_back(entry, None)
+                raise broken_error(core.broken) from core.broken
             if entry is None:
                 with self._lock:
                     entry = core.checkout(self._clock())
             if entry is None:
-                if deadline < 0:
-                    deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
-                entry = self._wait(deadline, self._timeout if timeout is None else timeout)
+                limit = self._timeout if timeout is None else timeout
+                if deadline is None:
+                    deadline = deadline_after(limit)
+                entry = self._wait(deadline, limit)
             if core.dirty or self._dropped_entries:
                 self._flush()
             if not self._extra_checkout or self._checkout_extras(entry):
@@ -220,12 +232,11 @@ class ConnectionPool(DriverBase, Generic[C]):
         gate = threading.Lock()
         gate.acquire()
         waiter = Waiter(gate.release)
-        start = time.monotonic()
         with self._lock:
             entry = core.checkout(self._clock())
             if entry is not None:
                 return entry
-            if deadline <= start:
+            if deadline <= time.monotonic():
                 if core.closed:
                     raise PoolClosed("the connection pool is closed; create a new pool")
                 core.timeouts += 1
@@ -233,25 +244,27 @@ class ConnectionPool(DriverBase, Generic[C]):
                     timeout_message(core, timeout, self._clock())
                 ) from core.last_create_error
             core.add_waiter(waiter)
+        start = time.monotonic()
+        gave_up = False
         try:
-            if core.dirty:
-                self._flush()
+            # Always: even with nothing planned here, queueing may have evicted
+            # another key's idle connection, whose close makes the room.
+            self._flush()
             while True:
-                woken = gate.acquire(timeout=max(deadline - time.monotonic(), 0.0))
+                # One slice at a time: Lock.acquire refuses timeouts past
+                # threading.TIMEOUT_MAX (acquire(timeout=1e10)).
+                woken = gate.acquire(timeout=slice_of(left_until(deadline)))
                 lock.acquire()
                 try:
                     if waiter.closed:
-                        raise PoolClosed(
-                            "the connection pool was closed while waiting for a connection"
-                        )
+                        self._raise_stopped_waiting()
                     # Even on timeout, take a connection that came back just now.
                     entry = core.claim(waiter, self._clock())
                     if entry is not None:
-                        core.wait_time += time.monotonic() - start
                         return entry
-                    if not woken:
+                    if not woken and time.monotonic() >= deadline:
                         core.give_up(waiter)
-                        core.wait_time += time.monotonic() - start
+                        gave_up = True
                         core.timeouts += 1
                         raise PoolTimeout(
                             timeout_message(core, timeout, self._clock())
@@ -261,28 +274,52 @@ class ConnectionPool(DriverBase, Generic[C]):
         except BaseException:
             # KeyboardInterrupt in the wait, or the errors above: leave the
             # queue, passing on a wake-up this waiter did not use.
-            with self._lock:
-                core.give_up(waiter)
+            if not gave_up:
+                with self._lock:
+                    core.give_up(waiter)
             if core.dirty:
                 self._flush()
             raise
+        finally:
+            # Every queued wait is timed, however it ended (as the async twin).
+            with self._lock:
+                core.wait_time += time.monotonic() - start
+
+    def _raise_stopped_waiting(self) -> None:
+        broken = self._core.broken
+        if broken is not None and not self._core.closed:
+            raise broken_error(broken) from broken
+        raise PoolClosed("the connection pool was closed while waiting for a connection")
 
     def _checkout_extras(self, entry: Entry) -> bool:
-        """Health check, ping, leak record, hook; False if the entry was discarded."""
-        reason = "check_failed" if self._check_failed(entry) else None
-        now = self._clock()
-        if reason is None and self._ping_due(entry, now):
-            try:
-                if self._hooks.ping(entry.conn) is False:  # type: ignore[misc]
+        """Health check, ping, leak record, hook; False if the entry was discarded.
+
+        A ``BaseException`` (``KeyboardInterrupt``) inside the check, the ping
+        or the ``on_acquire`` hook must not strand the connection in use: it is
+        closed (its state is unknown) or, from the hook, given back, and the
+        exception goes on.
+        """
+        stage: str | None = "check_failed"
+        try:
+            reason = "check_failed" if self._check_failed(entry) else None
+            now = self._clock()
+            if reason is None and self._ping_due(entry, now):
+                stage = "ping_failed"
+                try:
+                    if self._hooks.ping(entry.conn) is False:  # type: ignore[misc]
+                        reason = "ping_failed"
+                except Exception:
+                    logger.debug("connection ping raised", exc_info=True)
                     reason = "ping_failed"
-            except Exception:
-                logger.debug("connection ping raised", exc_info=True)
-                reason = "ping_failed"
-        if reason is not None:
-            self._give_back(entry, reason)
-            return False
-        self._checked_out(entry, now)
-        return True
+            if reason is None:
+                stage = None  # the connection passed: an interrupted hook gives it back
+                self._checked_out(entry, now)
+                return True
+        except BaseException:
+            self._give_back(entry, stage)
+            raise
+        self._give_back(entry, reason)
+        return False
 
     def _rouse_cleaner(self) -> None:
         self._cleaner_event.set()
@@ -290,8 +327,13 @@ class ConnectionPool(DriverBase, Generic[C]):
     def connection(self, timeout: float | None = None) -> Lease[C]:
         """A context manager: acquire on entry, release on exit.
 
-        An exception the connector calls broken (``is_broken``; by default any
-        ``OSError``) discards the connection instead of returning it.
+        When the block exits normally and the connector has ``commit(conn)``,
+        the connection is committed before it is given back; an error from
+        ``commit`` propagates (the connection is discarded if the error broke
+        it). An exception inside the block never commits: the connection goes
+        back (``reset`` rolls back), or is discarded when the connector calls
+        the error broken (``is_broken``; by default any ``OSError``) or it is a
+        ``BaseException`` such as ``KeyboardInterrupt``.
 
         Args:
             timeout: as for :meth:`acquire`.
@@ -315,12 +357,14 @@ class ConnectionPool(DriverBase, Generic[C]):
             self._detach(conn, PooledConnection)  # raises the precise error
             return
         conn._entry = None
+        core, lock = self._core, self._lock
+        if entry.core is not core:
+            # Acquired before a fork: the parent's. Forgotten here, never
+            # reset, committed or closed (that would end the parent's work).
+            return
         if self._extra_release:
             self._give_back(entry, self._release_extras(entry))
             return
-        core, lock = self._core, self._lock
-        if entry.core is not core:
-            return  # acquired before a fork: the parent's, not ours to pool
         lock.acquire()
         try:
             waiter = core.checkin(entry, self._clock())
@@ -347,14 +391,23 @@ class ConnectionPool(DriverBase, Generic[C]):
             except Exception:
                 logger.debug("connection reset raised", exc_info=True)
                 reason = "reset_failed"
+            except BaseException:
+                # Interrupted mid-reset (KeyboardInterrupt): the connection's
+                # state is unknown, so close it, then let the exception go on.
+                self._give_back(entry, "reset_failed")
+                raise
         if self._opts.on_release is not None:
-            call_hook(self._opts.on_release, entry.conn)
+            try:
+                call_hook(self._opts.on_release, entry.conn)
+            except BaseException:
+                self._give_back(entry, reason)
+                raise
         return reason
 
     def _give_back(self, entry: Entry, reason: str | None) -> None:
         core = self._core
         if entry.core is not core:
-            return
+            return  # acquired before a fork: forgotten, never closed
         with self._lock:
             waiter = core.checkin(entry, self._clock(), reason)
         if waiter is not None:
@@ -365,6 +418,8 @@ class ConnectionPool(DriverBase, Generic[C]):
         # Called from a proxy's finalizer, which may run in any thread at any
         # point, even inside this pool's own locked section: so no lock here.
         # list.append is atomic; the next flush closes the connection.
+        if entry.core is not self._core:
+            return  # the parent's (acquired before a fork): forget it quietly
         self._dropped_entries.append(entry)
         self._cleaner_event.set()
         warn_dropped(entry, self._name)
@@ -396,8 +451,9 @@ class ConnectionPool(DriverBase, Generic[C]):
             waiter.wake()
         for waiter in to_wake:
             waiter.wake()
-        for entry, reason in to_close:
-            self._close_entry(entry, reason)
+        # Creations before closes: the core already counts closing
+        # connections against max_size, and a BaseException out of a close
+        # must not lose planned creations that waiters count on.
         for _ in range(to_create):
             self._start_thread(self._create_loop, "connect")
         if start_cleaner:
@@ -409,14 +465,43 @@ class ConnectionPool(DriverBase, Generic[C]):
             weakref.finalize(self, _stop_cleaner, self._stop, self._cleaner_event)
         elif rouse:
             self._cleaner_event.set()
+        if to_close:
+            try:
+                self._close_all(to_close)
+            finally:
+                # Each close freed a slot: a waiter or min_size may take it now.
+                self._after_closes()
+
+    def _after_closes(self) -> None:
+        if self._core.dirty or self._dropped_entries:
+            self._flush()
+
+    def _close_all(self, to_close: list[tuple[Entry, str]]) -> None:
+        """Close each entry; the first ``BaseException`` is re-raised after all are closed."""
+        error: BaseException | None = None
+        for entry, reason in to_close:
+            try:
+                self._close_entry(entry, reason)
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
     def _close_entry(self, entry: Entry, reason: str) -> None:
-        if self._opts.on_discard is not None:
-            call_hook(self._opts.on_discard, entry.conn, reason)
         try:
-            self._connector.close(entry.conn)
-        except Exception:
-            logger.warning("closing a connection (%s) failed", reason, exc_info=True)
+            if self._opts.on_discard is not None:
+                call_hook(self._opts.on_discard, entry.conn, reason)
+        finally:
+            try:
+                self._connector.close(entry.conn)
+            except Exception:
+                logger.warning("closing a connection (%s) failed", reason, exc_info=True)
+            finally:
+                # Only now is its slot free (the server may count it until then).
+                with self._lock:
+                    entry.core.close_done()
+                    if entry.core.closed:
+                        self._closed_cond.notify_all()
 
     def _start_thread(self, target: Any, role: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=f"poolkit-{role}-{self._name}", daemon=True)
@@ -431,7 +516,9 @@ class ConnectionPool(DriverBase, Generic[C]):
             while True:
                 try:
                     conn = self._connector.create()
-                except Exception as exc:
+                except BaseException as exc:
+                    # BaseExceptions too: this thread has no caller to raise
+                    # to, and a dead creator would leave its waiter stranded.
                     logger.warning("opening a connection failed: %r", exc)
                     with self._lock:
                         retry = core.create_failed(exc) and core is self._core
@@ -443,14 +530,13 @@ class ConnectionPool(DriverBase, Generic[C]):
                             core.abandon_create()
                         break
                     continue
-                except BaseException:
-                    with self._lock:
-                        core.abandon_create()
-                    raise
                 with self._lock:
                     core.opened(conn, self._clock())
                 if self._opts.on_create is not None:
-                    call_hook(self._opts.on_create, conn)
+                    try:
+                        call_hook(self._opts.on_create, conn)
+                    except BaseException:
+                        logger.exception("connection pool on_create hook failed")
                 break
             if core is self._core:
                 self._flush()
@@ -483,11 +569,11 @@ class ConnectionPool(DriverBase, Generic[C]):
         """Close the pool: fail waiters, close idle connections, wait for busy ones.
 
         Busy connections are closed as they come back; this waits up to
-        ``timeout`` seconds for them (and for connections being opened).
-        Idempotent.
+        ``timeout`` seconds for them (and for connections being opened or
+        closed). Idempotent.
 
         Args:
-            timeout: seconds to wait (``None``: 5 s).
+            timeout: seconds to wait (``None``: 5 s; ``math.inf``: no limit).
         """
         limit = check_timeout(timeout, DEFAULT_CLOSE_TIMEOUT)
         with self._lock:
@@ -495,11 +581,11 @@ class ConnectionPool(DriverBase, Generic[C]):
         self._stop.set()
         self._cleaner_event.set()
         self._flush()
-        deadline = time.monotonic() + limit
+        deadline = deadline_after(limit)
         with self._closed_cond:
             core = self._core
-            while core.in_use or core.creating:
-                left = deadline - time.monotonic()
+            while core.in_use or core.creating or core.closing:
+                left = left_until(deadline)
                 if left <= 0:
                     logger.warning(
                         "pool %s closed with %d connections still in use; they will be "
@@ -508,12 +594,12 @@ class ConnectionPool(DriverBase, Generic[C]):
                         len(core.in_use),
                     )
                     break
-                self._closed_cond.wait(left)
+                self._closed_cond.wait(slice_of(left))
             threads = list(self._threads)
         for thread in threads:
             # A thread registered but not started yet has nothing to wait for.
             if thread is not threading.current_thread() and thread.ident is not None:
-                thread.join(max(deadline - time.monotonic(), 0.0))
+                join_thread(thread, left_until(deadline))
 
     def __enter__(self) -> ConnectionPool[C]:
         return self
