@@ -514,3 +514,36 @@ def test_forked_child_never_touches_the_parents_http_connections(
     assert result["bodies"] == ["hello /after0", "hello /after1", "hello /after2"]
     assert (result["retried"], result["created"], result["closed"]) == (0, 3, 0)
     assert http_server.accepted == 4
+
+
+@pytest.mark.parametrize(
+    ("pool_kwargs", "request_kwargs"),
+    [
+        ({"pool_timeout": 1e300}, {}),
+        ({"pool_timeout": math.inf}, {}),
+        ({}, {"pool_timeout": 1e300}),
+        ({}, {"pool_timeout": math.inf}),
+    ],
+    ids=["pool-1e300", "pool-inf", "request-1e300", "request-inf"],
+)
+def test_pool_timeouts_of_any_size_wait_for_a_connection(
+    http_server: LoopbackHTTPServer, pool_kwargs: Any, request_kwargs: Any
+) -> None:
+    """At max_conns_per_host a request waits however long pool_timeout is (inf: no limit)."""
+    with HTTPPool(max_conns_per_host=1, **pool_kwargs) as client:
+        resp = client.get(f"{http_server.base}/big", stream=True)
+        got: list[bytes] = []
+        errors: list[BaseException] = []
+
+        def waiter() -> None:
+            try:
+                got.append(client.get(f"{http_server.base}/w", **request_kwargs).data)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        eventually(lambda: client.stats().pool.waiting == 1 or bool(errors), "the request queued")
+        resp.read()
+        t.join()
+        assert (got, errors) == ([b"hello /w"], [])

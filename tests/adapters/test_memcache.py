@@ -25,7 +25,7 @@ from poolkit.adapters.memcache import (
     is_broken,
     parse_server,
 )
-from tests.adapters.conftest import MemcachedServer
+from tests.adapters.conftest import MemcachedServer, eventually
 from tests.adapters.fork_scenarios import ENDINGS, run
 
 Factory = Callable[[], MemcachedServer]
@@ -388,6 +388,33 @@ def test_huge_timeouts_mean_no_limit(memcached_factory: Factory, seconds: float)
     assert client.version()
     assert client.sock.gettimeout() is None
     connector.close(client)
+
+
+@pytest.mark.parametrize("seconds", [1e300, math.inf])
+def test_pool_timeouts_of_any_size_wait_for_a_connection(
+    memcached_factory: Factory, seconds: float
+) -> None:
+    """At max_conns_per_server an operation waits however long pool_timeout is."""
+    server = memcached_factory()
+    with _client(server, max_conns_per_server=1, pool_timeout=seconds) as mc:
+        mc.set("k", b"v")
+        pool = mc._pools[server.address]
+        held = pool.acquire()
+        got: list[Any] = []
+        errors: list[BaseException] = []
+
+        def waiter() -> None:
+            try:
+                got.append(mc.get("k"))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        eventually(lambda: mc.stats().waiting == 1 or bool(errors), "the operation queued")
+        pool.release(held)
+        t.join()
+        assert (got, errors) == ([b"v"], [])
 
 
 def test_ring_refuses_bad_servers_and_keys() -> None:

@@ -358,7 +358,8 @@ class HTTPPool:
             :data:`~poolkit.adapters.sockets.SOCKET_TIMEOUT_MAX` (about 24.8
             days, the longest a socket can wait), means no limit.
         pool_timeout: seconds to wait for a connection at ``max_conns_per_host``
-            (> 0: new connections are opened by the pool's threads).
+            (> 0: new connections are opened by the pool's threads; any size,
+            ``math.inf``: no limit).
         ssl_context: TLS settings for https origins.
         clock: monotonic clock for idle ages (tests pass a fake one).
 
@@ -399,7 +400,7 @@ class HTTPPool:
             # Not 0: connections are opened by the pool's own threads, so a
             # zero wait fails whenever no idle connection is ready, even
             # below max_conns_per_host.
-            timeout=check_seconds("pool_timeout", pool_timeout, allow_zero=False),
+            timeout=check_seconds("pool_timeout", pool_timeout, allow_zero=False, allow_inf=True),
             clock=clock,
             name="http",
         )
@@ -472,7 +473,8 @@ class HTTPPool:
             timeout: connect and socket timeout for this request, > 0 as for
                 the pool's (default: the pool's; ``math.inf``: no limit).
             pool_timeout: seconds to wait for a connection (default: the pool's);
-                0 takes only an idle connection that is ready now.
+                0 takes only an idle connection that is ready now; ``math.inf``
+                waits without limit.
             stream: leave the body unread (see :class:`Response`).
 
         Returns:
@@ -493,7 +495,7 @@ class HTTPPool:
         seconds = self.timeout if timeout is None else _check_io_timeout("timeout", timeout)
         io_timeout = socket_timeout(seconds)
         if pool_timeout is not None:
-            check_seconds("pool_timeout", pool_timeout)
+            check_seconds("pool_timeout", pool_timeout, allow_inf=True)
         check_bool("stream", stream)
         body = _check_body(body)
         replayable = _replayable(method, hdrs, body)

@@ -320,7 +320,8 @@ class MemcacheClient:
         timeout: seconds for each command; ``connect_timeout`` to connect
             (> 0; ``math.inf``, or more than a socket can wait, about 24.8
             days: no limit).
-        pool_timeout: seconds to wait for a connection at the per-server cap (> 0).
+        pool_timeout: seconds to wait for a connection at the per-server cap
+            (> 0; any size, ``math.inf``: no limit).
         ignore_exc: True or False. When True, a server that fails (socket
             errors, a hang-up, a reply out of protocol, ``SERVER_ERROR``)
             makes reads return a miss and writes False, as pymemcache's
@@ -357,7 +358,7 @@ class MemcacheClient:
         self.ignore_exc = check_bool("ignore_exc", ignore_exc)
         # Not 0: connections are opened by the pool's own threads, so a zero
         # wait would fail whenever no idle connection is ready.
-        pool_wait = check_seconds("pool_timeout", pool_timeout, allow_zero=False)
+        pool_wait = check_seconds("pool_timeout", pool_timeout, allow_zero=False, allow_inf=True)
         idle_time = check_optional_seconds(
             "idle_timeout", idle_timeout, allow_zero=False, allow_inf=True
         )
