@@ -296,3 +296,59 @@ def test_connector_close_in_a_forked_child_leaves_the_parents_connection_up(
     assert roundtrip(sock, b"still") == b"still"
     connector.close(sock)
     assert sock.fileno() == -1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_async_connector_close_in_a_forked_child_leaves_the_parents_stream_readable(
+    server: EchoServer,
+) -> None:
+    """Closing a transport in the child would unregister the socket from the shared epoll.
+
+    The parent's loop would then never see its stream readable again: its
+    next read hangs. The child's close() must leave the stream alone.
+    """
+
+    async def main() -> None:
+        connector = AsyncTCPConnector(*server.address)
+        stream = await connector.create()
+        stream.writer.write(b"a")
+        assert await stream.reader.readexactly(1) == b"a"
+        pid = os.fork()
+        if pid == 0:  # still inside the parent's loop, as a forked worker is
+            code = 1
+            try:
+                await connector.close(stream)  # as a pool that forgot the fork rule would
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        stream.writer.write(b"b")
+        async with asyncio.timeout(5):  # hung here: the socket was gone from the epoll set
+            assert await stream.reader.readexactly(1) == b"b"
+        assert os.waitstatus_to_exitcode(status) == 0
+        await connector.close(stream)
+        assert stream.writer.is_closing()
+
+    asyncio.run(main())
+
+
+def test_async_close_aborts_a_transport_that_cannot_flush() -> None:
+    """close() has a deadline: a peer that never reads cannot keep the stream open."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        async def main() -> None:
+            connector = AsyncTCPConnector(*listener.getsockname(), connect_timeout=0.05)
+            stream = await connector.create()
+            peer, _ = listener.accept()
+            with peer:  # never reads: the send buffers fill, the write stays pending
+                raw = stream.writer.transport.get_extra_info("socket")
+                stream.writer.transport.set_write_buffer_limits(high=1 << 30)
+                stream.writer.write(b"x" * (64 << 20))
+                assert stream.writer.transport.get_write_buffer_size() > 0
+                await connector.close(stream)
+                await asyncio.sleep(0)  # connection_lost runs on the next turn
+                assert raw.fileno() == -1
+
+        asyncio.run(main())

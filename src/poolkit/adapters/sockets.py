@@ -27,7 +27,10 @@ After ``os.fork()`` a child shares the parent's sockets. The pools forget
 them in the child without closing them; as a second line of defence, a
 connector's ``close()`` only shuts a socket down (``shutdown()`` acts on the
 connection itself, for every process holding it) in the process that opened
-it, and otherwise just closes its own file descriptor.
+it, and otherwise just closes its own file descriptor. An async connector's
+``close()`` does nothing to a stream another process opened: closing its
+transport would unregister the socket from the epoll instance parent and
+child share.
 """
 
 from __future__ import annotations
@@ -304,12 +307,35 @@ def is_stream_alive(stream: Stream) -> bool:
 class _AsyncStreamConnector:
     connect_timeout: float
 
+    def __init__(self) -> None:
+        # Which process opened each stream (see close()).
+        self._opened_by: weakref.WeakKeyDictionary[asyncio.StreamWriter, int] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _opened(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Stream:
+        self._opened_by[writer] = os.getpid()
+        return Stream(reader, writer)
+
     async def close(self, conn: Stream) -> None:
-        """Close the stream and wait (briefly) for the transport to finish."""
+        """Close the stream and wait (at most ``connect_timeout``, 10 s) for it to finish.
+
+        A transport still flushing then is aborted, so nothing stays open.
+        In a process that did not open the stream (a forked child), nothing
+        is done: closing the transport there would unregister the socket from
+        the event loop's epoll instance, which parent and child share, and the
+        parent's loop would never see its stream readable again. The child's
+        copy of the descriptor goes when the child exits.
+        """
+        opener = self._opened_by.pop(conn.writer, None)
+        if opener is not None and opener != os.getpid():
+            return
         conn.writer.close()
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            async with asyncio.timeout(self.connect_timeout):
+        try:
+            async with asyncio.timeout(min(self.connect_timeout, DEFAULT_CONNECT_TIMEOUT)):
                 await conn.writer.wait_closed()
+        except (OSError, TimeoutError):
+            conn.writer.transport.abort()
 
     def check(self, conn: Stream) -> bool:
         """Liveness from the stream's state (see :func:`is_stream_alive`)."""
@@ -337,6 +363,7 @@ class AsyncTCPConnector(_AsyncStreamConnector):
     def __init__(
         self, host: str, port: int, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     ) -> None:
+        super().__init__()
         self.host = _check_host(host)
         self.port = _check_port(port)
         self.connect_timeout = check_seconds(
@@ -352,7 +379,7 @@ class AsyncTCPConnector(_AsyncStreamConnector):
         """
         async with asyncio.timeout(self.connect_timeout):
             reader, writer = await asyncio.open_connection(self.host, self.port)
-        return Stream(reader, writer)
+        return self._opened(reader, writer)
 
     def __repr__(self) -> str:
         return f"AsyncTCPConnector({self.host!r}, {self.port})"
@@ -372,6 +399,7 @@ class AsyncUnixConnector(_AsyncStreamConnector):
     """
 
     def __init__(self, path: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+        super().__init__()
         self.path = _check_path(path)
         self.connect_timeout = check_seconds(
             "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
@@ -386,7 +414,7 @@ class AsyncUnixConnector(_AsyncStreamConnector):
         """
         async with asyncio.timeout(self.connect_timeout):
             reader, writer = await asyncio.open_unix_connection(self.path)
-        return Stream(reader, writer)
+        return self._opened(reader, writer)
 
     def __repr__(self) -> str:
         return f"AsyncUnixConnector({self.path!r})"
