@@ -360,6 +360,10 @@ def test_custom_token_methods_are_sent(http_server: LoopbackHTTPServer) -> None:
         ({"X": "€"}, ValueError, r"headers\['X'\] must be Latin-1 text"),
         ({"X": 5}, TypeError, r"headers\['X'\] must be a str or bytes"),
         ([("X", "1")], TypeError, "headers must be a mapping"),
+        ({"X-A": "1", "x-a": "2"}, ValueError, "headers has 'x-a' twice"),
+        ({"Transfer-Encoding": "chunked"}, ValueError, "must not set 'Transfer-Encoding'"),
+        ({"Content-Length": "5"}, ValueError, "is 5 but the body has 0 bytes"),
+        ({"Content-Length": "-1"}, ValueError, "must be a number of bytes"),
     ],
 )
 def test_bad_headers_are_refused_before_a_connection_is_taken(
@@ -371,6 +375,22 @@ def test_bad_headers_are_refused_before_a_connection_is_taken(
             client.get(f"{http_server.base}/x", headers=headers)
         assert client.stats().pool.created == 0
     assert http_server.accepted == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "length"),
+    [(b"abc", "0"), (b"abc", "2"), (bytearray(b"abc"), "4"), (memoryview(b"abc"), b"1")],
+)
+def test_content_length_that_does_not_match_the_body_is_refused(
+    http_server: LoopbackHTTPServer, body: Any, length: str | bytes
+) -> None:
+    """A wrong length would leave body bytes to be read as the next request (smuggling)."""
+    with HTTPPool() as client:
+        with pytest.raises(ValueError, match=r"Content-Length'\] is .* but the body has 3 bytes"):
+            client.post(f"{http_server.base}/x", body, headers={"Content-Length": length})
+        assert client.stats().pool.created == 0
+        resp = client.post(f"{http_server.base}/x", body, headers={"content-length": "3"})
+        assert resp.data == b"abc"
 
 
 def test_good_headers_reach_the_server(http_server: LoopbackHTTPServer) -> None:

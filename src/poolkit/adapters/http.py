@@ -116,8 +116,14 @@ def _check_headers(headers: object) -> dict[str, str | bytes]:
     if not isinstance(headers, Mapping):
         raise TypeError(f"headers must be a mapping of str to str, got {type(headers).__name__}")
     checked: dict[str, str | bytes] = {}
+    seen: set[str] = set()
     for name, value in headers.items():
         _check_token("a header name in headers", name)
+        if name.lower() in seen:
+            raise ValueError(
+                f"headers has {name!r} twice (header names are case-insensitive): give it once"
+            )
+        seen.add(name.lower())
         if isinstance(value, str):
             bad = _FORBIDDEN_IN_VALUE.intersection(value)
             try:
@@ -150,6 +156,41 @@ def _check_body(body: object) -> Any:
             f"{type(body).__name__} (encode it first, e.g. json.dumps(...).encode())"
         )
     return body
+
+
+def _check_framing(headers: Mapping[str, str | bytes], body: object) -> None:
+    """Refuse headers that would frame the body wrongly.
+
+    A wrong length desynchronizes a kept-alive connection: the server takes
+    the rest of the body for the next request, or waits for bytes that never
+    come, and the pool hands the connection to the next caller.
+    """
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "transfer-encoding":
+            raise ValueError(
+                f"headers must not set {name!r}: the pool frames the body itself (a file "
+                "or iterable body without Content-Length is sent chunked)"
+            )
+        if lowered != "content-length":
+            continue
+        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError(f"headers[{name!r}] must be a number of bytes, got {value!r}")
+        expected = 0 if body is None else _known_length(body)
+        if expected is not None and int(text) != expected:
+            raise ValueError(
+                f"headers[{name!r}] is {text} but the body has {expected} bytes: leave "
+                "Content-Length out (it is computed) or make it match"
+            )
+
+
+def _known_length(body: object) -> int | None:
+    if isinstance(body, bytes | bytearray):
+        return len(body)
+    if isinstance(body, memoryview):
+        return body.nbytes
+    return None  # a file or an iterable: the caller's to state
 
 
 def _check_io_timeout(name: str, value: object) -> float:
@@ -467,9 +508,11 @@ class HTTPPool:
                 control characters or credentials; its path and query ASCII
                 (percent-encoded).
             body: bytes, str (UTF-8), a file object or an iterable of bytes.
-            headers: request headers, names that are HTTP tokens, values str
-                (Latin-1) or bytes without CR, LF or NUL (``Host`` and
-                ``Content-Length`` are added).
+            headers: request headers, names that are HTTP tokens (each
+                once, in any case), values str (Latin-1) or bytes without CR,
+                LF or NUL (``Host`` and ``Content-Length`` are added). A
+                ``Content-Length`` must match a bytes body; ``Transfer-Encoding``
+                is the pool's to set.
             timeout: connect and socket timeout for this request, > 0 as for
                 the pool's (default: the pool's; ``math.inf``: no limit).
             pool_timeout: seconds to wait for a connection (default: the pool's);
@@ -498,6 +541,7 @@ class HTTPPool:
             check_seconds("pool_timeout", pool_timeout, allow_inf=True)
         check_bool("stream", stream)
         body = _check_body(body)
+        _check_framing(hdrs, body)
         replayable = _replayable(method, hdrs, body)
         attempt = 0
         while True:
