@@ -359,6 +359,12 @@ def test_accepted_values_round_trip(memcached_factory: Factory) -> None:
         assert mc.set_many({"x": b"1", b"y": "2"}) == []
         keys: list[str | bytes] = ["x", b"y"]
         assert mc.get_many(iter(keys)) == {"x": b"1", b"y": b"2"}
+    # serde=None is pymemcache's default: values are still checked.
+    with (
+        _client(server, serde=None) as mc,
+        pytest.raises(TypeError, match="value must be bytes, str or int"),
+    ):
+        mc.set("d", {"a": 1})
     with _client(server, serde=pickle_serde) as mc:  # with a serde, any object it takes
         assert mc.set("d", {"a": [1, 2]})
         assert mc.get("d") == {"a": [1, 2]}

@@ -30,10 +30,15 @@ are net/http's:
   least recently used closes first) and ``idle_timeout`` (``IdleConnTimeout``).
 - Nothing a caller passes reaches the wire unchecked: the method must be an
   HTTP token, header names tokens and header values free of CR, LF and NUL,
-  and the URL free of spaces and control characters (``http.client`` lets
-  ``"GET X"`` through as a method, and ``urlsplit`` silently drops CR and LF
-  from a URL). A bad one raises ``ValueError`` naming the parameter before a
-  connection is taken.
+  the URL free of spaces, control characters and credentials
+  (``http.client`` lets ``"GET X"`` through as a method, and ``urlsplit``
+  silently drops CR, LF and tab from a URL), and a ``Content-Length`` must
+  match the body (a wrong one leaves bytes on the kept-alive connection for
+  the next caller). A bad one raises ``ValueError`` (``TypeError`` for a
+  wrong type) naming the parameter before a connection is taken.
+- Timeouts of any size: a socket timeout longer than a socket can wait
+  (:data:`~poolkit.adapters.sockets.SOCKET_TIMEOUT_MAX`, about 24.8 days), or
+  ``math.inf``, means no limit.
 """
 
 from __future__ import annotations

@@ -365,7 +365,9 @@ class MemcacheClient:
         if idle_time == math.inf:
             idle_time = None
         # Without a serde, pymemcache stores str(value) of whatever it gets.
-        self._check_values = "serde" not in client_kwargs and "serializer" not in client_kwargs
+        self._check_values = (
+            client_kwargs.get("serde") is None and client_kwargs.get("serializer") is None
+        )
         connector_args = {"timeout": timeout, "connect_timeout": connect_timeout, **client_kwargs}
         self._pools: dict[Address, ConnectionPool[Client]] = {
             a: ConnectionPool(
