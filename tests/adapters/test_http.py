@@ -530,6 +530,7 @@ def test_forked_child_never_touches_the_parents_http_connections(
     """
     result = run("http", http_server.base, ending)
     assert result["child"] == 0, result["stderr"]
+    assert result["stderr"] == ""  # nothing raised or warned in a finalizer at the child's exit
     assert result["answers"] == {"A": 200_000, "B": 200_000, "C": 3}
     assert result["bodies"] == ["hello /after0", "hello /after1", "hello /after2"]
     assert (result["retried"], result["created"], result["closed"]) == (0, 3, 0)

@@ -269,6 +269,7 @@ def test_forked_child_never_touches_the_parents_sockets(server: EchoServer, endi
     host, port = server.address
     result = run("sockets", f"{host}:{port}", ending)
     assert result["child"] == 0, result["stderr"]
+    assert result["stderr"] == ""  # nothing raised or warned in a finalizer at the child's exit
     assert result["answers"] == {"A": "A-after", "B": "B-after", "C": "C-after"}
     assert result["same_connections"]
     assert (result["created"], result["closed"]) == (3, 0)
