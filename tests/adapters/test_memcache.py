@@ -254,7 +254,14 @@ def test_ring_moves_few_keys_when_a_server_is_added() -> None:
 
 @pytest.mark.parametrize(
     ("server", "expected"),
-    [("h:1", ("h", 1)), ("h", ("h", 11211)), (("h", 2), ("h", 2)), ("::1:5", ("::1", 5))],
+    [
+        ("h:1", ("h", 1)),
+        ("h", ("h", 11211)),
+        (("h", 2), ("h", 2)),
+        ("::1:5", ("::1", 5)),
+        ("[::1]:5", ("::1", 5)),
+        ("[::1]", ("::1", 11211)),
+    ],
 )
 def test_parse_server_accepts_the_usual_forms(server: Any, expected: tuple[str, int]) -> None:
     assert parse_server(server) == expected
@@ -281,6 +288,8 @@ def test_parse_server_accepts_the_usual_forms(server: Any, expected: tuple[str, 
         ({"servers": ["h:1"], "connect_timeout": -1}, ValueError, "connect_timeout"),
         ({"servers": ["h:1"], "timeout": math.nan}, ValueError, "timeout"),
         ({"servers": ["h:+5"]}, ValueError, "port must be a number"),
+        ({"servers": ["[::1"]}, ValueError, "must be '\\[address\\]:port'"),
+        ({"servers": ["[::1]5"]}, ValueError, "must be '\\[address\\]:port'"),
         ({"servers": [("h", True)]}, TypeError, "host:port"),
         ({"servers": ["h:1"], "bogus": 1}, TypeError, "bad pymemcache Client argument"),
     ],

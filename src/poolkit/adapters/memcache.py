@@ -142,16 +142,22 @@ def _check_value(value: Any) -> Any:
 
 
 def parse_server(server: str | Address) -> Address:
-    """``"host:port"``, ``"host"`` or ``(host, port)`` as an address tuple.
+    """``"host:port"``, ``"host"``, ``"[v6addr]:port"`` or ``(host, port)`` as an address tuple.
 
     Raises:
         TypeError: not a str or a (str, int) pair.
         ValueError: an empty host or a bad port.
     """
     if isinstance(server, str):
-        host, sep, port_text = server.rpartition(":")
-        if not sep:
-            host, port_text = server, str(MEMCACHED_PORT)
+        if server.startswith("["):  # an IPv6 literal in brackets (RFC 3986), port optional
+            host, bracket, rest = server[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ValueError(f"server must be '[address]:port', got {server!r}")
+            port_text = rest[1:] if rest else str(MEMCACHED_PORT)
+        else:
+            host, sep, port_text = server.rpartition(":")
+            if not sep:
+                host, port_text = server, str(MEMCACHED_PORT)
         if not (port_text.isascii() and port_text.isdigit()):
             raise ValueError(f"server port must be a number, got {server!r}")
         port = int(port_text)
