@@ -568,3 +568,43 @@ def test_pool_timeouts_of_any_size_wait_for_a_connection(
         resp.read()
         t.join()
         assert (got, errors) == ([b"hello /w"], [])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_child_forked_while_another_thread_counts_a_request_does_not_hang(
+    http_server: LoopbackHTTPServer,
+) -> None:
+    """A lock held by a parent's thread at the fork stays held in the child for ever."""
+    with HTTPPool() as client:
+        assert client.get(f"{http_server.base}/a").status == 200
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:  # a request being counted at the moment of the fork
+            with client._lock:
+                holding.set()
+                release.wait(10)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        holding.wait(10)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if client.get(f"{http_server.base}/child").data == b"hello /child" else 2
+            finally:
+                os._exit(code)
+        release.set()
+        t.join()
+        deadline = threading.Event()
+        for _ in range(1000):  # up to 10 s, then the child is taken as hung
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            deadline.wait(0.01)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the child hung on the counters' lock")
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert client.get(f"{http_server.base}/b").reused

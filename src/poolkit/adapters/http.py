@@ -61,7 +61,7 @@ from poolkit._validate import (
     check_seconds,
 )
 from poolkit.adapters.sockets import is_socket_alive, socket_timeout
-from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection
+from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection, _fork
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -452,6 +452,14 @@ class HTTPPool:
         )
         self._lock = threading.Lock()
         self._counts = {"requests": 0, "reused": 0, "retried": 0, "server_closed": 0}
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # Another thread of the parent may have held the counters' lock at the
+        # fork; that thread does not exist here, so the copy would stay locked
+        # and the child's first request would hang. The connection pool
+        # underneath resets itself (it forgets the parent's connections).
+        self._lock = threading.Lock()
 
     def _connector(self, origin: Origin) -> HTTPConnector:
         return HTTPConnector(origin, self.timeout, self._ssl_context)
