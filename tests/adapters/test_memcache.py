@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import math
+import os
+import select
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -11,6 +15,7 @@ from typing import Any
 import pytest
 from pymemcache import exceptions as mc_errors
 from pymemcache.client.base import Client
+from pymemcache.serde import pickle_serde
 
 from poolkit import ConnectionPool
 from poolkit.adapters.memcache import (
@@ -21,6 +26,7 @@ from poolkit.adapters.memcache import (
     parse_server,
 )
 from tests.adapters.conftest import MemcachedServer, eventually
+from tests.adapters.fork_scenarios import ENDINGS, run
 
 Factory = Callable[[], MemcachedServer]
 # Generous per-command timeout: tests run on a loaded 2-core machine.
@@ -31,6 +37,25 @@ def _client(*servers: MemcachedServer, **kw: Any) -> MemcacheClient:
     kw.setdefault("timeout", TIMEOUT)
     kw.setdefault("connect_timeout", TIMEOUT)
     return MemcacheClient([s.address for s in servers], **kw)
+
+
+def wait_readable(sock: socket.socket) -> None:
+    """Wait (bounded) until ``sock`` is readable: state the checkout check does not touch."""
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    assert poller.poll(10_000), "the socket never became readable"
+
+
+def _idle_sockets(mc: MemcacheClient, server: MemcachedServer, n: int) -> list[socket.socket]:
+    """Open ``n`` connections to ``server`` and leave them idle in the client's pool."""
+    pool = mc._pools[server.address]
+    held = [pool.acquire() for _ in range(n)]
+    for proxy in held:
+        assert proxy.raw.version()  # connects
+    socks = [proxy.raw.sock for proxy in held]
+    for proxy in held:
+        pool.release(proxy)
+    return socks
 
 
 def test_set_get_delete_reuse_one_connection(memcached_factory: Factory) -> None:
@@ -75,18 +100,38 @@ def test_killed_server_fails_its_operations_and_they_recover_after_restart(
     """Socket errors discard the connection; after a restart the next operation works."""
     server = memcached_factory()
     with _client(server) as mc:
-        mc.set("k", b"v")
+        [sock] = _idle_sockets(mc, server, 1)
         server.kill()
-        with pytest.raises((OSError, mc_errors.MemcacheUnexpectedCloseError)):
-            mc.set("k", b"w")
-        with pytest.raises(OSError):
-            mc.get("k")  # refused: nothing listens
-        assert (
-            mc.stats().closed_by_reason["broken"] + mc.stats().closed_by_reason["check_failed"] >= 2
-        )
+        wait_readable(sock)  # the FIN of the killed server has arrived
+        with pytest.raises(ConnectionRefusedError):
+            mc.set("k", b"w")  # the checkout dropped the dead one; nothing listens
+        with pytest.raises(ConnectionRefusedError):
+            mc.get("k")
+        stats = mc.stats()
+        assert (stats.closed_by_reason["check_failed"], stats.closed_by_reason["broken"]) == (1, 2)
         server.start()
         assert mc.set("k", b"again")
         assert mc.get("k") == b"again"
+
+
+def test_restart_while_idle_first_operation_after_it_succeeds(memcached_factory: Factory) -> None:
+    """memcached restarts while connections sit idle: the very first operation works.
+
+    The checkout check drops each dead idle connection (waiting on poll(),
+    never on the check); the operation runs on a new one.
+    """
+    server = memcached_factory()
+    with _client(server) as mc:
+        socks = _idle_sockets(mc, server, 3)
+        server.kill()
+        server.start()
+        for sock in socks:
+            wait_readable(sock)
+        assert mc.set("k", b"after restart") is True
+        assert mc.get("k") == b"after restart"
+        stats = mc.stats()
+        assert (stats.closed_by_reason["check_failed"], stats.closed_by_reason["broken"]) == (3, 0)
+        assert (stats.created, stats.idle) == (4, 1)
 
 
 def test_keys_spread_over_servers_and_one_killed_mid_test_spares_the_others(
@@ -170,17 +215,11 @@ def test_connector_check_drops_connections_the_server_closed(memcached_factory: 
         sock = client.raw.sock
     server.kill()
     server.start()
-    eventually(lambda: not MemcacheConnector(server.address).check(_with_sock(sock)), "FIN seen")
+    wait_readable(sock)  # the FIN has arrived; the check under test is not called
     with pool.connection() as client:
         assert client.raw.get("k") is None  # a new connection to the new server
     assert pool.stats().closed_by_reason["check_failed"] == 1
     pool.close()
-
-
-def _with_sock(sock: Any) -> Client:
-    probe = Client(("127.0.0.1", 1))
-    probe.sock = sock
-    return probe
 
 
 @pytest.mark.parametrize(
@@ -215,7 +254,14 @@ def test_ring_moves_few_keys_when_a_server_is_added() -> None:
 
 @pytest.mark.parametrize(
     ("server", "expected"),
-    [("h:1", ("h", 1)), ("h", ("h", 11211)), (("h", 2), ("h", 2)), ("::1:5", ("::1", 5))],
+    [
+        ("h:1", ("h", 1)),
+        ("h", ("h", 11211)),
+        (("h", 2), ("h", 2)),
+        ("::1:5", ("::1", 5)),
+        ("[::1]:5", ("::1", 5)),
+        ("[::1]", ("::1", 11211)),
+    ],
 )
 def test_parse_server_accepts_the_usual_forms(server: Any, expected: tuple[str, int]) -> None:
     assert parse_server(server) == expected
@@ -236,6 +282,16 @@ def test_parse_server_accepts_the_usual_forms(server: Any, expected: tuple[str, 
         ({"servers": ["h:1"], "idle_timeout": -1}, ValueError, "idle_timeout"),
         ({"servers": ["h:1"], "pool_timeout": "x"}, TypeError, "pool_timeout"),
         ({"servers": ["h:1"], "pool_timeout": 0}, ValueError, "pool_timeout must be > 0"),
+        ({"servers": ["h:1"], "ignore_exc": "yes"}, TypeError, "ignore_exc must be True or False"),
+        ({"servers": ["h:1"], "ignore_exc": 1}, TypeError, "ignore_exc must be True or False"),
+        ({"servers": ["h:1"], "ignore_exc": None}, TypeError, "ignore_exc must be True or False"),
+        ({"servers": ["h:1"], "connect_timeout": -1}, ValueError, "connect_timeout"),
+        ({"servers": ["h:1"], "timeout": math.nan}, ValueError, "timeout"),
+        ({"servers": ["h:+5"]}, ValueError, "port must be a number"),
+        ({"servers": ["[::1"]}, ValueError, "must be '\\[address\\]:port'"),
+        ({"servers": ["[::1]5"]}, ValueError, "must be '\\[address\\]:port'"),
+        ({"servers": [("h", True)]}, TypeError, "host:port"),
+        ({"servers": ["h:1"], "bogus": 1}, TypeError, "bad pymemcache Client argument"),
     ],
 )
 def test_client_rejects_bad_arguments(
@@ -250,3 +306,164 @@ def test_missing_pymemcache_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delitem(sys.modules, "poolkit.adapters.memcache")
     with pytest.raises(ImportError, match=r"pip install 'poolkit\[memcache\]'"):
         importlib.import_module("poolkit.adapters.memcache")
+
+
+def test_connector_refuses_unknown_client_arguments_at_the_call() -> None:
+    """A typo used to surface only in the pool's connect thread, as a PoolTimeout."""
+    with pytest.raises(TypeError, match=r"bad pymemcache Client argument.*tiemout"):
+        MemcacheConnector("127.0.0.1:11211", tiemout=1)
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda mc: mc.get(123), TypeError, "key must be a str or bytes"),
+        (lambda mc: mc.get(None), TypeError, "key must be a str or bytes"),
+        (lambda mc: mc.delete(1.5), TypeError, "key must be a str or bytes"),
+        (lambda mc: mc.set("k", b"v", expire=-1), ValueError, "expire must be >= 0"),
+        (lambda mc: mc.set("k", b"v", expire=True), TypeError, "expire must be an int"),
+        (lambda mc: mc.add("k", b"v", expire="10"), TypeError, "expire must be an int"),
+        (lambda mc: mc.touch("k", 1.5), TypeError, "expire must be an int"),
+        (lambda mc: mc.set_many({"k": b"v"}, expire=-5), ValueError, "expire must be >= 0"),
+        (lambda mc: mc.incr("n", -1), ValueError, "value must be >= 0"),
+        (lambda mc: mc.decr("n", "1"), TypeError, "value must be an int"),
+        (lambda mc: mc.incr("n", 2**64), ValueError, "value must be <= 2"),
+        (lambda mc: mc.set("k", {"a": 1}), TypeError, "value must be bytes, str or int"),
+        (lambda mc: mc.set("k", True), TypeError, "value must be bytes, str or int"),
+        (lambda mc: mc.replace("k", 1.5), TypeError, "value must be bytes, str or int"),
+        (lambda mc: mc.cas("k", object(), b"1"), TypeError, "value must be bytes, str or int"),
+        (lambda mc: mc.set_many({"k": [1]}), TypeError, "value must be bytes, str or int"),
+        (lambda mc: mc.set_many([("k", b"v")]), TypeError, "values must be a mapping"),
+        (lambda mc: mc.set_many({1: b"v"}), TypeError, "key must be a str or bytes"),
+        (lambda mc: mc.get_many("abc"), TypeError, "keys must be an iterable of keys"),
+        (lambda mc: mc.get_many(["a", 2]), TypeError, "key must be a str or bytes"),
+        (lambda mc: mc.delete_many(b"ab"), TypeError, "keys must be an iterable of keys"),
+        (lambda mc: mc.server_for(7), TypeError, "key must be a str or bytes"),
+    ],
+)
+@pytest.mark.parametrize("n_servers", [1, 2])
+def test_bad_arguments_are_refused_before_a_connection_is_taken(
+    memcached_factory: Factory, n_servers: int, call: Any, exc: type[Exception], match: str
+) -> None:
+    """No silent coercion: a dict stored as its repr, get_many("abc") as three keys, a
+    negative expiry stored and dropped at once, True sent as an expiry."""
+    servers = [memcached_factory() for _ in range(n_servers)]
+    with _client(*servers) as mc:
+        with pytest.raises(exc, match=match):
+            call(mc)
+        assert mc.stats().created == 0
+
+
+def test_accepted_values_round_trip(memcached_factory: Factory) -> None:
+    server = memcached_factory()
+    with _client(server) as mc:
+        assert mc.set("b", bytearray(b"ba"))
+        assert mc.get("b") == b"ba"
+        assert mc.set("m", memoryview(b"mv"))
+        assert mc.get("m") == b"mv"
+        assert mc.set("s", "text")
+        assert mc.get("s") == b"text"
+        assert mc.set("n", 41)
+        assert mc.incr("n", 1) == 42
+        assert mc.set_many({"x": b"1", b"y": "2"}) == []
+        keys: list[str | bytes] = ["x", b"y"]
+        assert mc.get_many(iter(keys)) == {"x": b"1", b"y": b"2"}
+    # serde=None is pymemcache's default: values are still checked.
+    with (
+        _client(server, serde=None) as mc,
+        pytest.raises(TypeError, match="value must be bytes, str or int"),
+    ):
+        mc.set("d", {"a": 1})
+    with _client(server, serde=pickle_serde) as mc:  # with a serde, any object it takes
+        assert mc.set("d", {"a": [1, 2]})
+        assert mc.get("d") == {"a": [1, 2]}
+
+
+def test_ignore_exc_never_hides_a_bad_call(memcached_factory: Factory) -> None:
+    """ignore_exc degrades a failing server to misses, but a bad key is the caller's bug."""
+    server = memcached_factory()
+    with _client(server, ignore_exc=True) as mc:
+        with pytest.raises(mc_errors.MemcacheIllegalInputError):
+            mc.set("bad key", b"v")
+        with pytest.raises(mc_errors.MemcacheIllegalInputError):
+            mc.get("x" * 300)
+        assert mc.set("k", b"v") is True
+        assert mc.set("big", b"x" * (2 << 20)) is False  # SERVER_ERROR: the server's refusal
+
+
+@pytest.mark.parametrize("seconds", [1e300, math.inf, 4_294_967.296])
+def test_huge_timeouts_mean_no_limit(memcached_factory: Factory, seconds: float) -> None:
+    """1e300 raised OverflowError at the first command; 4294967.296 s wrapped to a 0 ms wait."""
+    server = memcached_factory()
+    with _client(server, timeout=seconds, connect_timeout=seconds, idle_timeout=math.inf) as mc:
+        assert mc.set("k", b"v")
+        assert mc.get("k") == b"v"
+    connector = MemcacheConnector(server.address, timeout=seconds, connect_timeout=seconds)
+    client = connector.create()
+    assert client.version()
+    assert client.sock.gettimeout() is None
+    connector.close(client)
+
+
+@pytest.mark.parametrize("seconds", [1e300, math.inf])
+def test_pool_timeouts_of_any_size_wait_for_a_connection(
+    memcached_factory: Factory, seconds: float
+) -> None:
+    """At max_conns_per_server an operation waits however long pool_timeout is."""
+    server = memcached_factory()
+    with _client(server, max_conns_per_server=1, pool_timeout=seconds) as mc:
+        mc.set("k", b"v")
+        pool = mc._pools[server.address]
+        held = pool.acquire()
+        got: list[Any] = []
+        errors: list[BaseException] = []
+
+        def waiter() -> None:
+            try:
+                got.append(mc.get("k"))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        eventually(lambda: mc.stats().waiting == 1 or bool(errors), "the operation queued")
+        pool.release(held)
+        t.join()
+        assert (got, errors) == ([b"v"], [])
+
+
+def test_ring_refuses_bad_servers_and_keys() -> None:
+    with pytest.raises(TypeError, match="server label must be a str"):
+        HashRing(["a:1", 2])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="sequence of str labels"):
+        HashRing("a:1")
+    with pytest.raises(TypeError, match="key must be a str or bytes"):
+        HashRing(["a:1"]).server_for(3)  # type: ignore[arg-type]
+
+
+# -- fork: a child never touches its parent's connections --------------------------
+
+
+def _total_connections(server: MemcachedServer, probe: Client) -> int:
+    return int(probe.stats()[b"total_connections"])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_forked_child_never_touches_the_parents_memcache_connections(
+    memcached_factory: Factory, ending: str
+) -> None:
+    """Held in a with block, held, idle in a MemcacheClient: after the child releases, closes
+    and exits, the parent's next command on each of those very sockets succeeds; the
+    server saw exactly the parent's three and the child's two connections."""
+    server = memcached_factory()
+    probe = Client(server.address, timeout=TIMEOUT)
+    before = _total_connections(server, probe)
+    result = run("memcache", f"{server.address[0]}:{server.address[1]}", ending)
+    assert result["child"] == 0, result["stderr"]
+    assert result["stderr"] == ""  # nothing raised or warned in a finalizer at the child's exit
+    assert result["answers"] == {"A": "A", "B": "B", "C": "C"}
+    assert result["same_connections"]
+    assert (result["created"], result["closed"]) == (3, 0)
+    assert _total_connections(server, probe) - before == 5
+    probe.close()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import select
 import socket
 import tempfile
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,9 +20,10 @@ from poolkit.adapters.sockets import (
     AsyncUnixConnector,
     TCPConnector,
     UnixConnector,
-    is_socket_alive,
+    socket_timeout,
 )
 from poolkit.testing import EchoServer
+from tests.adapters.fork_scenarios import ENDINGS, run
 
 
 @pytest.fixture
@@ -33,6 +37,13 @@ def roundtrip(sock: socket.socket, payload: bytes = b"ping") -> bytes:
     return sock.recv(64)
 
 
+def wait_readable(sock: socket.socket) -> None:
+    """Wait (bounded) until ``sock`` is readable: state the checkout check does not touch."""
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    assert poller.poll(10_000), "the socket never became readable"
+
+
 def test_pooled_socket_round_trips_and_is_reused(server: EchoServer) -> None:
     pool = ConnectionPool(TCPConnector(*server.address), max_size=2)
     for _ in range(3):
@@ -43,14 +54,13 @@ def test_pooled_socket_round_trips_and_is_reused(server: EchoServer) -> None:
 
 
 def test_check_detects_a_peer_that_closed_idle_connections(server: EchoServer) -> None:
+    """The pool's own checkout drops the connection the server closed; the caller never sees it."""
     pool = ConnectionPool(TCPConnector(*server.address), max_size=2)
     with pool.connection() as sock:
         raw = sock.raw
         assert roundtrip(raw) == b"ping"  # accepted by the server, surely
-        assert is_socket_alive(raw)
     server.close_clients()
-    while is_socket_alive(raw):  # FIN arrives asynchronously; no sleep, no timing
-        threading.Event().wait(0.001)
+    wait_readable(raw)  # the FIN has arrived (poll reads nothing)
     with pool.connection() as sock:
         assert roundtrip(sock.raw) == b"ping"
     assert pool.stats().closed_by_reason["check_failed"] == 1
@@ -71,15 +81,20 @@ def test_unexpected_bytes_on_an_idle_socket_discard_it(server: EchoServer) -> No
 
 
 def test_server_restart_is_survived(server: EchoServer) -> None:
+    """After a restart, the first checkout drops every dead idle socket and hands out a new one."""
     pool = ConnectionPool(TCPConnector(*server.address), max_size=3)
     socks = [pool.acquire() for _ in range(3)]
+    raws = [s.raw for s in socks]
     for s in socks:
+        assert roundtrip(s.raw) == b"ping"  # each accepted by the server before it stops
         s.close()
     server.restart()
-    for _ in range(3):
-        with pool.connection() as sock:
-            assert roundtrip(sock.raw) == b"ping"
-    assert pool.stats().closed_by_reason["check_failed"] >= 1
+    for raw in raws:
+        wait_readable(raw)  # each FIN has arrived
+    with pool.connection() as sock:
+        assert roundtrip(sock.raw) == b"ping"
+    stats = pool.stats()
+    assert (stats.closed_by_reason["check_failed"], stats.created) == (3, 4)
     pool.close()
 
 
@@ -160,16 +175,181 @@ def test_async_unix_connector_refuses_a_missing_path() -> None:
 
 
 @pytest.mark.parametrize(
-    ("make", "match"),
+    ("cls", "args", "kwargs", "exc", "match"),
     [
-        (lambda: TCPConnector("", 1), "host must be a non-empty str"),
-        (lambda: TCPConnector("h", 70000), "port must be <= 65535"),
-        (lambda: TCPConnector("h", 1, connect_timeout=0), "connect_timeout must be > 0"),
-        (lambda: AsyncTCPConnector("h", -1), "port must be >= 0"),
-        (lambda: UnixConnector(""), "path must be a non-empty str"),
-        (lambda: TCPConnector("h", 1, io_timeout=-1), "io_timeout must be >= 0"),
+        (TCPConnector, ("", 1), {}, ValueError, "host must be a non-empty str"),
+        (TCPConnector, (b"h", 1), {}, TypeError, "host must be a str"),
+        (TCPConnector, ("h", 70000), {}, ValueError, "port must be <= 65535"),
+        (TCPConnector, ("h", 0), {}, ValueError, "port must be >= 1"),
+        (TCPConnector, ("h", True), {}, TypeError, "port must be an int"),
+        (TCPConnector, ("h", 1), {"connect_timeout": 0}, ValueError, "connect_timeout must be > 0"),
+        (TCPConnector, ("h", 1), {"io_timeout": -1}, ValueError, "io_timeout must be >= 0"),
+        (TCPConnector, ("h", 1), {"io_timeout": "5"}, TypeError, "io_timeout"),
+        (TCPConnector, ("h", 1), {"nodelay": "yes"}, TypeError, "nodelay must be True or False"),
+        (TCPConnector, ("h", 1), {"nodelay": 0}, TypeError, "nodelay must be True or False"),
+        (AsyncTCPConnector, ("h", -1), {}, ValueError, "port must be >= 1"),
+        (AsyncTCPConnector, ("h", 1), {"connect_timeout": math.nan}, ValueError, "connect_timeout"),
+        (UnixConnector, ("",), {}, ValueError, "path must be a non-empty str"),
+        (UnixConnector, (3,), {}, TypeError, "path must be a str"),
+        (AsyncUnixConnector, ("p",), {"connect_timeout": -1}, ValueError, "connect_timeout"),
     ],
 )
-def test_bad_arguments_name_the_parameter(make: object, match: str) -> None:
-    with pytest.raises((TypeError, ValueError), match=match):
-        make()  # type: ignore[operator]
+def test_bad_arguments_name_the_parameter(
+    cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any], exc: type[Exception], match: str
+) -> None:
+    with pytest.raises(exc, match=match):
+        cls(*args, **kwargs)
+
+
+@pytest.mark.parametrize("seconds", [2_147_483.648, 4_294_967.296, 1e10, 1e300, math.inf])
+def test_socket_timeouts_beyond_what_poll_takes_mean_blocking(
+    server: EchoServer, seconds: float
+) -> None:
+    """A socket cannot wait longer than INT_MAX ms: past that the timeout is "no limit".
+
+    4294967.296 s used to wrap to a 0 ms poll (every read timed out at once),
+    1e10 s and up raised OverflowError when the pool opened the connection.
+    """
+    pool = ConnectionPool(
+        TCPConnector(*server.address, connect_timeout=seconds, io_timeout=seconds), timeout=5
+    )
+    with pool.connection() as sock:
+        assert sock.raw.gettimeout() is None
+        assert roundtrip(sock.raw) == b"ping"
+    pool.close()
+
+
+def test_socket_timeouts_up_to_the_limit_are_kept(server: EchoServer) -> None:
+    pool = ConnectionPool(TCPConnector(*server.address, io_timeout=2_147_483.647), timeout=5)
+    with pool.connection() as sock:
+        assert sock.raw.gettimeout() == 2_147_483.647
+    pool.close()
+    assert socket_timeout(0.0) == 0.0
+    assert socket_timeout(None) is None
+
+
+def test_unix_connector_takes_huge_timeouts() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "s.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(path)
+            listener.listen(1)
+            connector = UnixConnector(path, connect_timeout=1e300, io_timeout=math.inf)
+            sock = connector.create()
+            assert sock.gettimeout() is None
+            connector.close(sock)
+
+
+def test_async_connectors_take_huge_and_infinite_connect_timeouts(server: EchoServer) -> None:
+    async def main() -> None:
+        for seconds in (1e300, math.inf):
+            pool = AsyncConnectionPool(
+                AsyncTCPConnector(*server.address, connect_timeout=seconds), timeout=5
+            )
+            async with pool.connection() as stream:
+                stream.writer.write(b"hi")
+                assert await stream.reader.readexactly(2) == b"hi"
+            await pool.close()
+
+    asyncio.run(main())
+
+
+# -- fork: a child never touches its parent's sockets --------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_forked_child_never_touches_the_parents_sockets(server: EchoServer, ending: str) -> None:
+    """Held in a with block, held, idle: after the child releases, closes, exits, all still work.
+
+    The parent then uses each of its three sockets again: the same objects,
+    nothing closed, nothing reopened; the server saw one more connection (the
+    child's own), never a shutdown of the parent's.
+    """
+    host, port = server.address
+    result = run("sockets", f"{host}:{port}", ending)
+    assert result["child"] == 0, result["stderr"]
+    assert result["stderr"] == ""  # nothing raised or warned in a finalizer at the child's exit
+    assert result["answers"] == {"A": "A-after", "B": "B-after", "C": "C-after"}
+    assert result["same_connections"]
+    assert (result["created"], result["closed"]) == (3, 0)
+    assert server.accepted == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_connector_close_in_a_forked_child_leaves_the_parents_connection_up(
+    server: EchoServer,
+) -> None:
+    """shutdown() would cut the connection for both processes; a child only closes its copy."""
+    connector = TCPConnector(*server.address, io_timeout=10)
+    sock = connector.create()
+    assert roundtrip(sock) == b"ping"
+    pid = os.fork()
+    if pid == 0:  # as a pool that forgot the fork rule would do
+        code = 1
+        try:
+            connector.close(sock)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert roundtrip(sock, b"still") == b"still"
+    connector.close(sock)
+    assert sock.fileno() == -1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_async_connector_close_in_a_forked_child_leaves_the_parents_stream_readable(
+    server: EchoServer,
+) -> None:
+    """Closing a transport in the child would unregister the socket from the shared epoll.
+
+    The parent's loop would then never see its stream readable again: its
+    next read hangs. The child's close() must leave the stream alone.
+    """
+
+    async def main() -> None:
+        connector = AsyncTCPConnector(*server.address)
+        stream = await connector.create()
+        stream.writer.write(b"a")
+        assert await stream.reader.readexactly(1) == b"a"
+        pid = os.fork()
+        if pid == 0:  # still inside the parent's loop, as a forked worker is
+            code = 1
+            try:
+                await connector.close(stream)  # as a pool that forgot the fork rule would
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        stream.writer.write(b"b")
+        async with asyncio.timeout(5):  # hung here: the socket was gone from the epoll set
+            assert await stream.reader.readexactly(1) == b"b"
+        assert os.waitstatus_to_exitcode(status) == 0
+        await connector.close(stream)
+        assert stream.writer.is_closing()
+
+    asyncio.run(main())
+
+
+def test_async_close_aborts_a_transport_that_cannot_flush() -> None:
+    """close() has a deadline: a peer that never reads cannot keep the stream open."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        async def main() -> None:
+            connector = AsyncTCPConnector(*listener.getsockname(), connect_timeout=0.05)
+            stream = await connector.create()
+            peer, _ = listener.accept()
+            with peer:  # never reads: the send buffers fill, the write stays pending
+                raw = stream.writer.transport.get_extra_info("socket")
+                stream.writer.transport.set_write_buffer_limits(high=1 << 30)
+                stream.writer.write(b"x" * (64 << 20))
+                assert stream.writer.transport.get_write_buffer_size() > 0
+                await connector.close(stream)
+                await asyncio.sleep(0)  # connection_lost runs on the next turn
+                assert raw.fileno() == -1
+
+        asyncio.run(main())

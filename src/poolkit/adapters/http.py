@@ -28,22 +28,40 @@ are net/http's:
   opened; more callers wait up to ``pool_timeout``), ``max_idle_per_host``
   (``MaxIdleConnsPerHost``), ``max_idle`` across hosts (``MaxIdleConns``, the
   least recently used closes first) and ``idle_timeout`` (``IdleConnTimeout``).
+- Nothing a caller passes reaches the wire unchecked: the method must be an
+  HTTP token, header names tokens and header values free of CR, LF and NUL,
+  the URL free of spaces, control characters and credentials
+  (``http.client`` lets ``"GET X"`` through as a method, and ``urlsplit``
+  silently drops CR, LF and tab from a URL), and a ``Content-Length`` must
+  match the body (a wrong one leaves bytes on the kept-alive connection for
+  the next caller). A bad one raises ``ValueError`` (``TypeError`` for a
+  wrong type) naming the parameter before a connection is taken.
+- Timeouts of any size: a socket timeout longer than a socket can wait
+  (:data:`~poolkit.adapters.sockets.SOCKET_TIMEOUT_MAX`, about 24.8 days), or
+  ``math.inf``, means no limit.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import ssl
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from poolkit._validate import check_int, check_optional_int, check_optional_seconds, check_seconds
-from poolkit.adapters.sockets import is_socket_alive
-from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection
+from poolkit._validate import (
+    check_bool,
+    check_int,
+    check_optional_int,
+    check_optional_seconds,
+    check_seconds,
+)
+from poolkit.adapters.sockets import is_socket_alive, socket_timeout
+from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection, _fork
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -80,6 +98,108 @@ MAX_ATTEMPTS = 3
 # Bytes read per chunk by Response.iter_content by default.
 CHUNK_SIZE = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# RFC 9110 5.6.2: a method and a header name are tokens of these characters.
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+# RFC 9110 5.5: a field value must not hold CR, LF or NUL (a CR or LF would
+# end the header and start another one: header injection).
+_FORBIDDEN_IN_VALUE = frozenset("\r\n\0")
+
+
+def _check_token(what: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__} {value!r}")
+    if not value or not _TCHAR.issuperset(value):
+        raise ValueError(
+            f"{what} must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~), got {value!r}"
+        )
+    return value
+
+
+def _check_headers(headers: object) -> dict[str, str | bytes]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping of str to str, got {type(headers).__name__}")
+    checked: dict[str, str | bytes] = {}
+    seen: set[str] = set()
+    for name, value in headers.items():
+        _check_token("a header name in headers", name)
+        if name.lower() in seen:
+            raise ValueError(
+                f"headers has {name!r} twice (header names are case-insensitive): give it once"
+            )
+        seen.add(name.lower())
+        if isinstance(value, str):
+            bad = _FORBIDDEN_IN_VALUE.intersection(value)
+            try:
+                value.encode("latin-1")  # what http.client sends a str value as
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"headers[{name!r}] must be Latin-1 text (encode other text yourself, "
+                    f"e.g. RFC 8187), got {value!r}"
+                ) from None
+        elif isinstance(value, bytes):
+            bad = _FORBIDDEN_IN_VALUE.intersection(value.decode("latin-1"))
+        else:
+            raise TypeError(
+                f"headers[{name!r}] must be a str or bytes, got {type(value).__name__} {value!r}"
+            )
+        if bad:
+            raise ValueError(f"headers[{name!r}] must not contain CR, LF or NUL, got {value!r}")
+        checked[name] = value
+    return checked
+
+
+def _check_body(body: object) -> Any:
+    if body is None or isinstance(body, bytes | bytearray | memoryview) or hasattr(body, "read"):
+        return body
+    if isinstance(body, str):
+        return body.encode()  # http.client would encode a str as Latin-1
+    if isinstance(body, Mapping) or not isinstance(body, Iterable):
+        raise TypeError(
+            "body must be bytes, str, a file object or an iterable of bytes, got "
+            f"{type(body).__name__} (encode it first, e.g. json.dumps(...).encode())"
+        )
+    return body
+
+
+def _check_framing(headers: Mapping[str, str | bytes], body: object) -> None:
+    """Refuse headers that would frame the body wrongly.
+
+    A wrong length desynchronizes a kept-alive connection: the server takes
+    the rest of the body for the next request, or waits for bytes that never
+    come, and the pool hands the connection to the next caller.
+    """
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "transfer-encoding":
+            raise ValueError(
+                f"headers must not set {name!r}: the pool frames the body itself (a file "
+                "or iterable body without Content-Length is sent chunked)"
+            )
+        if lowered != "content-length":
+            continue
+        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError(f"headers[{name!r}] must be a number of bytes, got {value!r}")
+        expected = 0 if body is None else _known_length(body)
+        if expected is not None and int(text) != expected:
+            raise ValueError(
+                f"headers[{name!r}] is {text} but the body has {expected} bytes: leave "
+                "Content-Length out (it is computed) or make it match"
+            )
+
+
+def _known_length(body: object) -> int | None:
+    if isinstance(body, bytes | bytearray):
+        return len(body)
+    if isinstance(body, memoryview):
+        return body.nbytes
+    return None  # a file or an iterable: the caller's to state
+
+
+def _check_io_timeout(name: str, value: object) -> float:
+    return check_seconds(name, value, allow_zero=False, allow_inf=True)
 
 
 class HTTPConnector:
@@ -91,25 +211,31 @@ class HTTPConnector:
 
     Args:
         origin: ``(scheme, host, port)``.
-        timeout: connect and socket I/O timeout in seconds.
+        timeout: connect and socket I/O timeout in seconds (> 0; ``math.inf``,
+            or more than :data:`~poolkit.adapters.sockets.SOCKET_TIMEOUT_MAX`:
+            no limit).
         ssl_context: for https (default: ``ssl.create_default_context()``).
+
+    Raises:
+        TypeError, ValueError: a bad timeout (the message names it).
     """
 
     def __init__(
         self, origin: Origin, timeout: float, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self.origin = origin
-        self.timeout = timeout
+        self.timeout = _check_io_timeout("timeout", timeout)
         self.ssl_context = ssl_context
 
     def create(self) -> http.client.HTTPConnection:
         """A new, not yet connected, connection to the origin."""
         scheme, host, port = self.origin
+        timeout = socket_timeout(self.timeout)
         if scheme == "https":
             return http.client.HTTPSConnection(
-                host, port, timeout=self.timeout, context=self.ssl_context
+                host, port, timeout=timeout, context=self.ssl_context
             )
-        return http.client.HTTPConnection(host, port, timeout=self.timeout)
+        return http.client.HTTPConnection(host, port, timeout=timeout)
 
     def close(self, conn: http.client.HTTPConnection) -> None:
         """Close the connection's socket."""
@@ -178,8 +304,11 @@ class Response:
         """Read up to ``amt`` bytes of the body (all of it by default).
 
         Raises:
+            TypeError, ValueError: ``amt`` is not ``None`` or an int >= 0.
             OSError, http.client.HTTPException: the connection failed (it is discarded).
         """
+        if amt is not None:
+            check_int("amt", amt, minimum=0)
         try:
             chunk = self._resp.read(amt)
         except BaseException:
@@ -246,12 +375,16 @@ class Response:
         return f"<Response [{self.status} {self.reason}] {state}>"
 
 
-def _replayable(method: str, headers: Mapping[str, str], body: object) -> bool:
-    if body is not None and not isinstance(body, bytes | str):
+def _replayable(method: str, headers: Mapping[str, object], body: object) -> bool:
+    if body is not None and not isinstance(body, bytes | bytearray | memoryview):
         return False  # a file or an iterator cannot be sent twice
     if method in REPLAYABLE_METHODS:
         return True
     return any(h.lower() in IDEMPOTENCY_HEADERS for h in headers)
+
+
+def _no_limit_as_none(seconds: float | None) -> float | None:
+    return None if seconds == math.inf else seconds
 
 
 class HTTPPool:
@@ -265,10 +398,14 @@ class HTTPPool:
         max_idle: idle connections kept across origins, the least recently used
             closed first (``MaxIdleConns``; ``None``: no cap).
         idle_timeout: seconds an idle connection is kept (``IdleConnTimeout``;
-            ``None``: until the server closes it).
-        timeout: default connect and socket timeout of a request, in seconds.
+            ``None`` or ``math.inf``: until the server closes it).
+        timeout: default connect and socket timeout of a request, in seconds
+            (> 0). ``math.inf``, or anything above
+            :data:`~poolkit.adapters.sockets.SOCKET_TIMEOUT_MAX` (about 24.8
+            days, the longest a socket can wait), means no limit.
         pool_timeout: seconds to wait for a connection at ``max_conns_per_host``
-            (> 0: new connections are opened by the pool's threads).
+            (> 0: new connections are opened by the pool's threads; any size,
+            ``math.inf``: no limit).
         ssl_context: TLS settings for https origins.
         clock: monotonic clock for idle ages (tests pass a fake one).
 
@@ -291,7 +428,7 @@ class HTTPPool:
     ) -> None:
         per_host = check_int("max_conns_per_host", max_conns_per_host, minimum=1)
         idle_per_host = check_optional_int("max_idle_per_host", max_idle_per_host, minimum=0)
-        self.timeout = check_seconds("timeout", timeout, allow_zero=False)
+        self.timeout = _check_io_timeout("timeout", timeout)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
         self._ssl_context = ssl_context
@@ -300,17 +437,29 @@ class HTTPPool:
             max_size_per_key=per_host,
             max_idle_per_key=idle_per_host,
             max_idle=check_optional_int("max_idle", max_idle, minimum=0),
-            max_idle_time=check_optional_seconds("idle_timeout", idle_timeout, allow_zero=False),
+            max_idle_time=_no_limit_as_none(
+                check_optional_seconds(
+                    "idle_timeout", idle_timeout, allow_zero=False, allow_inf=True
+                )
+            ),
             max_lifetime=None,
             # Not 0: connections are opened by the pool's own threads, so a
             # zero wait fails whenever no idle connection is ready, even
             # below max_conns_per_host.
-            timeout=check_seconds("pool_timeout", pool_timeout, allow_zero=False),
+            timeout=check_seconds("pool_timeout", pool_timeout, allow_zero=False, allow_inf=True),
             clock=clock,
             name="http",
         )
         self._lock = threading.Lock()
         self._counts = {"requests": 0, "reused": 0, "retried": 0, "server_closed": 0}
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # Another thread of the parent may have held the counters' lock at the
+        # fork; that thread does not exist here, so the copy would stay locked
+        # and the child's first request would hang. The connection pool
+        # underneath resets itself (it forgets the parent's connections).
+        self._lock = threading.Lock()
 
     def _connector(self, origin: Origin) -> HTTPConnector:
         return HTTPConnector(origin, self.timeout, self._ssl_context)
@@ -323,6 +472,12 @@ class HTTPPool:
     def _split(url: str) -> tuple[Origin, str]:
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, got {type(url).__name__}")
+        # Checked before urlsplit, which would silently delete CR, LF and tab.
+        if any(c <= " " or c == "\x7f" for c in url):
+            raise ValueError(
+                f"url must not contain spaces or control characters (percent-encode them), "
+                f"got {url!r}"
+            )
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
@@ -333,9 +488,17 @@ class HTTPPool:
             port = parts.port or _DEFAULT_PORTS[scheme]
         except ValueError as exc:
             raise ValueError(f"url has an invalid port: {url!r}") from exc
+        if parts.username is not None or parts.password is not None:
+            # They would be dropped, not sent: say so rather than lose them.
+            raise ValueError(
+                "url must not carry credentials (user:password@): send an Authorization "
+                "header instead"
+            )
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
+        if not target.isascii():
+            raise ValueError(f"url path and query must be ASCII (percent-encode them), got {url!r}")
         return (scheme, parts.hostname, port), target
 
     def request(
@@ -352,34 +515,46 @@ class HTTPPool:
         """Send a request on a pooled connection to the URL's origin.
 
         Args:
-            method: ``"GET"``, ``"POST"``...
-            url: an absolute ``http://`` or ``https://`` URL.
+            method: ``"GET"``, ``"POST"``...: an HTTP token (RFC 9110), sent
+                in upper case.
+            url: an absolute ``http://`` or ``https://`` URL, without spaces,
+                control characters or credentials; its path and query ASCII
+                (percent-encoded).
             body: bytes, str (UTF-8), a file object or an iterable of bytes.
-            headers: request headers (``Host`` and ``Content-Length`` are added).
-            timeout: connect and socket timeout for this request (default: the pool's).
+            headers: request headers, names that are HTTP tokens (each
+                once, in any case), values str (Latin-1) or bytes without CR,
+                LF or NUL (``Host`` and ``Content-Length`` are added). A
+                ``Content-Length`` must match a bytes body; ``Transfer-Encoding``
+                is the pool's to set.
+            timeout: connect and socket timeout for this request, > 0 as for
+                the pool's (default: the pool's; ``math.inf``: no limit).
             pool_timeout: seconds to wait for a connection (default: the pool's);
-                0 takes only an idle connection that is ready now.
+                0 takes only an idle connection that is ready now; ``math.inf``
+                waits without limit.
             stream: leave the body unread (see :class:`Response`).
 
         Returns:
             The :class:`Response`, its body read unless ``stream``.
 
         Raises:
-            TypeError, ValueError: a bad argument (the message names it).
+            TypeError, ValueError: a bad argument (the message names it),
+                raised before any connection is taken.
             PoolTimeout: no connection to this origin became free within ``pool_timeout``.
             OSError, http.client.HTTPException: the request failed (a replayable
                 one is retried first if it failed on a reused connection).
         """
-        if not isinstance(method, str) or not method:
-            raise TypeError(f"method must be a non-empty str, got {method!r}")
-        method = method.upper()
+        method = _check_token("method", method).upper()
         origin, target = self._split(url)
-        hdrs = dict(headers) if headers is not None else {}
-        io_timeout = self.timeout if timeout is None else check_seconds("timeout", timeout)
+        hdrs = _check_headers(headers)
+        # 0 is refused here as in the constructor: a zero socket timeout makes
+        # the socket non-blocking, and the request fails with BlockingIOError.
+        seconds = self.timeout if timeout is None else _check_io_timeout("timeout", timeout)
+        io_timeout = socket_timeout(seconds)
         if pool_timeout is not None:
-            check_seconds("pool_timeout", pool_timeout)
-        if isinstance(body, str):
-            body = body.encode()  # http.client would encode a str as Latin-1
+            check_seconds("pool_timeout", pool_timeout, allow_inf=True)
+        check_bool("stream", stream)
+        body = _check_body(body)
+        _check_framing(hdrs, body)
         replayable = _replayable(method, hdrs, body)
         attempt = 0
         while True:

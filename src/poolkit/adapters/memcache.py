@@ -25,6 +25,13 @@
   (a miss, not stored, a CAS conflict, a bad key, ``SERVER_ERROR`` such as
   "object too large") leave the connection in step and keep it; socket errors
   and a server that hung up or answered out of protocol discard it.
+- Arguments are checked at the call, never coerced: keys are str or bytes,
+  ``expire`` and counter deltas ints >= 0, and without a ``serde`` a value is
+  bytes, str or int (pymemcache would store ``str(value)`` of anything else,
+  and a dict would come back as the bytes of its repr).
+- Timeouts of any size: longer than a socket can wait
+  (:data:`~poolkit.adapters.sockets.SOCKET_TIMEOUT_MAX`, about 24.8 days), or
+  ``math.inf``, means no limit.
 
 Needs pymemcache: ``pip install 'poolkit[memcache]'``.
 """
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -45,8 +53,14 @@ except ImportError as exc:  # pragma: no cover - exercised by a test with pymemc
         "pip install 'poolkit[memcache]'"
     ) from exc
 
-from poolkit._validate import check_int, check_optional_int, check_optional_seconds, check_seconds
-from poolkit.adapters.sockets import is_socket_alive
+from poolkit._validate import (
+    check_bool,
+    check_int,
+    check_optional_int,
+    check_optional_seconds,
+    check_seconds,
+)
+from poolkit.adapters.sockets import is_socket_alive, socket_timeout
 from poolkit.connections import ConnectionPool, ConnectionPoolStats
 from poolkit.connections._budget import Budget
 from poolkit.connections._keyed import sum_stats
@@ -80,28 +94,79 @@ DEFAULT_POOL_TIMEOUT = 5.0
 # each) spreads keys within a few percent of even.
 RING_POINTS = 160
 MEMCACHED_PORT = 11211
+# memcached's counters and their deltas are unsigned 64-bit integers.
+MAX_COUNTER_DELTA = 2**64 - 1
+
+
+def _check_key(key: object) -> None:
+    # Fast path first: this runs on every operation.
+    if type(key) is not str and not isinstance(key, bytes):
+        raise TypeError(f"key must be a str or bytes, got {type(key).__name__} {key!r}")
+
+
+def _check_keys(keys: object) -> list[str | bytes]:
+    if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+        raise TypeError(
+            f"keys must be an iterable of keys, e.g. ['a', 'b'], got {type(keys).__name__} {keys!r}"
+        )
+    checked = list(keys)
+    for key in checked:
+        _check_key(key)
+    return checked
+
+
+def _check_expire(expire: object) -> None:
+    if type(expire) is not int or expire < 0:
+        # memcached stores an item with a negative expiry and drops it at
+        # once: a write that reports success and loses the value.
+        check_int("expire", expire, minimum=0)
+
+
+def _check_delta(value: object) -> None:
+    if check_int("value", value, minimum=0) > MAX_COUNTER_DELTA:
+        raise ValueError(f"value must be <= 2**64 - 1 (memcached counters), got {value}")
+
+
+def _check_value(value: Any) -> Any:
+    """A value pymemcache's default (no serde) stores as it is."""
+    if type(value) is bytes or type(value) is str:
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TypeError(
+        f"value must be bytes, str or int without a serde, got {type(value).__name__}: "
+        "pass serde= (e.g. pymemcache.serde.pickle_serde) to store other objects"
+    )
 
 
 def parse_server(server: str | Address) -> Address:
-    """``"host:port"``, ``"host"`` or ``(host, port)`` as an address tuple.
+    """``"host:port"``, ``"host"``, ``"[v6addr]:port"`` or ``(host, port)`` as an address tuple.
 
     Raises:
         TypeError: not a str or a (str, int) pair.
         ValueError: an empty host or a bad port.
     """
     if isinstance(server, str):
-        host, sep, port_text = server.rpartition(":")
-        if not sep:
-            host, port_text = server, str(MEMCACHED_PORT)
-        try:
-            port = int(port_text)
-        except ValueError:
-            raise ValueError(f"server port must be a number, got {server!r}") from None
+        if server.startswith("["):  # an IPv6 literal in brackets (RFC 3986), port optional
+            host, bracket, rest = server[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ValueError(f"server must be '[address]:port', got {server!r}")
+            port_text = rest[1:] if rest else str(MEMCACHED_PORT)
+        else:
+            host, sep, port_text = server.rpartition(":")
+            if not sep:
+                host, port_text = server, str(MEMCACHED_PORT)
+        if not (port_text.isascii() and port_text.isdigit()):
+            raise ValueError(f"server port must be a number, got {server!r}")
+        port = int(port_text)
     elif (
         isinstance(server, tuple)
         and len(server) == 2
         and isinstance(server[0], str)
         and isinstance(server[1], int)
+        and not isinstance(server[1], bool)
     ):
         host, port = server
     else:
@@ -133,15 +198,16 @@ class MemcacheConnector:
 
     Args:
         server: ``"host:port"`` or ``(host, port)``.
-        timeout: seconds for each command.
-        connect_timeout: seconds to connect.
+        timeout: seconds for each command (> 0; ``math.inf``: no limit).
+        connect_timeout: seconds to connect (> 0; ``math.inf``: no limit).
         **client_kwargs: more ``pymemcache.client.base.Client`` arguments
             (``serde``, ``key_prefix``, ``allow_unicode_keys``...).
             ``default_noreply`` is False: a pooled client waits for each
             reply, so a failure is seen by the command that caused it.
 
     Raises:
-        TypeError, ValueError: a bad server or timeout.
+        TypeError, ValueError: a bad server, timeout or client argument (at
+            the call, not when the pool first connects).
     """
 
     def __init__(
@@ -153,16 +219,29 @@ class MemcacheConnector:
         **client_kwargs: Any,
     ) -> None:
         self.server = parse_server(server)
-        self.timeout = check_seconds("timeout", timeout, allow_zero=False)
-        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
+        self.timeout = check_seconds("timeout", timeout, allow_zero=False, allow_inf=True)
+        self.connect_timeout = check_seconds(
+            "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
+        )
         client_kwargs.setdefault("default_noreply", False)
         client_kwargs.setdefault("no_delay", True)
         self._kwargs = client_kwargs
+        # pymemcache checks its arguments when a Client is built, which the
+        # pool would do first in its own thread, reporting a typo as a
+        # PoolTimeout. A Client does not connect until its first command, so
+        # building one here costs nothing and fails at the call instead.
+        try:
+            self.create()
+        except TypeError as exc:
+            raise TypeError(f"bad pymemcache Client argument in client_kwargs: {exc}") from None
 
     def create(self) -> Client:
         """A new client (not connected until its first command)."""
         return Client(
-            self.server, timeout=self.timeout, connect_timeout=self.connect_timeout, **self._kwargs
+            self.server,
+            timeout=socket_timeout(self.timeout),
+            connect_timeout=socket_timeout(self.connect_timeout),
+            **self._kwargs,
         )
 
     def close(self, conn: Client) -> None:
@@ -179,6 +258,11 @@ class MemcacheConnector:
 
     def __repr__(self) -> str:
         return f"MemcacheConnector({self.server[0]}:{self.server[1]})"
+
+
+def _server_failed(exc: BaseException) -> bool:
+    """Whether ``ignore_exc`` may hide ``exc``: the server failed, not the call."""
+    return is_broken(exc) or isinstance(exc, _mc_errors.MemcacheServerError)
 
 
 def _digest(text: bytes) -> bytes:
@@ -200,8 +284,13 @@ class HashRing:
     """
 
     def __init__(self, servers: Sequence[str]) -> None:
+        if isinstance(servers, str) or not isinstance(servers, Sequence):
+            raise TypeError(f"servers must be a sequence of str labels, got {servers!r}")
         if not servers:
             raise ValueError("servers must name at least one memcached server")
+        for server in servers:
+            if not isinstance(server, str):
+                raise TypeError(f"a server label must be a str, got {server!r}")
         if len(set(servers)) != len(servers):
             raise ValueError(f"servers must not repeat, got {list(servers)}")
         points: list[tuple[int, str]] = []
@@ -216,7 +305,8 @@ class HashRing:
         self._servers = [s for _, s in points]
 
     def server_for(self, key: str | bytes) -> str:
-        """The server that owns ``key``."""
+        """The server that owns ``key`` (a str or bytes)."""
+        _check_key(key)
         raw = key.encode() if isinstance(key, str) else key
         h = int.from_bytes(_digest(raw)[:4], "little")
         i = bisect.bisect_left(self._hashes, h)
@@ -231,12 +321,19 @@ class MemcacheClient:
         max_conns_per_server: connections per server, in use, idle or opening;
             more callers wait up to ``pool_timeout``.
         max_idle_per_server: idle connections kept per server (LIFO reuse).
-        idle_timeout: seconds an idle connection is kept (``None``: forever).
-        timeout: seconds for each command; ``connect_timeout`` to connect.
-        pool_timeout: seconds to wait for a connection at the per-server cap (> 0).
-        ignore_exc: on a server error, reads return a miss and writes False,
-            as pymemcache's ``ignore_exc`` (a dead cache server degrades to
-            cache misses instead of failing requests).
+        idle_timeout: seconds an idle connection is kept (``None`` or
+            ``math.inf``: forever).
+        timeout: seconds for each command; ``connect_timeout`` to connect
+            (> 0; ``math.inf``, or more than a socket can wait, about 24.8
+            days: no limit).
+        pool_timeout: seconds to wait for a connection at the per-server cap
+            (> 0; any size, ``math.inf``: no limit).
+        ignore_exc: True or False. When True, a server that fails (socket
+            errors, a hang-up, a reply out of protocol, ``SERVER_ERROR``)
+            makes reads return a miss and writes False, as pymemcache's
+            ``ignore_exc`` (a dead cache server degrades to cache misses
+            instead of failing requests). A bad call (a bad key, expiry or
+            value) still raises.
         **client_kwargs: more pymemcache ``Client`` arguments (``serde``...).
 
     Raises:
@@ -264,16 +361,23 @@ class MemcacheClient:
         self._addresses = dict(zip(labels, addresses, strict=True))
         per_server = check_int("max_conns_per_server", max_conns_per_server, minimum=1)
         idle = check_optional_int("max_idle_per_server", max_idle_per_server, minimum=0)
-        self.ignore_exc = bool(ignore_exc)
+        self.ignore_exc = check_bool("ignore_exc", ignore_exc)
         # Not 0: connections are opened by the pool's own threads, so a zero
         # wait would fail whenever no idle connection is ready.
-        pool_wait = check_seconds("pool_timeout", pool_timeout, allow_zero=False)
-        idle_time = check_optional_seconds("idle_timeout", idle_timeout, allow_zero=False)
+        pool_wait = check_seconds("pool_timeout", pool_timeout, allow_zero=False, allow_inf=True)
+        idle_time = check_optional_seconds(
+            "idle_timeout", idle_timeout, allow_zero=False, allow_inf=True
+        )
+        if idle_time == math.inf:
+            idle_time = None
+        # Without a serde, pymemcache stores str(value) of whatever it gets.
+        self._check_values = (
+            client_kwargs.get("serde") is None and client_kwargs.get("serializer") is None
+        )
+        connector_args = {"timeout": timeout, "connect_timeout": connect_timeout, **client_kwargs}
         self._pools: dict[Address, ConnectionPool[Client]] = {
             a: ConnectionPool(
-                MemcacheConnector(
-                    a, timeout=timeout, connect_timeout=connect_timeout, **client_kwargs
-                ),
+                MemcacheConnector(a, **connector_args),
                 max_size=per_server,
                 max_idle=None if idle is None else min(idle, per_server),
                 max_idle_time=idle_time,
@@ -292,7 +396,12 @@ class MemcacheClient:
         return list(self._addresses.values())
 
     def server_for(self, key: str | bytes) -> Address:
-        """The address of the server that owns ``key``."""
+        """The address of the server that owns ``key``.
+
+        Raises:
+            TypeError: ``key`` is not a str or bytes.
+        """
+        _check_key(key)
         if self._only is not None:
             return self._only
         return self._addresses[self._ring.server_for(key)]
@@ -310,7 +419,7 @@ class MemcacheClient:
                 pool.discard(proxy, "broken")
             else:
                 pool.release(proxy)
-            if self.ignore_exc and isinstance(exc, OSError | _mc_errors.MemcacheError):
+            if self.ignore_exc and _server_failed(exc):
                 return fallback
             raise
         pool.release(proxy)
@@ -328,21 +437,40 @@ class MemcacheClient:
         result: tuple[Any, Any] = self._one(key, (None, None), "gets")
         return result
 
+    def _value(self, value: Any) -> Any:
+        return _check_value(value) if self._check_values else value
+
     def set(self, key: str | bytes, value: Any, expire: int = 0) -> bool:
-        """Store ``value``; True when stored."""
-        return bool(self._one(key, False, "set", value, expire))
+        """Store ``value``; True when stored.
+
+        Args:
+            key: a str or bytes.
+            value: bytes, str or int (anything the ``serde`` takes, with one).
+            expire: seconds to keep it (0: no expiry; over 30 days: a Unix time).
+
+        Raises:
+            TypeError, ValueError: a bad key, value or expire (the message names it).
+        """
+        _check_expire(expire)
+        return bool(self._one(key, False, "set", self._value(value), expire))
 
     def add(self, key: str | bytes, value: Any, expire: int = 0) -> bool:
-        """Store only if absent; False (not an error) if present."""
-        return bool(self._one(key, False, "add", value, expire))
+        """Store only if absent; False (not an error) if present. Arguments as :meth:`set`."""
+        _check_expire(expire)
+        return bool(self._one(key, False, "add", self._value(value), expire))
 
     def replace(self, key: str | bytes, value: Any, expire: int = 0) -> bool:
-        """Store only if present; False (not an error) if absent."""
-        return bool(self._one(key, False, "replace", value, expire))
+        """Store only if present; False (not an error) if absent. Arguments as :meth:`set`."""
+        _check_expire(expire)
+        return bool(self._one(key, False, "replace", self._value(value), expire))
 
     def cas(self, key: str | bytes, value: Any, cas: Any, expire: int = 0) -> bool | None:
-        """Compare and swap: True stored, False conflict, None if the key is gone."""
-        result: bool | None = self._one(key, False, "cas", value, cas, expire)
+        """Compare and swap: True stored, False conflict, None if the key is gone.
+
+        ``cas`` is the token :meth:`gets` returned; other arguments as :meth:`set`.
+        """
+        _check_expire(expire)
+        result: bool | None = self._one(key, False, "cas", self._value(value), cas, expire)
         return result
 
     def delete(self, key: str | bytes) -> bool:
@@ -350,17 +478,20 @@ class MemcacheClient:
         return bool(self._one(key, False, "delete"))
 
     def incr(self, key: str | bytes, value: int = 1) -> int | None:
-        """Add to a counter; None if the key is missing."""
+        """Add ``value`` (an int, 0 to 2**64 - 1) to a counter; None if the key is missing."""
+        _check_delta(value)
         result: int | None = self._one(key, None, "incr", value)
         return result
 
     def decr(self, key: str | bytes, value: int = 1) -> int | None:
-        """Subtract from a counter (floored at 0); None if the key is missing."""
+        """Subtract ``value`` (as :meth:`incr`) from a counter, floored at 0; None if missing."""
+        _check_delta(value)
         result: int | None = self._one(key, None, "decr", value)
         return result
 
     def touch(self, key: str | bytes, expire: int = 0) -> bool:
-        """Set a new expiry; False if the key is missing."""
+        """Set a new expiry (as :meth:`set`'s); False if the key is missing."""
+        _check_expire(expire)
         return bool(self._one(key, False, "touch", expire))
 
     def _by_server(self, keys: Iterable[str | bytes]) -> dict[Address, list[str | bytes]]:
@@ -370,23 +501,37 @@ class MemcacheClient:
         return groups
 
     def get_many(self, keys: Iterable[str | bytes]) -> dict[str | bytes, Any]:
-        """The values of the keys found (one round trip per server involved)."""
+        """The values of the keys found (one round trip per server involved).
+
+        Raises:
+            TypeError: ``keys`` is a single str or bytes (not a list of keys),
+                or holds something that is not a key.
+        """
         found: dict[str | bytes, Any] = {}
-        for address, group in self._by_server(keys).items():
+        for address, group in self._by_server(_check_keys(keys)).items():
             found.update(self._run(address, {}, "get_many", group))
         return found
 
     def set_many(self, values: Mapping[str | bytes, Any], expire: int = 0) -> list[str | bytes]:
-        """Store several values; returns the keys that were not stored."""
+        """Store several values; returns the keys that were not stored.
+
+        Raises:
+            TypeError, ValueError: ``values`` is not a mapping, or a bad key,
+                value or expire (checked before anything is sent).
+        """
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values must be a mapping of keys to values, got {values!r}")
+        _check_expire(expire)
+        checked = {k: self._value(v) for k, v in values.items()}
         failed: list[str | bytes] = []
-        for address, group in self._by_server(values).items():
-            part = {k: values[k] for k in group}
+        for address, group in self._by_server(_check_keys(checked)).items():
+            part = {k: checked[k] for k in group}
             failed.extend(self._run(address, list(group), "set_many", part, expire))
         return failed
 
     def delete_many(self, keys: Iterable[str | bytes]) -> None:
-        """Delete several keys."""
-        for address, group in self._by_server(keys).items():
+        """Delete several keys (``keys`` as for :meth:`get_many`)."""
+        for address, group in self._by_server(_check_keys(keys)).items():
             self._run(address, None, "delete_many", group)
 
     def flush_all(self) -> None:

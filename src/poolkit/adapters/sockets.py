@@ -18,20 +18,36 @@ raised while the socket is in use counts as broken.
 Async connections are :class:`Stream` pairs ``(reader, writer)`` from
 ``asyncio.open_connection``; their check reads the stream's own state (EOF
 seen, transport closing, unread bytes), which the event loop keeps current.
+
+Timeouts of any size are accepted. A socket cannot wait longer than
+:data:`SOCKET_TIMEOUT_MAX` (about 24.8 days) in one call, so a longer timeout,
+and ``math.inf``, mean "no limit": the socket blocks (:func:`socket_timeout`).
+
+After ``os.fork()`` a child shares the parent's sockets. The pools forget
+them in the child without closing them; as a second line of defence, a
+connector's ``close()`` only shuts a socket down (``shutdown()`` acts on the
+connection itself, for every process holding it) in the process that opened
+it, and otherwise just closes its own file descriptor. An async connector's
+``close()`` does nothing to a stream another process opened: closing its
+transport would unregister the socket from the epoll instance parent and
+child share.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import select
 import socket
+import weakref
 from typing import NamedTuple
 
-from poolkit._validate import check_int, check_optional_seconds, check_seconds
+from poolkit._validate import check_bool, check_int, check_optional_seconds, check_seconds
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "SOCKET_TIMEOUT_MAX",
     "AsyncTCPConnector",
     "AsyncUnixConnector",
     "Stream",
@@ -39,6 +55,7 @@ __all__ = [
     "UnixConnector",
     "is_socket_alive",
     "is_stream_alive",
+    "socket_timeout",
 ]
 
 # Seconds to wait for a connection to be established: long enough for a
@@ -46,6 +63,50 @@ __all__ = [
 # inside a pool's 30 s acquire timeout (net.Dialer examples use 30 s; urllib3's
 # connect timeout default is the socket default, often unbounded).
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# The longest timeout a socket honours, in seconds: INT_MAX milliseconds. CPython
+# waits on a socket with poll(), whose timeout is a C int of milliseconds; a
+# longer value wraps around (4294967.296 s times out at once) and past ~9.2e9 s
+# settimeout() raises OverflowError. Longer timeouts mean "no limit".
+SOCKET_TIMEOUT_MAX = 2_147_483.647
+
+
+def socket_timeout(seconds: float | None) -> float | None:
+    """What to give ``socket.settimeout`` for a timeout of ``seconds``.
+
+    Args:
+        seconds: a checked timeout (>= 0); ``None`` or ``math.inf``: no limit.
+
+    Returns:
+        ``seconds`` itself up to :data:`SOCKET_TIMEOUT_MAX`; ``None`` (a
+        blocking socket, no limit) for ``None``, ``math.inf`` and anything
+        longer, which no socket wait can honour anyway.
+    """
+    if seconds is None or seconds > SOCKET_TIMEOUT_MAX:
+        return None
+    return seconds
+
+
+def _check_host(host: object) -> str:
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, got {type(host).__name__} {host!r}")
+    if not host:
+        raise ValueError("host must be a non-empty str, got ''")
+    return host
+
+
+def _check_port(port: object) -> int:
+    value = check_int("port", port, minimum=1)
+    if value > 65535:
+        raise ValueError(f"port must be <= 65535, got {port}")
+    return value
+
+
+def _check_path(path: object) -> str:
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a str, got {type(path).__name__} {path!r}")
+    if not path:
+        raise ValueError("path must be a non-empty str, got ''")
+    return path
 
 
 def is_socket_alive(sock: socket.socket) -> bool:
@@ -89,14 +150,28 @@ class _SocketConnector:
     connect_timeout: float
     io_timeout: float | None
 
+    def __init__(self) -> None:
+        # Which process opened each socket (see close()). Weak keys: a socket
+        # the pool has forgotten must not be kept alive by its connector.
+        self._opened_by: weakref.WeakKeyDictionary[socket.socket, int] = weakref.WeakKeyDictionary()
+
     def _setup(self, sock: socket.socket) -> socket.socket:
-        sock.settimeout(self.io_timeout)
+        sock.settimeout(socket_timeout(self.io_timeout))
+        self._opened_by[sock] = os.getpid()
         return sock
 
     def close(self, conn: socket.socket) -> None:
-        """Close the socket."""
-        with contextlib.suppress(OSError):
-            conn.shutdown(socket.SHUT_RDWR)
+        """Close the socket; shut the connection down only in the process that opened it.
+
+        ``shutdown()`` ends the connection for every process sharing it (a
+        forked child closing an inherited socket would cut the parent's
+        connection), where ``close()`` only drops this process's descriptor.
+        In the opening process the shutdown makes the peer see the end at
+        once even if a forked child still holds a copy of the descriptor.
+        """
+        if self._opened_by.pop(conn, None) == os.getpid():
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         conn.close()
 
     def check(self, conn: socket.socket) -> bool:
@@ -114,13 +189,15 @@ class TCPConnector(_SocketConnector):
     Args:
         host: name or address.
         port: TCP port.
-        connect_timeout: seconds to establish the connection.
-        io_timeout: socket timeout for reads and writes afterwards (``None``: blocking).
+        connect_timeout: seconds to establish the connection (> 0; ``math.inf``:
+            no limit but the operating system's own).
+        io_timeout: socket timeout for reads and writes afterwards (``None`` or
+            ``math.inf``: blocking; 0: non-blocking).
         nodelay: set ``TCP_NODELAY`` (request/response protocols want it).
 
     Raises:
-        TypeError: an argument has the wrong type.
-        ValueError: an argument is out of range.
+        TypeError: an argument has the wrong type (the message names it).
+        ValueError: an argument is out of range (the message names it).
     """
 
     def __init__(
@@ -132,15 +209,14 @@ class TCPConnector(_SocketConnector):
         io_timeout: float | None = None,
         nodelay: bool = True,
     ) -> None:
-        if not isinstance(host, str) or not host:
-            raise TypeError(f"host must be a non-empty str, got {host!r}")
-        self.host = host
-        self.port = check_int("port", port, minimum=0)
-        if self.port > 65535:
-            raise ValueError(f"port must be <= 65535, got {port}")
-        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
-        self.io_timeout = check_optional_seconds("io_timeout", io_timeout)
-        self.nodelay = bool(nodelay)
+        super().__init__()
+        self.host = _check_host(host)
+        self.port = _check_port(port)
+        self.connect_timeout = check_seconds(
+            "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
+        )
+        self.io_timeout = check_optional_seconds("io_timeout", io_timeout, allow_inf=True)
+        self.nodelay = check_bool("nodelay", nodelay)
 
     def create(self) -> socket.socket:
         """Connect.
@@ -148,10 +224,16 @@ class TCPConnector(_SocketConnector):
         Raises:
             OSError: refused, unreachable, or not connected within ``connect_timeout``.
         """
-        sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
-        if self.nodelay:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self._setup(sock)
+        sock = socket.create_connection(
+            (self.host, self.port), timeout=socket_timeout(self.connect_timeout)
+        )
+        try:
+            if self.nodelay:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return self._setup(sock)
+        except BaseException:
+            sock.close()
+            raise
 
     def __repr__(self) -> str:
         return f"TCPConnector({self.host!r}, {self.port})"
@@ -162,8 +244,14 @@ class UnixConnector(_SocketConnector):
 
     Args:
         path: the socket's filesystem path.
-        connect_timeout: seconds to establish the connection.
-        io_timeout: socket timeout for reads and writes afterwards (``None``: blocking).
+        connect_timeout: seconds to establish the connection (> 0; ``math.inf``:
+            no limit).
+        io_timeout: socket timeout for reads and writes afterwards (``None`` or
+            ``math.inf``: blocking; 0: non-blocking).
+
+    Raises:
+        TypeError: an argument has the wrong type (the message names it).
+        ValueError: an argument is out of range (the message names it).
     """
 
     def __init__(
@@ -173,11 +261,12 @@ class UnixConnector(_SocketConnector):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         io_timeout: float | None = None,
     ) -> None:
-        if not isinstance(path, str) or not path:
-            raise TypeError(f"path must be a non-empty str, got {path!r}")
-        self.path = path
-        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
-        self.io_timeout = check_optional_seconds("io_timeout", io_timeout)
+        super().__init__()
+        self.path = _check_path(path)
+        self.connect_timeout = check_seconds(
+            "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
+        )
+        self.io_timeout = check_optional_seconds("io_timeout", io_timeout, allow_inf=True)
 
     def create(self) -> socket.socket:
         """Connect.
@@ -187,12 +276,12 @@ class UnixConnector(_SocketConnector):
         """
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.settimeout(self.connect_timeout)
+            sock.settimeout(socket_timeout(self.connect_timeout))
             sock.connect(self.path)
+            return self._setup(sock)
         except BaseException:
             sock.close()
             raise
-        return self._setup(sock)
 
     def __repr__(self) -> str:
         return f"UnixConnector({self.path!r})"
@@ -218,12 +307,35 @@ def is_stream_alive(stream: Stream) -> bool:
 class _AsyncStreamConnector:
     connect_timeout: float
 
+    def __init__(self) -> None:
+        # Which process opened each stream (see close()).
+        self._opened_by: weakref.WeakKeyDictionary[asyncio.StreamWriter, int] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _opened(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Stream:
+        self._opened_by[writer] = os.getpid()
+        return Stream(reader, writer)
+
     async def close(self, conn: Stream) -> None:
-        """Close the stream and wait (briefly) for the transport to finish."""
+        """Close the stream and wait (at most ``connect_timeout``, 10 s) for it to finish.
+
+        A transport still flushing then is aborted, so nothing stays open.
+        In a process that did not open the stream (a forked child), nothing
+        is done: closing the transport there would unregister the socket from
+        the event loop's epoll instance, which parent and child share, and the
+        parent's loop would never see its stream readable again. The child's
+        copy of the descriptor goes when the child exits.
+        """
+        opener = self._opened_by.pop(conn.writer, None)
+        if opener is not None and opener != os.getpid():
+            return
         conn.writer.close()
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            async with asyncio.timeout(self.connect_timeout):
+        try:
+            async with asyncio.timeout(min(self.connect_timeout, DEFAULT_CONNECT_TIMEOUT)):
                 await conn.writer.wait_closed()
+        except (OSError, TimeoutError):
+            conn.writer.transport.abort()
 
     def check(self, conn: Stream) -> bool:
         """Liveness from the stream's state (see :func:`is_stream_alive`)."""
@@ -240,19 +352,23 @@ class AsyncTCPConnector(_AsyncStreamConnector):
     Args:
         host: name or address.
         port: TCP port.
-        connect_timeout: seconds to establish the connection.
+        connect_timeout: seconds to establish the connection (> 0; ``math.inf``:
+            no limit but the operating system's own).
+
+    Raises:
+        TypeError: an argument has the wrong type (the message names it).
+        ValueError: an argument is out of range (the message names it).
     """
 
     def __init__(
         self, host: str, port: int, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     ) -> None:
-        if not isinstance(host, str) or not host:
-            raise TypeError(f"host must be a non-empty str, got {host!r}")
-        self.host = host
-        self.port = check_int("port", port, minimum=0)
-        if self.port > 65535:
-            raise ValueError(f"port must be <= 65535, got {port}")
-        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
+        super().__init__()
+        self.host = _check_host(host)
+        self.port = _check_port(port)
+        self.connect_timeout = check_seconds(
+            "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
+        )
 
     async def create(self) -> Stream:
         """Connect.
@@ -263,7 +379,7 @@ class AsyncTCPConnector(_AsyncStreamConnector):
         """
         async with asyncio.timeout(self.connect_timeout):
             reader, writer = await asyncio.open_connection(self.host, self.port)
-        return Stream(reader, writer)
+        return self._opened(reader, writer)
 
     def __repr__(self) -> str:
         return f"AsyncTCPConnector({self.host!r}, {self.port})"
@@ -274,14 +390,20 @@ class AsyncUnixConnector(_AsyncStreamConnector):
 
     Args:
         path: the socket's filesystem path.
-        connect_timeout: seconds to establish the connection.
+        connect_timeout: seconds to establish the connection (> 0; ``math.inf``:
+            no limit).
+
+    Raises:
+        TypeError: an argument has the wrong type (the message names it).
+        ValueError: an argument is out of range (the message names it).
     """
 
     def __init__(self, path: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
-        if not isinstance(path, str) or not path:
-            raise TypeError(f"path must be a non-empty str, got {path!r}")
-        self.path = path
-        self.connect_timeout = check_seconds("connect_timeout", connect_timeout, allow_zero=False)
+        super().__init__()
+        self.path = _check_path(path)
+        self.connect_timeout = check_seconds(
+            "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
+        )
 
     async def create(self) -> Stream:
         """Connect.
@@ -292,7 +414,7 @@ class AsyncUnixConnector(_AsyncStreamConnector):
         """
         async with asyncio.timeout(self.connect_timeout):
             reader, writer = await asyncio.open_unix_connection(self.path)
-        return Stream(reader, writer)
+        return self._opened(reader, writer)
 
     def __repr__(self) -> str:
         return f"AsyncUnixConnector({self.path!r})"
