@@ -151,7 +151,13 @@ def _results(
             for chunk in itertools.islice(chunks, 1):
                 pool.go(_run_chunk, state, next(counter), chunk)
                 in_flight += 1
-            yield from results
+            # Yield, then drop: pop each result as it goes out, so neither
+            # this chunk's list nor a local keeps a result the consumer has
+            # taken alive while it waits for the next one (Executor.map's
+            # contract, bpo-27144).
+            results.reverse()
+            while results:
+                yield results.pop()
             if error is not None:
                 raise error
     finally:
@@ -180,6 +186,7 @@ def _with_progress(results: Iterator[T], total: int | None) -> Iterator[T]:
             for item in results:
                 bar.update(1)
                 yield item
+                del item  # not kept while the next result is awaited
         finally:
             bar.close()
         return
@@ -194,3 +201,4 @@ def _with_progress(results: Iterator[T], total: int | None) -> Iterator[T]:
         for item in results:
             line.advance()
             yield item
+            del item  # not kept while the next result is awaited
