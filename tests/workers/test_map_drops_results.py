@@ -41,14 +41,15 @@ class Probe:
         self.asked = threading.Event()
         self.release = threading.Event()
         self.alive: list[int] | None = None
+        self.on_release: Callable[[], object] | None = None
 
-    def check_then_release(self, on_release: Callable[[], None] | None = None) -> None:
+    def check_then_release(self) -> None:
         if self.asked.wait(PROMPT):
             gc.collect()
             self.alive = [i for i, ref in enumerate(self.refs) if ref() is not None]
         self.release.set()
-        if on_release is not None:
-            on_release()
+        if self.on_release is not None:
+            self.on_release()
 
     def take_until(self, results: Iterator[Box], gate_at: int) -> Box:
         for i in range(gate_at):
@@ -147,12 +148,7 @@ def test_process_map_drops_results_it_yielded(tmp_path: Path, chunksize: int, ga
             chunksize=chunksize,
             buffersize=1,
         )
-        original = probe.check_then_release
-
-        def check_and_open() -> None:
-            original(on_release=gate.touch)
-
-        probe.check_then_release = check_and_open  # type: ignore[method-assign]
+        probe.on_release = gate.touch
         got: Any = probe.take_until(results, gate_at)
         assert gate_at == got.i
         assert probe.alive == []
