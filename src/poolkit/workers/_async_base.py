@@ -105,6 +105,7 @@ class AsyncPoolState:
         self._eager_ready = False  # see _set_gate
         self._accepted: asyncio.Future[None]
         self._broken: str | None = None
+        self._broken_cause: BaseException | None = None
         if not isinstance(eager, bool):
             raise TypeError(f"eager must be a bool, got {type(eager).__name__}")
         # Tasks of pools with per-worker setup (initializer, stateful
@@ -135,8 +136,14 @@ class AsyncPoolState:
     def _check_open(self) -> None:
         if self._closed:
             if self._broken is not None:
-                raise PoolBroken(self._broken)
+                raise self._broken_error()
             raise PoolClosed(f"{self._options.name} is stopped; create a new pool to run more")
+
+    def _broken_error(self) -> PoolBroken:
+        """The error of a broken pool, chained from what broke it."""
+        error = PoolBroken(self._broken)
+        error.__cause__ = self._broken_cause
+        return error
 
     def _decide(self, block: bool) -> Admission:
         return admit(
@@ -361,18 +368,21 @@ class AsyncPoolState:
             _fn, _args, _kwargs, _ctx, fut = self._queue.popleft()
             if fut is not None and not fut.done():
                 if broken is not None:
-                    fut.set_exception(PoolBroken(broken))
+                    fut.set_exception(self._broken_error())
                 else:
                     fut.cancel()
             self._cancelled += 1
             self._finish()
 
-    def _break(self, exc: BaseException) -> None:
+    def _break(self, exc: BaseException, what: str) -> None:
+        """A worker failed to start, or died: fail queued tasks, refuse new ones.
+
+        Submissions raise ``PoolBroken`` chained from ``exc``; ``repr`` and
+        ``stats()`` say broken.
+        """
         if self._broken is None:
-            self._broken = (
-                f"a worker of {self._options.name} failed to start: initializer raised "
-                f"{exc!r}; queued tasks were failed, create a new pool"
-            )
+            self._broken = f"{what}; queued tasks were failed, create a new pool"
+            self._broken_cause = exc
         self._closed = True
         self._cancel_pending = True
         self._set_gate(True)

@@ -200,10 +200,12 @@ class AsyncWorkerPool(AsyncPoolBase):
 
         A skipped task's Future fails with ``PoolTimeout`` (pond v1 ``SubmitBefore``).
 
+        ``deadline`` may be any number of seconds; ``math.inf`` never expires.
+
         Raises:
-            ValueError: ``deadline`` negative or not finite.
+            ValueError: ``deadline`` negative or NaN.
         """
-        seconds = check_seconds("deadline", deadline)
+        seconds = check_seconds("deadline", deadline, allow_inf=True)
         expiring = Expiring(fn, self._clock() + seconds, self._clock, seconds)
         return await self.submit(expiring, *args, **kwargs)
 

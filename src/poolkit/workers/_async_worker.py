@@ -78,13 +78,24 @@ async def run_worker(pool: AsyncWorkerPool) -> None:
         if pool._worker_factory is not None:
             state = await _maybe_await(pool._worker_factory())
     except BaseException as exc:  # break the pool, then leave
-        pool._break(exc)
+        pool._break(
+            exc,
+            f"a worker of {pool._options.name} failed to start: initializer raised {exc!r}",
+        )
         pool._retire(task, counted=True)
         return
     counted = True
     try:
         await _loop(pool, state)
         counted = False  # the loop returns only after _next_item took us out
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        raise  # stop(timeout=) cancelling the worker, or a task's interrupt passed on
+    except BaseException as exc:
+        # Task failures never get here (the loop delivers them): the worker
+        # itself failed. A pool quietly short of a worker could leave tasks
+        # queued for ever, so it breaks, loudly.
+        _LOG.error("a worker task of %s died", pool._options.name, exc_info=exc)
+        pool._break(exc, f"a worker task of {pool._options.name} died: {exc!r}")
     finally:
         try:
             if state is not None:

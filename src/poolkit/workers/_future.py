@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from concurrent.futures import CancelledError, Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 from typing import Any, TypeVar
+
+from poolkit._waits import deadline_after, left_until, slice_of
 
 __all__ = ["PoolFuture"]
 
@@ -50,16 +51,17 @@ class PoolFuture(Future[T]):
         self._done_callbacks: list[Any] = []
 
     def _wait_done(self, timeout: float | None) -> None:
-        """Wait, under the condition, until done or ``timeout`` (then raise)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """Wait, under the condition, until done or ``timeout`` (then raise).
+
+        ``timeout`` may be any number of seconds (``None`` or ``math.inf``:
+        no limit): the waits go in slices the OS accepts.
+        """
+        deadline = deadline_after(timeout)
         while self._state not in _DONE:
-            if deadline is None:
-                self._condition.wait()
-                continue
-            left = deadline - time.monotonic()
+            left = left_until(deadline)
             if left <= 0:
                 raise TimeoutError()
-            self._condition.wait(left)
+            self._condition.wait(slice_of(left))
 
     def result(self, timeout: float | None = None) -> T:
         """The task's return value, waiting up to ``timeout`` seconds.

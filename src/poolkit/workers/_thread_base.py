@@ -36,7 +36,8 @@ from collections.abc import Callable
 from typing import Any
 
 from poolkit._errors import PoolBroken, PoolClosed, PoolDeadlock, PoolOverload, PoolTimeout
-from poolkit._validate import Clock, check_callable, check_optional_seconds
+from poolkit._validate import Clock, check_bool, check_callable, check_optional_seconds
+from poolkit._waits import deadline_after, join_thread, left_until, slice_of
 from poolkit.workers import _thread_worker as tw
 from poolkit.workers._core import (
     DEFAULT_IDLE_TIMEOUT,
@@ -114,6 +115,7 @@ class ThreadPoolBase:
         self._drained = False
         self._cancel_pending = False
         self._broken: str | None = None
+        self._broken_cause: BaseException | None = None
         self._paused = False
         self._gate = False
         self._nworkers = 0
@@ -262,33 +264,34 @@ class ThreadPoolBase:
         Tasks submitted while waiting are waited for too: this returns when
         the pool goes idle (a WaitGroup, as asked in ants#73, gammazero#20).
 
+        Args:
+            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
+                waits without limit.
+
         Raises:
             PoolTimeout: not idle within ``timeout`` seconds.
             PoolDeadlock: called from one of this pool's own tasks.
         """
-        seconds = check_optional_seconds("timeout", timeout)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         if tw.current_pool() is self:
             raise PoolDeadlock(
                 f"wait() called from a task of {self._options.name}: it would wait for "
                 "itself; wait from outside the pool or use a group"
             )
-        deadline = None if seconds is None else time.monotonic() + seconds
+        deadline = deadline_after(seconds)
         with self._lock:
             self._waiters += 1
             try:
                 # Bounded pools also wait for the last slot to be given back,
                 # so a submission right after wait() finds the room it expects.
                 while self._finished() != self._submitted() or self._outstanding:
-                    if deadline is None:
-                        self._idle_cv.wait()
-                    else:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            raise PoolTimeout(
-                                f"{self._options.name} still had work after {seconds} s "
-                                f"({self._queue.qsize()} queued); raise timeout"
-                            )
-                        self._idle_cv.wait(left)
+                    left = left_until(deadline)
+                    if left <= 0:
+                        raise PoolTimeout(
+                            f"{self._options.name} still had work after {seconds} s "
+                            f"({self._queue.qsize()} queued); raise timeout"
+                        )
+                    self._idle_cv.wait(slice_of(left))
             finally:
                 self._waiters -= 1
 
@@ -375,15 +378,20 @@ class ThreadPoolBase:
         Args:
             wait: wait for the workers to exit.
             cancel_pending: cancel queued tasks (default: ``not wait``).
-            timeout: most seconds to wait; then queued tasks are cancelled and
+            timeout: most seconds to wait, any size (``None`` or ``math.inf``:
+                no limit); then queued tasks are cancelled and
                 ``PoolTimeout`` is raised (running tasks cannot be interrupted).
 
         Raises:
+            TypeError: ``wait`` or ``cancel_pending`` is not a bool.
             PoolTimeout: workers still running after ``timeout``.
             PoolDeadlock: ``wait`` requested from one of this pool's tasks.
         """
-        seconds = check_optional_seconds("timeout", timeout)
-        cancel = (not wait) if cancel_pending is None else bool(cancel_pending)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
+        check_bool("wait", wait)
+        if cancel_pending is not None:
+            check_bool("cancel_pending", cancel_pending)
+        cancel = (not wait) if cancel_pending is None else cancel_pending
         if wait and tw.current_pool() is self:
             raise PoolDeadlock(
                 f"stop(wait=True) called from a task of {self._options.name}: it would "
@@ -407,21 +415,19 @@ class ThreadPoolBase:
             tw.final_drain(self, cancel=self._cancel_pending)
         if not wait:
             return
-        deadline = None if seconds is None else time.monotonic() + seconds
+        deadline = deadline_after(seconds)
         # Wait for every worker to retire, including ones reserved before the
         # close whose thread was not started yet, then join the threads (they
         # are past their last task; joining makes "no thread left" exact).
         with self._lock:
             while self._nworkers > 0:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+                left = left_until(deadline)
+                if left <= 0:
                     break
-                self._idle_cv.wait(left)
+                self._idle_cv.wait(slice_of(left))
             threads = list(self._threads)
         for thread in threads:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            thread.join(left)
-            if thread.is_alive():
+            if not join_thread(thread, left_until(deadline)):
                 with self._lock:
                     self._cancel_pending = True
                 tw.cancel_queued(self)
@@ -433,8 +439,14 @@ class ThreadPoolBase:
 
     def _closed_error(self) -> PoolClosed | PoolBroken:
         if self._broken is not None:
-            return PoolBroken(self._broken)
+            return self._broken_error()
         return PoolClosed(f"{self._options.name} is stopped; create a new pool to run more tasks")
+
+    def _broken_error(self) -> PoolBroken:
+        """The error of a broken pool, chained from what broke it."""
+        error = PoolBroken(self._broken)
+        error.__cause__ = self._broken_cause
+        return error
 
     @property
     def max_workers(self) -> int:
@@ -475,4 +487,5 @@ class ThreadPoolBase:
                 expired=counts.expired,
                 paused=self._paused,
                 closed=self._closed,
+                broken=self._broken is not None,
             )

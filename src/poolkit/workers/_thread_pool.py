@@ -147,11 +147,13 @@ class WorkerPool(ThreadPoolBase, Executor):
         fails with ``PoolTimeout`` and it counts as ``expired`` (pond v1
         ``SubmitBefore``).
 
+        ``deadline`` may be any number of seconds; ``math.inf`` never expires.
+
         Raises:
-            ValueError: ``deadline`` is negative or not finite.
+            ValueError: ``deadline`` is negative or NaN.
             PoolClosed: the pool is stopped.
         """
-        seconds = check_seconds("deadline", deadline)
+        seconds = check_seconds("deadline", deadline, allow_inf=True)
         expiring = tw.Expiring(fn, self._clock() + seconds, self._clock, seconds)
         if self._closed:
             raise self._closed_error()
@@ -190,7 +192,8 @@ class WorkerPool(ThreadPoolBase, Executor):
         Args:
             fn: called as ``fn(*items)`` with one item from each iterable.
             timeout: seconds from this call after which taking a result that
-                is not ready raises ``PoolTimeout`` (a ``TimeoutError``).
+                is not ready raises ``PoolTimeout`` (a ``TimeoutError``); any
+                size, ``None`` or ``math.inf`` for no limit.
             chunksize: items per task; larger chunks cost less per item.
             ordered: yield results in input order (``False``: as completed).
             buffersize: chunks in flight (default 4 × max_workers, at least 16).
