@@ -279,6 +279,7 @@ class AsyncPoolState:
         except BaseException as exc:
             self._eager_depth = 0
             self._failed += 1
+            exc = aw.explain(exc, fn)
             if fut is not None:
                 fut.set_exception(exc)
             else:

@@ -81,7 +81,7 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
             fut.cancel()
 
     async def _guarded(
-        self, number: int, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+        self, number: int, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
     ) -> T:
         try:
             self._guard()

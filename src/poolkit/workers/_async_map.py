@@ -17,7 +17,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from poolkit._errors import PoolTimeout
-from poolkit._validate import check_optional_int, check_optional_seconds
+from poolkit._validate import (
+    check_bool,
+    check_callable,
+    check_optional_int,
+    check_optional_seconds,
+)
 from poolkit._waits import deadline_after, left_until
 
 if TYPE_CHECKING:
@@ -46,6 +51,8 @@ def async_map(
         TypeError, ValueError: bad ``buffersize``/``timeout``, no iterable,
             or an async iterable mixed with others.
     """
+    check_callable("fn", fn)
+    check_bool("ordered", ordered)
     size = check_optional_int("buffersize", buffersize, minimum=1)
     limit = size if size is not None else max(_MIN_BUFFER, _PER_WORKER * pool.max_workers)
     seconds = check_optional_seconds("timeout", timeout, allow_inf=True)

@@ -53,7 +53,10 @@ class AsyncWorkerPool(AsyncPoolBase):
         Raises:
             PoolClosed: the pool is stopped.
             PoolOverload: the pool is full (it never waits).
+            TypeError: ``fn`` is not callable.
         """
+        if not callable(fn):
+            check_callable("fn", fn)  # type: ignore[unreachable]
         if (
             self._eager_ready
             and not self._queue
@@ -88,7 +91,10 @@ class AsyncWorkerPool(AsyncPoolBase):
             PoolClosed: the pool is stopped.
             PoolOverload: full and not allowed to wait.
             PoolDeadlock: a task of this pool would wait on its own full pool.
+            TypeError: ``fn`` is not callable.
         """
+        if not callable(fn):
+            check_callable("fn", fn)  # type: ignore[unreachable]
         if (
             self._eager_ready
             and not self._queue
@@ -132,8 +138,10 @@ class AsyncWorkerPool(AsyncPoolBase):
         counts as ``cancelled``).
 
         Raises:
-            PoolClosed, PoolOverload, PoolDeadlock: as :meth:`go`.
+            PoolClosed, PoolOverload, PoolDeadlock, TypeError: as :meth:`go`.
         """
+        if not callable(fn):
+            check_callable("fn", fn)  # type: ignore[unreachable]
         self._check_open()
         loop = self._bind()
         if self._limit is not None:
@@ -166,7 +174,9 @@ class AsyncWorkerPool(AsyncPoolBase):
 
         Raises:
             PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable.
         """
+        check_callable("fn", fn)
         self._check_open()
         loop = self._bind()
         if self._limit is not None and self._decide(False) is not Admission.ACCEPT:
@@ -206,6 +216,7 @@ class AsyncWorkerPool(AsyncPoolBase):
             ValueError: ``deadline`` negative or NaN.
         """
         seconds = check_seconds("deadline", deadline, allow_inf=True)
+        check_callable("fn", fn)
         expiring = Expiring(fn, self._clock() + seconds, self._clock, seconds)
         return await self.submit(expiring, *args, **kwargs)
 

@@ -10,11 +10,13 @@ stopping a running task is cooperative.
 
 Guarantees (shared by the thread, asyncio and process groups):
 
-* ``wait()`` returns only when every member has ended, including members
-  added while it waits (a crawler whose tasks submit their links). A member
-  is recorded before ``submit`` returns, so a task that adds children records
-  them before it ends itself; ``wait()`` therefore loops until a pass finds
-  no member it has not waited for.
+* ``wait()`` returns only when every member has *settled* — ended, and its
+  Future's done-callbacks have run — including members added while it waits
+  (a crawler whose tasks submit their links, or, on a process pool, whose
+  done-callbacks do). A member is counted before ``submit`` returns, so a
+  task (or a callback) that adds children counts them before its own member
+  settles: the count of unsettled members reaches zero only when no member
+  is left that could still add one.
 * No failure is dropped: a submission that raised (``PoolClosed`` because the
   pool stopped, ``PoolOverload``, ...) is recorded as a failure of the group
   even if the submitting task swallowed the error, and ``wait()`` raises it.
@@ -107,8 +109,12 @@ class GroupCore:
         self._cancel_on_error = cancel_on_error
         self._futures: list[Any] = []
         self._lock = threading.Lock()  # thread groups call back from workers
+        self._settled_cv = threading.Condition(self._lock)  # thread wait() sleeps here
+        self._unsettled = 0  # members recorded whose Future has not settled
         self._first_error: BaseException | None = None
         self.token = CancelToken()
+        # One bound method, so _on_done can find itself in a callback list.
+        self._on_done_cb = self._on_done
 
     def _submit_failed(self, exc: BaseException) -> None:
         """A submission to the group raised: that is a failure of the group.
@@ -122,13 +128,32 @@ class GroupCore:
         """Track a new member's Future (cancelled at once if the group is)."""
         with self._lock:
             self._futures.append(fut)
-        fut.add_done_callback(self._on_done)
+            self._unsettled += 1
+        fut.add_done_callback(self._on_done_cb)
         if self.token.cancelled:
             fut.cancel()
 
     def _on_done(self, fut: Any) -> None:
         if not fut.cancelled():
             self._note_failure(fut.exception())
+        # A concurrent.futures Future runs the callbacks registered before it
+        # finished by iterating its _done_callbacks list (this one is first:
+        # _record adds it before the caller sees the Future); a callback
+        # appended now runs after all of them, so the member settles after
+        # the user's callbacks have added whatever they add. A callback
+        # registered after the Future finished runs at once, outside that
+        # list, and asyncio Futures schedule theirs: settle now then.
+        callbacks = getattr(fut, "_done_callbacks", None)
+        if callbacks is not None and any(cb is self._on_done_cb for cb in callbacks):
+            callbacks.append(self._settle)
+        else:
+            self._settle(fut)
+
+    def _settle(self, fut: Any) -> None:
+        with self._lock:
+            self._unsettled -= 1
+            if not self._unsettled:
+                self._settled_cv.notify_all()
 
     def _note_failure(self, exc: BaseException | None) -> None:
         """Record a member's failure; with ``cancel_on_error`` cancel the rest.
@@ -218,7 +243,8 @@ class TaskGroup(GroupCore, Generic[T]):
         """
         self.submit(fn, *args, **kwargs)
 
-    def _guarded(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _guarded(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        # Positional-only: a keyword named "fn" belongs to the task (Executor contract).
         self._guard()
         try:
             return fn(*args, **kwargs)
@@ -251,18 +277,18 @@ class TaskGroup(GroupCore, Generic[T]):
         seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         self._check_not_in_pool()
         deadline = deadline_after(seconds)
-        waited = 0
-        while True:
-            with self._lock:
-                futures = list(self._futures)
-            if len(futures) == waited:
-                # Every member seen has ended, and a member records its
-                # children before it ends: none can be added any more
-                # (except from outside the group's tasks, after this call).
-                break
-            for fut in futures[waited:]:
-                _wait_member(fut, deadline, seconds)
-            waited = len(futures)
+        with self._lock:
+            # Zero unsettled members: none is left that could add another
+            # (only code outside the group can, after this returns).
+            while self._unsettled:
+                left = left_until(deadline)
+                if left <= 0:
+                    raise PoolTimeout(
+                        f"group tasks still running after {seconds} s "
+                        f"({self._unsettled} of {len(self._futures)} not done); raise timeout"
+                    )
+                self._settled_cv.wait(slice_of(left))
+            futures = list(self._futures)
         if self._first_error is not None:
             raise self._first_error
         return [fut.result() for fut in futures]
@@ -302,13 +328,3 @@ class TaskGroup(GroupCore, Generic[T]):
 # Past this, an as_completed() wait is "no limit": concurrent.futures passes
 # its timeout to Condition.wait unsliced, and nobody waits 100 years.
 _AS_COMPLETED_MAX = 100 * 365 * 86400.0
-
-
-def _wait_member(fut: Any, deadline: float, seconds: float | None) -> None:
-    """Wait until ``fut`` is done or ``deadline`` passes (any deadline: sliced)."""
-    while not fut.done():
-        left = left_until(deadline)
-        if left <= 0:
-            raise PoolTimeout(f"group tasks still running after {seconds} s; raise timeout")
-        with contextlib.suppress(TimeoutError, CancelledError):
-            fut.exception(slice_of(left))

@@ -20,7 +20,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from poolkit._errors import PoolTimeout
-from poolkit._validate import check_int, check_optional_int, check_optional_seconds
+from poolkit._validate import (
+    check_bool,
+    check_callable,
+    check_int,
+    check_optional_int,
+    check_optional_seconds,
+)
 from poolkit._waits import deadline_after, left_until, slice_of
 
 if TYPE_CHECKING:
@@ -93,6 +99,9 @@ def lazy_map(
         PoolClosed: the pool is stopped.
         ValueError, TypeError: bad ``chunksize``, ``buffersize`` or ``timeout``.
     """
+    check_callable("fn", fn)
+    check_bool("ordered", ordered)
+    check_bool("progress", progress)
     size = check_int("chunksize", chunksize, minimum=1)
     limit = map_buffersize(buffersize, pool.max_workers)
     seconds = check_optional_seconds("timeout", timeout, allow_inf=True)

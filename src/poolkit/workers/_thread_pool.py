@@ -13,7 +13,7 @@ from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock
-from poolkit._validate import check_callable, check_seconds
+from poolkit._validate import check_bool, check_callable, check_seconds
 from poolkit.workers import _thread_worker as tw
 from poolkit.workers._core import describe
 from poolkit.workers._future import PoolFuture
@@ -68,7 +68,10 @@ class WorkerPool(ThreadPoolBase, Executor):
             PoolOverload: the pool is full and may not wait (``nonblocking``,
                 ``max_blocking``).
             PoolDeadlock: a task would block on its own full pool.
+            TypeError: ``fn`` is not callable.
         """
+        if not callable(fn):
+            check_callable("fn", fn)  # type: ignore[unreachable]
         if self._closed:
             raise self._closed_error()
         if self._limit is not None:
@@ -91,7 +94,10 @@ class WorkerPool(ThreadPoolBase, Executor):
             PoolClosed: the pool is stopped (a ``RuntimeError``, as Executor).
             PoolOverload: the pool is full and may not wait.
             PoolDeadlock: a task would block on its own full pool.
+            TypeError: ``fn`` is not callable.
         """
+        if not callable(fn):
+            check_callable("fn", fn)  # type: ignore[unreachable]
         if self._closed:
             raise self._closed_error()
         if self._limit is not None:
@@ -114,7 +120,9 @@ class WorkerPool(ThreadPoolBase, Executor):
 
         Raises:
             PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable.
         """
+        check_callable("fn", fn)
         if self._closed:
             raise self._closed_error()
         if self._limit is not None and not self._admit(False):
@@ -152,8 +160,10 @@ class WorkerPool(ThreadPoolBase, Executor):
         Raises:
             ValueError: ``deadline`` is negative or NaN.
             PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable.
         """
         seconds = check_seconds("deadline", deadline, allow_inf=True)
+        check_callable("fn", fn)
         expiring = tw.Expiring(fn, self._clock() + seconds, self._clock, seconds)
         if self._closed:
             raise self._closed_error()
@@ -204,6 +214,7 @@ class WorkerPool(ThreadPoolBase, Executor):
 
         Raises:
             PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable, a flag is not a bool.
             ValueError: ``chunksize`` or ``buffersize`` below 1, bad ``timeout``.
         """
         return lazy_map(
@@ -234,7 +245,11 @@ class WorkerPool(ThreadPoolBase, Executor):
 
         Unlike :meth:`stop`, ``wait=False`` keeps queued tasks running in the
         background unless ``cancel_futures`` is true, as ThreadPoolExecutor.
+
+        Raises:
+            TypeError: ``wait`` or ``cancel_futures`` is not a bool.
         """
+        check_bool("cancel_futures", cancel_futures)
         self.stop(wait=wait, cancel_pending=cancel_futures)
 
     def __repr__(self) -> str:
