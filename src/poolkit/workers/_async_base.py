@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -115,6 +117,7 @@ class AsyncPoolState:
             eager and _worker_factory is None and initializer is None and queue_size is None
         )
         self._eager_depth = 0
+        _LIVE_POOLS.add(self)
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
@@ -390,6 +393,25 @@ class AsyncPoolState:
         self._cancel_queued()
         self._wake_all()
 
+    def _after_fork_in_child(self, parent: int) -> None:
+        """Break the pool in a forked child: its loop and workers stay in the parent.
+
+        An event loop does not survive ``os.fork()`` (its selector and worker
+        tasks belong to the parent), so the child's copy refuses every call
+        with ``PoolBroken`` instead of hanging or binding a second loop, and
+        fails the Futures of queued tasks (the parent runs those).
+        """
+        if self._broken is None:
+            self._broken = (
+                f"{self._options.name} was created in process {parent} and used after "
+                "os.fork(): its event loop and worker tasks stay in that process; "
+                "create a new AsyncWorkerPool in the child"
+            )
+        self._closed = True
+        self._cancel_pending = True
+        self._set_gate(True)
+        self._cancel_queued()
+
     def _retire(self, task: asyncio.Task[Any] | None, counted: bool) -> None:
         """A worker task ends; ``counted``: it still counts in ``_nworkers``."""
         self._tasks.discard(task)
@@ -411,3 +433,17 @@ class AsyncPoolState:
 def _expire(waiter: asyncio.Future[bool]) -> None:
     if not waiter.done():
         waiter.set_result(False)
+
+
+# Every live pool, for the fork hook (weak: the registry keeps none alive).
+_LIVE_POOLS: weakref.WeakSet[AsyncPoolState] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    parent = os.getppid()
+    for pool in list(_LIVE_POOLS):
+        pool._after_fork_in_child(parent)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -17,6 +17,7 @@ passes.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from concurrent.futures import CancelledError, Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
@@ -34,6 +35,22 @@ T = TypeVar("T")
 _SHARDS = 64
 _CONDITIONS = [threading.Condition() for _ in range(_SHARDS)]
 _next_shard = itertools.count()
+
+
+def _fresh_conditions_after_fork() -> None:
+    """In a forked child, give the shared Conditions new locks.
+
+    A parent thread may have held one at fork time; it does not exist in the
+    child, so that lock would never be released. Re-initialising the same
+    Condition objects (rather than replacing them) fixes every Future that
+    already refers to them.
+    """
+    for condition in _CONDITIONS:
+        condition.__init__()  # type: ignore[misc]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_conditions_after_fork)
 _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 _CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 

@@ -24,14 +24,24 @@ Invariants (all under ``_lock``):
   ``_drained``. A submission racing with stop either lands before the final
   drain (it is run, or cancelled if stop cancels pending tasks) or sees
   ``_drained`` and raises ``PoolClosed`` — it is never left in the queue.
+
+After ``os.fork()`` the child has only the thread that forked: the parent's
+workers, and any lock one of them held, are gone. A hook run in the child
+(``_after_fork_in_child``) gives every pool fresh locks and an empty queue
+and forgets the parent's workers, so the child starts its own threads on
+first use. The parent's tasks are not the child's: queued ones are cancelled
+(the parent runs them), running ones fail with ``PoolClosed`` — no Future in
+the child waits for a thread that does not exist there.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -129,6 +139,7 @@ class ThreadPoolBase:
         self._retired = tw.Counts()
         self._thread_counter = itertools.count(1)
         self._resume = threading.Condition(self._lock)
+        _LIVE_POOLS.add(self)
         if self._min_workers:
             with self._lock:
                 self._nworkers += self._min_workers
@@ -437,6 +448,57 @@ class ThreadPoolBase:
                     "cancelled, running ones cannot be interrupted"
                 )
 
+    def _after_fork_in_child(self, parent: int) -> None:
+        """Reset the pool in a forked child (only the forking thread exists).
+
+        Nothing here may take a lock the parent's threads could have held at
+        fork time: the locks are replaced first, the old queue is read with
+        ``get_nowait`` (which takes no lock), and Futures use the shared
+        Conditions that ``_future`` re-creates in the child.
+        """
+        self._lock = threading.RLock()
+        self._idle_cv = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)
+        self._resume = threading.Condition(self._lock)
+        old_queue = self._queue
+        self._queue = queue.SimpleQueue()
+        self._put = self._queue.put
+        lost = self._submitted() - self._finished()
+        me = tw.current_worker()  # set when a task of this pool forked
+        running = [w.running for w in self._workers if w is not me and w.running is not None]
+        for worker in self._workers:
+            self._retired.add(worker)
+            worker.counted = False
+        self._workers = set()
+        self._threads = []
+        self._nworkers = self._idle = self._blocked = self._waiters = 0
+        self._outstanding = 0
+        queued = 0
+        while True:
+            try:
+                fn, _args, _kwargs, _ctx, fut = old_queue.get_nowait()
+            except queue.Empty:
+                break
+            if fn is tw.STOP[0] or fn is tw.WAKE[0]:
+                continue
+            queued += 1
+            if fut is not None:
+                fut.cancel()  # the parent's to run
+        for fut in running:
+            fut.set_exception(
+                PoolClosed(
+                    f"this task was running on a worker thread of {self._options.name} in "
+                    f"process {parent} when it forked; its result stays in that process"
+                )
+            )
+        # Every task the child inherited unfinished is accounted for, so
+        # wait() and stats() balance: queued ones cancelled, the rest failed.
+        self._retired.cancelled += queued
+        self._retired.failed += max(0, lost - queued)
+        if self._closed:
+            self._drained = True
+        self._gate = self._paused or self._closed
+
     def _closed_error(self) -> PoolClosed | PoolBroken:
         if self._broken is not None:
             return self._broken_error()
@@ -489,3 +551,17 @@ class ThreadPoolBase:
                 closed=self._closed,
                 broken=self._broken is not None,
             )
+
+
+# Every live pool, for the fork hook (weak: the registry keeps none alive).
+_LIVE_POOLS: weakref.WeakSet[ThreadPoolBase] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    parent = os.getppid()
+    for pool in list(_LIVE_POOLS):
+        pool._after_fork_in_child(parent)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

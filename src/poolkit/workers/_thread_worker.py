@@ -66,13 +66,21 @@ class Worker(Counts):
 
     ``counted`` is true while the worker is included in ``pool._nworkers``;
     paths that leave early (idle exit, shrink) take it out themselves.
+    ``running`` is the Future of the task it runs, if any (a forked child
+    fails the Futures of tasks that were running in the parent's threads).
     """
 
-    __slots__ = ("counted",)
+    __slots__ = ("counted", "running")
 
     def __init__(self) -> None:
         super().__init__()
         self.counted = True
+        self.running: Any = None
+
+
+def current_worker() -> Worker | None:
+    """The Worker whose thread is the calling thread, or ``None``."""
+    return getattr(_LOCAL, "worker", None)
 
 
 class _Control(BaseException):
@@ -116,6 +124,7 @@ WAKE = _pill(_wake)
 def run_worker(pool: WorkerPool, worker: Worker) -> None:
     """Thread target: initialise, run tasks until told to exit, retire."""
     _LOCAL.pool = pool
+    _LOCAL.worker = worker
     state: object = _NO_STATE
     try:
         if pool._initializer is not None:
@@ -145,6 +154,7 @@ def run_worker(pool: WorkerPool, worker: Worker) -> None:
     finally:
         _retire(pool, worker, state)
         _LOCAL.pool = None
+        _LOCAL.worker = None
 
 
 def _loop(pool: WorkerPool, worker: Worker, state: object) -> None:
@@ -194,6 +204,7 @@ def _loop(pool: WorkerPool, worker: Worker, state: object) -> None:
             else:
                 worker.succeeded += 1
         elif fut.set_running_or_notify_cancel():
+            worker.running = fut
             try:
                 if stateless:
                     result = ctx.run(fn, *args, **kwargs)
@@ -214,6 +225,7 @@ def _loop(pool: WorkerPool, worker: Worker, state: object) -> None:
                 fut.set_result(result)
                 worker.succeeded += 1
                 result = None
+            worker.running = None
         else:
             worker.cancelled += 1
         # Drop references now, not at the next task: a finished task's
@@ -240,6 +252,11 @@ def _wait_for_task(pool: WorkerPool, worker: Worker) -> tuple[Any, ...] | None:
     lock = pool._lock
     q = pool._queue
     with lock:
+        if worker not in pool._workers:
+            # The pool was reset in a forked child while this thread (the
+            # one that forked) ran a task: the child's pool starts its own
+            # workers, so this one leaves.
+            return None
         pool._idle += 1
         pool._idle_cv.notify_all()
     try:
@@ -450,8 +467,9 @@ def _break(pool: WorkerPool, exc: BaseException, what: str) -> None:
 def _retire(pool: WorkerPool, worker: Worker, state: object) -> None:
     """Bookkeeping when a worker thread exits; the last one drains a closed pool."""
     with pool._lock:
-        pool._workers.discard(worker)
-        pool._retired.add(worker)
+        if worker in pool._workers:  # not orphaned by a fork (see _wait_for_task)
+            pool._workers.discard(worker)
+            pool._retired.add(worker)
         if worker.counted:
             pool._nworkers -= 1
             worker.counted = False
