@@ -73,6 +73,10 @@ class PoolFuture(Future[T]):
         ``timeout`` may be any number of seconds (``None`` or ``math.inf``:
         no limit): the waits go in slices the OS accepts.
         """
+        if timeout is None:  # an untimed wait has no limit to overflow, and is cheaper
+            while self._state not in _DONE:
+                self._condition.wait()
+            return
         deadline = deadline_after(timeout)
         while self._state not in _DONE:
             left = left_until(deadline)
