@@ -170,3 +170,56 @@ def test_async_pool_in_a_forked_child_raises_pool_broken() -> None:
     assert report["error_type"] == "PoolBroken", report
     assert "fork" in report["message"]
     assert report["broken"]
+
+
+@pytest.mark.parametrize("queue_size", [None, 2])
+def test_task_that_forked_finishes_in_the_child_and_the_pool_stays_usable(
+    queue_size: int | None,
+) -> None:
+    """The forking task returns in the child too: its worker (the child's only
+    thread, orphaned by the reset) delivers the result and leaves without
+    disturbing the child's pool or its bounded-queue accounting."""
+    read_end, write_end = os.pipe()
+    holder: list[Any] = []
+    submitted = threading.Event()
+    with WorkerPool(2, queue_size=queue_size) as wp:
+
+        def forking_task() -> int:
+            submitted.wait(PROMPT)
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_end)
+
+                def child_main() -> None:
+                    report: dict[str, Any] = {}
+                    try:
+                        report["own"] = holder[0].result(CHILD_WAIT)
+                        report["more"] = [
+                            wp.submit(identity, i).result(CHILD_WAIT) for i in range(4)
+                        ]
+                        wp.wait(CHILD_WAIT)
+                        stats = wp.stats()
+                        report["stats"] = [stats.queued, stats.running, stats.blocked]
+                    except BaseException as exc:
+                        report["error"] = repr(exc)
+                    with os.fdopen(write_end, "w") as out:
+                        out.write(json.dumps(report))
+                    os._exit(0)
+
+                threading.Thread(target=child_main).start()
+                return 0  # in the child: the task finishes, on the orphaned worker
+            return pid
+
+        fut = wp.submit(forking_task)
+        holder.append(fut)
+        submitted.set()
+        pid = fut.result(PROMPT)
+        os.close(write_end)
+        with os.fdopen(read_end) as inp:
+            ready, _, _ = select.select([inp], [], [], PROMPT)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+            text = inp.read() if ready else "{}"
+        os.waitpid(pid, 0)
+    report = json.loads(text)
+    assert report == {"own": 0, "more": [0, 1, 2, 3], "stats": [0, 0, 0]}

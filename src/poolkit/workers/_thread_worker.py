@@ -232,7 +232,9 @@ def _loop(pool: WorkerPool, worker: Worker, state: object) -> None:
         # callable, arguments and result must not be kept alive by an idle
         # worker (Executor contract).
         fn = args = kwargs = ctx = fut = None
-        if bounded:
+        # Not for a worker orphaned by a fork (counted is false): the child's
+        # reset already freed every slot.
+        if bounded and worker.counted:
             pool._release_slot()
 
 
