@@ -39,7 +39,13 @@ class AsyncWorkerPool(AsyncPoolBase):
     ``max_blocking``, ``on_error``, ``initializer``/``initargs``,
     ``finalizer``, ``name``), with the same meaning; ``initializer`` and
     ``finalizer`` may be coroutine functions. Bound to the event loop it is
-    first used on.
+    first used on; in a child made by ``os.fork()`` it raises ``PoolBroken``
+    (its loop and workers stay in the parent).
+
+    Tasks are coroutine functions, or callables returning a coroutine (a
+    ``lambda`` or ``functools.partial`` around one): a non-callable is
+    refused at the call with ``TypeError``; a callable that returns anything
+    else fails its task with a ``TypeError`` saying so.
 
     Raises:
         TypeError, ValueError: a bad option (the message names it).

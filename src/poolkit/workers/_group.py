@@ -174,7 +174,11 @@ class GroupCore:
                 self._cancel_member(other)
 
     def cancel(self) -> None:
-        """Cancel tasks not yet started and set the token."""
+        """Cancel the group: skip tasks not yet started and set the token.
+
+        On an asyncio pool running members are cancelled too (as
+        ``asyncio.TaskGroup``); running threads cannot be, they see the token.
+        """
         self.token.cancel(None)
         with self._lock:
             futures = list(self._futures)

@@ -52,6 +52,12 @@ class WorkerPool(ThreadPoolBase, Executor):
         name: shown in ``repr``, logs and errors.
         clock: monotonic time source for ``submit_before`` deadlines.
 
+    Every timeout it takes may be any number of seconds (``None`` or
+    ``math.inf``: no limit). In a child made by ``os.fork()`` the pool starts
+    its own threads; the parent's queued tasks are cancelled there and its
+    running ones fail with ``PoolClosed``. A worker thread that dies breaks
+    the pool loudly (``PoolBroken`` chained from the cause).
+
     Raises:
         TypeError: an argument of the wrong type (the message names it).
         ValueError: an out-of-range argument (the message names it).
