@@ -29,7 +29,12 @@ from tests.workers.conftest import PROMPT, eventually, identity
 # the child is reported as a failure rather than killed.
 CHILD_WAIT = 5.0
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
+    # Python 3.12+ warns on any fork of a threaded process; forking one is
+    # exactly what these tests do, on purpose.
+    pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
+]
 
 
 def in_child(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
