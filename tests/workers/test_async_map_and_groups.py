@@ -10,7 +10,6 @@ import pytest
 from poolkit import (
     AsyncWorkerPool,
     PoolTimeout,
-    TaskCancelled,
 )
 from tests.workers.async_helpers import PROMPT, double, fail, run, sleepy
 
@@ -131,8 +130,9 @@ def test_group_results_in_order_and_first_error_cancels_the_rest() -> None:
             with pytest.raises(ValueError, match="bad 9"):
                 await g2.wait()
             assert all(f.cancelled() for f in queued)
-            with pytest.raises(TaskCancelled):
-                await running
+            # As asyncio.TaskGroup: the running member was cancelled at once,
+            # at its await point, not left to poll the token.
+            assert running.cancelled()
             assert "AsyncTaskGroup" in repr(g2)
 
     run(main())
@@ -178,5 +178,66 @@ def test_group_body_error_cancels_pending_tasks() -> None:
                 await body()
             assert fut.cancelled()
             gate.set()
+
+    run(main())
+
+
+def test_cancel_on_error_cancels_running_coroutines_at_once() -> None:
+    """As asyncio.TaskGroup: the first failure cancels running members at their
+    await point; the group raises without waiting for the slow member."""
+
+    async def main() -> None:
+        never = asyncio.Event()  # the slow member would wait for ever
+        slow_started = asyncio.Event()
+        slow_cancelled = asyncio.Event()
+
+        async def slow() -> None:
+            slow_started.set()
+            try:
+                await never.wait()
+            except asyncio.CancelledError:
+                slow_cancelled.set()
+                raise
+
+        async def failing() -> None:
+            await slow_started.wait()
+            raise ValueError("boom")
+
+        async with AsyncWorkerPool(4) as ap:
+            g = ap.group(cancel_on_error=True)
+            slow_fut = await g.submit(slow)
+            await g.submit(failing)
+            with pytest.raises(ValueError, match="boom"):
+                await asyncio.wait_for(g.wait(), PROMPT)
+            assert slow_cancelled.is_set()
+            assert slow_fut.cancelled()
+            assert not never.is_set()
+            assert ap.stats().cancelled == 1
+
+    run(main())
+
+
+def test_body_error_cancels_running_members() -> None:
+    async def main() -> None:
+        never = asyncio.Event()
+        started = asyncio.Event()
+
+        async def slow() -> None:
+            started.set()
+            await never.wait()
+
+        async with AsyncWorkerPool(2) as ap:
+            g = ap.group()
+            futures = []
+
+            async def body() -> None:
+                async with g:
+                    futures.append(await g.submit(slow))
+                    await started.wait()
+                    raise KeyError("body")
+
+            with pytest.raises(KeyError):
+                await body()
+            assert futures[0].cancelled()
 
     run(main())

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -105,6 +107,7 @@ class AsyncPoolState:
         self._eager_ready = False  # see _set_gate
         self._accepted: asyncio.Future[None]
         self._broken: str | None = None
+        self._broken_cause: BaseException | None = None
         if not isinstance(eager, bool):
             raise TypeError(f"eager must be a bool, got {type(eager).__name__}")
         # Tasks of pools with per-worker setup (initializer, stateful
@@ -114,6 +117,7 @@ class AsyncPoolState:
             eager and _worker_factory is None and initializer is None and queue_size is None
         )
         self._eager_depth = 0
+        _LIVE_POOLS.add(self)
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
@@ -135,8 +139,14 @@ class AsyncPoolState:
     def _check_open(self) -> None:
         if self._closed:
             if self._broken is not None:
-                raise PoolBroken(self._broken)
+                raise self._broken_error()
             raise PoolClosed(f"{self._options.name} is stopped; create a new pool to run more")
+
+    def _broken_error(self) -> PoolBroken:
+        """The error of a broken pool, chained from what broke it."""
+        error = PoolBroken(self._broken)
+        error.__cause__ = self._broken_cause
+        return error
 
     def _decide(self, block: bool) -> Admission:
         return admit(
@@ -272,6 +282,7 @@ class AsyncPoolState:
         except BaseException as exc:
             self._eager_depth = 0
             self._failed += 1
+            exc = aw.explain(exc, fn)
             if fut is not None:
                 fut.set_exception(exc)
             else:
@@ -361,23 +372,45 @@ class AsyncPoolState:
             _fn, _args, _kwargs, _ctx, fut = self._queue.popleft()
             if fut is not None and not fut.done():
                 if broken is not None:
-                    fut.set_exception(PoolBroken(broken))
+                    fut.set_exception(self._broken_error())
                 else:
                     fut.cancel()
             self._cancelled += 1
             self._finish()
 
-    def _break(self, exc: BaseException) -> None:
+    def _break(self, exc: BaseException, what: str) -> None:
+        """A worker failed to start, or died: fail queued tasks, refuse new ones.
+
+        Submissions raise ``PoolBroken`` chained from ``exc``; ``repr`` and
+        ``stats()`` say broken.
+        """
         if self._broken is None:
-            self._broken = (
-                f"a worker of {self._options.name} failed to start: initializer raised "
-                f"{exc!r}; queued tasks were failed, create a new pool"
-            )
+            self._broken = f"{what}; queued tasks were failed, create a new pool"
+            self._broken_cause = exc
         self._closed = True
         self._cancel_pending = True
         self._set_gate(True)
         self._cancel_queued()
         self._wake_all()
+
+    def _after_fork_in_child(self, parent: int) -> None:
+        """Break the pool in a forked child: its loop and workers stay in the parent.
+
+        An event loop does not survive ``os.fork()`` (its selector and worker
+        tasks belong to the parent), so the child's copy refuses every call
+        with ``PoolBroken`` instead of hanging or binding a second loop, and
+        fails the Futures of queued tasks (the parent runs those).
+        """
+        if self._broken is None:
+            self._broken = (
+                f"{self._options.name} was created in process {parent} and used after "
+                "os.fork(): its event loop and worker tasks stay in that process; "
+                "create a new AsyncWorkerPool in the child"
+            )
+        self._closed = True
+        self._cancel_pending = True
+        self._set_gate(True)
+        self._cancel_queued()
 
     def _retire(self, task: asyncio.Task[Any] | None, counted: bool) -> None:
         """A worker task ends; ``counted``: it still counts in ``_nworkers``."""
@@ -400,3 +433,17 @@ class AsyncPoolState:
 def _expire(waiter: asyncio.Future[bool]) -> None:
     if not waiter.done():
         waiter.set_result(False)
+
+
+# Every live pool, for the fork hook (weak: the registry keeps none alive).
+_LIVE_POOLS: weakref.WeakSet[AsyncPoolState] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    parent = os.getppid()
+    for pool in list(_LIVE_POOLS):
+        pool._after_fork_in_child(parent)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

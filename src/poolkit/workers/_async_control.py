@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
-from poolkit._validate import check_optional_seconds
+from poolkit._validate import check_bool, check_optional_seconds
 from poolkit.workers._async_base import AsyncPoolState
 from poolkit.workers._core import PoolOptions, WorkerPoolStats, capacity, spawn_count
 
@@ -18,11 +19,14 @@ class AsyncPoolBase(AsyncPoolState):
     async def wait(self, timeout: float | None = None) -> None:
         """Wait until every task submitted so far has finished, without stopping.
 
+        ``timeout`` may be any number of seconds; ``None`` or ``math.inf``
+        waits without limit.
+
         Raises:
             PoolTimeout: not idle within ``timeout`` seconds.
             PoolDeadlock: called from one of this pool's tasks.
         """
-        seconds = check_optional_seconds("timeout", timeout)
+        seconds = _no_inf(check_optional_seconds("timeout", timeout, allow_inf=True))
         if not self._pending:
             return
         loop = self._bind()
@@ -120,12 +124,19 @@ class AsyncPoolBase(AsyncPoolState):
         cancelled (unlike threads, coroutines can be) and ``PoolTimeout`` is
         raised. After a stop that waited no worker task is left.
 
+        ``timeout`` may be any number of seconds; ``None`` or ``math.inf``
+        waits without limit.
+
         Raises:
+            TypeError: ``wait`` or ``cancel_pending`` is not a bool.
             PoolTimeout: tasks still running after ``timeout`` (now cancelled).
             PoolDeadlock: ``wait`` requested from one of this pool's tasks.
         """
-        seconds = check_optional_seconds("timeout", timeout)
-        cancel = (not wait) if cancel_pending is None else bool(cancel_pending)
+        seconds = _no_inf(check_optional_seconds("timeout", timeout, allow_inf=True))
+        check_bool("wait", wait)
+        if cancel_pending is not None:
+            check_bool("cancel_pending", cancel_pending)
+        cancel = (not wait) if cancel_pending is None else cancel_pending
         if wait and self._in_own_task():
             raise PoolDeadlock(
                 f"stop(wait=True) called from a task of {self._options.name}; "
@@ -190,4 +201,14 @@ class AsyncPoolBase(AsyncPoolState):
             expired=self._expired,
             paused=self._paused,
             closed=self._closed,
+            broken=self._broken is not None,
         )
+
+
+def _no_inf(seconds: float | None) -> float | None:
+    """``None`` for ``math.inf``: asyncio's timeouts spell "no limit" that way.
+
+    Finite values of any size are fine as they are: the event loop caps each
+    select() wait at a day and re-checks its timers.
+    """
+    return None if seconds == math.inf else seconds

@@ -2,8 +2,12 @@
 
 The same rules as the thread :class:`~poolkit.workers.TaskGroup` (the shared
 part is :class:`~poolkit.workers._group.GroupCore`): results in submission
-order, first failure raised, ``cancel_on_error`` cancelling unstarted tasks
-and setting the cancel token, ``as_completed`` streaming results.
+order, first failure raised, ``wait()`` covering members added while it
+waits, submissions that raised counted as failures, ``as_completed``
+streaming results. One difference, as ``asyncio.TaskGroup``: cancelling the
+group (``cancel_on_error``'s first failure, ``cancel()``, an exception in the
+``async with`` body) cancels running members at once — ``CancelledError`` is
+thrown in at their await point — besides setting the cancel token.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
-from poolkit._validate import check_optional_seconds
+from poolkit._validate import check_callable, check_optional_seconds
+from poolkit._waits import deadline_after, left_until
 from poolkit.workers._group import GroupCore
 
 if TYPE_CHECKING:
@@ -31,19 +37,19 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
     """Tasks submitted together to an AsyncWorkerPool; create with ``pool.group()``.
 
     Use with ``async with``: leaving the block waits for every task and
-    raises the first failure; an exception in the block cancels the tasks
-    not yet started.
+    raises the first failure; an exception in the block cancels the group's
+    tasks, running ones included (as ``asyncio.TaskGroup``).
     """
 
     def __init__(self, pool: AsyncWorkerPool, *, cancel_on_error: bool = False) -> None:
         super().__init__(cancel_on_error=cancel_on_error)
         self._pool = pool
-        # An asyncio Future has no "running" state: remember which members
-        # started, so cancelling the group only cancels the others (running
-        # ones see the token, as with threads).
+        # Members whose coroutine has already ended (raised): cancelling the
+        # group must not cancel the Future of the member that is failing and
+        # is about to set its own exception.
         self._numbers = itertools.count()
         self._number_of: dict[asyncio.Future[Any], int] = {}
-        self._started: set[int] = set()
+        self._ended: set[int] = set()
 
     async def submit(
         self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
@@ -51,26 +57,41 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
         """Submit ``fn(*args, **kwargs)`` as part of this group; return its Future.
 
         Raises:
-            PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable.
+            PoolClosed: the pool is stopped (also recorded as a failure of
+                the group: ``wait()`` raises it).
         """
+        check_callable("fn", fn)
         number = next(self._numbers)
-        fut = await self._pool.submit(self._guarded, number, fn, *args, **kwargs)
+        try:
+            fut = await self._pool.submit(self._guarded, number, fn, *args, **kwargs)
+        except asyncio.CancelledError:
+            raise  # the submitter was cancelled while waiting for room: not a failure
+        except BaseException as exc:
+            self._submit_failed(exc)
+            raise
         self._number_of[fut] = number
         self._record(fut)
         return fut
 
-    def _cancel_unstarted(self, fut: Any) -> None:
-        if self._number_of.get(fut) not in self._started:
+    def _cancel_member(self, fut: Any) -> None:
+        # Cancelling the Future of a running member throws CancelledError into
+        # its coroutine (see AsyncWorkerPool.submit); one not started is skipped.
+        if self._number_of.get(fut) not in self._ended:
             fut.cancel()
 
     async def _guarded(
-        self, number: int, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+        self, number: int, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
     ) -> T:
-        self._started.add(number)
-        self._guard()
         try:
+            self._guard()
             return await fn(*args, **kwargs)
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cancelled by the group or its Future's owner, or closed while
+            # queued after a stop that cancelled pending tasks: not a failure.
+            raise
         except BaseException as exc:
+            self._ended.add(number)
             self._note_failure(exc)
             raise
 
@@ -82,23 +103,39 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
             )
 
     async def wait(self, timeout: float | None = None) -> list[T]:
-        """Wait for every task; return results in submission order.
+        """Wait for every task, including tasks added while waiting; return
+        results in submission order.
 
         Cancelling the caller does not cancel the group's tasks.
 
+        Args:
+            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
+                waits without limit.
+
         Raises:
-            BaseException: the first failure (in time), after all tasks ended.
+            BaseException: the first failure (in time), after all tasks ended;
+                a submission to the group that raised counts as a failure.
             CancelledError: a task was cancelled and none failed.
             PoolTimeout: not all done within ``timeout`` seconds.
             PoolDeadlock: called from a task of the same pool.
         """
-        seconds = check_optional_seconds("timeout", timeout)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         self._check_not_in_pool()
-        futures = list(self._futures)
-        if futures:
-            _done, pending = await asyncio.wait(futures, timeout=seconds)
+        deadline = deadline_after(seconds)
+        waited = 0
+        while True:
+            futures = list(self._futures)
+            if len(futures) == waited:
+                break  # a member records its children before it ends (see _group)
+            pending = [fut for fut in futures[waited:] if not fut.done()]
             if pending:
-                raise PoolTimeout(f"group tasks still running after {seconds} s; raise timeout")
+                left = left_until(deadline)
+                _done, still = await asyncio.wait(
+                    pending, timeout=None if left == math.inf else left
+                )
+                if still:
+                    raise PoolTimeout(f"group tasks still running after {seconds} s; raise timeout")
+            waited = len(futures)
         if self._first_error is not None:
             raise self._first_error
         return [fut.result() for fut in futures]
@@ -109,13 +146,14 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
         Raises:
             PoolTimeout: not all done within ``timeout`` seconds.
         """
-        seconds = check_optional_seconds("timeout", timeout)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         self._check_not_in_pool()
         pending = set(self._futures)
-        loop = asyncio.get_running_loop()
-        deadline = None if seconds is None else loop.time() + seconds
+        deadline = deadline_after(seconds)
         while pending:
-            left = None if deadline is None else max(0.0, deadline - loop.time())
+            left: float | None = left_until(deadline)
+            if left == math.inf:
+                left = None
             done, pending = await asyncio.wait(
                 pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
             )
@@ -126,6 +164,15 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
 
     async def __aenter__(self) -> AsyncTaskGroup[T]:
         return self
+
+    async def go(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> None:
+        """Submit without keeping the Future; failures still reach ``wait()``.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            PoolClosed: the pool is stopped (also a failure of the group).
+        """
+        await self.submit(fn, *args, **kwargs)
 
     async def __aexit__(
         self,

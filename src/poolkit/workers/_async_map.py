@@ -11,13 +11,19 @@ Futures are cancelled: items not yet started never run, running ones get
 from __future__ import annotations
 
 import asyncio
-import time
+import math
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from poolkit._errors import PoolTimeout
-from poolkit._validate import check_optional_int, check_optional_seconds
+from poolkit._validate import (
+    check_bool,
+    check_callable,
+    check_optional_int,
+    check_optional_seconds,
+)
+from poolkit._waits import deadline_after, left_until
 
 if TYPE_CHECKING:
     from poolkit.workers._async_pool import AsyncWorkerPool
@@ -45,9 +51,11 @@ def async_map(
         TypeError, ValueError: bad ``buffersize``/``timeout``, no iterable,
             or an async iterable mixed with others.
     """
+    check_callable("fn", fn)
+    check_bool("ordered", ordered)
     size = check_optional_int("buffersize", buffersize, minimum=1)
     limit = size if size is not None else max(_MIN_BUFFER, _PER_WORKER * pool.max_workers)
-    seconds = check_optional_seconds("timeout", timeout)
+    seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
     if not iterables:
         raise TypeError("map() needs at least one iterable")
     if any(isinstance(it, AsyncIterable) for it in iterables):
@@ -56,8 +64,35 @@ def async_map(
         source: AsyncIterator[tuple[Any, ...]] = _aitems(iterables[0])  # type: ignore[arg-type]
     else:
         source = _items(zip(*iterables, strict=False))
-    deadline = None if seconds is None else time.monotonic() + seconds
+    deadline = deadline_after(seconds)
     return _results(pool, fn, source, limit, ordered, deadline, seconds)
+
+
+async def _next_done(
+    in_flight: deque[asyncio.Future[T]],
+    ordered: bool,
+    deadline: float,
+    seconds: float | None,
+) -> asyncio.Future[T]:
+    """Remove and return the next Future to report (first, or first done)."""
+    left = left_until(deadline)
+    timeout = None if left == math.inf else left
+    if ordered:
+        done, _ = await asyncio.wait([in_flight[0]], timeout=timeout)
+    else:
+        done, _ = await asyncio.wait(
+            in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    if not done:
+        raise PoolTimeout(f"map result not ready within {seconds} s of the call")
+    fut = done.pop()
+    in_flight.remove(fut)
+    return fut
+
+
+def _take(box: list[asyncio.Future[T]]) -> T:
+    """The result of the one Future in ``box``, emptying the box first."""
+    return box.pop().result()
 
 
 async def _items(items: Iterable[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ...]]:
@@ -76,7 +111,7 @@ async def _results(
     source: AsyncIterator[tuple[Any, ...]],
     limit: int,
     ordered: bool,
-    deadline: float | None,
+    deadline: float,
     seconds: float | None,
 ) -> AsyncIterator[T]:
     in_flight: deque[asyncio.Future[T]] = deque()
@@ -95,23 +130,13 @@ async def _results(
     try:
         await refill()
         while in_flight:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if ordered:
-                fut = in_flight[0]
-                done, _ = await asyncio.wait([fut], timeout=left)
-                if not done:
-                    raise PoolTimeout(f"map result not ready within {seconds} s of the call")
-                in_flight.popleft()
-            else:
-                done, _ = await asyncio.wait(
-                    in_flight, timeout=left, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done:
-                    raise PoolTimeout(f"map result not ready within {seconds} s of the call")
-                fut = done.pop()
-                in_flight.remove(fut)
+            box = [await _next_done(in_flight, ordered, deadline, seconds)]
             await refill()
-            yield fut.result()
+            # Yield, then drop: the Future (which holds the result) leaves the
+            # box before the result is yielded, so nothing here keeps a result
+            # the consumer has taken alive while it waits for the next one
+            # (Executor.map's contract, bpo-27144).
+            yield _take(box)
     finally:
         for fut in in_flight:
             fut.cancel()

@@ -39,7 +39,13 @@ class AsyncWorkerPool(AsyncPoolBase):
     ``max_blocking``, ``on_error``, ``initializer``/``initargs``,
     ``finalizer``, ``name``), with the same meaning; ``initializer`` and
     ``finalizer`` may be coroutine functions. Bound to the event loop it is
-    first used on.
+    first used on; in a child made by ``os.fork()`` it raises ``PoolBroken``
+    (its loop and workers stay in the parent).
+
+    Tasks are coroutine functions, or callables returning a coroutine (a
+    ``lambda`` or ``functools.partial`` around one): a non-callable is
+    refused at the call with ``TypeError``; a callable that returns anything
+    else fails its task with a ``TypeError`` saying so.
 
     Raises:
         TypeError, ValueError: a bad option (the message names it).
@@ -53,7 +59,10 @@ class AsyncWorkerPool(AsyncPoolBase):
         Raises:
             PoolClosed: the pool is stopped.
             PoolOverload: the pool is full (it never waits).
+            TypeError: ``fn`` is not callable.
         """
+        if not callable(fn):
+            check_callable("fn", fn)  # type: ignore[unreachable]
         if (
             self._eager_ready
             and not self._queue
@@ -88,7 +97,10 @@ class AsyncWorkerPool(AsyncPoolBase):
             PoolClosed: the pool is stopped.
             PoolOverload: full and not allowed to wait.
             PoolDeadlock: a task of this pool would wait on its own full pool.
+            TypeError: ``fn`` is not callable.
         """
+        if not callable(fn):
+            check_callable("fn", fn)  # type: ignore[unreachable]
         if (
             self._eager_ready
             and not self._queue
@@ -132,8 +144,10 @@ class AsyncWorkerPool(AsyncPoolBase):
         counts as ``cancelled``).
 
         Raises:
-            PoolClosed, PoolOverload, PoolDeadlock: as :meth:`go`.
+            PoolClosed, PoolOverload, PoolDeadlock, TypeError: as :meth:`go`.
         """
+        if not callable(fn):
+            check_callable("fn", fn)  # type: ignore[unreachable]
         self._check_open()
         loop = self._bind()
         if self._limit is not None:
@@ -166,7 +180,9 @@ class AsyncWorkerPool(AsyncPoolBase):
 
         Raises:
             PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable.
         """
+        check_callable("fn", fn)
         self._check_open()
         loop = self._bind()
         if self._limit is not None and self._decide(False) is not Admission.ACCEPT:
@@ -200,10 +216,13 @@ class AsyncWorkerPool(AsyncPoolBase):
 
         A skipped task's Future fails with ``PoolTimeout`` (pond v1 ``SubmitBefore``).
 
+        ``deadline`` may be any number of seconds; ``math.inf`` never expires.
+
         Raises:
-            ValueError: ``deadline`` negative or not finite.
+            ValueError: ``deadline`` negative or NaN.
         """
-        seconds = check_seconds("deadline", deadline)
+        seconds = check_seconds("deadline", deadline, allow_inf=True)
+        check_callable("fn", fn)
         expiring = Expiring(fn, self._clock() + seconds, self._clock, seconds)
         return await self.submit(expiring, *args, **kwargs)
 

@@ -78,13 +78,24 @@ async def run_worker(pool: AsyncWorkerPool) -> None:
         if pool._worker_factory is not None:
             state = await _maybe_await(pool._worker_factory())
     except BaseException as exc:  # break the pool, then leave
-        pool._break(exc)
+        pool._break(
+            exc,
+            f"a worker of {pool._options.name} failed to start: initializer raised {exc!r}",
+        )
         pool._retire(task, counted=True)
         return
     counted = True
     try:
         await _loop(pool, state)
         counted = False  # the loop returns only after _next_item took us out
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        raise  # stop(timeout=) cancelling the worker, or a task's interrupt passed on
+    except BaseException as exc:
+        # Task failures never get here (the loop delivers them): the worker
+        # itself failed. A pool quietly short of a worker could leave tasks
+        # queued for ever, so it breaks, loudly.
+        _LOG.error("a worker task of %s died", pool._options.name, exc_info=exc)
+        pool._break(exc, f"a worker task of {pool._options.name} died: {exc!r}")
     finally:
         try:
             if state is not None:
@@ -218,10 +229,35 @@ async def _drive_cancellable(
             task.uncancel()
 
 
+def explain(exc: BaseException, fn: Any) -> BaseException:
+    """``exc``, or a clear ``TypeError`` if ``fn`` returned something not a coroutine.
+
+    The pool steps what ``fn`` returned with ``.send``: for a plain function
+    that fails with an ``AttributeError`` raised in the pool's own frame
+    (the traceback has no deeper entry), which says nothing useful.
+    """
+    tb = exc.__traceback__
+    if (
+        isinstance(exc, AttributeError)
+        and exc.name == "send"
+        and tb is not None
+        and tb.tb_next is None
+    ):
+        error = TypeError(
+            f"fn must be a coroutine function (async def) or return a coroutine; "
+            f"{fn!r} returned {type(exc.obj).__name__}: run plain functions on a "
+            "WorkerPool or with asyncio.to_thread"
+        )
+        error.__suppress_context__ = True
+        return error
+    return exc
+
+
 def _failed(
     pool: AsyncWorkerPool, exc: BaseException, fn: Any, fut: asyncio.Future[Any] | None
 ) -> None:
     """Count and deliver a failure; re-raise what must stop the worker."""
+    exc = explain(exc, fn)
     if isinstance(exc, Expired):
         pool._expired += 1
         if fut is not None and not fut.done():

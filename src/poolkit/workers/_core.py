@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from poolkit._validate import (
+    check_bool,
     check_callable,
     check_int,
     check_optional_int,
@@ -82,8 +84,9 @@ class PoolOptions:
     Attributes:
         max_workers: most workers running at once.
         min_workers: workers kept alive when idle.
-        idle_timeout: seconds a surplus worker waits for work before exiting;
-            ``None`` keeps every worker until the pool stops.
+        idle_timeout: seconds a surplus worker waits for work before exiting,
+            any size; ``None`` keeps every worker until the pool stops
+            (``math.inf`` is taken as ``None``).
         queue_size: tasks that may wait beyond the running ones; ``None`` is
             unbounded, ``0`` is hand-off (the caller waits for a free worker).
         nonblocking: when the pool is full, refuse with ``PoolOverload``
@@ -132,15 +135,18 @@ class PoolOptions:
                 f"min_workers ({minw}) must be <= max_workers ({maxw}); "
                 "lower min_workers or raise max_workers"
             )
-        idle = check_optional_seconds("idle_timeout", idle_timeout, allow_zero=False)
+        idle = check_optional_seconds(
+            "idle_timeout", idle_timeout, allow_zero=False, allow_inf=True
+        )
+        if idle == math.inf:
+            idle = None  # one spelling of "never" for the drivers
         qsize = check_optional_int("queue_size", queue_size, minimum=0)
-        if not isinstance(nonblocking, bool):
-            raise TypeError(f"nonblocking must be a bool, got {type(nonblocking).__name__}")
+        nonblock = check_bool("nonblocking", nonblocking)
         maxb = check_optional_int("max_blocking", max_blocking, minimum=0)
         handler = check_callable("on_error", on_error, optional=True) or log_task_error
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
-        return cls(maxw, minw, idle, qsize, nonblocking, maxb, handler, name)
+        return cls(maxw, minw, idle, qsize, nonblock, maxb, handler, name)
 
 
 def capacity(max_workers: int, queue_size: int | None) -> int | None:
@@ -234,6 +240,9 @@ class WorkerPoolStats:
         expired: ``submit_before`` tasks skipped because their deadline passed.
         paused: whether the pool is paused.
         closed: whether the pool is stopped or stopping.
+        broken: whether the pool broke (a worker failed to start, or one of
+            its background threads or tasks died): it is closed too, and
+            submissions raise ``PoolBroken`` chained from the cause.
     """
 
     max_workers: int
@@ -251,11 +260,17 @@ class WorkerPoolStats:
     expired: int
     paused: bool
     closed: bool
+    # Keyword-only with a default, so pools (and subclasses with their own
+    # fields) that never break need not pass it.
+    broken: bool = field(default=False, kw_only=True)
 
 
 def describe(kind: str, stats: WorkerPoolStats, name: str) -> str:
     """The live ``repr`` both pools share."""
-    state = "closed" if stats.closed else ("paused" if stats.paused else "open")
+    if stats.broken:
+        state = "broken"
+    else:
+        state = "closed" if stats.closed else ("paused" if stats.paused else "open")
     return (
         f"<{kind} {name!r} {state} [workers: {stats.workers}/{stats.max_workers}, "
         f"{stats.idle_workers} idle | tasks: {stats.running} running, {stats.queued} queued, "

@@ -55,12 +55,17 @@ class FuncPool(Generic[A, R]):
     def process(self, arg: A, timeout: float | None = None) -> R:
         """Run ``fn(arg)`` and return its result (tunny ``Process`` / ``ProcessTimed``).
 
+        Args:
+            arg: the argument for ``fn``.
+            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
+                waits without limit.
+
         Raises:
             PoolTimeout: no result within ``timeout`` seconds (the task, if
                 not started yet, is cancelled).
             BaseException: whatever ``fn`` raised.
         """
-        seconds = check_optional_seconds("timeout", timeout)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         fut = self.pool.submit(self._fn, arg)
         try:
             return fut.result(seconds)

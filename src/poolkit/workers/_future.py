@@ -17,11 +17,13 @@ passes.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
-import time
 from concurrent.futures import CancelledError, Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 from typing import Any, TypeVar
+
+from poolkit._waits import deadline_after, left_until, slice_of
 
 __all__ = ["PoolFuture"]
 
@@ -33,6 +35,22 @@ T = TypeVar("T")
 _SHARDS = 64
 _CONDITIONS = [threading.Condition() for _ in range(_SHARDS)]
 _next_shard = itertools.count()
+
+
+def _fresh_conditions_after_fork() -> None:
+    """In a forked child, give the shared Conditions new locks.
+
+    A parent thread may have held one at fork time; it does not exist in the
+    child, so that lock would never be released. Re-initialising the same
+    Condition objects (rather than replacing them) fixes every Future that
+    already refers to them.
+    """
+    for condition in _CONDITIONS:
+        condition.__init__()  # type: ignore[misc]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_conditions_after_fork)
 _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 _CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 
@@ -50,16 +68,21 @@ class PoolFuture(Future[T]):
         self._done_callbacks: list[Any] = []
 
     def _wait_done(self, timeout: float | None) -> None:
-        """Wait, under the condition, until done or ``timeout`` (then raise)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._state not in _DONE:
-            if deadline is None:
+        """Wait, under the condition, until done or ``timeout`` (then raise).
+
+        ``timeout`` may be any number of seconds (``None`` or ``math.inf``:
+        no limit): the waits go in slices the OS accepts.
+        """
+        if timeout is None:  # an untimed wait has no limit to overflow, and is cheaper
+            while self._state not in _DONE:
                 self._condition.wait()
-                continue
-            left = deadline - time.monotonic()
+            return
+        deadline = deadline_after(timeout)
+        while self._state not in _DONE:
+            left = left_until(deadline)
             if left <= 0:
                 raise TimeoutError()
-            self._condition.wait(left)
+            self._condition.wait(slice_of(left))
 
     def result(self, timeout: float | None = None) -> T:
         """The task's return value, waiting up to ``timeout`` seconds.

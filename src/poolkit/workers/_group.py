@@ -7,20 +7,33 @@ streams them as they finish (go-playground ``Batch.Results``). With
 not started and sets the group's :class:`CancelToken`, which running tasks can
 poll (errgroup, pond ``NewGroupContext``): threads cannot be interrupted, so
 stopping a running task is cooperative.
+
+Guarantees (shared by the thread, asyncio and process groups):
+
+* ``wait()`` returns only when every member has *settled* — ended, and its
+  Future's done-callbacks have run — including members added while it waits
+  (a crawler whose tasks submit their links, or, on a process pool, whose
+  done-callbacks do). A member is counted before ``submit`` returns, so a
+  task (or a callback) that adds children counts them before its own member
+  settles: the count of unsettled members reaches zero only when no member
+  is left that could still add one.
+* No failure is dropped: a submission that raised (``PoolClosed`` because the
+  pool stopped, ``PoolOverload``, ...) is recorded as a failure of the group
+  even if the submitting task swallowed the error, and ``wait()`` raises it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, as_completed
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
-from poolkit._validate import check_optional_seconds
+from poolkit._validate import check_callable, check_optional_seconds
+from poolkit._waits import deadline_after, event_wait, left_until, slice_of
 from poolkit.workers._thread_worker import current_pool
 
 if TYPE_CHECKING:
@@ -71,8 +84,13 @@ class CancelToken:
             raise TaskCancelled(f"the task's group was cancelled ({self.reason!r})")
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until cancelled or ``timeout``; return whether cancelled."""
-        return self._event.wait(timeout)
+        """Block until cancelled or ``timeout``; return whether cancelled.
+
+        ``timeout`` may be any number of seconds; ``None`` or ``math.inf``
+        waits without limit.
+        """
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
+        return event_wait(self._event, seconds)
 
     def __repr__(self) -> str:
         return f"<CancelToken cancelled={self._cancelled} reason={self.reason!r}>"
@@ -91,20 +109,51 @@ class GroupCore:
         self._cancel_on_error = cancel_on_error
         self._futures: list[Any] = []
         self._lock = threading.Lock()  # thread groups call back from workers
+        self._settled_cv = threading.Condition(self._lock)  # thread wait() sleeps here
+        self._unsettled = 0  # members recorded whose Future has not settled
         self._first_error: BaseException | None = None
         self.token = CancelToken()
+        # One bound method, so _on_done can find itself in a callback list.
+        self._on_done_cb = self._on_done
+
+    def _submit_failed(self, exc: BaseException) -> None:
+        """A submission to the group raised: that is a failure of the group.
+
+        The caller gets the exception too; recording it here means a task
+        that swallowed it cannot make the group look successful.
+        """
+        self._note_failure(exc)
 
     def _record(self, fut: Any) -> None:
         """Track a new member's Future (cancelled at once if the group is)."""
         with self._lock:
             self._futures.append(fut)
-        fut.add_done_callback(self._on_done)
+            self._unsettled += 1
+        fut.add_done_callback(self._on_done_cb)
         if self.token.cancelled:
             fut.cancel()
 
     def _on_done(self, fut: Any) -> None:
         if not fut.cancelled():
             self._note_failure(fut.exception())
+        # A concurrent.futures Future runs the callbacks registered before it
+        # finished by iterating its _done_callbacks list (this one is first:
+        # _record adds it before the caller sees the Future); a callback
+        # appended now runs after all of them, so the member settles after
+        # the user's callbacks have added whatever they add. A callback
+        # registered after the Future finished runs at once, outside that
+        # list, and asyncio Futures schedule theirs: settle now then.
+        callbacks = getattr(fut, "_done_callbacks", None)
+        if callbacks is not None and any(cb is self._on_done_cb for cb in callbacks):
+            callbacks.append(self._settle)
+        else:
+            self._settle(fut)
+
+    def _settle(self, fut: Any) -> None:
+        with self._lock:
+            self._unsettled -= 1
+            if not self._unsettled:
+                self._settled_cv.notify_all()
 
     def _note_failure(self, exc: BaseException | None) -> None:
         """Record a member's failure; with ``cancel_on_error`` cancel the rest.
@@ -122,18 +171,23 @@ class GroupCore:
         if self._cancel_on_error:
             self.token.cancel(exc)
             for other in futures:
-                self._cancel_unstarted(other)
+                self._cancel_member(other)
 
     def cancel(self) -> None:
-        """Cancel tasks not yet started and set the token."""
+        """Cancel the group: skip tasks not yet started and set the token.
+
+        On an asyncio pool running members are cancelled too (as
+        ``asyncio.TaskGroup``); running threads cannot be, they see the token.
+        """
         self.token.cancel(None)
         with self._lock:
             futures = list(self._futures)
         for fut in futures:
-            self._cancel_unstarted(fut)
+            self._cancel_member(fut)
 
-    def _cancel_unstarted(self, fut: Any) -> None:
-        """Cancel ``fut`` if its task has not started (a thread Future refuses otherwise)."""
+    def _cancel_member(self, fut: Any) -> None:
+        """Cancel a member: a thread Future refuses once its task runs (cooperative
+        token); the asyncio group cancels running coroutines too."""
         fut.cancel()
 
     def _guard(self) -> None:
@@ -171,17 +225,30 @@ class TaskGroup(GroupCore, Generic[T]):
             The task's Future (cancelled if the group is cancelled first).
 
         Raises:
-            PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable.
+            PoolClosed: the pool is stopped (also recorded as a failure of
+                the group: ``wait()`` raises it).
         """
-        fut = self._pool.submit(self._guarded, fn, *args, **kwargs)
+        check_callable("fn", fn)
+        try:
+            fut = self._pool.submit(self._guarded, fn, *args, **kwargs)
+        except BaseException as exc:
+            self._submit_failed(exc)
+            raise
         self._record(fut)
         return fut
 
     def go(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
-        """Submit without keeping the Future; failures still reach ``wait()``."""
+        """Submit without keeping the Future; failures still reach ``wait()``.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            PoolClosed: the pool is stopped (also a failure of the group).
+        """
         self.submit(fn, *args, **kwargs)
 
-    def _guarded(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _guarded(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        # Positional-only: a keyword named "fn" belongs to the task (Executor contract).
         self._guard()
         try:
             return fn(*args, **kwargs)
@@ -197,35 +264,38 @@ class TaskGroup(GroupCore, Generic[T]):
             )
 
     def wait(self, timeout: float | None = None) -> list[T]:
-        """Wait for every task; return results in submission order.
+        """Wait for every task, including tasks added while waiting; return
+        results in submission order.
+
+        Args:
+            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
+                waits without limit.
 
         Raises:
-            BaseException: the first failure (in time), after all tasks ended.
+            BaseException: the first failure (in time), after all tasks ended;
+                a submission to the group that raised counts as a failure.
             CancelledError: a task was cancelled (by ``cancel()``) and none failed.
             PoolTimeout: not all done within ``timeout`` seconds.
             PoolDeadlock: called from a task of the same pool.
         """
-        seconds = check_optional_seconds("timeout", timeout)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         self._check_not_in_pool()
-        deadline = None if seconds is None else time.monotonic() + seconds
+        deadline = deadline_after(seconds)
         with self._lock:
+            # Zero unsettled members: none is left that could add another
+            # (only code outside the group can, after this returns).
+            while self._unsettled:
+                left = left_until(deadline)
+                if left <= 0:
+                    raise PoolTimeout(
+                        f"group tasks still running after {seconds} s "
+                        f"({self._unsettled} of {len(self._futures)} not done); raise timeout"
+                    )
+                self._settled_cv.wait(slice_of(left))
             futures = list(self._futures)
-        results: list[T] = []
-        for fut in futures:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                fut.exception(left)
-            except TimeoutError:
-                raise PoolTimeout(
-                    f"group tasks still running after {seconds} s; raise timeout"
-                ) from None
-            except CancelledError:
-                pass
         if self._first_error is not None:
             raise self._first_error
-        for fut in futures:
-            results.append(fut.result())
-        return results
+        return [fut.result() for fut in futures]
 
     def as_completed(self, timeout: float | None = None) -> Iterator[Future[T]]:
         """Yield the group's Futures as they finish (submitted so far).
@@ -233,7 +303,9 @@ class TaskGroup(GroupCore, Generic[T]):
         Raises:
             TimeoutError: not all done within ``timeout`` seconds.
         """
-        seconds = check_optional_seconds("timeout", timeout)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
+        if seconds is not None and seconds > _AS_COMPLETED_MAX:
+            seconds = None  # as_completed hands it to Condition.wait as is
         self._check_not_in_pool()
         with self._lock:
             futures = list(self._futures)
@@ -255,3 +327,8 @@ class TaskGroup(GroupCore, Generic[T]):
                 self.wait()
             return
         self.wait()
+
+
+# Past this, an as_completed() wait is "no limit": concurrent.futures passes
+# its timeout to Condition.wait unsliced, and nobody waits 100 years.
+_AS_COMPLETED_MAX = 100 * 365 * 86400.0

@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from poolkit._errors import PoolTimeout
-from poolkit._validate import check_int, check_optional_int, check_optional_seconds
+from poolkit._validate import (
+    check_bool,
+    check_callable,
+    check_int,
+    check_optional_int,
+    check_optional_seconds,
+)
+from poolkit._waits import deadline_after, left_until, slice_of
 
 if TYPE_CHECKING:
     from poolkit.workers._thread_pool import WorkerPool
@@ -92,13 +99,16 @@ def lazy_map(
         PoolClosed: the pool is stopped.
         ValueError, TypeError: bad ``chunksize``, ``buffersize`` or ``timeout``.
     """
+    check_callable("fn", fn)
+    check_bool("ordered", ordered)
+    check_bool("progress", progress)
     size = check_int("chunksize", chunksize, minimum=1)
     limit = map_buffersize(buffersize, pool.max_workers)
-    seconds = check_optional_seconds("timeout", timeout)
+    seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
     if not iterables:
         raise TypeError("map() needs at least one iterable")
     total = _known_length(iterables)
-    deadline = None if seconds is None else time.monotonic() + seconds
+    deadline = deadline_after(seconds)
     args_iter = zip(*iterables, strict=False)  # stops at the shortest, as map()
     state = _MapState(fn)
     chunks = iter(lambda: list(itertools.islice(args_iter, size)), [])
@@ -119,7 +129,7 @@ def _results(
     chunks: Iterator[list[tuple[Any, ...]]],
     counter: Iterator[int],
     in_flight: int,
-    deadline: float | None,
+    deadline: float,
     seconds: float | None,
     ordered: bool,
 ) -> Iterator[Any]:
@@ -131,16 +141,7 @@ def _results(
             if ordered and want in early:
                 results, error = early.pop(want)
             else:
-                try:
-                    if deadline is None:
-                        index, results, error = get()
-                    else:
-                        index, results, error = get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    raise PoolTimeout(
-                        f"map result not ready within {seconds} s of the call; "
-                        "raise timeout or take results sooner"
-                    ) from None
+                index, results, error = _next_report(get, deadline, seconds)
                 if ordered and index != want:
                     early[index] = (results, error)
                     continue
@@ -151,11 +152,34 @@ def _results(
             for chunk in itertools.islice(chunks, 1):
                 pool.go(_run_chunk, state, next(counter), chunk)
                 in_flight += 1
-            yield from results
+            # Yield, then drop: pop each result as it goes out, so neither
+            # this chunk's list nor a local keeps a result the consumer has
+            # taken alive while it waits for the next one (Executor.map's
+            # contract, bpo-27144).
+            results.reverse()
+            while results:
+                yield results.pop()
             if error is not None:
                 raise error
     finally:
         state.abandoned = True
+
+
+def _next_report(
+    get: Callable[..., tuple[int, list[Any], BaseException | None]],
+    deadline: float,
+    seconds: float | None,
+) -> tuple[int, list[Any], BaseException | None]:
+    """The next chunk report, waiting until ``deadline`` in slices (any size)."""
+    while True:
+        try:
+            return get(timeout=slice_of(left_until(deadline)))
+        except queue.Empty:
+            if time.monotonic() >= deadline:
+                raise PoolTimeout(
+                    f"map result not ready within {seconds} s of the call; "
+                    "raise timeout or take results sooner"
+                ) from None
 
 
 def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
@@ -180,6 +204,7 @@ def _with_progress(results: Iterator[T], total: int | None) -> Iterator[T]:
             for item in results:
                 bar.update(1)
                 yield item
+                del item  # not kept while the next result is awaited
         finally:
             bar.close()
         return
@@ -194,3 +219,4 @@ def _with_progress(results: Iterator[T], total: int | None) -> Iterator[T]:
         for item in results:
             line.advance()
             yield item
+            del item  # not kept while the next result is awaited

@@ -16,7 +16,7 @@ from dataclasses import fields
 from typing import Any, ParamSpec, TypeVar
 
 from poolkit._errors import PoolOverload
-from poolkit._validate import check_int
+from poolkit._validate import check_bool, check_callable, check_int
 from poolkit.workers._core import WorkerPoolStats
 from poolkit.workers._thread_pool import WorkerPool
 
@@ -63,7 +63,12 @@ class MultiPool(Executor):
         return self._least()
 
     def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
-        """Fire and forget on the chosen sub-pool (see ``WorkerPool.go``)."""
+        """Fire and forget on the chosen sub-pool (see ``WorkerPool.go``).
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+        """
+        check_callable("fn", fn)
         try:
             self._pick().go(fn, *args, **kwargs)
         except PoolOverload:
@@ -72,7 +77,12 @@ class MultiPool(Executor):
             self._least().go(fn, *args, **kwargs)
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """Submit to the chosen sub-pool (see ``WorkerPool.submit``)."""
+        """Submit to the chosen sub-pool (see ``WorkerPool.submit``).
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+        """
+        check_callable("fn", fn)
         try:
             return self._pick().submit(fn, *args, **kwargs)
         except PoolOverload:
@@ -88,7 +98,14 @@ class MultiPool(Executor):
     def stop(
         self, wait: bool = True, cancel_pending: bool | None = None, timeout: float | None = None
     ) -> None:
-        """Stop every sub-pool (see ``WorkerPool.stop``)."""
+        """Stop every sub-pool (see ``WorkerPool.stop``).
+
+        Raises:
+            TypeError: ``wait`` or ``cancel_pending`` is not a bool.
+        """
+        check_bool("wait", wait)
+        if cancel_pending is not None:
+            check_bool("cancel_pending", cancel_pending)
         for pool in self.pools:
             pool.stop(wait=False, cancel_pending=cancel_pending if wait else True)
         if wait:
@@ -96,7 +113,13 @@ class MultiPool(Executor):
                 pool.stop(wait=True, cancel_pending=cancel_pending, timeout=timeout)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """``Executor.shutdown`` for every sub-pool."""
+        """``Executor.shutdown`` for every sub-pool.
+
+        Raises:
+            TypeError: ``wait`` or ``cancel_futures`` is not a bool.
+        """
+        check_bool("wait", wait)
+        check_bool("cancel_futures", cancel_futures)
         for pool in self.pools:
             pool.shutdown(wait=False, cancel_futures=cancel_futures)
         if wait:

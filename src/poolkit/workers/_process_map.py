@@ -121,7 +121,11 @@ class ProcessTaskGroup(TaskGroup[T]):
         Raises:
             PoolClosed: the pool is stopped.
         """
-        fut = self._process_pool.submit(fn, *args, timeout=timeout, **kwargs)
+        try:
+            fut = self._process_pool.submit(fn, *args, timeout=timeout, **kwargs)
+        except BaseException as exc:
+            self._submit_failed(exc)  # a member that could not start fails the group
+            raise
         self._record(fut)
         return fut
 

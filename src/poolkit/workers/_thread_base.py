@@ -24,19 +24,30 @@ Invariants (all under ``_lock``):
   ``_drained``. A submission racing with stop either lands before the final
   drain (it is run, or cancelled if stop cancels pending tasks) or sees
   ``_drained`` and raises ``PoolClosed`` — it is never left in the queue.
+
+After ``os.fork()`` the child has only the thread that forked: the parent's
+workers, and any lock one of them held, are gone. A hook run in the child
+(``_after_fork_in_child``) gives every pool fresh locks and an empty queue
+and forgets the parent's workers, so the child starts its own threads on
+first use. The parent's tasks are not the child's: queued ones are cancelled
+(the parent runs them), running ones fail with ``PoolClosed`` — no Future in
+the child waits for a thread that does not exist there.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from poolkit._errors import PoolBroken, PoolClosed, PoolDeadlock, PoolOverload, PoolTimeout
-from poolkit._validate import Clock, check_callable, check_optional_seconds
+from poolkit._validate import Clock, check_bool, check_callable, check_optional_seconds
+from poolkit._waits import deadline_after, join_thread, left_until, slice_of
 from poolkit.workers import _thread_worker as tw
 from poolkit.workers._core import (
     DEFAULT_IDLE_TIMEOUT,
@@ -114,6 +125,7 @@ class ThreadPoolBase:
         self._drained = False
         self._cancel_pending = False
         self._broken: str | None = None
+        self._broken_cause: BaseException | None = None
         self._paused = False
         self._gate = False
         self._nworkers = 0
@@ -127,6 +139,7 @@ class ThreadPoolBase:
         self._retired = tw.Counts()
         self._thread_counter = itertools.count(1)
         self._resume = threading.Condition(self._lock)
+        _LIVE_POOLS.add(self)
         if self._min_workers:
             with self._lock:
                 self._nworkers += self._min_workers
@@ -262,33 +275,34 @@ class ThreadPoolBase:
         Tasks submitted while waiting are waited for too: this returns when
         the pool goes idle (a WaitGroup, as asked in ants#73, gammazero#20).
 
+        Args:
+            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
+                waits without limit.
+
         Raises:
             PoolTimeout: not idle within ``timeout`` seconds.
             PoolDeadlock: called from one of this pool's own tasks.
         """
-        seconds = check_optional_seconds("timeout", timeout)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         if tw.current_pool() is self:
             raise PoolDeadlock(
                 f"wait() called from a task of {self._options.name}: it would wait for "
                 "itself; wait from outside the pool or use a group"
             )
-        deadline = None if seconds is None else time.monotonic() + seconds
+        deadline = deadline_after(seconds)
         with self._lock:
             self._waiters += 1
             try:
                 # Bounded pools also wait for the last slot to be given back,
                 # so a submission right after wait() finds the room it expects.
                 while self._finished() != self._submitted() or self._outstanding:
-                    if deadline is None:
-                        self._idle_cv.wait()
-                    else:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            raise PoolTimeout(
-                                f"{self._options.name} still had work after {seconds} s "
-                                f"({self._queue.qsize()} queued); raise timeout"
-                            )
-                        self._idle_cv.wait(left)
+                    left = left_until(deadline)
+                    if left <= 0:
+                        raise PoolTimeout(
+                            f"{self._options.name} still had work after {seconds} s "
+                            f"({self._queue.qsize()} queued); raise timeout"
+                        )
+                    self._idle_cv.wait(slice_of(left))
             finally:
                 self._waiters -= 1
 
@@ -375,15 +389,20 @@ class ThreadPoolBase:
         Args:
             wait: wait for the workers to exit.
             cancel_pending: cancel queued tasks (default: ``not wait``).
-            timeout: most seconds to wait; then queued tasks are cancelled and
+            timeout: most seconds to wait, any size (``None`` or ``math.inf``:
+                no limit); then queued tasks are cancelled and
                 ``PoolTimeout`` is raised (running tasks cannot be interrupted).
 
         Raises:
+            TypeError: ``wait`` or ``cancel_pending`` is not a bool.
             PoolTimeout: workers still running after ``timeout``.
             PoolDeadlock: ``wait`` requested from one of this pool's tasks.
         """
-        seconds = check_optional_seconds("timeout", timeout)
-        cancel = (not wait) if cancel_pending is None else bool(cancel_pending)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
+        check_bool("wait", wait)
+        if cancel_pending is not None:
+            check_bool("cancel_pending", cancel_pending)
+        cancel = (not wait) if cancel_pending is None else cancel_pending
         if wait and tw.current_pool() is self:
             raise PoolDeadlock(
                 f"stop(wait=True) called from a task of {self._options.name}: it would "
@@ -407,21 +426,19 @@ class ThreadPoolBase:
             tw.final_drain(self, cancel=self._cancel_pending)
         if not wait:
             return
-        deadline = None if seconds is None else time.monotonic() + seconds
+        deadline = deadline_after(seconds)
         # Wait for every worker to retire, including ones reserved before the
         # close whose thread was not started yet, then join the threads (they
         # are past their last task; joining makes "no thread left" exact).
         with self._lock:
             while self._nworkers > 0:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+                left = left_until(deadline)
+                if left <= 0:
                     break
-                self._idle_cv.wait(left)
+                self._idle_cv.wait(slice_of(left))
             threads = list(self._threads)
         for thread in threads:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            thread.join(left)
-            if thread.is_alive():
+            if not join_thread(thread, left_until(deadline)):
                 with self._lock:
                     self._cancel_pending = True
                 tw.cancel_queued(self)
@@ -431,10 +448,67 @@ class ThreadPoolBase:
                     "cancelled, running ones cannot be interrupted"
                 )
 
+    def _after_fork_in_child(self, parent: int) -> None:
+        """Reset the pool in a forked child (only the forking thread exists).
+
+        Nothing here may take a lock the parent's threads could have held at
+        fork time: the locks are replaced first, the old queue is read with
+        ``get_nowait`` (which takes no lock), and Futures use the shared
+        Conditions that ``_future`` re-creates in the child.
+        """
+        self._lock = threading.RLock()
+        self._idle_cv = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)
+        self._resume = threading.Condition(self._lock)
+        old_queue = self._queue
+        self._queue = queue.SimpleQueue()
+        self._put = self._queue.put
+        lost = self._submitted() - self._finished()
+        me = tw.current_worker()  # set when a task of this pool forked
+        running = [w.running for w in self._workers if w is not me and w.running is not None]
+        for worker in self._workers:
+            self._retired.add(worker)
+            worker.counted = False
+        self._workers = set()
+        self._threads = []
+        self._nworkers = self._idle = self._blocked = self._waiters = 0
+        self._outstanding = 0
+        queued = 0
+        while True:
+            try:
+                fn, _args, _kwargs, _ctx, fut = old_queue.get_nowait()
+            except queue.Empty:
+                break
+            if fn is tw.STOP[0] or fn is tw.WAKE[0]:
+                continue
+            queued += 1
+            if fut is not None:
+                fut.cancel()  # the parent's to run
+        for fut in running:
+            fut.set_exception(
+                PoolClosed(
+                    f"this task was running on a worker thread of {self._options.name} in "
+                    f"process {parent} when it forked; its result stays in that process"
+                )
+            )
+        # Every task the child inherited unfinished is accounted for, so
+        # wait() and stats() balance: queued ones cancelled, the rest failed.
+        self._retired.cancelled += queued
+        self._retired.failed += max(0, lost - queued)
+        if self._closed:
+            self._drained = True
+        self._gate = self._paused or self._closed
+
     def _closed_error(self) -> PoolClosed | PoolBroken:
         if self._broken is not None:
-            return PoolBroken(self._broken)
+            return self._broken_error()
         return PoolClosed(f"{self._options.name} is stopped; create a new pool to run more tasks")
+
+    def _broken_error(self) -> PoolBroken:
+        """The error of a broken pool, chained from what broke it."""
+        error = PoolBroken(self._broken)
+        error.__cause__ = self._broken_cause
+        return error
 
     @property
     def max_workers(self) -> int:
@@ -475,4 +549,19 @@ class ThreadPoolBase:
                 expired=counts.expired,
                 paused=self._paused,
                 closed=self._closed,
+                broken=self._broken is not None,
             )
+
+
+# Every live pool, for the fork hook (weak: the registry keeps none alive).
+_LIVE_POOLS: weakref.WeakSet[ThreadPoolBase] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    parent = os.getppid()
+    for pool in list(_LIVE_POOLS):
+        pool._after_fork_in_child(parent)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -13,7 +13,7 @@ from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock
-from poolkit._validate import check_callable, check_seconds
+from poolkit._validate import check_bool, check_callable, check_seconds
 from poolkit.workers import _thread_worker as tw
 from poolkit.workers._core import describe
 from poolkit.workers._future import PoolFuture
@@ -52,6 +52,12 @@ class WorkerPool(ThreadPoolBase, Executor):
         name: shown in ``repr``, logs and errors.
         clock: monotonic time source for ``submit_before`` deadlines.
 
+    Every timeout it takes may be any number of seconds (``None`` or
+    ``math.inf``: no limit). In a child made by ``os.fork()`` the pool starts
+    its own threads; the parent's queued tasks are cancelled there and its
+    running ones fail with ``PoolClosed``. A worker thread that dies breaks
+    the pool loudly (``PoolBroken`` chained from the cause).
+
     Raises:
         TypeError: an argument of the wrong type (the message names it).
         ValueError: an out-of-range argument (the message names it).
@@ -68,7 +74,10 @@ class WorkerPool(ThreadPoolBase, Executor):
             PoolOverload: the pool is full and may not wait (``nonblocking``,
                 ``max_blocking``).
             PoolDeadlock: a task would block on its own full pool.
+            TypeError: ``fn`` is not callable.
         """
+        if not callable(fn):
+            check_callable("fn", fn)  # type: ignore[unreachable]
         if self._closed:
             raise self._closed_error()
         if self._limit is not None:
@@ -91,7 +100,10 @@ class WorkerPool(ThreadPoolBase, Executor):
             PoolClosed: the pool is stopped (a ``RuntimeError``, as Executor).
             PoolOverload: the pool is full and may not wait.
             PoolDeadlock: a task would block on its own full pool.
+            TypeError: ``fn`` is not callable.
         """
+        if not callable(fn):
+            check_callable("fn", fn)  # type: ignore[unreachable]
         if self._closed:
             raise self._closed_error()
         if self._limit is not None:
@@ -114,7 +126,9 @@ class WorkerPool(ThreadPoolBase, Executor):
 
         Raises:
             PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable.
         """
+        check_callable("fn", fn)
         if self._closed:
             raise self._closed_error()
         if self._limit is not None and not self._admit(False):
@@ -147,11 +161,15 @@ class WorkerPool(ThreadPoolBase, Executor):
         fails with ``PoolTimeout`` and it counts as ``expired`` (pond v1
         ``SubmitBefore``).
 
+        ``deadline`` may be any number of seconds; ``math.inf`` never expires.
+
         Raises:
-            ValueError: ``deadline`` is negative or not finite.
+            ValueError: ``deadline`` is negative or NaN.
             PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable.
         """
-        seconds = check_seconds("deadline", deadline)
+        seconds = check_seconds("deadline", deadline, allow_inf=True)
+        check_callable("fn", fn)
         expiring = tw.Expiring(fn, self._clock() + seconds, self._clock, seconds)
         if self._closed:
             raise self._closed_error()
@@ -190,7 +208,8 @@ class WorkerPool(ThreadPoolBase, Executor):
         Args:
             fn: called as ``fn(*items)`` with one item from each iterable.
             timeout: seconds from this call after which taking a result that
-                is not ready raises ``PoolTimeout`` (a ``TimeoutError``).
+                is not ready raises ``PoolTimeout`` (a ``TimeoutError``); any
+                size, ``None`` or ``math.inf`` for no limit.
             chunksize: items per task; larger chunks cost less per item.
             ordered: yield results in input order (``False``: as completed).
             buffersize: chunks in flight (default 4 × max_workers, at least 16).
@@ -201,6 +220,7 @@ class WorkerPool(ThreadPoolBase, Executor):
 
         Raises:
             PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable, a flag is not a bool.
             ValueError: ``chunksize`` or ``buffersize`` below 1, bad ``timeout``.
         """
         return lazy_map(
@@ -231,7 +251,11 @@ class WorkerPool(ThreadPoolBase, Executor):
 
         Unlike :meth:`stop`, ``wait=False`` keeps queued tasks running in the
         background unless ``cancel_futures`` is true, as ThreadPoolExecutor.
+
+        Raises:
+            TypeError: ``wait`` or ``cancel_futures`` is not a bool.
         """
+        check_bool("cancel_futures", cancel_futures)
         self.stop(wait=wait, cancel_pending=cancel_futures)
 
     def __repr__(self) -> str:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from poolkit._errors import PoolBroken, PoolTimeout
+from poolkit._errors import PoolTimeout
+from poolkit._waits import deadline_after, left_until, slice_of
 from poolkit.workers._core import Expired, Expiring, spawn_count
 
 if TYPE_CHECKING:
@@ -64,13 +66,21 @@ class Worker(Counts):
 
     ``counted`` is true while the worker is included in ``pool._nworkers``;
     paths that leave early (idle exit, shrink) take it out themselves.
+    ``running`` is the Future of the task it runs, if any (a forked child
+    fails the Futures of tasks that were running in the parent's threads).
     """
 
-    __slots__ = ("counted",)
+    __slots__ = ("counted", "running")
 
     def __init__(self) -> None:
         super().__init__()
         self.counted = True
+        self.running: Any = None
+
+
+def current_worker() -> Worker | None:
+    """The Worker whose thread is the calling thread, or ``None``."""
+    return getattr(_LOCAL, "worker", None)
 
 
 class _Control(BaseException):
@@ -114,6 +124,7 @@ WAKE = _pill(_wake)
 def run_worker(pool: WorkerPool, worker: Worker) -> None:
     """Thread target: initialise, run tasks until told to exit, retire."""
     _LOCAL.pool = pool
+    _LOCAL.worker = worker
     state: object = _NO_STATE
     try:
         if pool._initializer is not None:
@@ -121,14 +132,29 @@ def run_worker(pool: WorkerPool, worker: Worker) -> None:
         if pool._worker_factory is not None:
             state = pool._worker_factory()
     except BaseException as exc:  # restore invariants (break the pool), then stop
-        _break(pool, exc)
+        _break(
+            pool,
+            exc,
+            f"a worker of {pool._options.name} failed to start: initializer raised {exc!r}",
+        )
         _retire(pool, worker, _NO_STATE)
         return
     try:
         _loop(pool, worker, state)
+    except BaseException as exc:
+        # Task failures never get here (the loop delivers them): this is the
+        # worker itself failing. A pool quietly short of a worker can leave
+        # tasks queued for ever, so the pool breaks, loudly.
+        _LOG.error("a worker thread of %s died", pool._options.name, exc_info=exc)
+        _break(
+            pool,
+            exc,
+            f"a worker thread of {pool._options.name} died: {exc!r}",
+        )
     finally:
         _retire(pool, worker, state)
         _LOCAL.pool = None
+        _LOCAL.worker = None
 
 
 def _loop(pool: WorkerPool, worker: Worker, state: object) -> None:
@@ -146,7 +172,13 @@ def _loop(pool: WorkerPool, worker: Worker, state: object) -> None:
             if item is None:
                 return
         if pool._gate:
-            verdict = _at_gate(pool, worker, item)
+            try:
+                verdict = _at_gate(pool, worker, item)
+            except BaseException as exc:
+                # The task in hand must not vanish with this worker.
+                _break(pool, exc, f"a worker thread of {pool._options.name} died: {exc!r}")
+                cancel_item(pool, item, worker)
+                raise
             if verdict is not None:
                 if verdict:
                     return
@@ -172,6 +204,7 @@ def _loop(pool: WorkerPool, worker: Worker, state: object) -> None:
             else:
                 worker.succeeded += 1
         elif fut.set_running_or_notify_cancel():
+            worker.running = fut
             try:
                 if stateless:
                     result = ctx.run(fn, *args, **kwargs)
@@ -192,13 +225,16 @@ def _loop(pool: WorkerPool, worker: Worker, state: object) -> None:
                 fut.set_result(result)
                 worker.succeeded += 1
                 result = None
+            worker.running = None
         else:
             worker.cancelled += 1
         # Drop references now, not at the next task: a finished task's
         # callable, arguments and result must not be kept alive by an idle
         # worker (Executor contract).
         fn = args = kwargs = ctx = fut = None
-        if bounded:
+        # Not for a worker orphaned by a fork (counted is false): the child's
+        # reset already freed every slot.
+        if bounded and worker.counted:
             pool._release_slot()
 
 
@@ -218,6 +254,11 @@ def _wait_for_task(pool: WorkerPool, worker: Worker) -> tuple[Any, ...] | None:
     lock = pool._lock
     q = pool._queue
     with lock:
+        if worker not in pool._workers:
+            # The pool was reset in a forked child while this thread (the
+            # one that forked) ran a task: the child's pool starts its own
+            # workers, so this one leaves.
+            return None
         pool._idle += 1
         pool._idle_cv.notify_all()
     try:
@@ -230,10 +271,9 @@ def _wait_for_task(pool: WorkerPool, worker: Worker) -> tuple[Any, ...] | None:
                     return q.get_nowait()
                 except queue.Empty:
                     continue
-            try:
-                return q.get(timeout=pool._options.idle_timeout)
-            except queue.Empty:
-                pass
+            item = _get_within(q, pool._options.idle_timeout)
+            if item is not None:
+                return item
             with lock:
                 if pool._closed or pool._nworkers <= pool._min_workers or q.qsize():
                     continue
@@ -264,6 +304,23 @@ def _wait_for_task(pool: WorkerPool, worker: Worker) -> tuple[Any, ...] | None:
                 pool._nworkers += extra
         if extra:
             pool._start_threads(extra)
+
+
+def _get_within(
+    q: queue.SimpleQueue[tuple[Any, ...]], seconds: float | None
+) -> tuple[Any, ...] | None:
+    """The next queued item, or ``None`` once ``seconds`` (any size) pass idle.
+
+    ``SimpleQueue.get`` refuses timeouts above ``threading.TIMEOUT_MAX``, so
+    the wait goes in slices (an idle_timeout of 30 days or 1e300 s is valid).
+    """
+    deadline = deadline_after(seconds)
+    while True:
+        try:
+            return q.get(timeout=slice_of(left_until(deadline)))
+        except queue.Empty:
+            if time.monotonic() >= deadline:
+                return None
 
 
 def _at_gate(pool: WorkerPool, worker: Worker, item: tuple[Any, ...]) -> bool | None:
@@ -306,10 +363,9 @@ def cancel_item(pool: WorkerPool, item: tuple[Any, ...], counts: Counts | None) 
     fn, _args, _kwargs, _ctx, fut = item
     if fn is _stop or fn is _wake:
         return
-    broken = pool._broken
     if fut is not None:
-        if broken is not None and fut.set_running_or_notify_cancel():
-            fut.set_exception(PoolBroken(broken))
+        if pool._broken is not None and fut.set_running_or_notify_cancel():
+            fut.set_exception(pool._broken_error())
         else:
             fut.cancel()
     if counts is not None:
@@ -386,27 +442,36 @@ def _run_late(pool: WorkerPool, item: tuple[Any, ...]) -> None:
         pool._release_slot()
 
 
-def _break(pool: WorkerPool, exc: BaseException) -> None:
-    """A worker failed to initialise: the pool is broken (as BrokenThreadPool)."""
+def _break(pool: WorkerPool, exc: BaseException, what: str) -> None:
+    """A worker failed to start, or died: the pool is broken (as BrokenThreadPool).
+
+    Queued tasks fail with ``PoolBroken`` chained from ``exc``; submissions
+    raise it; ``repr`` and ``stats()`` say broken.
+    """
     with pool._lock:
         if pool._broken is None:
-            pool._broken = (
-                f"a worker of {pool._options.name} failed to start: initializer raised "
-                f"{exc!r}; queued tasks were failed, create a new pool"
-            )
+            pool._broken = f"{what}; queued tasks were failed, create a new pool"
+            pool._broken_cause = exc
+        # Idle workers sleep in the queue: as stop() does on the first close,
+        # send each a stop pill, or a later stop() (which sends none to a
+        # closed pool) would wait for them for up to idle_timeout.
+        pills = 0 if pool._closed else pool._nworkers
         pool._closed = True
         pool._cancel_pending = True
         pool._gate = True
         pool._room.notify_all()
         pool._resume.notify_all()
     cancel_queued(pool)
+    for _ in range(pills):
+        pool._put(STOP)
 
 
 def _retire(pool: WorkerPool, worker: Worker, state: object) -> None:
     """Bookkeeping when a worker thread exits; the last one drains a closed pool."""
     with pool._lock:
-        pool._workers.discard(worker)
-        pool._retired.add(worker)
+        if worker in pool._workers:  # not orphaned by a fork (see _wait_for_task)
+            pool._workers.discard(worker)
+            pool._retired.add(worker)
         if worker.counted:
             pool._nworkers -= 1
             worker.counted = False
