@@ -288,7 +288,7 @@ def test_bad_constructor_arguments_name_the_parameter(
 
 def test_bad_call_arguments_name_the_parameter(ppool: ProcessPool) -> None:
     with pytest.raises(ValueError, match="timeout"):
-        ppool.submit(tasks.identity, 1, timeout=0)
+        ppool.options(timeout=0)
     with pytest.raises(TypeError, match="fn"):
         ppool.submit(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="chunksize"):
@@ -346,7 +346,7 @@ def test_asubmit_cancellation_kills_the_running_task(tmp_path: Any) -> None:
 
 def test_bad_arguments_of_every_entry_point_name_the_parameter(ppool: ProcessPool) -> None:
     with pytest.raises(ValueError, match="timeout"):
-        ppool.go(tasks.identity, 1, timeout=-1)
+        ppool.options(timeout=-1)
     with pytest.raises(TypeError, match="fn"):
         ppool.try_submit(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="buffersize"):
@@ -358,7 +358,7 @@ def test_bad_arguments_of_every_entry_point_name_the_parameter(ppool: ProcessPoo
     with pytest.raises(ValueError, match="min_workers"):
         ppool.resize(max_workers=1, min_workers=2)
     with pytest.raises(ValueError, match="timeout"):
-        asyncio.run(ppool.asubmit(tasks.identity, 1, timeout=float("nan")))
+        ppool.options(timeout=float("nan"))
     assert ppool.submit(tasks.identity, 1).result(PROMPT) == 1
 
 

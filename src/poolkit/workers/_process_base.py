@@ -41,6 +41,7 @@ class ProcessPoolBase(Dispatcher):
                 return False
             self._counts["submitted"] += 1
             self._unfinished += 1
+            self._pending.add(task)
             if self._idle:
                 worker = self._idle.pop()
                 if task.future is not None:
@@ -118,6 +119,7 @@ class ProcessPoolBase(Dispatcher):
                 crashed=c["crashed"],
                 recycled=c["recycled"],
                 started=c["started"],
+                broken=self._broken is not None,
             )
 
     def _pids(self) -> list[int]:

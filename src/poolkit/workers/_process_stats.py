@@ -21,9 +21,13 @@ class ProcessPoolStats(WorkerPoolStats):
         crashed: worker processes that died unexpectedly (with or without a task).
         recycled: workers retired by ``max_tasks_per_child`` or ``max_memory_per_child``.
         started: worker processes started so far.
+        broken: the pool is broken (a worker could not start, or its
+            dispatcher thread failed): tasks fail with ``PoolBroken``.
+            ``closed`` is true as well.
     """
 
     timed_out: int
     crashed: int
     recycled: int
     started: int
+    broken: bool = False
