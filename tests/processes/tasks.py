@@ -188,3 +188,8 @@ def maybe_crash_or_hang(kind: str, value: Any) -> Any:
     if kind == "slow":
         time.sleep(0.01)
     return value
+
+
+def wait_then_box(gate: str, x: Any) -> Box:
+    """Wait (bounded) until ``gate`` exists, then return ``Box(x)``."""
+    return Box(wait_for_file(gate, x))

@@ -392,3 +392,56 @@ def test_submit_from_a_done_callback_on_a_full_pool_is_a_deadlock_error(tmp_path
         open(gate, "w").close()
         assert done.wait(PROMPT)
     assert [type(exc) for exc in seen] == [PoolDeadlock]
+
+
+BAD_CALLS = [
+    ("go", lambda p: p.go(42), TypeError, "fn"),
+    ("submit", lambda p: p.submit("f"), TypeError, "fn"),
+    ("asubmit", lambda p: asyncio.run(p.asubmit(42)), TypeError, "fn"),
+    ("options.submit", lambda p: p.options(timeout=1.0).submit(None), TypeError, "fn"),
+    ("group.submit", lambda p: p.group().submit(42), TypeError, "fn"),
+    ("map fn", lambda p: p.map(42, [1]), TypeError, "fn"),
+    ("map chunksize", lambda p: p.map(tasks.identity, [1], chunksize="2"), TypeError, "chunksize"),
+    (
+        "map chunksize bool",
+        lambda p: p.map(tasks.identity, [1], chunksize=True),
+        TypeError,
+        "chunksize",
+    ),
+    (
+        "map buffersize",
+        lambda p: p.map(tasks.identity, [1], buffersize=1.5),
+        TypeError,
+        "buffersize",
+    ),
+    ("map ordered", lambda p: p.map(tasks.identity, [1], ordered="no"), TypeError, "ordered"),
+    ("map progress", lambda p: p.map(tasks.identity, [1], progress=1), TypeError, "progress"),
+    ("map timeout", lambda p: p.map(tasks.identity, [1], timeout=-1), ValueError, "timeout"),
+    ("stop wait", lambda p: p.stop(wait="yes"), TypeError, "wait"),
+    ("stop cancel_pending", lambda p: p.stop(cancel_pending="no"), TypeError, "cancel_pending"),
+    ("stop timeout", lambda p: p.stop(timeout="1"), TypeError, "timeout"),
+    (
+        "shutdown cancel_futures",
+        lambda p: p.shutdown(cancel_futures=1),
+        TypeError,
+        "cancel_futures",
+    ),
+    ("shutdown wait", lambda p: p.shutdown(wait=None), TypeError, "wait"),
+    ("wait timeout", lambda p: p.wait(float("nan")), ValueError, "timeout"),
+    ("resize", lambda p: p.resize(max_workers=True), TypeError, "max_workers"),
+    ("group timeout", lambda p: p.group().wait(timeout=-1), ValueError, "timeout"),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"), [c[1:] for c in BAD_CALLS], ids=[c[0] for c in BAD_CALLS]
+)
+def test_bad_input_is_refused_at_the_call_naming_the_parameter(
+    ppool: ProcessPool, call: Any, error: type[Exception], name: str
+) -> None:
+    """Nothing is coerced (a flag with bool(), a size with int()) and nothing fails later."""
+    with pytest.raises(error, match=name):
+        call(ppool)
+    # Refused before doing anything: the pool is still open and runs tasks.
+    assert not ppool.closed
+    assert ppool.submit(tasks.identity, 1).result(PROMPT) == 1
