@@ -12,7 +12,7 @@ import pytest
 
 from poolkit import ProcessPool
 from tests.processes import tasks
-from tests.processes.conftest import PROMPT
+from tests.processes.conftest import PROMPT, eventually
 
 # Members the chain adds, one from each finished member's done-callback.
 CHAIN = 12
@@ -85,3 +85,21 @@ def test_map_keeps_no_result_while_the_consumer_waits_for_the_next_chunk(
         waiter.join(PROMPT)
     assert alive_while_waiting == [None] * 4
     assert [tasks.Box(4)] == got
+
+
+def test_group_wait_counts_cancelled_members_as_settled(tmp_path: Any) -> None:
+    """Members cancelled while queued never reach a worker; wait() must not wait for them."""
+    from concurrent.futures import CancelledError
+
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    with ProcessPool(1) as pool:
+        group = pool.group()
+        running = group.submit(tasks.started_then_wait, str(started), str(gate), "ran")
+        queued = [group.submit(tasks.identity, i) for i in range(3)]
+        eventually(started.exists, "the first member runs")
+        group.cancel()
+        assert all(f.cancelled() for f in queued)
+        gate.touch()
+        with pytest.raises(CancelledError):
+            group.wait(PROMPT)
+        assert running.result(0) == "ran"

@@ -13,6 +13,7 @@ import multiprocessing.context
 import os
 import runpy
 import sys
+from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -50,10 +51,12 @@ class Task:
     """One unit of work: its pickled message and where its outcome goes.
 
     Exactly one of ``future`` (``submit``), ``sink`` (a ``map`` chunk) is set,
-    or neither (``go``: failures go to ``on_error``).
+    or neither (``go``: failures go to ``on_error``). ``settled``, if set, is
+    called once the outcome is delivered and the Future's done-callbacks have
+    run (a group's ``wait`` counts on it: a callback may add members).
     """
 
-    __slots__ = ("fn", "future", "payload", "sink", "timeout")
+    __slots__ = ("fn", "future", "payload", "settled", "sink", "timeout")
 
     def __init__(
         self,
@@ -62,12 +65,14 @@ class Task:
         future: Future[Any] | None,
         timeout: float | None,
         sink: Sink | None = None,
+        settled: Callable[[], object] | None = None,
     ) -> None:
         self.payload = payload
         self.fn = fn
         self.future = future
         self.timeout = timeout
         self.sink = sink
+        self.settled = settled
 
 
 class Worker:
