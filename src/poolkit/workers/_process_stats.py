@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from poolkit.workers._core import WorkerPoolStats
 
@@ -30,4 +30,6 @@ class ProcessPoolStats(WorkerPoolStats):
     crashed: int
     recycled: int
     started: int
-    broken: bool = False
+    # Keyword-only with a default (as WorkerPoolStats may declare it too), so
+    # the field order stays valid for this subclass.
+    broken: bool = field(default=False, kw_only=True)
