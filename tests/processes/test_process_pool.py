@@ -445,3 +445,27 @@ def test_bad_input_is_refused_at_the_call_naming_the_parameter(
     # Refused before doing anything: the pool is still open and runs tasks.
     assert not ppool.closed
     assert ppool.submit(tasks.identity, 1).result(PROMPT) == 1
+
+
+def test_asubmit_cancelled_while_waiting_for_room_never_runs_its_task(tmp_path: Any) -> None:
+    """The helper thread that waits for room submits later: that task is cancelled then."""
+    gate, marks = tmp_path / "gate", tmp_path / "marks"
+
+    async def main(pool: ProcessPool) -> None:
+        task = asyncio.ensure_future(pool.asubmit(tasks.init_mark, str(marks)))
+        while pool.stats().blocked == 0:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Room frees only now: the helper thread submits after the cancel.
+        gate.touch()
+
+    with ProcessPool(1, queue_size=0) as pool:
+        first = pool.submit(tasks.wait_for_file, str(gate), "first")
+        asyncio.run(main(pool))
+        assert first.result(PROMPT) == "first"
+        pool.wait(PROMPT)
+        stats = pool.stats()
+    assert not marks.exists()
+    assert (stats.submitted, stats.succeeded, stats.cancelled) == (2, 1, 1)

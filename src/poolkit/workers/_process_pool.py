@@ -201,8 +201,10 @@ class ProcessPool(ProcessPoolBase, Executor):
         *,
         block: bool,
         settled: Callable[[], object] | None = None,
+        future: ProcessFuture[Any] | None = None,
     ) -> Future[Any] | None:
-        future = self._future()
+        if future is None:
+            future = self._future()
         if not self._accept(self._task(fn, args, kwargs, options, future, settled), block):
             return None
         return future
@@ -217,7 +219,17 @@ class ProcessPool(ProcessPoolBase, Executor):
         future = self._submit(fn, args, kwargs, options, block=self._limit is None)
         if future is None:
             # Full bounded pool: wait for room in a thread, never on the loop.
-            future = await asyncio.to_thread(self._submit, fn, args, kwargs, options, block=True)
+            # The Future is made here so that a cancelled await can cancel
+            # it: the thread cannot be stopped and submits once room frees,
+            # and the pool then skips a task whose Future is cancelled.
+            made = self._future()
+            try:
+                future = await asyncio.to_thread(
+                    self._submit, fn, args, kwargs, options, block=True, future=made
+                )
+            except asyncio.CancelledError:
+                made.cancel()
+                raise
         assert future is not None
         result: T = await asyncio.wrap_future(future)
         return result
