@@ -138,6 +138,9 @@ def test_initializer_failure_breaks_the_pool_without_a_restart_loop() -> None:
         assert "initializer broke" in str(info.value.__cause__)
     with pytest.raises(PoolBroken, match="create a new pool"):
         pool.submit(tasks.identity, 1)
+    assert pool.broken
+    assert pool.stats().broken
+    assert "broken" in repr(pool)
     pool.stop(timeout=PROMPT)
     assert pool.stats().started <= 2
     assert pool.pids() == []

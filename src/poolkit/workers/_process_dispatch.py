@@ -90,7 +90,10 @@ class Dispatcher(ProcessPoolState):
             with contextlib.suppress(OSError, ValueError):  # already gone
                 worker.process.kill()
         for task in tasks:
-            self._deliver(task, False, error)
+            try:
+                self._deliver(task, False, error)
+            except BaseException:  # one bad sink or hook must not strand the rest
+                _LOG.exception("%s: couldn't fail task %r", self._options.name, task.fn)
         for worker in workers:
             # SIGKILL was sent: reaping takes milliseconds; the bound only
             # keeps a process stuck in the kernel from hanging this thread.
