@@ -15,15 +15,12 @@ queued task of a cancelled group is skipped by its cancelled Future instead.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from poolkit._errors import PoolDeadlock, PoolTimeout
-from poolkit._validate import check_optional_seconds
-from poolkit._waits import deadline_after, left_until, slice_of
+from poolkit._errors import PoolDeadlock
 from poolkit.workers import _process_child as child
 from poolkit.workers._group import TaskGroup
 from poolkit.workers._map import lazy_map
@@ -117,13 +114,8 @@ class ProcessTaskGroup(TaskGroup[T]):
 
     Leaving the ``with`` block waits for every task and raises the first
     failure; an exception in the block cancels the tasks not yet started.
-
     A process task cannot add tasks to its group (the group stays in the
-    parent); done-callbacks can, and they run on the pool's dispatcher thread
-    *after* a Future is marked done. So ``wait()`` first waits until every
-    member has *settled* — its outcome delivered and its done-callbacks run —
-    which covers members those callbacks add: a member is counted before its
-    parent settles.
+    parent), but a done-callback can: ``wait()`` covers those members too.
     """
 
     def __init__(
@@ -132,8 +124,6 @@ class ProcessTaskGroup(TaskGroup[T]):
         super().__init__(cast("WorkerPool", pool), cancel_on_error=cancel_on_error)
         self._process_pool = pool
         self._task_options = options
-        self._settle_cv = threading.Condition(threading.Lock())
-        self._unsettled: set[object] = set()  # one key per member not settled yet
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Submit ``fn(*args, **kwargs)`` as part of this group; every keyword goes to ``fn``.
@@ -164,53 +154,10 @@ class ProcessTaskGroup(TaskGroup[T]):
         kwargs: dict[str, Any],
         options: Options,
     ) -> Future[Any]:
-        # Counted before it is submitted: it may settle before _submit returns.
-        key = object()
-        with self._settle_cv:
-            self._unsettled.add(key)
-        settle = functools.partial(self._settle, key)
-        try:
-            fut = self._process_pool._submit(fn, args, kwargs, options, block=True, settled=settle)
-        except BaseException:
-            settle()
-            raise
+        fut = self._process_pool._submit(fn, args, kwargs, options, block=True)
         assert fut is not None
-        # A cancelled member never reaches the dispatcher's delivery: it
-        # settles when cancelled (its callbacks run in cancel()).
-        fut.add_done_callback(functools.partial(_settle_if_cancelled, settle))
         self._record(fut)
         return fut
-
-    def _settle(self, key: object) -> None:
-        with self._settle_cv:
-            self._unsettled.discard(key)
-            if not self._unsettled:
-                self._settle_cv.notify_all()
-
-    def wait(self, timeout: float | None = None) -> list[T]:
-        """Wait for every task, including tasks added while waiting; results in order.
-
-        Args:
-            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
-                waits without limit.
-
-        Raises:
-            BaseException: the first failure (in time), after all tasks ended.
-            CancelledError: a task was cancelled (by ``cancel()``) and none failed.
-            PoolTimeout: not all done within ``timeout`` seconds.
-            PoolDeadlock: called from a done-callback of the same pool.
-        """
-        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
-        self._check_not_in_pool()
-        deadline = deadline_after(seconds)
-        with self._settle_cv:
-            while self._unsettled:
-                left = left_until(deadline)
-                if left == 0:
-                    raise PoolTimeout(f"group tasks still running after {seconds} s; raise timeout")
-                self._settle_cv.wait(slice_of(left))
-        # Every member is done: this collects results and the first failure.
-        return super().wait(None)
 
     def _check_not_in_pool(self) -> None:
         if threading.current_thread() is self._process_pool._thread:
@@ -218,8 +165,3 @@ class ProcessTaskGroup(TaskGroup[T]):
                 "a done-callback waited on a group of its own pool; callbacks run on the "
                 "thread that delivers results, so wait from outside the callbacks"
             )
-
-
-def _settle_if_cancelled(settle: Callable[[], object], fut: Future[Any]) -> None:
-    if fut.cancelled():
-        settle()

@@ -174,11 +174,10 @@ class ProcessPool(ProcessPoolBase, Executor):
         kwargs: dict[str, Any],
         options: Options,
         future: Future[Any] | None,
-        settled: Callable[[], object] | None = None,
     ) -> Task:
         check_callable("fn", fn)
         payload = dumps((child.CALL, fn, args, kwargs), f"the task {fn!r}", fn)
-        return Task(payload, fn, future, options.timeout, settled=settled)
+        return Task(payload, fn, future, options.timeout)
 
     def _future(self) -> ProcessFuture[Any]:
         return ProcessFuture(self._kill_running if self._cancel_running else None)
@@ -200,12 +199,11 @@ class ProcessPool(ProcessPoolBase, Executor):
         options: Options,
         *,
         block: bool,
-        settled: Callable[[], object] | None = None,
         future: ProcessFuture[Any] | None = None,
     ) -> Future[Any] | None:
         if future is None:
             future = self._future()
-        if not self._accept(self._task(fn, args, kwargs, options, future, settled), block):
+        if not self._accept(self._task(fn, args, kwargs, options, future), block):
             return None
         return future
 

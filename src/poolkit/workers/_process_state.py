@@ -186,9 +186,6 @@ class ProcessPoolState:
             task.sink(ok, value)
         elif not ok:
             self._report(value, task.fn)
-        if task.settled is not None:
-            # set_result/set_exception ran the done-callbacks: now settled.
-            task.settled()
         with self._lock:
             self._counts["succeeded" if ok else "failed"] += 1
             self._task_left_locked()

@@ -13,7 +13,6 @@ import multiprocessing.context
 import os
 import runpy
 import sys
-from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -51,12 +50,10 @@ class Task:
     """One unit of work: its pickled message and where its outcome goes.
 
     Exactly one of ``future`` (``submit``), ``sink`` (a ``map`` chunk) is set,
-    or neither (``go``: failures go to ``on_error``). ``settled``, if set, is
-    called once the outcome is delivered and the Future's done-callbacks have
-    run (a group's ``wait`` counts on it: a callback may add members).
+    or neither (``go``: failures go to ``on_error``).
     """
 
-    __slots__ = ("fn", "future", "payload", "settled", "sink", "timeout")
+    __slots__ = ("fn", "future", "payload", "sink", "timeout")
 
     def __init__(
         self,
@@ -65,14 +62,12 @@ class Task:
         future: Future[Any] | None,
         timeout: float | None,
         sink: Sink | None = None,
-        settled: Callable[[], object] | None = None,
     ) -> None:
         self.payload = payload
         self.fn = fn
         self.future = future
         self.timeout = timeout
         self.sink = sink
-        self.settled = settled
 
 
 class Worker:
