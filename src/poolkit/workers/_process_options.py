@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from poolkit._validate import check_optional_seconds
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NO_OPTIONS", "GroupTaskOptions", "Options", "TaskOptions"]
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -83,9 +84,11 @@ class TaskOptions:
         """``pool.go(fn, *args, **kwargs)`` with these options."""
         self._pool._go(fn, args, kwargs, self._options)
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """``pool.submit(fn, *args, **kwargs)`` with these options."""
-        return self._pool._submit(fn, args, kwargs, self._options, block=True)  # type: ignore[return-value]
+        future = self._pool._submit(fn, args, kwargs, self._options, block=True)
+        assert future is not None  # a blocking submit waits for room or raises
+        return future
 
     def try_submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T] | None:
         """``pool.try_submit(fn, *args, **kwargs)`` with these options."""
