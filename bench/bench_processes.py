@@ -226,7 +226,7 @@ def _recovery_ns(ctx: BenchContext, subject: str) -> float:
         for _ in range(ctx.repeat):
             start = time.perf_counter_ns()
             if subject == "poolkit":
-                doomed = pool.submit(time.sleep, OVERRUN_SECONDS, timeout=RECOVERY_TIMEOUT)
+                doomed = pool.options(timeout=RECOVERY_TIMEOUT).submit(time.sleep, OVERRUN_SECONDS)
             else:
                 doomed = pool.schedule(
                     time.sleep, args=(OVERRUN_SECONDS,), timeout=RECOVERY_TIMEOUT

@@ -68,6 +68,7 @@ from poolkit.workers import (
     WorkerPool,
     WorkerPoolStats,
 )
+from poolkit.workers._process_options import GroupTaskOptions, TaskOptions
 from poolkit.workers._process_pool import ProcessPool
 from poolkit.workers._process_stats import ProcessPoolStats
 
@@ -95,6 +96,7 @@ __all__ = [
     "Connector",
     "EventLoopMismatch",
     "FuncPool",
+    "GroupTaskOptions",
     "KeyedConnectionPool",
     "LeakWarning",
     "MultiPool",
@@ -113,6 +115,7 @@ __all__ = [
     "SizedBufferPool",
     "TaskCancelled",
     "TaskGroup",
+    "TaskOptions",
     "TaskTimeout",
     "WorkerCrashed",
     "WorkerPool",

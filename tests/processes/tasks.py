@@ -149,3 +149,47 @@ def started_then_wait(started: str, gate: str, value: Any = None) -> Any:
     """Create ``started`` (the task runs), then wait for ``gate`` and return ``value``."""
     _mark_started(started)
     return wait_for_file(gate, value)
+
+
+def echo_timeout(x: Any, timeout: Any = "not given") -> tuple[Any, Any]:
+    """Return ``(x, timeout)``: shows whether a ``timeout=`` keyword reached the task."""
+    return x, timeout
+
+
+class Box:
+    """A picklable object a weak reference can watch (``map`` results in the parent)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Box) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Box({self.value!r})"
+
+
+def make_box(x: Any) -> Box:
+    """Return ``Box(x)``."""
+    return Box(x)
+
+
+def maybe_crash_or_hang(kind: str, value: Any) -> Any:
+    """One of the stress test's task kinds: return, raise, crash or hang."""
+    if kind == "crash":
+        os._exit(7)
+    if kind == "hang":
+        time.sleep(LONG)
+    if kind == "raise":
+        raise ValueError(f"task {value} raised")
+    if kind == "slow":
+        time.sleep(0.01)
+    return value
+
+
+def wait_then_box(gate: str, x: Any) -> Box:
+    """Wait (bounded) until ``gate`` exists, then return ``Box(x)``."""
+    return Box(wait_for_file(gate, x))

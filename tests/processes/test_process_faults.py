@@ -27,7 +27,8 @@ def _started_pid(path: Path) -> int:
 
 def test_pool_survives_100_timed_out_tasks_in_a_row_and_still_runs_tasks() -> None:
     with ProcessPool(4, "fork") as pool:
-        futures = [pool.submit(tasks.sleep_long, timeout=0.05) for _ in range(100)]
+        view = pool.options(timeout=0.05)
+        futures = [view.submit(tasks.sleep_long) for _ in range(100)]
         for fut in futures:
             with pytest.raises(TaskTimeout, match=r"ran past its timeout of 0\.05 s"):
                 fut.result(PROMPT)
@@ -39,7 +40,7 @@ def test_pool_survives_100_timed_out_tasks_in_a_row_and_still_runs_tasks() -> No
 def test_task_timeout_is_a_timeout_error_naming_the_killed_worker(tmp_path: Path) -> None:
     started = tmp_path / "started"
     with ProcessPool(1) as pool:
-        fut = pool.submit(tasks.touch_then_sleep, str(started), timeout=0.2)
+        fut = pool.options(timeout=0.2).submit(tasks.touch_then_sleep, str(started))
         pid = _started_pid(started)
         with pytest.raises(TimeoutError) as info:
             fut.result(PROMPT)
@@ -53,7 +54,7 @@ def test_timeout_stops_only_its_own_task(tmp_path: Path) -> None:
     with ProcessPool(2) as pool:
         other = pool.submit(tasks.started_then_wait, str(started), str(gate), "other")
         other_pid = _started_pid(started)
-        doomed = pool.submit(tasks.sleep_long, timeout=0.05)
+        doomed = pool.options(timeout=0.05).submit(tasks.sleep_long)
         with pytest.raises(TaskTimeout):
             doomed.result(PROMPT)
         gate.touch()
@@ -137,6 +138,9 @@ def test_initializer_failure_breaks_the_pool_without_a_restart_loop() -> None:
         assert "initializer broke" in str(info.value.__cause__)
     with pytest.raises(PoolBroken, match="create a new pool"):
         pool.submit(tasks.identity, 1)
+    assert pool.broken
+    assert pool.stats().broken
+    assert "broken" in repr(pool)
     pool.stop(timeout=PROMPT)
     assert pool.stats().started <= 2
     assert pool.pids() == []
@@ -288,7 +292,8 @@ def test_workers_die_when_the_parent_raises_without_stopping(tmp_path: Path) -> 
 
 def test_map_timeout_fails_the_chunk_that_overran() -> None:
     with ProcessPool(2, "fork") as pool:
-        results = pool.map(tasks.sleep_then, [0.0, 30.0, 0.0], ["a", "b", "c"], timeout=0.5)
+        view = pool.options(timeout=0.5)
+        results = view.map(tasks.sleep_then, [0.0, 30.0, 0.0], ["a", "b", "c"])
         assert next(results) == "a"
         with pytest.raises(TaskTimeout):
             next(results)

@@ -288,7 +288,7 @@ def test_bad_constructor_arguments_name_the_parameter(
 
 def test_bad_call_arguments_name_the_parameter(ppool: ProcessPool) -> None:
     with pytest.raises(ValueError, match="timeout"):
-        ppool.submit(tasks.identity, 1, timeout=0)
+        ppool.options(timeout=0)
     with pytest.raises(TypeError, match="fn"):
         ppool.submit(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="chunksize"):
@@ -346,7 +346,7 @@ def test_asubmit_cancellation_kills_the_running_task(tmp_path: Any) -> None:
 
 def test_bad_arguments_of_every_entry_point_name_the_parameter(ppool: ProcessPool) -> None:
     with pytest.raises(ValueError, match="timeout"):
-        ppool.go(tasks.identity, 1, timeout=-1)
+        ppool.options(timeout=-1)
     with pytest.raises(TypeError, match="fn"):
         ppool.try_submit(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="buffersize"):
@@ -358,7 +358,7 @@ def test_bad_arguments_of_every_entry_point_name_the_parameter(ppool: ProcessPoo
     with pytest.raises(ValueError, match="min_workers"):
         ppool.resize(max_workers=1, min_workers=2)
     with pytest.raises(ValueError, match="timeout"):
-        asyncio.run(ppool.asubmit(tasks.identity, 1, timeout=float("nan")))
+        ppool.options(timeout=float("nan"))
     assert ppool.submit(tasks.identity, 1).result(PROMPT) == 1
 
 
@@ -392,3 +392,80 @@ def test_submit_from_a_done_callback_on_a_full_pool_is_a_deadlock_error(tmp_path
         open(gate, "w").close()
         assert done.wait(PROMPT)
     assert [type(exc) for exc in seen] == [PoolDeadlock]
+
+
+BAD_CALLS = [
+    ("go", lambda p: p.go(42), TypeError, "fn"),
+    ("submit", lambda p: p.submit("f"), TypeError, "fn"),
+    ("asubmit", lambda p: asyncio.run(p.asubmit(42)), TypeError, "fn"),
+    ("options.submit", lambda p: p.options(timeout=1.0).submit(None), TypeError, "fn"),
+    ("group.submit", lambda p: p.group().submit(42), TypeError, "fn"),
+    ("map fn", lambda p: p.map(42, [1]), TypeError, "fn"),
+    ("map chunksize", lambda p: p.map(tasks.identity, [1], chunksize="2"), TypeError, "chunksize"),
+    (
+        "map chunksize bool",
+        lambda p: p.map(tasks.identity, [1], chunksize=True),
+        TypeError,
+        "chunksize",
+    ),
+    (
+        "map buffersize",
+        lambda p: p.map(tasks.identity, [1], buffersize=1.5),
+        TypeError,
+        "buffersize",
+    ),
+    ("map ordered", lambda p: p.map(tasks.identity, [1], ordered="no"), TypeError, "ordered"),
+    ("map progress", lambda p: p.map(tasks.identity, [1], progress=1), TypeError, "progress"),
+    ("map timeout", lambda p: p.map(tasks.identity, [1], timeout=-1), ValueError, "timeout"),
+    ("stop wait", lambda p: p.stop(wait="yes"), TypeError, "wait"),
+    ("stop cancel_pending", lambda p: p.stop(cancel_pending="no"), TypeError, "cancel_pending"),
+    ("stop timeout", lambda p: p.stop(timeout="1"), TypeError, "timeout"),
+    (
+        "shutdown cancel_futures",
+        lambda p: p.shutdown(cancel_futures=1),
+        TypeError,
+        "cancel_futures",
+    ),
+    ("shutdown wait", lambda p: p.shutdown(wait=None), TypeError, "wait"),
+    ("wait timeout", lambda p: p.wait(float("nan")), ValueError, "timeout"),
+    ("resize", lambda p: p.resize(max_workers=True), TypeError, "max_workers"),
+    ("group timeout", lambda p: p.group().wait(timeout=-1), ValueError, "timeout"),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"), [c[1:] for c in BAD_CALLS], ids=[c[0] for c in BAD_CALLS]
+)
+def test_bad_input_is_refused_at_the_call_naming_the_parameter(
+    ppool: ProcessPool, call: Any, error: type[Exception], name: str
+) -> None:
+    """Nothing is coerced (a flag with bool(), a size with int()) and nothing fails later."""
+    with pytest.raises(error, match=name):
+        call(ppool)
+    # Refused before doing anything: the pool is still open and runs tasks.
+    assert not ppool.closed
+    assert ppool.submit(tasks.identity, 1).result(PROMPT) == 1
+
+
+def test_asubmit_cancelled_while_waiting_for_room_never_runs_its_task(tmp_path: Any) -> None:
+    """The helper thread that waits for room submits later: that task is cancelled then."""
+    gate, marks = tmp_path / "gate", tmp_path / "marks"
+
+    async def main(pool: ProcessPool) -> None:
+        task = asyncio.ensure_future(pool.asubmit(tasks.init_mark, str(marks)))
+        while pool.stats().blocked == 0:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Room frees only now: the helper thread submits after the cancel.
+        gate.touch()
+
+    with ProcessPool(1, queue_size=0) as pool:
+        first = pool.submit(tasks.wait_for_file, str(gate), "first")
+        asyncio.run(main(pool))
+        assert first.result(PROMPT) == "first"
+        pool.wait(PROMPT)
+        stats = pool.stats()
+    assert not marks.exists()
+    assert (stats.submitted, stats.succeeded, stats.cancelled) == (2, 1, 1)

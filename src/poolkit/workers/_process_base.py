@@ -41,10 +41,16 @@ class ProcessPoolBase(Dispatcher):
                 return False
             self._counts["submitted"] += 1
             self._unfinished += 1
+            self._pending.add(task)
             if self._idle:
+                if task.future is not None and not task.future.set_running_or_notify_cancel():
+                    # Cancelled before it got in (an asubmit cancelled while
+                    # its helper thread waited for room): it never runs.
+                    self._claim_locked(task)
+                    self._counts["cancelled"] += 1
+                    self._task_left_locked()
+                    return True
                 worker = self._idle.pop()
-                if task.future is not None:
-                    task.future.set_running_or_notify_cancel()  # new: cannot be cancelled yet
                 self._assign_locked(worker, task)
                 if task.timeout is not None:
                     self._wake_locked()  # a new deadline for the dispatcher's timer
@@ -118,6 +124,7 @@ class ProcessPoolBase(Dispatcher):
                 crashed=c["crashed"],
                 recycled=c["recycled"],
                 started=c["started"],
+                broken=self._broken is not None,
             )
 
     def _pids(self) -> list[int]:

@@ -14,6 +14,7 @@ import selectors
 import time
 
 from poolkit._errors import TaskTimeout, WorkerCrashed
+from poolkit._waits import slice_of
 from poolkit.workers import _process_child as child
 from poolkit.workers._core import spawn_count
 from poolkit.workers._process_state import _LOG, ProcessPoolState
@@ -21,6 +22,10 @@ from poolkit.workers._process_wire import decode_reply
 from poolkit.workers._process_workers import State, Worker, start_worker
 
 __all__ = ["Dispatcher"]
+
+# How long a dying dispatcher waits to reap each killed worker (SIGKILL takes
+# milliseconds; this only bounds a process stuck in uninterruptible sleep).
+REAP_TIMEOUT = 5.0
 
 # What a selector key watches: a worker's process sentinel or its pipe.
 _EXIT = "exit"
@@ -34,10 +39,11 @@ class Dispatcher(ProcessPoolState):
         try:
             while self._step():
                 pass
-        except BaseException:
-            _LOG.exception("%s: the dispatcher failed; killing its workers", self._options.name)
-            self._kill_all(None)
-            raise
+        except BaseException as exc:
+            # Whatever the cause (a bug, an OverflowError, MemoryError), a pool
+            # without its dispatcher can run nothing: break it loudly rather
+            # than leave Futures pending for ever behind a healthy-looking repr.
+            self._dispatcher_failed(exc)
         finally:
             with self._lock:
                 # No write may reach the self-pipe once it is closed: its fd
@@ -47,6 +53,55 @@ class Dispatcher(ProcessPoolState):
                 os.close(self._wake_r)
                 os.close(self._wake_w)
                 self._idle_cv.notify_all()
+
+    def _dispatcher_failed(self, cause: BaseException) -> None:
+        """Break the pool: every unfinished task fails with PoolBroken, every worker is killed.
+
+        Runs on the dying dispatcher thread, so nothing else delivers outcomes
+        concurrently except ``_cancel_queued`` (a stop from another thread),
+        which claims its tasks under the lock as this does. It touches only
+        the pool's own records and the processes, not the selector, which may
+        be what failed.
+        """
+        _LOG.error(
+            "%s: the dispatcher thread failed; the pool is broken and its workers are killed",
+            self._options.name,
+            exc_info=(type(cause), cause, cause.__traceback__),
+        )
+        with self._lock:
+            self._break_locked(
+                cause,
+                f"its dispatcher thread failed ({cause!r})",
+                "Report the error above and create a new pool",
+            )
+            self._terminating = True
+            tasks = list(self._pending)
+            self._pending.clear()
+            self._queue.clear()
+            workers = list(self._workers.values())
+            self._workers.clear()
+            self._idle.clear()
+            for worker in workers:
+                worker.task = None
+                worker.state = State.DYING
+            self._active = self._starting = 0
+            error = self._closed_error()
+        for worker in workers:
+            with contextlib.suppress(OSError, ValueError):  # already gone
+                worker.process.kill()
+        for task in tasks:
+            try:
+                self._deliver(task, False, error)
+            except BaseException:  # one bad sink or hook must not strand the rest
+                _LOG.exception("%s: couldn't fail task %r", self._options.name, task.fn)
+        for worker in workers:
+            # SIGKILL was sent: reaping takes milliseconds; the bound only
+            # keeps a process stuck in the kernel from hanging this thread.
+            worker.process.join(REAP_TIMEOUT)
+            if worker.process.exitcode is None:
+                _LOG.error("%s: worker pid %d did not die", self._options.name, worker.pid)
+            with contextlib.suppress(OSError):
+                worker.conn.close()
 
     def _step(self) -> bool:
         """One round: start workers, wait, handle what is ready. False = all done."""
@@ -150,7 +205,9 @@ class Dispatcher(ProcessPoolState):
                 when = worker.idle_since + idle_timeout
             if when is not None and (wake is None or when < wake):
                 wake = when
-        return None if wake is None else max(0.0, wake - now)
+        # Sliced: a deadline 30 days (or 1e300 s) away is more than select()
+        # takes; waking once a slice to find nothing due costs nothing.
+        return None if wake is None else slice_of(wake - now)
 
     def _on_reply_ready(self, worker: Worker) -> None:
         try:
@@ -204,8 +261,9 @@ class Dispatcher(ProcessPoolState):
             if (task.future is not None and not task.future.set_running_or_notify_cancel()) or (
                 task.sink is not None and task.sink.abandoned
             ):
-                self._counts["cancelled"] += 1
-                self._task_left_locked()
+                if self._claim_locked(task):
+                    self._counts["cancelled"] += 1
+                    self._task_left_locked()
                 continue
             self._assign_locked(worker, task)
             return task.payload
@@ -303,7 +361,8 @@ class Dispatcher(ProcessPoolState):
                 seconds = task.timeout
                 error = TaskTimeout(
                     f"task {task.fn!r} ran past its timeout of {seconds} s; its worker "
-                    f"(pid {worker.pid}) was killed and replaced. Raise timeout= or split the task",
+                    f"(pid {worker.pid}) was killed and replaced. Raise options(timeout=) or "
+                    "split the task",
                     timeout=seconds,
                     pid=worker.pid,
                 )

@@ -18,12 +18,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from poolkit._errors import PoolDeadlock
 from poolkit.workers import _process_child as child
 from poolkit.workers._group import TaskGroup
 from poolkit.workers._map import lazy_map
+from poolkit.workers._process_options import NO_OPTIONS, GroupTaskOptions, Options
 from poolkit.workers._process_wire import dumps
 from poolkit.workers._process_workers import Task
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ProcessTaskGroup", "process_map"]
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -63,9 +65,9 @@ class _ChunkSink:
 class _ChunkSubmitter:
     """The ``go``/``max_workers`` surface lazy_map drives, backed by a ProcessPool."""
 
-    def __init__(self, pool: ProcessPool, timeout: float | None) -> None:
+    def __init__(self, pool: ProcessPool, options: Options) -> None:
         self._pool = pool
-        self._timeout = timeout
+        self._timeout = options.timeout
 
     @property
     def max_workers(self) -> int:
@@ -87,14 +89,19 @@ def process_map(
     ordered: bool,
     buffersize: int | None,
     progress: bool,
+    options: Options,
 ) -> Iterator[T]:
-    """Start a lazy map on ``pool`` (first chunks submitted now); see ``ProcessPool.map``."""
-    submitter = cast("WorkerPool", _ChunkSubmitter(pool, timeout))
+    """Start a lazy map on ``pool`` (first chunks submitted now); see ``ProcessPool.map``.
+
+    ``timeout`` is the whole map's deadline (``Executor.map``'s, enforced by
+    lazy_map); ``options.timeout`` bounds each chunk (the dispatcher kills it).
+    """
+    submitter = cast("WorkerPool", _ChunkSubmitter(pool, options))
     return lazy_map(
         submitter,
         fn,
         iterables,
-        timeout=None,
+        timeout=timeout,
         chunksize=chunksize,
         ordered=ordered,
         buffersize=buffersize,
@@ -107,25 +114,52 @@ class ProcessTaskGroup(TaskGroup[T]):
 
     Leaving the ``with`` block waits for every task and raises the first
     failure; an exception in the block cancels the tasks not yet started.
+    A process task cannot add tasks to its group (the group stays in the
+    parent), but a done-callback can: ``wait()`` covers those members too.
     """
 
-    def __init__(self, pool: ProcessPool, *, cancel_on_error: bool = False) -> None:
+    def __init__(
+        self, pool: ProcessPool, *, cancel_on_error: bool = False, options: Options = NO_OPTIONS
+    ) -> None:
         super().__init__(cast("WorkerPool", pool), cancel_on_error=cancel_on_error)
         self._process_pool = pool
+        self._task_options = options
 
-    def submit(  # type: ignore[override]
-        self, fn: Callable[..., T], /, *args: Any, timeout: float | None = None, **kwargs: Any
-    ) -> Future[T]:
-        """Submit ``fn(*args, **kwargs)`` as part of this group (``timeout`` as in submit).
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Submit ``fn(*args, **kwargs)`` as part of this group; every keyword goes to ``fn``.
+
+        Per-task options: ``group.options(timeout=...).submit(...)``.
 
         Raises:
             PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable.
         """
+        return self._submit_with(fn, args, kwargs, self._task_options)
+
+    def options(self, *, timeout: float | None = None) -> GroupTaskOptions:
+        """This group with per-task options for the tasks submitted through it.
+
+        Args:
+            timeout: as ``ProcessPool.options``.
+
+        Raises:
+            TypeError, ValueError: a bad option (the message names it).
+        """
+        return GroupTaskOptions(self, Options.build(timeout=timeout))
+
+    def _submit_with(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Options,
+    ) -> Future[Any]:
         try:
-            fut = self._process_pool.submit(fn, *args, timeout=timeout, **kwargs)
+            fut = self._process_pool._submit(fn, args, kwargs, options, block=True)
         except BaseException as exc:
             self._submit_failed(exc)  # a member that could not start fails the group
             raise
+        assert fut is not None
         self._record(fut)
         return fut
 

@@ -1,7 +1,8 @@
 """ProcessPool: worker processes for CPU-bound work, with WorkerPool's vocabulary.
 
 What it adds over ``ProcessPoolExecutor`` (anchors/workers.md §3.2-3.4):
-per-task ``timeout=`` that kills the worker running the task; opt-in
+a per-task timeout (``pool.options(timeout=...)``) that kills the worker
+running the task; opt-in
 cancellation of running tasks; crash isolation (only the crashed worker's task
 fails, with :class:`~poolkit.WorkerCrashed`; the pool goes on); recycling by
 task count and by memory; a bounded queue, ``try_submit``, ``resize``,
@@ -10,32 +11,42 @@ task count and by memory; a bounded queue, ``try_submit``, ``resize``,
 Layout: submission side ``_process_base``; state and shared transitions
 ``_process_state``; the dispatcher thread ``_process_dispatch``; worker and
 task records and process start ``_process_workers``; pickling, replies and the
-Future ``_process_wire``; ``map``/``group`` ``_process_map``; the child loop
+Future ``_process_wire``; ``map``/``group`` ``_process_map``; per-task options
+``_process_options``; the child loop
 ``_process_child`` (standard library only).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
-from poolkit._validate import check_callable, check_optional_int, check_optional_seconds
+from poolkit._validate import (
+    check_bool,
+    check_callable,
+    check_optional_int,
+    check_optional_seconds,
+)
+from poolkit._waits import deadline_after, join_thread, left_until, slice_of
 from poolkit.workers import _process_child as child
 from poolkit.workers._core import PoolOptions, capacity, describe
 from poolkit.workers._process_base import ProcessPoolBase
 from poolkit.workers._process_map import ProcessTaskGroup, process_map
+from poolkit.workers._process_options import NO_OPTIONS, Options, TaskOptions
 from poolkit.workers._process_stats import ProcessPoolStats
 from poolkit.workers._process_wire import ProcessFuture, dumps
 from poolkit.workers._process_workers import Task, resolve_context
 
 __all__ = ["ProcessPool"]
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 # Surplus workers (above min_workers) exit after this long idle. A process
@@ -117,8 +128,7 @@ class ProcessPool(ProcessPoolBase, Executor):
         check_callable("finalizer", finalizer, optional=True)
         max_tasks = check_optional_int("max_tasks_per_child", max_tasks_per_child, minimum=1)
         max_memory = check_optional_int("max_memory_per_child", max_memory_per_child, minimum=1)
-        if not isinstance(cancel_running, bool):
-            raise TypeError(f"cancel_running must be a bool, got {type(cancel_running).__name__}")
+        check_bool("cancel_running", cancel_running)
         config = dumps(
             (
                 initializer,
@@ -135,109 +145,148 @@ class ProcessPool(ProcessPoolBase, Executor):
 
     # -- submission -------------------------------------------------------
 
+    def options(self, *, timeout: float | None = None) -> TaskOptions:
+        """This pool with per-task options applied to the tasks submitted through it.
+
+        ``pool.options(timeout=5.0).submit(fn, x)`` runs ``fn(x)`` and kills
+        its worker if it runs past 5 s. ``submit`` itself passes every
+        keyword to ``fn`` (the ``Executor`` contract), so options live here.
+
+        Args:
+            timeout: seconds a task may run once a worker starts it; past
+                that its worker is killed and replaced, and the task fails
+                with ``TaskTimeout`` (for ``map``: at that chunk's place).
+                ``None`` or ``math.inf``: no limit. Any finite value works.
+
+        Returns:
+            A :class:`TaskOptions` view with ``go``, ``submit``,
+            ``try_submit``, ``asubmit``, ``map`` and ``group``.
+
+        Raises:
+            TypeError, ValueError: a bad option (the message names it).
+        """
+        return TaskOptions(self, Options.build(timeout=timeout))
+
     def _task(
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        timeout: float | None,
+        options: Options,
         future: Future[Any] | None,
     ) -> Task:
         check_callable("fn", fn)
-        seconds = check_optional_seconds("timeout", timeout, allow_zero=False)
         payload = dumps((child.CALL, fn, args, kwargs), f"the task {fn!r}", fn)
-        return Task(payload, fn, future, seconds)
+        return Task(payload, fn, future, options.timeout)
 
     def _future(self) -> ProcessFuture[Any]:
         return ProcessFuture(self._kill_running if self._cancel_running else None)
 
-    def go(
+    def _go(
         self,
         fn: Callable[..., object],
-        /,
-        *args: Any,
-        timeout: float | None = None,
-        **kwargs: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Options,
     ) -> None:
-        """Run ``fn(*args, **kwargs)`` in a worker; no Future (errors go to ``on_error``).
+        self._accept(self._task(fn, args, kwargs, options, None), True)
 
-        Raises:
-            PoolClosed: the pool is stopped (``PoolBroken`` if an initializer failed).
-            PoolOverload: the pool is full and may not wait.
-            pickle.PicklingError: ``fn`` or its arguments cannot be pickled.
-        """
-        self._accept(self._task(fn, args, kwargs, timeout, None), True)
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Options,
+        *,
+        block: bool,
+        future: ProcessFuture[Any] | None = None,
+    ) -> Future[Any] | None:
+        if future is None:
+            future = self._future()
+        if not self._accept(self._task(fn, args, kwargs, options, future), block):
+            return None
+        return future
 
-    def submit(  # type: ignore[override]
+    async def _asubmit(
         self,
         fn: Callable[..., T],
-        /,
-        *args: Any,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> Future[T]:
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Options,
+    ) -> T:
+        future = self._submit(fn, args, kwargs, options, block=self._limit is None)
+        if future is None:
+            # Full bounded pool: wait for room in a thread, never on the loop.
+            # The Future is made here so that a cancelled await can cancel
+            # it: the thread cannot be stopped and submits once room frees,
+            # and the pool then skips a task whose Future is cancelled.
+            made = self._future()
+            try:
+                future = await asyncio.to_thread(
+                    self._submit, fn, args, kwargs, options, block=True, future=made
+                )
+            except asyncio.CancelledError:
+                made.cancel()
+                raise
+        assert future is not None
+        result: T = await asyncio.wrap_future(future)
+        return result
+
+    def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+        """Run ``fn(*args, **kwargs)`` in a worker; no Future (errors go to ``on_error``).
+
+        Every keyword goes to ``fn``; per-task options: ``pool.options(...).go``.
+
+        Raises:
+            PoolClosed: the pool is stopped (``PoolBroken`` if it is broken).
+            PoolOverload: the pool is full and may not wait.
+            TypeError: ``fn`` is not callable.
+            pickle.PicklingError: ``fn`` or its arguments cannot be pickled.
+        """
+        self._go(fn, args, kwargs, NO_OPTIONS)
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` in a worker process; return its Future.
+
+        As ``Executor.submit``, every keyword goes to ``fn`` (``timeout=``
+        included). For a per-task timeout use
+        ``pool.options(timeout=...).submit(fn, *args, **kwargs)``.
 
         Args:
             fn: a picklable callable (module-level, or anything with cloudpickle).
-            timeout: seconds the task may run once a worker starts it; past
-                that its worker is killed and replaced and the Future fails
-                with ``TaskTimeout``. ``timeout`` is the pool's keyword: to
-                pass one to ``fn``, use ``functools.partial``.
 
         Raises:
-            PoolClosed: the pool is stopped (a ``RuntimeError``, as Executor).
+            PoolClosed: the pool is stopped (a ``RuntimeError``, as Executor;
+                ``PoolBroken`` if it is broken).
             PoolOverload: the pool is full and may not wait.
+            TypeError: ``fn`` is not callable.
             pickle.PicklingError: ``fn`` or its arguments cannot be pickled.
-            ValueError: ``timeout`` is not a positive number of seconds.
         """
-        future = self._future()
-        self._accept(self._task(fn, args, kwargs, timeout, future), True)
+        future = self._submit(fn, args, kwargs, NO_OPTIONS, block=True)
+        assert future is not None
         return future
 
-    def try_submit(
-        self,
-        fn: Callable[..., T],
-        /,
-        *args: Any,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> Future[T] | None:
+    def try_submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T] | None:
         """Like :meth:`submit`, but return ``None`` instead of waiting for room.
 
         Raises:
             PoolClosed: the pool is stopped.
+            TypeError: ``fn`` is not callable.
         """
-        future = self._future()
-        if not self._accept(self._task(fn, args, kwargs, timeout, future), False):
-            return None
-        return future
+        return self._submit(fn, args, kwargs, NO_OPTIONS, block=False)
 
-    async def asubmit(
-        self,
-        fn: Callable[..., T],
-        /,
-        *args: Any,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> T:
-        """Run ``fn`` in a worker and await its result from asyncio.
+    async def asubmit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` in a worker and await its result from asyncio.
 
         Never blocks the event loop: when a bounded pool is full the wait for
         room happens in a thread. Cancelling the awaiting task cancels the
         Future (and, with ``cancel_running=True``, kills a running task).
+        Every keyword goes to ``fn``; per-task options: ``pool.options(...).asubmit``.
 
         Raises:
             Whatever :meth:`submit` raises, or ``fn``'s exception.
         """
-        future: Future[T] | None
-        if self._limit is None:
-            future = self.submit(fn, *args, timeout=timeout, **kwargs)
-        else:
-            future = self.try_submit(fn, *args, timeout=timeout, **kwargs)
-            if future is None:
-                future = await asyncio.to_thread(self.submit, fn, *args, timeout=timeout, **kwargs)
-        return await asyncio.wrap_future(future)
+        return await self._asubmit(fn, args, kwargs, NO_OPTIONS)
 
     def map(
         self,
@@ -252,14 +301,17 @@ class ProcessPool(ProcessPoolBase, Executor):
         """Lazily map ``fn`` over ``iterables`` in the worker processes.
 
         At most ``buffersize`` chunks are in flight, so an endless generator
-        works; the first chunks are submitted before this returns.
+        works; the first chunks are submitted before this returns. To stop a
+        chunk that runs too long, use ``pool.options(timeout=...).map(...)``:
+        its worker is killed and ``TaskTimeout`` is raised at that chunk's
+        place (pebble's per-chunk ``timeout``).
 
         Args:
             fn: called as ``fn(*items)``; must be picklable.
-            timeout: seconds each task (a chunk of ``chunksize`` items) may
-                run; past that its worker is killed and ``TaskTimeout`` is
-                raised at that chunk's place (pebble's ``map`` semantics, not
-                ``Executor.map``'s overall deadline).
+            timeout: as ``Executor.map``: seconds from this call after which
+                taking a result that is not ready raises ``PoolTimeout`` (a
+                ``TimeoutError``); chunks not started are then skipped.
+                ``None`` or ``math.inf``: no limit.
             chunksize: items per task; larger chunks cost less per item.
             ordered: yield in input order (``False``: as completed).
             buffersize: chunks in flight (default 4 × max_workers, at least 16).
@@ -270,27 +322,63 @@ class ProcessPool(ProcessPoolBase, Executor):
 
         Raises:
             PoolClosed: the pool is stopped.
-            ValueError, TypeError: bad ``chunksize``, ``buffersize`` or ``timeout``.
+            ValueError, TypeError: a bad argument (the message names it).
         """
-        return process_map(
-            self,
+        return self._map(
             fn,
             iterables,
-            timeout=check_optional_seconds("timeout", timeout, allow_zero=False),
+            timeout=timeout,
             chunksize=chunksize,
             ordered=ordered,
             buffersize=buffersize,
             progress=progress,
+            options=NO_OPTIONS,
+        )
+
+    def _map(
+        self,
+        fn: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        *,
+        timeout: float | None,
+        chunksize: int,
+        ordered: bool,
+        buffersize: int | None,
+        progress: bool,
+        options: Options,
+    ) -> Iterator[T]:
+        check_callable("fn", fn)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
+        return process_map(
+            self,
+            fn,
+            iterables,
+            # None and inf both mean no deadline for the whole map.
+            timeout=None if seconds == math.inf else seconds,
+            chunksize=chunksize,
+            ordered=check_bool("ordered", ordered),
+            buffersize=buffersize,
+            progress=check_bool("progress", progress),
+            options=options,
         )
 
     def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Any]:
         """A task group on this pool (errgroup, pond ``Group``).
 
+        Per-task options for the group's tasks: ``pool.options(...).group()``
+        (every task) or ``group.options(...).submit(...)`` (one task).
+
         Args:
             cancel_on_error: the first failure cancels the group's other
                 tasks — running ones too when the pool has ``cancel_running``.
+
+        Raises:
+            TypeError: ``cancel_on_error`` is not a bool.
         """
-        return ProcessTaskGroup(self, cancel_on_error=cancel_on_error)
+        return self._group(cancel_on_error, NO_OPTIONS)
+
+    def _group(self, cancel_on_error: bool, options: Options) -> ProcessTaskGroup[Any]:
+        return ProcessTaskGroup(self, cancel_on_error=cancel_on_error, options=options)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -304,18 +392,31 @@ class ProcessPool(ProcessPoolBase, Executor):
     def wait(self, timeout: float | None = None) -> None:
         """Wait until every task submitted so far has finished, without stopping.
 
+        Args:
+            timeout: most seconds to wait (``None`` or ``math.inf``: no limit;
+                any finite value works).
+
         Raises:
             PoolTimeout: not idle within ``timeout`` seconds.
             PoolDeadlock: called from a done-callback.
+            PoolBroken: the pool broke and left tasks nobody can finish.
         """
-        seconds = check_optional_seconds("timeout", timeout)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         self._check_not_dispatcher("wait()")
+        deadline = deadline_after(seconds)
         with self._lock:
-            if not self._idle_cv.wait_for(lambda: self._unfinished == 0, seconds):
-                raise PoolTimeout(
-                    f"{self._options.name} still had {self._unfinished} unfinished tasks "
-                    f"after {seconds} s; raise timeout"
-                )
+            while self._unfinished:
+                if not self._thread.is_alive():
+                    # Only the dispatcher finishes tasks: without it they never
+                    # will (its failure handler normally fails them all first).
+                    raise self._closed_error()
+                left = left_until(deadline)
+                if left == 0:
+                    raise PoolTimeout(
+                        f"{self._options.name} still had {self._unfinished} unfinished tasks "
+                        f"after {seconds} s; raise timeout"
+                    )
+                self._idle_cv.wait(slice_of(left))
 
     def resize(self, max_workers: int | None = None, min_workers: int | None = None) -> None:
         """Change the worker bounds at runtime (ants ``Tune``, pond ``Resize``).
@@ -371,14 +472,20 @@ class ProcessPool(ProcessPoolBase, Executor):
         Args:
             wait: wait for the workers to exit.
             cancel_pending: cancel queued tasks (default: ``not wait``).
-            timeout: most seconds to wait before killing the workers.
+            timeout: most seconds to wait before killing the workers
+                (``None`` or ``math.inf``: no limit; any finite value works).
 
         Raises:
             PoolTimeout: workers had to be killed at the deadline.
             PoolDeadlock: ``wait`` requested from a done-callback.
+            TypeError, ValueError: a bad argument (the message names it).
         """
-        seconds = check_optional_seconds("timeout", timeout)
-        cancel = (not wait) if cancel_pending is None else bool(cancel_pending)
+        check_bool("wait", wait)
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
+        if cancel_pending is None:
+            cancel = not wait
+        else:
+            cancel = check_bool("cancel_pending", cancel_pending)
         if wait:
             self._check_not_dispatcher("stop(wait=True)")
         with self._lock:
@@ -389,8 +496,7 @@ class ProcessPool(ProcessPoolBase, Executor):
             self._cancel_queued()
         if not wait:
             return
-        self._thread.join(seconds)
-        if self._thread.is_alive():
+        if not join_thread(self._thread, seconds):
             with self._lock:
                 running = sum(1 for w in self._workers.values() if w.task is not None)
                 self._terminating = True
@@ -416,7 +522,12 @@ class ProcessPool(ProcessPoolBase, Executor):
         self._thread.join()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """``Executor.shutdown``: stop taking tasks; ``cancel_futures`` cancels queued ones."""
+        """``Executor.shutdown``: stop taking tasks; ``cancel_futures`` cancels queued ones.
+
+        Raises:
+            TypeError: ``wait`` or ``cancel_futures`` is not a bool.
+        """
+        check_bool("cancel_futures", cancel_futures)
         self.stop(wait=wait, cancel_pending=cancel_futures)
 
     @property
@@ -426,8 +537,13 @@ class ProcessPool(ProcessPoolBase, Executor):
 
     @property
     def closed(self) -> bool:
-        """Whether the pool is stopped or stopping."""
+        """Whether the pool is stopped or stopping (a broken pool is closed too)."""
         return self._closed
+
+    @property
+    def broken(self) -> bool:
+        """Whether the pool is broken (a worker could not start, or its dispatcher failed)."""
+        return self._broken is not None
 
     def pids(self) -> list[int]:
         """Process ids of the live worker processes (sorted)."""
@@ -438,7 +554,14 @@ class ProcessPool(ProcessPoolBase, Executor):
         return self._stats()
 
     def __repr__(self) -> str:
-        return describe(type(self).__name__, self._stats(), self._options.name)
+        stats = self._stats()
+        text = describe(type(self).__name__, stats, self._options.name)
+        if stats.broken:
+            # describe() knows open/paused/closed; a broken pool must not pass
+            # for one that was merely stopped.
+            name = repr(self._options.name)
+            text = text.replace(f"{name} closed [", f"{name} broken [", 1)
+        return text
 
     def __enter__(self) -> ProcessPool:
         return self

@@ -24,7 +24,12 @@ Invariants (under ``_lock``):
 * ``_active`` counts workers that can take tasks (STARTING, IDLE, BUSY);
   retiring (STOPPING) and killed (DYING) ones are in ``_workers`` until reaped;
 * ``_unfinished`` counts tasks accepted and not finished; it drops only after
-  a task's Future is resolved, so ``wait()`` never returns before that.
+  a task's Future is resolved, so ``wait()`` never returns before that;
+* ``_pending`` holds every accepted task whose outcome nobody has claimed
+  yet. Whoever delivers an outcome first removes the task from it (under the
+  lock), so each task is resolved exactly once even when a stop, a kill and a
+  dispatcher failure race; and when the dispatcher dies, every task still in
+  it fails loudly instead of waiting for ever.
 """
 
 from __future__ import annotations
@@ -35,12 +40,12 @@ import logging
 import os
 import selectors
 import threading
-import time
 import weakref
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from poolkit._errors import PoolBroken, PoolClosed, TaskTimeout
+from poolkit._waits import deadline_after
 from poolkit.workers import _process_child as child
 from poolkit.workers._core import PoolOptions, capacity
 from poolkit.workers._process_wire import ProcessFuture
@@ -78,6 +83,7 @@ class ProcessPoolState:
         self._room = threading.Condition(self._lock)  # blocked submitters
         self._idle_cv = threading.Condition(self._lock)  # wait() and stop()
         self._queue: collections.deque[Task] = collections.deque()
+        self._pending: set[Task] = set()  # accepted, outcome not claimed yet
         self._workers: dict[int, Worker] = {}  # by sentinel; every unreaped process
         self._idle: list[Worker] = []  # LIFO: the warmest worker first
         self._active = 0  # STARTING + IDLE + BUSY
@@ -87,6 +93,7 @@ class ProcessPoolState:
         self._terminating = False
         self._broken: BaseException | None = None
         self._broken_why = ""
+        self._broken_fix = ""
         self._unfinished = 0
         self._blocked = 0
         self._counts = collections.Counter[str]()
@@ -109,8 +116,7 @@ class ProcessPoolState:
         if self._broken is not None:
             error = PoolBroken(
                 f"{self._options.name} is broken: {self._broken_why}; no worker is started any "
-                "more. Fix the cause (the initializer, an unimportable __main__) and create a "
-                "new pool"
+                f"more. {self._broken_fix}"
             )
             error.__cause__ = self._broken
             return error
@@ -126,7 +132,9 @@ class ProcessPoolState:
     def _assign_locked(self, worker: Worker, task: Task) -> None:
         worker.state = State.BUSY
         worker.task = task
-        worker.deadline = None if task.timeout is None else time.monotonic() + task.timeout
+        # Any finite timeout (1e300 included) gives a float deadline; the
+        # dispatcher waits for it in slices (poolkit._waits).
+        worker.deadline = None if task.timeout is None else deadline_after(task.timeout)
 
     def _send(self, worker: Worker, payload: bytes) -> None:
         # A dead worker makes this fail; its sentinel then reports the death
@@ -141,6 +149,14 @@ class ProcessPoolState:
         worker.state = State.STOPPING
         return child.STOP
 
+    def _claim_locked(self, task: Task) -> bool:
+        """Take the right to deliver ``task``'s outcome; False if someone else has it."""
+        try:
+            self._pending.remove(task)
+        except KeyError:
+            return False
+        return True
+
     def _task_left_locked(self) -> None:
         self._unfinished -= 1
         if self._blocked:
@@ -149,7 +165,14 @@ class ProcessPoolState:
             self._idle_cv.notify_all()
 
     def _finish(self, task: Task, ok: bool, value: Any) -> None:
-        """Deliver a task's outcome, then count it as finished."""
+        """Deliver a task's outcome, then count it as finished (unless already claimed)."""
+        with self._lock:
+            if not self._claim_locked(task):
+                return
+        self._deliver(task, ok, value)
+
+    def _deliver(self, task: Task, ok: bool, value: Any) -> None:
+        """Deliver the outcome of a task the caller claimed, then count it as finished."""
         future = task.future
         if future is not None:
             try:
@@ -175,7 +198,7 @@ class ProcessPoolState:
 
     def _cancel_queued(self) -> None:
         with self._lock:
-            tasks = list(self._queue)
+            tasks = [task for task in self._queue if self._claim_locked(task)]
             self._queue.clear()
         for task in tasks:
             if task.future is not None:
@@ -186,22 +209,29 @@ class ProcessPoolState:
                 self._counts["cancelled"] += 1
                 self._task_left_locked()
 
+    def _break_locked(self, cause: BaseException | None, why: str, fix: str) -> bool:
+        """Mark the pool broken (the first cause wins) and closed; True if this was the first."""
+        first = self._broken is None
+        if first:
+            self._broken = cause if cause is not None else RuntimeError(why)
+            self._broken_why = why
+            self._broken_fix = fix
+        self._closed = True
+        self._room.notify_all()  # blocked submitters raise PoolBroken
+        return first
+
     def _break(self, cause: BaseException | None, why: str) -> None:
         """A worker cannot start: refuse new work, fail queued tasks, stop idle workers."""
+        fix = "Fix the cause (the initializer, an unimportable __main__) and create a new pool"
         with self._lock:
-            first = self._broken is None
-            if first:
-                self._broken = cause if cause is not None else RuntimeError(why)
-                self._broken_why = why
-            self._closed = True
-            self._room.notify_all()
-            tasks = list(self._queue)
+            first = self._break_locked(cause, why, fix)
+            tasks = [task for task in self._queue if self._claim_locked(task)]
             self._queue.clear()
             error = self._closed_error()
         if first:  # other workers failing the same way add nothing
             _LOG.error("%s: %s; no more workers will be started", self._options.name, why)
         for task in tasks:
-            self._finish(task, False, error)
+            self._deliver(task, False, error)
 
     def _kill(self, worker: Worker, error: BaseException | None) -> None:
         """Kill ``worker`` now; its task fails with ``error`` (None: it was cancelled)."""
@@ -225,6 +255,9 @@ class ProcessPoolState:
         if task is None:
             return
         if error is None:
+            with self._lock:
+                if not self._claim_locked(task):
+                    return
             if isinstance(task.future, ProcessFuture):
                 task.future.force_cancel()
             elif task.future is not None:
