@@ -111,12 +111,21 @@ class PoolDeadlock(PoolError, RuntimeError):
 
 
 class PoolBroken(PoolError, BrokenExecutor):
-    """A worker pool can no longer run tasks because a worker failed to start.
+    """A pool can no longer serve because something it relies on died.
 
-    Raised when a worker's ``initializer`` (or ``with_worker`` factory) raised:
-    queued tasks fail with this error and new submissions are refused, as
-    ``ThreadPoolExecutor`` does with ``BrokenThreadPool``. It is also a
-    ``concurrent.futures.BrokenExecutor`` (a ``RuntimeError``).
+    Raised, chained (``__cause__``) from the original error, when:
+
+    - a worker's ``initializer`` (or ``with_worker`` factory) raised: queued
+      tasks fail with this error and new submissions are refused, as
+      ``ThreadPoolExecutor`` does with ``BrokenThreadPool``;
+    - a background thread or task of a pool died (a worker pool's worker, a
+      process pool's dispatcher, a connection pool's cleaner): pending work
+      fails, ``acquire``/``submit`` raise, and ``repr`` and ``stats().broken``
+      say so, so a pool never looks healthy when it is not;
+    - an ``AsyncWorkerPool`` is used in a forked child (its event loop and
+      worker tasks stayed in the parent).
+
+    It is also a ``concurrent.futures.BrokenExecutor`` (a ``RuntimeError``).
     """
 
 

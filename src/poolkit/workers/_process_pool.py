@@ -554,14 +554,7 @@ class ProcessPool(ProcessPoolBase, Executor):
         return self._stats()
 
     def __repr__(self) -> str:
-        stats = self._stats()
-        text = describe(type(self).__name__, stats, self._options.name)
-        if stats.broken:
-            # describe() knows open/paused/closed; a broken pool must not pass
-            # for one that was merely stopped.
-            name = repr(self._options.name)
-            text = text.replace(f"{name} closed [", f"{name} broken [", 1)
-        return text
+        return describe(type(self).__name__, self._stats(), self._options.name)
 
     def __enter__(self) -> ProcessPool:
         return self

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from poolkit.workers._core import WorkerPoolStats
 
@@ -21,15 +21,12 @@ class ProcessPoolStats(WorkerPoolStats):
         crashed: worker processes that died unexpectedly (with or without a task).
         recycled: workers retired by ``max_tasks_per_child`` or ``max_memory_per_child``.
         started: worker processes started so far.
-        broken: the pool is broken (a worker could not start, or its
-            dispatcher thread failed): tasks fail with ``PoolBroken``.
-            ``closed`` is true as well.
+
+    ``broken`` (inherited) is true when a worker could not start or the
+    dispatcher thread failed: tasks then fail with ``PoolBroken``.
     """
 
     timed_out: int
     crashed: int
     recycled: int
     started: int
-    # Keyword-only with a default (as WorkerPoolStats may declare it too), so
-    # the field order stays valid for this subclass.
-    broken: bool = field(default=False, kw_only=True)
