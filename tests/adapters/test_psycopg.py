@@ -17,7 +17,7 @@ from poolkit import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from poolkit.adapters import dbapi
 from poolkit.adapters import psycopg as pg
 from poolkit.testing import FakeClock
-from tests.adapters.conftest import eventually
+from tests.adapters.conftest import wait_readable
 
 
 @pytest.fixture
@@ -92,15 +92,20 @@ def test_failed_transaction_is_rolled_back_and_the_connection_kept(pg_dsn: str, 
 
 
 def test_terminated_idle_backends_are_discarded_at_checkout(pg_dsn: str) -> None:
-    """Failover simulation: pg_terminate_backend() on every pooled backend."""
+    """Failover simulation: pg_terminate_backend() on every idle pooled backend.
+
+    The test waits only until each FATAL reached its socket (poll, no read):
+    the pool's first checkout must then discard all of them by itself and
+    hand out a fresh connection whose first query works.
+    """
     pool = _make(pg_dsn, max_size=3)
     held = [pool.acquire() for _ in range(3)]
     old = [c.info.backend_pid for c in held]
-    raws = [c.raw for c in held]
+    sockets = [c.pgconn.socket for c in held]
     for c in held:
         c.close()
     _terminate(pg_dsn, old)
-    eventually(lambda: not any(pg.is_alive(r) for r in raws), "the terminations reached the client")
+    wait_readable(sockets)
     with pool.connection() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
         assert conn.info.backend_pid not in old
@@ -285,18 +290,17 @@ def test_async_pool_runs_queries_and_rolls_back_on_return(pg_dsn: str, table: st
 
 
 def test_async_terminated_backends_are_discarded(pg_dsn: str) -> None:
+    """The async twin: the first checkout after the FATALs arrived discards them."""
+
     async def main() -> None:
         async with AsyncConnectionPool(pg.async_connector(pg_dsn), max_size=2) as pool:
             a, b = await pool.acquire(), await pool.acquire()
             old = [a.info.backend_pid, b.info.backend_pid]
-            raws = [a.raw, b.raw]
+            sockets = [a.pgconn.socket, b.pgconn.socket]
             await a.close()
             await b.close()
             _terminate(pg_dsn, old)
-            deadline = asyncio.get_running_loop().time() + 10
-            while any(pg.is_alive(r) for r in raws):
-                assert asyncio.get_running_loop().time() < deadline
-                await asyncio.sleep(0.002)
+            wait_readable(sockets)
             async with pool.connection() as conn:
                 cur = await conn.execute("SELECT 1")
                 assert await cur.fetchone() == (1,)

@@ -12,9 +12,10 @@
 
 - **Checkout check** (every checkout, no round trip): the connection is open,
   libpq's status is OK, no transaction is open, and if the socket has bytes
-  waiting (a server that terminated the backend sends an error and closes),
-  libpq reads them without blocking and must still be OK. A backend killed by
-  ``pg_terminate_backend()`` or a restart is caught here, before the user's
+  waiting (a server that ends a session sends a FATAL error, then closes),
+  libpq reads and parses all of them without blocking: a FATAL or an EOF
+  means dead. A backend killed by ``pg_terminate_backend()`` or a restart is
+  caught by the first checkout after its FATAL arrived, before the user's
   query fails on it.
 - **Return** by transaction state (psycopg_pool's rule): idle goes back as is;
   a transaction left open or failed is rolled back; a query still running or
@@ -41,6 +42,7 @@ from typing import Any
 try:
     import psycopg
     from psycopg import pq
+    from psycopg.pq import abc as pq_abc
 except ImportError as exc:  # pragma: no cover - exercised by a test with psycopg hidden
     raise ImportError(
         "poolkit.adapters.psycopg needs psycopg 3: install the extra with "
@@ -68,6 +70,14 @@ BROKEN_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25006"})
 
 _IDLE = pq.TransactionStatus.IDLE
 _OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+_OK = pq.ConnStatus.OK
+_SEVERITY = pq.DiagnosticField.SEVERITY_NONLOCALIZED
+# Severities after which the server closes the session (PostgreSQL's elog
+# levels): FATAL ends the backend, PANIC the whole server.
+_SESSION_ENDING = frozenset({b"FATAL", b"PANIC"})
+# Reads of unasked input per check: the FATAL and the EOF take one each; more
+# only when LISTEN notifications pile up, which must not stall a checkout.
+_MAX_UNASKED_READS = 8
 
 
 def _readable(fd: int) -> bool:
@@ -79,24 +89,60 @@ def _readable(fd: int) -> bool:
 def is_alive(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     """Whether an idle connection is usable, without a round trip (the checkout check).
 
+    One call decides. A server that ends a session (``pg_terminate_backend()``,
+    a restart or shutdown, ``idle_session_timeout``) sends an ``ErrorResponse``
+    of severity FATAL and then closes the socket. The two may reach the client
+    apart: reading only the FATAL leaves libpq's status OK (libpq hands an error
+    that arrives while idle to the notice processor), and the EOF may still be
+    in flight. So this reads everything the socket holds, lets libpq parse it,
+    and takes a FATAL (or PANIC) as death even before the EOF is seen.
+
     Returns:
         False if it is closed or broken, libpq's status is not OK, a transaction
-        is open, or bytes the server sent unasked reveal that it went away.
+        is open, or what the server sent unasked shows that it ended the session.
     """
     if conn.closed or conn.broken:
         return False
     pgconn = conn.pgconn
-    if pgconn.status != pq.ConnStatus.OK or pgconn.transaction_status != _IDLE:
+    if pgconn.status != _OK or pgconn.transaction_status != _IDLE:
         return False
+    # Fast path (every checkout): nothing arrived since the last use.
+    if not _readable(pgconn.socket):
+        return True
+    return _drain_unasked(pgconn)
+
+
+def _drain_unasked(pgconn: pq_abc.PGconn) -> bool:
+    """Read and parse what the server sent while idle; False if it ended the session."""
+    fatal = False
+    chained = pgconn.notice_handler
+
+    def on_notice(res: pq_abc.PGresult) -> None:
+        nonlocal fatal
+        if res.error_field(_SEVERITY) in _SESSION_ENDING:
+            fatal = True
+        if chained is not None:
+            chained(res)  # the application's own notice handlers still see it
+
+    pgconn.notice_handler = on_notice
     try:
-        if _readable(pgconn.socket):
-            # A terminated backend sends FATAL 57P01 and closes: libpq reads
-            # what is there without blocking and turns BAD. Notifications
-            # (LISTEN) are buffered by libpq and keep the connection alive.
-            pgconn.consume_input()
+        for _ in range(_MAX_UNASKED_READS):
+            pgconn.consume_input()  # raises once it reads the EOF
+            # consume_input() only buffers; is_busy() makes libpq parse the
+            # buffer, which is when an idle-time error reaches on_notice.
+            # Notifications (LISTEN) stay queued in libpq for the application.
+            pgconn.is_busy()
+            if fatal or pgconn.status != _OK:
+                return False
+            if not _readable(pgconn.socket):
+                return True
     except (psycopg.OperationalError, OSError):
         return False
-    return pgconn.status == pq.ConnStatus.OK
+    finally:
+        pgconn.notice_handler = chained
+    # Still readable after many reads: a flood of notifications; nothing says
+    # the session ended, so the connection is kept.
+    return True
 
 
 def is_broken(exc: BaseException) -> bool:
