@@ -318,6 +318,10 @@ def test_sqlite_pool_runs_the_users_configure_after_its_own(tmp_path: Path) -> N
         ({"path": "x.db", "busy_timeout": -1}, ValueError, "busy_timeout"),
         ({"path": "x.db", "configure": 3}, TypeError, "configure must be callable"),
         ({"path": "x.db", "max_size": 0}, ValueError, "max_size"),
+        ({"path": "x.db", "wal": None}, TypeError, "wal must be True or False"),
+        ({"path": "x.db", "wal": "no"}, TypeError, "wal must be True or False"),
+        ({"path": "x.db", "wal": 0}, TypeError, "wal must be True or False"),
+        ({"path": "x.db", "busy_timeout": float("nan")}, ValueError, "busy_timeout"),
     ],
 )
 def test_sqlite_pool_rejects_bad_arguments(
@@ -335,6 +339,7 @@ def test_sqlite_pool_rejects_bad_arguments(
         ((sqlite3.connect,), {"reset": 1}, "reset must be callable"),
         ((sqlite3.connect,), {"is_broken": 1}, "is_broken must be callable"),
         ((sqlite3.connect,), {"ping_query": ""}, "ping_query must be a non-empty str"),
+        ((sqlite3.connect,), {"module": "sqlite3"}, "module must be the driver's module"),
     ],
 )
 def test_connector_rejects_bad_arguments(
@@ -348,3 +353,16 @@ def test_custom_is_broken_replaces_the_rule() -> None:
     conn_factory = dbapi.connector(sqlite3.connect, ":memory:", is_broken=lambda e: True)
     assert conn_factory.is_broken(ValueError())
     assert "sqlite3" in repr(conn_factory) or "connect" in repr(conn_factory)
+
+
+@pytest.mark.parametrize(
+    "busy_timeout", [1e300, float("inf"), 10**400], ids=["1e300", "inf", "1e400"]
+)
+def test_sqlite_pool_clamps_a_huge_busy_timeout_to_the_longest_sqlite_wait(
+    tmp_path: Path, busy_timeout: float
+) -> None:
+    """sqlite3 casts timeout*1000 to int unchecked: 1e300 s wrapped to no wait at all."""
+    db = dbapi.sqlite_pool(str(tmp_path / "a.db"), busy_timeout=busy_timeout)
+    with db, db.connection() as conn:
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (2**31 - 1,)
+    assert dbapi.SQLITE_MAX_BUSY_TIMEOUT * 1000 == 2**31 - 1

@@ -245,13 +245,48 @@ def test_dbpool_over_psycopg_commits_on_success(pg_dsn: str, table: str) -> None
         ({"conninfo": 5}, "conninfo must be a str"),
         ({"configure": 1}, "configure must be callable"),
         ({"reset": "x"}, "reset must be callable"),
+        ({"require_writable": 2}, "require_writable must be True or False"),
+        ({"require_writable": "yes"}, "require_writable must be True or False"),
+        ({"require_writable": None}, "require_writable must be True or False"),
+        ({"autocommit": 1}, "autocommit must be True or False"),
+        ({"prepare_threshold": "5"}, "prepare_threshold must be an int"),
+        ({"row_factory": 3}, "row_factory must be callable"),
     ],
 )
 def test_connectors_reject_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
+    """A flag is never coerced: each bad argument is refused at the call, by name."""
     with pytest.raises(TypeError, match=match):
         pg.connector(**kwargs)
     with pytest.raises(TypeError, match=match):
         pg.async_connector(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("conninfo", "kwargs", "match"),
+    [
+        ("dbname=test", {"dbnme": "x"}, 'invalid connection option "dbnme"'),
+        ("dbname=test port", {}, 'missing "="'),
+        ("postgresql://h/db?sslmod=require", {}, 'invalid URI query parameter: "sslmod"'),
+    ],
+)
+def test_connectors_reject_a_conninfo_libpq_cannot_parse(
+    conninfo: str, kwargs: dict[str, Any], match: str
+) -> None:
+    """Not a PoolTimeout after retries: the connection string is refused at the call."""
+    with pytest.raises(ValueError, match=match):
+        pg.connector(conninfo, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        pg.async_connector(conninfo, **kwargs)
+
+
+def test_connectors_accept_connect_options_and_libpq_keywords(pg_dsn: str) -> None:
+    connector = pg.connector(pg_dsn, autocommit=True, prepare_threshold=None, application_name="x")
+    conn = connector.create()
+    try:
+        assert conn.autocommit
+        assert conn.execute("SHOW application_name").fetchone() == ("x",)
+    finally:
+        connector.close(conn)
 
 
 def test_repr_does_not_show_the_dsn() -> None:

@@ -39,11 +39,12 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
-from poolkit._validate import check_callable, check_seconds
+from poolkit._validate import check_bool, check_callable, check_seconds
 from poolkit.connections import ConnectionPool, ConnectionPoolStats, PooledConnection
 
 __all__ = [
     "SQLITE_BROKEN_CODES",
+    "SQLITE_MAX_BUSY_TIMEOUT",
     "DBAPIConnector",
     "DBPool",
     "PooledDBConnection",
@@ -64,6 +65,11 @@ SQLITE_BROKEN_CODES = frozenset({10, 11, 14, 26})
 # SQLite's busy handler wait, in seconds, before "database is locked" (the
 # sqlite3 module's own default is 5 s, kept here).
 SQLITE_BUSY_TIMEOUT = 5.0
+# The longest busy wait SQLite can take: sqlite3_busy_timeout() takes an int
+# of milliseconds. The sqlite3 module casts timeout*1000 to int unchecked, so a
+# larger value wraps (1e300 s became "no wait at all": "database is locked" at
+# once); longer waits are clamped to this (~24.8 days).
+SQLITE_MAX_BUSY_TIMEOUT = (2**31 - 1) / 1000
 
 
 def _find_error_classes(
@@ -112,7 +118,8 @@ class DBAPIConnector(Generic[C]):
 
     Raises:
         TypeError: ``connect``, ``configure``, ``reset`` or ``is_broken`` is not
-            callable, or ``ping_query`` is not a non-empty str.
+            callable, ``ping_query`` is not a non-empty str, or ``module`` is
+            not a module.
     """
 
     def __init__(
@@ -130,6 +137,10 @@ class DBAPIConnector(Generic[C]):
         self._configure = check_callable("configure", configure, optional=True)
         self._reset = check_callable("reset", reset, optional=True)
         self._is_broken = check_callable("is_broken", is_broken, optional=True)
+        if module is not None and not isinstance(module, ModuleType):
+            raise TypeError(
+                f"module must be the driver's module (e.g. psycopg), got {type(module).__name__}"
+            )
         if not isinstance(ping_query, str) or not ping_query.strip():
             raise TypeError(f"ping_query must be a non-empty str, got {ping_query!r}")
         self.ping_query = ping_query
@@ -460,8 +471,10 @@ def sqlite_pool(
     Args:
         path: the database file (a ``str`` path; ``":memory:"`` is refused, as
             each connection would get its own empty database).
-        wal: set ``journal_mode=WAL``.
-        busy_timeout: seconds a connection waits for a lock before "database is locked".
+        wal: set ``journal_mode=WAL`` (True or False).
+        busy_timeout: seconds a connection waits for a lock before "database
+            is locked"; ``math.inf`` (or anything above ~24.8 days) waits the
+            longest SQLite allows (:data:`SQLITE_MAX_BUSY_TIMEOUT`).
         configure: your own per-connection setup (pragmas, functions).
         **options: :class:`~poolkit.ConnectionPool` options.
 
@@ -469,7 +482,7 @@ def sqlite_pool(
         The :class:`DBPool`.
 
     Raises:
-        TypeError: ``path`` is not a str, or a bad option.
+        TypeError: ``path`` is not a str, ``wal`` not a bool, or a bad option.
         ValueError: ``path`` is ``":memory:"``, or an option is out of range.
     """
     if not isinstance(path, str) or not path:
@@ -479,13 +492,16 @@ def sqlite_pool(
             "path=':memory:' gives every pooled connection its own empty database; "
             "use a file path (or a temporary file) to share one database between threads"
         )
-    timeout = check_seconds("busy_timeout", busy_timeout)
+    timeout = min(
+        check_seconds("busy_timeout", busy_timeout, allow_inf=True), SQLITE_MAX_BUSY_TIMEOUT
+    )
+    wal = check_bool("wal", wal)
     check_callable("configure", configure, optional=True)
     conn_factory = connector(
         sqlite3.connect,
         path,
         timeout=timeout,
-        configure=_sqlite_configure(bool(wal), configure),
+        configure=_sqlite_configure(wal, configure),
         is_broken=sqlite_is_broken,
     )
     options.setdefault("name", f"sqlite:{path}")

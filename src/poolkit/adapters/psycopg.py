@@ -42,6 +42,7 @@ from typing import Any
 try:
     import psycopg
     from psycopg import pq
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
     from psycopg.pq import abc as pq_abc
 except ImportError as exc:  # pragma: no cover - exercised by a test with psycopg hidden
     raise ImportError(
@@ -49,7 +50,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test with psycop
         "pip install 'poolkit[postgres]'"
     ) from exc
 
-from poolkit._validate import check_callable
+from poolkit._validate import check_bool, check_callable, check_int
 
 __all__ = [
     "BROKEN_SQLSTATES",
@@ -179,9 +180,33 @@ def _return_plan(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -
     raise psycopg.InterfaceError(f"the connection came back in state {status.name}")
 
 
-def _check_options(configure: object, reset: object) -> None:
+# Keywords of psycopg's ``connect`` itself; every other keyword is a libpq
+# connection parameter (``host=``, ``connect_timeout=``...).
+_CONNECT_OPTIONS = frozenset(
+    {"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"}
+)
+
+
+def _check_options(conninfo: object, configure: object, reset: object, kwargs: Any) -> None:
+    """Refuse at the call what would otherwise fail at every connection attempt."""
+    if not isinstance(conninfo, str):
+        raise TypeError(f"conninfo must be a str (a libpq DSN or URL), got {conninfo!r}")
     check_callable("configure", configure, optional=True)
     check_callable("reset", reset, optional=True)
+    if "autocommit" in kwargs:
+        check_bool("autocommit", kwargs["autocommit"])
+    if kwargs.get("prepare_threshold") is not None:
+        check_int("prepare_threshold", kwargs["prepare_threshold"], minimum=0)
+    for name in ("row_factory", "cursor_factory"):
+        check_callable(name, kwargs.get(name), optional=True)
+    params = {k: v for k, v in kwargs.items() if k not in _CONNECT_OPTIONS}
+    try:
+        # libpq's own parser: a typo ("dbnme=") or a malformed string would
+        # otherwise surface only as a PoolTimeout after retries.
+        conninfo_to_dict(make_conninfo(conninfo, **params))
+    except psycopg.ProgrammingError as exc:
+        # The DSN may hold a password: quote libpq's complaint, not the string.
+        raise ValueError(f"conninfo (with the connection keywords) is invalid: {exc}") from None
 
 
 class _Base:
@@ -193,13 +218,11 @@ class _Base:
         require_writable: bool,
         kwargs: dict[str, Any],
     ) -> None:
-        if not isinstance(conninfo, str):
-            raise TypeError(f"conninfo must be a str (a libpq DSN or URL), got {conninfo!r}")
-        _check_options(configure, reset)
+        _check_options(conninfo, configure, reset, kwargs)
         self.conninfo = conninfo
         self._configure = configure
         self._reset = reset
-        self.require_writable = bool(require_writable)
+        self.require_writable = check_bool("require_writable", require_writable)
         self._kwargs = kwargs
 
     def check(self, conn: Any) -> bool:
@@ -227,7 +250,12 @@ class PsycopgConnector(_Base):
             ``row_factory``, ``prepare_threshold``...).
 
     Raises:
-        TypeError: ``conninfo`` is not a str; ``configure`` or ``reset`` not callable.
+        TypeError: ``conninfo`` is not a str; ``configure``, ``reset``,
+            ``row_factory`` or ``cursor_factory`` not callable;
+            ``require_writable`` or ``autocommit`` not a bool;
+            ``prepare_threshold`` not an int.
+        ValueError: libpq cannot parse the connection string with the
+            keywords (an unknown option, a missing ``=``).
     """
 
     def __init__(
