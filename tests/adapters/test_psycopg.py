@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from poolkit import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from poolkit import AsyncConnectionPool, ConnectionDetached, ConnectionPool, PoolTimeout
 from poolkit.adapters import dbapi
 from poolkit.adapters import psycopg as pg
 from poolkit.testing import FakeClock
@@ -61,10 +61,12 @@ def test_pooled_connection_runs_queries_and_is_reused(pg_dsn: str) -> None:
 
 
 def test_transaction_left_open_is_rolled_back_on_return(pg_dsn: str, table: str) -> None:
+    """release() (the proxy's close()) never commits: what is left open is rolled back."""
     pool = _make(pg_dsn, max_size=1)
-    with pool.connection() as conn:
-        conn.execute(f"INSERT INTO {table} VALUES (1)")
-        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    conn = pool.acquire()
+    conn.execute(f"INSERT INTO {table} VALUES (1)")
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    conn.close()
     with pool.connection() as conn:
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert _count(pg_dsn, table) == 0
@@ -312,10 +314,13 @@ def test_importing_adapters_does_not_import_psycopg() -> None:
 
 
 def test_async_pool_runs_queries_and_rolls_back_on_return(pg_dsn: str, table: str) -> None:
+    """The async twin: release() never commits, what is left open is rolled back."""
+
     async def main() -> None:
         async with AsyncConnectionPool(pg.async_connector(pg_dsn), max_size=2) as pool:
-            async with pool.connection() as conn:
-                await conn.execute(f"INSERT INTO {table} VALUES (1)")
+            conn = await pool.acquire()
+            await conn.execute(f"INSERT INTO {table} VALUES (1)")
+            await conn.close()
             async with pool.connection() as conn:
                 cur = await conn.execute(f"SELECT count(*) FROM {table}")
                 assert await cur.fetchone() == (0,)
@@ -391,3 +396,34 @@ def test_unreachable_server_surfaces_the_connect_error_in_the_timeout() -> None:
     assert isinstance(info.value.__cause__, psycopg.OperationalError)
     assert pool.stats().create_errors >= 1
     pool.close()
+
+
+def test_dbpool_over_psycopg_guards_cursors_and_forwards_attributes(
+    pg_dsn: str, table: str
+) -> None:
+    """DB-API rules with psycopg: conn.autocommit = True reaches psycopg; after the
+    give-back, cursor and connection raise psycopg's own Error."""
+    db: dbapi.DBPool[psycopg.Connection[Any]] = dbapi.DBPool(pg.connector(pg_dsn), max_size=1)
+    conn = db.connect()
+    conn.autocommit = True
+    assert conn.raw.autocommit
+    cur = conn.cursor()
+    cur.execute(f"INSERT INTO {table} VALUES (1)")
+    conn.autocommit = False
+    conn.close()
+    assert _count(pg_dsn, table) == 1  # autocommitted, so the rollback on return kept it
+    for use in (
+        lambda: cur.execute(f"INSERT INTO {table} VALUES (2)"),
+        cur.fetchall,
+        conn.cursor,
+        conn.commit,
+        lambda: conn.execute("SELECT 1"),
+    ):
+        with pytest.raises(psycopg.ProgrammingError, match="given back") as info:
+            use()
+        assert isinstance(info.value, ConnectionDetached)
+        assert not pg.is_broken(info.value)
+    with pytest.raises(psycopg.ProgrammingError):
+        conn.autocommit = True
+    assert _count(pg_dsn, table) == 1
+    db.close()

@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
+from poolkit._errors import ConnectionDetached
 from poolkit._validate import check_bool, check_callable, check_seconds
 from poolkit.connections import ConnectionPool, ConnectionPoolStats, PooledConnection
 
@@ -47,6 +48,7 @@ __all__ = [
     "SQLITE_MAX_BUSY_TIMEOUT",
     "DBAPIConnector",
     "DBPool",
+    "PooledCursor",
     "PooledDBConnection",
     "connector",
     "sqlite_is_broken",
@@ -180,6 +182,26 @@ class DBAPIConnector(Generic[C]):
         """Close the connection (an uncommitted transaction is rolled back by the driver)."""
         conn.close()  # type: ignore[attr-defined]
 
+    def commit(self, conn: C) -> None:
+        """Commit what a ``with pool.connection()`` block left open (commit on success).
+
+        Called by the pool when the block exits without an exception (an
+        exception rolls back instead, in :meth:`reset`). Nothing to commit when
+        the driver says no transaction is open (``conn.in_transaction`` is
+        False, as ``sqlite3`` tells) or the connection is in autocommit mode
+        (``conn.autocommit is True``: psycopg, pymysql...).
+
+        Raises:
+            Exception: the driver's commit failed; the pool rolls back (or
+                discards the connection if the error broke it).
+        """
+        in_transaction = getattr(conn, "in_transaction", None)
+        if in_transaction is False:
+            return
+        if in_transaction is None and getattr(conn, "autocommit", None) is True:
+            return
+        conn.commit()  # type: ignore[attr-defined]
+
     def reset(self, conn: C) -> None:
         """Roll back what the holder left open, then run the user's ``reset``.
 
@@ -255,67 +277,256 @@ def connector(
     )
 
 
+# The exception raised on use of a connection or cursor after give-back, per
+# driver connection type: a subclass of both the driver's ProgrammingError and
+# poolkit's ConnectionDetached (see _detached_error). Bounded by the number of
+# driver connection types a process uses.
+_DETACHED_CLASSES: dict[type, type[Exception]] = {}
+
+
+def _driver_error_class(conn: object) -> type[Exception] | None:
+    """The driver's ProgrammingError (else InterfaceError, else Error), if it has one.
+
+    From the DB-API optional extension (exception classes as connection
+    attributes, as ``sqlite3`` has), else from the module the connection's
+    class lives in or any package above it (``psycopg.connection`` -> ``psycopg``).
+    """
+    names = ("ProgrammingError", "InterfaceError", "Error")
+    parts = str(getattr(type(conn), "__module__", "") or "").split(".")
+    sources: list[object] = [conn]
+    sources += [sys.modules.get(".".join(parts[:end])) for end in range(len(parts), 0, -1)]
+    for name in names:
+        for source in sources:
+            cls = getattr(source, name, None) if source is not None else None
+            if isinstance(cls, type) and issubclass(cls, Exception):
+                return cls
+    return None
+
+
+def _detached_error(conn: object, name: str) -> Exception:
+    """The error for ``.name`` used after give-back: the driver's own class (DB-API 2.0).
+
+    DB-API says any operation on a closed connection or cursor raises the
+    driver's ``Error`` (or a subclass); code that catches ``sqlite3.Error``
+    or ``psycopg.Error`` must see it, and code that catches poolkit's
+    :class:`~poolkit.ConnectionDetached` too, so the class derives from both.
+    ProgrammingError: the caller's mistake, not a broken connection, so no
+    ``is_broken`` rule discards an innocent connection over it (the message
+    avoids the word "closed", which ``sqlite_is_broken`` reads as broken).
+    """
+    kind = type(conn)
+    cls = _DETACHED_CLASSES.get(kind)
+    if cls is None:
+        base = _driver_error_class(conn)
+        cls = ConnectionDetached
+        if base is not None:
+            try:
+                cls = type(
+                    f"Detached{base.__name__}",
+                    (base, ConnectionDetached),
+                    {"__module__": __name__, "__doc__": "Use after give-back (DB-API Error)."},
+                )
+            except TypeError:  # incompatible layouts: the driver's class alone
+                cls = base
+        _DETACHED_CLASSES[kind] = cls
+    return cls(
+        f"this pooled connection was given back to its pool, so .{name} is off limits "
+        "(another caller may hold the connection now); borrow a new one"
+    )
+
+
+def _wrap_cursor(conn: PooledDBConnection[Any], result: Any) -> Any:
+    # conn.execute() returns a cursor on sqlite3 and psycopg: guard it too.
+    return PooledCursor(conn, result) if hasattr(result, "fetchone") else result
+
+
+class PooledCursor:
+    """A cursor of a :class:`PooledDBConnection`, unusable once the connection is given back.
+
+    Everything goes to the driver's cursor while the connection is held; after
+    ``conn.close()`` any use raises the driver's ``ProgrammingError`` (also a
+    :class:`~poolkit.ConnectionDetached`) instead of running on a connection
+    that may belong to another thread by then. ``close()`` stays harmless.
+    """
+
+    __slots__ = ("_conn", "_cursor")
+
+    _conn: PooledDBConnection[Any]
+    _cursor: Any
+
+    def __init__(self, conn: PooledDBConnection[Any], cursor: Any) -> None:
+        object.__setattr__(self, "_conn", conn)
+        object.__setattr__(self, "_cursor", cursor)
+
+    def _live(self, name: str) -> Any:
+        conn = self._conn
+        if conn._proxy._entry is None:
+            raise _detached_error(conn._raw, name)
+        return self._cursor
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a statement (arguments go to the driver's ``execute``)."""
+        cursor = self._live("execute")
+        result = cursor.execute(*args, **kwargs)
+        return self if result is cursor else result
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a statement for each parameter set (the driver's ``executemany``)."""
+        cursor = self._live("executemany")
+        result = cursor.executemany(*args, **kwargs)
+        return self if result is cursor else result
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+        return self._live("fetchone").fetchone()
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        """The next rows (the driver's ``fetchmany``)."""
+        return self._live("fetchmany").fetchmany(*args, **kwargs)
+
+    def fetchall(self) -> Any:
+        """All remaining rows."""
+        return self._live("fetchall").fetchall()
+
+    def close(self) -> None:
+        """Close the cursor; after give-back there is nothing left to do."""
+        if self._conn._proxy._entry is not None:
+            self._cursor.close()
+
+    def __iter__(self) -> PooledCursor:
+        self._live("__iter__")
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._live("__next__"))
+
+    def __enter__(self) -> PooledCursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # description, rowcount, lastrowid, arraysize, driver extras...
+        if name.startswith("__") or name in PooledCursor.__slots__:
+            raise AttributeError(name)
+        return getattr(self._live(name), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._live(name), name, value)  # arraysize, row_factory...
+
+    def __repr__(self) -> str:
+        return f"<PooledCursor {self._cursor!r}>"
+
+
 class PooledDBConnection(Generic[C]):
     """A DB-API connection borrowed from a :class:`DBPool`.
 
     ``cursor()``, ``commit()``, ``rollback()`` go to the connection, as does any
-    other attribute (``execute`` on ``sqlite3``); ``close()`` gives it back to the
-    pool (rolled back first). ``with conn:`` commits on success or rolls back on
-    an exception, then gives it back (psycopg 3's ``with connection``); an
+    other attribute, read or set (``conn.execute`` on ``sqlite3``,
+    ``conn.autocommit = True``); ``close()`` gives it back to the pool (rolled
+    back first). ``with conn:`` commits on success or rolls back on an
+    exception, then gives it back (psycopg 3's ``with connection``); an
     exception that broke the connection discards it instead.
+
+    After ``close()``, the connection and every cursor it handed out raise the
+    driver's ``ProgrammingError`` (a subclass that is also a
+    :class:`~poolkit.ConnectionDetached`) on use, as DB-API 2.0 asks of a
+    closed connection; ``close()`` itself stays idempotent.
     """
 
-    __slots__ = ("_db", "_proxy")
+    __slots__ = ("_db", "_proxy", "_raw")
+
+    _db: DBPool[C]
+    _proxy: PooledConnection[C]
+    _raw: C
 
     def __init__(self, db: DBPool[C], proxy: PooledConnection[C]) -> None:
-        self._db = db
-        self._proxy = proxy
+        object.__setattr__(self, "_db", db)
+        object.__setattr__(self, "_proxy", proxy)
+        object.__setattr__(self, "_raw", proxy.raw)
+
+    def _live(self, name: str) -> Any:
+        """The driver's connection, or the driver's error once given back."""
+        if self._proxy._entry is None:
+            raise _detached_error(self._raw, name)
+        return self._raw
 
     @property
     def raw(self) -> C:
         """The driver's connection (do not keep it past ``close()``).
 
         Raises:
-            ConnectionDetached: the connection was given back.
+            ConnectionDetached: the connection was given back (also the
+                driver's ``ProgrammingError``).
         """
-        return self._proxy.raw
+        raw: C = self._live("raw")
+        return raw
 
     @property
     def closed(self) -> bool:
         """True once the connection was given back (or discarded)."""
-        return self._proxy.released
+        return self._proxy._entry is None
 
-    def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        """A new cursor on the connection (arguments go to the driver)."""
-        return self._proxy.raw.cursor(*args, **kwargs)  # type: ignore[attr-defined]
+    def cursor(self, *args: Any, **kwargs: Any) -> PooledCursor:
+        """A new cursor on the connection (arguments go to the driver).
+
+        Raises:
+            Error: the driver's ``ProgrammingError``, once given back.
+        """
+        return PooledCursor(self, self._live("cursor").cursor(*args, **kwargs))
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        """The driver's ``conn.execute`` shortcut (``sqlite3``, psycopg), its cursor guarded."""
+        return _wrap_cursor(self, self._live("execute").execute(*args, **kwargs))
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        """The driver's ``conn.executemany`` shortcut, its cursor guarded."""
+        return _wrap_cursor(self, self._live("executemany").executemany(*args, **kwargs))
+
+    def executescript(self, *args: Any, **kwargs: Any) -> Any:
+        """``sqlite3``'s ``conn.executescript``, its cursor guarded."""
+        return _wrap_cursor(self, self._live("executescript").executescript(*args, **kwargs))
 
     def commit(self) -> None:
-        """Commit the current transaction."""
-        self._proxy.raw.commit()  # type: ignore[attr-defined]
+        """Commit the current transaction.
+
+        Raises:
+            Error: the driver's ``ProgrammingError``, once given back.
+        """
+        self._live("commit").commit()
 
     def rollback(self) -> None:
-        """Roll back the current transaction."""
-        self._proxy.raw.rollback()  # type: ignore[attr-defined]
+        """Roll back the current transaction.
+
+        Raises:
+            Error: the driver's ``ProgrammingError``, once given back.
+        """
+        self._live("rollback").rollback()
 
     def close(self) -> None:
         """Give the connection back to the pool; uncommitted work is rolled back.
 
         Idempotent, as DB-API callers expect of ``close()``.
         """
-        if not self._proxy.released:
+        if self._proxy._entry is not None:
             self._db.pool.release(self._proxy)
 
     def discard(self) -> None:
         """Close the connection for good instead of giving it back (it is unusable)."""
-        if not self._proxy.released:
+        if self._proxy._entry is not None:
             self._db.pool.discard(self._proxy)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the class lacks; the slots are excluded so a
         # half-built object raises instead of recursing.
-        if name.startswith("__") or name in ("_db", "_proxy"):
+        if name.startswith("__") or name in PooledDBConnection.__slots__:
             raise AttributeError(name)
-        return getattr(self._proxy, name)
+        return getattr(self._live(name), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # conn.autocommit = True, conn.isolation_level = None: the driver's.
+        setattr(self._live(name), name, value)
 
     def __enter__(self) -> PooledDBConnection[C]:
         return self
@@ -325,6 +536,10 @@ class PooledDBConnection(Generic[C]):
 
     def __repr__(self) -> str:
         return f"<PooledDBConnection {self._proxy!r}>"
+
+
+def _driver_commit(conn: Any) -> None:
+    conn.commit()
 
 
 class DBPool(Generic[C]):
@@ -345,6 +560,10 @@ class DBPool(Generic[C]):
 
     def __init__(self, connector: Any, **options: Any) -> None:
         self.pool: ConnectionPool[C] = ConnectionPool(connector, **options)
+        # The connector's commit-on-success rule when it has one (it knows
+        # autocommit and failed transactions), else the plain DB-API commit().
+        commit = getattr(connector, "commit", None)
+        self._commit: Callable[[C], object] = commit if callable(commit) else _driver_commit
 
     def connect(self, timeout: float | None = None) -> PooledDBConnection[C]:
         """Borrow a connection; its ``close()`` gives it back.
@@ -384,7 +603,7 @@ class DBPool(Generic[C]):
             return
         try:
             if exc is None:
-                proxy.raw.commit()  # type: ignore[attr-defined]
+                self._commit(proxy.raw)
             # On an error, the rollback happens in the connector's reset.
         except BaseException as commit_exc:
             if not isinstance(commit_exc, Exception) or pool._hooks.broken(commit_exc):

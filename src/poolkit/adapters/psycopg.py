@@ -6,9 +6,8 @@
     from poolkit.adapters import psycopg as pg
 
     pool = ConnectionPool(pg.connector("dbname=app"), max_size=10)
-    with pool.connection() as conn:
+    with pool.connection() as conn:        # commits on success, rolls back on error
         conn.execute("INSERT INTO t VALUES (1)")
-        conn.commit()
 
 - **Checkout check** (every checkout, no round trip): the connection is open,
   libpq's status is OK, no transaction is open, and if the socket has bytes
@@ -17,6 +16,12 @@
   means dead. A backend killed by ``pg_terminate_backend()`` or a restart is
   caught by the first checkout after its FATAL arrived, before the user's
   query fails on it.
+- **Commit on success** (psycopg_pool's ``connection()``): a ``with
+  pool.connection()`` block that exits normally commits the transaction it
+  left open; an exception in the block rolls it back. A transaction that
+  failed inside the block (the error was caught there) is not silently
+  "committed" into a rollback: leaving the block raises
+  ``InFailedSqlTransaction``. ``acquire()`` / ``close()`` never commit.
 - **Return** by transaction state (psycopg_pool's rule): idle goes back as is;
   a transaction left open or failed is rolled back; a query still running or
   an unknown state means the connection is discarded.
@@ -41,6 +46,7 @@ from typing import Any
 
 try:
     import psycopg
+    from psycopg import errors as pg_errors
     from psycopg import pq
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
     from psycopg.pq import abc as pq_abc
@@ -187,6 +193,26 @@ _CONNECT_OPTIONS = frozenset(
 )
 
 
+def _commit_plan(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the block's transaction needs a COMMIT (False: nothing to commit).
+
+    Raises:
+        psycopg.errors.InFailedSqlTransaction: the transaction failed earlier in
+            the block (the error was caught there). psycopg's ``commit()`` would
+            turn it into a silent rollback; the block's writes are lost, so say so.
+    """
+    status = conn.pgconn.transaction_status
+    if status == _IDLE:
+        return False  # autocommit, or nothing run since the last commit
+    if status == pq.TransactionStatus.INERROR:
+        raise pg_errors.InFailedSqlTransaction(
+            "the transaction failed inside the connection() block (an error was caught "
+            "there), so nothing was committed: it is rolled back. Roll back or commit "
+            "inside the block after handling the error"
+        )
+    return True  # INTRANS; ACTIVE or UNKNOWN make commit() raise for the pool
+
+
 def _check_options(conninfo: object, configure: object, reset: object, kwargs: Any) -> None:
     """Refuse at the call what would otherwise fail at every connection attempt."""
     if not isinstance(conninfo, str):
@@ -290,6 +316,22 @@ class PsycopgConnector(_Base):
         """Close the connection."""
         conn.close()
 
+    def commit(self, conn: psycopg.Connection[Any]) -> None:
+        """Commit what a ``with pool.connection()`` block left open (psycopg_pool's rule).
+
+        Called by the pool when the block exits without an exception; an
+        exception in the block rolls back instead (:meth:`reset`). Nothing is
+        sent in autocommit mode or when no transaction is open.
+
+        Raises:
+            psycopg.errors.InFailedSqlTransaction: the transaction had failed
+                (an error caught inside the block); it is rolled back on return.
+            psycopg.Error: the COMMIT failed (a deferred constraint, a lost
+                connection); the pool rolls back or discards as for any error.
+        """
+        if _commit_plan(conn):
+            conn.commit()
+
     def reset(self, conn: psycopg.Connection[Any]) -> None:
         """Roll back an open or failed transaction, then run the user's ``reset``.
 
@@ -357,6 +399,18 @@ class AsyncPsycopgConnector(_Base):
     async def close(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Close the connection."""
         await conn.close()
+
+    async def commit(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Commit what an ``async with pool.connection()`` block left open.
+
+        The twin of :meth:`PsycopgConnector.commit` (see there).
+
+        Raises:
+            psycopg.errors.InFailedSqlTransaction: the transaction had failed.
+            psycopg.Error: the COMMIT failed.
+        """
+        if _commit_plan(conn):
+            await conn.commit()
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Roll back an open or failed transaction, then await the user's ``reset``.
