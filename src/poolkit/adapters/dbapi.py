@@ -41,6 +41,7 @@ from typing import Any, Generic, TypeVar
 
 from poolkit._errors import ConnectionDetached
 from poolkit._validate import check_bool, check_callable, check_seconds
+from poolkit.adapters import _forks
 from poolkit.connections import ConnectionPool, ConnectionPoolStats, PooledConnection
 
 __all__ = [
@@ -151,6 +152,9 @@ class DBAPIConnector(Generic[C]):
         self._args = args
         self._kwargs = kwargs
         self._errors = _find_error_classes(connect, module)
+        # In a forked child, the parent's connections are never committed,
+        # rolled back or closed (see poolkit.adapters._forks).
+        self._owners = _forks.Owners()
 
     def create(self) -> C:
         """Connect, then run ``configure``.
@@ -160,6 +164,7 @@ class DBAPIConnector(Generic[C]):
                 retries with backoff).
         """
         conn: C = self._connect(*self._args, **self._kwargs)
+        self._owners.opened(conn)
         try:
             if self._errors is None:
                 self._errors = _find_error_classes(type(conn), None) or self._from_conn(conn)
@@ -179,8 +184,13 @@ class DBAPIConnector(Generic[C]):
         return None
 
     def close(self, conn: C) -> None:
-        """Close the connection (an uncommitted transaction is rolled back by the driver)."""
-        conn.close()  # type: ignore[attr-defined]
+        """Close the connection (an uncommitted transaction is rolled back by the driver).
+
+        In a forked child, a connection the parent opened is left alone: closing
+        it would roll back (or end) the parent's session.
+        """
+        if not self._owners.foreign(conn):
+            conn.close()  # type: ignore[attr-defined]
 
     def commit(self, conn: C) -> None:
         """Commit what a ``with pool.connection()`` block left open (commit on success).
@@ -195,6 +205,8 @@ class DBAPIConnector(Generic[C]):
             Exception: the driver's commit failed; the pool rolls back (or
                 discards the connection if the error broke it).
         """
+        if self._owners.foreign(conn):
+            return  # a forked child never commits its parent's transaction
         in_transaction = getattr(conn, "in_transaction", None)
         if in_transaction is False:
             return
@@ -209,8 +221,14 @@ class DBAPIConnector(Generic[C]):
         as ``sqlite3``) is asked first, saving the call when there is none.
 
         Raises:
-            Exception: the rollback or ``reset`` failed; the pool discards the connection.
+            Exception: the rollback or ``reset`` failed, or (in a forked child)
+                the connection is the parent's; the pool discards it.
         """
+        if self._owners.foreign(conn):
+            raise RuntimeError(
+                "this connection was opened by the parent process before a fork: the "
+                "child leaves it (and its transaction) alone; the pool drops it"
+            )
         if getattr(conn, "in_transaction", True):
             conn.rollback()  # type: ignore[attr-defined]
         if self._reset is not None:
@@ -435,9 +453,10 @@ class PooledDBConnection(Generic[C]):
     closed connection; ``close()`` itself stays idempotent.
     """
 
-    __slots__ = ("_db", "_proxy", "_raw")
+    __slots__ = ("_db", "_generation", "_proxy", "_raw")
 
     _db: DBPool[C]
+    _generation: int
     _proxy: PooledConnection[C]
     _raw: C
 
@@ -445,6 +464,8 @@ class PooledDBConnection(Generic[C]):
         object.__setattr__(self, "_db", db)
         object.__setattr__(self, "_proxy", proxy)
         object.__setattr__(self, "_raw", proxy.raw)
+        # Which process borrowed it: a forked child never commits for its parent.
+        object.__setattr__(self, "_generation", _forks._generation)
 
     def _live(self, name: str) -> Any:
         """The driver's connection, or the driver's error once given back."""
@@ -532,7 +553,7 @@ class PooledDBConnection(Generic[C]):
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        self._db._finish(self._proxy, exc)
+        self._db._finish(self, exc)
 
     def __repr__(self) -> str:
         return f"<PooledDBConnection {self._proxy!r}>"
@@ -589,13 +610,20 @@ class DBPool(Generic[C]):
         try:
             yield conn
         except BaseException as exc:
-            self._finish(conn._proxy, exc)
+            self._finish(conn, exc)
             raise
-        self._finish(conn._proxy, None)
+        self._finish(conn, None)
 
-    def _finish(self, proxy: PooledConnection[C], exc: BaseException | None) -> None:
+    def _finish(self, conn: PooledDBConnection[C], exc: BaseException | None) -> None:
         """End a ``with`` block: commit or roll back, then give back or discard."""
-        if proxy.released:
+        proxy = conn._proxy
+        if proxy._entry is None:
+            return
+        if conn._generation != _forks.generation():
+            # A forked child leaving a block its parent opened: the transaction
+            # is the parent's to commit or roll back. Only the pool's own
+            # bookkeeping runs (it leaves a parent's connection alone).
+            self.pool.release(proxy)
             return
         pool = self.pool
         if exc is not None and (not isinstance(exc, Exception) or pool._hooks.broken(exc)):

@@ -22,6 +22,9 @@
   failed inside the block (the error was caught there) is not silently
   "committed" into a rollback: leaving the block raises
   ``InFailedSqlTransaction``. ``acquire()`` / ``close()`` never commit.
+- **Fork**: a forked child never commits, rolls back or closes (Terminate) a
+  connection its parent opened, whatever the pool asks: that would end or
+  change the parent's transaction.
 - **Return** by transaction state (psycopg_pool's rule): idle goes back as is;
   a transaction left open or failed is rolled back; a query still running or
   an unknown state means the connection is discarded.
@@ -57,6 +60,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test with psycop
     ) from exc
 
 from poolkit._validate import check_bool, check_callable, check_int
+from poolkit.adapters._forks import Owners
 
 __all__ = [
     "BROKEN_SQLSTATES",
@@ -193,6 +197,13 @@ _CONNECT_OPTIONS = frozenset(
 )
 
 
+def _not_ours() -> psycopg.InterfaceError:
+    return psycopg.InterfaceError(
+        "this connection was opened by the parent process before a fork: the child "
+        "leaves it (and its transaction) alone; the pool drops it"
+    )
+
+
 def _commit_plan(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     """Whether the block's transaction needs a COMMIT (False: nothing to commit).
 
@@ -250,6 +261,9 @@ class _Base:
         self._reset = reset
         self.require_writable = check_bool("require_writable", require_writable)
         self._kwargs = kwargs
+        # Connections opened by this process; in a forked child, the parent's
+        # are never committed, rolled back or closed (see _forks).
+        self._owners = Owners()
 
     def check(self, conn: Any) -> bool:
         """The cheap checkout check (see :func:`is_alive`)."""
@@ -302,6 +316,7 @@ class PsycopgConnector(_Base):
             psycopg.OperationalError: the server refused or is unreachable.
         """
         conn = psycopg.Connection.connect(self.conninfo, **self._kwargs)
+        self._owners.opened(conn)
         try:
             if self._configure is not None:
                 self._configure(conn)
@@ -313,8 +328,13 @@ class PsycopgConnector(_Base):
         return conn
 
     def close(self, conn: psycopg.Connection[Any]) -> None:
-        """Close the connection."""
-        conn.close()
+        """Close the connection (in a forked child, the parent's are left open).
+
+        ``close()`` sends libpq's Terminate, which would end the parent's
+        session; garbage collection in the child does not (psycopg checks the pid).
+        """
+        if not self._owners.foreign(conn):
+            conn.close()
 
     def commit(self, conn: psycopg.Connection[Any]) -> None:
         """Commit what a ``with pool.connection()`` block left open (psycopg_pool's rule).
@@ -329,15 +349,18 @@ class PsycopgConnector(_Base):
             psycopg.Error: the COMMIT failed (a deferred constraint, a lost
                 connection); the pool rolls back or discards as for any error.
         """
-        if _commit_plan(conn):
+        if not self._owners.foreign(conn) and _commit_plan(conn):
             conn.commit()
 
     def reset(self, conn: psycopg.Connection[Any]) -> None:
         """Roll back an open or failed transaction, then run the user's ``reset``.
 
         Raises:
-            psycopg.Error: it cannot be made clean; the pool discards it.
+            psycopg.Error: it cannot be made clean, or (in a forked child) it is
+                the parent's; the pool discards it.
         """
+        if self._owners.foreign(conn):
+            raise _not_ours()
         if _return_plan(conn):
             conn.rollback()
         if self._reset is not None:
@@ -386,6 +409,7 @@ class AsyncPsycopgConnector(_Base):
             psycopg.OperationalError: the server refused or is unreachable.
         """
         conn = await psycopg.AsyncConnection.connect(self.conninfo, **self._kwargs)
+        self._owners.opened(conn)
         try:
             if self._configure is not None:
                 await self._configure(conn)
@@ -397,8 +421,9 @@ class AsyncPsycopgConnector(_Base):
         return conn
 
     async def close(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Close the connection."""
-        await conn.close()
+        """Close the connection (in a forked child, the parent's are left open)."""
+        if not self._owners.foreign(conn):
+            await conn.close()
 
     async def commit(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Commit what an ``async with pool.connection()`` block left open.
@@ -409,15 +434,18 @@ class AsyncPsycopgConnector(_Base):
             psycopg.errors.InFailedSqlTransaction: the transaction had failed.
             psycopg.Error: the COMMIT failed.
         """
-        if _commit_plan(conn):
+        if not self._owners.foreign(conn) and _commit_plan(conn):
             await conn.commit()
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Roll back an open or failed transaction, then await the user's ``reset``.
 
         Raises:
-            psycopg.Error: it cannot be made clean; the pool discards it.
+            psycopg.Error: it cannot be made clean, or (in a forked child) it is
+                the parent's; the pool discards it.
         """
+        if self._owners.foreign(conn):
+            raise _not_ours()
         if _return_plan(conn):
             await conn.rollback()
         if self._reset is not None:
