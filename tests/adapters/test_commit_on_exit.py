@@ -214,3 +214,25 @@ def test_dbapi_connector_commit_respects_autocommit_and_idle_connections(
     finally:
         connector.close(conn)
     assert _sqlite_rows(tmp_path / "a.db") == [1]
+
+
+def test_psycopg_block_on_a_connection_lost_mid_block_raises_on_exit(
+    pg_dsn: str, table: str
+) -> None:
+    """The server went away after the insert and the holder swallowed the error:
+    the row is gone, so leaving the block must not look like a commit."""
+    pool = ConnectionPool(pg.connector(pg_dsn), max_size=1, timeout=10.0)
+
+    def lose_the_connection() -> None:
+        with pool.connection() as conn:
+            conn.execute(f"INSERT INTO {table} VALUES (1)")
+            with psycopg.connect(pg_dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+            with pytest.raises(psycopg.OperationalError):
+                conn.execute("SELECT 1")
+
+    with pytest.raises(psycopg.OperationalError):
+        lose_the_connection()
+    assert _rows(pg_dsn, table) == []
+    assert pool.stats().closed_by_reason["broken"] == 1
+    pool.close()

@@ -212,6 +212,12 @@ def _commit_plan(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -
             the block (the error was caught there). psycopg's ``commit()`` would
             turn it into a silent rollback; the block's writes are lost, so say so.
     """
+    if conn.closed and not conn.broken:
+        # Closed by its holder inside the block (which rolled back), as
+        # psycopg's own ``with conn`` leaves it; the pool discards it on return.
+        # A connection *lost* mid-block is different: its commit() raises, so
+        # the writes that vanished with it do not go unnoticed.
+        return False
     status = conn.pgconn.transaction_status
     if status == _IDLE:
         return False  # autocommit, or nothing run since the last commit
