@@ -462,3 +462,17 @@ def test_setting_attributes_reaches_the_drivers_connection(tmp_path: Path) -> No
         conn.isolation_level = ""
     assert _count(db) == 1
     db.close()
+
+
+def test_connector_refuses_arguments_connect_cannot_take() -> None:
+    """A keyword typo would fail every connection attempt: refused at the call instead."""
+
+    def connect(database: str, *, timeout: float = 1.0) -> sqlite3.Connection:
+        return sqlite3.connect(database, timeout=timeout)
+
+    with pytest.raises(TypeError, match=r"connect=.*timout"):
+        dbapi.connector(sqlite3.connect, "a.db", timout=3)
+    with pytest.raises(TypeError, match=r"connect=.*connect"):
+        dbapi.connector(connect, "a.db", "extra")
+    dbapi.connector(connect, "a.db", timeout=2.0)
+    dbapi.connector(sqlite3.connect, "a.db", timeout=2.0, uri=False, cached_statements=8)

@@ -32,6 +32,7 @@ commits or rolls back, then gives it back).
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -99,6 +100,38 @@ def _find_error_classes(
     return None
 
 
+def _sqlite3_connect(
+    database: object,
+    timeout: float = 5.0,
+    detect_types: int = 0,
+    isolation_level: str | None = "DEFERRED",
+    check_same_thread: bool = True,
+    factory: object = None,
+    cached_statements: int = 128,
+    uri: bool = False,
+    *,
+    autocommit: object = None,
+) -> None:
+    """``sqlite3.connect``'s parameters (CPython 3.11-3.13); the builtin's own
+    signature cannot be introspected there."""
+
+
+def _check_connect_arguments(
+    connect: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """Refuse at the call arguments ``connect`` cannot take (a typo in a keyword):
+    otherwise every connection attempt fails and the pool only says PoolTimeout."""
+    try:
+        signature = inspect.signature(_sqlite3_connect if connect is sqlite3.connect else connect)
+    except (TypeError, ValueError):  # a builtin without a signature: the driver will tell
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        name = getattr(connect, "__qualname__", "connect")
+        raise TypeError(f"connect={name} cannot take these arguments: {exc}") from None
+
+
 class DBAPIConnector(Generic[C]):
     """Opens DB-API 2.0 connections for a :class:`~poolkit.ConnectionPool`.
 
@@ -121,8 +154,8 @@ class DBAPIConnector(Generic[C]):
 
     Raises:
         TypeError: ``connect``, ``configure``, ``reset`` or ``is_broken`` is not
-            callable, ``ping_query`` is not a non-empty str, or ``module`` is
-            not a module.
+            callable, ``ping_query`` is not a non-empty str, ``module`` is not
+            a module, or ``connect``'s signature refuses ``*args, **kwargs``.
     """
 
     def __init__(
@@ -149,6 +182,7 @@ class DBAPIConnector(Generic[C]):
         self.ping_query = ping_query
         if connect is sqlite3.connect:
             kwargs.setdefault("check_same_thread", False)
+        _check_connect_arguments(connect, args, kwargs)
         self._args = args
         self._kwargs = kwargs
         self._errors = _find_error_classes(connect, module)
