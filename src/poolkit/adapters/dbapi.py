@@ -13,6 +13,9 @@ What the connector does for the pool:
 
 - ``create``: ``connect(*args, **kwargs)``, then the optional ``configure(conn)``
   (psycopg_pool's ``configure``, asyncpg's ``init``).
+- ``commit`` when a ``with pool.connection()`` block exits normally (commit on
+  success; an exception in the block rolls back instead): nothing is sent when
+  the driver says no transaction is open or the connection is in autocommit.
 - ``reset`` on return: roll back whatever the holder left uncommitted (DB-API:
   closing without a commit rolls back), then the optional ``reset(conn)``
   (database/sql ``ResetSession``). A connection that fails to roll back is
@@ -27,7 +30,11 @@ What the connector does for the pool:
 
 :class:`DBPool` is the thin client that makes a pooled connection behave like a
 DB-API connection to its user (``close()`` gives it back, ``with conn:``
-commits or rolls back, then gives it back).
+commits or rolls back, then gives it back; after ``close()`` the connection and
+its cursors raise the driver's ``ProgrammingError``).
+
+In a forked child, the connector never commits, rolls back or closes a
+connection the parent opened (see ``poolkit.adapters._forks``).
 """
 
 from __future__ import annotations
