@@ -294,3 +294,19 @@ def wait_readable(fds: list[int]) -> None:
         poller.register(fd, select.POLLIN | select.POLLPRI)
         if not poller.poll(PROMPT * 1000):
             raise AssertionError(f"nothing arrived on socket {fd} within {PROMPT} s")
+
+
+@pytest.fixture
+def closing() -> Iterator[Callable[[Any], Any]]:
+    """``closing(pool)`` returns a sync pool and closes it after the test, even a
+    failed one: a pool left open would be finalized during a later test, whose
+    warnings filter then fails that innocent test. (Async tests use ``async with``.)"""
+    opened: list[Any] = []
+
+    def track(pool: Any) -> Any:
+        opened.append(pool)
+        return pool
+
+    yield track
+    for pool in reversed(opened):
+        pool.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,10 @@ class Boom(Exception):
 # -- psycopg, sync --------------------------------------------------------------
 
 
-def test_psycopg_block_commits_on_success_and_rolls_back_on_error(pg_dsn: str, table: str) -> None:
-    pool = ConnectionPool(pg.connector(pg_dsn), max_size=1, timeout=10.0)
+def test_psycopg_block_commits_on_success_and_rolls_back_on_error(
+    pg_dsn: str, table: str, closing: Callable[[Any], Any]
+) -> None:
+    pool = closing(ConnectionPool(pg.connector(pg_dsn), max_size=1, timeout=10.0))
     with pool.connection() as conn:
         conn.execute(f"INSERT INTO {table} VALUES (1)")  # no commit()
     assert _rows(pg_dsn, table) == [1]
@@ -68,11 +70,13 @@ def test_psycopg_block_commits_on_success_and_rolls_back_on_error(pg_dsn: str, t
 
 
 def test_psycopg_block_with_a_failed_transaction_raises_instead_of_losing_writes(
-    pg_dsn: str, table: str
+    pg_dsn: str,
+    table: str,
+    closing: Callable[[Any], Any],
 ) -> None:
     """An error caught inside the block left the transaction failed: COMMIT would
     silently roll back row 1; leaving the block says so instead."""
-    pool = ConnectionPool(pg.connector(pg_dsn), max_size=1, timeout=10.0)
+    pool = closing(ConnectionPool(pg.connector(pg_dsn), max_size=1, timeout=10.0))
 
     def swallow_an_error() -> None:
         with pool.connection() as conn:
@@ -89,8 +93,10 @@ def test_psycopg_block_with_a_failed_transaction_raises_instead_of_losing_writes
     pool.close()
 
 
-def test_psycopg_autocommit_block_sends_no_commit(pg_dsn: str, table: str) -> None:
-    pool = ConnectionPool(pg.connector(pg_dsn, autocommit=True), max_size=1, timeout=10.0)
+def test_psycopg_autocommit_block_sends_no_commit(
+    pg_dsn: str, table: str, closing: Callable[[Any], Any]
+) -> None:
+    pool = closing(ConnectionPool(pg.connector(pg_dsn, autocommit=True), max_size=1, timeout=10.0))
     with pool.connection() as conn:
         conn.execute(f"INSERT INTO {table} VALUES (1)")
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
@@ -99,10 +105,14 @@ def test_psycopg_autocommit_block_sends_no_commit(pg_dsn: str, table: str) -> No
 
 
 def test_dbpool_over_psycopg_refuses_to_commit_a_failed_transaction(
-    pg_dsn: str, table: str
+    pg_dsn: str,
+    table: str,
+    closing: Callable[[Any], Any],
 ) -> None:
     """DBPool uses the connector's commit rule, so it reports the failed transaction too."""
-    db: dbapi.DBPool[psycopg.Connection[Any]] = dbapi.DBPool(pg.connector(pg_dsn), max_size=1)
+    db: dbapi.DBPool[psycopg.Connection[Any]] = closing(
+        dbapi.DBPool(pg.connector(pg_dsn), max_size=1)
+    )
 
     def swallow_an_error() -> None:
         with db.connection() as conn:
@@ -164,11 +174,12 @@ def _sqlite_rows(path: Path) -> list[int]:
 
 def test_sqlite_block_on_the_raw_pool_commits_on_success_and_rolls_back_on_error(
     tmp_path: Path,
+    closing: Callable[[Any], Any],
 ) -> None:
     path = tmp_path / "a.db"
     with sqlite3.connect(path) as setup:
         setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
-    pool = ConnectionPool(dbapi.connector(sqlite3.connect, str(path)), max_size=1)
+    pool = closing(ConnectionPool(dbapi.connector(sqlite3.connect, str(path)), max_size=1))
     with pool.connection() as conn:
         conn.execute("INSERT INTO t VALUES (1)")  # no commit()
     assert _sqlite_rows(path) == [1]
@@ -217,11 +228,13 @@ def test_dbapi_connector_commit_respects_autocommit_and_idle_connections(
 
 
 def test_psycopg_block_on_a_connection_lost_mid_block_raises_on_exit(
-    pg_dsn: str, table: str
+    pg_dsn: str,
+    table: str,
+    closing: Callable[[Any], Any],
 ) -> None:
     """The server went away after the insert and the holder swallowed the error:
     the row is gone, so leaving the block must not look like a commit."""
-    pool = ConnectionPool(pg.connector(pg_dsn), max_size=1, timeout=10.0)
+    pool = closing(ConnectionPool(pg.connector(pg_dsn), max_size=1, timeout=10.0))
 
     def lose_the_connection() -> None:
         with pool.connection() as conn:

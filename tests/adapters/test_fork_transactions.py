@@ -131,9 +131,12 @@ def _child_action(name: str, pool: ConnectionPool[Any], c: Any) -> Callable[[], 
 
 @pytest.mark.parametrize("action", CHILD_ACTIONS)
 def test_child_never_rolls_back_the_parents_open_transaction(
-    pg_dsn: str, table: str, action: str
+    pg_dsn: str,
+    table: str,
+    action: str,
+    closing: Callable[[Any], Any],
 ) -> None:
-    pool = ConnectionPool(pg.connector(pg_dsn), max_size=2, timeout=10.0)
+    pool = closing(ConnectionPool(pg.connector(pg_dsn), max_size=2, timeout=10.0))
     c = pool.acquire()
     c.execute(f"INSERT INTO {table} VALUES (1)")
     pid = os.fork()
@@ -151,11 +154,14 @@ def test_child_never_rolls_back_the_parents_open_transaction(
 
 @pytest.mark.parametrize("leave", ["normally", "by_exception"])
 def test_child_leaving_a_block_open_at_fork_time_neither_commits_nor_rolls_back(
-    pg_dsn: str, table: str, leave: str
+    pg_dsn: str,
+    table: str,
+    leave: str,
+    closing: Callable[[Any], Any],
 ) -> None:
     """The child runs the block's exit (commit-on-success or rollback-on-error):
     the transaction is the parent's, so neither may reach the server."""
-    pool = ConnectionPool(pg.connector(pg_dsn), max_size=2, timeout=10.0)
+    pool = closing(ConnectionPool(pg.connector(pg_dsn), max_size=2, timeout=10.0))
     in_child = False
     try:
         with pool.connection() as conn:
@@ -286,11 +292,16 @@ async def _leave_block_in_child(pool: AsyncConnectionPool[Any], dsn: str, table:
 
 @pytest.mark.parametrize("action", ["close", "with_connection", "with_conn"])
 def test_dbpool_child_never_commits_or_rolls_back_the_parents_transaction(
-    pg_dsn: str, table: str, action: str
+    pg_dsn: str,
+    table: str,
+    action: str,
+    closing: Callable[[Any], Any],
 ) -> None:
     """DBPool: close() in the child, or leaving db.connection() / ``with conn:``
     (both commit on success) in the child, leaves the parent's transaction be."""
-    db: dbapi.DBPool[psycopg.Connection[Any]] = dbapi.DBPool(pg.connector(pg_dsn), max_size=2)
+    db: dbapi.DBPool[psycopg.Connection[Any]] = closing(
+        dbapi.DBPool(pg.connector(pg_dsn), max_size=2)
+    )
     if action == "with_connection":
         in_child = False
         try:
@@ -341,12 +352,16 @@ STRESS_ROUNDS = 24  # each round forks once: well under 2 s on a loaded 2-core b
 
 
 @pytest.mark.stress
-def test_stress_fork_with_open_transactions_loses_no_parent_write(pg_dsn: str, table: str) -> None:
+def test_stress_fork_with_open_transactions_loses_no_parent_write(
+    pg_dsn: str, table: str, closing: Callable[[Any], Any]
+) -> None:
     """Rounds of fork-with-open-transactions, each child doing something else
     with the inherited connections; no parent write may be lost."""
     rng = random.Random(9)
-    pool = ConnectionPool(pg.connector(pg_dsn), max_size=3, timeout=10.0)
-    db: dbapi.DBPool[psycopg.Connection[Any]] = dbapi.DBPool(pg.connector(pg_dsn), max_size=2)
+    pool = closing(ConnectionPool(pg.connector(pg_dsn), max_size=3, timeout=10.0))
+    db: dbapi.DBPool[psycopg.Connection[Any]] = closing(
+        dbapi.DBPool(pg.connector(pg_dsn), max_size=2)
+    )
     written: list[int] = []
     for i in range(STRESS_ROUNDS):
         held = [pool.acquire() for _ in range(rng.randint(1, 3))]
