@@ -257,3 +257,56 @@ def http_server() -> Iterator[LoopbackHTTPServer]:
     server = LoopbackHTTPServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A private PostgreSQL cluster (``tests.adapters._pgcluster.PgCluster``) that
+    fault tests may restart; never the machine's shared server. Skips locally
+    or fails in CI when the machine cannot run one."""
+    from tests.adapters._pgcluster import ClusterUnavailable, PgCluster
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing("psycopg (pip install 'poolkit[postgres]')")
+    try:
+        cluster = PgCluster(free_port())
+    except ClusterUnavailable as exc:
+        missing(str(exc))
+    try:
+        cluster.init().start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def wait_readable(fds: list[int]) -> None:
+    """Wait (bounded) until each socket has input or a hang-up pending, reading nothing.
+
+    For tests of a liveness check: they wait on the socket the way a kernel
+    reports it, so the check under test is the first thing to read.
+    """
+    import select
+
+    for fd in fds:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        if not poller.poll(PROMPT * 1000):
+            raise AssertionError(f"nothing arrived on socket {fd} within {PROMPT} s")
+
+
+@pytest.fixture
+def closing() -> Iterator[Callable[[Any], Any]]:
+    """``closing(pool)`` returns a sync pool and closes it after the test, even a
+    failed one: a pool left open would be finalized during a later test, whose
+    warnings filter then fails that innocent test. (Async tests use ``async with``.)"""
+    opened: list[Any] = []
+
+    def track(pool: Any) -> Any:
+        opened.append(pool)
+        return pool
+
+    yield track
+    for pool in reversed(opened):
+        pool.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,14 @@ def test_transaction_left_open_is_rolled_back_on_return(tmp_path: Path) -> None:
 
 
 def test_raw_pool_lease_rolls_back_uncommitted_work(tmp_path: Path) -> None:
+    """release() (the proxy's close()) never commits: what is left open is rolled back."""
     pool = ConnectionPool(dbapi.connector(sqlite3.connect, str(tmp_path / "a.db")), max_size=1)
     with pool.connection() as conn:
         conn.execute("CREATE TABLE t (x)")
         conn.commit()
-    with pool.connection() as conn:
-        conn.execute("INSERT INTO t VALUES (1)")
+    conn = pool.acquire()
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.close()
     with pool.connection() as conn:
         assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
     pool.close()
@@ -318,6 +321,10 @@ def test_sqlite_pool_runs_the_users_configure_after_its_own(tmp_path: Path) -> N
         ({"path": "x.db", "busy_timeout": -1}, ValueError, "busy_timeout"),
         ({"path": "x.db", "configure": 3}, TypeError, "configure must be callable"),
         ({"path": "x.db", "max_size": 0}, ValueError, "max_size"),
+        ({"path": "x.db", "wal": None}, TypeError, "wal must be True or False"),
+        ({"path": "x.db", "wal": "no"}, TypeError, "wal must be True or False"),
+        ({"path": "x.db", "wal": 0}, TypeError, "wal must be True or False"),
+        ({"path": "x.db", "busy_timeout": float("nan")}, ValueError, "busy_timeout"),
     ],
 )
 def test_sqlite_pool_rejects_bad_arguments(
@@ -335,6 +342,7 @@ def test_sqlite_pool_rejects_bad_arguments(
         ((sqlite3.connect,), {"reset": 1}, "reset must be callable"),
         ((sqlite3.connect,), {"is_broken": 1}, "is_broken must be callable"),
         ((sqlite3.connect,), {"ping_query": ""}, "ping_query must be a non-empty str"),
+        ((sqlite3.connect,), {"module": "sqlite3"}, "module must be the driver's module"),
     ],
 )
 def test_connector_rejects_bad_arguments(
@@ -348,3 +356,123 @@ def test_custom_is_broken_replaces_the_rule() -> None:
     conn_factory = dbapi.connector(sqlite3.connect, ":memory:", is_broken=lambda e: True)
     assert conn_factory.is_broken(ValueError())
     assert "sqlite3" in repr(conn_factory) or "connect" in repr(conn_factory)
+
+
+@pytest.mark.parametrize(
+    "busy_timeout", [1e300, float("inf"), 10**400], ids=["1e300", "inf", "1e400"]
+)
+def test_sqlite_pool_clamps_a_huge_busy_timeout_to_the_longest_sqlite_wait(
+    tmp_path: Path, busy_timeout: float
+) -> None:
+    """sqlite3 casts timeout*1000 to int unchecked: 1e300 s wrapped to no wait at all."""
+    db = dbapi.sqlite_pool(str(tmp_path / "a.db"), busy_timeout=busy_timeout)
+    with db, db.connection() as conn:
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (2**31 - 1,)
+    assert dbapi.SQLITE_MAX_BUSY_TIMEOUT * 1000 == 2**31 - 1
+
+
+def test_cursor_and_connection_raise_the_drivers_error_after_give_back(tmp_path: Path) -> None:
+    """DB-API 2.0: after close() (the give-back) any use raises the driver's Error.
+
+    The stale cursor must not run on the connection, which another borrower
+    holds by then (max_size=1): that borrower's transaction stays untouched.
+    """
+    db = _db(tmp_path, max_size=1)
+    conn = db.connect()
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    shortcut = conn.execute("SELECT 2")  # sqlite3's conn.execute() cursor
+    conn.close()
+    other = db.connect()
+    other.execute("INSERT INTO t (v) VALUES ('theirs')")
+    stale_uses: list[Callable[[], object]] = [
+        lambda: cur.execute("INSERT INTO t (v) VALUES ('stale')"),
+        lambda: cur.executemany("INSERT INTO t (v) VALUES (?)", [("stale",)]),
+        cur.fetchone,
+        cur.fetchall,
+        lambda: cur.fetchmany(2),
+        lambda: next(iter(cur)),
+        lambda: cur.description,
+        lambda: shortcut.fetchone(),
+        conn.cursor,
+        conn.commit,
+        conn.rollback,
+        lambda: conn.execute("INSERT INTO t (v) VALUES ('stale')"),
+        lambda: conn.in_transaction,
+    ]
+    for use in stale_uses:
+        with pytest.raises(sqlite3.ProgrammingError, match="given back") as info:
+            use()
+        assert isinstance(info.value, ConnectionDetached)
+        assert not dbapi.sqlite_is_broken(info.value)  # the caller's bug, not a broken link
+    cur.close()  # closing a stale cursor stays harmless
+    assert other.raw.in_transaction
+    other.commit()
+    other.close()
+    with db.connection() as check:
+        assert check.execute("SELECT v FROM t").fetchall() == [("theirs",)]
+    assert db.stats().closed == 0
+    db.close()
+
+
+def test_stale_cursor_error_inside_another_block_does_not_discard_that_connection(
+    tmp_path: Path,
+) -> None:
+    db = _db(tmp_path, max_size=1)
+    conn = db.connect()
+    cur = conn.cursor()
+    conn.close()
+    with pytest.raises(sqlite3.ProgrammingError), db.connection():
+        cur.execute("SELECT 1")
+    assert db.stats().closed == 0
+    db.close()
+
+
+def test_cursor_works_like_the_drivers_while_the_connection_is_held(tmp_path: Path) -> None:
+    db = _db(tmp_path, max_size=1)
+    with db.connection() as conn:
+        cur = conn.cursor()
+        assert cur.execute("INSERT INTO t (v) VALUES (?)", ("a",)) is cur
+        assert cur.rowcount == 1
+        assert cur.lastrowid == 1
+        cur.executemany("INSERT INTO t (v) VALUES (?)", [("b",), ("c",)])
+        cur.arraysize = 2
+        assert cur.arraysize == 2
+        cur.execute("SELECT v FROM t ORDER BY x")
+        assert cur.description[0][0] == "v"
+        assert cur.fetchone() == ("a",)
+        assert cur.fetchmany() == [("b",), ("c",)]
+        assert list(conn.execute("SELECT x FROM t ORDER BY x")) == [(1,), (2,), (3,)]
+        with conn.cursor() as cur2:
+            assert cur2.execute("SELECT count(*) FROM t").fetchall() == [(3,)]
+    assert _count(db) == 3
+    db.close()
+
+
+def test_setting_attributes_reaches_the_drivers_connection(tmp_path: Path) -> None:
+    """conn.isolation_level = None is sqlite3's autocommit switch: it must reach the driver."""
+    db = _db(tmp_path, max_size=1)
+    conn = db.connect()
+    conn.isolation_level = None
+    assert conn.raw.isolation_level is None
+    conn.execute("INSERT INTO t (v) VALUES ('autocommitted')")
+    assert not conn.raw.in_transaction
+    conn.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="given back"):
+        conn.isolation_level = ""
+    assert _count(db) == 1
+    db.close()
+
+
+def test_connector_refuses_arguments_connect_cannot_take() -> None:
+    """A keyword typo would fail every connection attempt: refused at the call instead."""
+
+    def connect(database: str, *, timeout: float = 1.0) -> sqlite3.Connection:
+        return sqlite3.connect(database, timeout=timeout)
+
+    with pytest.raises(TypeError, match=r"connect=.*timout"):
+        dbapi.connector(sqlite3.connect, "a.db", timout=3)
+    with pytest.raises(TypeError, match=r"connect=.*connect"):
+        dbapi.connector(connect, "a.db", "extra")
+    dbapi.connector(connect, "a.db", timeout=2.0)
+    dbapi.connector(sqlite3.connect, "a.db", timeout=2.0, uri=False, cached_statements=8)

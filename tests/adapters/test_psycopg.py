@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from poolkit import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from poolkit import AsyncConnectionPool, ConnectionDetached, ConnectionPool, PoolTimeout
 from poolkit.adapters import dbapi
 from poolkit.adapters import psycopg as pg
 from poolkit.testing import FakeClock
-from tests.adapters.conftest import eventually
+from tests.adapters.conftest import wait_readable
 
 
 @pytest.fixture
@@ -61,10 +61,12 @@ def test_pooled_connection_runs_queries_and_is_reused(pg_dsn: str) -> None:
 
 
 def test_transaction_left_open_is_rolled_back_on_return(pg_dsn: str, table: str) -> None:
+    """release() (the proxy's close()) never commits: what is left open is rolled back."""
     pool = _make(pg_dsn, max_size=1)
-    with pool.connection() as conn:
-        conn.execute(f"INSERT INTO {table} VALUES (1)")
-        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    conn = pool.acquire()
+    conn.execute(f"INSERT INTO {table} VALUES (1)")
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    conn.close()
     with pool.connection() as conn:
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert _count(pg_dsn, table) == 0
@@ -92,15 +94,20 @@ def test_failed_transaction_is_rolled_back_and_the_connection_kept(pg_dsn: str, 
 
 
 def test_terminated_idle_backends_are_discarded_at_checkout(pg_dsn: str) -> None:
-    """Failover simulation: pg_terminate_backend() on every pooled backend."""
+    """Failover simulation: pg_terminate_backend() on every idle pooled backend.
+
+    The test waits only until each FATAL reached its socket (poll, no read):
+    the pool's first checkout must then discard all of them by itself and
+    hand out a fresh connection whose first query works.
+    """
     pool = _make(pg_dsn, max_size=3)
     held = [pool.acquire() for _ in range(3)]
     old = [c.info.backend_pid for c in held]
-    raws = [c.raw for c in held]
+    sockets = [c.pgconn.socket for c in held]
     for c in held:
         c.close()
     _terminate(pg_dsn, old)
-    eventually(lambda: not any(pg.is_alive(r) for r in raws), "the terminations reached the client")
+    wait_readable(sockets)
     with pool.connection() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
         assert conn.info.backend_pid not in old
@@ -240,13 +247,48 @@ def test_dbpool_over_psycopg_commits_on_success(pg_dsn: str, table: str) -> None
         ({"conninfo": 5}, "conninfo must be a str"),
         ({"configure": 1}, "configure must be callable"),
         ({"reset": "x"}, "reset must be callable"),
+        ({"require_writable": 2}, "require_writable must be True or False"),
+        ({"require_writable": "yes"}, "require_writable must be True or False"),
+        ({"require_writable": None}, "require_writable must be True or False"),
+        ({"autocommit": 1}, "autocommit must be True or False"),
+        ({"prepare_threshold": "5"}, "prepare_threshold must be an int"),
+        ({"row_factory": 3}, "row_factory must be callable"),
     ],
 )
 def test_connectors_reject_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
+    """A flag is never coerced: each bad argument is refused at the call, by name."""
     with pytest.raises(TypeError, match=match):
         pg.connector(**kwargs)
     with pytest.raises(TypeError, match=match):
         pg.async_connector(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("conninfo", "kwargs", "match"),
+    [
+        ("dbname=test", {"dbnme": "x"}, 'invalid connection option "dbnme"'),
+        ("dbname=test port", {}, 'missing "="'),
+        ("postgresql://h/db?sslmod=require", {}, 'invalid URI query parameter: "sslmod"'),
+    ],
+)
+def test_connectors_reject_a_conninfo_libpq_cannot_parse(
+    conninfo: str, kwargs: dict[str, Any], match: str
+) -> None:
+    """Not a PoolTimeout after retries: the connection string is refused at the call."""
+    with pytest.raises(ValueError, match=match):
+        pg.connector(conninfo, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        pg.async_connector(conninfo, **kwargs)
+
+
+def test_connectors_accept_connect_options_and_libpq_keywords(pg_dsn: str) -> None:
+    connector = pg.connector(pg_dsn, autocommit=True, prepare_threshold=None, application_name="x")
+    conn = connector.create()
+    try:
+        assert conn.autocommit
+        assert conn.execute("SHOW application_name").fetchone() == ("x",)
+    finally:
+        connector.close(conn)
 
 
 def test_repr_does_not_show_the_dsn() -> None:
@@ -272,10 +314,13 @@ def test_importing_adapters_does_not_import_psycopg() -> None:
 
 
 def test_async_pool_runs_queries_and_rolls_back_on_return(pg_dsn: str, table: str) -> None:
+    """The async twin: release() never commits, what is left open is rolled back."""
+
     async def main() -> None:
         async with AsyncConnectionPool(pg.async_connector(pg_dsn), max_size=2) as pool:
-            async with pool.connection() as conn:
-                await conn.execute(f"INSERT INTO {table} VALUES (1)")
+            conn = await pool.acquire()
+            await conn.execute(f"INSERT INTO {table} VALUES (1)")
+            await conn.close()
             async with pool.connection() as conn:
                 cur = await conn.execute(f"SELECT count(*) FROM {table}")
                 assert await cur.fetchone() == (0,)
@@ -285,18 +330,17 @@ def test_async_pool_runs_queries_and_rolls_back_on_return(pg_dsn: str, table: st
 
 
 def test_async_terminated_backends_are_discarded(pg_dsn: str) -> None:
+    """The async twin: the first checkout after the FATALs arrived discards them."""
+
     async def main() -> None:
         async with AsyncConnectionPool(pg.async_connector(pg_dsn), max_size=2) as pool:
             a, b = await pool.acquire(), await pool.acquire()
             old = [a.info.backend_pid, b.info.backend_pid]
-            raws = [a.raw, b.raw]
+            sockets = [a.pgconn.socket, b.pgconn.socket]
             await a.close()
             await b.close()
             _terminate(pg_dsn, old)
-            deadline = asyncio.get_running_loop().time() + 10
-            while any(pg.is_alive(r) for r in raws):
-                assert asyncio.get_running_loop().time() < deadline
-                await asyncio.sleep(0.002)
+            wait_readable(sockets)
             async with pool.connection() as conn:
                 cur = await conn.execute("SELECT 1")
                 assert await cur.fetchone() == (1,)
@@ -352,3 +396,34 @@ def test_unreachable_server_surfaces_the_connect_error_in_the_timeout() -> None:
     assert isinstance(info.value.__cause__, psycopg.OperationalError)
     assert pool.stats().create_errors >= 1
     pool.close()
+
+
+def test_dbpool_over_psycopg_guards_cursors_and_forwards_attributes(
+    pg_dsn: str, table: str
+) -> None:
+    """DB-API rules with psycopg: conn.autocommit = True reaches psycopg; after the
+    give-back, cursor and connection raise psycopg's own Error."""
+    db: dbapi.DBPool[psycopg.Connection[Any]] = dbapi.DBPool(pg.connector(pg_dsn), max_size=1)
+    conn = db.connect()
+    conn.autocommit = True
+    assert conn.raw.autocommit
+    cur = conn.cursor()
+    cur.execute(f"INSERT INTO {table} VALUES (1)")
+    conn.autocommit = False
+    conn.close()
+    assert _count(pg_dsn, table) == 1  # autocommitted, so the rollback on return kept it
+    for use in (
+        lambda: cur.execute(f"INSERT INTO {table} VALUES (2)"),
+        cur.fetchall,
+        conn.cursor,
+        conn.commit,
+        lambda: conn.execute("SELECT 1"),
+    ):
+        with pytest.raises(psycopg.ProgrammingError, match="given back") as info:
+            use()
+        assert isinstance(info.value, ConnectionDetached)
+        assert not pg.is_broken(info.value)
+    with pytest.raises(psycopg.ProgrammingError):
+        conn.autocommit = True
+    assert _count(pg_dsn, table) == 1
+    db.close()

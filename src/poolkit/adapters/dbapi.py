@@ -13,6 +13,9 @@ What the connector does for the pool:
 
 - ``create``: ``connect(*args, **kwargs)``, then the optional ``configure(conn)``
   (psycopg_pool's ``configure``, asyncpg's ``init``).
+- ``commit`` when a ``with pool.connection()`` block exits normally (commit on
+  success; an exception in the block rolls back instead): nothing is sent when
+  the driver says no transaction is open or the connection is in autocommit.
 - ``reset`` on return: roll back whatever the holder left uncommitted (DB-API:
   closing without a commit rolls back), then the optional ``reset(conn)``
   (database/sql ``ResetSession``). A connection that fails to roll back is
@@ -27,11 +30,16 @@ What the connector does for the pool:
 
 :class:`DBPool` is the thin client that makes a pooled connection behave like a
 DB-API connection to its user (``close()`` gives it back, ``with conn:``
-commits or rolls back, then gives it back).
+commits or rolls back, then gives it back; after ``close()`` the connection and
+its cursors raise the driver's ``ProgrammingError``).
+
+In a forked child, the connector never commits, rolls back or closes a
+connection the parent opened (see ``poolkit.adapters._forks``).
 """
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -39,13 +47,17 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
-from poolkit._validate import check_callable, check_seconds
+from poolkit._errors import ConnectionDetached
+from poolkit._validate import check_bool, check_callable, check_seconds
+from poolkit.adapters import _forks
 from poolkit.connections import ConnectionPool, ConnectionPoolStats, PooledConnection
 
 __all__ = [
     "SQLITE_BROKEN_CODES",
+    "SQLITE_MAX_BUSY_TIMEOUT",
     "DBAPIConnector",
     "DBPool",
+    "PooledCursor",
     "PooledDBConnection",
     "connector",
     "sqlite_is_broken",
@@ -64,6 +76,11 @@ SQLITE_BROKEN_CODES = frozenset({10, 11, 14, 26})
 # SQLite's busy handler wait, in seconds, before "database is locked" (the
 # sqlite3 module's own default is 5 s, kept here).
 SQLITE_BUSY_TIMEOUT = 5.0
+# The longest busy wait SQLite can take: sqlite3_busy_timeout() takes an int
+# of milliseconds. The sqlite3 module casts timeout*1000 to int unchecked, so a
+# larger value wraps (1e300 s became "no wait at all": "database is locked" at
+# once); longer waits are clamped to this (~24.8 days).
+SQLITE_MAX_BUSY_TIMEOUT = (2**31 - 1) / 1000
 
 
 def _find_error_classes(
@@ -90,6 +107,38 @@ def _find_error_classes(
     return None
 
 
+def _sqlite3_connect(
+    database: object,
+    timeout: float = 5.0,
+    detect_types: int = 0,
+    isolation_level: str | None = "DEFERRED",
+    check_same_thread: bool = True,
+    factory: object = None,
+    cached_statements: int = 128,
+    uri: bool = False,
+    *,
+    autocommit: object = None,
+) -> None:
+    """``sqlite3.connect``'s parameters (CPython 3.11-3.13); the builtin's own
+    signature cannot be introspected there."""
+
+
+def _check_connect_arguments(
+    connect: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """Refuse at the call arguments ``connect`` cannot take (a typo in a keyword):
+    otherwise every connection attempt fails and the pool only says PoolTimeout."""
+    try:
+        signature = inspect.signature(_sqlite3_connect if connect is sqlite3.connect else connect)
+    except (TypeError, ValueError):  # a builtin without a signature: the driver will tell
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        name = getattr(connect, "__qualname__", "connect")
+        raise TypeError(f"connect={name} cannot take these arguments: {exc}") from None
+
+
 class DBAPIConnector(Generic[C]):
     """Opens DB-API 2.0 connections for a :class:`~poolkit.ConnectionPool`.
 
@@ -112,7 +161,8 @@ class DBAPIConnector(Generic[C]):
 
     Raises:
         TypeError: ``connect``, ``configure``, ``reset`` or ``is_broken`` is not
-            callable, or ``ping_query`` is not a non-empty str.
+            callable, ``ping_query`` is not a non-empty str, ``module`` is not
+            a module, or ``connect``'s signature refuses ``*args, **kwargs``.
     """
 
     def __init__(
@@ -130,14 +180,22 @@ class DBAPIConnector(Generic[C]):
         self._configure = check_callable("configure", configure, optional=True)
         self._reset = check_callable("reset", reset, optional=True)
         self._is_broken = check_callable("is_broken", is_broken, optional=True)
+        if module is not None and not isinstance(module, ModuleType):
+            raise TypeError(
+                f"module must be the driver's module (e.g. psycopg), got {type(module).__name__}"
+            )
         if not isinstance(ping_query, str) or not ping_query.strip():
             raise TypeError(f"ping_query must be a non-empty str, got {ping_query!r}")
         self.ping_query = ping_query
         if connect is sqlite3.connect:
             kwargs.setdefault("check_same_thread", False)
+        _check_connect_arguments(connect, args, kwargs)
         self._args = args
         self._kwargs = kwargs
         self._errors = _find_error_classes(connect, module)
+        # In a forked child, the parent's connections are never committed,
+        # rolled back or closed (see poolkit.adapters._forks).
+        self._owners = _forks.Owners()
 
     def create(self) -> C:
         """Connect, then run ``configure``.
@@ -147,6 +205,7 @@ class DBAPIConnector(Generic[C]):
                 retries with backoff).
         """
         conn: C = self._connect(*self._args, **self._kwargs)
+        self._owners.opened(conn)
         try:
             if self._errors is None:
                 self._errors = _find_error_classes(type(conn), None) or self._from_conn(conn)
@@ -166,8 +225,35 @@ class DBAPIConnector(Generic[C]):
         return None
 
     def close(self, conn: C) -> None:
-        """Close the connection (an uncommitted transaction is rolled back by the driver)."""
-        conn.close()  # type: ignore[attr-defined]
+        """Close the connection (an uncommitted transaction is rolled back by the driver).
+
+        In a forked child, a connection the parent opened is left alone: closing
+        it would roll back (or end) the parent's session.
+        """
+        if not self._owners.foreign(conn):
+            conn.close()  # type: ignore[attr-defined]
+
+    def commit(self, conn: C) -> None:
+        """Commit what a ``with pool.connection()`` block left open (commit on success).
+
+        Called by the pool when the block exits without an exception (an
+        exception rolls back instead, in :meth:`reset`). Nothing to commit when
+        the driver says no transaction is open (``conn.in_transaction`` is
+        False, as ``sqlite3`` tells) or the connection is in autocommit mode
+        (``conn.autocommit is True``: psycopg, pymysql...).
+
+        Raises:
+            Exception: the driver's commit failed; the pool rolls back (or
+                discards the connection if the error broke it).
+        """
+        if self._owners.foreign(conn):
+            return  # a forked child never commits its parent's transaction
+        in_transaction = getattr(conn, "in_transaction", None)
+        if in_transaction is False:
+            return
+        if in_transaction is None and getattr(conn, "autocommit", None) is True:
+            return
+        conn.commit()  # type: ignore[attr-defined]
 
     def reset(self, conn: C) -> None:
         """Roll back what the holder left open, then run the user's ``reset``.
@@ -176,8 +262,14 @@ class DBAPIConnector(Generic[C]):
         as ``sqlite3``) is asked first, saving the call when there is none.
 
         Raises:
-            Exception: the rollback or ``reset`` failed; the pool discards the connection.
+            Exception: the rollback or ``reset`` failed, or (in a forked child)
+                the connection is the parent's; the pool discards it.
         """
+        if self._owners.foreign(conn):
+            raise RuntimeError(
+                "this connection was opened by the parent process before a fork: the "
+                "child leaves it (and its transaction) alone; the pool drops it"
+            )
         if getattr(conn, "in_transaction", True):
             conn.rollback()  # type: ignore[attr-defined]
         if self._reset is not None:
@@ -244,76 +336,272 @@ def connector(
     )
 
 
+# The exception raised on use of a connection or cursor after give-back, per
+# driver connection type: a subclass of both the driver's ProgrammingError and
+# poolkit's ConnectionDetached (see _detached_error). Bounded by the number of
+# driver connection types a process uses.
+_DETACHED_CLASSES: dict[type, type[Exception]] = {}
+
+
+def _driver_error_class(conn: object) -> type[Exception] | None:
+    """The driver's ProgrammingError (else InterfaceError, else Error), if it has one.
+
+    From the DB-API optional extension (exception classes as connection
+    attributes, as ``sqlite3`` has), else from the module the connection's
+    class lives in or any package above it (``psycopg.connection`` -> ``psycopg``).
+    """
+    names = ("ProgrammingError", "InterfaceError", "Error")
+    parts = str(getattr(type(conn), "__module__", "") or "").split(".")
+    sources: list[object] = [conn]
+    sources += [sys.modules.get(".".join(parts[:end])) for end in range(len(parts), 0, -1)]
+    for name in names:
+        for source in sources:
+            cls = getattr(source, name, None) if source is not None else None
+            if isinstance(cls, type) and issubclass(cls, Exception):
+                return cls
+    return None
+
+
+def _detached_error(conn: object, name: str) -> Exception:
+    """The error for ``.name`` used after give-back: the driver's own class (DB-API 2.0).
+
+    DB-API says any operation on a closed connection or cursor raises the
+    driver's ``Error`` (or a subclass); code that catches ``sqlite3.Error``
+    or ``psycopg.Error`` must see it, and code that catches poolkit's
+    :class:`~poolkit.ConnectionDetached` too, so the class derives from both.
+    ProgrammingError: the caller's mistake, not a broken connection, so no
+    ``is_broken`` rule discards an innocent connection over it (the message
+    avoids the word "closed", which ``sqlite_is_broken`` reads as broken).
+    """
+    kind = type(conn)
+    cls = _DETACHED_CLASSES.get(kind)
+    if cls is None:
+        base = _driver_error_class(conn)
+        cls = ConnectionDetached
+        if base is not None:
+            try:
+                cls = type(
+                    f"Detached{base.__name__}",
+                    (base, ConnectionDetached),
+                    {"__module__": __name__, "__doc__": "Use after give-back (DB-API Error)."},
+                )
+            except TypeError:  # incompatible layouts: the driver's class alone
+                cls = base
+        _DETACHED_CLASSES[kind] = cls
+    return cls(
+        f"this pooled connection was given back to its pool, so .{name} is off limits "
+        "(another caller may hold the connection now); borrow a new one"
+    )
+
+
+def _wrap_cursor(conn: PooledDBConnection[Any], result: Any) -> Any:
+    # conn.execute() returns a cursor on sqlite3 and psycopg: guard it too.
+    return PooledCursor(conn, result) if hasattr(result, "fetchone") else result
+
+
+class PooledCursor:
+    """A cursor of a :class:`PooledDBConnection`, unusable once the connection is given back.
+
+    Everything goes to the driver's cursor while the connection is held; after
+    ``conn.close()`` any use raises the driver's ``ProgrammingError`` (also a
+    :class:`~poolkit.ConnectionDetached`) instead of running on a connection
+    that may belong to another thread by then. ``close()`` stays harmless.
+    """
+
+    __slots__ = ("_conn", "_cursor")
+
+    _conn: PooledDBConnection[Any]
+    _cursor: Any
+
+    def __init__(self, conn: PooledDBConnection[Any], cursor: Any) -> None:
+        object.__setattr__(self, "_conn", conn)
+        object.__setattr__(self, "_cursor", cursor)
+
+    def _live(self, name: str) -> Any:
+        conn = self._conn
+        if conn._proxy._entry is None:
+            raise _detached_error(conn._raw, name)
+        return self._cursor
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a statement (arguments go to the driver's ``execute``)."""
+        cursor = self._live("execute")
+        result = cursor.execute(*args, **kwargs)
+        return self if result is cursor else result
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a statement for each parameter set (the driver's ``executemany``)."""
+        cursor = self._live("executemany")
+        result = cursor.executemany(*args, **kwargs)
+        return self if result is cursor else result
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+        return self._live("fetchone").fetchone()
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        """The next rows (the driver's ``fetchmany``)."""
+        return self._live("fetchmany").fetchmany(*args, **kwargs)
+
+    def fetchall(self) -> Any:
+        """All remaining rows."""
+        return self._live("fetchall").fetchall()
+
+    def close(self) -> None:
+        """Close the cursor; after give-back there is nothing left to do."""
+        if self._conn._proxy._entry is not None:
+            self._cursor.close()
+
+    def __iter__(self) -> PooledCursor:
+        self._live("__iter__")
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._live("__next__"))
+
+    def __enter__(self) -> PooledCursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # description, rowcount, lastrowid, arraysize, driver extras...
+        if name.startswith("__") or name in PooledCursor.__slots__:
+            raise AttributeError(name)
+        return getattr(self._live(name), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._live(name), name, value)  # arraysize, row_factory...
+
+    def __repr__(self) -> str:
+        return f"<PooledCursor {self._cursor!r}>"
+
+
 class PooledDBConnection(Generic[C]):
     """A DB-API connection borrowed from a :class:`DBPool`.
 
     ``cursor()``, ``commit()``, ``rollback()`` go to the connection, as does any
-    other attribute (``execute`` on ``sqlite3``); ``close()`` gives it back to the
-    pool (rolled back first). ``with conn:`` commits on success or rolls back on
-    an exception, then gives it back (psycopg 3's ``with connection``); an
+    other attribute, read or set (``conn.execute`` on ``sqlite3``,
+    ``conn.autocommit = True``); ``close()`` gives it back to the pool (rolled
+    back first). ``with conn:`` commits on success or rolls back on an
+    exception, then gives it back (psycopg 3's ``with connection``); an
     exception that broke the connection discards it instead.
+
+    After ``close()``, the connection and every cursor it handed out raise the
+    driver's ``ProgrammingError`` (a subclass that is also a
+    :class:`~poolkit.ConnectionDetached`) on use, as DB-API 2.0 asks of a
+    closed connection; ``close()`` itself stays idempotent.
     """
 
-    __slots__ = ("_db", "_proxy")
+    __slots__ = ("_db", "_generation", "_proxy", "_raw")
+
+    _db: DBPool[C]
+    _generation: int
+    _proxy: PooledConnection[C]
+    _raw: C
 
     def __init__(self, db: DBPool[C], proxy: PooledConnection[C]) -> None:
-        self._db = db
-        self._proxy = proxy
+        object.__setattr__(self, "_db", db)
+        object.__setattr__(self, "_proxy", proxy)
+        object.__setattr__(self, "_raw", proxy.raw)
+        # Which process borrowed it: a forked child never commits for its parent.
+        object.__setattr__(self, "_generation", _forks._generation)
+
+    def _live(self, name: str) -> Any:
+        """The driver's connection, or the driver's error once given back."""
+        if self._proxy._entry is None:
+            raise _detached_error(self._raw, name)
+        return self._raw
 
     @property
     def raw(self) -> C:
         """The driver's connection (do not keep it past ``close()``).
 
         Raises:
-            ConnectionDetached: the connection was given back.
+            ConnectionDetached: the connection was given back (also the
+                driver's ``ProgrammingError``).
         """
-        return self._proxy.raw
+        raw: C = self._live("raw")
+        return raw
 
     @property
     def closed(self) -> bool:
         """True once the connection was given back (or discarded)."""
-        return self._proxy.released
+        return self._proxy._entry is None
 
-    def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        """A new cursor on the connection (arguments go to the driver)."""
-        return self._proxy.raw.cursor(*args, **kwargs)  # type: ignore[attr-defined]
+    def cursor(self, *args: Any, **kwargs: Any) -> PooledCursor:
+        """A new cursor on the connection (arguments go to the driver).
+
+        Raises:
+            Error: the driver's ``ProgrammingError``, once given back.
+        """
+        return PooledCursor(self, self._live("cursor").cursor(*args, **kwargs))
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        """The driver's ``conn.execute`` shortcut (``sqlite3``, psycopg), its cursor guarded."""
+        return _wrap_cursor(self, self._live("execute").execute(*args, **kwargs))
+
+    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        """The driver's ``conn.executemany`` shortcut, its cursor guarded."""
+        return _wrap_cursor(self, self._live("executemany").executemany(*args, **kwargs))
+
+    def executescript(self, *args: Any, **kwargs: Any) -> Any:
+        """``sqlite3``'s ``conn.executescript``, its cursor guarded."""
+        return _wrap_cursor(self, self._live("executescript").executescript(*args, **kwargs))
 
     def commit(self) -> None:
-        """Commit the current transaction."""
-        self._proxy.raw.commit()  # type: ignore[attr-defined]
+        """Commit the current transaction.
+
+        Raises:
+            Error: the driver's ``ProgrammingError``, once given back.
+        """
+        self._live("commit").commit()
 
     def rollback(self) -> None:
-        """Roll back the current transaction."""
-        self._proxy.raw.rollback()  # type: ignore[attr-defined]
+        """Roll back the current transaction.
+
+        Raises:
+            Error: the driver's ``ProgrammingError``, once given back.
+        """
+        self._live("rollback").rollback()
 
     def close(self) -> None:
         """Give the connection back to the pool; uncommitted work is rolled back.
 
         Idempotent, as DB-API callers expect of ``close()``.
         """
-        if not self._proxy.released:
+        if self._proxy._entry is not None:
             self._db.pool.release(self._proxy)
 
     def discard(self) -> None:
         """Close the connection for good instead of giving it back (it is unusable)."""
-        if not self._proxy.released:
+        if self._proxy._entry is not None:
             self._db.pool.discard(self._proxy)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the class lacks; the slots are excluded so a
         # half-built object raises instead of recursing.
-        if name.startswith("__") or name in ("_db", "_proxy"):
+        if name.startswith("__") or name in PooledDBConnection.__slots__:
             raise AttributeError(name)
-        return getattr(self._proxy, name)
+        return getattr(self._live(name), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # conn.autocommit = True, conn.isolation_level = None: the driver's.
+        setattr(self._live(name), name, value)
 
     def __enter__(self) -> PooledDBConnection[C]:
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        self._db._finish(self._proxy, exc)
+        self._db._finish(self, exc)
 
     def __repr__(self) -> str:
         return f"<PooledDBConnection {self._proxy!r}>"
+
+
+def _driver_commit(conn: Any) -> None:
+    conn.commit()
 
 
 class DBPool(Generic[C]):
@@ -334,6 +622,10 @@ class DBPool(Generic[C]):
 
     def __init__(self, connector: Any, **options: Any) -> None:
         self.pool: ConnectionPool[C] = ConnectionPool(connector, **options)
+        # The connector's commit-on-success rule when it has one (it knows
+        # autocommit and failed transactions), else the plain DB-API commit().
+        commit = getattr(connector, "commit", None)
+        self._commit: Callable[[C], object] = commit if callable(commit) else _driver_commit
 
     def connect(self, timeout: float | None = None) -> PooledDBConnection[C]:
         """Borrow a connection; its ``close()`` gives it back.
@@ -359,13 +651,20 @@ class DBPool(Generic[C]):
         try:
             yield conn
         except BaseException as exc:
-            self._finish(conn._proxy, exc)
+            self._finish(conn, exc)
             raise
-        self._finish(conn._proxy, None)
+        self._finish(conn, None)
 
-    def _finish(self, proxy: PooledConnection[C], exc: BaseException | None) -> None:
+    def _finish(self, conn: PooledDBConnection[C], exc: BaseException | None) -> None:
         """End a ``with`` block: commit or roll back, then give back or discard."""
-        if proxy.released:
+        proxy = conn._proxy
+        if proxy._entry is None:
+            return
+        if conn._generation != _forks.generation():
+            # A forked child leaving a block its parent opened: the transaction
+            # is the parent's to commit or roll back. Only the pool's own
+            # bookkeeping runs (it leaves a parent's connection alone).
+            self.pool.release(proxy)
             return
         pool = self.pool
         if exc is not None and (not isinstance(exc, Exception) or pool._hooks.broken(exc)):
@@ -373,7 +672,7 @@ class DBPool(Generic[C]):
             return
         try:
             if exc is None:
-                proxy.raw.commit()  # type: ignore[attr-defined]
+                self._commit(proxy.raw)
             # On an error, the rollback happens in the connector's reset.
         except BaseException as commit_exc:
             if not isinstance(commit_exc, Exception) or pool._hooks.broken(commit_exc):
@@ -460,8 +759,10 @@ def sqlite_pool(
     Args:
         path: the database file (a ``str`` path; ``":memory:"`` is refused, as
             each connection would get its own empty database).
-        wal: set ``journal_mode=WAL``.
-        busy_timeout: seconds a connection waits for a lock before "database is locked".
+        wal: set ``journal_mode=WAL`` (True or False).
+        busy_timeout: seconds a connection waits for a lock before "database
+            is locked"; ``math.inf`` (or anything above ~24.8 days) waits the
+            longest SQLite allows (:data:`SQLITE_MAX_BUSY_TIMEOUT`).
         configure: your own per-connection setup (pragmas, functions).
         **options: :class:`~poolkit.ConnectionPool` options.
 
@@ -469,7 +770,7 @@ def sqlite_pool(
         The :class:`DBPool`.
 
     Raises:
-        TypeError: ``path`` is not a str, or a bad option.
+        TypeError: ``path`` is not a str, ``wal`` not a bool, or a bad option.
         ValueError: ``path`` is ``":memory:"``, or an option is out of range.
     """
     if not isinstance(path, str) or not path:
@@ -479,13 +780,16 @@ def sqlite_pool(
             "path=':memory:' gives every pooled connection its own empty database; "
             "use a file path (or a temporary file) to share one database between threads"
         )
-    timeout = check_seconds("busy_timeout", busy_timeout)
+    timeout = min(
+        check_seconds("busy_timeout", busy_timeout, allow_inf=True), SQLITE_MAX_BUSY_TIMEOUT
+    )
+    wal = check_bool("wal", wal)
     check_callable("configure", configure, optional=True)
     conn_factory = connector(
         sqlite3.connect,
         path,
         timeout=timeout,
-        configure=_sqlite_configure(bool(wal), configure),
+        configure=_sqlite_configure(wal, configure),
         is_broken=sqlite_is_broken,
     )
     options.setdefault("name", f"sqlite:{path}")

@@ -6,16 +6,25 @@
     from poolkit.adapters import psycopg as pg
 
     pool = ConnectionPool(pg.connector("dbname=app"), max_size=10)
-    with pool.connection() as conn:
+    with pool.connection() as conn:        # commits on success, rolls back on error
         conn.execute("INSERT INTO t VALUES (1)")
-        conn.commit()
 
 - **Checkout check** (every checkout, no round trip): the connection is open,
   libpq's status is OK, no transaction is open, and if the socket has bytes
-  waiting (a server that terminated the backend sends an error and closes),
-  libpq reads them without blocking and must still be OK. A backend killed by
-  ``pg_terminate_backend()`` or a restart is caught here, before the user's
+  waiting (a server that ends a session sends a FATAL error, then closes),
+  libpq reads and parses all of them without blocking: a FATAL or an EOF
+  means dead. A backend killed by ``pg_terminate_backend()`` or a restart is
+  caught by the first checkout after its FATAL arrived, before the user's
   query fails on it.
+- **Commit on success** (psycopg_pool's ``connection()``): a ``with
+  pool.connection()`` block that exits normally commits the transaction it
+  left open; an exception in the block rolls it back. A transaction that
+  failed inside the block (the error was caught there) is not silently
+  "committed" into a rollback: leaving the block raises
+  ``InFailedSqlTransaction``. ``acquire()`` / ``close()`` never commit.
+- **Fork**: a forked child never commits, rolls back or closes (Terminate) a
+  connection its parent opened, whatever the pool asks: that would end or
+  change the parent's transaction.
 - **Return** by transaction state (psycopg_pool's rule): idle goes back as is;
   a transaction left open or failed is rolled back; a query still running or
   an unknown state means the connection is discarded.
@@ -40,14 +49,18 @@ from typing import Any
 
 try:
     import psycopg
+    from psycopg import errors as pg_errors
     from psycopg import pq
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg.pq import abc as pq_abc
 except ImportError as exc:  # pragma: no cover - exercised by a test with psycopg hidden
     raise ImportError(
         "poolkit.adapters.psycopg needs psycopg 3: install the extra with "
         "pip install 'poolkit[postgres]'"
     ) from exc
 
-from poolkit._validate import check_callable
+from poolkit._validate import check_bool, check_callable, check_int
+from poolkit.adapters._forks import Owners
 
 __all__ = [
     "BROKEN_SQLSTATES",
@@ -68,6 +81,14 @@ BROKEN_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25006"})
 
 _IDLE = pq.TransactionStatus.IDLE
 _OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+_OK = pq.ConnStatus.OK
+_SEVERITY = pq.DiagnosticField.SEVERITY_NONLOCALIZED
+# Severities after which the server closes the session (PostgreSQL's elog
+# levels): FATAL ends the backend, PANIC the whole server.
+_SESSION_ENDING = frozenset({b"FATAL", b"PANIC"})
+# Reads of unasked input per check: the FATAL and the EOF take one each; more
+# only when LISTEN notifications pile up, which must not stall a checkout.
+_MAX_UNASKED_READS = 8
 
 
 def _readable(fd: int) -> bool:
@@ -79,24 +100,60 @@ def _readable(fd: int) -> bool:
 def is_alive(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     """Whether an idle connection is usable, without a round trip (the checkout check).
 
+    One call decides. A server that ends a session (``pg_terminate_backend()``,
+    a restart or shutdown, ``idle_session_timeout``) sends an ``ErrorResponse``
+    of severity FATAL and then closes the socket. The two may reach the client
+    apart: reading only the FATAL leaves libpq's status OK (libpq hands an error
+    that arrives while idle to the notice processor), and the EOF may still be
+    in flight. So this reads everything the socket holds, lets libpq parse it,
+    and takes a FATAL (or PANIC) as death even before the EOF is seen.
+
     Returns:
         False if it is closed or broken, libpq's status is not OK, a transaction
-        is open, or bytes the server sent unasked reveal that it went away.
+        is open, or what the server sent unasked shows that it ended the session.
     """
     if conn.closed or conn.broken:
         return False
     pgconn = conn.pgconn
-    if pgconn.status != pq.ConnStatus.OK or pgconn.transaction_status != _IDLE:
+    if pgconn.status != _OK or pgconn.transaction_status != _IDLE:
         return False
+    # Fast path (every checkout): nothing arrived since the last use.
+    if not _readable(pgconn.socket):
+        return True
+    return _drain_unasked(pgconn)
+
+
+def _drain_unasked(pgconn: pq_abc.PGconn) -> bool:
+    """Read and parse what the server sent while idle; False if it ended the session."""
+    fatal = False
+    chained = pgconn.notice_handler
+
+    def on_notice(res: pq_abc.PGresult) -> None:
+        nonlocal fatal
+        if res.error_field(_SEVERITY) in _SESSION_ENDING:
+            fatal = True
+        if chained is not None:
+            chained(res)  # the application's own notice handlers still see it
+
+    pgconn.notice_handler = on_notice
     try:
-        if _readable(pgconn.socket):
-            # A terminated backend sends FATAL 57P01 and closes: libpq reads
-            # what is there without blocking and turns BAD. Notifications
-            # (LISTEN) are buffered by libpq and keep the connection alive.
-            pgconn.consume_input()
+        for _ in range(_MAX_UNASKED_READS):
+            pgconn.consume_input()  # raises once it reads the EOF
+            # consume_input() only buffers; is_busy() makes libpq parse the
+            # buffer, which is when an idle-time error reaches on_notice.
+            # Notifications (LISTEN) stay queued in libpq for the application.
+            pgconn.is_busy()
+            if fatal or pgconn.status != _OK:
+                return False
+            if not _readable(pgconn.socket):
+                return True
     except (psycopg.OperationalError, OSError):
         return False
-    return pgconn.status == pq.ConnStatus.OK
+    finally:
+        pgconn.notice_handler = chained
+    # Still readable after many reads: a flood of notifications; nothing says
+    # the session ended, so the connection is kept.
+    return True
 
 
 def is_broken(exc: BaseException) -> bool:
@@ -133,9 +190,66 @@ def _return_plan(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -
     raise psycopg.InterfaceError(f"the connection came back in state {status.name}")
 
 
-def _check_options(configure: object, reset: object) -> None:
+# Keywords of psycopg's ``connect`` itself; every other keyword is a libpq
+# connection parameter (``host=``, ``connect_timeout=``...).
+_CONNECT_OPTIONS = frozenset(
+    {"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"}
+)
+
+
+def _not_ours() -> psycopg.InterfaceError:
+    return psycopg.InterfaceError(
+        "this connection was opened by the parent process before a fork: the child "
+        "leaves it (and its transaction) alone; the pool drops it"
+    )
+
+
+def _commit_plan(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the block's transaction needs a COMMIT (False: nothing to commit).
+
+    Raises:
+        psycopg.errors.InFailedSqlTransaction: the transaction failed earlier in
+            the block (the error was caught there). psycopg's ``commit()`` would
+            turn it into a silent rollback; the block's writes are lost, so say so.
+    """
+    if conn.closed and not conn.broken:
+        # Closed by its holder inside the block (which rolled back), as
+        # psycopg's own ``with conn`` leaves it; the pool discards it on return.
+        # A connection *lost* mid-block is different: its commit() raises, so
+        # the writes that vanished with it do not go unnoticed.
+        return False
+    status = conn.pgconn.transaction_status
+    if status == _IDLE:
+        return False  # autocommit, or nothing run since the last commit
+    if status == pq.TransactionStatus.INERROR:
+        raise pg_errors.InFailedSqlTransaction(
+            "the transaction failed inside the connection() block (an error was caught "
+            "there), so nothing was committed: it is rolled back. Roll back or commit "
+            "inside the block after handling the error"
+        )
+    return True  # INTRANS; ACTIVE or UNKNOWN make commit() raise for the pool
+
+
+def _check_options(conninfo: object, configure: object, reset: object, kwargs: Any) -> None:
+    """Refuse at the call what would otherwise fail at every connection attempt."""
+    if not isinstance(conninfo, str):
+        raise TypeError(f"conninfo must be a str (a libpq DSN or URL), got {conninfo!r}")
     check_callable("configure", configure, optional=True)
     check_callable("reset", reset, optional=True)
+    if "autocommit" in kwargs:
+        check_bool("autocommit", kwargs["autocommit"])
+    if kwargs.get("prepare_threshold") is not None:
+        check_int("prepare_threshold", kwargs["prepare_threshold"], minimum=0)
+    for name in ("row_factory", "cursor_factory"):
+        check_callable(name, kwargs.get(name), optional=True)
+    params = {k: v for k, v in kwargs.items() if k not in _CONNECT_OPTIONS}
+    try:
+        # libpq's own parser: a typo ("dbnme=") or a malformed string would
+        # otherwise surface only as a PoolTimeout after retries.
+        conninfo_to_dict(make_conninfo(conninfo, **params))
+    except psycopg.ProgrammingError as exc:
+        # The DSN may hold a password: quote libpq's complaint, not the string.
+        raise ValueError(f"conninfo (with the connection keywords) is invalid: {exc}") from None
 
 
 class _Base:
@@ -147,14 +261,15 @@ class _Base:
         require_writable: bool,
         kwargs: dict[str, Any],
     ) -> None:
-        if not isinstance(conninfo, str):
-            raise TypeError(f"conninfo must be a str (a libpq DSN or URL), got {conninfo!r}")
-        _check_options(configure, reset)
+        _check_options(conninfo, configure, reset, kwargs)
         self.conninfo = conninfo
         self._configure = configure
         self._reset = reset
-        self.require_writable = bool(require_writable)
+        self.require_writable = check_bool("require_writable", require_writable)
         self._kwargs = kwargs
+        # Connections opened by this process; in a forked child, the parent's
+        # are never committed, rolled back or closed (see _forks).
+        self._owners = Owners()
 
     def check(self, conn: Any) -> bool:
         """The cheap checkout check (see :func:`is_alive`)."""
@@ -181,7 +296,12 @@ class PsycopgConnector(_Base):
             ``row_factory``, ``prepare_threshold``...).
 
     Raises:
-        TypeError: ``conninfo`` is not a str; ``configure`` or ``reset`` not callable.
+        TypeError: ``conninfo`` is not a str; ``configure``, ``reset``,
+            ``row_factory`` or ``cursor_factory`` not callable;
+            ``require_writable`` or ``autocommit`` not a bool;
+            ``prepare_threshold`` not an int.
+        ValueError: libpq cannot parse the connection string with the
+            keywords (an unknown option, a missing ``=``).
     """
 
     def __init__(
@@ -202,6 +322,7 @@ class PsycopgConnector(_Base):
             psycopg.OperationalError: the server refused or is unreachable.
         """
         conn = psycopg.Connection.connect(self.conninfo, **self._kwargs)
+        self._owners.opened(conn)
         try:
             if self._configure is not None:
                 self._configure(conn)
@@ -213,15 +334,39 @@ class PsycopgConnector(_Base):
         return conn
 
     def close(self, conn: psycopg.Connection[Any]) -> None:
-        """Close the connection."""
-        conn.close()
+        """Close the connection (in a forked child, the parent's are left open).
+
+        ``close()`` sends libpq's Terminate, which would end the parent's
+        session; garbage collection in the child does not (psycopg checks the pid).
+        """
+        if not self._owners.foreign(conn):
+            conn.close()
+
+    def commit(self, conn: psycopg.Connection[Any]) -> None:
+        """Commit what a ``with pool.connection()`` block left open (psycopg_pool's rule).
+
+        Called by the pool when the block exits without an exception; an
+        exception in the block rolls back instead (:meth:`reset`). Nothing is
+        sent in autocommit mode or when no transaction is open.
+
+        Raises:
+            psycopg.errors.InFailedSqlTransaction: the transaction had failed
+                (an error caught inside the block); it is rolled back on return.
+            psycopg.Error: the COMMIT failed (a deferred constraint, a lost
+                connection); the pool rolls back or discards as for any error.
+        """
+        if not self._owners.foreign(conn) and _commit_plan(conn):
+            conn.commit()
 
     def reset(self, conn: psycopg.Connection[Any]) -> None:
         """Roll back an open or failed transaction, then run the user's ``reset``.
 
         Raises:
-            psycopg.Error: it cannot be made clean; the pool discards it.
+            psycopg.Error: it cannot be made clean, or (in a forked child) it is
+                the parent's; the pool discards it.
         """
+        if self._owners.foreign(conn):
+            raise _not_ours()
         if _return_plan(conn):
             conn.rollback()
         if self._reset is not None:
@@ -270,6 +415,7 @@ class AsyncPsycopgConnector(_Base):
             psycopg.OperationalError: the server refused or is unreachable.
         """
         conn = await psycopg.AsyncConnection.connect(self.conninfo, **self._kwargs)
+        self._owners.opened(conn)
         try:
             if self._configure is not None:
                 await self._configure(conn)
@@ -281,15 +427,31 @@ class AsyncPsycopgConnector(_Base):
         return conn
 
     async def close(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Close the connection."""
-        await conn.close()
+        """Close the connection (in a forked child, the parent's are left open)."""
+        if not self._owners.foreign(conn):
+            await conn.close()
+
+    async def commit(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Commit what an ``async with pool.connection()`` block left open.
+
+        The twin of :meth:`PsycopgConnector.commit` (see there).
+
+        Raises:
+            psycopg.errors.InFailedSqlTransaction: the transaction had failed.
+            psycopg.Error: the COMMIT failed.
+        """
+        if not self._owners.foreign(conn) and _commit_plan(conn):
+            await conn.commit()
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Roll back an open or failed transaction, then await the user's ``reset``.
 
         Raises:
-            psycopg.Error: it cannot be made clean; the pool discards it.
+            psycopg.Error: it cannot be made clean, or (in a forked child) it is
+                the parent's; the pool discards it.
         """
+        if self._owners.foreign(conn):
+            raise _not_ours()
         if _return_plan(conn):
             await conn.rollback()
         if self._reset is not None:
