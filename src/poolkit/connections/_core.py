@@ -373,7 +373,10 @@ class PoolCore:
         life = self.max_lifetime * (1.0 - self.jitter * self.rng.random())
         entry = Entry(self, conn, now, now + life)
         self.in_use.add(entry)  # checkin() takes it from there
-        waiter = self.checkin(entry, now)
+        # A creation still in flight when close() ran finishes with the new
+        # generation: without this it would land idle in a closed pool and be
+        # handed out by a racing acquire.
+        waiter = self.checkin(entry, now, "pool_closed" if self.closed else None)
         if waiter is not None:
             self.to_wake.append(waiter)
             self.dirty = True
