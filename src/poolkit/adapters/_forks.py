@@ -8,7 +8,8 @@ to a child, but a child may still give back a connection it inherited checked
 out, leave a ``with pool.connection()`` block, or close its pool; the DB
 connectors use this record to do nothing on the wire for such a connection.
 
-Cost: until the process forks, :meth:`Owners.foreign` is one global read.
+Cost: until the process forks, :meth:`Owners.foreign` is one global read
+(``poolkit._fork``'s generation, bumped in every forked child).
 """
 
 from __future__ import annotations
@@ -18,29 +19,12 @@ import os
 import weakref
 from typing import Any
 
+from poolkit import _fork
+
 __all__ = ["Owners", "generation"]
 
-# Set in every child forked after this module was imported: until then no
-# connection can be foreign, and the check costs nothing.
-_forked = False
-# Bumped in every forked child: an object stamped with another generation was
-# made before the fork, in an ancestor process.
-_generation = 0
-
-
-def _after_fork_in_child() -> None:
-    global _forked, _generation
-    _forked = True
-    _generation += 1
-
-
-def generation() -> int:
-    """The fork generation of this process (0 until it is a forked child)."""
-    return _generation
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+# Re-exported: the DB connectors stamp their proxies with it.
+generation = _fork.generation
 
 
 class Owners:
@@ -59,7 +43,7 @@ class Owners:
 
     def foreign(self, conn: object) -> bool:
         """Whether ``conn`` was opened by another process (this is a forked child)."""
-        if not _forked:
+        if not _fork._generation:  # never forked: nothing can be foreign
             return False
         try:
             pid = self._pids.get(conn)

@@ -506,7 +506,7 @@ class PooledDBConnection(Generic[C]):
         object.__setattr__(self, "_proxy", proxy)
         object.__setattr__(self, "_raw", proxy.raw)
         # Which process borrowed it: a forked child never commits for its parent.
-        object.__setattr__(self, "_generation", _forks._generation)
+        object.__setattr__(self, "_generation", _forks.generation())
 
     def _live(self, name: str) -> Any:
         """The driver's connection, or the driver's error once given back."""

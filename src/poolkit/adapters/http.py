@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from poolkit import _fork
 from poolkit._validate import (
     check_bool,
     check_int,
@@ -61,7 +62,7 @@ from poolkit._validate import (
     check_seconds,
 )
 from poolkit.adapters.sockets import is_socket_alive, socket_timeout
-from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection, _fork
+from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",

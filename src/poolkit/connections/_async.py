@@ -21,9 +21,9 @@ import weakref
 from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
+from poolkit import _fork
 from poolkit._errors import EventLoopMismatch, PoolClosed, PoolTimeout
 from poolkit._waits import deadline_after
-from poolkit.connections import _fork
 from poolkit.connections._core import Entry, PoolCore, Waiter, broken_error
 from poolkit.connections._driver import (
     CREATE_BACKOFF_INITIAL,

@@ -185,7 +185,7 @@ class DriverBase:
     def _foreign(self, entry: Entry) -> bool:
         """Whether ``entry`` was checked out before a fork, in the parent.
 
-        The child's pool starts over with a new core (``_fork.py``); the
+        The child's pool starts over with a new core (``poolkit._fork``); the
         parent's connections are not the child's to reset, commit or close.
         """
         return entry.core is not self._core

@@ -22,9 +22,9 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
+from poolkit import _fork
 from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._validate import check_callable, check_optional_int
-from poolkit.connections import _fork
 from poolkit.connections._budget import Budget
 from poolkit.connections._core import broken_error
 from poolkit.connections._driver import run_cleaner

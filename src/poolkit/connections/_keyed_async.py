@@ -10,9 +10,9 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
+from poolkit import _fork
 from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._validate import check_callable
-from poolkit.connections import _fork
 from poolkit.connections._async import AsyncConnectionPool
 from poolkit.connections._core import broken_error
 from poolkit.connections._driver import run_async_cleaner

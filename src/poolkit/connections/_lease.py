@@ -14,7 +14,7 @@ Leaving the block:
   ``KeyboardInterrupt``, discards it too, since half a request may be on the
   wire.
 - in a forked child, for a connection checked out in the parent: nothing is
-  called at all; the child forgets the connection (``_fork.py``).
+  called at all; the child forgets the connection (``poolkit._fork``).
 """
 
 from __future__ import annotations

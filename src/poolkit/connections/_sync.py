@@ -21,9 +21,9 @@ import time
 import weakref
 from typing import Any, Generic, TypeVar
 
+from poolkit import _fork
 from poolkit._errors import PoolClosed, PoolTimeout
 from poolkit._waits import deadline_after, join_thread, left_until, slice_of
-from poolkit.connections import _fork
 from poolkit.connections._core import Entry, PoolCore, Waiter, broken_error
 from poolkit.connections._driver import (
     CREATE_BACKOFF_INITIAL,

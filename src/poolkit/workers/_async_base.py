@@ -12,11 +12,11 @@ import asyncio
 import contextvars
 import os
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
+from poolkit import _fork
 from poolkit._errors import (
     EventLoopMismatch,
     PoolBroken,
@@ -117,7 +117,7 @@ class AsyncPoolState:
             eager and _worker_factory is None and initializer is None and queue_size is None
         )
         self._eager_depth = 0
-        _LIVE_POOLS.add(self)
+        _fork.track(self)
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
@@ -393,7 +393,7 @@ class AsyncPoolState:
         self._cancel_queued()
         self._wake_all()
 
-    def _after_fork_in_child(self, parent: int) -> None:
+    def _after_fork_in_child(self) -> None:
         """Break the pool in a forked child: its loop and workers stay in the parent.
 
         An event loop does not survive ``os.fork()`` (its selector and worker
@@ -401,6 +401,7 @@ class AsyncPoolState:
         with ``PoolBroken`` instead of hanging or binding a second loop, and
         fails the Futures of queued tasks (the parent runs those).
         """
+        parent = os.getppid()
         if self._broken is None:
             self._broken = (
                 f"{self._options.name} was created in process {parent} and used after "
@@ -433,17 +434,3 @@ class AsyncPoolState:
 def _expire(waiter: asyncio.Future[bool]) -> None:
     if not waiter.done():
         waiter.set_result(False)
-
-
-# Every live pool, for the fork hook (weak: the registry keeps none alive).
-_LIVE_POOLS: weakref.WeakSet[AsyncPoolState] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    parent = os.getppid()
-    for pool in list(_LIVE_POOLS):
-        pool._after_fork_in_child(parent)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

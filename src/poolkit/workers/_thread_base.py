@@ -41,10 +41,10 @@ import os
 import queue
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
+from poolkit import _fork
 from poolkit._errors import PoolBroken, PoolClosed, PoolDeadlock, PoolOverload, PoolTimeout
 from poolkit._validate import Clock, check_bool, check_callable, check_optional_seconds
 from poolkit._waits import deadline_after, join_thread, left_until, slice_of
@@ -139,7 +139,7 @@ class ThreadPoolBase:
         self._retired = tw.Counts()
         self._thread_counter = itertools.count(1)
         self._resume = threading.Condition(self._lock)
-        _LIVE_POOLS.add(self)
+        _fork.track(self)
         if self._min_workers:
             with self._lock:
                 self._nworkers += self._min_workers
@@ -448,7 +448,7 @@ class ThreadPoolBase:
                     "cancelled, running ones cannot be interrupted"
                 )
 
-    def _after_fork_in_child(self, parent: int) -> None:
+    def _after_fork_in_child(self) -> None:
         """Reset the pool in a forked child (only the forking thread exists).
 
         Nothing here may take a lock the parent's threads could have held at
@@ -456,6 +456,7 @@ class ThreadPoolBase:
         ``get_nowait`` (which takes no lock), and Futures use the shared
         Conditions that ``_future`` re-creates in the child.
         """
+        parent = os.getppid()
         self._lock = threading.RLock()
         self._idle_cv = threading.Condition(self._lock)
         self._room = threading.Condition(self._lock)
@@ -551,17 +552,3 @@ class ThreadPoolBase:
                 closed=self._closed,
                 broken=self._broken is not None,
             )
-
-
-# Every live pool, for the fork hook (weak: the registry keeps none alive).
-_LIVE_POOLS: weakref.WeakSet[ThreadPoolBase] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    parent = os.getppid()
-    for pool in list(_LIVE_POOLS):
-        pool._after_fork_in_child(parent)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
