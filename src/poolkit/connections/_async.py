@@ -209,8 +209,8 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             return await self._acquire_slow(entry, timeout)
         # attach() inlined: this is half of every acquire/release cycle.
         proxy = self._proxy_class()
-        set_entry(proxy, entry)
         set_pool(proxy, self)
+        set_entry(proxy, entry)
         return proxy
 
     async def _acquire_slow(

@@ -28,9 +28,9 @@ class to inherit):
   not (gomemcache's resumable errors). Without it, any ``OSError`` counts as
   broken.
 - ``proxy_class``: the class of what ``acquire()`` returns, a subclass of
-  :class:`~poolkit.PooledConnection` (:class:`~poolkit.AsyncPooledConnection`
-  for an async pool), built as ``proxy_class(pool, entry)``. It lets a connector guard what the
-  connection hands out (the psycopg connectors' proxies guard cursors, so a
+  :class:`~poolkit.connections.PooledConnection` (its ``Async`` twin for an
+  async pool) with no ``__init__`` (the pool sets its slots). It lets a
+  connector guard what the connection hands out (the psycopg connectors' proxies guard cursors, so a
   cursor kept past the give-back raises instead of running on a connection
   someone else holds); connectors without one pay nothing for it.
 """

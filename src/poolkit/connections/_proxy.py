@@ -132,13 +132,13 @@ def attach(proxy_class: type[P], pool: Any, entry: Entry) -> P:
 
     Proxies have no ``__init__``: ``proxy_class()`` is a C-level call, and the
     two slots are set through their descriptors. A Python ``__init__`` would
-    itself be a call and would have to go around ``__setattr__`` the same way;
-    this keeps building a proxy as cheap as it was before writes were
-    forwarded. The pools inline these three lines on their fast paths.
+    itself be a call and would have to go around ``__setattr__`` the same way
+    (measured: ~40 ns more per acquire). The pools inline these lines on their
+    fast paths.
     """
     proxy = proxy_class()
+    set_pool(proxy, pool)  # first: a proxy with an entry always has its pool
     set_entry(proxy, entry)
-    set_pool(proxy, pool)
     return proxy
 
 

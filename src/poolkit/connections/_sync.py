@@ -206,8 +206,8 @@ class ConnectionPool(DriverBase, Generic[C]):
             return self._acquire_slow(entry, timeout)
         # attach() inlined: this is half of every acquire/release cycle.
         proxy = self._proxy_class()
-        set_entry(proxy, entry)
         set_pool(proxy, self)
+        set_entry(proxy, entry)
         return proxy
 
     def _acquire_slow(self, entry: Entry | None, timeout: float | None) -> PooledConnection[C]:
