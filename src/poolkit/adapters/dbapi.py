@@ -47,9 +47,9 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
-from poolkit._errors import ConnectionDetached
 from poolkit._validate import check_bool, check_callable, check_seconds
 from poolkit.adapters import _forks
+from poolkit.adapters._guard import PooledCursor, detached_error, wrap_cursor
 from poolkit.connections import ConnectionPool, ConnectionPoolStats, PooledConnection
 
 __all__ = [
@@ -336,148 +336,6 @@ def connector(
     )
 
 
-# The exception raised on use of a connection or cursor after give-back, per
-# driver connection type: a subclass of both the driver's ProgrammingError and
-# poolkit's ConnectionDetached (see _detached_error). Bounded by the number of
-# driver connection types a process uses.
-_DETACHED_CLASSES: dict[type, type[Exception]] = {}
-
-
-def _driver_error_class(conn: object) -> type[Exception] | None:
-    """The driver's ProgrammingError (else InterfaceError, else Error), if it has one.
-
-    From the DB-API optional extension (exception classes as connection
-    attributes, as ``sqlite3`` has), else from the module the connection's
-    class lives in or any package above it (``psycopg.connection`` -> ``psycopg``).
-    """
-    names = ("ProgrammingError", "InterfaceError", "Error")
-    parts = str(getattr(type(conn), "__module__", "") or "").split(".")
-    sources: list[object] = [conn]
-    sources += [sys.modules.get(".".join(parts[:end])) for end in range(len(parts), 0, -1)]
-    for name in names:
-        for source in sources:
-            cls = getattr(source, name, None) if source is not None else None
-            if isinstance(cls, type) and issubclass(cls, Exception):
-                return cls
-    return None
-
-
-def _detached_error(conn: object, name: str) -> Exception:
-    """The error for ``.name`` used after give-back: the driver's own class (DB-API 2.0).
-
-    DB-API says any operation on a closed connection or cursor raises the
-    driver's ``Error`` (or a subclass); code that catches ``sqlite3.Error``
-    or ``psycopg.Error`` must see it, and code that catches poolkit's
-    :class:`~poolkit.ConnectionDetached` too, so the class derives from both.
-    ProgrammingError: the caller's mistake, not a broken connection, so no
-    ``is_broken`` rule discards an innocent connection over it (the message
-    avoids the word "closed", which ``sqlite_is_broken`` reads as broken).
-    """
-    kind = type(conn)
-    cls = _DETACHED_CLASSES.get(kind)
-    if cls is None:
-        base = _driver_error_class(conn)
-        cls = ConnectionDetached
-        if base is not None:
-            try:
-                cls = type(
-                    f"Detached{base.__name__}",
-                    (base, ConnectionDetached),
-                    {"__module__": __name__, "__doc__": "Use after give-back (DB-API Error)."},
-                )
-            except TypeError:  # incompatible layouts: the driver's class alone
-                cls = base
-        _DETACHED_CLASSES[kind] = cls
-    return cls(
-        f"this pooled connection was given back to its pool, so .{name} is off limits "
-        "(another caller may hold the connection now); borrow a new one"
-    )
-
-
-def _wrap_cursor(conn: PooledDBConnection[Any], result: Any) -> Any:
-    # conn.execute() returns a cursor on sqlite3 and psycopg: guard it too.
-    return PooledCursor(conn, result) if hasattr(result, "fetchone") else result
-
-
-class PooledCursor:
-    """A cursor of a :class:`PooledDBConnection`, unusable once the connection is given back.
-
-    Everything goes to the driver's cursor while the connection is held; after
-    ``conn.close()`` any use raises the driver's ``ProgrammingError`` (also a
-    :class:`~poolkit.ConnectionDetached`) instead of running on a connection
-    that may belong to another thread by then. ``close()`` stays harmless.
-    """
-
-    __slots__ = ("_conn", "_cursor")
-
-    _conn: PooledDBConnection[Any]
-    _cursor: Any
-
-    def __init__(self, conn: PooledDBConnection[Any], cursor: Any) -> None:
-        object.__setattr__(self, "_conn", conn)
-        object.__setattr__(self, "_cursor", cursor)
-
-    def _live(self, name: str) -> Any:
-        conn = self._conn
-        if conn._proxy._entry is None:
-            raise _detached_error(conn._raw, name)
-        return self._cursor
-
-    def execute(self, *args: Any, **kwargs: Any) -> Any:
-        """Run a statement (arguments go to the driver's ``execute``)."""
-        cursor = self._live("execute")
-        result = cursor.execute(*args, **kwargs)
-        return self if result is cursor else result
-
-    def executemany(self, *args: Any, **kwargs: Any) -> Any:
-        """Run a statement for each parameter set (the driver's ``executemany``)."""
-        cursor = self._live("executemany")
-        result = cursor.executemany(*args, **kwargs)
-        return self if result is cursor else result
-
-    def fetchone(self) -> Any:
-        """The next row, or None."""
-        return self._live("fetchone").fetchone()
-
-    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        """The next rows (the driver's ``fetchmany``)."""
-        return self._live("fetchmany").fetchmany(*args, **kwargs)
-
-    def fetchall(self) -> Any:
-        """All remaining rows."""
-        return self._live("fetchall").fetchall()
-
-    def close(self) -> None:
-        """Close the cursor; after give-back there is nothing left to do."""
-        if self._conn._proxy._entry is not None:
-            self._cursor.close()
-
-    def __iter__(self) -> PooledCursor:
-        self._live("__iter__")
-        return self
-
-    def __next__(self) -> Any:
-        return next(self._live("__next__"))
-
-    def __enter__(self) -> PooledCursor:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        # description, rowcount, lastrowid, arraysize, driver extras...
-        if name.startswith("__") or name in PooledCursor.__slots__:
-            raise AttributeError(name)
-        return getattr(self._live(name), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._live(name), name, value)  # arraysize, row_factory...
-
-    def __repr__(self) -> str:
-        return f"<PooledCursor {self._cursor!r}>"
-
-
 class PooledDBConnection(Generic[C]):
     """A DB-API connection borrowed from a :class:`DBPool`.
 
@@ -511,7 +369,7 @@ class PooledDBConnection(Generic[C]):
     def _live(self, name: str) -> Any:
         """The driver's connection, or the driver's error once given back."""
         if self._proxy._entry is None:
-            raise _detached_error(self._raw, name)
+            raise detached_error(self._raw, name)
         return self._raw
 
     @property
@@ -536,19 +394,23 @@ class PooledDBConnection(Generic[C]):
         Raises:
             Error: the driver's ``ProgrammingError``, once given back.
         """
-        return PooledCursor(self, self._live("cursor").cursor(*args, **kwargs))
+        return PooledCursor(self._proxy, self._raw, self._live("cursor").cursor(*args, **kwargs))
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         """The driver's ``conn.execute`` shortcut (``sqlite3``, psycopg), its cursor guarded."""
-        return _wrap_cursor(self, self._live("execute").execute(*args, **kwargs))
+        return wrap_cursor(self._proxy, self._raw, self._live("execute").execute(*args, **kwargs))
 
     def executemany(self, *args: Any, **kwargs: Any) -> Any:
         """The driver's ``conn.executemany`` shortcut, its cursor guarded."""
-        return _wrap_cursor(self, self._live("executemany").executemany(*args, **kwargs))
+        return wrap_cursor(
+            self._proxy, self._raw, self._live("executemany").executemany(*args, **kwargs)
+        )
 
     def executescript(self, *args: Any, **kwargs: Any) -> Any:
         """``sqlite3``'s ``conn.executescript``, its cursor guarded."""
-        return _wrap_cursor(self, self._live("executescript").executescript(*args, **kwargs))
+        return wrap_cursor(
+            self._proxy, self._raw, self._live("executescript").executescript(*args, **kwargs)
+        )
 
     def commit(self) -> None:
         """Commit the current transaction.

@@ -34,6 +34,14 @@
   still pass on it); errors without a SQLSTATE that are ``OperationalError`` or
   ``InterfaceError`` (connection lost, closed). Anything else (a unique
   violation, a syntax error, a statement timeout) keeps the connection.
+- **Give-back guards**: the pools hand out :class:`PsycopgPooledConnection`
+  (:class:`AsyncPsycopgPooledConnection`), whose ``cursor()`` and
+  ``execute()`` cursors stop working when the connection goes back to the
+  pool (``conn.close()``, the end of the ``with`` block): any use then raises
+  ``psycopg.ProgrammingError`` (a subclass that is also poolkit's
+  ``ConnectionDetached``, as ``DBPool`` raises), never runs a statement on a
+  connection another caller may hold. Attribute writes (``conn.autocommit =
+  True``) reach psycopg's connection.
 - **ping** (with the pool's ``ping_after``): an empty query in autocommit mode,
   so no transaction is left open; with ``require_writable=True`` it also asks
   ``SHOW transaction_read_only`` and rejects a read-only server.
@@ -61,11 +69,20 @@ except ImportError as exc:  # pragma: no cover - exercised by a test with psycop
 
 from poolkit._validate import check_bool, check_callable, check_int
 from poolkit.adapters._forks import Owners
+from poolkit.adapters._guard import (
+    AsyncPooledCursor,
+    PooledCursor,
+    detached_class,
+    detached_message,
+)
+from poolkit.connections import AsyncPooledConnection, PooledConnection
 
 __all__ = [
     "BROKEN_SQLSTATES",
     "AsyncPsycopgConnector",
+    "AsyncPsycopgPooledConnection",
     "PsycopgConnector",
+    "PsycopgPooledConnection",
     "async_connector",
     "connector",
     "is_alive",
@@ -252,6 +269,91 @@ def _check_options(conninfo: object, configure: object, reset: object, kwargs: A
         raise ValueError(f"conninfo (with the connection keywords) is invalid: {exc}") from None
 
 
+class PsycopgPooledConnection(PooledConnection["psycopg.Connection[Any]"]):
+    """A ``psycopg.Connection`` borrowed from a :class:`~poolkit.ConnectionPool`.
+
+    What :meth:`PsycopgConnector` pools hand out: a
+    :class:`~poolkit.PooledConnection` whose cursors (from :meth:`cursor` and
+    :meth:`execute`) are guarded. After the give-back (``close()``, the end of
+    ``with pool.connection()``), the connection and every cursor it made raise
+    ``psycopg.ProgrammingError`` (a subclass that is also
+    :class:`~poolkit.ConnectionDetached`) on use: DB-API's rule for a closed
+    connection, as ``dbapi.DBPool`` applies it. It is not an error that breaks a
+    connection (:func:`is_broken` is False), so catching it inside another
+    ``with pool.connection()`` block never discards that block's connection.
+    """
+
+    __slots__ = ()
+
+    def _gone(self, name: str) -> Exception:
+        return detached_class(psycopg.Connection)(detached_message(name))
+
+    def _live(self, name: str) -> psycopg.Connection[Any]:
+        entry = self._entry
+        if entry is None:
+            raise self._gone(name)
+        conn: psycopg.Connection[Any] = entry.conn
+        return conn
+
+    def cursor(self, *args: Any, **kwargs: Any) -> PooledCursor:
+        """psycopg's ``conn.cursor(...)``, guarded.
+
+        Raises:
+            psycopg.ProgrammingError: the connection was given back.
+        """
+        conn = self._live("cursor")
+        return PooledCursor(self, conn, conn.cursor(*args, **kwargs))
+
+    def execute(self, *args: Any, **kwargs: Any) -> PooledCursor:
+        """psycopg's ``conn.execute(...)``; the cursor it returns is guarded.
+
+        Raises:
+            psycopg.ProgrammingError: the connection was given back.
+            psycopg.Error: what the statement raised.
+        """
+        conn = self._live("execute")
+        return PooledCursor(self, conn, conn.execute(*args, **kwargs))
+
+
+class AsyncPsycopgPooledConnection(AsyncPooledConnection["psycopg.AsyncConnection[Any]"]):
+    """A ``psycopg.AsyncConnection`` borrowed from an :class:`~poolkit.AsyncConnectionPool`.
+
+    The asyncio twin of :class:`PsycopgPooledConnection`: ``cursor()`` (plain,
+    as psycopg's) and ``await execute()`` return guarded async cursors.
+    """
+
+    __slots__ = ()
+
+    def _gone(self, name: str) -> Exception:
+        return detached_class(psycopg.AsyncConnection)(detached_message(name))
+
+    def _live(self, name: str) -> psycopg.AsyncConnection[Any]:
+        entry = self._entry
+        if entry is None:
+            raise self._gone(name)
+        conn: psycopg.AsyncConnection[Any] = entry.conn
+        return conn
+
+    def cursor(self, *args: Any, **kwargs: Any) -> AsyncPooledCursor:
+        """psycopg's ``conn.cursor(...)``, guarded.
+
+        Raises:
+            psycopg.ProgrammingError: the connection was given back.
+        """
+        conn = self._live("cursor")
+        return AsyncPooledCursor(self, conn, conn.cursor(*args, **kwargs))
+
+    async def execute(self, *args: Any, **kwargs: Any) -> AsyncPooledCursor:
+        """psycopg's ``await conn.execute(...)``; the cursor it returns is guarded.
+
+        Raises:
+            psycopg.ProgrammingError: the connection was given back.
+            psycopg.Error: what the statement raised.
+        """
+        conn = self._live("execute")
+        return AsyncPooledCursor(self, conn, await conn.execute(*args, **kwargs))
+
+
 class _Base:
     def __init__(
         self,
@@ -303,6 +405,9 @@ class PsycopgConnector(_Base):
         ValueError: libpq cannot parse the connection string with the
             keywords (an unknown option, a missing ``=``).
     """
+
+    # What the pool's acquire() returns: cursors guarded past the give-back.
+    proxy_class = PsycopgPooledConnection
 
     def __init__(
         self,
@@ -396,6 +501,9 @@ class AsyncPsycopgConnector(_Base):
     Takes the arguments of :class:`PsycopgConnector`; ``configure`` and ``reset``
     are coroutine functions.
     """
+
+    # What the pool's acquire() returns: cursors guarded past the give-back.
+    proxy_class = AsyncPsycopgPooledConnection
 
     def __init__(
         self,

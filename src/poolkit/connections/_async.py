@@ -51,7 +51,7 @@ from poolkit.connections._options import (
     make_options,
 )
 from poolkit.connections._protocols import AsyncConnector
-from poolkit.connections._proxy import AsyncPooledConnection
+from poolkit.connections._proxy import AsyncPooledConnection, attach, set_entry, set_pool
 
 __all__ = ["AsyncConnectionPool"]
 
@@ -116,6 +116,8 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             on_discard=on_discard, name=name,
         )  # fmt: skip
         self._init_common(connector, opts, is_async=True)
+        # AsyncPooledConnection, or the connector's subclass (its proxy_class).
+        self._proxy_class: type[AsyncPooledConnection[Any]] = self._hooks.proxy_class
         self._lock = NO_LOCK
         self._budget = _budget
         self._keyed = _keyed
@@ -205,7 +207,11 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         entry = core.checkout(self._clock())
         if entry is None or self._extra_checkout or core.dirty or self._dropped_entries:
             return await self._acquire_slow(entry, timeout)
-        return AsyncPooledConnection(self, entry)
+        # attach() inlined: this is half of every acquire/release cycle.
+        proxy = self._proxy_class()
+        set_pool(proxy, self)
+        set_entry(proxy, entry)
+        return proxy
 
     async def _acquire_slow(
         self, entry: Entry | None, timeout: float | None
@@ -228,7 +234,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             if core.dirty or self._dropped_entries:
                 self._flush()
             if not self._extra_checkout or await self._checkout_extras(entry):
-                return AsyncPooledConnection(self, entry)
+                return attach(self._proxy_class, self, entry)
             entry = None
 
     async def _wait(self, deadline: float, timeout: float) -> Entry:
@@ -345,19 +351,19 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             EventLoopMismatch: called from a loop other than the pool's.
         """
         # _detach() inlined: this is half of every acquire/release cycle.
-        entry = conn._entry if type(conn) is AsyncPooledConnection and conn._pool is self else None
+        entry = conn._entry if type(conn) is self._proxy_class and conn._pool is self else None
         if entry is not None and entry.core is not self._core:
             # Acquired before a fork: the parent's. Forgotten here, never
             # reset, committed or closed (that would end the parent's work).
-            conn._entry = None
+            set_entry(conn, None)
             return
         # Check the loop first: a refused release must leave the proxy attached.
         if asyncio.get_running_loop() is not self._loop:
             self._bind()
         if entry is None:
-            self._detach(conn, AsyncPooledConnection)  # raises the precise error
+            self._detach(conn, self._proxy_class)  # raises the precise error
             return
-        conn._entry = None
+        set_entry(conn, None)
         if not self._extra_release:
             core = self._core
             if entry.core is core:
@@ -392,7 +398,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         Raises:
             ReleaseError: already released, or not acquired from this pool.
         """
-        self._give_back(self._detach(conn, AsyncPooledConnection), reason)
+        self._give_back(self._detach(conn, self._proxy_class), reason)
 
     def _give_back(self, entry: Entry, reason: str | None) -> None:
         core = self._core

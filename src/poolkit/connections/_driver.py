@@ -25,6 +25,7 @@ from poolkit.connections._core import Entry, PoolCore
 from poolkit.connections._leaks import Holder, capture, describe_holders
 from poolkit.connections._options import PoolOptions
 from poolkit.connections._protocols import discover_hooks
+from poolkit.connections._proxy import set_entry
 from poolkit.connections._stats import ConnectionPoolStats
 
 __all__ = [
@@ -246,7 +247,7 @@ class DriverBase:
             raise ReleaseError(
                 "this connection was already released; release each acquired connection once"
             )
-        conn._entry = None  # type: ignore[attr-defined]
+        set_entry(conn, None)
         return entry
 
     # -- management ---------------------------------------------------------

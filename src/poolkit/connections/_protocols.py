@@ -27,12 +27,20 @@ class to inherit):
   was in use means the connection is unusable (database/sql ``ErrBadConn``) or
   not (gomemcache's resumable errors). Without it, any ``OSError`` counts as
   broken.
+- ``proxy_class``: the class of what ``acquire()`` returns, a subclass of
+  :class:`~poolkit.connections.PooledConnection` (its ``Async`` twin for an
+  async pool) with no ``__init__`` (the pool sets its slots). It lets a
+  connector guard what the connection hands out (the psycopg connectors' proxies guard cursors, so a
+  cursor kept past the give-back raises instead of running on a connection
+  someone else holds); connectors without one pay nothing for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from poolkit.connections._proxy import AsyncPooledConnection, PooledConnection
 
 __all__ = ["AsyncConnector", "Connector", "ConnectorHooks", "discover_hooks"]
 
@@ -103,7 +111,7 @@ class AsyncConnector(Protocol[C]):
 class ConnectorHooks:
     """The optional methods a connector has, looked up once."""
 
-    __slots__ = ("check", "commit", "is_broken", "ping", "reset")
+    __slots__ = ("check", "commit", "is_broken", "ping", "proxy_class", "reset")
 
     def __init__(
         self,
@@ -112,8 +120,11 @@ class ConnectorHooks:
         reset: Callable[[Any], Any] | None,
         is_broken: Callable[[BaseException], object] | None,
         commit: Callable[[Any], Any] | None = None,
+        proxy_class: Any = None,
     ) -> None:
         self.check = check
+        # The proxy class acquire() builds (the default one when None is given).
+        self.proxy_class: Any = proxy_class
         self.ping = ping
         self.reset = reset
         self.is_broken = is_broken
@@ -146,6 +157,19 @@ def discover_hooks(connector: object, *, is_async: bool) -> ConnectorHooks:
         if method is not None and not callable(method):
             raise TypeError(f"connector.{name} must be callable, got {type(method).__name__}")
         found[name] = method
+    base: type = AsyncPooledConnection if is_async else PooledConnection
+    proxy_class = getattr(connector, "proxy_class", None)
+    if proxy_class is None:
+        proxy_class = base
+    elif not (isinstance(proxy_class, type) and issubclass(proxy_class, base)):
+        raise TypeError(
+            f"connector.proxy_class must be a subclass of {base.__name__}, got {proxy_class!r}"
+        )
     return ConnectorHooks(
-        found["check"], found["ping"], found["reset"], found["is_broken"], found["commit"]
+        found["check"],
+        found["ping"],
+        found["reset"],
+        found["is_broken"],
+        found["commit"],
+        proxy_class,
     )

@@ -50,7 +50,7 @@ from poolkit.connections._options import (
     make_options,
 )
 from poolkit.connections._protocols import Connector
-from poolkit.connections._proxy import PooledConnection
+from poolkit.connections._proxy import PooledConnection, attach, set_entry, set_pool
 
 __all__ = ["ConnectionPool"]
 
@@ -132,6 +132,8 @@ class ConnectionPool(DriverBase, Generic[C]):
             on_discard=on_discard, name=name,
         )  # fmt: skip
         self._init_common(connector, opts, is_async=False)
+        # PooledConnection, or the connector's subclass (its proxy_class).
+        self._proxy_class: type[PooledConnection[Any]] = self._hooks.proxy_class
         self._budget = _budget
         self._keyed = _lock is not None
         self._setup(_lock if _lock is not None else threading.Lock())
@@ -202,7 +204,11 @@ class ConnectionPool(DriverBase, Generic[C]):
             lock.release()
         if entry is None or self._extra_checkout or core.dirty or self._dropped_entries:
             return self._acquire_slow(entry, timeout)
-        return PooledConnection(self, entry)
+        # attach() inlined: this is half of every acquire/release cycle.
+        proxy = self._proxy_class()
+        set_pool(proxy, self)
+        set_entry(proxy, entry)
+        return proxy
 
     def _acquire_slow(self, entry: Entry | None, timeout: float | None) -> PooledConnection[C]:
         """Acquire's other paths: wait, flush the outbox, run the checkout extras."""
@@ -224,7 +230,7 @@ class ConnectionPool(DriverBase, Generic[C]):
             if core.dirty or self._dropped_entries:
                 self._flush()
             if not self._extra_checkout or self._checkout_extras(entry):
-                return PooledConnection(self, entry)
+                return attach(self._proxy_class, self, entry)
             entry = None
 
     def _wait(self, deadline: float, timeout: float) -> Entry:
@@ -352,11 +358,11 @@ class ConnectionPool(DriverBase, Generic[C]):
             ReleaseError: released twice, or not acquired from this pool.
         """
         # _detach() inlined: this is half of every acquire/release cycle.
-        entry = conn._entry if type(conn) is PooledConnection and conn._pool is self else None
+        entry = conn._entry if type(conn) is self._proxy_class and conn._pool is self else None
         if entry is None:
-            self._detach(conn, PooledConnection)  # raises the precise error
+            self._detach(conn, self._proxy_class)  # raises the precise error
             return
-        conn._entry = None
+        set_entry(conn, None)
         core, lock = self._core, self._lock
         if entry.core is not core:
             # Acquired before a fork: the parent's. Forgotten here, never
@@ -381,7 +387,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         Raises:
             ReleaseError: already released, or not acquired from this pool.
         """
-        self._give_back(self._detach(conn, PooledConnection), reason)
+        self._give_back(self._detach(conn, self._proxy_class), reason)
 
     def _release_extras(self, entry: Entry) -> str | None:
         reason = None
