@@ -500,7 +500,8 @@ def test_huge_timeouts_mean_no_limit(http_server: LoopbackHTTPServer, seconds: f
 
         t = threading.Thread(target=slow)
         t.start()
-        eventually(lambda: http_server.requests == 1 or bool(errors), "the server has the request")
+        # Two requests: "/a" above, then "/slow" (the one that must not time out).
+        eventually(lambda: http_server.requests == 2 or bool(errors), "the server has the request")
         http_server.release_slow.set()
         t.join()
         assert (got, errors) == ([b"late"], [])
