@@ -14,6 +14,7 @@ garbage collection), a flag makes the chunks not yet started return at once.
 from __future__ import annotations
 
 import itertools
+import math
 import queue
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -171,6 +172,8 @@ def _next_report(
     seconds: float | None,
 ) -> tuple[int, list[Any], BaseException | None]:
     """The next chunk report, waiting until ``deadline`` in slices (any size)."""
+    if deadline == math.inf:
+        return get()  # no deadline: a plain blocking get, the cheapest wait
     while True:
         try:
             return get(timeout=slice_of(left_until(deadline)))
