@@ -239,3 +239,43 @@ def test_keyboard_interrupt_in_an_event_hook_gives_the_connection_back() -> None
     with pool.connection() as c:  # the connection is still there, pooled
         assert c.raw.id == 1
     pool.close()
+
+
+class InterruptingClose(FakeConnector):
+    """Raises KeyboardInterrupt once, inside close()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+
+    def close(self, conn: FakeConnection) -> None:
+        super().close(conn)
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+
+
+def test_keyboard_interrupt_closing_another_connection_during_acquire_loses_nothing() -> None:
+    """An acquire that retires an expired connection closes it before returning; a
+    KeyboardInterrupt out of that close reaches the caller, and the connection the
+    caller was about to get goes back to the pool instead of staying "in use"."""
+    now = [0.0]
+    fake = InterruptingClose()
+    pool = ConnectionPool(
+        fake, max_size=2, max_lifetime=10, lifetime_jitter=0, timeout=5, clock=lambda: now[0]
+    )
+    a = pool.acquire()  # opened at t=0, expires at t=10
+    now[0] = 5.0
+    b = pool.acquire()  # opened at t=5, expires at t=15
+    b.close()
+    a.close()  # LIFO: a (expired by t=12) is on top, b under it
+    now[0] = 12.0
+    fake.armed = True
+    with pytest.raises(KeyboardInterrupt):
+        pool.acquire()  # retires a, takes b, then closing a raises
+    stats = pool.stats()
+    assert (stats.in_use, stats.idle) == (0, 1)
+    with pool.connection(timeout=5) as c:
+        assert c.raw is fake.connections[1]  # b, served again
+    pool.close()
+    assert fake.open_connections == []

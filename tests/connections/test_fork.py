@@ -30,6 +30,7 @@ from poolkit import (
     ConnectionPool,
     KeyedConnectionPool,
 )
+from poolkit.testing import FakeConnection, FakeConnector
 from tests.connections.recording import AsyncFileRecorder, FileRecorder, calls
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -144,6 +145,51 @@ def test_keyed_child_never_touches_the_parents_connections(tmp_path: Path) -> No
     assert ("commit", leased_id) in calls(log, os.getpid())
     held.close()
     assert kpool.stats().idle == 2
+    kpool.close()
+
+
+class SlowClose(FakeConnector):
+    """close() blocks until ``release`` is set, so a fork can catch it in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closing = threading.Event()
+        self.release = threading.Event()
+
+    def close(self, conn: FakeConnection) -> None:
+        self.closing.set()
+        self.release.wait(30)
+        super().close(conn)
+
+
+def test_keyed_child_forked_during_a_close_can_still_evict_at_the_global_cap() -> None:
+    """A close in flight in the parent at fork time is not the child's: its count
+    must not linger in the child's global budget, where it would block every
+    eviction at the cap (and time out an acquire that an idle connection of
+    another key could serve)."""
+    slow = SlowClose()
+    kpool: KeyedConnectionPool[str, FakeConnection] = KeyedConnectionPool(
+        lambda key: slow if key == "slow" else FakeConnector(), max_size_per_key=2, max_size=2
+    )
+    doomed = kpool.acquire("slow")
+    closer = threading.Thread(target=doomed.discard)
+    closer.start()
+    assert slow.closing.wait(30)
+
+    def child() -> None:
+        x = kpool.acquire("x")
+        kpool.acquire("y").close()  # idle under "y"; the cap (2) is reached
+        with kpool.connection("x", timeout=5):  # needs y's idle connection evicted
+            pass
+        x.close()
+        kpool.close()
+
+    try:
+        _pid, report = run_child(child)
+    finally:
+        slow.release.set()
+        closer.join(30)
+    assert report == "ok"
     kpool.close()
 
 

@@ -49,6 +49,18 @@ class Budget:
         # scanning every key.
         self.touched: list[PoolCore] = []
 
+    def forget_all(self) -> None:
+        """Start over with no key (a forked child drops the parent's sub-pools).
+
+        The parent's connections, closes in flight included, are not the
+        child's: a ``closing`` count left here would never come down, and at
+        the global cap it would refuse every eviction.
+        """
+        self.total = 0
+        self.closing = 0
+        self.cores = {}
+        self.touched = []
+
     def _others(self, core: PoolCore) -> Iterable[PoolCore]:
         return (c for c in self.cores if c is not core)
 

@@ -156,9 +156,7 @@ class KeyedConnectionPool(Generic[K, C]):
         self._lock = threading.Lock()
         self._pools = {}
         self._users = {}
-        self._budget.cores = {}
-        self._budget.touched = []
-        self._budget.total = 0
+        self._budget.forget_all()
         if not self._closed:
             self._start_cleaner()
 

@@ -67,9 +67,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
     def _after_fork_in_child(self) -> None:
         self._pools = {}
         self._users = {}
-        self._budget.cores = {}
-        self._budget.touched = []
-        self._budget.total = 0
+        self._budget.forget_all()
         self._wake = None
         self._cleaner = None
 

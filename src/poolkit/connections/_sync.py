@@ -228,7 +228,14 @@ class ConnectionPool(DriverBase, Generic[C]):
                     deadline = deadline_after(limit)
                 entry = self._wait(deadline, limit)
             if core.dirty or self._dropped_entries:
-                self._flush()
+                try:
+                    self._flush()
+                except BaseException:
+                    # A close of another connection raised (a KeyboardInterrupt
+                    # in connector.close or on_discard): this caller gets the
+                    # error, and the connection it was about to get goes back.
+                    self._give_back(entry, None)
+                    raise
             if not self._extra_checkout or self._checkout_extras(entry):
                 return attach(self._proxy_class, self, entry)
             entry = None
