@@ -67,6 +67,7 @@ class RandomFaults:
 
 def assert_nothing_lost(server: ServerConnector, max_size: int) -> None:
     assert server.open == set(), "connections left open at the server"
+    assert server.bad_closes == [], "a connection closed twice (or never opened)"
     assert sorted(server.closed) == sorted(set(server.closed)), "a connection closed twice"
     assert len(server.closed) == server.created
     assert server.peak <= max_size
