@@ -22,11 +22,15 @@ the fork: that thread does not exist in the child.
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["ForkAware", "generation", "track"]
+__all__ = ["ForkAware", "first", "generation", "track"]
+
+_LOG = logging.getLogger("poolkit")
 
 
 class ForkAware(Protocol):
@@ -36,6 +40,9 @@ class ForkAware(Protocol):
 
 
 _TRACKED: weakref.WeakSet[ForkAware] = weakref.WeakSet()
+# Plain callables run before any tracked object: they restore shared state
+# (the Futures' Conditions) that the objects' own hooks then rely on.
+_FIRST: list[Callable[[], None]] = []
 
 # Bumped in every forked child: anything stamped with another generation was
 # made before the fork, in an ancestor process. 0 until this process forks.
@@ -45,8 +52,16 @@ _generation = 0
 def _after_fork_in_child() -> None:
     global _generation
     _generation += 1
+    for fn in _FIRST:
+        fn()
     for obj in list(_TRACKED):
-        obj._after_fork_in_child()
+        # One object that fails to reset must not leave the others unreset:
+        # a connection pool skipped here would still hold (and could touch)
+        # the parent's connections.
+        try:
+            obj._after_fork_in_child()
+        except BaseException:
+            _LOG.exception("resetting %r in a forked child failed", obj)
 
 
 if hasattr(os, "register_at_fork"):
@@ -56,6 +71,11 @@ if hasattr(os, "register_at_fork"):
 def track(obj: ForkAware) -> None:
     """Call ``obj._after_fork_in_child()`` in any child forked from now on (weakly held)."""
     _TRACKED.add(obj)
+
+
+def first(fn: Callable[[], None]) -> None:
+    """Run ``fn()`` in every forked child, before any tracked object is reset."""
+    _FIRST.append(fn)
 
 
 def generation() -> int:

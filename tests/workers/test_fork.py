@@ -228,3 +228,37 @@ def test_task_that_forked_finishes_in_the_child_and_the_pool_stays_usable(
         os.waitpid(pid, 0)
     report = json.loads(text)
     assert report == {"own": 0, "more": [0, 1, 2, 3], "stats": [0, 0, 0]}
+
+
+def test_fork_while_a_parent_thread_holds_a_futures_condition_does_not_hang() -> None:
+    """The pool's reset cancels the parent's queued Futures in the child; the shared
+    Condition they use may have been held by a parent thread at the fork, so it
+    must be renewed before the reset runs (at-fork hooks run in registration order)."""
+    release = threading.Event()
+    with WorkerPool(1, thread_name_prefix="cond") as wp:
+        busy = wp.submit(release.wait, PROMPT)
+        eventually(lambda: wp.stats().running == 1, "the only worker is busy")
+        queued = wp.submit(identity, "queued")
+        holding, unhold = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with queued._condition:
+                holding.set()
+                unhold.wait(PROMPT)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(PROMPT)
+        try:
+
+            def check() -> dict[str, Any]:
+                return {"result": wp.submit(identity, 7).result(CHILD_WAIT)}
+
+            report = in_child(check)
+        finally:
+            unhold.set()
+            holder.join(PROMPT)
+            release.set()
+        assert report == {"result": 7}
+        assert busy.result(PROMPT) is True
+        assert queued.result(PROMPT) == "queued"

@@ -17,7 +17,7 @@ import pytest
 from poolkit import AsyncWorkerPool, PoolClosed, ProcessPool, WorkerPool
 from poolkit.workers import AsyncTaskGroup, TaskGroup
 from tests.workers.async_helpers import run
-from tests.workers.conftest import PROMPT
+from tests.workers.conftest import PROMPT, identity
 
 # A synthetic site: page n links to pages 4n+1 .. 4n+4, 400 pages in all.
 PAGES = 400
@@ -252,3 +252,28 @@ def test_stress_async_group_tasks_adding_tasks_with_random_failures() -> None:
     while time.monotonic() < deadline:
         seed += 1
         run(one_round(seed))
+
+
+def test_a_done_callback_raising_a_base_exception_does_not_hang_group_or_pool_wait() -> None:
+    """A user's done-callback that raises SystemExit: the Future's other callbacks
+    (the group's bookkeeping among them) still run, so group.wait() returns and the
+    pool's counts balance (wait() returns) instead of waiting for ever."""
+    pool = WorkerPool(2)
+    try:
+        with pool.group() as group:
+            fut = group.submit(identity, 1)
+            fut.add_done_callback(lambda _f: None)
+        # The group already waited on exit; now a member whose callback raises.
+        group2 = pool.group()
+        gate = threading.Event()
+        member = group2.submit(gate.wait, PROMPT)
+
+        def explode(_f: object) -> None:
+            raise SystemExit("from a done-callback")
+
+        member.add_done_callback(explode)
+        gate.set()
+        assert group2.wait(timeout=PROMPT) == [True]
+        pool.wait(timeout=PROMPT)
+    finally:
+        pool.shutdown(wait=False)

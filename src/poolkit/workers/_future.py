@@ -17,12 +17,13 @@ passes.
 from __future__ import annotations
 
 import itertools
-import os
+import logging
 import threading
 from concurrent.futures import CancelledError, Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING
 from typing import Any, TypeVar
 
+from poolkit import _fork
 from poolkit._waits import deadline_after, left_until, slice_of
 
 __all__ = ["PoolFuture"]
@@ -49,8 +50,11 @@ def _fresh_conditions_after_fork() -> None:
         condition.__init__()  # type: ignore[misc]
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_fresh_conditions_after_fork)
+# Through poolkit._fork, not a hook of its own: at-fork hooks run in the order
+# they were registered, and the pools' resets (which cancel and fail Futures)
+# must find these Conditions already usable.
+_fork.first(_fresh_conditions_after_fork)
+_FUTURES_LOG = logging.getLogger("concurrent.futures")  # where Future logs them
 _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 _CANCELLED = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED})
 
@@ -66,6 +70,22 @@ class PoolFuture(Future[T]):
         self._exception = None
         self._waiters: list[Any] = []
         self._done_callbacks: list[Any] = []
+
+    def _invoke_callbacks(self) -> None:
+        # Future's own loop stops at the first BaseException a callback raises
+        # (SystemExit, KeyboardInterrupt), skipping the rest, among them a
+        # group's bookkeeping, so group.wait() would never return. Run them
+        # all, log Exceptions as Future does, re-raise the first BaseException.
+        error: BaseException | None = None
+        for callback in self._done_callbacks:
+            try:
+                callback(self)
+            except Exception:
+                _FUTURES_LOG.exception("exception calling callback for %r", self)
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
     def _wait_done(self, timeout: float | None) -> None:
         """Wait, under the condition, until done or ``timeout`` (then raise).

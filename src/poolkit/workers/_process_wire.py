@@ -173,7 +173,7 @@ class ProcessFuture(PoolFuture[T]):
                     waiter.add_cancelled(self)
                 self._condition.notify_all()
                 running = True
-        self._invoke_callbacks()  # type: ignore[attr-defined]
+        self._invoke_callbacks()
         if running and kill and self._kill is not None:
             self._kill(self)
         return True

@@ -36,12 +36,14 @@ the child waits for a thread that does not exist there.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import InvalidStateError
 from typing import Any
 
 from poolkit import _fork
@@ -486,12 +488,17 @@ class ThreadPoolBase:
             if fut is not None:
                 fut.cancel()  # the parent's to run
         for fut in running:
-            fut.set_exception(
-                PoolClosed(
-                    f"this task was running on a worker thread of {self._options.name} in "
-                    f"process {parent} when it forked; its result stays in that process"
-                )
-            )
+            # It may have finished in the parent just before the fork (its
+            # worker was still running its done-callbacks) or be cancelled.
+            if not fut.done():
+                with contextlib.suppress(InvalidStateError):
+                    fut.set_exception(
+                        PoolClosed(
+                            f"this task was running on a worker thread of {self._options.name}"
+                            f" in process {parent} when it forked; its result stays in that "
+                            "process"
+                        )
+                    )
         # Every task the child inherited unfinished is accounted for, so
         # wait() and stats() balance: queued ones cancelled, the rest failed.
         self._retired.cancelled += queued

@@ -203,31 +203,42 @@ def _loop(pool: WorkerPool, worker: Worker, state: object) -> None:
                 del exc
             else:
                 worker.succeeded += 1
-        elif fut.set_running_or_notify_cancel():
-            worker.running = fut
-            try:
-                if stateless:
-                    result = ctx.run(fn, *args, **kwargs)
-                else:
-                    result = ctx.run(fn, state, *args, **kwargs)
-            # Resolve the Future before counting: wait() returns on the count,
-            # and by then every Future must be done.
-            except Expired:
-                fut.set_exception(
-                    PoolTimeout(f"task {fn!r} was not started within its deadline; skipped")
-                )
-                worker.expired += 1
-            except BaseException as exc:
-                fut.set_exception(exc)
-                worker.failed += 1
-                del exc
-            else:
-                fut.set_result(result)
-                worker.succeeded += 1
-                result = None
-            worker.running = None
         else:
-            worker.cancelled += 1
+            # Marked running before the Future says so: a fork in between must
+            # find it here, or the child's copy would stay RUNNING for ever.
+            worker.running = fut
+            if fut.set_running_or_notify_cancel():
+                try:
+                    if stateless:
+                        result = ctx.run(fn, *args, **kwargs)
+                    else:
+                        result = ctx.run(fn, state, *args, **kwargs)
+                # Resolve the Future before counting: wait() returns on the
+                # count, and by then every Future must be done. Counted in a
+                # finally: a done-callback may raise a BaseException out of
+                # set_result, and the count must still balance.
+                except Expired:
+                    try:
+                        fut.set_exception(
+                            PoolTimeout(f"task {fn!r} was not started within its deadline; skipped")
+                        )
+                    finally:
+                        worker.expired += 1
+                except BaseException as exc:
+                    try:
+                        fut.set_exception(exc)
+                    finally:
+                        worker.failed += 1
+                        del exc
+                else:
+                    try:
+                        fut.set_result(result)
+                    finally:
+                        worker.succeeded += 1
+                        result = None
+            else:
+                worker.cancelled += 1
+            worker.running = None
         # Drop references now, not at the next task: a finished task's
         # callable, arguments and result must not be kept alive by an idle
         # worker (Executor contract).
