@@ -467,23 +467,28 @@ class ConnectionPool(DriverBase, Generic[C]):
         # Creations before closes: the core already counts closing
         # connections against max_size, and a BaseException out of a close
         # must not lose planned creations that waiters count on.
-        for _ in range(to_create):
-            self._start_thread(self._create_loop, "connect")
-        if start_cleaner:
-            body = functools.partial(
-                run_cleaner, weakref.ref(self), self._stop, self._cleaner_event, self._clock
-            )
-            self._cleaner = self._start_thread(body, "cleaner")
-            # Dropped without close(): stop the cleaner when the pool is collected.
-            weakref.finalize(self, _stop_cleaner, self._stop, self._cleaner_event)
-        elif rouse:
-            self._cleaner_event.set()
-        if to_close:
-            try:
-                self._close_all(to_close)
-            finally:
-                # Each close freed a slot: a waiter or min_size may take it now.
-                self._after_closes()
+        try:
+            for _ in range(to_create):
+                self._start_thread(self._create_loop, "connect")
+            if start_cleaner:
+                body = functools.partial(
+                    run_cleaner, weakref.ref(self), self._stop, self._cleaner_event, self._clock
+                )
+                self._cleaner = self._start_thread(body, "cleaner")
+                # Dropped without close(): stop the cleaner when the pool is collected.
+                weakref.finalize(self, _stop_cleaner, self._stop, self._cleaner_event)
+            elif rouse:
+                self._cleaner_event.set()
+        finally:
+            # Even when a thread could not start ("can't start new thread"):
+            # the closes taken from the outbox must happen, or they would
+            # count against max_size for ever.
+            if to_close:
+                try:
+                    self._close_all(to_close)
+                finally:
+                    # Each close freed a slot: a waiter or min_size may take it now.
+                    self._after_closes()
 
     def _after_closes(self) -> None:
         if self._core.dirty or self._dropped_entries:
