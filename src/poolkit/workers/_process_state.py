@@ -44,6 +44,7 @@ import weakref
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
+from poolkit import _fork
 from poolkit._errors import PoolBroken, PoolClosed, TaskTimeout
 from poolkit._waits import deadline_after
 from poolkit.workers import _process_child as child
@@ -111,6 +112,35 @@ class ProcessPoolState:
         )
         self._thread.start()
         LIVE.add(self)
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Break the pool in a forked child: its dispatcher and workers stay in the parent.
+
+        The child has only the thread that forked, so a task it queued would
+        never be sent to a worker and its Future would wait for ever. Instead
+        every call raises ``PoolBroken`` naming the fork, the inherited
+        unfinished Futures fail with it, and the child never writes to the
+        parent's wake pipe, signals its workers or stops them at exit. Nothing
+        here may take a lock a parent thread could have held: they are new.
+        """
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._idle_cv = threading.Condition(self._lock)
+        self._wake_w = -1  # the parent's dispatcher pipe: never poked from here
+        LIVE.discard(self)
+        why = (
+            f"it was created in process {os.getppid()} and used after os.fork(): its "
+            "dispatcher thread and worker processes stay in that process"
+        )
+        with self._lock:
+            self._break_locked(None, why, "Create a new ProcessPool in the child")
+            tasks = [task for task in list(self._pending) if self._claim_locked(task)]
+            self._queue.clear()
+            self._workers = {}  # the parent's processes: never killed from here
+            error = self._closed_error()
+        for task in tasks:
+            self._deliver(task, False, error)
 
     def _closed_error(self) -> PoolClosed | PoolBroken:
         if self._broken is not None:
