@@ -7,15 +7,13 @@ parent's workers at exit. The child reports over a pipe and leaves by os._exit.
 
 from __future__ import annotations
 
-import json
 import os
-import select
-import signal
 from typing import Any
 
 import pytest
 
 from poolkit import PoolBroken, ProcessPool
+from tests import forking
 from tests.processes import tasks
 from tests.processes.conftest import PROMPT
 
@@ -25,31 +23,6 @@ pytestmark = [
 ]
 
 CHILD_WAIT = 5.0
-
-
-def _in_child(check: Any) -> dict[str, Any]:
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report anything, never fall back into pytest
-        os.close(read_end)
-        try:
-            report = check()
-        except BaseException as exc:
-            report = {"error": repr(exc)}
-        with os.fdopen(write_end, "w") as out:
-            out.write(json.dumps(report))
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as inp:
-        ready, _, _ = select.select([inp], [], [], PROMPT)
-        if not ready:  # a hang is killed and reported, never waited for
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError("the forked child hung")
-        text = inp.read()
-    os.waitpid(pid, 0)
-    result: dict[str, Any] = json.loads(text)
-    return result
 
 
 def test_process_pool_in_a_forked_child_is_broken_not_hung() -> None:
@@ -72,7 +45,7 @@ def test_process_pool_in_a_forked_child_is_broken_not_hung() -> None:
             pool.stop(timeout=CHILD_WAIT)
             return report
 
-        report = _in_child(check)
+        report = forking.in_child(check, PROMPT)
         assert "used after os.fork()" in report["submit"]
         assert report["inherited"] == "PoolBroken"
         assert report["broken"] is True

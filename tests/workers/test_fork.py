@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from poolkit import AsyncWorkerPool, MultiPool, PoolBroken, PoolClosed, WorkerPool
+from tests import forking
 from tests.workers.async_helpers import double
 from tests.workers.conftest import PROMPT, eventually, identity
 
@@ -38,31 +39,7 @@ pytestmark = [
 
 
 def in_child(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``check`` in a forked child; return what it reported (or its error)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        os.close(read_end)
-        try:
-            report = check()
-        except BaseException as exc:  # report anything, never fall into pytest
-            report = {"error": repr(exc)}
-        with os.fdopen(write_end, "w") as out:
-            out.write(json.dumps(report))
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as inp:
-        # A child that hangs is killed and reported, never waited for.
-        ready, _, _ = select.select([inp], [], [], PROMPT)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError("the forked child hung")
-        text = inp.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    result: dict[str, Any] = json.loads(text)
-    return result
+    return forking.in_child(check, PROMPT)
 
 
 def test_worker_pool_runs_tasks_in_a_forked_child() -> None:
