@@ -53,3 +53,18 @@ def test_check_bool_refuses_truthy_values() -> None:
     with pytest.raises(TypeError, match="ignore_exc must be True or False, got str 'yes'"):
         check_bool("ignore_exc", "yes")
     assert check_bool("flag", False) is False
+
+
+def test_wait_for_takes_any_deadline_and_reports_the_predicate() -> None:
+    cv = threading.Condition()
+    state = {"done": False}
+
+    def finish() -> None:
+        with cv:
+            state["done"] = True
+            cv.notify_all()
+
+    threading.Timer(0.01, finish).start()
+    with cv:
+        assert _waits.wait_for(cv, lambda: state["done"], _waits.deadline_after(1e300)) is True
+        assert _waits.wait_for(cv, lambda: False, _waits.deadline_after(0.01)) is False

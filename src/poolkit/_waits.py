@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = [
     "MAX_WAIT_SLICE",
@@ -30,6 +31,7 @@ __all__ = [
     "join_thread",
     "left_until",
     "slice_of",
+    "wait_for",
 ]
 
 # One hour: below threading.TIMEOUT_MAX everywhere (Windows' is ~49 days), below
@@ -89,3 +91,21 @@ def join_thread(thread: threading.Thread, timeout: float | None) -> bool:
             return True
         if time.monotonic() >= deadline:
             return False
+
+
+def wait_for(cv: threading.Condition, predicate: Callable[[], object], deadline: float) -> bool:
+    """``cv.wait_for(predicate)`` until a monotonic ``deadline`` of any size.
+
+    The caller holds ``cv``. ``Condition.wait_for`` hands its remaining time
+    to ``wait`` as is (an ``OverflowError`` past ``threading.TIMEOUT_MAX``);
+    this waits in slices instead.
+
+    Returns:
+        Whether ``predicate()`` held; False once the deadline passed first.
+    """
+    while not predicate():
+        left = left_until(deadline)
+        if left <= 0:
+            return False
+        cv.wait(slice_of(left))
+    return True

@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from poolkit import _fork
 from poolkit._errors import PoolClosed, PoolTimeout
-from poolkit._waits import deadline_after, join_thread, left_until, slice_of
+from poolkit._waits import deadline_after, join_thread, left_until, slice_of, wait_for
 from poolkit.connections._core import Entry, PoolCore, Waiter, broken_error
 from poolkit.connections._driver import (
     CREATE_BACKOFF_INITIAL,
@@ -602,17 +602,17 @@ class ConnectionPool(DriverBase, Generic[C]):
         deadline = deadline_after(limit)
         with self._closed_cond:
             core = self._core
-            while core.in_use or core.creating or core.closing:
-                left = left_until(deadline)
-                if left <= 0:
-                    logger.warning(
-                        "pool %s closed with %d connections still in use; they will be "
-                        "closed when returned",
-                        self._name,
-                        len(core.in_use),
-                    )
-                    break
-                self._closed_cond.wait(slice_of(left))
+            if not wait_for(
+                self._closed_cond,
+                lambda: not (core.in_use or core.creating or core.closing),
+                deadline,
+            ):
+                logger.warning(
+                    "pool %s closed with %d connections still in use; they will be "
+                    "closed when returned",
+                    self._name,
+                    len(core.in_use),
+                )
             threads = list(self._threads)
         for thread in threads:
             # A thread registered but not started yet has nothing to wait for.

@@ -24,7 +24,7 @@ from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 from typing import Any, TypeVar
 
 from poolkit import _fork
-from poolkit._waits import deadline_after, left_until, slice_of
+from poolkit._waits import deadline_after, wait_for
 
 __all__ = ["PoolFuture"]
 
@@ -97,12 +97,8 @@ class PoolFuture(Future[T]):
             while self._state not in _DONE:
                 self._condition.wait()
             return
-        deadline = deadline_after(timeout)
-        while self._state not in _DONE:
-            left = left_until(deadline)
-            if left <= 0:
-                raise TimeoutError()
-            self._condition.wait(slice_of(left))
+        if not wait_for(self._condition, lambda: self._state in _DONE, deadline_after(timeout)):
+            raise TimeoutError()
 
     def result(self, timeout: float | None = None) -> T:
         """The task's return value, waiting up to ``timeout`` seconds.

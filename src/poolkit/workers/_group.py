@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._validate import check_callable, check_optional_seconds
-from poolkit._waits import deadline_after, event_wait, left_until, slice_of
+from poolkit._waits import deadline_after, event_wait, wait_for
 from poolkit.workers._thread_worker import current_pool
 
 if TYPE_CHECKING:
@@ -284,14 +284,11 @@ class TaskGroup(GroupCore, Generic[T]):
         with self._lock:
             # Zero unsettled members: none is left that could add another
             # (only code outside the group can, after this returns).
-            while self._unsettled:
-                left = left_until(deadline)
-                if left <= 0:
-                    raise PoolTimeout(
-                        f"group tasks still running after {seconds} s "
-                        f"({self._unsettled} of {len(self._futures)} not done); raise timeout"
-                    )
-                self._settled_cv.wait(slice_of(left))
+            if not wait_for(self._settled_cv, lambda: not self._unsettled, deadline):
+                raise PoolTimeout(
+                    f"group tasks still running after {seconds} s "
+                    f"({self._unsettled} of {len(self._futures)} not done); raise timeout"
+                )
             futures = list(self._futures)
         if self._first_error is not None:
             raise self._first_error

@@ -34,7 +34,7 @@ from poolkit._validate import (
     check_optional_int,
     check_optional_seconds,
 )
-from poolkit._waits import deadline_after, join_thread, left_until, slice_of
+from poolkit._waits import deadline_after, join_thread, wait_for
 from poolkit.workers import _process_child as child
 from poolkit.workers._core import PoolOptions, capacity, describe
 from poolkit.workers._process_base import ProcessPoolBase
@@ -405,18 +405,20 @@ class ProcessPool(ProcessPoolBase, Executor):
         self._check_not_dispatcher("wait()")
         deadline = deadline_after(seconds)
         with self._lock:
-            while self._unfinished:
-                if not self._thread.is_alive():
-                    # Only the dispatcher finishes tasks: without it they never
-                    # will (its failure handler normally fails them all first).
-                    raise self._closed_error()
-                left = left_until(deadline)
-                if left == 0:
-                    raise PoolTimeout(
-                        f"{self._options.name} still had {self._unfinished} unfinished tasks "
-                        f"after {seconds} s; raise timeout"
-                    )
-                self._idle_cv.wait(slice_of(left))
+            # Only the dispatcher finishes tasks: without it they never will
+            # (its failure handler normally fails them all first).
+            dispatcher = self._thread
+            if not wait_for(
+                self._idle_cv,
+                lambda: not self._unfinished or not dispatcher.is_alive(),
+                deadline,
+            ):
+                raise PoolTimeout(
+                    f"{self._options.name} still had {self._unfinished} unfinished tasks "
+                    f"after {seconds} s; raise timeout"
+                )
+            if self._unfinished:
+                raise self._closed_error()
 
     def resize(self, max_workers: int | None = None, min_workers: int | None = None) -> None:
         """Change the worker bounds at runtime (ants ``Tune``, pond ``Resize``).

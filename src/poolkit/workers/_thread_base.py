@@ -49,7 +49,7 @@ from typing import Any
 from poolkit import _fork
 from poolkit._errors import PoolBroken, PoolClosed, PoolDeadlock, PoolOverload, PoolTimeout
 from poolkit._validate import Clock, check_bool, check_callable, check_optional_seconds
-from poolkit._waits import deadline_after, join_thread, left_until, slice_of
+from poolkit._waits import deadline_after, join_thread, left_until, wait_for
 from poolkit.workers import _thread_worker as tw
 from poolkit.workers._core import (
     DEFAULT_IDLE_TIMEOUT,
@@ -297,14 +297,15 @@ class ThreadPoolBase:
             try:
                 # Bounded pools also wait for the last slot to be given back,
                 # so a submission right after wait() finds the room it expects.
-                while self._finished() != self._submitted() or self._outstanding:
-                    left = left_until(deadline)
-                    if left <= 0:
-                        raise PoolTimeout(
-                            f"{self._options.name} still had work after {seconds} s "
-                            f"({self._queue.qsize()} queued); raise timeout"
-                        )
-                    self._idle_cv.wait(slice_of(left))
+                if not wait_for(
+                    self._idle_cv,
+                    lambda: self._finished() == self._submitted() and not self._outstanding,
+                    deadline,
+                ):
+                    raise PoolTimeout(
+                        f"{self._options.name} still had work after {seconds} s "
+                        f"({self._queue.qsize()} queued); raise timeout"
+                    )
             finally:
                 self._waiters -= 1
 
@@ -433,11 +434,7 @@ class ThreadPoolBase:
         # close whose thread was not started yet, then join the threads (they
         # are past their last task; joining makes "no thread left" exact).
         with self._lock:
-            while self._nworkers > 0:
-                left = left_until(deadline)
-                if left <= 0:
-                    break
-                self._idle_cv.wait(slice_of(left))
+            wait_for(self._idle_cv, lambda: self._nworkers <= 0, deadline)
             threads = list(self._threads)
         for thread in threads:
             if not join_thread(thread, left_until(deadline)):
