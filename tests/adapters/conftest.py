@@ -13,6 +13,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -63,6 +64,36 @@ def pg_dsn() -> str:
     except psycopg.Error as exc:
         missing(f"PostgreSQL at {dsn!r} ({exc})")
     return dsn
+
+
+@pytest.fixture
+def table(pg_dsn: str) -> Iterator[str]:
+    """A fresh table ``(x int PRIMARY KEY)`` on ``pg_dsn``, dropped afterwards."""
+    import psycopg
+
+    name = f"poolkit_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {name} (x int PRIMARY KEY)")
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        # A failed test may leave a transaction open on the table (a forked
+        # test's parent that never got to commit): end those sessions, or
+        # DROP waits for ever.
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks"
+            " WHERE relation = %s::regclass AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute("SET lock_timeout = '10s'")
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def committed_rows(dsn: str, table: str) -> list[int]:
+    """The rows of ``table`` other sessions can see, from a connection of its own."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute(f"SELECT x FROM {table} ORDER BY x")]
 
 
 class MemcachedServer:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +21,7 @@ from psycopg import errors
 from poolkit import AsyncConnectionPool, ConnectionPool
 from poolkit.adapters import dbapi
 from poolkit.adapters import psycopg as pg
-
-
-@pytest.fixture
-def table(pg_dsn: str) -> Iterator[str]:
-    name = f"poolkit_c_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE {name} (x int PRIMARY KEY)")
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def _rows(dsn: str, table: str) -> list[int]:
-    """The committed rows, seen from a connection of its own."""
-    with psycopg.connect(dsn) as conn:
-        return [r[0] for r in conn.execute(f"SELECT x FROM {table} ORDER BY x")]
+from tests.adapters.conftest import committed_rows
 
 
 class Boom(Exception):
@@ -53,7 +37,7 @@ def test_psycopg_block_commits_on_success_and_rolls_back_on_error(
     pool = closing(ConnectionPool(pg.connector(pg_dsn), max_size=1, timeout=10.0))
     with pool.connection() as conn:
         conn.execute(f"INSERT INTO {table} VALUES (1)")  # no commit()
-    assert _rows(pg_dsn, table) == [1]
+    assert committed_rows(pg_dsn, table) == [1]
 
     def fail_midway() -> None:
         with pool.connection() as conn:
@@ -62,7 +46,7 @@ def test_psycopg_block_commits_on_success_and_rolls_back_on_error(
 
     with pytest.raises(Boom):
         fail_midway()
-    assert _rows(pg_dsn, table) == [1]
+    assert committed_rows(pg_dsn, table) == [1]
     with pool.connection() as conn:  # the connection came back clean
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert pool.stats().closed == 0
@@ -86,7 +70,7 @@ def test_psycopg_block_with_a_failed_transaction_raises_instead_of_losing_writes
 
     with pytest.raises(errors.InFailedSqlTransaction, match="nothing was committed"):
         swallow_an_error()
-    assert _rows(pg_dsn, table) == []
+    assert committed_rows(pg_dsn, table) == []
     with pool.connection() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
     assert pool.stats().closed == 0  # the caller's error: the connection is kept
@@ -100,7 +84,7 @@ def test_psycopg_autocommit_block_sends_no_commit(
     with pool.connection() as conn:
         conn.execute(f"INSERT INTO {table} VALUES (1)")
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    assert _rows(pg_dsn, table) == [1]
+    assert committed_rows(pg_dsn, table) == [1]
     pool.close()
 
 
@@ -123,7 +107,7 @@ def test_dbpool_over_psycopg_refuses_to_commit_a_failed_transaction(
 
     with pytest.raises(errors.InFailedSqlTransaction):
         swallow_an_error()
-    assert _rows(pg_dsn, table) == []
+    assert committed_rows(pg_dsn, table) == []
     assert db.stats().closed == 0
     db.close()
 
@@ -139,7 +123,7 @@ def test_async_psycopg_block_commits_on_success_and_rolls_back_on_error(
         async with pool:
             async with pool.connection() as conn:
                 await conn.execute(f"INSERT INTO {table} VALUES (1)")
-            assert _rows(pg_dsn, table) == [1]
+            assert committed_rows(pg_dsn, table) == [1]
 
             async def fail_midway() -> None:
                 async with pool.connection() as conn:
@@ -148,7 +132,7 @@ def test_async_psycopg_block_commits_on_success_and_rolls_back_on_error(
 
             with pytest.raises(Boom):
                 await fail_midway()
-            assert _rows(pg_dsn, table) == [1]
+            assert committed_rows(pg_dsn, table) == [1]
 
             async def swallow_an_error() -> None:
                 async with pool.connection() as conn:
@@ -158,7 +142,7 @@ def test_async_psycopg_block_commits_on_success_and_rolls_back_on_error(
 
             with pytest.raises(errors.InFailedSqlTransaction):
                 await swallow_an_error()
-            assert _rows(pg_dsn, table) == [1]
+            assert committed_rows(pg_dsn, table) == [1]
             assert pool.stats().closed == 0
 
     asyncio.run(main())
@@ -246,6 +230,6 @@ def test_psycopg_block_on_a_connection_lost_mid_block_raises_on_exit(
 
     with pytest.raises(psycopg.OperationalError):
         lose_the_connection()
-    assert _rows(pg_dsn, table) == []
+    assert committed_rows(pg_dsn, table) == []
     assert pool.stats().closed_by_reason["broken"] == 1
     pool.close()

@@ -20,9 +20,8 @@ import signal
 import sys
 import time
 import traceback
-import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -31,34 +30,11 @@ import pytest
 from poolkit import AsyncConnectionPool, ConnectionPool
 from poolkit.adapters import dbapi
 from poolkit.adapters import psycopg as pg
-from tests.adapters.conftest import PROMPT
+from tests.adapters.conftest import PROMPT, committed_rows
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 INTRANS = psycopg.pq.TransactionStatus.INTRANS
-
-
-@pytest.fixture
-def table(pg_dsn: str) -> Iterator[str]:
-    name = f"poolkit_f_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE {name} (x int PRIMARY KEY)")
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        # A failed test may leave a transaction open on the table (a parent
-        # that never got to commit): end those sessions, or DROP waits forever.
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks"
-            " WHERE relation = %s::regclass AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        conn.execute("SET lock_timeout = '10s'")
-        conn.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def _rows(dsn: str, table: str) -> list[int]:
-    with psycopg.connect(dsn) as conn:
-        return [r[0] for r in conn.execute(f"SELECT x FROM {table} ORDER BY x")]
 
 
 def _child_exit(code: int) -> None:
@@ -146,7 +122,7 @@ def test_child_never_rolls_back_the_parents_open_transaction(
     _assert_still_in_transaction(c, table, [1])
     c.commit()
     c.close()
-    assert _rows(pg_dsn, table) == [1]
+    assert committed_rows(pg_dsn, table) == [1]
     with pool.connection() as conn:  # the parent's pool is intact too
         assert conn.execute("SELECT 1").fetchone() == (1,)
     pool.close()
@@ -188,7 +164,7 @@ def test_child_leaving_a_block_open_at_fork_time_neither_commits_nor_rolls_back(
     if in_child:
         _child_exit(0)
     # The parent left its block normally: both rows committed.
-    assert _rows(pg_dsn, table) == [1, 2]
+    assert committed_rows(pg_dsn, table) == [1, 2]
     pool.close()
 
 
@@ -212,7 +188,7 @@ def test_psycopg_connection_garbage_collected_in_the_child_sends_no_terminate(
     _assert_still_in_transaction(conn, table, [1])
     conn.commit()
     conn.close()
-    assert _rows(pg_dsn, table) == [1]
+    assert committed_rows(pg_dsn, table) == [1]
 
 
 # -- psycopg, asyncio -----------------------------------------------------------
@@ -252,7 +228,7 @@ def test_async_child_never_rolls_back_the_parents_open_transaction(
             assert await cur.fetchall() == [(1,)]
             await c.commit()
             await c.close()
-            assert _rows(pg_dsn, table) == [1]
+            assert committed_rows(pg_dsn, table) == [1]
 
     asyncio.run(main())
 
@@ -284,7 +260,7 @@ async def _leave_block_in_child(pool: AsyncConnectionPool[Any], dsn: str, table:
         raise
     if in_child:
         _child_exit(0)
-    assert _rows(dsn, table) == [1]  # committed by the parent's block
+    assert committed_rows(dsn, table) == [1]  # committed by the parent's block
 
 
 # -- DB-API client over psycopg -------------------------------------------------
@@ -323,7 +299,7 @@ def test_dbpool_child_never_commits_or_rolls_back_the_parents_transaction(
             raise
         if in_child:
             _child_exit(0)
-        assert _rows(pg_dsn, table) == []  # a child's commit would have kept row 1
+        assert committed_rows(pg_dsn, table) == []  # a child's commit would have kept row 1
         db.close()
         return
     conn = db.connect()
@@ -342,7 +318,7 @@ def test_dbpool_child_never_commits_or_rolls_back_the_parents_transaction(
     conn.execute(f"INSERT INTO {table} VALUES (2)")
     conn.commit()
     conn.close()
-    assert _rows(pg_dsn, table) == [2]
+    assert committed_rows(pg_dsn, table) == [2]
     db.close()
 
 
@@ -398,7 +374,7 @@ def test_stress_fork_with_open_transactions_loses_no_parent_write(
         dbconn.commit()
         dbconn.close()
         written.append(i * 10 + 9)
-    assert _rows(pg_dsn, table) == sorted(written)
+    assert committed_rows(pg_dsn, table) == sorted(written)
     stats = pool.stats()
     assert stats.closed == 0
     assert stats.in_use == 0

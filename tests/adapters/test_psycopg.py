@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -17,25 +15,7 @@ from poolkit import AsyncConnectionPool, ConnectionDetached, ConnectionPool, Poo
 from poolkit.adapters import dbapi
 from poolkit.adapters import psycopg as pg
 from poolkit.testing import FakeClock
-from tests.adapters.conftest import wait_readable
-
-
-@pytest.fixture
-def table(pg_dsn: str) -> Iterator[str]:
-    """A fresh table, dropped afterwards."""
-    name = f"poolkit_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE {name} (x int PRIMARY KEY)")
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def _count(dsn: str, table: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-        assert row is not None
-        return int(row[0])
+from tests.adapters.conftest import committed_rows, wait_readable
 
 
 def _terminate(dsn: str, pids: list[int]) -> None:
@@ -69,7 +49,7 @@ def test_transaction_left_open_is_rolled_back_on_return(pg_dsn: str, table: str)
     conn.close()
     with pool.connection() as conn:
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    assert _count(pg_dsn, table) == 0
+    assert len(committed_rows(pg_dsn, table)) == 0
     assert pool.stats().closed == 0
     pool.close()
 
@@ -237,7 +217,7 @@ def test_dbpool_over_psycopg_commits_on_success(pg_dsn: str, table: str) -> None
     with db.connection() as conn:
         cur = conn.cursor()
         cur.execute(f"INSERT INTO {table} VALUES (1)")
-    assert _count(pg_dsn, table) == 1
+    assert len(committed_rows(pg_dsn, table)) == 1
     db.close()
 
 
@@ -411,7 +391,9 @@ def test_dbpool_over_psycopg_guards_cursors_and_forwards_attributes(
     cur.execute(f"INSERT INTO {table} VALUES (1)")
     conn.autocommit = False
     conn.close()
-    assert _count(pg_dsn, table) == 1  # autocommitted, so the rollback on return kept it
+    assert (
+        len(committed_rows(pg_dsn, table)) == 1
+    )  # autocommitted, so the rollback on return kept it
     for use in (
         lambda: cur.execute(f"INSERT INTO {table} VALUES (2)"),
         cur.fetchall,
@@ -425,5 +407,5 @@ def test_dbpool_over_psycopg_guards_cursors_and_forwards_attributes(
         assert not pg.is_broken(info.value)
     with pytest.raises(psycopg.ProgrammingError):
         conn.autocommit = True
-    assert _count(pg_dsn, table) == 1
+    assert len(committed_rows(pg_dsn, table)) == 1
     db.close()

@@ -9,8 +9,7 @@ by then: a cursor kept from it must raise, never run a statement on it.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -19,24 +18,7 @@ from psycopg.pq import TransactionStatus
 
 from poolkit import AsyncConnectionPool, ConnectionDetached, ConnectionPool
 from poolkit.adapters import psycopg as pg
-
-
-@pytest.fixture
-def table(pg_dsn: str) -> Iterator[str]:
-    """A fresh table, dropped afterwards."""
-    name = f"poolkit_s_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE {name} (x int)")
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def _count(dsn: str, table: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-        assert row is not None
-        return int(row[0])
+from tests.adapters.conftest import committed_rows
 
 
 def _assert_detached(exc: BaseException) -> None:
@@ -73,7 +55,7 @@ def test_attribute_writes_reach_the_psycopg_connection(pg_dsn: str, table: str) 
         conn.autocommit = False
         conn.close()
         # Autocommitted: the rollback on return left the row.
-        assert _count(pg_dsn, table) == 1
+        assert len(committed_rows(pg_dsn, table)) == 1
         with pytest.raises(psycopg.ProgrammingError) as info:
             conn.autocommit = True
         _assert_detached(info.value)
@@ -101,7 +83,7 @@ def test_stale_cursor_after_close_raises_and_the_next_holder_is_unaffected(
         assert nxt.info.transaction_status == TransactionStatus.IDLE
         assert nxt.execute("SELECT 3").fetchone() == (3,)
         nxt.close()
-        assert _count(pg_dsn, table) == 0
+        assert len(committed_rows(pg_dsn, table)) == 0
         assert pool.stats().closed == 0
 
 
@@ -119,7 +101,7 @@ def test_stale_cursor_after_the_with_block_raises(pg_dsn: str, table: str) -> No
                 _assert_detached(info.value)
             assert nxt.info.transaction_status == TransactionStatus.IDLE
             nxt.execute(f"INSERT INTO {table} VALUES (2)")
-        assert _count(pg_dsn, table) == 1  # the next holder's own row, committed
+        assert len(committed_rows(pg_dsn, table)) == 1  # the next holder's own row, committed
         assert pool.stats().closed == 0
 
 
@@ -201,7 +183,7 @@ def test_async_stale_cursor_after_close_raises_and_the_next_holder_is_unaffected
             assert row == (3,)
             await nxt.close()
             assert pool.stats().closed == 0
-        assert _count(pg_dsn, table) == 0
+        assert len(committed_rows(pg_dsn, table)) == 0
 
     asyncio.run(main())
 
@@ -220,7 +202,7 @@ def test_async_stale_cursor_after_the_with_block_raises(pg_dsn: str, table: str)
                 assert nxt.info.transaction_status == TransactionStatus.IDLE
                 await nxt.execute(f"INSERT INTO {table} VALUES (2)")
             assert pool.stats().closed == 0
-        assert _count(pg_dsn, table) == 1
+        assert len(committed_rows(pg_dsn, table)) == 1
 
     asyncio.run(main())
 
