@@ -24,7 +24,7 @@ import pytest
 from poolkit import AsyncWorkerPool, MultiPool, PoolBroken, PoolClosed, WorkerPool
 from tests import forking
 from tests.workers.async_helpers import double
-from tests.workers.conftest import PROMPT, eventually, identity
+from tests.workers.conftest import PROMPT, identity
 
 # The child's own bound on any wait: shorter than the parent's, so a hang in
 # the child is reported as a failure rather than killed.
@@ -42,14 +42,23 @@ def in_child(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return forking.in_child(check, PROMPT)
 
 
+def started_then_wait(started: threading.Event, release: threading.Event) -> bool:
+    """A task that says it runs (independent of ``stats()``, whose ``running`` is
+    workers minus idle ones and so counts a worker between two tasks as busy),
+    then blocks until ``release``."""
+    started.set()
+    return release.wait(PROMPT)
+
+
 def test_worker_pool_runs_tasks_in_a_forked_child() -> None:
     release = threading.Event()
     with WorkerPool(2, min_workers=1, thread_name_prefix="forked") as wp:
         assert wp.submit(identity, 1).result(PROMPT) == 1
-        running = wp.submit(release.wait, PROMPT)
-        eventually(lambda: wp.stats().running == 1, "a task running at fork time")
-        blocker = wp.submit(release.wait, PROMPT)
-        eventually(lambda: wp.stats().running == 2, "both workers busy")
+        first, second = threading.Event(), threading.Event()
+        running = wp.submit(started_then_wait, first, release)
+        assert first.wait(PROMPT), "a task running at fork time"
+        blocker = wp.submit(started_then_wait, second, release)
+        assert second.wait(PROMPT), "both workers busy"
         queued = wp.submit(identity, "queued")
 
         def check() -> dict[str, Any]:
@@ -103,8 +112,9 @@ def test_worker_pool_runs_tasks_in_a_forked_child() -> None:
 def test_bounded_pool_and_multipool_in_a_forked_child() -> None:
     release = threading.Event()
     with WorkerPool(1, queue_size=1) as wp, MultiPool(2, 1) as mp:
-        wp.submit(release.wait, PROMPT)
-        eventually(lambda: wp.stats().running == 1, "the only worker busy")
+        started = threading.Event()
+        wp.submit(started_then_wait, started, release)
+        assert started.wait(PROMPT), "the only worker busy"
         wp.submit(identity, 0)  # the pool is now full
         mp.submit(identity, 0).result(PROMPT)
 
@@ -213,8 +223,9 @@ def test_fork_while_a_parent_thread_holds_a_futures_condition_does_not_hang() ->
     must be renewed before the reset runs (at-fork hooks run in registration order)."""
     release = threading.Event()
     with WorkerPool(1, thread_name_prefix="cond") as wp:
-        busy = wp.submit(release.wait, PROMPT)
-        eventually(lambda: wp.stats().running == 1, "the only worker is busy")
+        started = threading.Event()
+        busy = wp.submit(started_then_wait, started, release)
+        assert started.wait(PROMPT), "the only worker is busy"
         queued = wp.submit(identity, "queued")
         holding, unhold = threading.Event(), threading.Event()
 
