@@ -211,6 +211,13 @@ class ThreadPoolBase:
             if not self._drained:
                 return
         tw.final_drain(self, cancel=True)
+        with self._lock:
+            # Refused, not submitted: the caller gets PoolClosed, so the stats
+            # count this task neither as submitted nor as cancelled. Queued
+            # after the final drain, it was cancelled by a racer's drain (this
+            # one or another's), never run: no worker is left to take it.
+            self._seq_reads += 1
+            self._retired.cancelled -= 1
         raise self._closed_error()
 
     def _maybe_spawn(self) -> None:
