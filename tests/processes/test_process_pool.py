@@ -18,7 +18,7 @@ from poolkit import (
     ProcessPool,
     ProcessPoolStats,
 )
-from poolkit.workers._process_wire import RemoteTraceback
+from poolkit.processes import RemoteTraceback
 from tests.processes import tasks
 from tests.processes.conftest import PROMPT, eventually
 

@@ -9,14 +9,13 @@ the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
 import random
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from poolkit._errors import ReleaseError
 from poolkit._validate import Clock, check_optional_int
@@ -27,6 +26,9 @@ from poolkit.connections._options import PoolOptions
 from poolkit.connections._protocols import discover_hooks
 from poolkit.connections._proxy import set_entry
 from poolkit.connections._stats import ConnectionPoolStats
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "CLEANER_MIN_INTERVAL",
@@ -118,6 +120,10 @@ def run_cleaner(
 
 async def run_async_cleaner(ref: Callable[[], Any], wake: asyncio.Event, clock: Clock) -> None:
     """The asyncio cleaner task's body (see :func:`run_cleaner`); ends when the pool closes."""
+    # Imported here, not at the top: the sync pools share this module and must
+    # not pay for asyncio (~20 ms); the async driver has it loaded already.
+    import asyncio
+
     try:
         while True:
             wake.clear()

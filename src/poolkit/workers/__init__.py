@@ -3,19 +3,25 @@
 :class:`WorkerPool` runs callables on threads (and is a
 ``concurrent.futures.Executor``); :class:`AsyncWorkerPool` runs coroutine
 functions on asyncio worker tasks. Both take the same options and share their
-sizing, admission and stats logic (:mod:`poolkit.workers._core`).
+sizing, admission and stats logic (:mod:`poolkit.workers._core`). Names load on
+first use, so ``WorkerPool`` does not import asyncio, and
+:mod:`poolkit.processes`, which builds on ``_core``, loads no thread pool.
 """
 
 from __future__ import annotations
 
-from poolkit.workers._async_group import AsyncTaskGroup
-from poolkit.workers._async_pool import AsyncWorkerPool
-from poolkit.workers._core import WorkerPoolStats
-from poolkit.workers._func_pool import FuncPool
-from poolkit.workers._future import PoolFuture
-from poolkit.workers._group import CancelToken, TaskCancelled, TaskGroup
-from poolkit.workers._multi import MultiPool
-from poolkit.workers._thread_pool import WorkerPool
+from poolkit import _lazy
+
+TYPE_CHECKING = False  # see poolkit/__init__.py: typing is not imported at run time
+if TYPE_CHECKING:
+    from poolkit.workers._async_group import AsyncTaskGroup
+    from poolkit.workers._async_pool import AsyncWorkerPool
+    from poolkit.workers._core import WorkerPoolStats
+    from poolkit.workers._func_pool import FuncPool
+    from poolkit.workers._future import PoolFuture
+    from poolkit.workers._group import CancelToken, TaskCancelled, TaskGroup
+    from poolkit.workers._multi import MultiPool
+    from poolkit.workers._thread_pool import WorkerPool
 
 __all__ = [
     "AsyncTaskGroup",
@@ -29,3 +35,21 @@ __all__ = [
     "WorkerPool",
     "WorkerPoolStats",
 ]
+
+_EXPORTS = {
+    "AsyncTaskGroup": "poolkit.workers._async_group",
+    "AsyncWorkerPool": "poolkit.workers._async_pool",
+    "WorkerPoolStats": "poolkit.workers._core",
+    "FuncPool": "poolkit.workers._func_pool",
+    "PoolFuture": "poolkit.workers._future",
+    "CancelToken": "poolkit.workers._group",
+    "TaskCancelled": "poolkit.workers._group",
+    "TaskGroup": "poolkit.workers._group",
+    "MultiPool": "poolkit.workers._multi",
+    "WorkerPool": "poolkit.workers._thread_pool",
+}
+
+
+__dir__ = _lazy.listing(__name__, __all__)
+if not TYPE_CHECKING:  # so that type checkers flag a misspelt name
+    __getattr__ = _lazy.loader(__name__, _EXPORTS)

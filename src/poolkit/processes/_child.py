@@ -1,7 +1,7 @@
 """The worker-process side of ProcessPool: one loop, standard library only.
 
 Under ``spawn`` and ``forkserver`` this file is run by ``runpy.run_path`` (not
-imported as ``poolkit.workers._process_child``), so starting a worker does not
+imported as ``poolkit.processes._child``), so starting a worker does not
 import the ``poolkit`` package (~140 ms with every family loaded); under
 ``fork`` the parent calls :func:`main` directly. Either way it must import
 nothing but the standard library.

@@ -17,12 +17,12 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from poolkit.workers import _process_child as child
+from poolkit.processes import _child as child
 
 __all__ = ["CHILD_PATH", "Sink", "State", "Task", "Worker", "resolve_context", "start_worker"]
 
-# The child loop is run from its file under spawn/forkserver (see _process_child).
-CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_process_child.py")
+# The child loop is run from its file under spawn/forkserver (see _child).
+CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child.py")
 
 
 class State(enum.Enum):
