@@ -1,19 +1,24 @@
 """poolkit: every kind of pool from the Go world, for Python.
 
 - Object and buffer pools: :class:`ObjectPool`, :class:`BufferPool`,
-  :class:`ByteBuffer` / :class:`ByteBufferPool` and the bpool-style
-  :class:`BoundedBufferPool`, :class:`BytesPool`, :class:`SizedBufferPool`,
-  kept from leaking or wasting memory by the policies in
-  :mod:`poolkit.buffers.retention`.
+  :class:`ByteBuffer` / :class:`ByteBufferPool`, kept from leaking or wasting
+  memory by the retention policies in :mod:`poolkit.buffers.retention`
+  (:class:`MaxCapacity` with :func:`accept_by_capacity` here; the others,
+  and the bpool ports, in :mod:`poolkit.buffers`).
 - Connection pools: :class:`ConnectionPool`, :class:`AsyncConnectionPool` and
-  their keyed twins, fed by a :class:`Connector`; ready connectors for
-  sockets, DB-API drivers, psycopg, HTTP and memcached in
-  :mod:`poolkit.adapters`; fakes for tests in :mod:`poolkit.testing`.
+  their keyed twins, fed by a :class:`Connector`, handing out
+  :class:`PooledConnection` proxies; ready connectors for sockets, DB-API
+  drivers, psycopg, HTTP and memcached in :mod:`poolkit.adapters`; fakes for
+  tests in :mod:`poolkit.testing`.
 - Worker pools: :class:`WorkerPool` (threads, an ``Executor``),
-  :class:`AsyncWorkerPool` (asyncio) and :class:`ProcessPool` (processes).
+  :class:`AsyncWorkerPool` (asyncio) and :class:`ProcessPool` (processes); the
+  ants and tunny ports in :mod:`poolkit.workers`, the process pool's helper
+  types in :mod:`poolkit.processes`.
 
-The public API is flat: import everything from ``poolkit``. Every error
-derives from :class:`PoolError`. Names load on first use (PEP 562), so
+Here are the pools, the errors (every one derives from :class:`PoolError`)
+and the names the README's examples use; statistics classes and the niche
+ports live in their family packages (``poolkit.buffers.ObjectPoolStats``,
+``poolkit.workers.FuncPool``...). Names load on first use (PEP 562), so
 ``import poolkit`` imports no pool family and ``from poolkit import
 ConnectionPool`` imports the connection family only.
 """
@@ -27,6 +32,7 @@ from poolkit import _lazy
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from poolkit._errors import (
+        BufferExportedError,
         ConnectionDetached,
         EventLoopMismatch,
         LeakWarning,
@@ -41,42 +47,52 @@ if TYPE_CHECKING:
         WorkerCrashed,
     )
     from poolkit.buffers import (
-        BoundedBufferPool,
-        BoundedPoolStats,
-        BufferExportedError,
         BufferPool,
-        BufferPoolStats,
         ByteBuffer,
         ByteBufferPool,
-        ByteBufferPoolStats,
-        BytesPool,
+        MaxCapacity,
         ObjectPool,
-        ObjectPoolStats,
-        SizedBufferPool,
         accept_by_capacity,
     )
     from poolkit.connections import (
         AsyncConnectionPool,
         AsyncConnector,
         AsyncKeyedConnectionPool,
+        AsyncPooledConnection,
         ConnectionPool,
-        ConnectionPoolStats,
         Connector,
         KeyedConnectionPool,
+        PooledConnection,
     )
-    from poolkit.processes import GroupTaskOptions, ProcessPool, ProcessPoolStats, TaskOptions
+    from poolkit.processes import ProcessPool
     from poolkit.workers import (
         AsyncTaskGroup,
         AsyncWorkerPool,
         CancelToken,
-        FuncPool,
-        MultiPool,
         PoolFuture,
         TaskCancelled,
         TaskGroup,
         WorkerPool,
-        WorkerPoolStats,
     )
+
+
+# Moved to their family packages; importable from here for one more release
+# (see _MOVED), so type checkers accept them meanwhile.
+if TYPE_CHECKING:
+    from poolkit.buffers import BoundedBufferPool as BoundedBufferPool
+    from poolkit.buffers import BoundedPoolStats as BoundedPoolStats
+    from poolkit.buffers import BufferPoolStats as BufferPoolStats
+    from poolkit.buffers import ByteBufferPoolStats as ByteBufferPoolStats
+    from poolkit.buffers import BytesPool as BytesPool
+    from poolkit.buffers import ObjectPoolStats as ObjectPoolStats
+    from poolkit.buffers import SizedBufferPool as SizedBufferPool
+    from poolkit.connections import ConnectionPoolStats as ConnectionPoolStats
+    from poolkit.processes import GroupTaskOptions as GroupTaskOptions
+    from poolkit.processes import ProcessPoolStats as ProcessPoolStats
+    from poolkit.processes import TaskOptions as TaskOptions
+    from poolkit.workers import FuncPool as FuncPool
+    from poolkit.workers import MultiPool as MultiPool
+    from poolkit.workers import WorkerPoolStats as WorkerPoolStats
 
 __version__ = "0.1.0"
 
@@ -84,30 +100,22 @@ __all__ = [
     "AsyncConnectionPool",
     "AsyncConnector",
     "AsyncKeyedConnectionPool",
+    "AsyncPooledConnection",
     "AsyncTaskGroup",
     "AsyncWorkerPool",
-    "BoundedBufferPool",
-    "BoundedPoolStats",
     "BufferExportedError",
     "BufferPool",
-    "BufferPoolStats",
     "ByteBuffer",
     "ByteBufferPool",
-    "ByteBufferPoolStats",
-    "BytesPool",
     "CancelToken",
     "ConnectionDetached",
     "ConnectionPool",
-    "ConnectionPoolStats",
     "Connector",
     "EventLoopMismatch",
-    "FuncPool",
-    "GroupTaskOptions",
     "KeyedConnectionPool",
     "LeakWarning",
-    "MultiPool",
+    "MaxCapacity",
     "ObjectPool",
-    "ObjectPoolStats",
     "PoolBroken",
     "PoolClosed",
     "PoolDeadlock",
@@ -115,23 +123,21 @@ __all__ = [
     "PoolFuture",
     "PoolOverload",
     "PoolTimeout",
+    "PooledConnection",
     "ProcessPool",
-    "ProcessPoolStats",
     "ReleaseError",
-    "SizedBufferPool",
     "TaskCancelled",
     "TaskGroup",
-    "TaskOptions",
     "TaskTimeout",
     "WorkerCrashed",
     "WorkerPool",
-    "WorkerPoolStats",
     "__version__",
     "accept_by_capacity",
 ]
 
 # Each public name and the package it is imported from on first use.
 _EXPORTS = {
+    "BufferExportedError": "poolkit._errors",
     "ConnectionDetached": "poolkit._errors",
     "EventLoopMismatch": "poolkit._errors",
     "LeakWarning": "poolkit._errors",
@@ -144,43 +150,49 @@ _EXPORTS = {
     "ReleaseError": "poolkit._errors",
     "TaskTimeout": "poolkit._errors",
     "WorkerCrashed": "poolkit._errors",
-    "BoundedBufferPool": "poolkit.buffers",
-    "BoundedPoolStats": "poolkit.buffers",
-    "BufferExportedError": "poolkit.buffers",
     "BufferPool": "poolkit.buffers",
-    "BufferPoolStats": "poolkit.buffers",
     "ByteBuffer": "poolkit.buffers",
     "ByteBufferPool": "poolkit.buffers",
-    "ByteBufferPoolStats": "poolkit.buffers",
-    "BytesPool": "poolkit.buffers",
+    "MaxCapacity": "poolkit.buffers",
     "ObjectPool": "poolkit.buffers",
-    "ObjectPoolStats": "poolkit.buffers",
-    "SizedBufferPool": "poolkit.buffers",
     "accept_by_capacity": "poolkit.buffers",
     "AsyncConnectionPool": "poolkit.connections",
     "AsyncConnector": "poolkit.connections",
     "AsyncKeyedConnectionPool": "poolkit.connections",
+    "AsyncPooledConnection": "poolkit.connections",
     "ConnectionPool": "poolkit.connections",
-    "ConnectionPoolStats": "poolkit.connections",
     "Connector": "poolkit.connections",
     "KeyedConnectionPool": "poolkit.connections",
-    "GroupTaskOptions": "poolkit.processes",
+    "PooledConnection": "poolkit.connections",
     "ProcessPool": "poolkit.processes",
-    "ProcessPoolStats": "poolkit.processes",
-    "TaskOptions": "poolkit.processes",
     "AsyncTaskGroup": "poolkit.workers",
     "AsyncWorkerPool": "poolkit.workers",
     "CancelToken": "poolkit.workers",
-    "FuncPool": "poolkit.workers",
-    "MultiPool": "poolkit.workers",
     "PoolFuture": "poolkit.workers",
     "TaskCancelled": "poolkit.workers",
     "TaskGroup": "poolkit.workers",
     "WorkerPool": "poolkit.workers",
+}
+# Names that moved: still resolved here, with a DeprecationWarning naming the
+# new import path.
+_MOVED = {
+    "BoundedBufferPool": "poolkit.buffers",
+    "BoundedPoolStats": "poolkit.buffers",
+    "BufferPoolStats": "poolkit.buffers",
+    "ByteBufferPoolStats": "poolkit.buffers",
+    "BytesPool": "poolkit.buffers",
+    "ObjectPoolStats": "poolkit.buffers",
+    "SizedBufferPool": "poolkit.buffers",
+    "ConnectionPoolStats": "poolkit.connections",
+    "GroupTaskOptions": "poolkit.processes",
+    "ProcessPoolStats": "poolkit.processes",
+    "TaskOptions": "poolkit.processes",
+    "FuncPool": "poolkit.workers",
+    "MultiPool": "poolkit.workers",
     "WorkerPoolStats": "poolkit.workers",
 }
 
 
 __dir__ = _lazy.listing(__name__, __all__)
 if not TYPE_CHECKING:  # so that type checkers flag a misspelt name
-    __getattr__ = _lazy.loader(__name__, _EXPORTS)
+    __getattr__ = _lazy.loader(__name__, _EXPORTS, _MOVED)

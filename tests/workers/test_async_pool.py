@@ -20,8 +20,8 @@ from poolkit import (
     PoolDeadlock,
     PoolOverload,
     PoolTimeout,
-    WorkerPoolStats,
 )
+from poolkit.workers import WorkerPoolStats
 from tests.workers.async_helpers import double, fail, run, sleepy, worker_tasks
 
 

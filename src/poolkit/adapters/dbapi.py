@@ -545,7 +545,7 @@ class DBPool(Generic[C]):
         pool.release(proxy)
 
     def stats(self) -> ConnectionPoolStats:
-        """The pool's statistics (see :class:`~poolkit.ConnectionPoolStats`)."""
+        """The pool's statistics (see :class:`~poolkit.connections.ConnectionPoolStats`)."""
         return self.pool.stats()
 
     def drain(self) -> None:

@@ -295,7 +295,7 @@ class DriverBase:
     # -- observability ------------------------------------------------------
 
     def stats(self) -> ConnectionPoolStats:
-        """Gauges and counters (see :class:`~poolkit.ConnectionPoolStats`)."""
+        """Gauges and counters (see :class:`~poolkit.connections.ConnectionPoolStats`)."""
         with self._lock:
             return self._core.stats()
 

@@ -512,6 +512,26 @@ class ProcessPool(ProcessPoolBase, Executor):
                 "workers still running a task (their Futures are cancelled); raise timeout"
             )
 
+    def close(self, timeout: float | None = None) -> None:
+        """Close the pool: run the queued tasks, then wait until no worker process is left.
+
+        The one shutdown verb of every poolkit pool, and what leaving a
+        ``with`` block without an error does. Idempotent. ``stop()`` has the
+        variants (not waiting, cancelling queued tasks); ``shutdown()`` is the
+        ``Executor`` spelling.
+
+        Args:
+            timeout: most seconds to wait; workers still running a task then
+                are killed and their Futures cancelled (``None`` or
+                ``math.inf``: no limit; any finite value works).
+
+        Raises:
+            PoolTimeout: workers had to be killed at the deadline.
+            PoolDeadlock: called from a done-callback.
+            TypeError, ValueError: a bad ``timeout`` (the message names it).
+        """
+        self.stop(wait=True, timeout=timeout)
+
     def terminate(self) -> None:
         """Stop now: cancel queued tasks, kill every worker, cancel running Futures.
 
@@ -575,4 +595,4 @@ class ProcessPool(ProcessPoolBase, Executor):
         if exc is not None:
             self.terminate()
         else:
-            self.stop(wait=True)
+            self.close()
