@@ -15,23 +15,15 @@ import pytest
 
 import poolkit
 
-# Old top-level name -> the package it is imported from now.
-MOVED = {
-    "BoundedBufferPool": "poolkit.buffers",
-    "BoundedPoolStats": "poolkit.buffers",
-    "BufferPoolStats": "poolkit.buffers",
-    "ByteBufferPoolStats": "poolkit.buffers",
-    "BytesPool": "poolkit.buffers",
-    "ObjectPoolStats": "poolkit.buffers",
-    "SizedBufferPool": "poolkit.buffers",
-    "ConnectionPoolStats": "poolkit.connections",
-    "GroupTaskOptions": "poolkit.processes",
-    "ProcessPoolStats": "poolkit.processes",
-    "TaskOptions": "poolkit.processes",
-    "FuncPool": "poolkit.workers",
-    "MultiPool": "poolkit.workers",
-    "WorkerPoolStats": "poolkit.workers",
+# Each family package and the old top-level names that moved into it.
+MOVED_TO = {
+    "poolkit.buffers": "BoundedBufferPool BoundedPoolStats BufferPoolStats ByteBufferPoolStats "
+    "BytesPool ObjectPoolStats SizedBufferPool",
+    "poolkit.connections": "ConnectionPoolStats",
+    "poolkit.processes": "GroupTaskOptions ProcessPoolStats TaskOptions",
+    "poolkit.workers": "FuncPool MultiPool WorkerPoolStats",
 }
+MOVED = {name: home for home, names in MOVED_TO.items() for name in names.split()}
 
 
 @pytest.mark.parametrize("name", sorted(set(poolkit.__all__) - {"__version__"}))
