@@ -135,43 +135,51 @@ __all__ = [
     "accept_by_capacity",
 ]
 
-# Each public name and the package it is imported from on first use.
+# Each module and the public names it defines, imported on first use.
 _EXPORTS = {
-    "BufferExportedError": "poolkit._errors",
-    "ConnectionDetached": "poolkit._errors",
-    "EventLoopMismatch": "poolkit._errors",
-    "LeakWarning": "poolkit._errors",
-    "PoolBroken": "poolkit._errors",
-    "PoolClosed": "poolkit._errors",
-    "PoolDeadlock": "poolkit._errors",
-    "PoolError": "poolkit._errors",
-    "PoolOverload": "poolkit._errors",
-    "PoolTimeout": "poolkit._errors",
-    "ReleaseError": "poolkit._errors",
-    "TaskTimeout": "poolkit._errors",
-    "WorkerCrashed": "poolkit._errors",
-    "BufferPool": "poolkit.buffers",
-    "ByteBuffer": "poolkit.buffers",
-    "ByteBufferPool": "poolkit.buffers",
-    "MaxCapacity": "poolkit.buffers",
-    "ObjectPool": "poolkit.buffers",
-    "accept_by_capacity": "poolkit.buffers",
-    "AsyncConnectionPool": "poolkit.connections",
-    "AsyncConnector": "poolkit.connections",
-    "AsyncKeyedConnectionPool": "poolkit.connections",
-    "AsyncPooledConnection": "poolkit.connections",
-    "ConnectionPool": "poolkit.connections",
-    "Connector": "poolkit.connections",
-    "KeyedConnectionPool": "poolkit.connections",
-    "PooledConnection": "poolkit.connections",
-    "ProcessPool": "poolkit.processes",
-    "AsyncTaskGroup": "poolkit.workers",
-    "AsyncWorkerPool": "poolkit.workers",
-    "CancelToken": "poolkit.workers",
-    "PoolFuture": "poolkit.workers",
-    "TaskCancelled": "poolkit.workers",
-    "TaskGroup": "poolkit.workers",
-    "WorkerPool": "poolkit.workers",
+    "poolkit._errors": (
+        "BufferExportedError",
+        "ConnectionDetached",
+        "EventLoopMismatch",
+        "LeakWarning",
+        "PoolBroken",
+        "PoolClosed",
+        "PoolDeadlock",
+        "PoolError",
+        "PoolOverload",
+        "PoolTimeout",
+        "ReleaseError",
+        "TaskTimeout",
+        "WorkerCrashed",
+    ),
+    "poolkit.buffers": (
+        "BufferPool",
+        "ByteBuffer",
+        "ByteBufferPool",
+        "MaxCapacity",
+        "ObjectPool",
+        "accept_by_capacity",
+    ),
+    "poolkit.connections": (
+        "AsyncConnectionPool",
+        "AsyncConnector",
+        "AsyncKeyedConnectionPool",
+        "AsyncPooledConnection",
+        "ConnectionPool",
+        "Connector",
+        "KeyedConnectionPool",
+        "PooledConnection",
+    ),
+    "poolkit.processes": ("ProcessPool",),
+    "poolkit.workers": (
+        "AsyncTaskGroup",
+        "AsyncWorkerPool",
+        "CancelToken",
+        "PoolFuture",
+        "TaskCancelled",
+        "TaskGroup",
+        "WorkerPool",
+    ),
 }
 # Names that moved: still resolved here, with a DeprecationWarning naming the
 # new import path.
@@ -192,7 +200,4 @@ _MOVED = {
     "WorkerPoolStats": "poolkit.workers",
 }
 
-
-__dir__ = _lazy.listing(__name__, __all__)
-if not TYPE_CHECKING:  # so that type checkers flag a misspelt name
-    __getattr__ = _lazy.loader(__name__, _EXPORTS, _MOVED)
+_lazy.install(__name__, _EXPORTS, _MOVED)

@@ -22,35 +22,47 @@ import sys
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import; type checkers read this as True
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
-__all__ = ["listing", "load", "loader"]
+__all__ = ["install", "load"]
 
 
-def loader(
-    package: str, exports: Mapping[str, str], moved: Mapping[str, str] | None = None
-) -> Callable[[str], object]:
-    """A package's ``__getattr__``: :func:`load` bound to its tables.
+def install(
+    package: str,
+    exports: Mapping[str, tuple[str, ...]],
+    moved: Mapping[str, str] | None = None,
+) -> None:
+    """Give ``package`` a lazy ``__getattr__`` and a ``__dir__`` listing its names.
 
-    Assign it under ``if not TYPE_CHECKING:``: a module ``__getattr__`` that
-    type checkers see makes them type every unknown attribute as its return
-    type, so a misspelt name would pass. They see the names the package
-    imports under ``if TYPE_CHECKING:`` instead.
+    Set at run time on the module object, they stay invisible to type
+    checkers: a module ``__getattr__`` they could see would make them type
+    every unknown attribute as its return type, so a misspelt name would
+    pass. They read the names the package imports under ``if TYPE_CHECKING:``.
+
+    Args:
+        package: the package's ``__name__``.
+        exports: module -> the public names it defines.
+        moved: old public name -> the package to import it from now.
+
+    Raises:
+        RuntimeError: ``__all__`` and ``exports`` disagree (a packaging bug,
+            caught on the first import rather than on a user's first use).
     """
+    module = sys.modules[package]
+    where = {name: source for source, names in exports.items() for name in names}
+    public = list(getattr(module, "__all__", ()))
+    missing = sorted(set(public) - set(where) - set(vars(module)))
+    if missing:
+        raise RuntimeError(f"{package}.__all__ lists names with no module: {missing}")
 
     def __getattr__(name: str) -> object:
-        return load(package, name, exports, moved)
-
-    return __getattr__
-
-
-def listing(package: str, public: list[str]) -> Callable[[], list[str]]:
-    """A package's ``__dir__``: its globals and every public name, loaded or not."""
+        return load(package, name, where, moved)
 
     def __dir__() -> list[str]:
-        return sorted(set(vars(sys.modules[package])) | set(public))
+        return sorted(set(vars(module)) | set(public))
 
-    return __dir__
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    module.__dir__ = __dir__  # type: ignore[method-assign]
 
 
 def load(

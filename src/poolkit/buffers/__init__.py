@@ -51,29 +51,27 @@ __all__ = [
     "accept_by_capacity",
 ]
 
+# Each module and the public names it defines, imported on first use.
 _EXPORTS = {
-    "BoundedBufferPool": "poolkit.buffers._bpool",
-    "BoundedPoolStats": "poolkit.buffers._bpool",
-    "BytesPool": "poolkit.buffers._bpool",
-    "SizedBufferPool": "poolkit.buffers._bpool",
-    "BufferPool": "poolkit.buffers._buffer_pool",
-    "BufferPoolStats": "poolkit.buffers._buffer_pool",
-    "BufferExportedError": "poolkit.buffers._bytebuffer",
-    "ByteBuffer": "poolkit.buffers._bytebuffer",
-    "ByteBufferPool": "poolkit.buffers._bytebuffer_pool",
-    "ByteBufferPoolStats": "poolkit.buffers._bytebuffer_pool",
-    "ObjectPool": "poolkit.buffers._object",
-    "ObjectPoolStats": "poolkit.buffers._object",
-    "Calibrated": "poolkit.buffers.retention",
-    "KeepAll": "poolkit.buffers.retention",
-    "MaxCapacity": "poolkit.buffers.retention",
-    "RetentionPolicy": "poolkit.buffers.retention",
-    "Utilization": "poolkit.buffers.retention",
-    "Verdict": "poolkit.buffers.retention",
-    "accept_by_capacity": "poolkit.buffers.retention",
+    "poolkit.buffers._bpool": (
+        "BoundedBufferPool",
+        "BoundedPoolStats",
+        "BytesPool",
+        "SizedBufferPool",
+    ),
+    "poolkit.buffers._buffer_pool": ("BufferPool", "BufferPoolStats"),
+    "poolkit.buffers._bytebuffer": ("BufferExportedError", "ByteBuffer"),
+    "poolkit.buffers._bytebuffer_pool": ("ByteBufferPool", "ByteBufferPoolStats"),
+    "poolkit.buffers._object": ("ObjectPool", "ObjectPoolStats"),
+    "poolkit.buffers.retention": (
+        "Calibrated",
+        "KeepAll",
+        "MaxCapacity",
+        "RetentionPolicy",
+        "Utilization",
+        "Verdict",
+        "accept_by_capacity",
+    ),
 }
 
-
-__dir__ = _lazy.listing(__name__, __all__)
-if not TYPE_CHECKING:  # so that type checkers flag a misspelt name
-    __getattr__ = _lazy.loader(__name__, _EXPORTS)
+_lazy.install(__name__, _EXPORTS)

@@ -32,21 +32,16 @@ __all__ = [
     "PooledConnection",
 ]
 
+# Each module and the public names it defines, imported on first use.
 _EXPORTS = {
-    "AsyncConnectionPool": "poolkit.connections._async",
-    "KeyedConnectionPool": "poolkit.connections._keyed",
-    "AsyncKeyedConnectionPool": "poolkit.connections._keyed_async",
-    "Holder": "poolkit.connections._leaks",
-    "AsyncConnector": "poolkit.connections._protocols",
-    "Connector": "poolkit.connections._protocols",
-    "AsyncPooledConnection": "poolkit.connections._proxy",
-    "PooledConnection": "poolkit.connections._proxy",
-    "CLOSE_REASONS": "poolkit.connections._stats",
-    "ConnectionPoolStats": "poolkit.connections._stats",
-    "ConnectionPool": "poolkit.connections._sync",
+    "poolkit.connections._async": ("AsyncConnectionPool",),
+    "poolkit.connections._keyed": ("KeyedConnectionPool",),
+    "poolkit.connections._keyed_async": ("AsyncKeyedConnectionPool",),
+    "poolkit.connections._leaks": ("Holder",),
+    "poolkit.connections._protocols": ("AsyncConnector", "Connector"),
+    "poolkit.connections._proxy": ("AsyncPooledConnection", "PooledConnection"),
+    "poolkit.connections._stats": ("CLOSE_REASONS", "ConnectionPoolStats"),
+    "poolkit.connections._sync": ("ConnectionPool",),
 }
 
-
-__dir__ = _lazy.listing(__name__, __all__)
-if not TYPE_CHECKING:  # so that type checkers flag a misspelt name
-    __getattr__ = _lazy.loader(__name__, _EXPORTS)
+_lazy.install(__name__, _EXPORTS)

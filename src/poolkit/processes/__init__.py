@@ -29,17 +29,13 @@ __all__ = [
     "TaskOptions",
 ]
 
+# Each module and the public names it defines, imported on first use.
 _EXPORTS = {
-    "ProcessTaskGroup": "poolkit.processes._map",
-    "GroupTaskOptions": "poolkit.processes._options",
-    "TaskOptions": "poolkit.processes._options",
-    "ProcessPool": "poolkit.processes._pool",
-    "ProcessPoolStats": "poolkit.processes._stats",
-    "ProcessFuture": "poolkit.processes._wire",
-    "RemoteTraceback": "poolkit.processes._wire",
+    "poolkit.processes._map": ("ProcessTaskGroup",),
+    "poolkit.processes._options": ("GroupTaskOptions", "TaskOptions"),
+    "poolkit.processes._pool": ("ProcessPool",),
+    "poolkit.processes._stats": ("ProcessPoolStats",),
+    "poolkit.processes._wire": ("ProcessFuture", "RemoteTraceback"),
 }
 
-
-__dir__ = _lazy.listing(__name__, __all__)
-if not TYPE_CHECKING:  # so that type checkers flag a misspelt name
-    __getattr__ = _lazy.loader(__name__, _EXPORTS)
+_lazy.install(__name__, _EXPORTS)

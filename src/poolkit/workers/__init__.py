@@ -36,20 +36,16 @@ __all__ = [
     "WorkerPoolStats",
 ]
 
+# Each module and the public names it defines, imported on first use.
 _EXPORTS = {
-    "AsyncTaskGroup": "poolkit.workers._async_group",
-    "AsyncWorkerPool": "poolkit.workers._async_pool",
-    "WorkerPoolStats": "poolkit.workers._core",
-    "FuncPool": "poolkit.workers._func_pool",
-    "PoolFuture": "poolkit.workers._future",
-    "CancelToken": "poolkit.workers._group",
-    "TaskCancelled": "poolkit.workers._group",
-    "TaskGroup": "poolkit.workers._group",
-    "MultiPool": "poolkit.workers._multi",
-    "WorkerPool": "poolkit.workers._thread_pool",
+    "poolkit.workers._async_group": ("AsyncTaskGroup",),
+    "poolkit.workers._async_pool": ("AsyncWorkerPool",),
+    "poolkit.workers._core": ("WorkerPoolStats",),
+    "poolkit.workers._func_pool": ("FuncPool",),
+    "poolkit.workers._future": ("PoolFuture",),
+    "poolkit.workers._group": ("CancelToken", "TaskCancelled", "TaskGroup"),
+    "poolkit.workers._multi": ("MultiPool",),
+    "poolkit.workers._thread_pool": ("WorkerPool",),
 }
 
-
-__dir__ = _lazy.listing(__name__, __all__)
-if not TYPE_CHECKING:  # so that type checkers flag a misspelt name
-    __getattr__ = _lazy.loader(__name__, _EXPORTS)
+_lazy.install(__name__, _EXPORTS)
