@@ -18,10 +18,11 @@ Thread safety, without relying on the GIL for anything the free-threaded
 build drops: every shared structure is touched by single C-level calls that
 are atomic on both builds (``deque.pop``/``append``/``popleft``,
 ``dict.setdefault``/``pop``; the free-threaded build locks each object inside
-those calls). Claiming a return is one ``setdefault`` with a fresh marker: the
-caller that gets its own marker back owns the claim, so two threads returning
-the same buffer at once cannot both file it. Nothing on the hot path takes a
-lock, so nothing ever waits.
+those calls). Claiming a return is one ``setdefault`` with a marker no other
+caller has (a fresh list, or the loan's own view): the caller that gets its
+own marker back owns the claim, so two threads returning the same buffer at
+once cannot both file it. Nothing on the hot path takes a lock, so nothing
+ever waits.
 
 The idle-byte counter is the one read-modify-write (``self._idle_bytes +=``),
 and on the free-threaded build two racing updates can lose one. What that
@@ -43,7 +44,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
 
 from poolkit._errors import ReleaseError
 from poolkit._validate import (
@@ -200,7 +200,7 @@ class BufferPool:
         )
         self._zero_templates: list[bytearray | memoryview] = classes.zero_sources() if zero else []
         self._idle: list[deque[bytearray]] = [deque() for _ in classes.sizes]
-        self._claims: dict[int, list[None]] = {}
+        self._claims: dict[int, object] = {}
         self._idle_bytes = 0
         # Taken only on the rare paths (over budget, clear, stats); returns try
         # it without blocking.
@@ -309,30 +309,7 @@ class BufferPool:
                 f"pool ({self._classes.describe()}); put back only buffers from "
                 f"get(), without resizing them"
             )
-        key = id(buf)
-        marker: list[None] = []
-        if self._claims.setdefault(key, marker) is not marker:
-            self._refused += 1
-            raise ReleaseError(
-                f"this {size}-byte buffer is already idle in the pool (returned twice); "
-                f"put each buffer from get() back once"
-            )
-        # The export probe: resizing a bytearray with a live export (memoryview)
-        # raises BufferError. Growing by one byte and shrinking back is the
-        # cheapest resize (~40 ns; the spare byte from _take means no realloc)
-        # and leaves the contents as they were. Same-size assignments and
-        # extend(b"") skip the check, so they cannot serve as the probe.
-        try:
-            buf.append(0)
-        except BufferError:
-            del self._claims[key]
-            self._refused += 1
-            raise ReleaseError(
-                f"cannot take back a {size}-byte buffer while memoryviews into it are "
-                f"alive; call view.release() (or use them in a with block) before put()"
-            ) from None
-        buf.pop()
-        self._file(buf, index, size, key)
+        self._take_back(buf, index, None)
 
     def clear(self) -> int:
         """Drop every idle buffer.
@@ -384,12 +361,7 @@ class BufferPool:
     def __enter__(self) -> BufferPool:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         """Drop the idle buffers when the ``with`` block ends."""
         self.clear()
 
@@ -469,6 +441,62 @@ class BufferPool:
                 self._low[i] = len(idle)
         finally:
             self._lock.release()
+
+    def _take_back(self, buf: bytearray, index: int, loan_view: memoryview | None) -> None:
+        """Claim, probe and file a returned buffer of class ``index``.
+
+        The one return path of :meth:`put` (``loan_view`` None) and of a
+        loan's ``with`` block (``loan_view``: the loan's view, released). A
+        buffer already idle is refused either way. A buffer with a live export
+        (memoryview) is refused from :meth:`put`, where the caller still holds
+        it; after a loan it is dropped instead: the with block is over, and a
+        view sliced from the loan outlived it.
+
+        Raises:
+            ReleaseError: returned twice; or, from ``put``, views still alive.
+        """
+        size = len(buf)
+        key = id(buf)
+        # The claim marker must be this caller's alone: the loan's view is (and
+        # costs no allocation on the hot path); put() makes a fresh one.
+        marker: object = [] if loan_view is None else loan_view
+        if self._claims.setdefault(key, marker) is not marker:
+            self._refused += 1
+            if loan_view is not None:
+                raise ReleaseError(
+                    f"the borrowed {size}-byte buffer was already put back inside its "
+                    f"with block; leave the returning to the with block"
+                )
+            raise ReleaseError(
+                f"this {size}-byte buffer is already idle in the pool (returned twice); "
+                f"put each buffer from get() back once"
+            )
+        # The export probe: resizing a bytearray with a live export (memoryview)
+        # raises BufferError. Growing by one byte and shrinking back is the
+        # cheapest resize (~40 ns; the spare byte from _take means no realloc)
+        # and leaves the contents as they were. Same-size assignments and
+        # extend(b"") skip the check, so they cannot serve as the probe.
+        try:
+            buf.append(0)
+        except BufferError:
+            del self._claims[key]
+            if loan_view is not None:
+                self._dropped_in_use += 1
+                return
+            self._refused += 1
+            raise ReleaseError(
+                f"cannot take back a {size}-byte buffer while memoryviews into it are "
+                f"alive; call view.release() (or use them in a with block) before put()"
+            ) from None
+        buf.pop()
+        total = self._idle_bytes + size
+        if total <= self._budget and self._max_idle_per_class is None:
+            # The common case of _file, inlined: every return takes this path.
+            self._idle_bytes = total
+            self._idle[index].append(buf)
+            self._returns += 1
+        else:
+            self._file(buf, index, size, key)
 
     def _file(self, buf: bytearray, index: int, size: int, key: int) -> None:
         """File a claimed, probed buffer in its class, within the limits."""

@@ -39,7 +39,6 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from types import TracebackType
 
 from poolkit._validate import Clock, check_callable, check_int, check_optional_seconds
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
@@ -365,12 +364,9 @@ class _Borrow:
         self._buf = self._pool.get()
         return self._buf
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    # Three named parameters, not *exc_info: packing a tuple costs ~15 ns per
+    # with block, and this one is on the hot path.
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         buf, self._buf = self._buf, None
         if buf is not None:
             self._pool.put(buf)

@@ -55,7 +55,6 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from poolkit._validate import (
@@ -307,12 +306,7 @@ class ObjectPool(Generic[T]):
     def __enter__(self) -> ObjectPool[T]:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __len__(self) -> int:
@@ -420,12 +414,9 @@ class _Borrow(Generic[T]):
         self._obj = obj
         return obj
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    # Three named parameters, not *exc_info: packing a tuple costs ~15 ns per
+    # with block, and this one is on the hot path.
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         obj = self._obj
         del self._obj
         self._pool.put(obj)
