@@ -51,6 +51,7 @@ class BufferLoan:
 
         Raises:
             RuntimeError: the loan was already entered.
+            PoolClosed: the pool was closed.
         """
         if self._index != _NOT_ENTERED:
             raise RuntimeError("a borrow() is single-use; call pool.borrow(n) again")
@@ -60,13 +61,12 @@ class BufferLoan:
             index = 0
         elif n > pool._max:
             index = _OVERSIZE
-            pool._oversize += 1
         else:
             index = ((n - 1) // pool._min).bit_length()
         if index < 0:
-            buf = bytearray(n)
+            buf = pool._fresh(n)
         elif not pool._plain:
-            buf = pool._take(index)  # zeroing or aging
+            buf = pool._take(index)  # zeroing, aging or closed
         else:
             # The hit path of BufferPool._take, inlined: borrow is the hot API.
             try:

@@ -65,6 +65,7 @@ from poolkit._validate import (
     check_optional_seconds,
 )
 from poolkit.buffers._object_core import ObjectPoolCore
+from poolkit.buffers._snapshot import snapshot
 
 __all__ = ["DEFAULT_MAX_IDLE", "ObjectPool", "ObjectPoolStats"]
 
@@ -328,20 +329,15 @@ class ObjectPool(Generic[T]):
         # what remains of the objects that went idle once every other way out
         # is counted.
         overflow = max(0, puts - refused_puts - left)
-        return ObjectPoolStats(
+        return snapshot(
+            ObjectPoolStats,
+            core,
+            "",
             hits=hits,
             misses=misses,
             puts=puts,
             idle=idle,
-            max_idle=core.max_idle,
-            dropped_by_accept=core.dropped_by_accept,
-            dropped_by_error=core.dropped_by_error,
             dropped_overflow=overflow,
-            dropped_aged=core.dropped_aged,
-            dropped_by_gc=core.dropped_by_gc,
-            dropped_closed=core.dropped_closed,
-            cleared=core.cleared,
-            refused=core.refused,
         )
 
     def __repr__(self) -> str:
