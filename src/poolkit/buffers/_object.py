@@ -18,8 +18,10 @@ Thread safety, and why it holds on the free-threaded build too:
   runs under the deque's own per-object lock. An object appended once can
   therefore be popped once only: if users follow the contract (put back what
   they got, once), no object is ever handed to two holders. No Python-level
-  lock is on the hot path (a ``Lock`` costs 170-410 ns per cycle and convoys
-  under threads, anchors/buffers.md §10.3-10.5).
+  lock is on the hot path: on CPython 3.11 a ``Lock`` around the deque costs
+  170-410 ns per get+put against ~60 ns for the bare deque, and convoys under
+  threads (a lock-based pool measured 1.3-3.3 us per get+put at 2-4 threads,
+  where the deque stayed under 0.15 us).
 * Peeks (``d[0]``) followed by a ``popleft`` are not atomic together; every
   sweep re-checks what it popped and gives back (``appendleft``) an item that
   turned out to be fresh. The worst a race can do is release one object early
