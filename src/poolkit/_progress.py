@@ -60,8 +60,8 @@ class Progress:
         self._draw(final=False)
         return self
 
-    def __exit__(self, exc_type: object, *exc_rest: object) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         # A block that raised leaves the bar where the work stopped.
-        if exc_type is None:
+        if exc_info[0] is None:
             self.done = self.total
         self._draw(final=True)
