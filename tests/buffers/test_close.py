@@ -8,15 +8,8 @@ from typing import Any
 
 import pytest
 
-from poolkit import (
-    BoundedBufferPool,
-    BufferPool,
-    ByteBufferPool,
-    BytesPool,
-    ObjectPool,
-    PoolClosed,
-    SizedBufferPool,
-)
+from poolkit import BufferPool, ByteBufferPool, ObjectPool, PoolClosed
+from poolkit.buffers import BoundedBufferPool, BytesPool, SizedBufferPool
 
 
 @dataclass(frozen=True)
