@@ -456,7 +456,7 @@ def test_pool_dropped_without_close_is_collected_and_its_cleaner_ends() -> None:
     pool, _ = make(max_lifetime=100)
     with pool.connection():
         pass
-    cleaner = pool._cleaner
+    cleaner = pool._runner.cleaner
     assert cleaner is not None
     ref = weakref.ref(pool)
     del pool
@@ -501,9 +501,9 @@ def test_a_cleaner_pass_while_all_are_busy_does_not_make_every_return_rouse_it()
     pool = ConnectionPool(FakeConnector(), max_size=1, max_idle_time=60.0, clock=clock)
     conn = pool.acquire()
     pool.maintain()  # the cleaner's pass, with the only connection busy
-    pool._cleaner_event.clear()
+    pool._runner.wake.clear()
     pool.release(conn)
-    assert not pool._cleaner_event.is_set()
+    assert not pool._runner.wake.is_set()
     clock.advance(61.0)  # the deadlines still hold: the idle one retires on time
     pool.maintain()
     assert pool.stats().closed_by_reason["idle_time"] == 1
