@@ -13,7 +13,8 @@ The async module is the one source; its sync twin is derived in three steps:
 2. Substitutions: the regexes of :data:`SUBS`, word by word on every line
    (``AsyncConnectionPool`` -> ``ConnectionPool``, ``await x`` -> ``x``...).
 
-3. ruff: imports sorted, imports the sync twin does not use dropped, formatted.
+3. ruff: imports sorted, imports the sync twin does not use dropped, nested
+   ``with`` blocks merged (``async with`` inside ``with`` cannot be), formatted.
 
 Usage: ``python scripts/gen_sync.py`` writes the twins; ``--check`` only
 compares and exits 1, naming each stale file, if one differs.
@@ -39,6 +40,7 @@ PAIRS = [
     ("src/poolkit/connections/_keyed_async.py", "src/poolkit/connections/_keyed.py"),
     ("src/poolkit/connections/_lease_async.py", "src/poolkit/connections/_lease.py"),
     ("src/poolkit/connections/_pooled_async.py", "src/poolkit/connections/_pooled.py"),
+    ("tests/connections/test_async_pool.py", "tests/connections/test_pool.py"),
 ]
 
 # (pattern, replacement), applied in order to every line the directives keep.
@@ -164,7 +166,7 @@ def generate(source: str, target: str) -> str:
         compile(code, target, "exec")
     except SyntaxError as exc:
         raise SystemExit(f"gen_sync: the sync twin of {source} does not compile: {exc}") from exc
-    code = ruff(["check", "--fix", "--select", "I,F401", "--exit-zero"], code, target)
+    code = ruff(["check", "--fix", "--select", "I,F401,SIM117", "--exit-zero"], code, target)
     return ruff(["format"], code, target)
 
 

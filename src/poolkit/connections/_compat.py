@@ -229,6 +229,11 @@ class Runner:
         def body() -> None:
             try:
                 target()
+            except BaseException:
+                # No caller to raise to: an error out of a close this thread
+                # made for the pool (a KeyboardInterrupt in connector.close or
+                # on_discard) is logged; close_all() closed the rest first.
+                logger.exception("connection pool %s thread of %s failed", role, self._name)
             finally:
                 with self._threads_lock:
                     self._threads.discard(threading.current_thread())
