@@ -46,12 +46,6 @@ class _NoLock:
     def __exit__(self, *exc_info: object) -> None:
         return None
 
-    def acquire(self) -> bool:
-        return True
-
-    def release(self) -> None:
-        return None
-
 
 NO_LOCK: Any = _NoLock()
 

@@ -11,9 +11,10 @@ per key. A key's sub-pool is forgotten once it holds no connection and no
 waiter, so the key map does not grow without bound.
 
 Every sub-pool is a full pool over the shared budget; one cleaner serves every
-key. ``_keyed.py`` is the source of ``_keyed.py`` (``scripts/gen_sync.py``):
-the threaded keyed pool shares one lock across its keys (the statements marked
-``# locked``), so the global counts stay exact.
+key. One source, two twins: the asyncio keyed pool is written by hand and
+``scripts/gen_sync.py`` writes the threaded one from it, which shares one lock
+across its keys (the statements marked ``# locked``) so the global counts stay
+exact.
 """
 
 from __future__ import annotations
