@@ -256,6 +256,14 @@ class AsyncFakeConnector(_Script[Awaitable[bool], Awaitable[None]]):
         if gate is not None:
             gate.set()
 
+    def hang_creates(self) -> None:
+        """Make ``create()`` block until :meth:`release_creates` (as :class:`FakeConnector`)."""
+        self.hang("create")
+
+    def release_creates(self) -> None:
+        """Let hanging and future ``create()`` calls proceed."""
+        self.release("create")
+
     async def _gate(self, method: str) -> None:
         self.entered[method] += 1
         gate = self._gates.get(method)

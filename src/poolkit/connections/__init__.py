@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from poolkit.connections._keyed import KeyedConnectionPool
     from poolkit.connections._keyed_async import AsyncKeyedConnectionPool
     from poolkit.connections._leaks import Holder
+    from poolkit.connections._pooled import PooledConnection
+    from poolkit.connections._pooled_async import AsyncPooledConnection
     from poolkit.connections._protocols import AsyncConnector, Connector
-    from poolkit.connections._proxy import AsyncPooledConnection, PooledConnection
     from poolkit.connections._stats import CLOSE_REASONS, ConnectionPoolStats
     from poolkit.connections._sync import ConnectionPool
 
@@ -39,7 +40,8 @@ _EXPORTS = {
     "poolkit.connections._keyed_async": ("AsyncKeyedConnectionPool",),
     "poolkit.connections._leaks": ("Holder",),
     "poolkit.connections._protocols": ("AsyncConnector", "Connector"),
-    "poolkit.connections._proxy": ("AsyncPooledConnection", "PooledConnection"),
+    "poolkit.connections._pooled": ("PooledConnection",),
+    "poolkit.connections._pooled_async": ("AsyncPooledConnection",),
     "poolkit.connections._stats": ("CLOSE_REASONS", "ConnectionPoolStats"),
     "poolkit.connections._sync": ("ConnectionPool",),
 }
