@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import pickle
-import sys
 from collections.abc import Callable
 from concurrent.futures._base import (
     CANCELLED,
@@ -25,6 +24,7 @@ from concurrent.futures._base import (
 from typing import Any, TypeVar
 
 from poolkit.processes import _child as child
+from poolkit.processes._workers import main_is_a_file
 from poolkit.workers._future import PoolFuture
 
 __all__ = ["ProcessFuture", "RemoteTraceback", "decode_reply", "dumps"]
@@ -35,11 +35,8 @@ _PICKLE_ERRORS = (pickle.PicklingError, AttributeError, TypeError, RecursionErro
 
 
 def _interactive_main(fn: object) -> bool:
-    """Whether ``fn`` lives in a ``__main__`` that a worker cannot import (a REPL, a notebook)."""
-    if getattr(fn, "__module__", None) != "__main__":
-        return False
-    main = sys.modules.get("__main__")
-    return main is None or getattr(main, "__file__", None) is None
+    """Whether ``fn`` lives in a ``__main__`` a worker cannot import (a REPL, stdin, a notebook)."""
+    return getattr(fn, "__module__", None) == "__main__" and not main_is_a_file()
 
 
 def _cloudpickle() -> Any:
