@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from collections.abc import Callable
 from concurrent.futures._base import (
     CANCELLED,
@@ -24,7 +25,6 @@ from concurrent.futures._base import (
 from typing import Any, TypeVar
 
 from poolkit.processes import _child as child
-from poolkit.processes._workers import main_is_a_file
 from poolkit.workers._future import PoolFuture
 
 __all__ = ["ProcessFuture", "RemoteTraceback", "decode_reply", "dumps"]
@@ -36,7 +36,12 @@ _PICKLE_ERRORS = (pickle.PicklingError, AttributeError, TypeError, RecursionErro
 
 def _interactive_main(fn: object) -> bool:
     """Whether ``fn`` lives in a ``__main__`` a worker cannot import (a REPL, stdin, a notebook)."""
-    return getattr(fn, "__module__", None) == "__main__" and not main_is_a_file()
+    if getattr(fn, "__module__", None) != "__main__":
+        return False
+    # _workers.main_is_a_file's rule, inlined: this runs on every submit of a
+    # __main__ function, and the call would double its cost.
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return not path or path[0] == "<"
 
 
 def _cloudpickle() -> Any:
