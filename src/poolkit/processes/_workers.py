@@ -186,7 +186,7 @@ def main_is_a_file() -> bool:
     names pseudo-files in angle brackets).
     """
     path = getattr(sys.modules.get("__main__"), "__file__", None)
-    return isinstance(path, str) and not path.startswith("<")  # _wire inlines this rule
+    return isinstance(path, str) and path[:1] not in ("", "<")  # _wire inlines this rule
 
 
 def _importing_main_to_become_a_worker() -> bool:
