@@ -10,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from poolkit import __version__
 
@@ -32,40 +33,48 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"poolkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
 
-    demo = sub.add_parser(
-        "demo",
-        help="guided tour: naive way vs poolkit way, with a report",
-        description=textwrap.fill(
-            "Run each family's workload the naive way and the poolkit way, print "
-            "side-by-side tables and write a Markdown report with charts (charts need "
-            "matplotlib: pip install 'poolkit[cli]').",
-            HELP_WIDTH,
-        ),
-        epilog=_listing("parts", _demo_parts()),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    demo = _command(sub, "demo", "parts", _demo_parts())
     demo.add_argument("parts", nargs="*", help="parts to run (default: all; listed below)")
     demo.add_argument(
         "--out", type=Path, default=Path("poolkit-demo"), help="report folder (./poolkit-demo)"
     )
     demo.add_argument("--quick", action="store_true", help="smaller workloads")
 
-    bench = sub.add_parser(
-        "bench",
-        help="benchmarks side by side with peers, with ratios",
-        description=textwrap.fill(
-            "Run the benchmarks, each side by side with its peers in one process, and print "
-            "a table with ratios. Peers that are not installed are skipped and listed "
-            "(pip install 'poolkit[bench]' installs them all).",
-            HELP_WIDTH,
-        ),
-        epilog=_listing("families", _bench_families()),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    bench = _command(sub, "bench", "families", _bench_families())
     bench.add_argument("families", nargs="*", help="families to run (default: all; listed below)")
     bench.add_argument("--json", type=Path, metavar="PATH", help="also write records as JSON")
     bench.add_argument("--quick", action="store_true", help="keep the run under a minute")
     bench.add_argument("--bench-dir", type=Path, help="folder with bench_<family>.py modules")
+    return parser
+
+
+# Each subcommand's one-line summary and description.
+_COMMANDS = {
+    "demo": (
+        "guided tour: naive way vs poolkit way, with a report",
+        "Run each family's workload the naive way and the poolkit way, print side-by-side "
+        "tables and write a Markdown report with charts (charts need matplotlib: pip install "
+        "'poolkit[cli]').",
+    ),
+    "bench": (
+        "benchmarks side by side with peers, with ratios",
+        "Run the benchmarks, each side by side with its peers in one process, and print a "
+        "table with ratios. Peers that are not installed are skipped and listed (pip install "
+        "'poolkit[bench]' installs them all).",
+    ),
+}
+
+
+def _command(sub: Any, name: str, what: str, choices: dict[str, str]) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` ends with its choices (parts, families), described."""
+    summary, description = _COMMANDS[name]
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, HELP_WIDTH),
+        epilog=_listing(what, choices),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return parser
 
 
