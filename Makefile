@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test bench lint typecheck format clean
+.PHONY: demo test test-all bench lint typecheck format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(BIN)/python
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# `make test`, then the suite on every other CPython >= requires-python found here
+# (pyenv's, python3.N on PATH), each in its own .venv-X.Y set up as `make test` sets
+# up .venv; ruff and mypy run once, in `make test`. See scripts/test_all.py.
+test-all: test
+	$(BIN)/python scripts/test_all.py --skip "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+
 bench: $(BIN)/python
 	$(PIP) install --quiet -e '.[cli,bench]'
 	$(BIN)/poolkit bench
@@ -33,4 +39,4 @@ format: $(BIN)/python
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) poolkit-demo .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.* poolkit-demo .mypy_cache .pytest_cache .ruff_cache .hypothesis

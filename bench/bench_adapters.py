@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from poolkit import AsyncConnectionPool, ConnectionPool
-from poolkit._bench import BenchContext
+from poolkit._bench import BenchContext, peer_installed
 
 FAMILY = "adapters"
 PG_DSN = os.environ.get("POOLKIT_BENCH_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
@@ -76,6 +76,14 @@ asyncio.run(main())
 
 def _note(text: str) -> None:
     print(f"bench adapters: {text}", file=sys.stderr)
+
+
+def _installed(part: str, needs: dict[str, str]) -> bool:
+    """Whether every package ``part`` needs (subject -> module) is installed; notes the rest."""
+    missing = [subject for subject, module in needs.items() if not peer_installed(subject, module)]
+    if missing:
+        _note(f"{part} part skipped: {', '.join(missing)} not installed")
+    return not missing
 
 
 def _run_threads(op: Callable[[], object], threads: int, per_thread: int) -> float:
@@ -125,6 +133,9 @@ def _record_rates(
 
 
 def _pg_sync(ctx: BenchContext) -> None:
+    needs = {"psycopg": "psycopg", "psycopg_pool": "psycopg_pool", "SQLAlchemy": "sqlalchemy"}
+    if not _installed("PostgreSQL", needs):
+        return
     try:
         import psycopg
         import psycopg_pool
@@ -289,6 +300,9 @@ async def _pg_async_main(ctx: BenchContext) -> None:
 
 
 def _pg_async(ctx: BenchContext) -> None:
+    needs = {"psycopg": "psycopg", "psycopg_pool": "psycopg_pool", "asyncpg": "asyncpg"}
+    if not _installed("async PostgreSQL", needs):
+        return
     try:
         import asyncpg  # noqa: F401
         import psycopg
@@ -319,6 +333,8 @@ def _http_server() -> Iterator[int]:
 
 
 def _http(ctx: BenchContext) -> None:
+    if not _installed("HTTP", {"urllib3 PoolManager": "urllib3"}):
+        return
     import urllib3
 
     from poolkit.adapters.http import HTTPPool
@@ -385,6 +401,8 @@ def _memcached() -> Iterator[int | None]:
 
 
 def _memcache(ctx: BenchContext) -> None:
+    if not _installed("memcached", {"pymemcache": "pymemcache"}):
+        return
     try:
         from pymemcache.client.base import PooledClient
         from pymemcache.client.hash import HashClient

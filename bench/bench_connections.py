@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from poolkit import ConnectionPool
-from poolkit._bench import BenchContext
+from poolkit._bench import BenchContext, peer_installed
 from poolkit.testing import FakeConnector
 
 FAMILY = "connections"
@@ -167,6 +167,18 @@ PEERS: dict[str, Callable[[int], Trio | None]] = {
     "urllib3 HTTPConnectionPool": urllib3_pool,
     "psycopg_pool (real PostgreSQL)": psycopg_pool,
 }
+# The module each peer needs (pip install 'poolkit[bench]').
+PEER_MODULES = {
+    "SQLAlchemy QueuePool": "sqlalchemy",
+    "DBUtils PooledDB": "dbutils",
+    "redis-py BlockingConnectionPool": "redis",
+    "urllib3 HTTPConnectionPool": "urllib3",
+    "psycopg_pool (real PostgreSQL)": "psycopg_pool",
+}
+
+
+def _installed_peers() -> dict[str, Callable[[int], Trio | None]]:
+    return {name: f for name, f in PEERS.items() if peer_installed(name, PEER_MODULES[name])}
 
 
 def _uncontended(ctx: BenchContext, trio: Trio) -> float:
@@ -222,7 +234,7 @@ def run(ctx: BenchContext) -> None:
     )
     ctx.record(bench, "locked deque", "ns_per_op", _uncontended(ctx, locked_deque(SIZE)))
     ctx.record(bench, "queue.LifoQueue", "ns_per_op", _uncontended(ctx, std_queue(SIZE)))
-    for name, factory in PEERS.items():
+    for name, factory in _installed_peers().items():
         trio = factory(SIZE)
         if trio is not None:
             ctx.record(bench, name, "ns_per_op", _uncontended(ctx, trio))
@@ -230,7 +242,7 @@ def run(ctx: BenchContext) -> None:
     bench = f"connections: {THREADS} threads on {SIZE} connections, per cycle"
     ctx.record(bench, "poolkit", "ns_per_op", _contended(ctx, poolkit_pool(SIZE)))
     ctx.record(bench, "queue.LifoQueue", "ns_per_op", _contended(ctx, std_queue(SIZE)))
-    for name, factory in PEERS.items():
+    for name, factory in _installed_peers().items():
         trio = factory(SIZE)
         if trio is not None:
             ctx.record(bench, name, "ns_per_op", _contended(ctx, trio))

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from poolkit import WorkerPool
-from poolkit._bench import BenchContext
+from poolkit._bench import BenchContext, peer_installed
 from poolkit.processes import ProcessPool
 
 FAMILY = "processes"
@@ -140,6 +140,8 @@ def _map_loop(
 
 
 SUBJECTS = ["poolkit", "ProcessPoolExecutor", "multiprocessing.Pool", "pebble", "loky"]
+# The peers that need a package (pip install 'poolkit[bench]').
+PEER_MODULES = {"pebble": "pebble", "loky": "loky"}
 # Not a peer: poolkit's thread pool on the same tasks, for the page on choosing
 # threads or processes (CPU-bound Python work is serialised by the GIL).
 THREADS = "WorkerPool (threads)"
@@ -151,7 +153,8 @@ def run(ctx: BenchContext) -> None:
     cpu_range = range(k)
     trivial_n = 1000 if ctx.quick else 10_000
     cpu_n = 200 if ctx.quick else 2000
-    for subject in [*SUBJECTS, THREADS]:
+    subjects = [s for s in SUBJECTS if s not in PEER_MODULES or peer_installed(s, PEER_MODULES[s])]
+    for subject in [*subjects, THREADS]:
         with _open(subject) as pool:
             ctx.record(
                 "ProcessPool submit+result, trivial",
@@ -177,11 +180,13 @@ def run(ctx: BenchContext) -> None:
                 "ns_per_op",
                 ctx.time_ns_per_op(_map_loop(subject, pool, sum, cpu_range, 10), cpu_n),
             )
-    for subject in SUBJECTS:
+    for subject in subjects:
         ctx.record(
             "ProcessPool start to first result", subject, "ns_per_op", _start_ns(ctx, subject)
         )
     for subject in ("poolkit", "pebble"):
+        if subject not in subjects:
+            continue
         ctx.record("ProcessPool timeout recovery", subject, "ns_per_op", _recovery_ns(ctx, subject))
 
 

@@ -29,7 +29,7 @@ from multiprocessing.pool import ThreadPool as MpThreadPool
 from typing import Any
 
 from poolkit import AsyncWorkerPool, WorkerPool
-from poolkit._bench import BenchContext
+from poolkit._bench import BenchContext, peer_installed
 
 FAMILY = "workers"
 THREADS = 4  # workers per thread pool: the anchors' measurements use 4
@@ -187,10 +187,10 @@ def _record_all(
 
 
 def _pebble() -> Any:
-    try:
-        import pebble
-    except ImportError:  # optional peer
+    if not peer_installed("pebble", "pebble"):
         return None
+    import pebble
+
     return pebble.ThreadPool(max_workers=THREADS)
 
 
@@ -315,10 +315,9 @@ def _async_benches(ctx: BenchContext, n: int) -> None:
 
 
 def _aiojobs() -> Callable[[int], Coroutine[Any, Any, None]] | None:
-    try:
-        import aiojobs
-    except ImportError:  # optional peer
+    if not peer_installed("aiojobs", "aiojobs"):
         return None
+    import aiojobs
 
     async def body(k: int) -> None:
         scheduler = aiojobs.Scheduler(limit=ASYNC_WORKERS, pending_limit=0)
@@ -330,10 +329,9 @@ def _aiojobs() -> Callable[[int], Coroutine[Any, Any, None]] | None:
 
 
 def _asyncio_pool() -> Callable[[int], Coroutine[Any, Any, None]] | None:
-    try:
-        from asyncio_pool import AioPool
-    except ImportError:  # optional peer
+    if not peer_installed("asyncio-pool", "asyncio_pool"):
         return None
+    from asyncio_pool import AioPool
 
     async def body(k: int) -> None:
         pool = AioPool(size=ASYNC_WORKERS)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from poolkit import ObjectPool
-from poolkit._bench import BenchContext, time_loop
+from poolkit._bench import BenchContext, peer_installed, time_loop
 
 BUFFER_SIZE = 4096
 # Wall time of one timed run: long enough to swamp timer noise, short enough
@@ -245,10 +245,9 @@ def _small_enough(buf: bytearray) -> bool:
 
 
 def _pond_loop(closers: list[Callable[[], None]], *, eviction: bool) -> Loop | None:
-    try:
-        from pond import Pond, PooledObject, PooledObjectFactory
-    except ImportError:
+    if not peer_installed("pondpond", "pond"):
         return None
+    from pond import Pond, PooledObject, PooledObjectFactory
 
     class BufferFactory(PooledObjectFactory):
         def createInstance(self) -> PooledObject:  # pondpond's name
@@ -301,10 +300,10 @@ def _pond_loop(closers: list[Callable[[], None]], *, eviction: bool) -> Loop | N
 
 
 def _syncpool_loop() -> Loop | None:
-    try:
-        from syncpool_py.pools.syncpool import SyncObjectPool
-    except ImportError:
+    if not peer_installed("syncpool-py", "syncpool_py"):
         return None
+    from syncpool_py.pools.syncpool import SyncObjectPool
+
     pool = SyncObjectPool(max_len=64, obj=_factory)
     get, new, put = pool.get, pool.get_new_obj, pool.put
     put(new())

@@ -10,33 +10,45 @@ from pathlib import Path
 
 import pytest
 
-from poolkit import _cli
-from poolkit._bench import BenchContext, Record, discover, format_records, run_family, time_loop
+from poolkit import _bench, _cli
+from poolkit._bench import (
+    BenchContext,
+    Record,
+    describe,
+    discover,
+    format_records,
+    run_family,
+    time_loop,
+)
 from poolkit._demo._report import Section, _markdown, run_demo
 from poolkit._progress import Progress
 from poolkit._table import format_table
 
-FAKE_BENCH = """
-from poolkit._bench import BenchContext
+FAKE_BENCH = """\"\"\"``poolkit bench toy``: a toy family for the tests.\"\"\"
+from poolkit._bench import BenchContext, peer_installed
 
 def run(ctx: BenchContext) -> None:
     ctx.record("toy", "poolkit", "ns_per_op", 50.0)
     ctx.record("toy", "peer", "ns_per_op", 200.0)
+    if peer_installed("absent peer", "poolkit_no_such_module"):
+        ctx.record("toy", "absent peer", "ns_per_op", 1.0)
     ctx.record("rate", "poolkit", "ops_per_s", 1000.0)
     ctx.record("rate", "peer", "ops_per_s", 250.0)
     ctx.run_in_child("child", {"POOLKIT_TOY": "42"})
 
 def child(ctx: BenchContext) -> None:
     import os
+    peer_installed("absent in the child", "poolkit_no_such_child_module")
     ctx.record("env", "poolkit", "bytes", float(os.environ["POOLKIT_TOY"]))
 """
 
 
 @pytest.fixture
-def bench_dir(tmp_path: Path) -> Path:
+def bench_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "bench"
     folder.mkdir()
     (folder / "bench_toy.py").write_text(FAKE_BENCH)
+    monkeypatch.setattr(_bench, "_not_installed", {})  # this run's skipped peers only
     return folder
 
 
@@ -54,6 +66,57 @@ def test_bench_json_writes_the_documented_records(
     rows = {tuple(line.split()[:2]): line for line in capsys.readouterr().out.splitlines()}
     assert rows[("toy", "peer")].endswith("4.00x")  # 200 ns vs 50 ns
     assert rows[("rate", "peer")].endswith("4.00x")  # 1000/s vs 250/s
+
+
+def test_bench_table_lists_the_peers_skipped_as_not_installed(
+    bench_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A short table is never taken for a full one: the missing peers are named under it."""
+    assert _cli.main(["bench", "toy", "--quick", "--bench-dir", str(bench_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "absent peer  " not in out.split("poolkit x:")[0]  # no row for it
+    skipped = next(line for line in out.splitlines() if line.startswith("skipped"))
+    assert skipped == (
+        "skipped, not installed: absent in the child (poolkit_no_such_child_module), "
+        "absent peer (poolkit_no_such_module); pip install 'poolkit[bench]' to compare with them"
+    )
+
+
+def test_bench_table_says_what_the_ratio_means_for_each_metric_in_it() -> None:
+    table = format_records(
+        [Record("a", "poolkit", "ns_per_op", 10.0), Record("b", "poolkit", "ops_per_s", 5.0)]
+    )
+    notes = table.split("\n\n", 1)[1].splitlines()
+    assert notes[0].startswith("poolkit x: how many times better poolkit did than the subject")
+    assert notes[1:] == [
+        "  ns_per_op: time per operation, lower is better: the subject's / poolkit's",
+        "  ops_per_s: operations per second, higher is better: poolkit's / the subject's",
+    ]
+    assert "skipped" not in table
+
+
+def test_help_lists_the_bench_families_and_the_demo_parts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--help` says what can be chosen, each with its module's one-line description."""
+    for command, names in (
+        ("bench", ["adapters", "buffers", "connections", "processes", "workers"]),
+        ("demo", ["buffers", "connections", "sqlite", "workers"]),
+    ):
+        with pytest.raises(SystemExit):
+            _cli.main([command, "--help"])
+        listing = capsys.readouterr().out.split("families:" if command == "bench" else "parts:")[1]
+        listed = [line.split()[0] for line in listing.splitlines() if line[2:3].strip()]
+        assert listed == names
+        assert "``" not in listing
+
+
+def test_describe_reads_the_first_docstring_line_without_its_label(tmp_path: Path) -> None:
+    module = tmp_path / "bench_x.py"
+    module.write_text('"""``poolkit bench x``: what it times.\n\nMore."""\n')
+    assert describe(module) == "what it times."
+    module.write_text("X = 1\n")
+    assert describe(module) == ""
 
 
 def test_ratio_direction_depends_on_the_metric() -> None:

@@ -10,11 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.optional import require
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC_PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 # A fenced Python example is run unless its first line says it must not be
 # (it needs a server the suite does not start, say).
 NO_RUN = "# doc: no-run"
+# An example that needs an optional package names it on its first line
+# ("# doc: needs cloudpickle"): skipped without it, failed in CI (tests/optional.py).
+NEEDS = "# doc: needs "
+# The poolkit extra that installs each package an example may need.
+EXTRA_OF = {"cloudpickle": "cloudpickle", "pymemcache": "memcache", "psycopg": "postgres"}
 _FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 _NODE_ID = re.compile(r"`?(tests/[\w/]+\.py)::([\w:]+)(?:\[[^\]]*\])?`?")
 
@@ -85,6 +92,10 @@ def _examples() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("where", "code"), _examples(), ids=[w for w, _ in _examples()])
 def test_doc_example_runs(where: str, code: str, tmp_path: Path) -> None:
     """Every Python example in the README and docs/ runs as written, with no deprecated name."""
+    first_line = code.lstrip().split("\n", 1)[0]
+    if first_line.startswith(NEEDS):
+        for module in first_line.removeprefix(NEEDS).split():
+            require(module, EXTRA_OF[module])
     done = subprocess.run(
         [sys.executable, "-W", "error::DeprecationWarning", "-c", code],
         cwd=tmp_path,

@@ -11,10 +11,16 @@ A benchmark that needs a different process environment (for instance glibc's
 ``MALLOC_MMAP_THRESHOLD_``, read once at process start) calls
 :meth:`BenchContext.run_in_child`, which re-imports its module in a child
 interpreter with that environment and collects the child's records.
+
+Peers are optional (``pip install 'poolkit[bench]'``): a benchmark asks
+:func:`peer_installed` before it times one, and the table lists the peers that
+were skipped because they are not installed, so a short table is never taken
+for a complete one.
 """
 
 from __future__ import annotations
 
+import ast
 import gc
 import importlib.util
 import json
@@ -34,8 +40,11 @@ __all__ = [
     "BenchContext",
     "Metric",
     "Record",
+    "describe",
     "discover",
     "format_records",
+    "not_installed",
+    "peer_installed",
     "run_family",
     "time_loop",
 ]
@@ -44,6 +53,37 @@ Metric = Literal["ns_per_op", "ops_per_s", "bytes"]
 _METRICS: frozenset[str] = frozenset({"ns_per_op", "ops_per_s", "bytes"})
 # The subject every ratio is taken against.
 POOLKIT = "poolkit"
+# What the ratio column means, per metric: which way is better and how it is taken.
+RATIO_MEANING: dict[str, str] = {
+    "ns_per_op": "time per operation, lower is better: the subject's / poolkit's",
+    "ops_per_s": "operations per second, higher is better: poolkit's / the subject's",
+    "bytes": "memory, lower is better: the subject's / poolkit's",
+}
+
+# Peers a benchmark wanted but could not import in this process: subject ->
+# module. Filled by peer_installed, read by not_installed (and sent back to
+# the parent by a run_in_child child).
+_not_installed: dict[str, str] = {}
+
+
+def peer_installed(subject: str, module: str) -> bool:
+    """Whether the peer ``subject`` can be timed: its top-level ``module`` imports.
+
+    A missing peer is noted, and ``poolkit bench`` lists it under the table as
+    skipped because it is not installed.
+    """
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        _not_installed.setdefault(subject, module)
+    return found
+
+
+def not_installed() -> dict[str, str]:
+    """The peers skipped so far because they are not installed (subject -> module)."""
+    return dict(_not_installed)
 
 
 @dataclass(frozen=True)
@@ -128,8 +168,11 @@ class BenchContext:
                 f"benchmark child {function} of {self.module_path.name} exited with "
                 f"{done.returncode}:\n{done.stderr}"
             )
-        for item in json.loads(done.stdout):
+        reply = json.loads(done.stdout)
+        for item in reply["records"]:
             self.record(item["bench"], item["subject"], item["metric"], item["value"])
+        for subject, module in reply["not_installed"].items():
+            _not_installed.setdefault(subject, module)
 
 
 def time_loop(loop: Callable[[int], object], number: int, repeat: int) -> float:
@@ -163,6 +206,20 @@ def discover(bench_dir: Path) -> dict[str, Path]:
     return {p.stem.removeprefix("bench_"): p for p in sorted(bench_dir.glob("bench_*.py"))}
 
 
+def describe(module: Path) -> str:
+    """The first line of a module's docstring, without a leading label naming it in ``code``.
+
+    Read from the source (no import), for ``--help``.
+    """
+    try:
+        doc = ast.get_docstring(ast.parse(module.read_text(encoding="utf-8"))) or ""
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    first = doc.strip().splitlines()[0] if doc.strip() else ""
+    label, sep, rest = first.partition(": ")
+    return rest.strip() if sep and "``" in label else first.strip()
+
+
 def _load(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"poolkit_bench_{path.stem}", path)
     if spec is None or spec.loader is None:
@@ -186,14 +243,30 @@ def run_family(path: Path, *, quick: bool, function: str = "run") -> list[Record
     return ctx.records
 
 
-def format_records(records: Iterable[Record]) -> str:
+def format_records(records: Iterable[Record], skipped: Mapping[str, str] | None = None) -> str:
     """A table per benchmark with each subject's figure and its ratio to poolkit.
 
     ``poolkit ×`` says how many times better poolkit did than the subject: for
     ``ns_per_op`` and ``bytes`` (lower is better) it is ``subject / poolkit``,
     for ``ops_per_s`` (higher is better) ``poolkit / subject``. Above 1 means
-    poolkit wins.
+    poolkit wins. Under the table: that meaning for each metric in it, and
+    the ``skipped`` peers (subject -> module) that are not installed.
     """
+    records = list(records)
+    table = _table(records)
+    metrics = sorted({r.metric for r in records})
+    notes = ["", "poolkit x: how many times better poolkit did than the subject (above 1: "
+             "poolkit wins; below 1: the subject wins); by metric:"]  # fmt: skip
+    notes += [f"  {metric}: {RATIO_MEANING[metric]}" for metric in metrics]
+    if skipped:
+        peers = ", ".join(f"{subject} ({module})" for subject, module in sorted(skipped.items()))
+        notes += [
+            f"skipped, not installed: {peers}; pip install 'poolkit[bench]' to compare with them"
+        ]
+    return "\n".join([table, *notes])
+
+
+def _table(records: list[Record]) -> str:
     by_bench: dict[str, list[Record]] = {}
     for rec in records:
         by_bench.setdefault(rec.bench, []).append(rec)
@@ -227,9 +300,14 @@ def _child_main(argv: list[str]) -> int:
     """Entry of :meth:`BenchContext.run_in_child`: print the records as JSON."""
     path, function, mode = Path(argv[0]), argv[1], argv[2]
     records = run_family(path, quick=mode == "--quick", function=function)
-    json.dump([r.to_json() for r in records], sys.stdout)
+    reply = {"records": [r.to_json() for r in records], "not_installed": not_installed()}
+    json.dump(reply, sys.stdout)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(_child_main(sys.argv[1:]))
+    # Run in the module benchmarks import (poolkit._bench), not in this
+    # __main__ copy of it, so the peers they note are the ones reported.
+    from poolkit._bench import _child_main as child_main
+
+    raise SystemExit(child_main(sys.argv[1:]))

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from poolkit import __version__
 
 __all__ = ["main"]
 
 # Where `poolkit bench` looks for benchmark modules when --bench-dir is not given:
-# $POOLKIT_BENCH_DIR, ./bench, then the checkout this package is installed from
-# (editable installs keep src/poolkit next to bench/).
+# $POOLKIT_BENCH_DIR, the checkout this package runs from (an editable install
+# keeps src/poolkit next to bench/), then the copy a wheel ships in the package.
 _CHECKOUT_BENCH = Path(__file__).resolve().parents[2] / "bench"
+_PACKAGED_BENCH = Path(__file__).resolve().parent / "_benchmarks"
+# Text width of the descriptions and lists in --help (argparse's own is 80 - 2).
+HELP_WIDTH = 78
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,64 +33,111 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"poolkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
 
-    demo = _command(
-        sub,
-        "demo",
-        "guided tour: naive way vs poolkit way, with a report",
-        "Run each family's workload the naive way and the poolkit way, print side-by-side "
-        "tables and write a Markdown report with charts.",
-        ("parts", "parts to run (default: all)"),
-        "smaller workloads",
-    )
+    demo = _command(sub, "demo", "parts", _demo_parts())
+    demo.add_argument("parts", nargs="*", help="parts to run (default: all; listed below)")
     demo.add_argument(
         "--out", type=Path, default=Path("poolkit-demo"), help="report folder (./poolkit-demo)"
     )
-    bench = _command(
-        sub,
-        "bench",
-        "benchmarks side by side with peers, with ratios",
-        "Run the benchmarks in bench/, each side by side with its peers in one process, and "
-        "print a table with ratios.",
-        ("families", "families to run (default: all)"),
-        "keep the run under a minute",
-    )
+    demo.add_argument("--quick", action="store_true", help="smaller workloads")
+
+    bench = _command(sub, "bench", "families", _bench_families())
+    bench.add_argument("families", nargs="*", help="families to run (default: all; listed below)")
     bench.add_argument("--json", type=Path, metavar="PATH", help="also write records as JSON")
+    bench.add_argument("--quick", action="store_true", help="keep the run under a minute")
     bench.add_argument("--bench-dir", type=Path, help="folder with bench_<family>.py modules")
     return parser
 
 
-def _command(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    summary: str,
-    description: str,
-    selection: tuple[str, str],
-    quick: str,
-) -> argparse.ArgumentParser:
-    """A subcommand: what it runs (all by default, or the named ones) and ``--quick``."""
-    command = sub.add_parser(name, help=summary, description=description)
-    command.add_argument(selection[0], nargs="*", help=selection[1])
-    command.add_argument("--quick", action="store_true", help=quick)
-    return command
+# Each subcommand's one-line summary and description.
+_COMMANDS = {
+    "demo": (
+        "guided tour: naive way vs poolkit way, with a report",
+        "Run each family's workload the naive way and the poolkit way, print side-by-side "
+        "tables and write a Markdown report with charts (charts need matplotlib: pip install "
+        "'poolkit[cli]').",
+    ),
+    "bench": (
+        "benchmarks side by side with peers, with ratios",
+        "Run the benchmarks, each side by side with its peers in one process, and print a "
+        "table with ratios. Peers that are not installed are skipped and listed (pip install "
+        "'poolkit[bench]' installs them all).",
+    ),
+}
+
+
+def _command(sub: Any, name: str, what: str, choices: dict[str, str]) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` ends with its choices (parts, families), described."""
+    summary, description = _COMMANDS[name]
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, HELP_WIDTH),
+        epilog=_listing(what, choices),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def _listing(what: str, items: dict[str, str]) -> str:
+    """``--help``'s list of parts or families, one per line with its description."""
+    if not items:
+        return f"{what}: none found"
+    width = max(map(len, items))
+    lines = [f"{what}:"]
+    for name, text in items.items():
+        lines.append(
+            textwrap.fill(
+                text,
+                HELP_WIDTH,
+                initial_indent=f"  {name:<{width}}  ",
+                subsequent_indent=" " * (width + 4),
+            )
+        )
+    return "\n".join(lines)
+
+
+def _demo_parts() -> dict[str, str]:
+    from poolkit._bench import describe
+    from poolkit._demo._report import PARTS
+
+    found = {name: importlib.util.find_spec(module) for name, module in PARTS.items()}
+    return {
+        name: describe(Path(spec.origin)) if spec and spec.origin else ""
+        for name, spec in found.items()
+    }
+
+
+def _bench_families() -> dict[str, str]:
+    from poolkit._bench import describe, discover
+
+    folder = _find_bench_dir(None)
+    return {} if folder is None else {f: describe(p) for f, p in discover(folder).items()}
+
+
+def _find_bench_dir(explicit: Path | None) -> Path | None:
+    return next((c for c in _bench_candidates(explicit) if c.is_dir()), None)
+
+
+def _bench_candidates(explicit: Path | None) -> list[Path]:
+    if explicit:
+        return [explicit]
+    env = os.environ.get("POOLKIT_BENCH_DIR")
+    return [*([Path(env)] if env else []), _CHECKOUT_BENCH, _PACKAGED_BENCH]
 
 
 def _bench_dir(explicit: Path | None) -> Path:
-    candidates = [explicit] if explicit else []
-    if not explicit:
-        env = os.environ.get("POOLKIT_BENCH_DIR")
-        candidates += [Path(env)] if env else []
-        candidates += [Path.cwd() / "bench", _CHECKOUT_BENCH]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    raise SystemExit(
-        f"poolkit bench: no benchmark folder found (looked in {[str(c) for c in candidates]}); "
-        "run it from a poolkit checkout or pass --bench-dir"
-    )
+    found = _find_bench_dir(explicit)
+    if found is None:
+        looked = [str(c) for c in _bench_candidates(explicit)]
+        raise SystemExit(
+            f"poolkit bench: no benchmark folder found (looked in {looked}); "
+            "pass --bench-dir, or reinstall poolkit (its wheel ships the benchmarks)"
+        )
+    return found
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from poolkit._bench import discover, format_records, run_family
+    from poolkit._bench import discover, format_records, not_installed, run_family
 
     available = discover(_bench_dir(args.bench_dir))
     chosen = args.families or list(available)
@@ -99,7 +152,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for family in chosen:
         print(f"running {family} benchmarks{' (quick)' if args.quick else ''} ...", file=sys.stderr)
         records += run_family(available[family], quick=args.quick)
-    print(format_records(records))
+    print(format_records(records, not_installed()))
     if args.json:
         args.json.write_text(json.dumps([r.to_json() for r in records], indent=2) + "\n")
         print(f"records written to {args.json}", file=sys.stderr)

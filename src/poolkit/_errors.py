@@ -179,3 +179,12 @@ class WorkerCrashed(PoolError):
 def _rebuild(cls: type[BaseException], message: str, fields: dict[str, object]) -> BaseException:
     """Unpickle an error whose ``__init__`` takes keyword-only fields."""
     return cls(message, **fields)
+
+
+# Tracebacks and reprs name each error as users import it (poolkit.PoolBroken,
+# not poolkit._errors.PoolBroken). Pickle looks a class up by __module__ and
+# __qualname__, and ``poolkit`` resolves these names on first use, so the
+# errors still cross process boundaries (a worker process imports poolkit).
+for _name in __all__:
+    globals()[_name].__module__ = "poolkit"
+del _name

@@ -9,6 +9,7 @@ would: from another connection, after the block.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -152,7 +153,8 @@ def test_async_psycopg_block_commits_on_success_and_rolls_back_on_error(
 
 
 def _sqlite_rows(path: Path) -> list[int]:
-    with sqlite3.connect(path) as other:
+    # A sqlite3 connection's `with` block commits but does not close it.
+    with contextlib.closing(sqlite3.connect(path)) as other:
         return [r[0] for r in other.execute("SELECT x FROM t ORDER BY x")]
 
 
@@ -161,7 +163,7 @@ def test_sqlite_block_on_the_raw_pool_commits_on_success_and_rolls_back_on_error
     closing: Callable[[Any], Any],
 ) -> None:
     path = tmp_path / "a.db"
-    with sqlite3.connect(path) as setup:
+    with contextlib.closing(sqlite3.connect(path)) as setup:
         setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
     pool = closing(ConnectionPool(dbapi.connector(sqlite3.connect, str(path)), max_size=1))
     with pool.connection() as conn:

@@ -256,9 +256,30 @@ def test_stats_snapshot_and_repr() -> None:
     assert (stats.hits, stats.misses, stats.kept, stats.idle, stats.max_idle) == (1, 1, 1, 0, 7)
     with pytest.raises(AttributeError):
         stats.hits = 5  # type: ignore[misc]
-    text = repr(pool)
-    assert "idle=0/7" in text
-    assert "hits=1" in text
+    assert repr(pool) == (
+        "<ByteBufferPool | idle 0/7 buffers, 0 B of 64 MiB"
+        " | not calibrated yet (every 42000 returns), keeps any size"
+        " | hits 1, misses 1, dropped 0>"
+    )
+
+
+def test_repr_shows_the_bytes_held_and_what_calibration_decided() -> None:
+    """Before calibration the repr says so (not "max_size=0"); after, the sizes it chose."""
+    pool = ByteBufferPool(retention=Calibrated(calibrate_calls=100))
+    big = [pool.get() for _ in range(3)]
+    for buf in big:
+        buf.write(b"x" * (2 << 20))
+    for buf in big:
+        pool.put(buf)
+    assert repr(pool).startswith(
+        "<ByteBufferPool | idle 3/256 buffers, 6 MiB of 64 MiB"
+        " | not calibrated yet (every 100 returns), keeps any size"
+    )
+    for _ in range(101):
+        buf = pool.get()
+        buf.write(b"y" * 1000)
+        pool.put(buf)
+    assert "calibrated 1x: new buffers 1 KiB, keeps up to 1 KiB" in repr(pool)
 
 
 @pytest.mark.parametrize(

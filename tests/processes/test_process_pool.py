@@ -12,6 +12,7 @@ import pytest
 
 from poolkit import PoolClosed, PoolDeadlock, PoolOverload, PoolTimeout, ProcessPool
 from poolkit.processes import ProcessPoolStats, RemoteTraceback
+from tests.optional import require
 from tests.processes import tasks
 from tests.processes.conftest import PROMPT, alive, eventually
 
@@ -51,6 +52,7 @@ def test_go_failures_reach_on_error_with_the_function() -> None:
 
 
 def test_lambda_is_pickled_with_cloudpickle(ppool: ProcessPool) -> None:
+    require("cloudpickle", "cloudpickle")
     assert ppool.submit(lambda x: x + 1, 10).result(PROMPT) == 11
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from poolkit import PoolBroken, PoolClosed, PoolTimeout, WorkerPool
+from tests.optional import require
 from tests.workers.conftest import PROMPT, identity, pool_threads
 
 
@@ -107,6 +108,7 @@ def test_map_bad_arguments_name_the_parameter(pool: WorkerPool) -> None:
 def test_map_progress_draws_and_returns_results(
     pool: WorkerPool, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    require("tqdm", "progress")  # "10/10" is tqdm's counter
     assert list(range(10)) == list(pool.map(lambda x: x, range(10), progress=True))
     assert "10/10" in capsys.readouterr().err
 

@@ -367,12 +367,32 @@ class ByteBufferPool:
             return iter(list(self._idle))
 
     def __repr__(self) -> str:
+        # Live state, as BufferPool's repr: what is held now against its bounds,
+        # then what the calibration has decided so far ("max_size=0" read as a
+        # limit of nothing while the pool held megabytes).
+        cal = self._calibrated
+        if cal is None:
+            sizing = f"retention {self._retention!r}"
+        elif cal.calibrations == 0:
+            sizing = f"not calibrated yet (every {cal.calibrate_calls} returns), keeps any size"
+        else:
+            sizing = (
+                f"calibrated {cal.calibrations}x: new buffers {_size(cal.default_size)}, "
+                f"keeps up to {_size(cal.max_size)}"
+            )
         return (
-            f"<ByteBufferPool idle={len(self._idle)}/{self._max_idle} "
-            f"bytes={self._idle_bytes}/{self._max_idle_bytes} "
-            f"default_size={self.default_size} max_size={self.max_size} "
-            f"hits={self._hits} misses={self._misses} retention={self._retention!r}>"
+            f"<ByteBufferPool | idle {len(self._idle)}/{self._max_idle} buffers, "
+            f"{_size(self._idle_bytes)} of {_size(self._max_idle_bytes)} | {sizing}"
+            f" | hits {self._hits}, misses {self._misses}, dropped {self._dropped}>"
         )
+
+
+def _size(n: int) -> str:
+    """``n`` bytes for a repr: exact in a binary unit when it divides, else one decimal."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n // scale} {unit}" if n % scale == 0 else f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 class _Borrow:

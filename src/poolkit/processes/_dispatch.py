@@ -18,7 +18,7 @@ from poolkit._waits import slice_of
 from poolkit.processes import _child as child
 from poolkit.processes._state import _LOG, ProcessPoolState
 from poolkit.processes._wire import decode_reply
-from poolkit.processes._workers import State, Worker, start_worker
+from poolkit.processes._workers import State, Worker, exited_before_ready, start_worker
 from poolkit.workers._core import spawn_count
 
 __all__ = ["Dispatcher"]
@@ -311,7 +311,7 @@ class Dispatcher(ProcessPoolState):
                     self._counts["crashed"] += 1
             self._idle_cv.notify_all()
         if state is State.STARTING:
-            self._break(None, f"a worker process exited with code {code} before it was ready")
+            self._break(None, *exited_before_ready(code))
         elif task is not None:
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             error = WorkerCrashed(

@@ -250,9 +250,11 @@ class ProcessPoolState:
         self._room.notify_all()  # blocked submitters raise PoolBroken
         return first
 
-    def _break(self, cause: BaseException | None, why: str) -> None:
+    def _break(self, cause: BaseException | None, why: str, fix: str | None = None) -> None:
         """A worker cannot start: refuse new work, fail queued tasks, stop idle workers."""
-        fix = "Fix the cause (the initializer, an unimportable __main__) and create a new pool"
+        fix = fix or (
+            "Fix the cause (the initializer, an unimportable __main__) and create a new pool"
+        )
         with self._lock:
             first = self._break_locked(cause, why, fix)
             tasks = [task for task in self._queue if self._claim_locked(task)]

@@ -35,11 +35,13 @@ _PICKLE_ERRORS = (pickle.PicklingError, AttributeError, TypeError, RecursionErro
 
 
 def _interactive_main(fn: object) -> bool:
-    """Whether ``fn`` lives in a ``__main__`` that a worker cannot import (a REPL, a notebook)."""
+    """Whether ``fn`` lives in a ``__main__`` a worker cannot import (a REPL, stdin, a notebook)."""
     if getattr(fn, "__module__", None) != "__main__":
         return False
-    main = sys.modules.get("__main__")
-    return main is None or getattr(main, "__file__", None) is None
+    # _workers.main_is_a_file's rule, inlined: this runs on every submit of a
+    # __main__ function, and the call would double its cost.
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return not path or path[0] == "<"
 
 
 def _cloudpickle() -> Any:

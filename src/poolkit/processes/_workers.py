@@ -3,14 +3,31 @@
 A :class:`Worker` is one process plus the parent's end of its own pipe; the
 parent always knows which :class:`Task` it runs (``Worker.task``), which is
 what makes per-task timeouts, cancellation and crash attribution exact.
+
+Under ``spawn`` and ``forkserver`` a new worker first re-imports the parent's
+main module (multiprocessing's rule, so that functions defined there unpickle).
+Two kinds of main break that, and :func:`start_worker` handles both:
+
+* a main that is not a file (``python - < script.py`` names it ``<stdin>``):
+  multiprocessing would try to run ``<stdin>`` as a path; the worker is
+  started as for ``python -c`` or a notebook (no main to import; the
+  functions of such a main travel by value, see ``_wire.dumps``);
+* a script without the ``if __name__ == "__main__":`` guard: the worker's
+  import of it runs the script's pool again. That nested start exits the
+  worker at once with :data:`EXIT_UNGUARDED_MAIN`, which the parent turns
+  into a one-line fix instead of a page of tracebacks from every worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import multiprocessing
 import multiprocessing.context
+import os
 import sys
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -18,11 +35,14 @@ from typing import Any, Protocol
 from poolkit.processes import _child as child
 
 __all__ = [
+    "EXIT_UNGUARDED_MAIN",
     "FORKSERVER_PRELOAD",
     "Sink",
     "State",
     "Task",
     "Worker",
+    "exited_before_ready",
+    "main_is_a_file",
     "resolve_context",
     "start_worker",
 ]
@@ -35,6 +55,18 @@ __all__ = [
 # Preloaded, both imports are sys.modules hits: a script's pool start to first
 # result went from ~25 ms to ~9 ms on the 2-core VM (no change under -m).
 FORKSERVER_PRELOAD = ["__main__", "poolkit.processes._pool"]
+
+# Exit code of a would-be worker whose import of the parent's main module tried
+# to start a ProcessPool (no `if __name__ == "__main__":` guard). Not 1 (an
+# uncaught exception) nor 2 (a usage error), so the parent can tell it apart.
+EXIT_UNGUARDED_MAIN = 87
+# What to do about it, said once by the parent (PoolBroken) and by the worker.
+UNGUARDED_MAIN_FIX = (
+    'put the script\'s code under `if __name__ == "__main__":`, or pass mp_context="fork"'
+)
+# Serialises worker starts that hide a pseudo-file __main__.__file__ (see
+# _main_file_hidden): two starts must not interleave their save and restore.
+_MAIN_FILE_LOCK = threading.Lock()
 
 
 class State(enum.Enum):
@@ -146,20 +178,96 @@ def resolve_context(mp_context: object) -> multiprocessing.context.BaseContext:
     )
 
 
+def main_is_a_file() -> bool:
+    """Whether ``__main__`` comes from a file a new interpreter can run.
+
+    False for a REPL, ``python -c``, a notebook kernel (no ``__file__``) and a
+    script read from standard input (``__file__`` is ``"<stdin>"``: CPython
+    names pseudo-files in angle brackets).
+    """
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return isinstance(path, str) and path[:1] not in ("", "<")  # _wire inlines this rule
+
+
+def _importing_main_to_become_a_worker() -> bool:
+    """Whether this process is a new one still importing its parent's main module.
+
+    multiprocessing runs that import (spawn, forkserver) under the name
+    ``__mp_main__`` and makes it ``__main__`` only once it has finished, so
+    while it runs the two differ. A pool started then is the script's own,
+    run again because the script has no ``__main__`` guard.
+    """
+    importing = sys.modules.get("__mp_main__")
+    return importing is not None and importing is not sys.modules.get("__main__")
+
+
+def _exit_unguarded_main() -> None:
+    """End this would-be worker: its parent reports the fix (see :data:`EXIT_UNGUARDED_MAIN`)."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.write(
+            "poolkit: a new process importing the main module to become a worker was asked "
+            f"to start a ProcessPool, and stopped; {UNGUARDED_MAIN_FIX}\n"
+        )
+        sys.stderr.flush()
+    os._exit(EXIT_UNGUARDED_MAIN)
+
+
+def exited_before_ready(code: int | None) -> tuple[str, str | None]:
+    """Why the pool breaks when a worker ended with ``code`` before READY, and the fix if known."""
+    if code == EXIT_UNGUARDED_MAIN:
+        return (
+            "a worker process could not start: importing the main module started this pool "
+            'again (the script has no `if __name__ == "__main__":` guard)',
+            f"Fix: {UNGUARDED_MAIN_FIX}",
+        )
+    return f"a worker process exited with code {code} before it was ready", None
+
+
+@contextlib.contextmanager
+def _main_file_hidden(ctx: multiprocessing.context.BaseContext) -> Iterator[None]:
+    """Start a worker as if ``__main__`` had no file when its "file" is ``<stdin>``.
+
+    multiprocessing decides what a new process imports from
+    ``__main__.__file__`` alone, and would run ``<stdin>`` as a path; with no
+    ``__file__`` it imports nothing, as for ``python -c``. The attribute is
+    restored as soon as the process has its start data (``start()`` returns).
+    """
+    if ctx.get_start_method() == "fork":
+        yield  # a forked worker has the parent's main already
+        return
+    with _MAIN_FILE_LOCK:
+        main = sys.modules.get("__main__")
+        path = getattr(main, "__file__", None)
+        if main is None or not isinstance(path, str) or main_is_a_file():
+            yield
+            return
+        main.__file__ = None
+        try:
+            yield
+        finally:
+            main.__file__ = path
+
+
 def start_worker(ctx: multiprocessing.context.BaseContext, config: bytes, name: str) -> Worker:
     """Start one worker process, running :func:`poolkit.processes._child.main`; return its record.
 
-    The record's state is STARTING until the worker reports READY.
+    The record's state is STARTING until the worker reports READY. Called
+    while this process is itself a would-be worker importing an unguarded main
+    module, it ends this process instead (see :data:`EXIT_UNGUARDED_MAIN`).
 
     Raises:
         OSError: the process could not be started.
     """
+    if _importing_main_to_become_a_worker():
+        _exit_unguarded_main()
     parent_end, child_end = ctx.Pipe(duplex=True)
     process: multiprocessing.process.BaseProcess = ctx.Process(  # type: ignore[attr-defined]
         target=child.main, args=(child_end, config), name=name
     )
     try:
-        process.start()
+        with _main_file_hidden(ctx):
+            process.start()
     except BaseException:
         parent_end.close()
         raise
