@@ -59,7 +59,7 @@ def test_pool_wait_with_a_huge_timeout(timeout: float) -> None:
     gate = threading.Event()
     with WorkerPool(2) as wp:
         wp.go(gate.wait, PROMPT)
-        helper = release_when(lambda: wp._waiters == 1, gate)
+        helper = release_when(lambda: wp._core.waiters == 1, gate)
         wp.wait(timeout=timeout)
         helper.join(PROMPT)
         assert wp.stats().succeeded == 1
@@ -139,12 +139,12 @@ def test_a_worker_thread_that_dies_breaks_the_pool_loudly(monkeypatch: pytest.Mo
     release = threading.Event()
     fault = RuntimeError("worker fault")
 
-    def dying_wait(pool: Any, worker: Any) -> None:
+    def dying_wait(worker: Any) -> None:
         entered.set()
         release.wait(PROMPT)
         raise fault
 
-    monkeypatch.setattr(tw, "_wait_for_task", dying_wait)
+    monkeypatch.setattr(tw.Worker, "wait_for_task", dying_wait)
     wp = WorkerPool(1, thread_name_prefix="dies")
     assert wp.submit(identity, 1).result(PROMPT) == 1
     assert entered.wait(PROMPT)

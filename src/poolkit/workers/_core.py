@@ -38,6 +38,7 @@ from poolkit._validate import (
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "Admission",
+    "ErrorHandler",
     "Expired",
     "Expiring",
     "PoolOptions",
@@ -50,8 +51,8 @@ __all__ = [
 ]
 
 # Surplus workers (above min_workers) exit after this long without work. A
-# CPython thread costs ~100-125 µs to start (anchors/workers.md §5.4), so
-# reaping must be lazy; gammazero/workerpool uses 2 s, pond v1 5 s, ants 1 s.
+# CPython thread costs ~100-125 µs to start, so reaping must be lazy;
+# gammazero/workerpool uses 2 s, pond v1 5 s, ants 1 s.
 DEFAULT_IDLE_TIMEOUT = 2.0
 
 # ThreadPoolExecutor's default since Python 3.8 (bpo-35279): I/O-bound work
@@ -60,6 +61,10 @@ _DEFAULT_MAX_CAP = 32
 _DEFAULT_EXTRA = 4
 
 _LOG = logging.getLogger("poolkit.workers")
+
+# on_error(exc, task): called with a fire-and-forget task's exception and the
+# task (the callable that raised it); its return value is ignored.
+ErrorHandler = Callable[[BaseException, object], object]
 
 
 def default_max_workers() -> int:
@@ -103,7 +108,7 @@ class PoolOptions:
     queue_size: int | None = None
     nonblocking: bool = False
     max_blocking: int | None = None
-    on_error: Callable[[BaseException, Any], object] = log_task_error
+    on_error: ErrorHandler = log_task_error
     name: str = "pool"
 
     @classmethod

@@ -1,0 +1,653 @@
+"""The sans-io lifecycle core of the worker pools: every decision, no I/O, no waiting.
+
+:class:`Lifecycle` decides what a worker pool does at each slow-path event:
+admission into a bounded pool, starting workers for a backlog, a worker at
+its gate (pause, shrink, stop), idle reaping, stop in each mode, resize,
+pause / resume, when ``wait()`` may return, and breaking. It never starts a
+thread or a task, never sleeps, never takes a lock and never reads a clock:
+the time comes in as ``now`` (from the pool's injected clock), the queue
+length as ``backlog``, and every method returns what the driver must do
+(how many workers to start, how many stop messages to send, which idle
+workers to retire, when to look again).
+
+Drivers hold a ``Lifecycle`` (composition) and call it under their lock
+(threads) or on their event loop (asyncio). Per-task work stays in the
+drivers as plain attribute reads of the core (``closed``, ``gate``,
+``limit``, ``workers``, ``max_workers``) and the driver's own counters; a
+submission or a finished task never calls a core method unless the pool is
+bounded (a slot to take and give back).
+
+Invariants (checked by ``tests/workers/test_lifecycle_machine.py``):
+
+* ``workers``, ``idle``, ``blocked``, ``waiters``, ``outstanding`` and
+  ``dropped`` are never negative, and ``idle <= workers``.
+* ``workers <= max_workers`` unless the pool is closed or just shrank; while
+  ``workers > max_workers`` the gate is up, so the surplus leaves at its next
+  task (:meth:`at_gate`, :meth:`next_step`).
+* Reaping never takes ``workers`` below ``min_workers`` and never retires a
+  worker while tasks wait (``backlog > 0``) or the pool is closed.
+* ``gate == paused or closed or workers > max_workers`` after every call: one
+  flag workers read once per task tells them to take the slow path.
+* ``closed`` is final: a closed core admits nothing (:meth:`check_open`
+  raises), starts no worker (:meth:`spawn` returns 0, :meth:`resize`
+  raises), and each worker gets exactly one stop message, sent on the first
+  close (or on a break of an open pool).
+* Nothing admitted is lost: while the pool is closed a worker leaves only
+  when no task waits, except that the last worker never leaves on a stop
+  message while tasks wait (:meth:`may_exit`), and when the last worker is
+  gone the driver drains what is left (:meth:`retire` returns true once, or
+  :meth:`close` says ``drain``): each task then runs or is cancelled.
+
+How a driver uses it:
+
+* threads (``WorkerPool``): submitters read ``closed`` / ``limit`` /
+  ``workers`` lock-free and call :meth:`take_slot` / :meth:`release_slot`
+  (bounded pools) and :meth:`spawn` under the lock; a worker that finds the
+  queue empty calls :meth:`park`, waits on the queue until the returned time,
+  then :meth:`reap` (retire, or wait until the time it returns); a worker that
+  meets the gate asks :meth:`at_gate`; a worker that exits calls :meth:`retire`.
+* asyncio (``AsyncWorkerPool``): a worker with nothing to do asks
+  :meth:`next_step`, parks with :meth:`park` and schedules one pool-wide timer
+  at the time it returns; the timer calls :meth:`maintain`, which names the
+  idle workers to wake and retire and when to tick again.
+* processes (``ProcessPool``, a follow-up): the dispatcher thread holds the
+  core under its lock exactly as the thread driver does. Worker ids are the
+  process handles; the dispatcher calls :meth:`park` when a child reports
+  idle, :meth:`maintain` on each turn of its select loop (terminating the
+  children it names), :meth:`spawn` for a backlog, :meth:`close` /
+  :meth:`break_` on stop and on a crash it cannot recover from, and
+  :meth:`retire` when a child is reaped; per-task timeouts and crash
+  accounting stay in the process driver.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from poolkit._errors import PoolBroken, PoolClosed, PoolDeadlock, PoolOverload
+from poolkit.workers._core import (
+    Admission,
+    PoolOptions,
+    WorkerPoolStats,
+    admit,
+    capacity,
+    overload_message,
+    spawn_count,
+)
+
+__all__ = [
+    "WAKE_IDLE",
+    "WAKE_ROOM",
+    "Closing",
+    "Gate",
+    "Lifecycle",
+    "Resizing",
+    "Step",
+    "Tick",
+]
+
+INF = float("inf")
+
+# release_slot() says whom to wake, as bits (no allocation per task).
+WAKE_ROOM = 1  # a blocked submitter: a slot is free
+WAKE_IDLE = 2  # wait() callers: nothing is outstanding
+
+
+class Gate(enum.Enum):
+    """What a worker does with a task it took while the gate was up."""
+
+    RUN = "run"  # run it
+    CANCEL = "cancel"  # cancel it (stop with cancel_pending, or broken)
+    LEAVE = "leave"  # surplus after a shrink: hand it back and exit (already counted out)
+    PAUSED = "paused"  # wait for resume (or stop), then ask again
+
+
+class Step(enum.Enum):
+    """What a worker with nothing in hand does next (:meth:`Lifecycle.next_step`)."""
+
+    RUN = "run"  # take the next queued task
+    CANCEL = "cancel"  # cancel every queued task, then ask again
+    EXIT = "exit"  # exit (already counted out)
+    PARK = "park"  # wait for work (:meth:`Lifecycle.park`)
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """What :meth:`Lifecycle.close` asks of the driver.
+
+    Attributes:
+        first: this call closed the pool (later ones change only ``cancel``).
+        pills: stop messages to send, one per worker (first close only).
+        cancel: cancel the queued tasks now.
+        drain: no worker is left to empty the queue: the caller drains it
+            (runs or cancels each task) and then calls :meth:`Lifecycle.drained_now`.
+    """
+
+    first: bool
+    pills: int
+    cancel: bool
+    drain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Resizing:
+    """What :meth:`Lifecycle.resize` asks of the driver.
+
+    Attributes:
+        surplus: workers above the new ``max_workers``: wake that many idle
+            ones so they meet the gate and leave.
+        start: workers reserved (already in ``workers``) to start now.
+    """
+
+    surplus: int
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """What :meth:`Lifecycle.maintain` asks of the driver.
+
+    Attributes:
+        retire: idle workers already counted out: wake each so it exits.
+        wake_at: when to call ``maintain`` again (``None``: on the next park).
+    """
+
+    retire: tuple[Hashable, ...]
+    wake_at: float | None
+
+
+class Lifecycle:
+    """The lifecycle state of one worker pool and every decision on it.
+
+    Attributes read by drivers on their hot paths (plain attributes, never
+    written by a driver):
+
+    * ``closed``: stopped or stopping (final).
+    * ``gate``: workers must take the slow path (paused, closed or shrinking).
+    * ``limit``: most tasks in the pool (``None``: unbounded, no admission).
+    * ``max_workers`` / ``min_workers``: the current bounds.
+    * ``workers``: workers started or reserved, not yet retired.
+
+    Args:
+        options: the validated pool options.
+    """
+
+    __slots__ = (
+        "blocked",
+        "broken",
+        "broken_cause",
+        "cancel_pending",
+        "closed",
+        "drained",
+        "dropped",
+        "gate",
+        "idle_since",
+        "limit",
+        "max_workers",
+        "min_workers",
+        "options",
+        "outstanding",
+        "paused",
+        "waiters",
+        "workers",
+    )
+
+    def __init__(self, options: PoolOptions) -> None:
+        self.options = options
+        self.max_workers = options.max_workers
+        self.min_workers = options.min_workers
+        self.limit = capacity(options.max_workers, options.queue_size)
+        self.closed = False
+        self.cancel_pending = False
+        self.drained = False
+        self.paused = False
+        self.gate = False
+        self.broken: str | None = None
+        self.broken_cause: BaseException | None = None
+        self.workers = 0
+        # Parked (idle) workers and since when, in the driver's clock.
+        self.idle_since: dict[Hashable, float] = {}
+        self.blocked = 0  # submitters waiting for room
+        self.waiters = 0  # wait() callers
+        self.outstanding = 0  # slots taken and not given back (bounded pools)
+        self.dropped = 0  # submissions refused
+
+    # ------------------------------------------------------------ errors
+
+    @property
+    def name(self) -> str:
+        """The pool's name, for messages."""
+        return self.options.name
+
+    def closed_error(self) -> PoolClosed | PoolBroken:
+        """The error a submission to this closed pool raises."""
+        if self.broken is not None:
+            return self.broken_error()
+        return PoolClosed(f"{self.name} is stopped; create a new pool to run more tasks")
+
+    def broken_error(self) -> PoolBroken:
+        """The error of a broken pool, chained from what broke it."""
+        error = PoolBroken(self.broken)
+        error.__cause__ = self.broken_cause
+        return error
+
+    def check_open(self) -> None:
+        """Raise unless the pool takes tasks.
+
+        Raises:
+            PoolClosed: the pool is stopped.
+            PoolBroken: the pool broke (chained from the cause).
+        """
+        if self.closed:
+            raise self.closed_error()
+
+    # --------------------------------------------------------- admission
+
+    def admit(self, *, pending: int, blocked: int, block: bool) -> Admission:
+        """Decide one submission (counts nothing); ``pending``: tasks in the pool now."""
+        return admit(
+            pending,
+            self.limit,
+            blocked=blocked,
+            nonblocking=self.options.nonblocking or not block,
+            max_blocking=self.options.max_blocking,
+        )
+
+    def take_slot(self, *, block: bool) -> Admission:
+        """Decide a submission against the core's own slot count and count it.
+
+        ``ACCEPT`` takes a slot (give it back with :meth:`release_slot`),
+        ``OVERLOAD`` counts a drop, ``WAIT`` changes nothing: the caller
+        checks :meth:`deadlock` and waits (:meth:`block`) or gives up.
+
+        Raises:
+            PoolClosed, PoolBroken: the pool is closed.
+        """
+        if self.closed:
+            raise self.closed_error()
+        decision = self.admit(pending=self.outstanding, blocked=self.blocked, block=block)
+        if decision is Admission.ACCEPT:
+            self.outstanding += 1
+        elif decision is Admission.OVERLOAD:
+            self.dropped += 1
+        return decision
+
+    def release_slot(self) -> int:
+        """A bounded pool's task finished or was cancelled: give its slot back.
+
+        Returns:
+            ``WAKE_ROOM`` and/or ``WAKE_IDLE`` bits: whom the driver wakes.
+        """
+        self.outstanding -= 1
+        wake = WAKE_ROOM if self.blocked else 0
+        if self.waiters and not self.outstanding:
+            wake |= WAKE_IDLE
+        return wake
+
+    def overload(self, *, pending: int, blocked: int, count: bool = True) -> PoolOverload:
+        """Count a refused submission (unless ``count`` is false) and return its error."""
+        self.dropped += count
+        return PoolOverload(overload_message(self.options, pending, blocked))
+
+    def deadlock(self, pending: int) -> PoolDeadlock:
+        """A task would wait for room in its own full pool: count a drop, return the error."""
+        self.dropped += 1
+        return PoolDeadlock(
+            f"a task of {self.name} would block submitting to its own full pool "
+            f"({pending} tasks, capacity {self.limit}); raise queue_size, use "
+            "try_submit, or submit from outside the pool"
+        )
+
+    def block(self) -> None:
+        """A submitter starts waiting for room."""
+        self.blocked += 1
+
+    def unblock(self) -> None:
+        """A submitter stopped waiting for room (admitted, gave up or interrupted)."""
+        self.blocked -= 1
+
+    def waiting(self, delta: int) -> None:
+        """A ``wait()`` caller starts (``+1``) or stops (``-1``) waiting."""
+        self.waiters += delta
+
+    def settled(self, unfinished: int) -> bool:
+        """Whether ``wait()`` may return: no task unfinished, every slot given back.
+
+        A bounded pool also waits for its last slot, so a submission right
+        after ``wait()`` finds the room it expects.
+        """
+        return unfinished <= 0 and not self.outstanding
+
+    # ----------------------------------------------------------- workers
+
+    def spawn(self, backlog: int, idle: int | None = None) -> int:
+        """Reserve workers for a backlog no idle worker will take; how many to start.
+
+        Args:
+            backlog: tasks queued now.
+            idle: idle workers that will take a task (default: the parked ones).
+
+        Returns:
+            Workers reserved in ``workers``: the driver starts that many (and
+            calls :meth:`start_failed` for any it could not start).
+        """
+        if self.closed:
+            return 0
+        count = spawn_count(
+            workers=self.workers,
+            max_workers=self.max_workers,
+            backlog=backlog,
+            idle=len(self.idle_since) if idle is None else idle,
+        )
+        self.workers += count
+        return count
+
+    def start_min(self) -> int:
+        """Reserve the ``min_workers`` started with the pool; how many to start."""
+        count = 0 if self.closed else max(0, self.min_workers - self.workers)
+        self.workers += count
+        return count
+
+    def start_failed(self, count: int) -> None:
+        """``count`` reserved workers could not be started."""
+        self.workers -= count
+
+    def park(self, worker: Hashable, now: float) -> float | None:
+        """A worker found no task and waits for one; when it may be reaped.
+
+        Returns:
+            The time at which, still idle, it may be retired (``None``: idle
+            workers are never reaped, ``idle_timeout=None``). A surplus of
+            workers is judged when that time comes (:meth:`reap`, :meth:`maintain`).
+        """
+        self.idle_since[worker] = now
+        timeout = self.options.idle_timeout
+        return None if timeout is None else now + timeout
+
+    def unpark(self, worker: Hashable) -> bool:
+        """A parked worker woke up; False if it was retired meanwhile (then it exits)."""
+        return self.idle_since.pop(worker, None) is not None
+
+    @property
+    def idle(self) -> int:
+        """Workers parked waiting for a task."""
+        return len(self.idle_since)
+
+    def _reapable(self, backlog: int) -> bool:
+        return (
+            not self.closed
+            and not backlog
+            and self.options.idle_timeout is not None
+            and self.workers > self.min_workers
+        )
+
+    def reap(self, worker: Hashable, now: float, backlog: int) -> float | None:
+        """A parked worker's wait ran out: retire it, or say when to ask again.
+
+        Only surplus workers (above ``min_workers``) idle for ``idle_timeout``
+        are retired, and none while tasks wait or the pool is closed.
+
+        Returns:
+            ``None``: retired (counted out; the worker exits, unless
+            :meth:`rejoin` takes it back). Otherwise the time to ask again.
+        """
+        timeout = self.options.idle_timeout
+        if timeout is None:
+            return INF
+        since = self.idle_since.get(worker, now)
+        due = since + timeout
+        if now < due:
+            return due
+        if not self._reapable(backlog):
+            return now + timeout
+        del self.idle_since[worker]
+        self.workers -= 1
+        return None
+
+    def rejoin(self, worker: Hashable, now: float) -> bool:
+        """A worker just retired by :meth:`reap` saw a task arrive: may it stay?
+
+        The race it closes: a submitter queued a task after the reaper read
+        an empty queue, but read ``workers`` before the reaper counted itself
+        out, saw the pool full and started nobody. The submitter queued
+        before it read, so the task is visible to the reaper's second look.
+        """
+        if self.closed or self.workers >= self.max_workers:
+            return False
+        self.workers += 1
+        self.idle_since[worker] = now
+        return True
+
+    def maintain(self, now: float, backlog: int) -> Tick:
+        """The reaping tick of a driver with one timer: which idle workers retire.
+
+        Retires, longest idle first, parked workers idle for ``idle_timeout``
+        while the pool has more than ``min_workers`` and no backlog. They are
+        counted out here; the driver wakes each so it exits.
+
+        Returns:
+            The workers to retire and when to tick again (``None``: not until
+            a worker parks again or the bounds change).
+        """
+        timeout = self.options.idle_timeout
+        if timeout is None or not self.idle_since:
+            return Tick((), None)
+        retire: list[Hashable] = []
+        if self._reapable(backlog):
+            for worker, since in sorted(self.idle_since.items(), key=_second):
+                if since + timeout > now or self.workers <= self.min_workers:
+                    break
+                retire.append(worker)
+                del self.idle_since[worker]
+                self.workers -= 1
+        return Tick(tuple(retire), self.next_reap())
+
+    def next_reap(self) -> float | None:
+        """When the longest-idle parked worker may be reaped, if any is surplus."""
+        timeout = self.options.idle_timeout
+        if timeout is None or not self.idle_since or self.workers <= self.min_workers:
+            return None
+        return min(self.idle_since.values()) + timeout
+
+    def at_gate(self, control: bool) -> Gate:
+        """A worker took a task (``control``: a driver message) while the gate was up.
+
+        ``LEAVE`` counts the worker out already; the driver hands the task
+        back to the queue (its place in line moves to the end, the price of
+        not interrupting a task running elsewhere) and the worker exits.
+        """
+        if self.paused and not self.closed:
+            return Gate.PAUSED
+        if self.closed:
+            return Gate.RUN if control or not self.cancel_pending else Gate.CANCEL
+        if self.workers > self.max_workers:
+            self.workers -= 1
+            self._set_gate()
+            return Gate.LEAVE
+        return Gate.RUN
+
+    def next_step(self, backlog: int) -> Step:
+        """A worker with nothing in hand, queue length ``backlog``: what next."""
+        if self.closed:
+            if self.cancel_pending and backlog:
+                return Step.CANCEL
+            if backlog:
+                return Step.RUN
+            self.workers -= 1
+            return Step.EXIT
+        if self.workers > self.max_workers:
+            self.workers -= 1
+            self._set_gate()
+            return Step.EXIT
+        if backlog and not self.paused:
+            return Step.RUN
+        return Step.PARK
+
+    def may_exit(self, backlog: int) -> bool:
+        """A worker got a stop message: exit, unless it is the last one and tasks wait."""
+        return not (self.workers == 1 and backlog)
+
+    def retire(self, counted: bool) -> bool:
+        """A worker exits (``counted``: still in ``workers``); True once: drain now.
+
+        Returns:
+            Whether this was the last worker of a closed pool whose queue was
+            not drained yet: the caller runs or cancels what is left, then
+            calls :meth:`drained_now`.
+        """
+        if counted:
+            self.workers -= 1
+        return self.closed and self.workers == 0 and not self.drained
+
+    def drained_now(self) -> None:
+        """The final drain emptied the queue of a closed pool with no worker left."""
+        self.drained = True
+
+    # --------------------------------------------------------- lifecycle
+
+    def _set_gate(self) -> None:
+        self.gate = self.paused or self.closed or self.workers > self.max_workers
+
+    def close(self, cancel: bool) -> Closing:
+        """Stop taking tasks; ``cancel``: cancel queued ones (sticky once set)."""
+        first = not self.closed
+        self.closed = True
+        self.cancel_pending = self.cancel_pending or cancel
+        self.paused = False
+        self.gate = True
+        return Closing(
+            first=first,
+            pills=self.workers if first else 0,
+            cancel=cancel,
+            drain=self.workers == 0 and not self.drained,
+        )
+
+    def break_(self, what: str, cause: BaseException) -> int:
+        """A worker failed to start or died: the pool is broken and closed.
+
+        Queued tasks are to fail with :meth:`broken_error` (the driver cancels
+        them with that error); the first cause is kept.
+
+        Returns:
+            Stop messages to send (one per worker if the pool was open).
+        """
+        if self.broken is None:
+            self.broken = f"{what}; queued tasks were failed, create a new pool"
+            self.broken_cause = cause
+        pills = 0 if self.closed else self.workers
+        self.closed = True
+        self.cancel_pending = True
+        self.gate = True
+        return pills
+
+    def cancel_rest(self) -> None:
+        """A stop gave up waiting: from now on every queued task is cancelled."""
+        self.cancel_pending = True
+
+    def pause(self) -> None:
+        """Hold queued tasks until :meth:`resume`; running ones finish."""
+        self.paused = True
+        self.gate = True
+
+    def resume(self) -> None:
+        """Start queued tasks again."""
+        self.paused = False
+        self._set_gate()
+
+    def resize(
+        self,
+        max_workers: int | None,
+        min_workers: int | None,
+        *,
+        backlog: int,
+        idle: int | None = None,
+    ) -> Resizing:
+        """Change the worker bounds (``None`` keeps one).
+
+        Growing reserves workers for queued tasks (and up to the new
+        ``min_workers``); shrinking raises the gate so the surplus leaves at
+        its next task.
+
+        Raises:
+            PoolClosed, PoolBroken: the pool is closed.
+            ValueError, TypeError: bad bounds (the message names the argument).
+        """
+        self.check_open()
+        old = self.options
+        self.options = PoolOptions.build(
+            max_workers=old.max_workers if max_workers is None else max_workers,
+            min_workers=old.min_workers if min_workers is None else min_workers,
+            idle_timeout=old.idle_timeout,
+            queue_size=old.queue_size,
+            nonblocking=old.nonblocking,
+            max_blocking=old.max_blocking,
+            on_error=old.on_error,
+            name=old.name,
+        )
+        self.max_workers = self.options.max_workers
+        self.min_workers = self.options.min_workers
+        self.limit = capacity(self.max_workers, self.options.queue_size)
+        surplus = self.workers - self.max_workers
+        self._set_gate()
+        grow = max(
+            self.min_workers - self.workers,
+            spawn_count(
+                workers=self.workers,
+                max_workers=self.max_workers,
+                backlog=backlog,
+                idle=len(self.idle_since) if idle is None else idle,
+            ),
+            0,
+        )
+        self.workers += grow
+        return Resizing(surplus=max(0, surplus), start=grow)
+
+    def forget_workers(self) -> None:
+        """After ``os.fork()``: the parent's workers do not exist in the child."""
+        self.workers = 0
+        self.idle_since.clear()
+        self.blocked = self.waiters = self.outstanding = 0
+        if self.closed:
+            self.drained = True
+        self._set_gate()
+
+    # ------------------------------------------------------------- stats
+
+    def stats(
+        self,
+        *,
+        submitted: int,
+        succeeded: int,
+        failed: int,
+        cancelled: int,
+        expired: int,
+        running: int,
+        queued: int,
+        idle: int | None = None,
+        blocked: int | None = None,
+    ) -> WorkerPoolStats:
+        """The ``stats()`` snapshot: the driver's counters and the core's state."""
+        return WorkerPoolStats(
+            max_workers=self.max_workers,
+            workers=self.workers,
+            idle_workers=min(self.idle if idle is None else idle, self.workers),
+            running=running,
+            queued=queued,
+            blocked=self.blocked if blocked is None else blocked,
+            submitted=submitted,
+            completed=succeeded + failed,
+            succeeded=succeeded,
+            failed=failed,
+            dropped=self.dropped,
+            cancelled=cancelled,
+            expired=expired,
+            paused=self.paused,
+            closed=self.closed,
+            broken=self.broken is not None,
+        )
+
+
+def _second(pair: tuple[Hashable, float]) -> float:
+    return pair[1]
