@@ -178,8 +178,8 @@ def test_a_worker_task_that_dies_breaks_the_async_pool_loudly(
             raise fault
 
         # The worker, not started yet, takes its slow path first and dies there.
-        monkeypatch.setattr(ap, "_next_item", dying_next_item)
-        monkeypatch.setattr(ap, "_gate", True)
+        monkeypatch.setattr(ap._crew, "next_item", dying_next_item)
+        monkeypatch.setattr(ap._core, "gate", True)
         for fut in queued:
             with pytest.raises(PoolBroken) as raised:
                 await fut

@@ -291,6 +291,10 @@ class Lifecycle:
         self.dropped += count
         return PoolOverload(overload_message(self.options, pending, blocked))
 
+    def count_drop(self) -> None:
+        """A submission was refused without an error (``try_submit`` returned ``None``)."""
+        self.dropped += 1
+
     def deadlock(self, pending: int) -> PoolDeadlock:
         """A task would wait for room in its own full pool: count a drop, return the error."""
         self.dropped += 1
@@ -322,18 +326,22 @@ class Lifecycle:
 
     # ----------------------------------------------------------- workers
 
-    def spawn(self, backlog: int, idle: int | None = None) -> int:
+    def spawn(self, backlog: int, idle: int | None = None, *, closed_ok: bool = False) -> int:
         """Reserve workers for a backlog no idle worker will take; how many to start.
 
         Args:
             backlog: tasks queued now.
             idle: idle workers that will take a task (default: the parked ones).
+            closed_ok: start workers on a closed pool too. The asyncio driver
+                has no final drain in the caller: a task queued on a closed
+                pool (the continuation of an eager start that stopped its own
+                pool) needs a worker to run or cancel it.
 
         Returns:
             Workers reserved in ``workers``: the driver starts that many (and
             calls :meth:`start_failed` for any it could not start).
         """
-        if self.closed:
+        if self.closed and not closed_ok:
             return 0
         count = spawn_count(
             workers=self.workers,
@@ -429,19 +437,23 @@ class Lifecycle:
 
         Returns:
             The workers to retire and when to tick again (``None``: not until
-            a worker parks again or the bounds change).
+            a worker parks again or the bounds change). Never a time already
+            past, so a driver that re-arms its timer with it cannot spin.
         """
         timeout = self.options.idle_timeout
-        if timeout is None or not self.idle_since:
+        if timeout is None or not self.idle_since or self.closed:
             return Tick((), None)
+        if backlog:
+            # Workers will wake for those tasks (or are held by a pause):
+            # nobody is reaped now; look again one idle_timeout later.
+            return Tick((), now + timeout if self.workers > self.min_workers else None)
         retire: list[Hashable] = []
-        if self._reapable(backlog):
-            for worker, since in sorted(self.idle_since.items(), key=_second):
-                if since + timeout > now or self.workers <= self.min_workers:
-                    break
-                retire.append(worker)
-                del self.idle_since[worker]
-                self.workers -= 1
+        for worker, since in sorted(self.idle_since.items(), key=_second):
+            if since + timeout > now or self.workers <= self.min_workers:
+                break
+            retire.append(worker)
+            del self.idle_since[worker]
+            self.workers -= 1
         return Tick(tuple(retire), self.next_reap())
 
     def next_reap(self) -> float | None:
@@ -524,7 +536,7 @@ class Lifecycle:
             drain=self.workers == 0 and not self.drained,
         )
 
-    def break_(self, what: str, cause: BaseException) -> int:
+    def break_(self, what: str, cause: BaseException | None) -> int:
         """A worker failed to start or died: the pool is broken and closed.
 
         Queued tasks are to fail with :meth:`broken_error` (the driver cancels
@@ -533,8 +545,15 @@ class Lifecycle:
         Returns:
             Stop messages to send (one per worker if the pool was open).
         """
+        return self._break(f"{what}; queued tasks were failed, create a new pool", cause)
+
+    def break_forked(self, reason: str) -> None:
+        """The pool was inherited by a forked child that cannot use it (asyncio)."""
+        self._break(reason, None)
+
+    def _break(self, reason: str, cause: BaseException | None) -> int:
         if self.broken is None:
-            self.broken = f"{what}; queued tasks were failed, create a new pool"
+            self.broken = reason
             self.broken_cause = cause
         pills = 0 if self.closed else self.workers
         self.closed = True
