@@ -59,7 +59,7 @@ def test_pool_wait_with_a_huge_timeout(timeout: float) -> None:
     gate = threading.Event()
     with WorkerPool(2) as wp:
         wp.go(gate.wait, PROMPT)
-        helper = release_when(lambda: wp._core.waiters == 1, gate)
+        helper = release_when(lambda: wp._core.intake.waiters == 1, gate)
         wp.wait(timeout=timeout)
         helper.join(PROMPT)
         assert wp.stats().succeeded == 1

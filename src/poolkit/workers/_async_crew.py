@@ -23,12 +23,12 @@ import contextvars
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from poolkit._errors import EventLoopMismatch, PoolOverload, PoolTimeout
 from poolkit.workers import _async_worker as aw
-from poolkit.workers._core import Admission, Expired, WorkerPoolStats
+from poolkit.workers._core import Admission, WorkerPoolStats
 from poolkit.workers._lifecycle import INF, Lifecycle, Step
 
 __all__ = ["AsyncCrew"]
@@ -85,7 +85,8 @@ class AsyncCrew:
         # Tasks of pools with per-worker setup (initializer, stateful
         # workers) must run on a worker that had it, and a bounded pool's
         # admission counts every started task: no eager start there.
-        self.eager = eager and factory is None and initializer is None and core.limit is None
+        self.bounded = core.intake.limit is not None  # fixed: queue_size cannot change
+        self.eager = eager and factory is None and initializer is None and not self.bounded
         self.eager_ready = False  # see sync_gate
         self.eager_depth = 0
         self.accepted: asyncio.Future[None]
@@ -132,11 +133,11 @@ class AsyncCrew:
 
     def decide(self, block: bool) -> Admission:
         """The core's admission decision for one submission now."""
-        return self.core.admit(pending=self.pending, blocked=len(self.room), block=block)
+        return self.core.intake.admit(pending=self.pending, blocked=len(self.room), block=block)
 
     def overload(self, count: bool = True) -> PoolOverload:
         """Count a refused submission (unless ``count`` is false) and return its error."""
-        return self.core.overload(pending=self.pending, blocked=len(self.room), count=count)
+        return self.core.intake.overload(pending=self.pending, blocked=len(self.room), count=count)
 
     async def admit(self) -> None:
         """Wait for room in a bounded pool; cancellation-safe."""
@@ -149,7 +150,7 @@ class AsyncCrew:
             if decision is Admission.OVERLOAD:
                 raise self.overload()
             if self.in_own_task():
-                raise core.deadlock(self.pending)
+                raise core.intake.deadlock(self.pending)
             waiter: asyncio.Future[None] = self.bind().create_future()
             self.room.append(waiter)
             try:
@@ -196,7 +197,7 @@ class AsyncCrew:
         loop = self.loop
         assert loop is not None
         for _ in range(count):
-            task = loop.create_task(self.run_worker(), name=f"{self.name}-worker")
+            task = loop.create_task(aw.AsyncWorker(self).run(), name=f"{self.name}-worker")
             self.tasks.add(task)
 
     def can_start_now(self) -> bool:
@@ -387,7 +388,7 @@ class AsyncCrew:
             self.wake_parked(len(self.parked), False)  # idle surplus workers: wake up and leave
         self.start_tasks(plan.start)
         for _ in range(len(self.room)):
-            if core.limit is not None and self.pending >= core.limit:
+            if core.intake.limit is not None and self.pending >= core.intake.limit:
                 break
             self.wake_room()
         self.schedule_tick(core.next_reap())
@@ -489,176 +490,3 @@ class AsyncCrew:
         """A worker task ends; ``counted``: it still counts in the core's ``workers``."""
         self.tasks.discard(task)
         self.core.retire(counted)
-
-    # ----------------------------------------------------------- the worker
-
-    async def run_worker(self) -> None:
-        """A worker Task: initialise, run items until told to exit, clean up."""
-        # Captured now: when an abandoned pool's worker is closed by the
-        # garbage collector there is no running loop to ask.
-        task = asyncio.current_task()
-        state: object = None
-        try:
-            if self.initializer is not None:
-                await aw.maybe_await(self.initializer(*self.initargs))
-            if self.factory is not None:
-                state = await aw.maybe_await(self.factory())
-        except BaseException as exc:  # break the pool, then leave
-            self.break_(exc, f"a worker of {self.name} failed to start: initializer raised {exc!r}")
-            self.retire(task, counted=True)
-            return
-        counted = True
-        try:
-            await self._loop(state)
-            counted = False  # the loop returns only after the core counted us out
-        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-            raise  # stop(timeout=) cancelling the worker, or a task's interrupt passed on
-        except BaseException as exc:
-            # Task failures never get here (the loop delivers them): the
-            # worker itself failed. A pool quietly short of a worker could
-            # leave tasks queued for ever, so it breaks, loudly.
-            _LOG.error("a worker task of %s died", self.name, exc_info=exc)
-            self.break_(exc, f"a worker task of {self.name} died: {exc!r}")
-        finally:
-            try:
-                if state is not None:
-                    closer = getattr(state, "aclose", None) or getattr(state, "close", None)
-                    if callable(closer):
-                        await aw.maybe_await(closer())
-                if self.finalizer is not None:
-                    await aw.maybe_await(self.finalizer())
-            except Exception as exc:
-                _LOG.error("worker finalizer of %s raised", self.name, exc_info=exc)
-            finally:
-                self.retire(task, counted)
-
-    async def _loop(self, state: object) -> None:
-        queue = self.queue
-        popleft = queue.popleft
-        core = self.core
-        stateless = self.factory is None
-        while True:
-            if (not queue or core.gate) and not await self.next_item():
-                return
-            if not queue:
-                continue
-            fn, args, kwargs, ctx, fut = popleft()
-            if fut is None:
-                # Fast path: a go() item. Most cheap coroutines finish in one send.
-                try:
-                    coro = fn(*args, **kwargs) if stateless else fn(state, *args, **kwargs)
-                    yielded = ctx.run(coro.send, None)
-                except StopIteration:
-                    pass  # successes are derived in stats()
-                except BaseException as exc:
-                    self._failed(exc, fn, None)
-                    del exc
-                else:
-                    try:
-                        await aw.drive(coro, ctx, yielded)
-                    except BaseException as exc:
-                        self._failed(exc, fn, None)
-                        del exc
-                    yielded = None
-            elif fut.done():  # cancelled while queued
-                self.cancelled += 1
-                if fn is aw.resume:  # an eager start that suspended: end it properly
-                    coro, inner_ctx, _yielded = args
-                    inner_ctx.run(coro.close)
-            else:
-                await self._run_with_future(fn, args, kwargs, ctx, fut, state, stateless)
-            # Drop references now: a finished task's callable, arguments and
-            # coroutine must not be kept alive by an idle worker.
-            fn = args = kwargs = ctx = fut = coro = None
-            self.pending -= 1
-            if self.room or not self.pending:
-                self.finished_slow()
-
-    async def _run_with_future(
-        self,
-        fn: Any,
-        args: Any,
-        kwargs: Any,
-        ctx: contextvars.Context,
-        fut: asyncio.Future[Any],
-        state: object,
-        stateless: bool,
-    ) -> None:
-        task = asyncio.current_task()
-        try:
-            coro = fn(*args, **kwargs) if stateless else fn(state, *args, **kwargs)
-            try:
-                yielded = ctx.run(coro.send, None)
-            except StopIteration as stop:
-                result = stop.value
-            else:
-                result = await self._drive_cancellable(task, coro, ctx, yielded, fut)
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError) and fut.cancelled():
-                self.cancelled += 1  # cancelled through its Future while running
-            else:
-                self._failed(exc, fn, fut)
-        else:
-            # The Future may have been cancelled meanwhile (its awaiter was).
-            if not fut.done():
-                fut.set_result(result)
-
-    async def _drive_cancellable(
-        self,
-        task: asyncio.Task[Any] | None,
-        coro: Coroutine[Any, Any, Any],
-        ctx: contextvars.Context,
-        yielded: Any,
-        fut: asyncio.Future[Any],
-    ) -> Any:
-        """Drive a suspended task whose Future, if cancelled, cancels the task itself.
-
-        Cancelling the Future cancels this worker's Task, which throws
-        ``CancelledError`` into the task's coroutine at its await point (as
-        cancelling an asyncio Task would). Races handled:
-
-        1. the done-callback runs later, from the loop: by then the worker
-           may be on another item, so it only acts while ``running[task]``
-           is ``fut``;
-        2. the worker Task's cancel request is withdrawn (``uncancel``) once
-           the coroutine has ended, so the worker itself is not left cancelled.
-        """
-        if task is None:
-            return await aw.drive(coro, ctx, yielded)
-        running = self.running
-        requested = self.cancel_requested
-
-        def on_done(done: asyncio.Future[Any]) -> None:
-            if done.cancelled() and running.get(task) is done:
-                running[task] = None  # cancel once
-                requested.add(task)
-                task.cancel()
-
-        running[task] = fut
-        fut.add_done_callback(on_done)
-        try:
-            return await aw.drive(coro, ctx, yielded)
-        finally:
-            running.pop(task, None)
-            fut.remove_done_callback(on_done)
-            if task in requested:
-                requested.discard(task)
-                task.uncancel()
-
-    def _failed(self, exc: BaseException, fn: Any, fut: asyncio.Future[Any] | None) -> None:
-        """Count and deliver a failure; re-raise what must stop the worker."""
-        exc = aw.explain(exc, fn)
-        if isinstance(exc, Expired):
-            self.expired += 1
-            if fut is not None and not fut.done():
-                fut.set_exception(PoolTimeout(f"task {fn!r} was not started within its deadline"))
-            return
-        self.failed += 1
-        if fut is None:
-            self.report(exc, fn)
-        elif not fut.done():
-            fut.set_exception(exc)
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            self.pending -= 1
-            self.finished_slow()
-            raise exc

@@ -179,7 +179,7 @@ class AsyncWorkerPool:
             core.check_open()
         if crew.loop is None:
             crew.bind()
-        if core.limit is not None and crew.decide(False) is not Admission.ACCEPT:
+        if crew.bounded and crew.decide(False) is not Admission.ACCEPT:
             raise crew.overload()
         if crew.can_start_now():
             crew.start_now(fn, args, kwargs, None)
@@ -219,13 +219,13 @@ class AsyncWorkerPool:
             core.check_open()
         if crew.loop is None:
             crew.bind()
-        if core.limit is not None:
+        if crew.bounded:
             decision = crew.decide(True)
             if decision is Admission.OVERLOAD:
                 raise crew.overload()
             if decision is Admission.WAIT:
                 if crew.in_own_task():
-                    raise core.deadlock(crew.pending)
+                    raise core.intake.deadlock(crew.pending)
                 return self._go_when_admitted(fn, args, kwargs)
         if crew.can_start_now():
             crew.start_now(fn, args, kwargs, None)
@@ -257,7 +257,7 @@ class AsyncWorkerPool:
         crew = self._crew
         self._core.check_open()
         loop = crew.bind()
-        if self._core.limit is not None:
+        if crew.bounded:
             await crew.admit()
         fut: asyncio.Future[T] = loop.create_future()
         if crew.can_start_now():
@@ -293,8 +293,8 @@ class AsyncWorkerPool:
         crew = self._crew
         self._core.check_open()
         loop = crew.bind()
-        if self._core.limit is not None and crew.decide(False) is not Admission.ACCEPT:
-            self._core.count_drop()
+        if crew.bounded and crew.decide(False) is not Admission.ACCEPT:
+            self._core.intake.count_drop()
             return None
         fut: asyncio.Future[T] = loop.create_future()
         if crew.can_start_now():
@@ -369,7 +369,7 @@ class AsyncWorkerPool:
         """
         seconds = _no_inf(check_optional_seconds("timeout", timeout, allow_inf=True))
         crew = self._crew
-        if self._core.settled(crew.pending):
+        if self._core.intake.settled(crew.pending):
             return
         loop = crew.bind()
         if crew.in_own_task():

@@ -1,83 +1,95 @@
 """The sans-io lifecycle core of the worker pools: every decision, no I/O, no waiting.
 
 :class:`Lifecycle` decides what a worker pool does at each slow-path event:
-admission into a bounded pool, starting workers for a backlog, a worker at
-its gate (pause, shrink, stop), idle reaping, stop in each mode, resize,
-pause / resume, when ``wait()`` may return, and breaking. It never starts a
-thread or a task, never sleeps, never takes a lock and never reads a clock:
-the time comes in as ``now`` (from the pool's injected clock), the queue
-length as ``backlog``, and every method returns what the driver must do
-(how many workers to start, how many stop messages to send, which idle
-workers to retire, when to look again).
+starting workers for a backlog, a worker at its gate (pause, shrink, stop),
+idle reaping, stop in each mode, resize, pause / resume, when ``wait()`` may
+return, and breaking; its :class:`~poolkit.workers._intake.Intake` decides
+admission into a bounded pool, and its
+:class:`~poolkit.workers._idle.IdleSet` keeps which workers idle since when.
+It never starts a thread or a task, never sleeps, never takes a lock and
+never reads a clock: the time comes in as ``now`` (from the pool's injected
+clock), the queue length as ``backlog``, and every method returns what the
+driver must do (how many workers to start, how many stop messages to send,
+which idle workers to retire, when to look again; the value types are in
+:mod:`~poolkit.workers._lifecycle_plans`).
 
 Drivers hold a ``Lifecycle`` (composition) and call it under their lock
 (threads) or on their event loop (asyncio). Per-task work stays in the
 drivers as plain attribute reads of the core (``closed``, ``gate``,
-``limit``, ``workers``, ``max_workers``) and the driver's own counters; a
-submission or a finished task never calls a core method unless the pool is
-bounded (a slot to take and give back).
+``workers``, ``max_workers``) and the driver's own counters; a submission or
+a finished task calls the core only in a bounded pool (a slot to take and
+give back).
 
 Invariants (checked by ``tests/workers/test_lifecycle_machine.py``):
 
-* ``workers``, ``idle``, ``blocked``, ``waiters``, ``outstanding`` and
-  ``dropped`` are never negative, and ``idle <= workers``.
+* ``workers`` and ``idle`` are never negative, and ``idle <= workers``.
 * ``workers <= max_workers`` unless the pool is closed or just shrank; while
   ``workers > max_workers`` the gate is up, so the surplus leaves at its next
-  task (:meth:`at_gate`, :meth:`next_step`).
+  task (:meth:`~Lifecycle.at_gate`, :meth:`~Lifecycle.next_step`).
 * Reaping never takes ``workers`` below ``min_workers`` and never retires a
   worker while tasks wait (``backlog > 0``) or the pool is closed.
 * ``gate == paused or closed or workers > max_workers`` after every call: one
   flag workers read once per task tells them to take the slow path.
-* ``closed`` is final: a closed core admits nothing (:meth:`check_open`
-  raises), starts no worker (:meth:`spawn` returns 0, :meth:`resize`
-  raises), and each worker gets exactly one stop message, sent on the first
-  close (or on a break of an open pool).
-* Nothing admitted is lost: while the pool is closed a worker leaves only
-  when no task waits, except that the last worker never leaves on a stop
-  message while tasks wait (:meth:`may_exit`), and when the last worker is
-  gone the driver drains what is left (:meth:`retire` returns true once, or
-  :meth:`close` says ``drain``): each task then runs or is cancelled.
+* ``closed`` is final: a closed core admits nothing (``check_open`` raises),
+  starts no worker (``spawn`` returns 0 unless a closed pool's queue needs a
+  drainer, ``resize`` raises), and each worker gets exactly one stop
+  message, sent on the first close (or on a break of an open pool).
+* Nothing admitted is lost: a worker of a closed pool leaves only when no
+  task waits, the last worker does not leave on a stop message while tasks
+  wait (``may_exit``), and when the last worker is gone the driver drains
+  what is left (``retire`` returns true once, or ``close`` says ``drain``):
+  each task runs or is cancelled, once.
 
 How a driver uses it:
 
-* threads (``WorkerPool``): submitters read ``closed`` / ``limit`` /
-  ``workers`` lock-free and call :meth:`take_slot` / :meth:`release_slot`
-  (bounded pools) and :meth:`spawn` under the lock; a worker that finds the
-  queue empty calls :meth:`park`, waits on the queue until the returned time,
-  then :meth:`reap` (retire, or wait until the time it returns); a worker that
-  meets the gate asks :meth:`at_gate`; a worker that exits calls :meth:`retire`.
+* threads (``WorkerPool``): submitters read ``closed`` / ``workers`` lock-free
+  and call ``intake.take`` / ``intake.release`` (bounded pools) and ``spawn``
+  under the lock; a worker that finds the queue empty calls ``park``, waits
+  on the queue until the time it returns, then ``reap`` (retired, or a time
+  to wait until); a worker that meets the gate asks ``at_gate``; one that
+  exits calls ``retire``.
 * asyncio (``AsyncWorkerPool``): a worker with nothing to do asks
-  :meth:`next_step`, parks with :meth:`park` and schedules one pool-wide timer
-  at the time it returns; the timer calls :meth:`maintain`, which names the
-  idle workers to wake and retire and when to tick again.
-* processes (``ProcessPool``, a follow-up): the dispatcher thread holds the
-  core under its lock exactly as the thread driver does. Worker ids are the
-  process handles; the dispatcher calls :meth:`park` when a child reports
-  idle, :meth:`maintain` on each turn of its select loop (terminating the
-  children it names), :meth:`spawn` for a backlog, :meth:`close` /
-  :meth:`break_` on stop and on a crash it cannot recover from, and
-  :meth:`retire` when a child is reaped; per-task timeouts and crash
-  accounting stay in the process driver.
+  ``next_step``, parks with ``park`` and arms one pool-wide timer for the
+  time it returns; the timer calls ``maintain(now, backlog)``, which names
+  the idle workers to wake and retire and when to tick again.
+* processes (``ProcessPool``, next): the dispatcher thread holds the core
+  under its lock as the thread driver does, with the child process handles
+  as worker ids. It calls ``spawn`` for a backlog (``start_failed`` when a
+  child cannot start), ``park`` when a child reports idle and ``unpark``
+  when it hands that child a task, ``maintain`` on each turn of its select
+  loop (stopping the children it names, and sleeping at most until
+  ``wake_at``), ``close`` on stop (``pills`` stop messages, ``cancel``,
+  ``drain``), ``break_`` when children cannot start, ``next_step`` /
+  ``at_gate`` when a child is free, and ``retire`` when a child is reaped.
+  Task timeouts, crash accounting and the wire stay in the process driver.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Hashable
-from dataclasses import dataclass
 
-from poolkit._errors import PoolBroken, PoolClosed, PoolDeadlock, PoolOverload
+from poolkit._errors import PoolBroken, PoolClosed
 from poolkit.workers._core import (
-    Admission,
     PoolOptions,
     WorkerPoolStats,
-    admit,
-    capacity,
-    overload_message,
     spawn_count,
 )
+from poolkit.workers._idle import IdleSet
+from poolkit.workers._intake import Intake
+from poolkit.workers._lifecycle_plans import (
+    INF,
+    WAKE_IDLE,
+    WAKE_ROOM,
+    Closing,
+    Gate,
+    Resizing,
+    Step,
+    Tick,
+)
 
+# The plans are re-exported: drivers import everything from here.
 __all__ = [
+    "INF",
     "WAKE_IDLE",
     "WAKE_ROOM",
     "Closing",
@@ -88,75 +100,6 @@ __all__ = [
     "Tick",
 ]
 
-INF = float("inf")
-
-# release_slot() says whom to wake, as bits (no allocation per task).
-WAKE_ROOM = 1  # a blocked submitter: a slot is free
-WAKE_IDLE = 2  # wait() callers: nothing is outstanding
-
-
-class Gate(enum.Enum):
-    """What a worker does with a task it took while the gate was up."""
-
-    RUN = "run"  # run it
-    CANCEL = "cancel"  # cancel it (stop with cancel_pending, or broken)
-    LEAVE = "leave"  # surplus after a shrink: hand it back and exit (already counted out)
-    PAUSED = "paused"  # wait for resume (or stop), then ask again
-
-
-class Step(enum.Enum):
-    """What a worker with nothing in hand does next (:meth:`Lifecycle.next_step`)."""
-
-    RUN = "run"  # take the next queued task
-    CANCEL = "cancel"  # cancel every queued task, then ask again
-    EXIT = "exit"  # exit (already counted out)
-    PARK = "park"  # wait for work (:meth:`Lifecycle.park`)
-
-
-@dataclass(frozen=True, slots=True)
-class Closing:
-    """What :meth:`Lifecycle.close` asks of the driver.
-
-    Attributes:
-        first: this call closed the pool (later ones change only ``cancel``).
-        pills: stop messages to send, one per worker (first close only).
-        cancel: cancel the queued tasks now.
-        drain: no worker is left to empty the queue: the caller drains it
-            (runs or cancels each task) and then calls :meth:`Lifecycle.drained_now`.
-    """
-
-    first: bool
-    pills: int
-    cancel: bool
-    drain: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Resizing:
-    """What :meth:`Lifecycle.resize` asks of the driver.
-
-    Attributes:
-        surplus: workers above the new ``max_workers``: wake that many idle
-            ones so they meet the gate and leave.
-        start: workers reserved (already in ``workers``) to start now.
-    """
-
-    surplus: int
-    start: int
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """What :meth:`Lifecycle.maintain` asks of the driver.
-
-    Attributes:
-        retire: idle workers already counted out: wake each so it exits.
-        wake_at: when to call ``maintain`` again (``None``: on the next park).
-    """
-
-    retire: tuple[Hashable, ...]
-    wake_at: float | None
-
 
 class Lifecycle:
     """The lifecycle state of one worker pool and every decision on it.
@@ -166,7 +109,6 @@ class Lifecycle:
 
     * ``closed``: stopped or stopping (final).
     * ``gate``: workers must take the slow path (paused, closed or shrinking).
-    * ``limit``: most tasks in the pool (``None``: unbounded, no admission).
     * ``max_workers`` / ``min_workers``: the current bounds.
     * ``workers``: workers started or reserved, not yet retired.
 
@@ -175,22 +117,18 @@ class Lifecycle:
     """
 
     __slots__ = (
-        "blocked",
         "broken",
         "broken_cause",
         "cancel_pending",
         "closed",
         "drained",
-        "dropped",
         "gate",
-        "idle_since",
-        "limit",
+        "intake",
         "max_workers",
         "min_workers",
         "options",
-        "outstanding",
+        "parked",
         "paused",
-        "waiters",
         "workers",
     )
 
@@ -198,7 +136,7 @@ class Lifecycle:
         self.options = options
         self.max_workers = options.max_workers
         self.min_workers = options.min_workers
-        self.limit = capacity(options.max_workers, options.queue_size)
+        self.intake = Intake(options)  # admission and the slot ledger
         self.closed = False
         self.cancel_pending = False
         self.drained = False
@@ -207,12 +145,7 @@ class Lifecycle:
         self.broken: str | None = None
         self.broken_cause: BaseException | None = None
         self.workers = 0
-        # Parked (idle) workers and since when, in the driver's clock.
-        self.idle_since: dict[Hashable, float] = {}
-        self.blocked = 0  # submitters waiting for room
-        self.waiters = 0  # wait() callers
-        self.outstanding = 0  # slots taken and not given back (bounded pools)
-        self.dropped = 0  # submissions refused
+        self.parked = IdleSet(options.idle_timeout)  # idle workers, since when
 
     # ------------------------------------------------------------ errors
 
@@ -243,87 +176,6 @@ class Lifecycle:
         if self.closed:
             raise self.closed_error()
 
-    # --------------------------------------------------------- admission
-
-    def admit(self, *, pending: int, blocked: int, block: bool) -> Admission:
-        """Decide one submission (counts nothing); ``pending``: tasks in the pool now."""
-        return admit(
-            pending,
-            self.limit,
-            blocked=blocked,
-            nonblocking=self.options.nonblocking or not block,
-            max_blocking=self.options.max_blocking,
-        )
-
-    def take_slot(self, *, block: bool) -> Admission:
-        """Decide a submission against the core's own slot count and count it.
-
-        ``ACCEPT`` takes a slot (give it back with :meth:`release_slot`),
-        ``OVERLOAD`` counts a drop, ``WAIT`` changes nothing: the caller
-        checks :meth:`deadlock` and waits (:meth:`block`) or gives up.
-
-        Raises:
-            PoolClosed, PoolBroken: the pool is closed.
-        """
-        if self.closed:
-            raise self.closed_error()
-        decision = self.admit(pending=self.outstanding, blocked=self.blocked, block=block)
-        if decision is Admission.ACCEPT:
-            self.outstanding += 1
-        elif decision is Admission.OVERLOAD:
-            self.dropped += 1
-        return decision
-
-    def release_slot(self) -> int:
-        """A bounded pool's task finished or was cancelled: give its slot back.
-
-        Returns:
-            ``WAKE_ROOM`` and/or ``WAKE_IDLE`` bits: whom the driver wakes.
-        """
-        self.outstanding -= 1
-        wake = WAKE_ROOM if self.blocked else 0
-        if self.waiters and not self.outstanding:
-            wake |= WAKE_IDLE
-        return wake
-
-    def overload(self, *, pending: int, blocked: int, count: bool = True) -> PoolOverload:
-        """Count a refused submission (unless ``count`` is false) and return its error."""
-        self.dropped += count
-        return PoolOverload(overload_message(self.options, pending, blocked))
-
-    def count_drop(self) -> None:
-        """A submission was refused without an error (``try_submit`` returned ``None``)."""
-        self.dropped += 1
-
-    def deadlock(self, pending: int) -> PoolDeadlock:
-        """A task would wait for room in its own full pool: count a drop, return the error."""
-        self.dropped += 1
-        return PoolDeadlock(
-            f"a task of {self.name} would block submitting to its own full pool "
-            f"({pending} tasks, capacity {self.limit}); raise queue_size, use "
-            "try_submit, or submit from outside the pool"
-        )
-
-    def block(self) -> None:
-        """A submitter starts waiting for room."""
-        self.blocked += 1
-
-    def unblock(self) -> None:
-        """A submitter stopped waiting for room (admitted, gave up or interrupted)."""
-        self.blocked -= 1
-
-    def waiting(self, delta: int) -> None:
-        """A ``wait()`` caller starts (``+1``) or stops (``-1``) waiting."""
-        self.waiters += delta
-
-    def settled(self, unfinished: int) -> bool:
-        """Whether ``wait()`` may return: no task unfinished, every slot given back.
-
-        A bounded pool also waits for its last slot, so a submission right
-        after ``wait()`` finds the room it expects.
-        """
-        return unfinished <= 0 and not self.outstanding
-
     # ----------------------------------------------------------- workers
 
     def spawn(self, backlog: int, idle: int | None = None, *, closed_ok: bool = False) -> int:
@@ -347,7 +199,7 @@ class Lifecycle:
             workers=self.workers,
             max_workers=self.max_workers,
             backlog=backlog,
-            idle=len(self.idle_since) if idle is None else idle,
+            idle=len(self.parked) if idle is None else idle,
         )
         self.workers += count
         return count
@@ -366,30 +218,23 @@ class Lifecycle:
         """A worker found no task and waits for one; when it may be reaped.
 
         Returns:
-            The time at which, still idle, it may be retired (``None``: idle
-            workers are never reaped, ``idle_timeout=None``). A surplus of
-            workers is judged when that time comes (:meth:`reap`, :meth:`maintain`).
+            The time at which, still idle, it may be retired (``None``:
+            ``idle_timeout=None``). Whether it is surplus is judged then
+            (:meth:`reap`, :meth:`maintain`).
         """
-        self.idle_since[worker] = now
-        timeout = self.options.idle_timeout
-        return None if timeout is None else now + timeout
+        return self.parked.park(worker, now)
 
     def unpark(self, worker: Hashable) -> bool:
         """A parked worker woke up; False if it was retired meanwhile (then it exits)."""
-        return self.idle_since.pop(worker, None) is not None
+        return self.parked.unpark(worker)
 
     @property
     def idle(self) -> int:
         """Workers parked waiting for a task."""
-        return len(self.idle_since)
+        return len(self.parked)
 
     def _reapable(self, backlog: int) -> bool:
-        return (
-            not self.closed
-            and not backlog
-            and self.options.idle_timeout is not None
-            and self.workers > self.min_workers
-        )
+        return not self.closed and not backlog and self.workers > self.min_workers
 
     def reap(self, worker: Hashable, now: float, backlog: int) -> float | None:
         """A parked worker's wait ran out: retire it, or say when to ask again.
@@ -401,16 +246,12 @@ class Lifecycle:
             ``None``: retired (counted out; the worker exits, unless
             :meth:`rejoin` takes it back). Otherwise the time to ask again.
         """
-        timeout = self.options.idle_timeout
-        if timeout is None:
-            return INF
-        since = self.idle_since.get(worker, now)
-        due = since + timeout
+        due = self.parked.due(worker, now)
         if now < due:
             return due
         if not self._reapable(backlog):
-            return now + timeout
-        del self.idle_since[worker]
+            return now + (self.parked.timeout or INF)
+        self.parked.unpark(worker)
         self.workers -= 1
         return None
 
@@ -425,43 +266,35 @@ class Lifecycle:
         if self.closed or self.workers >= self.max_workers:
             return False
         self.workers += 1
-        self.idle_since[worker] = now
+        self.parked.park(worker, now)
         return True
 
     def maintain(self, now: float, backlog: int) -> Tick:
         """The reaping tick of a driver with one timer: which idle workers retire.
 
         Retires, longest idle first, parked workers idle for ``idle_timeout``
-        while the pool has more than ``min_workers`` and no backlog. They are
-        counted out here; the driver wakes each so it exits.
+        while the pool keeps more than ``min_workers`` and has no backlog.
+        They are counted out here; the driver wakes each so it exits.
 
         Returns:
             The workers to retire and when to tick again (``None``: not until
             a worker parks again or the bounds change). Never a time already
             past, so a driver that re-arms its timer with it cannot spin.
         """
-        timeout = self.options.idle_timeout
-        if timeout is None or not self.idle_since or self.closed:
+        timeout = self.parked.timeout
+        if timeout is None or not self.parked or self.closed:
             return Tick((), None)
         if backlog:
             # Workers will wake for those tasks (or are held by a pause):
             # nobody is reaped now; look again one idle_timeout later.
             return Tick((), now + timeout if self.workers > self.min_workers else None)
-        retire: list[Hashable] = []
-        for worker, since in sorted(self.idle_since.items(), key=_second):
-            if since + timeout > now or self.workers <= self.min_workers:
-                break
-            retire.append(worker)
-            del self.idle_since[worker]
-            self.workers -= 1
+        retire = self.parked.overdue(now, most=self.workers - self.min_workers)
+        self.workers -= len(retire)
         return Tick(tuple(retire), self.next_reap())
 
     def next_reap(self) -> float | None:
         """When the longest-idle parked worker may be reaped, if any is surplus."""
-        timeout = self.options.idle_timeout
-        if timeout is None or not self.idle_since or self.workers <= self.min_workers:
-            return None
-        return min(self.idle_since.values()) + timeout
+        return self.parked.earliest() if self.workers > self.min_workers else None
 
     def at_gate(self, control: bool) -> Gate:
         """A worker took a task (``control``: a driver message) while the gate was up.
@@ -607,7 +440,7 @@ class Lifecycle:
         )
         self.max_workers = self.options.max_workers
         self.min_workers = self.options.min_workers
-        self.limit = capacity(self.max_workers, self.options.queue_size)
+        self.intake.resize(self.options)
         surplus = self.workers - self.max_workers
         self._set_gate()
         grow = max(
@@ -616,7 +449,7 @@ class Lifecycle:
                 workers=self.workers,
                 max_workers=self.max_workers,
                 backlog=backlog,
-                idle=len(self.idle_since) if idle is None else idle,
+                idle=len(self.parked) if idle is None else idle,
             ),
             0,
         )
@@ -626,8 +459,8 @@ class Lifecycle:
     def forget_workers(self) -> None:
         """After ``os.fork()``: the parent's workers do not exist in the child."""
         self.workers = 0
-        self.idle_since.clear()
-        self.blocked = self.waiters = self.outstanding = 0
+        self.parked.clear()
+        self.intake.forget()
         if self.closed:
             self.drained = True
         self._set_gate()
@@ -654,19 +487,15 @@ class Lifecycle:
             idle_workers=min(self.idle if idle is None else idle, self.workers),
             running=running,
             queued=queued,
-            blocked=self.blocked if blocked is None else blocked,
+            blocked=self.intake.blocked if blocked is None else blocked,
             submitted=submitted,
             completed=succeeded + failed,
             succeeded=succeeded,
             failed=failed,
-            dropped=self.dropped,
+            dropped=self.intake.dropped,
             cancelled=cancelled,
             expired=expired,
             paused=self.paused,
             closed=self.closed,
             broken=self.broken is not None,
         )
-
-
-def _second(pair: tuple[Hashable, float]) -> float:
-    return pair[1]

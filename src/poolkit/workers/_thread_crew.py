@@ -93,6 +93,7 @@ class ThreadCrew:
         self.finalizer = finalizer
         self.factory = factory
         self.clock = clock
+        self.bounded = core.intake.limit is not None  # fixed: queue_size cannot change
         self._new_sync()
         self.seq = itertools.count()  # next() per submission; see submitted()
         self.seq_reads = 0
@@ -123,29 +124,33 @@ class ThreadCrew:
             PoolDeadlock: the caller is one of this pool's workers and would wait.
         """
         core = self.core
+        intake = core.intake
         with self.lock:
             while True:
-                decision = core.take_slot(block=block)
+                core.check_open()
+                decision = intake.take(block=block)
                 if decision is Admission.ACCEPT:
                     return True
                 if decision is Admission.OVERLOAD:
                     if not block:
                         return False
-                    raise core.overload(pending=core.outstanding, blocked=core.blocked, count=False)
+                    raise intake.overload(
+                        pending=intake.outstanding, blocked=intake.blocked, count=False
+                    )
                 if current_pool() is self.owner:
                     # Every worker could be doing the same: a task waiting
                     # for room in its own full pool may wait for itself.
-                    raise core.deadlock(core.outstanding)
-                core.block()
+                    raise intake.deadlock(intake.outstanding)
+                intake.block()
                 try:
                     self.room.wait()
                 finally:
-                    core.unblock()
+                    intake.unblock()
 
     def release_slot(self) -> None:
         """A task of a bounded pool finished (or was cancelled): give its slot back."""
         with self.lock:
-            wake = self.core.release_slot()
+            wake = self.core.intake.release()
             if wake & WAKE_ROOM:
                 self.room.notify()
             if wake & WAKE_IDLE:
@@ -274,7 +279,7 @@ class ThreadCrew:
         else:
             with self.lock:
                 self.retired.cancelled += 1
-        if core.limit is not None:
+        if self.bounded:
             self.release_slot()
 
     def cancel_queued(self) -> None:
@@ -339,7 +344,7 @@ class ThreadCrew:
             counts.cancelled += 1
         with self.lock:
             self.retired.add(counts)
-        if self.core.limit is not None:
+        if self.bounded:
             self.release_slot()
 
     # ---------------------------------------------------- slow-path control
@@ -366,15 +371,15 @@ class ThreadCrew:
         """Wait until every task submitted so far finished; False at ``deadline``."""
         core = self.core
         with self.lock:
-            core.waiting(1)
+            core.intake.waiting(1)
             try:
                 return wait_for(
                     self.idle_cv,
-                    lambda: core.settled(self.submitted() - self._tally().finished()),
+                    lambda: core.intake.settled(self.submitted() - self._tally().finished()),
                     deadline,
                 )
             finally:
-                core.waiting(-1)
+                core.intake.waiting(-1)
 
     def pause(self) -> None:
         """Hold queued tasks (the core raises the gate)."""

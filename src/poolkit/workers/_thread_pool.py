@@ -176,6 +176,7 @@ class WorkerPool(Executor):
         # The submit fast path's two calls, bound once (re-bound after a fork).
         self._put = self._crew.put
         self._seq = self._crew.seq
+        self._bounded = self._crew.bounded
         _fork.track(self)
         with self._crew.lock:
             count = self._core.start_min()
@@ -200,7 +201,7 @@ class WorkerPool(Executor):
         core = self._core
         if core.closed:
             raise core.closed_error()
-        if core.limit is not None:
+        if self._bounded:
             self._crew.admit(True)
         next(self._seq)
         self._put((fn, args, kwargs, _copy_context(), None))
@@ -227,7 +228,7 @@ class WorkerPool(Executor):
         core = self._core
         if core.closed:
             raise core.closed_error()
-        if core.limit is not None:
+        if self._bounded:
             self._crew.admit(True)
         fut: Future[T] = PoolFuture()
         next(self._seq)
@@ -251,7 +252,7 @@ class WorkerPool(Executor):
         """
         check_callable("fn", fn)
         self._core.check_open()
-        if self._core.limit is not None and not self._crew.admit(False):
+        if self._bounded and not self._crew.admit(False):
             return None
         fut: Future[T] = PoolFuture()
         self._enqueue((fn, args, kwargs, _copy_context(), fut))
@@ -292,7 +293,7 @@ class WorkerPool(Executor):
         check_callable("fn", fn)
         expiring = Expiring(fn, self._clock() + seconds, self._clock, seconds)
         self._core.check_open()
-        if self._core.limit is not None:
+        if self._bounded:
             self._crew.admit(True)
         fut: Future[T] = PoolFuture()
         self._enqueue((expiring, args, kwargs, _copy_context(), fut))

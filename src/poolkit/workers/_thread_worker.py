@@ -192,7 +192,7 @@ class Worker(Counts):
         crew = self.crew
         core = crew.core
         get_nowait = crew.queue.get_nowait
-        bounded = core.limit is not None
+        bounded = crew.bounded
         stateless = state is NO_STATE
         empty = queue.Empty
         result: Any = None
