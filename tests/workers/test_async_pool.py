@@ -21,6 +21,7 @@ from poolkit import (
     PoolOverload,
     PoolTimeout,
     WorkerPoolStats,
+    testing,
 )
 from tests.workers.async_helpers import double, fail, run, sleepy, worker_tasks
 
@@ -320,15 +321,22 @@ def test_pause_resume_and_resize() -> None:
     run(main())
 
 
-def test_idle_surplus_workers_exit_and_min_workers_stay() -> None:
+def test_idle_surplus_workers_exit_when_the_clock_says_and_min_workers_stay() -> None:
+    """The pool's reaping timer acts on the core's decision, in the pool's clock
+    (the rules themselves are tested on the core, test_lifecycle)."""
+    clock = testing.FakeClock()
+
     async def main() -> None:
-        async with AsyncWorkerPool(4, min_workers=1, idle_timeout=0.001) as ap:
+        async with AsyncWorkerPool(4, min_workers=1, idle_timeout=0.001, clock=clock) as ap:
             assert ap.stats().workers == 1
             for _ in range(4):
                 await ap.go(sleepy, 1)
             await asyncio.sleep(0)
             assert ap.stats().workers == 4
             await ap.wait()
+            await asyncio.sleep(0.005)  # the reaping timer fires: the clock has not moved
+            assert ap.stats().workers == 4
+            clock.advance(0.001)
             for _ in range(100):
                 if ap.stats().workers == 1:
                     break

@@ -17,6 +17,7 @@ from poolkit import (
     PoolTimeout,
     WorkerPool,
     WorkerPoolStats,
+    testing,
 )
 from tests.workers.conftest import PROMPT, eventually, pool_threads
 
@@ -310,10 +311,12 @@ def test_context_changes_in_a_task_do_not_leak_to_the_next(pool: WorkerPool) -> 
     assert [pool.submit(var.get).result(PROMPT) for _ in range(8)] == ["clean"] * 8
 
 
-def test_min_workers_start_at_once_and_idle_surplus_exits() -> None:
-    """min_workers are kept; surplus workers exit after idle_timeout."""
+def test_min_workers_start_at_once_and_idle_surplus_exits_when_the_clock_says() -> None:
+    """min_workers are kept; surplus workers exit once the pool's clock passes
+    idle_timeout (the rules themselves are tested on the core, test_lifecycle)."""
     release = threading.Event()
-    with WorkerPool(4, min_workers=1, idle_timeout=0.02) as wp:
+    clock = testing.FakeClock()
+    with WorkerPool(4, min_workers=1, idle_timeout=0.01, clock=clock) as wp:
         assert wp.stats().workers == 1
         try:
             for _ in range(4):
@@ -321,6 +324,9 @@ def test_min_workers_start_at_once_and_idle_surplus_exits() -> None:
             eventually(lambda: wp.stats().running == 4, "pool grew to 4 running")
         finally:
             release.set()
+        wp.wait()
+        assert wp.stats().workers == 4  # idle, but the pool's clock has not moved
+        clock.advance(0.01)
         eventually(lambda: wp.stats().workers == 1, "surplus workers exited")
         assert wp.submit(lambda: 10).result(PROMPT) == 10
 
