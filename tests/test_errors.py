@@ -30,3 +30,9 @@ def test_pool_closed_is_a_runtime_error() -> None:
 
 def test_release_error_is_a_value_error() -> None:
     assert issubclass(poolkit.ReleaseError, ValueError)
+
+
+def test_task_cancelled_is_a_pool_error_and_a_cancelled_error() -> None:
+    """``except PoolError`` and ``except CancelledError`` both catch a group's cancel."""
+    assert issubclass(poolkit.TaskCancelled, poolkit.PoolError)
+    assert issubclass(poolkit.TaskCancelled, concurrent.futures.CancelledError)

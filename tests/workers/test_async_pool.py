@@ -564,3 +564,39 @@ def test_cancelling_the_future_of_a_running_task_cancels_its_coroutine() -> None
                 assert ap.stats().cancelled == 1
 
     run(main())
+
+
+def test_aclose_runs_the_queued_tasks_and_leaves_no_worker() -> None:
+    """aclose(): stop taking tasks, finish the queued ones, wait for the workers."""
+
+    async def main() -> None:
+        ran: list[int] = []
+
+        async def record(i: int) -> None:
+            await asyncio.sleep(0)
+            ran.append(i)
+
+        ap = AsyncWorkerPool(1, eager=False)
+        for i in range(5):
+            await ap.go(record, i)
+        await ap.aclose()
+        assert ran == [0, 1, 2, 3, 4]
+        assert worker_tasks(ap) == []
+        with pytest.raises(PoolClosed):
+            await ap.go(record, 5)
+        await ap.aclose()  # twice is harmless
+
+    run(main())
+
+
+def test_aclose_with_a_timeout_cancels_the_running_tasks() -> None:
+    async def main() -> None:
+        ap = AsyncWorkerPool(1, eager=False)
+        fut = await ap.submit(asyncio.sleep, 3600)
+        await asyncio.sleep(0)
+        with pytest.raises(PoolTimeout):
+            await ap.aclose(timeout=0.01)
+        assert isinstance(fut.exception(), asyncio.CancelledError)  # cancelled while running
+        assert worker_tasks(ap) == []
+
+    run(main())

@@ -397,3 +397,33 @@ def test_default_max_workers_matches_thread_pool_executor() -> None:
 
     with WorkerPool() as wp:
         assert min(32, (os.cpu_count() or 1) + 4) == wp.max_workers
+
+
+def test_close_runs_the_queued_tasks_and_leaves_no_thread() -> None:
+    """close(): stop taking tasks, finish the queued ones, wait for the threads."""
+    gate = threading.Event()
+    ran: list[int] = []
+    wp = WorkerPool(1, thread_name_prefix="closing")
+    wp.go(gate.wait, PROMPT)
+    for i in range(5):
+        wp.go(ran.append, i)
+    gate.set()
+    wp.close()
+    assert ran == [0, 1, 2, 3, 4]
+    assert pool_threads("closing") == []
+    with pytest.raises(PoolClosed):
+        wp.go(ran.append, 5)
+    wp.close()  # twice is harmless
+
+
+def test_close_with_a_timeout_cancels_what_is_still_queued() -> None:
+    gate = threading.Event()
+    wp = WorkerPool(1, thread_name_prefix="close-timeout")
+    wp.go(gate.wait, PROMPT)
+    queued = wp.submit(lambda: "late")
+    with pytest.raises(PoolTimeout):
+        wp.close(timeout=0.01)
+    assert queued.cancelled()
+    gate.set()
+    wp.stop()
+    assert pool_threads("close-timeout") == []
