@@ -12,15 +12,8 @@ import pytest
 from poolkit import PoolBroken, PoolClosed, PoolDeadlock, PoolOverload
 from poolkit.workers._core import Admission, PoolOptions
 from poolkit.workers._idle import IdleSet
-from poolkit.workers._lifecycle import (
-    INF,
-    WAKE_IDLE,
-    WAKE_ROOM,
-    Gate,
-    Lifecycle,
-    Step,
-    Tick,
-)
+from poolkit.workers._lifecycle import Lifecycle
+from poolkit.workers._lifecycle_plans import INF, WAKE_IDLE, WAKE_ROOM, Gate, Step, Tick
 
 T0 = 1000.0
 

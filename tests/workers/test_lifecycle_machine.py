@@ -31,7 +31,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from poolkit import PoolBroken, PoolClosed
 from poolkit.workers._core import Admission, PoolOptions
-from poolkit.workers._lifecycle import Lifecycle, Step
+from poolkit.workers._lifecycle import Lifecycle
+from poolkit.workers._lifecycle_plans import Step
 
 TIMEOUT = 5.0
 

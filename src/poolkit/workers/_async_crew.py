@@ -29,7 +29,8 @@ from typing import Any
 from poolkit._errors import EventLoopMismatch, PoolOverload, PoolTimeout
 from poolkit.workers import _async_worker as aw
 from poolkit.workers._core import Admission, WorkerPoolStats
-from poolkit.workers._lifecycle import INF, Lifecycle, Step
+from poolkit.workers._lifecycle import Lifecycle
+from poolkit.workers._lifecycle_plans import INF, Step
 
 __all__ = ["AsyncCrew"]
 

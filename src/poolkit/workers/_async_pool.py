@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import math
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
@@ -22,7 +21,6 @@ from poolkit import _fork
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._validate import (
     Clock,
-    check_bool,
     check_callable,
     check_optional_seconds,
     check_seconds,
@@ -38,6 +36,7 @@ from poolkit.workers._core import (
     PoolOptions,
     WorkerPoolStats,
     describe,
+    stop_mode,
 )
 from poolkit.workers._lifecycle import Lifecycle
 
@@ -71,6 +70,10 @@ class AsyncWorkerPool:
         TypeError, ValueError: a bad option (the message names it).
     """
 
+    # Each worker's with_worker() object factory; set on the instance by
+    # with_worker before __init__ runs, never by a caller.
+    _factory: Callable[[], object] | None = None
+
     def __init__(
         self,
         max_workers: int | None = None,
@@ -88,42 +91,6 @@ class AsyncWorkerPool:
         clock: Clock = time.monotonic,
         eager: bool = True,
     ) -> None:
-        self._setup(
-            max_workers,
-            min_workers=min_workers,
-            idle_timeout=idle_timeout,
-            queue_size=queue_size,
-            nonblocking=nonblocking,
-            max_blocking=max_blocking,
-            on_error=on_error,
-            initializer=initializer,
-            initargs=initargs,
-            finalizer=finalizer,
-            name=name,
-            clock=clock,
-            eager=eager,
-            factory=None,
-        )
-
-    def _setup(
-        self,
-        max_workers: int | None,
-        *,
-        min_workers: int,
-        idle_timeout: float | None,
-        queue_size: int | None,
-        nonblocking: bool,
-        max_blocking: int | None,
-        on_error: ErrorHandler | None,
-        initializer: Callable[..., object] | None,
-        initargs: tuple[Any, ...],
-        finalizer: Callable[[], object] | None,
-        name: str | None,
-        clock: Clock,
-        eager: bool,
-        factory: Callable[[], object] | None,
-    ) -> None:
-        """Validate the options and build the core and the crew (nothing starts yet)."""
         options = PoolOptions.build(
             max_workers=100 if max_workers is None else max_workers,
             min_workers=min_workers,
@@ -147,7 +114,7 @@ class AsyncWorkerPool:
             initializer=initializer,
             initargs=initargs,
             finalizer=finalizer,
-            factory=factory,
+            factory=self._factory,
             clock=self._clock,
             eager=eager,
         )
@@ -430,11 +397,7 @@ class AsyncWorkerPool:
             PoolTimeout: tasks still running after ``timeout`` (now cancelled).
             PoolDeadlock: ``wait`` requested from one of this pool's tasks.
         """
-        seconds = _no_inf(check_optional_seconds("timeout", timeout, allow_inf=True))
-        check_bool("wait", wait)
-        if cancel_pending is not None:
-            check_bool("cancel_pending", cancel_pending)
-        cancel = (not wait) if cancel_pending is None else cancel_pending
+        cancel, seconds = stop_mode(wait, cancel_pending, timeout)
         crew = self._crew
         if wait and crew.in_own_task():
             raise PoolDeadlock(
@@ -443,7 +406,7 @@ class AsyncWorkerPool:
             )
         crew.close(cancel)
         if wait:
-            await crew.join(seconds)
+            await crew.join(_no_inf(seconds))
 
     async def aclose(self, timeout: float | None = None) -> None:
         """Shut down: stop taking tasks, finish the queued ones, wait for the workers.
@@ -509,13 +472,11 @@ class AsyncWorkerPool:
             TypeError: ``factory`` is not callable.
         """
         check_callable("factory", factory)
+        # The private construction path: the factory is set before __init__
+        # runs, so the public signature needs no private keyword for it.
         pool = cls.__new__(cls)
-        # The public constructor's keywords, checked by its signature.
-        bound = inspect.signature(cls.__init__).bind(pool, max_workers, **options)
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
-        del arguments["self"]
-        pool._setup(**arguments, factory=factory)
+        pool._factory = factory
+        cls.__init__(pool, max_workers, **options)
         return pool
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "default_max_workers",
     "log_task_error",
     "spawn_count",
+    "stop_mode",
 ]
 
 # Surplus workers (above min_workers) exit after this long without work. A
@@ -210,6 +211,23 @@ def overload_message(options: PoolOptions, outstanding: int, blocked: int) -> st
         f"(max_workers={options.max_workers}, queue_size={options.queue_size}) and {why}; "
         "raise queue_size or max_workers, or retry later"
     )
+
+
+def stop_mode(wait: object, cancel_pending: object, timeout: object) -> tuple[bool, float | None]:
+    """Validate ``stop()``'s arguments; whether to cancel queued tasks, and the timeout.
+
+    ``cancel_pending=None`` means ``not wait``: a stop that does not wait
+    cancels what is queued (gammazero ``Stop``), one that waits drains it.
+
+    Raises:
+        TypeError: ``wait`` or ``cancel_pending`` is not a bool.
+        ValueError: ``timeout`` is negative or NaN.
+    """
+    seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
+    waits = check_bool("wait", wait)
+    if cancel_pending is None:
+        return not waits, seconds
+    return check_bool("cancel_pending", cancel_pending), seconds
 
 
 def spawn_count(*, workers: int, max_workers: int, backlog: int, idle: int) -> int:

@@ -76,29 +76,9 @@ from poolkit.workers._core import (
 )
 from poolkit.workers._idle import IdleSet
 from poolkit.workers._intake import Intake
-from poolkit.workers._lifecycle_plans import (
-    INF,
-    WAKE_IDLE,
-    WAKE_ROOM,
-    Closing,
-    Gate,
-    Resizing,
-    Step,
-    Tick,
-)
+from poolkit.workers._lifecycle_plans import INF, Closing, Gate, Resizing, Step, Tick
 
-# The plans are re-exported: drivers import everything from here.
-__all__ = [
-    "INF",
-    "WAKE_IDLE",
-    "WAKE_ROOM",
-    "Closing",
-    "Gate",
-    "Lifecycle",
-    "Resizing",
-    "Step",
-    "Tick",
-]
+__all__ = ["Lifecycle"]
 
 
 class Lifecycle:

@@ -45,7 +45,8 @@ from typing import Any
 from poolkit._errors import PoolClosed, PoolTimeout
 from poolkit._waits import join_thread, left_until, wait_for
 from poolkit.workers._core import Admission, Expired, WorkerPoolStats
-from poolkit.workers._lifecycle import WAKE_IDLE, WAKE_ROOM, Lifecycle
+from poolkit.workers._lifecycle import Lifecycle
+from poolkit.workers._lifecycle_plans import WAKE_IDLE, WAKE_ROOM
 from poolkit.workers._thread_worker import (
     NO_STATE,
     STOP,

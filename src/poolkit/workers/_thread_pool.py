@@ -12,7 +12,6 @@ submission racing with stop from being lost are stated in ``_thread_crew``.
 from __future__ import annotations
 
 import contextvars
-import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -35,6 +34,7 @@ from poolkit.workers._core import (
     PoolOptions,
     WorkerPoolStats,
     describe,
+    stop_mode,
 )
 from poolkit.workers._future import PoolFuture
 from poolkit.workers._group import TaskGroup
@@ -91,6 +91,10 @@ class WorkerPool(Executor):
         ValueError: an out-of-range argument (the message names it).
     """
 
+    # Each worker's with_worker() object factory; set on the instance by
+    # with_worker before __init__ runs, never by a caller.
+    _factory: Callable[[], object] | None = None
+
     def __init__(
         self,
         max_workers: int | None = None,
@@ -108,42 +112,6 @@ class WorkerPool(Executor):
         name: str | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        self._setup(
-            max_workers,
-            thread_name_prefix,
-            initializer,
-            initargs,
-            min_workers=min_workers,
-            idle_timeout=idle_timeout,
-            queue_size=queue_size,
-            nonblocking=nonblocking,
-            max_blocking=max_blocking,
-            on_error=on_error,
-            finalizer=finalizer,
-            name=name,
-            clock=clock,
-            factory=None,
-        )
-
-    def _setup(
-        self,
-        max_workers: int | None,
-        thread_name_prefix: str,
-        initializer: Callable[..., object] | None,
-        initargs: tuple[Any, ...],
-        *,
-        min_workers: int,
-        idle_timeout: float | None,
-        queue_size: int | None,
-        nonblocking: bool,
-        max_blocking: int | None,
-        on_error: ErrorHandler | None,
-        finalizer: Callable[[], object] | None,
-        name: str | None,
-        clock: Clock,
-        factory: Callable[[], object] | None,
-    ) -> None:
-        """Validate the options, build the core and the crew, start ``min_workers``."""
         if not isinstance(thread_name_prefix, str):
             raise TypeError(
                 f"thread_name_prefix must be a str, got {type(thread_name_prefix).__name__}"
@@ -170,7 +138,7 @@ class WorkerPool(Executor):
             initializer=initializer,
             initargs=initargs,
             finalizer=check_callable("finalizer", finalizer, optional=True),
-            factory=factory,
+            factory=self._factory,
             clock=self._clock,
         )
         # The submit fast path's two calls, bound once (re-bound after a fork).
@@ -454,11 +422,7 @@ class WorkerPool(Executor):
             PoolTimeout: workers still running after ``timeout``.
             PoolDeadlock: ``wait`` requested from one of this pool's tasks.
         """
-        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
-        check_bool("wait", wait)
-        if cancel_pending is not None:
-            check_bool("cancel_pending", cancel_pending)
-        cancel = (not wait) if cancel_pending is None else cancel_pending
+        cancel, seconds = stop_mode(wait, cancel_pending, timeout)
         if wait and current_pool() is self:
             raise PoolDeadlock(
                 f"stop(wait=True) called from a task of {self._core.name}: it would "
@@ -529,11 +493,10 @@ class WorkerPool(Executor):
             TypeError: ``factory`` is not callable.
         """
         check_callable("factory", factory)
+        # The private construction path: the factory is set before __init__
+        # runs (and starts min_workers), so the public signature needs no
+        # private keyword for it.
         pool = cls.__new__(cls)
-        # The public constructor's keywords, checked by its signature.
-        bound = inspect.signature(cls.__init__).bind(pool, max_workers, **options)
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
-        del arguments["self"]
-        pool._setup(**arguments, factory=factory)
+        pool._factory = factory
+        cls.__init__(pool, max_workers, **options)
         return pool

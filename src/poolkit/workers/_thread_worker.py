@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from poolkit._errors import PoolTimeout
 from poolkit._waits import slice_of
 from poolkit.workers._core import Expired, Expiring
-from poolkit.workers._lifecycle import INF, Gate
+from poolkit.workers._lifecycle_plans import INF, Gate
 
 if TYPE_CHECKING:
     from poolkit.workers._thread_crew import ThreadCrew
