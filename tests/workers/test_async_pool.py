@@ -600,3 +600,32 @@ def test_aclose_with_a_timeout_cancels_the_running_tasks() -> None:
         assert worker_tasks(ap) == []
 
     run(main())
+
+
+def test_a_worker_reaped_then_cancelled_is_counted_out_once() -> None:
+    """The reaping tick counts a parked worker out; if its Task is cancelled
+    (stop's timeout) before it runs, it must not be counted out again."""
+    clock = testing.FakeClock()
+
+    async def main() -> None:
+        ap = AsyncWorkerPool(2, idle_timeout=1.0, clock=clock, eager=False)
+        for _ in range(2):
+            await ap.go(sleepy, 1)
+        await ap.wait()
+        await asyncio.sleep(0)
+        assert ap.stats().idle_workers == 2
+        clock.advance(1.0)
+        ap._crew.tick()  # the timer firing: both parked workers are retired
+        assert ap.stats().workers == 0
+        for task in worker_tasks(ap):
+            task.cancel()  # lands before either worker ran again
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert worker_tasks(ap) == []
+        assert ap.stats().workers == 0
+        await ap.go(sleepy, 1)
+        await ap.wait()
+        assert ap.stats().workers == 1
+        await ap.aclose()
+
+    run(main())

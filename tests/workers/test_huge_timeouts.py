@@ -174,7 +174,7 @@ def test_a_worker_task_that_dies_breaks_the_async_pool_loudly(
         ap = AsyncWorkerPool(1, eager=False)
         queued = [await ap.submit(double, 2), await ap.submit(double, 3)]
 
-        async def dying_next_item() -> bool:
+        async def dying_next_item(worker: Any) -> bool:
             raise fault
 
         # The worker, not started yet, takes its slow path first and dies there.

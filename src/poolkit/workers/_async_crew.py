@@ -281,10 +281,11 @@ class AsyncCrew:
 
     # ---------------------------------------------------------------- idling
 
-    async def next_item(self) -> bool:
+    async def next_item(self, worker: aw.AsyncWorker) -> bool:
         """Slow path of a worker: pause, shrink, stop, or park until work comes.
 
-        Returns whether the worker should go on (False: exit, counted out).
+        Returns whether the worker should go on; False: it exits, and the
+        core has counted it out (``worker.counted`` is cleared then).
         """
         loop = self.loop
         assert loop is not None
@@ -297,6 +298,7 @@ class AsyncCrew:
                 self.cancel_queued()
                 continue
             if step is Step.EXIT:
+                worker.counted = False
                 self.sync_gate()
                 return False
             waiter: asyncio.Future[bool] = loop.create_future()
@@ -309,9 +311,12 @@ class AsyncCrew:
             finally:
                 if waiter in self.parked:
                     self.parked.remove(waiter)
-                stays = core.unpark(waiter)
-            if not stays:
-                return False  # retired by the reaping tick
+                if not core.unpark(waiter):
+                    # Retired by the reaping tick while parked: counted out
+                    # already, even if a cancellation is what woke us.
+                    worker.counted = False
+            if not worker.counted:
+                return False
 
     def schedule_tick(self, due: float | None) -> None:
         """Arm the pool's one reaping timer for ``due`` unless it fires earlier."""

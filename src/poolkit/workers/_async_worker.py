@@ -108,10 +108,14 @@ class AsyncWorker:
     does).
     """
 
-    __slots__ = ("crew",)
+    __slots__ = ("counted", "crew")
 
     def __init__(self, crew: AsyncCrew) -> None:
         self.crew = crew
+        # Whether the core still counts this worker in ``workers``: cleared
+        # the moment the core counts it out (an exit step, or reaped while
+        # parked), so a cancellation landing after that is not counted twice.
+        self.counted = True
 
     async def run(self) -> None:
         """A worker Task: initialise, run items until told to exit, clean up."""
@@ -129,10 +133,8 @@ class AsyncWorker:
             crew.break_(exc, f"a worker of {crew.name} failed to start: initializer raised {exc!r}")
             crew.retire(task, counted=True)
             return
-        counted = True
         try:
             await self._loop(state)
-            counted = False  # the loop returns only after the core counted us out
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             raise  # stop(timeout=) cancelling the worker, or a task's interrupt passed on
         except BaseException as exc:
@@ -152,7 +154,7 @@ class AsyncWorker:
             except Exception as exc:
                 _LOG.error("worker finalizer of %s raised", crew.name, exc_info=exc)
             finally:
-                crew.retire(task, counted)
+                crew.retire(task, self.counted)
 
     async def _loop(self, state: object) -> None:
         crew = self.crew
@@ -162,7 +164,7 @@ class AsyncWorker:
         next_item = crew.next_item
         stateless = crew.factory is None
         while True:
-            if (not queue or core.gate) and not await next_item():
+            if (not queue or core.gate) and not await next_item(self):
                 return
             if not queue:
                 continue
