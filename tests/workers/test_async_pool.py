@@ -334,6 +334,8 @@ def test_idle_surplus_workers_exit_when_the_clock_says_and_min_workers_stay() ->
             await asyncio.sleep(0)
             assert ap.stats().workers == 4
             await ap.wait()
+            await asyncio.sleep(0)
+            assert ap.stats().idle_workers == 4  # every worker parked
             await asyncio.sleep(0.005)  # the reaping timer fires: the clock has not moved
             assert ap.stats().workers == 4
             clock.advance(0.001)

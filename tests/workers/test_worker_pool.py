@@ -325,6 +325,9 @@ def test_min_workers_start_at_once_and_idle_surplus_exits_when_the_clock_says() 
         finally:
             release.set()
         wp.wait()
+        # Every worker parked before the clock moves (a worker still on its
+        # way to park would start its idle time after the move).
+        eventually(lambda: wp.stats().idle_workers == 4, "the four workers parked")
         assert wp.stats().workers == 4  # idle, but the pool's clock has not moved
         clock.advance(0.01)
         eventually(lambda: wp.stats().workers == 1, "surplus workers exited")
