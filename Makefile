@@ -18,6 +18,7 @@ demo: $(BIN)/python
 test: $(BIN)/python
 	$(PIP) install --quiet -e '.[dev,cli,bench,progress,postgres,memcache,cloudpickle]'
 	bash scripts/install-test-servers.sh
+	$(BIN)/python scripts/gen_sync.py --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -31,8 +31,9 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from poolkit import ProcessPool, WorkerPool
+from poolkit import WorkerPool
 from poolkit._bench import BenchContext
+from poolkit.processes import ProcessPool
 
 FAMILY = "processes"
 WORKERS = 2

@@ -84,9 +84,9 @@ def _examples() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("where", "code"), _examples(), ids=[w for w, _ in _examples()])
 def test_doc_example_runs(where: str, code: str, tmp_path: Path) -> None:
-    """Every Python example in the README and docs/ runs as written."""
+    """Every Python example in the README and docs/ runs as written, with no deprecated name."""
     done = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", code],
         cwd=tmp_path,
         capture_output=True,
         text=True,

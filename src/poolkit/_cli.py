@@ -27,29 +27,45 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"poolkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
 
-    demo = sub.add_parser(
+    demo = _command(
+        sub,
         "demo",
-        help="guided tour: naive way vs poolkit way, with a report",
-        description="Run each family's workload the naive way and the poolkit way, print "
-        "side-by-side tables and write a Markdown report with charts.",
+        "guided tour: naive way vs poolkit way, with a report",
+        "Run each family's workload the naive way and the poolkit way, print side-by-side "
+        "tables and write a Markdown report with charts.",
+        ("parts", "parts to run (default: all)"),
+        "smaller workloads",
     )
-    demo.add_argument("parts", nargs="*", help="parts to run (default: all)")
     demo.add_argument(
         "--out", type=Path, default=Path("poolkit-demo"), help="report folder (./poolkit-demo)"
     )
-    demo.add_argument("--quick", action="store_true", help="smaller workloads")
-
-    bench = sub.add_parser(
+    bench = _command(
+        sub,
         "bench",
-        help="benchmarks side by side with peers, with ratios",
-        description="Run the benchmarks in bench/, each side by side with its peers in one "
-        "process, and print a table with ratios.",
+        "benchmarks side by side with peers, with ratios",
+        "Run the benchmarks in bench/, each side by side with its peers in one process, and "
+        "print a table with ratios.",
+        ("families", "families to run (default: all)"),
+        "keep the run under a minute",
     )
-    bench.add_argument("families", nargs="*", help="families to run (default: all)")
     bench.add_argument("--json", type=Path, metavar="PATH", help="also write records as JSON")
-    bench.add_argument("--quick", action="store_true", help="keep the run under a minute")
     bench.add_argument("--bench-dir", type=Path, help="folder with bench_<family>.py modules")
     return parser
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    description: str,
+    selection: tuple[str, str],
+    quick: str,
+) -> argparse.ArgumentParser:
+    """A subcommand: what it runs (all by default, or the named ones) and ``--quick``."""
+    command = sub.add_parser(name, help=summary, description=description)
+    command.add_argument(selection[0], nargs="*", help=selection[1])
+    command.add_argument("--quick", action="store_true", help=quick)
+    return command
 
 
 def _bench_dir(explicit: Path | None) -> Path:

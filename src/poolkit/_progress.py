@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from types import TracebackType
 from typing import TextIO
 
 __all__ = ["Progress"]
@@ -61,12 +60,8 @@ class Progress:
         self._draw(final=False)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
+    def __exit__(self, *exc_info: object) -> None:
+        # A block that raised leaves the bar where the work stopped.
+        if exc_info[0] is None:
             self.done = self.total
         self._draw(final=True)

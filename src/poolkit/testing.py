@@ -30,8 +30,8 @@ import itertools
 import selectors
 import socket
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 __all__ = [
     "AsyncFakeConnector",
@@ -40,6 +40,11 @@ __all__ = [
     "FakeConnection",
     "FakeConnector",
 ]
+
+
+# What the connectors' ping and reset return: plain values, or awaitables.
+PingT = TypeVar("PingT")
+ResetT = TypeVar("ResetT")
 
 
 class FakeClock:
@@ -104,19 +109,35 @@ class FakeConnection:
         return f"<FakeConnection {self.id}{state}>"
 
 
-class _Script:
-    """The faults shared by both fake connectors."""
+class _Script(Generic[PingT, ResetT]):
+    """The faults shared by both fake connectors.
 
-    def __init__(self, *, check: bool, ping: bool, reset: bool) -> None:
+    Attributes:
+        check: the liveness check, or ``None`` when not offered.
+        ping: the ping (a coroutine function on the async connector), or ``None``.
+        reset: the reset (likewise), or ``None``.
+    """
+
+    def __init__(
+        self,
+        *,
+        check: bool,
+        ping: Callable[[FakeConnection], PingT] | None,
+        reset: Callable[[FakeConnection], ResetT] | None,
+    ) -> None:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.connections: list[FakeConnection] = []
         self.create_calls = 0
         self.pings = 0
         self._create_failures: list[BaseException] = []
-        self._has = {"check": check, "ping": ping, "reset": reset}
         self.fail_pings = False
         self.fail_resets = False
+        # Plain attributes: the pool looks the optional hooks up by name once,
+        # and a hook that is not offered must read as None.
+        self.check: Callable[[FakeConnection], bool] | None = self._check if check else None
+        self.ping = ping
+        self.reset = reset
 
     @property
     def open_connections(self) -> list[FakeConnection]:
@@ -167,7 +188,7 @@ class _Script:
         return isinstance(exc, ConnectionError)
 
 
-class FakeConnector(_Script):
+class FakeConnector(_Script[bool, None]):
     """A :class:`~poolkit.Connector` of :class:`FakeConnection` objects.
 
     Args:
@@ -177,7 +198,9 @@ class FakeConnector(_Script):
     """
 
     def __init__(self, *, check: bool = True, ping: bool = True, reset: bool = True) -> None:
-        super().__init__(check=check, ping=ping, reset=reset)
+        super().__init__(
+            check=check, ping=self._ping if ping else None, reset=self._reset if reset else None
+        )
         self._gate: threading.Event | None = None
         self.hanging = threading.Semaphore(0)
 
@@ -203,23 +226,8 @@ class FakeConnector(_Script):
         """Mark ``conn`` closed (closing twice is an AssertionError)."""
         self._close(conn)
 
-    @property
-    def check(self) -> Callable[[FakeConnection], bool] | None:
-        """The liveness check, if offered."""
-        return self._check if self._has["check"] else None
 
-    @property
-    def ping(self) -> Callable[[FakeConnection], bool] | None:
-        """The ping, if offered."""
-        return self._ping if self._has["ping"] else None
-
-    @property
-    def reset(self) -> Callable[[FakeConnection], None] | None:
-        """The reset, if offered."""
-        return self._reset if self._has["reset"] else None
-
-
-class AsyncFakeConnector(_Script):
+class AsyncFakeConnector(_Script[Awaitable[bool], Awaitable[None]]):
     """An :class:`~poolkit.AsyncConnector` of :class:`FakeConnection` objects.
 
     Besides the faults of :class:`FakeConnector`, each coroutine can be made to
@@ -232,7 +240,9 @@ class AsyncFakeConnector(_Script):
     """
 
     def __init__(self, *, check: bool = True, ping: bool = True, reset: bool = True) -> None:
-        super().__init__(check=check, ping=ping, reset=reset)
+        super().__init__(
+            check=check, ping=self._aping if ping else None, reset=self._areset if reset else None
+        )
         self._gates: dict[str, asyncio.Event] = {}
         self.entered: dict[str, int] = {"create": 0, "close": 0, "ping": 0, "reset": 0}
 
@@ -245,6 +255,14 @@ class AsyncFakeConnector(_Script):
         gate = self._gates.pop(method, None)
         if gate is not None:
             gate.set()
+
+    def hang_creates(self) -> None:
+        """Make ``create()`` block until :meth:`release_creates` (as :class:`FakeConnector`)."""
+        self.hang("create")
+
+    def release_creates(self) -> None:
+        """Let hanging and future ``create()`` calls proceed."""
+        self.release("create")
 
     async def _gate(self, method: str) -> None:
         self.entered[method] += 1
@@ -269,21 +287,6 @@ class AsyncFakeConnector(_Script):
     async def _areset(self, conn: FakeConnection) -> None:
         await self._gate("reset")
         self._reset(conn)
-
-    @property
-    def check(self) -> Callable[[FakeConnection], bool] | None:
-        """The liveness check, if offered."""
-        return self._check if self._has["check"] else None
-
-    @property
-    def ping(self) -> Callable[[FakeConnection], Any] | None:
-        """The ping coroutine function, if offered."""
-        return self._aping if self._has["ping"] else None
-
-    @property
-    def reset(self) -> Callable[[FakeConnection], Any] | None:
-        """The reset coroutine function, if offered."""
-        return self._areset if self._has["reset"] else None
 
 
 class EchoServer:

@@ -6,14 +6,8 @@ import threading
 
 import pytest
 
-from poolkit import (
-    BoundedBufferPool,
-    BoundedPoolStats,
-    ByteBuffer,
-    BytesPool,
-    ReleaseError,
-    SizedBufferPool,
-)
+from poolkit import ByteBuffer, ReleaseError
+from poolkit.buffers import BoundedBufferPool, BoundedPoolStats, BytesPool, SizedBufferPool
 
 # -- BoundedBufferPool (bpool NewBufferPool) ------------------------------------
 

@@ -524,7 +524,7 @@ def test_classes_property_and_defaults() -> None:
     assert (pool.classes.sizes[0], pool.classes.sizes[-1]) == (512, 4 * MIB)
     assert len(pool.classes) == 14
     assert pool.max_idle_bytes == 64 * MIB
-    assert poolkit.BufferPoolStats is type(pool.stats())
+    assert poolkit.buffers.BufferPoolStats is type(pool.stats())
 
 
 # -- the waste scenario ---------------------------------------------------------

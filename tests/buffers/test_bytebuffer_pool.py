@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from poolkit import ByteBuffer, ByteBufferPool, ByteBufferPoolStats, ReleaseError
-from poolkit.buffers import Calibrated, KeepAll, MaxCapacity, Utilization
+from poolkit import ByteBuffer, ByteBufferPool, ReleaseError
+from poolkit.buffers import ByteBufferPoolStats, Calibrated, KeepAll, MaxCapacity, Utilization
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -13,15 +13,8 @@ from typing import Any
 
 import pytest
 
-from poolkit import (
-    ObjectPool,
-    ObjectPoolStats,
-    PoolClosed,
-    PoolError,
-    ReleaseError,
-    accept_by_capacity,
-)
-from poolkit.buffers import MaxCapacity
+from poolkit import ObjectPool, PoolClosed, PoolError, ReleaseError, accept_by_capacity
+from poolkit.buffers import MaxCapacity, ObjectPoolStats
 from poolkit.buffers._object import DEFAULT_MAX_IDLE, _GcHook
 
 

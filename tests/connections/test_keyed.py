@@ -249,3 +249,80 @@ def test_keyed_stats_count_creation_waits_apart_from_waits_at_the_limit() -> Non
     stats = kpool.stats()
     assert (stats.waited, stats.waited_for_create) == (0, 1)
     kpool.close()
+
+
+def test_async_keyed_close_idle_and_idle_timeout_match_the_sync_pool() -> None:
+    """net/http IdleConnTimeout and CloseIdleConnections on the async keyed pool too."""
+
+    async def main() -> None:
+        made: dict[str, AsyncFakeConnector] = {}
+
+        def factory(key: str) -> AsyncFakeConnector:
+            return made.setdefault(key, AsyncFakeConnector())
+
+        clock = FakeClock()
+        kpool = AsyncKeyedConnectionPool(factory, max_idle_time=90, clock=clock, timeout=5)
+        async with kpool.connection("a"):
+            pass
+        clock.advance(91)
+        kpool.maintain()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert made["a"].connections[0].closed
+        assert kpool.keys() == []
+        busy = await kpool.acquire("b")
+        async with kpool.connection("c"):
+            pass
+        kpool.close_idle()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert made["c"].connections[0].closed
+        assert [c.closed for c in made["b"].connections] == [False]
+        await kpool.release(busy)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        # Marked by close_idle(), closed on return.
+        assert [c.closed for c in made["b"].connections] == [True]
+        await kpool.close()
+
+    asyncio.run(main())
+
+
+def test_keyed_holders_list_busy_connections_across_keys_longest_first() -> None:
+    clock = FakeClock()
+    _, factory = fakes()
+    kpool = KeyedConnectionPool(factory, clock=clock, leak_timeout=100, timeout=5)
+    first = kpool.acquire("a")
+    clock.advance(5)
+    second = kpool.acquire("b")
+    clock.advance(1)
+    holders = kpool.holders()
+    assert [round(h.held_for) for h in holders] == [6, 1]
+    assert all(h.thread == threading.current_thread().name for h in holders)
+    kpool.release(first)
+    kpool.release(second)
+    assert kpool.holders() == []
+    kpool.close()
+
+
+def test_async_keyed_holders_list_busy_connections_across_keys_longest_first() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        kpool: AsyncKeyedConnectionPool[str, FakeConnection] = AsyncKeyedConnectionPool(
+            lambda key: AsyncFakeConnector(), clock=clock, leak_timeout=100, timeout=5
+        )
+        first = await kpool.acquire("a")
+        clock.advance(5)
+        second = await kpool.acquire("b")
+        clock.advance(1)
+        holders = kpool.holders()
+        assert [round(h.held_for) for h in holders] == [6, 1]
+        task = asyncio.current_task()
+        assert task is not None
+        assert all(h.task == task.get_name() for h in holders)
+        await kpool.release(first)
+        await kpool.release(second)
+        assert kpool.holders() == []
+        await kpool.close()
+
+    asyncio.run(main())

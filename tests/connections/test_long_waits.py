@@ -196,7 +196,7 @@ class Fatal(BaseException):
 def test_a_dead_async_cleaner_breaks_the_pool() -> None:
     async def main() -> None:
         box: list[AsyncConnectionPool[FakeConnection]] = []
-        clock = ArmedClock(lambda: asyncio.current_task() is box[0]._cleaner)
+        clock = ArmedClock(lambda: asyncio.current_task() is box[0]._runner.cleaner)
         pool = AsyncConnectionPool(AsyncFakeConnector(), clock=clock, timeout=30)
         box.append(pool)
         held = await pool.acquire()
@@ -247,7 +247,7 @@ def test_keyed_cleaner_survives_a_far_deadline() -> None:
 def test_a_dead_async_keyed_cleaner_breaks_the_keyed_pool() -> None:
     async def main() -> None:
         box: list[AsyncKeyedConnectionPool[str, FakeConnection]] = []
-        clock = ArmedClock(lambda: asyncio.current_task() is box[0]._cleaner)
+        clock = ArmedClock(lambda: asyncio.current_task() is box[0]._runner.cleaner)
         fake = AsyncFakeConnector()
         kpool: AsyncKeyedConnectionPool[str, FakeConnection] = AsyncKeyedConnectionPool(
             lambda key: fake, clock=clock, timeout=30
@@ -255,8 +255,8 @@ def test_a_dead_async_keyed_cleaner_breaks_the_keyed_pool() -> None:
         box.append(kpool)
         held = await kpool.acquire("a")
         clock.error = Fatal("cleaner killed")
-        assert kpool._wake is not None
-        kpool._wake.set()
+        assert kpool._runner.wake is not None
+        kpool._runner.wake.set()
         for _ in range(20):
             if kpool.stats().broken:
                 break

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -35,6 +36,11 @@ def square(x: int) -> int:
 def pid(_: object = None) -> int:
     """The worker's process id."""
     return os.getpid()
+
+
+def loaded_modules(_: object = None) -> list[str]:
+    """The names in this process's ``sys.modules``."""
+    return sorted(sys.modules)
 
 
 def sleep_then(seconds: float, value: Any = None) -> Any:

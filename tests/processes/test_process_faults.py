@@ -284,6 +284,20 @@ def test_workers_die_when_the_parent_is_killed(tmp_path: Path, method: str) -> N
     eventually(lambda: not any(alive(p) for p in pids), "orphaned workers exit")
 
 
+def _parent_pid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_forkserver_exits_too_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """Workers holding the forkserver's liveness pipe must not keep it (and so themselves) alive."""
+    parent, pids = _run_parent(tmp_path, "forkserver", "time.sleep(60)")
+    servers = {_parent_pid(p) for p in pids}
+    assert parent.pid not in servers  # the workers' parent is the forkserver
+    parent.kill()
+    parent.wait(PROMPT)
+    eventually(lambda: not any(alive(p) for p in [*pids, *servers]), "workers and forkserver exit")
+
+
 def test_workers_die_when_the_parent_raises_without_stopping(tmp_path: Path) -> None:
     parent, pids = _run_parent(tmp_path, "forkserver", "raise SystemExit(3)")
     assert parent.wait(PROMPT) == 3

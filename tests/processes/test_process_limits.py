@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from poolkit import PoolBroken, ProcessPool
-from poolkit.workers import _process_dispatch
+from poolkit.processes import _dispatch
 from tests.processes import tasks
 from tests.processes.conftest import PROMPT, alive, eventually, zombie_children
 
@@ -104,7 +104,7 @@ def _fail_once(
 
 @pytest.fixture
 def quiet_dispatcher_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    with caplog.at_level("ERROR", logger="poolkit.workers"):
+    with caplog.at_level("ERROR", logger="poolkit.processes"):
         yield caplog
 
 
@@ -122,7 +122,7 @@ def test_a_dispatcher_that_dies_breaks_the_pool_loudly(
     pid = pool.pids()[0]
     queued = pool.submit(tasks.identity, 1)
     # The next reply the dispatcher decodes is the running task's: it fails there.
-    _fail_once(monkeypatch, _process_dispatch, "decode_reply", fault)
+    _fail_once(monkeypatch, _dispatch, "decode_reply", fault)
     gate.touch()
     for fut in (running, queued):
         with pytest.raises(PoolBroken, match="dispatcher thread failed") as info:
@@ -168,7 +168,7 @@ def test_a_dispatcher_fault_wakes_blocked_submitters_and_fails_map_and_groups(
     thread = threading.Thread(target=submit_blocked)
     thread.start()
     eventually(lambda: pool.stats().blocked == 1, "a submitter blocks on the full pool")
-    _fail_once(monkeypatch, _process_dispatch, "decode_reply", fault)
+    _fail_once(monkeypatch, _dispatch, "decode_reply", fault)
     gate.touch()
     thread.join(PROMPT)
     assert [PoolBroken] == [type(x) for x in blocked]

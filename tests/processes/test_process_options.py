@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from poolkit import ProcessPool, TaskOptions, TaskTimeout
+from poolkit import ProcessPool, TaskTimeout
+from poolkit.processes import TaskOptions
 from tests.processes import tasks
 from tests.processes.conftest import PROMPT, alive, eventually
 

@@ -10,17 +10,10 @@ from typing import Any
 
 import pytest
 
-from poolkit import (
-    PoolClosed,
-    PoolDeadlock,
-    PoolOverload,
-    PoolTimeout,
-    ProcessPool,
-    ProcessPoolStats,
-)
-from poolkit.workers._process_wire import RemoteTraceback
+from poolkit import PoolClosed, PoolDeadlock, PoolOverload, PoolTimeout, ProcessPool
+from poolkit.processes import ProcessPoolStats, RemoteTraceback
 from tests.processes import tasks
-from tests.processes.conftest import PROMPT, eventually
+from tests.processes.conftest import PROMPT, alive, eventually
 
 
 def test_submit_returns_the_result_computed_in_another_process(ppool: ProcessPool) -> None:
@@ -203,6 +196,31 @@ def test_stop_runs_queued_tasks_first() -> None:
     futures = [pool.submit(tasks.identity, i) for i in range(5)]
     pool.stop()
     assert list(range(5)) == [f.result(0) for f in futures]
+
+
+def test_close_runs_queued_tasks_then_leaves_no_worker_and_is_idempotent() -> None:
+    """close() is the shutdown verb: what leaving a ``with`` block without an error does."""
+    pool = ProcessPool(1)
+    worker = pool.submit(tasks.pid)
+    futures = [pool.submit(tasks.identity, i) for i in range(5)]
+    pool.close()
+    assert list(range(5)) == [f.result(0) for f in futures]
+    assert (pool.closed, pool.pids()) == (True, [])
+    assert not alive(worker.result(0))
+    pool.close()
+    with pytest.raises(PoolClosed, match="stopped"):
+        pool.submit(tasks.identity, 1)
+
+
+def test_close_with_a_deadline_kills_what_still_runs(tmp_path: Any) -> None:
+    started = tmp_path / "started"
+    pool = ProcessPool(1)
+    running = pool.submit(tasks.touch_then_sleep, str(started))
+    eventually(started.exists, "the task started")
+    with pytest.raises(PoolTimeout, match=r"did not stop within 0\.2 s"):
+        pool.close(timeout=0.2)
+    assert running.cancelled()
+    assert pool.pids() == []
 
 
 def test_stop_without_wait_cancels_queued_tasks(tmp_path: Any) -> None:

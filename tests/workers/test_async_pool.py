@@ -20,9 +20,9 @@ from poolkit import (
     PoolDeadlock,
     PoolOverload,
     PoolTimeout,
-    WorkerPoolStats,
     testing,
 )
+from poolkit.workers import WorkerPoolStats
 from tests.workers.async_helpers import double, fail, run, sleepy, worker_tasks
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from poolkit import AsyncWorkerPool, FuncPool, MultiPool, WorkerPool
+from poolkit import AsyncWorkerPool, WorkerPool
+from poolkit.workers import FuncPool, MultiPool
 from tests.workers.async_helpers import run
 from tests.workers.conftest import PROMPT
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from poolkit import AsyncWorkerPool, MultiPool, PoolBroken, PoolClosed, WorkerPool
+from poolkit import AsyncWorkerPool, PoolBroken, PoolClosed, WorkerPool
+from poolkit.workers import MultiPool
 from tests import forking
 from tests.workers.async_helpers import double
 from tests.workers.conftest import PROMPT, identity

@@ -9,16 +9,8 @@ from typing import ClassVar
 
 import pytest
 
-from poolkit import (
-    CancelToken,
-    FuncPool,
-    MultiPool,
-    PoolDeadlock,
-    PoolTimeout,
-    TaskCancelled,
-    WorkerPool,
-    WorkerPoolStats,
-)
+from poolkit import CancelToken, PoolDeadlock, PoolTimeout, TaskCancelled, WorkerPool
+from poolkit.workers import FuncPool, MultiPool, WorkerPoolStats
 from tests.workers.conftest import PROMPT, eventually, identity, wait_then_return
 
 

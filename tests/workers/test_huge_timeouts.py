@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from poolkit import AsyncWorkerPool, FuncPool, MultiPool, PoolBroken, WorkerPool
+from poolkit import AsyncWorkerPool, PoolBroken, WorkerPool
+from poolkit.workers import FuncPool, MultiPool
 from poolkit.workers import _thread_worker as tw
 from tests.workers.async_helpers import double, run, sleepy
 from tests.workers.conftest import PROMPT, eventually, identity, pool_threads

@@ -10,15 +10,8 @@ from typing import Any
 
 import pytest
 
-from poolkit import (
-    PoolClosed,
-    PoolDeadlock,
-    PoolOverload,
-    PoolTimeout,
-    WorkerPool,
-    WorkerPoolStats,
-    testing,
-)
+from poolkit import PoolClosed, PoolDeadlock, PoolOverload, PoolTimeout, WorkerPool, testing
+from poolkit.workers import WorkerPoolStats
 from tests.workers.conftest import PROMPT, eventually, pool_threads
 
 

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from poolkit._demo._measure import rss_bytes
 from poolkit._demo._report import DemoContext, Section
 
 __all__ = ["run"]
@@ -48,18 +49,6 @@ class LeakPlan:
         if quick:
             return cls(burst_bytes=8 * MIB, steady_requests=48_000, sample_every=2_000)
         return cls(burst_bytes=32 * MIB, steady_requests=120_000, sample_every=2_000)
-
-
-def _rss_bytes() -> int:
-    """Resident set size of this process (Linux /proc; 0 where unavailable)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-    import resource
-
-    return pages * resource.getpagesize()
 
 
 class NaivePool:
@@ -114,7 +103,7 @@ def _leak_samples(way: str, plan: LeakPlan) -> Iterator[tuple[int, int, int]]:
         pool.put(buf)
     del held, big
     served = LEAK_HANDLERS
-    yield served, pool.retained_bytes(), _rss_bytes()
+    yield served, pool.retained_bytes(), rss_bytes()
     # The steady stream: the same handlers, now serving 1 KiB responses.
     while served < plan.steady_requests:
         batch = [pool.get() for _ in range(LEAK_HANDLERS)]
@@ -124,7 +113,7 @@ def _leak_samples(way: str, plan: LeakPlan) -> Iterator[tuple[int, int, int]]:
             pool.put(buf)
         served += LEAK_HANDLERS
         if served % plan.sample_every == 0:
-            yield served, pool.retained_bytes(), _rss_bytes()
+            yield served, pool.retained_bytes(), rss_bytes()
 
 
 def _leak_child(way: str, quick: bool) -> None:

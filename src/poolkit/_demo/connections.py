@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import functools
 import socket
-import threading
-import time
 import warnings
-from collections.abc import Callable
 
 from poolkit import ConnectionPool, LeakWarning, PoolTimeout
+from poolkit._demo._measure import (
+    Way,
+    compare_headers,
+    compare_ways,
+    rate_chart,
+    rates,
+    repeat,
+    time_threads,
+)
 from poolkit._demo._report import DemoContext, Section
 from poolkit.adapters.sockets import TCPConnector
 from poolkit.testing import EchoServer, FakeClock
@@ -52,49 +58,28 @@ def _pooled_roundtrip(pool: ConnectionPool[socket.socket]) -> None:
         _roundtrip(sock.raw)
 
 
-def _timed(requests: int, threads: int, one: Callable[[], None]) -> float:
-    per_thread = requests // threads
+def _ways(server: EchoServer, requests: int) -> dict[str, Way]:
+    """A new connection per round trip, and a pool of THREADS sockets."""
 
-    def worker() -> None:
-        for _ in range(per_thread):
-            one()
+    def fresh(threads: int) -> tuple[float, int]:
+        def one() -> None:
+            with socket.create_connection(server.address, timeout=10) as sock:
+                _roundtrip(sock)
 
-    start = time.perf_counter()
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return time.perf_counter() - start
+        before = server.accepted
+        return time_threads(threads, repeat(requests // threads, one)), server.accepted - before
 
-
-def _throughput(ctx: DemoContext, server: EchoServer, requests: int) -> list[list[object]]:
-    rows: list[list[object]] = []
-    with ctx.progress("connections: round trips", 4) as progress:
-        for threads in (1, THREADS):
-            before = server.accepted
-
-            def fresh() -> None:
-                with socket.create_connection(server.address, timeout=10) as sock:
-                    _roundtrip(sock)
-
-            seconds = _timed(requests, threads, fresh)
-            rows.append(
-                ["new connection each", threads, requests, round(seconds, 3),
-                 round(requests / seconds), server.accepted - before]
-            )  # fmt: skip
-            progress.advance()
-            pool = ConnectionPool(TCPConnector(*server.address), max_size=THREADS, name="demo")
-            before = server.accepted
-
-            seconds = _timed(requests, threads, functools.partial(_pooled_roundtrip, pool))
+    def pooled(threads: int) -> tuple[float, int]:
+        pool = ConnectionPool(TCPConnector(*server.address), max_size=THREADS, name="demo")
+        before = server.accepted
+        try:
+            one = functools.partial(_pooled_roundtrip, pool)
+            seconds = time_threads(threads, repeat(requests // threads, one))
+        finally:
             pool.close()
-            rows.append(
-                ["poolkit ConnectionPool", threads, requests, round(seconds, 3),
-                 round(requests / seconds), server.accepted - before]
-            )  # fmt: skip
-            progress.advance()
-    return rows
+        return seconds, server.accepted - before
+
+    return {"new connection each": fresh, "poolkit ConnectionPool": pooled}
 
 
 def handle_request_that_forgets_to_release(pool: ConnectionPool[socket.socket]) -> None:
@@ -137,19 +122,18 @@ def run(ctx: DemoContext) -> Section:
     """Round trips with and without a pool, then a leak caught and explained."""
     requests = 200 if ctx.quick else 4000
     with EchoServer() as server:
-        rows = _throughput(ctx, server, requests)
+        rows = compare_ways(
+            ctx, "connections: round trips", requests, (1, THREADS), _ways(server, requests)
+        )
         warning, timeout_msg = _leak(server)
-    by = {(r[0], r[1]): float(r[4]) for r in rows}  # type: ignore[arg-type]
-    chart = ctx.bar_chart(
+    chart = rate_chart(
+        ctx,
         "connections_throughput.png",
-        title=f"{requests} echo round trips on loopback",
-        ylabel="requests per second",
-        groups=[f"{t} thread{'s' if t > 1 else ''}" for t in (1, THREADS)],
-        series={
-            "new connection each": [by[("new connection each", t)] for t in (1, THREADS)],
-            "poolkit ConnectionPool": [by[("poolkit ConnectionPool", t)] for t in (1, THREADS)],
-        },
+        f"{requests} echo round trips on loopback",
+        "requests per second",
+        rows,
     )
+    by = rates(rows)
     speedup = by[("poolkit ConnectionPool", 1)] / by[("new connection each", 1)]
     stack_lines = [line for line in warning.splitlines() if "forgets_to_release" in line]
     print("\nLeakWarning as the pool reported it:\n" + warning)
@@ -166,7 +150,7 @@ def run(ctx: DemoContext) -> Section:
             "forgets to release its connection: the pool's `leak_timeout` (30 s, moved on a "
             "fake clock) catches it and names the code that acquired it."
         ),
-        headers=["how", "threads", "requests", "seconds", "requests/s", "connections opened"],
+        headers=compare_headers("requests"),
         rows=rows,
         findings=[
             f"one thread: the pool serves {speedup:.1f}x the requests per second of a new "

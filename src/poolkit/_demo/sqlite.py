@@ -14,11 +14,17 @@ from __future__ import annotations
 import random
 import sqlite3
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from poolkit._demo._measure import (
+    Way,
+    compare_headers,
+    compare_ways,
+    rate_chart,
+    rates,
+    time_threads,
+)
 from poolkit._demo._report import DemoContext, Section
 from poolkit.adapters import dbapi
 
@@ -51,63 +57,43 @@ def _query(conn: sqlite3.Connection, n: int, rng: random.Random) -> None:
         conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
 
 
-def _timed(queries: int, threads: int, one: Callable[[int, random.Random], None]) -> float:
-    per_thread = queries // threads
-    start_line = threading.Barrier(threads + 1)
+def _ways(path: str, queries: int) -> dict[str, Way]:
+    """A connection opened per query, and sqlite_pool with THREADS connections."""
 
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        start_line.wait()
-        for n in range(per_thread):
-            one(n, rng)
+    def thread_work(threads: int, query: Callable[[int, random.Random], None]) -> float:
+        def work(seed: int) -> None:
+            rng = random.Random(seed)
+            for n in range(queries // threads):
+                query(n, rng)
 
-    workers = [threading.Thread(target=worker, args=(s,)) for s in range(threads)]
-    for w in workers:
-        w.start()
-    start_line.wait()
-    start = time.perf_counter()
-    for w in workers:
-        w.join()
-    return time.perf_counter() - start
+        return time_threads(threads, work)
 
+    def fresh(threads: int) -> tuple[float, int]:
+        def query(n: int, rng: random.Random) -> None:
+            conn = sqlite3.connect(path, timeout=dbapi.SQLITE_BUSY_TIMEOUT)
+            try:
+                # The pool's durability setting too, so only reuse differs.
+                conn.execute("PRAGMA synchronous=NORMAL")
+                _query(conn, n, rng)
+            finally:
+                conn.close()
 
-def _rounds(ctx: DemoContext, path: str, queries: int) -> list[list[object]]:
-    rows: list[list[object]] = []
-    with ctx.progress("sqlite: queries", 4) as progress:
-        for threads in (1, THREADS):
+        return thread_work(threads, query), queries // threads * threads
 
-            def fresh(n: int, rng: random.Random) -> None:
-                conn = sqlite3.connect(path, timeout=dbapi.SQLITE_BUSY_TIMEOUT)
-                try:
-                    # The pool's durability setting too, so only reuse differs.
-                    conn.execute("PRAGMA synchronous=NORMAL")
-                    _query(conn, n, rng)
-                finally:
-                    conn.close()
+    def pooled(threads: int) -> tuple[float, int]:
+        db = dbapi.sqlite_pool(path, max_size=THREADS, name="demo-sqlite")
 
-            seconds = _timed(queries, threads, fresh)
-            rows.append(
-                ["new connection per query", threads, queries, round(seconds, 3),
-                 round(queries / seconds), queries // threads * threads]
-            )  # fmt: skip
-            progress.advance()
-            db = dbapi.sqlite_pool(path, max_size=THREADS, name="demo-sqlite")
+        def query(n: int, rng: random.Random) -> None:
+            with db.connection() as conn:
+                _query(conn.raw, n, rng)
 
-            def pooled(
-                n: int, rng: random.Random, db: dbapi.DBPool[sqlite3.Connection] = db
-            ) -> None:
-                with db.connection() as conn:
-                    _query(conn.raw, n, rng)
-
-            seconds = _timed(queries, threads, pooled)
-            created = db.stats().created
+        try:
+            seconds = thread_work(threads, query)
+            return seconds, db.stats().created
+        finally:
             db.close()
-            rows.append(
-                ["poolkit sqlite_pool", threads, queries, round(seconds, 3),
-                 round(queries / seconds), created]
-            )  # fmt: skip
-            progress.advance()
-    return rows
+
+    return {"new connection per query": fresh, "poolkit sqlite_pool": pooled}
 
 
 def run(ctx: DemoContext) -> Section:
@@ -116,16 +102,16 @@ def run(ctx: DemoContext) -> Section:
     with tempfile.TemporaryDirectory(prefix="poolkit-demo-") as tmp:
         path = str(Path(tmp) / "demo.db")
         _setup(path)
-        rows = _rounds(ctx, path, queries)
-    by = {(str(r[0]), int(str(r[1]))): float(str(r[4])) for r in rows}
+        rows = compare_ways(ctx, "sqlite: queries", queries, (1, THREADS), _ways(path, queries))
     labels = ["new connection per query", "poolkit sqlite_pool"]
-    chart = ctx.bar_chart(
+    chart = rate_chart(
+        ctx,
         "sqlite_throughput.png",
-        title=f"{queries} queries on one SQLite file (1 write in {WRITE_EVERY})",
-        ylabel="queries per second",
-        groups=[f"{t} thread{'s' if t > 1 else ''}" for t in (1, THREADS)],
-        series={label: [by[(label, t)] for t in (1, THREADS)] for label in labels},
+        f"{queries} queries on one SQLite file (1 write in {WRITE_EVERY})",
+        "queries per second",
+        rows,
     )
+    by = rates(rows)
     ratios = [by[(labels[1], t)] / by[(labels[0], t)] for t in (1, THREADS)]
     return Section(
         title="SQLite: one file shared by threads, with and without a pool",
@@ -138,7 +124,7 @@ def run(ctx: DemoContext) -> Section:
             "rolled back clean on return. Both sides run with `synchronous=NORMAL`, so "
             "the difference is connection reuse alone."
         ),
-        headers=["how", "threads", "queries", "seconds", "queries/s", "connections opened"],
+        headers=compare_headers("queries"),
         rows=rows,
         findings=[
             f"one thread: the pool runs {ratios[0]:.1f}x the queries per second of a new "

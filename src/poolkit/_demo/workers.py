@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import resource
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from poolkit._demo._measure import rss_bytes
 from poolkit._demo._report import DemoContext, Section
 
 __all__ = ["run"]
@@ -60,15 +60,6 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 4096
 
 
-def _rss_bytes() -> int:
-    """Current resident set size of this process (Linux /proc; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * resource.getpagesize()
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
 def _fetch(port: int, path: str) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -89,7 +80,7 @@ def crawl(way: str, port: int, pages: int) -> dict[str, float]:
         with lock:
             fetched[0] += size
 
-    base = _rss_bytes()
+    base = rss_bytes()
     peak = [base]
     done = threading.Event()
 
@@ -97,7 +88,7 @@ def crawl(way: str, port: int, pages: int) -> dict[str, float]:
         # Current RSS, sampled: ru_maxrss would include the parent's peak,
         # which Linux carries across exec.
         while not done.wait(0.005):
-            peak[0] = max(peak[0], _rss_bytes())
+            peak[0] = max(peak[0], rss_bytes())
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

@@ -50,7 +50,12 @@ from typing import Any, Generic, TypeVar
 from poolkit._validate import check_bool, check_callable, check_seconds
 from poolkit.adapters import _forks
 from poolkit.adapters._guard import PooledCursor, detached_error, wrap_cursor
-from poolkit.connections import ConnectionPool, ConnectionPoolStats, PooledConnection
+from poolkit.connections import (
+    ConnectionPool,
+    ConnectionPoolStats,
+    Connector,
+    PooledConnection,
+)
 
 __all__ = [
     "SQLITE_BROKEN_CODES",
@@ -310,30 +315,10 @@ class DBAPIConnector(Generic[C]):
         return f"DBAPIConnector({module}.{name}, {len(self._args)} args)"
 
 
-def connector(
-    connect: Callable[..., C],
-    *args: Any,
-    configure: Callable[[C], object] | None = None,
-    reset: Callable[[C], object] | None = None,
-    ping_query: str = "SELECT 1",
-    module: ModuleType | None = None,
-    is_broken: Callable[[BaseException], bool] | None = None,
-    **kwargs: Any,
-) -> DBAPIConnector[C]:
-    """A :class:`DBAPIConnector` for ``connect(*args, **kwargs)`` (see there).
-
-    Example: ``ConnectionPool(dbapi.connector(sqlite3.connect, "app.db"))``.
-    """
-    return DBAPIConnector(
-        connect,
-        *args,
-        configure=configure,
-        reset=reset,
-        ping_query=ping_query,
-        module=module,
-        is_broken=is_broken,
-        **kwargs,
-    )
+# The factory spelling, as the other adapters have it: the class itself, so its
+# signature and types are the class's own.
+# Example: ``ConnectionPool(dbapi.connector(sqlite3.connect, "app.db"))``.
+connector = DBAPIConnector
 
 
 class PooledDBConnection(Generic[C]):
@@ -482,7 +467,7 @@ class DBPool(Generic[C]):
         TypeError, ValueError: a bad pool option (the message names it).
     """
 
-    def __init__(self, connector: Any, **options: Any) -> None:
+    def __init__(self, connector: Connector[C], **options: Any) -> None:
         self.pool: ConnectionPool[C] = ConnectionPool(connector, **options)
         # The connector's commit-on-success rule when it has one (it knows
         # autocommit and failed transactions), else the plain DB-API commit().
@@ -545,7 +530,7 @@ class DBPool(Generic[C]):
         pool.release(proxy)
 
     def stats(self) -> ConnectionPoolStats:
-        """The pool's statistics (see :class:`~poolkit.ConnectionPoolStats`)."""
+        """The pool's statistics (see :class:`~poolkit.connections.ConnectionPoolStats`)."""
         return self.pool.stats()
 
     def drain(self) -> None:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import math
 import ssl
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -54,13 +53,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from poolkit import _fork
-from poolkit._validate import (
-    check_bool,
-    check_int,
-    check_optional_int,
-    check_optional_seconds,
-    check_seconds,
-)
+from poolkit._validate import Clock, check_bool, check_int, check_optional_int, check_seconds
+from poolkit.adapters._timeouts import check_idle_timeout, check_pool_timeout, check_timeout
 from poolkit.adapters.sockets import is_socket_alive, socket_timeout
 from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection
 
@@ -199,10 +193,6 @@ def _known_length(body: object) -> int | None:
     return None  # a file or an iterable: the caller's to state
 
 
-def _check_io_timeout(name: str, value: object) -> float:
-    return check_seconds(name, value, allow_zero=False, allow_inf=True)
-
-
 class HTTPConnector:
     """Makes ``http.client`` connections to one origin for the keyed pool.
 
@@ -225,7 +215,7 @@ class HTTPConnector:
         self, origin: Origin, timeout: float, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self.origin = origin
-        self.timeout = _check_io_timeout("timeout", timeout)
+        self.timeout = check_timeout("timeout", timeout)
         self.ssl_context = ssl_context
 
     def create(self) -> http.client.HTTPConnection:
@@ -384,10 +374,6 @@ def _replayable(method: str, headers: Mapping[str, object], body: object) -> boo
     return any(h.lower() in IDEMPOTENCY_HEADERS for h in headers)
 
 
-def _no_limit_as_none(seconds: float | None) -> float | None:
-    return None if seconds == math.inf else seconds
-
-
 class HTTPPool:
     """An HTTP/1.1 client that keeps connections alive per origin (net/http Transport).
 
@@ -408,7 +394,8 @@ class HTTPPool:
             (> 0: new connections are opened by the pool's threads; any size,
             ``math.inf``: no limit).
         ssl_context: TLS settings for https origins.
-        clock: monotonic clock for idle ages (tests pass a fake one).
+        clock: monotonic seconds for idle ages (``None``: the pools' default,
+            ``time.monotonic``; tests pass a fake one).
 
     Raises:
         TypeError: an argument has the wrong type (the message names it).
@@ -425,11 +412,11 @@ class HTTPPool:
         timeout: float = DEFAULT_TIMEOUT,
         pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
-        clock: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         per_host = check_int("max_conns_per_host", max_conns_per_host, minimum=1)
         idle_per_host = check_optional_int("max_idle_per_host", max_idle_per_host, minimum=0)
-        self.timeout = _check_io_timeout("timeout", timeout)
+        self.timeout = check_timeout("timeout", timeout)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
         self._ssl_context = ssl_context
@@ -438,16 +425,9 @@ class HTTPPool:
             max_size_per_key=per_host,
             max_idle_per_key=idle_per_host,
             max_idle=check_optional_int("max_idle", max_idle, minimum=0),
-            max_idle_time=_no_limit_as_none(
-                check_optional_seconds(
-                    "idle_timeout", idle_timeout, allow_zero=False, allow_inf=True
-                )
-            ),
+            max_idle_time=check_idle_timeout(idle_timeout),
             max_lifetime=None,
-            # Not 0: connections are opened by the pool's own threads, so a
-            # zero wait fails whenever no idle connection is ready, even
-            # below max_conns_per_host.
-            timeout=check_seconds("pool_timeout", pool_timeout, allow_zero=False, allow_inf=True),
+            timeout=check_pool_timeout(pool_timeout),
             clock=clock,
             name="http",
         )
@@ -547,9 +527,8 @@ class HTTPPool:
         method = _check_token("method", method).upper()
         origin, target = self._split(url)
         hdrs = _check_headers(headers)
-        # 0 is refused here as in the constructor: a zero socket timeout makes
-        # the socket non-blocking, and the request fails with BlockingIOError.
-        seconds = self.timeout if timeout is None else _check_io_timeout("timeout", timeout)
+        # 0 is refused here as in the constructor (see check_timeout).
+        seconds = self.timeout if timeout is None else check_timeout("timeout", timeout)
         io_timeout = socket_timeout(seconds)
         if pool_timeout is not None:
             check_seconds("pool_timeout", pool_timeout, allow_inf=True)

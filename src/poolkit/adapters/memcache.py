@@ -40,26 +40,19 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from poolkit.adapters._extras import missing_extra
 
 try:
     from pymemcache import exceptions as _mc_errors
     from pymemcache.client.base import Client
-except ImportError as exc:  # pragma: no cover - exercised by a test with pymemcache hidden
-    raise ImportError(
-        "poolkit.adapters.memcache needs pymemcache: install the extra with "
-        "pip install 'poolkit[memcache]'"
-    ) from exc
+except ImportError as exc:
+    raise missing_extra("memcache", "pymemcache", "memcache") from exc
 
-from poolkit._validate import (
-    check_bool,
-    check_int,
-    check_optional_int,
-    check_optional_seconds,
-    check_seconds,
-)
+from poolkit._validate import check_bool, check_int, check_optional_int
+from poolkit.adapters._timeouts import check_idle_timeout, check_pool_timeout, check_timeout
 from poolkit.adapters.sockets import is_socket_alive, socket_timeout
 from poolkit.connections import ConnectionPool, ConnectionPoolStats
 from poolkit.connections._budget import Budget
@@ -219,10 +212,8 @@ class MemcacheConnector:
         **client_kwargs: Any,
     ) -> None:
         self.server = parse_server(server)
-        self.timeout = check_seconds("timeout", timeout, allow_zero=False, allow_inf=True)
-        self.connect_timeout = check_seconds(
-            "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
-        )
+        self.timeout = check_timeout("timeout", timeout)
+        self.connect_timeout = check_timeout("connect_timeout", connect_timeout)
         client_kwargs.setdefault("default_noreply", False)
         client_kwargs.setdefault("no_delay", True)
         self._kwargs = client_kwargs
@@ -362,14 +353,8 @@ class MemcacheClient:
         per_server = check_int("max_conns_per_server", max_conns_per_server, minimum=1)
         idle = check_optional_int("max_idle_per_server", max_idle_per_server, minimum=0)
         self.ignore_exc = check_bool("ignore_exc", ignore_exc)
-        # Not 0: connections are opened by the pool's own threads, so a zero
-        # wait would fail whenever no idle connection is ready.
-        pool_wait = check_seconds("pool_timeout", pool_timeout, allow_zero=False, allow_inf=True)
-        idle_time = check_optional_seconds(
-            "idle_timeout", idle_timeout, allow_zero=False, allow_inf=True
-        )
-        if idle_time == math.inf:
-            idle_time = None
+        pool_wait = check_pool_timeout(pool_timeout)
+        idle_time = check_idle_timeout(idle_timeout)
         # Without a serde, pymemcache stores str(value) of whatever it gets.
         self._check_values = (
             client_kwargs.get("serde") is None and client_kwargs.get("serializer") is None

@@ -53,7 +53,9 @@ from __future__ import annotations
 
 import select
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeAlias, TypeVar
+
+from poolkit.adapters._extras import missing_extra
 
 try:
     import psycopg
@@ -61,11 +63,8 @@ try:
     from psycopg import pq
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
     from psycopg.pq import abc as pq_abc
-except ImportError as exc:  # pragma: no cover - exercised by a test with psycopg hidden
-    raise ImportError(
-        "poolkit.adapters.psycopg needs psycopg 3: install the extra with "
-        "pip install 'poolkit[postgres]'"
-    ) from exc
+except ImportError as exc:
+    raise missing_extra("psycopg", "psycopg 3", "postgres") from exc
 
 from poolkit._validate import check_bool, check_callable, check_int
 from poolkit.adapters._forks import Owners
@@ -96,6 +95,11 @@ __all__ = [
 # read-only standby, and pings pass on it (gpustack#6105).
 BROKEN_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25006"})
 
+# Either kind of psycopg connection: the checks below read state only, no I/O.
+_AnyConnection: TypeAlias = "psycopg.Connection[Any] | psycopg.AsyncConnection[Any]"
+# The type of a connector's configure and reset hooks (sync or async).
+H = TypeVar("H")
+
 _IDLE = pq.TransactionStatus.IDLE
 _OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 _OK = pq.ConnStatus.OK
@@ -114,7 +118,7 @@ def _readable(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
-def is_alive(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+def is_alive(conn: _AnyConnection) -> bool:
     """Whether an idle connection is usable, without a round trip (the checkout check).
 
     One call decides. A server that ends a session (``pg_terminate_backend()``,
@@ -190,7 +194,7 @@ def is_broken(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
-def _return_plan(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+def _return_plan(conn: _AnyConnection) -> bool:
     """Whether the connection needs a rollback before going back.
 
     Raises:
@@ -221,7 +225,7 @@ def _not_ours() -> psycopg.InterfaceError:
     )
 
 
-def _commit_plan(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+def _commit_plan(conn: _AnyConnection) -> bool:
     """Whether the block's transaction needs a COMMIT (False: nothing to commit).
 
     Raises:
@@ -269,6 +273,27 @@ def _check_options(conninfo: object, configure: object, reset: object, kwargs: A
         raise ValueError(f"conninfo (with the connection keywords) is invalid: {exc}") from None
 
 
+def _gone(proxy: object, name: str) -> Exception:
+    """The error for ``.name`` of a psycopg proxy used after the give-back.
+
+    psycopg's ``ProgrammingError`` that is also poolkit's ConnectionDetached;
+    the sync and async connection classes share it (one driver error class).
+    """
+    return detached_class(psycopg.Connection)(detached_message(name))
+
+
+def _held(proxy: PsycopgPooledConnection | AsyncPsycopgPooledConnection, name: str) -> Any:
+    """The psycopg connection ``proxy`` holds, for its ``.name``.
+
+    Raises:
+        psycopg.ProgrammingError: the connection was given back (see :func:`_gone`).
+    """
+    entry = proxy._entry
+    if entry is None:
+        raise _gone(proxy, name)
+    return entry.conn
+
+
 class PsycopgPooledConnection(PooledConnection["psycopg.Connection[Any]"]):
     """A ``psycopg.Connection`` borrowed from a :class:`~poolkit.ConnectionPool`.
 
@@ -285,15 +310,7 @@ class PsycopgPooledConnection(PooledConnection["psycopg.Connection[Any]"]):
 
     __slots__ = ()
 
-    def _gone(self, name: str) -> Exception:
-        return detached_class(psycopg.Connection)(detached_message(name))
-
-    def _live(self, name: str) -> psycopg.Connection[Any]:
-        entry = self._entry
-        if entry is None:
-            raise self._gone(name)
-        conn: psycopg.Connection[Any] = entry.conn
-        return conn
+    _gone = _gone
 
     def cursor(self, *args: Any, **kwargs: Any) -> PooledCursor:
         """psycopg's ``conn.cursor(...)``, guarded.
@@ -301,7 +318,7 @@ class PsycopgPooledConnection(PooledConnection["psycopg.Connection[Any]"]):
         Raises:
             psycopg.ProgrammingError: the connection was given back.
         """
-        conn = self._live("cursor")
+        conn: psycopg.Connection[Any] = _held(self, "cursor")
         return PooledCursor(self, conn, conn.cursor(*args, **kwargs))
 
     def execute(self, *args: Any, **kwargs: Any) -> PooledCursor:
@@ -311,7 +328,7 @@ class PsycopgPooledConnection(PooledConnection["psycopg.Connection[Any]"]):
             psycopg.ProgrammingError: the connection was given back.
             psycopg.Error: what the statement raised.
         """
-        conn = self._live("execute")
+        conn: psycopg.Connection[Any] = _held(self, "execute")
         return PooledCursor(self, conn, conn.execute(*args, **kwargs))
 
 
@@ -324,42 +341,32 @@ class AsyncPsycopgPooledConnection(AsyncPooledConnection["psycopg.AsyncConnectio
 
     __slots__ = ()
 
-    def _gone(self, name: str) -> Exception:
-        return detached_class(psycopg.AsyncConnection)(detached_message(name))
-
-    def _live(self, name: str) -> psycopg.AsyncConnection[Any]:
-        entry = self._entry
-        if entry is None:
-            raise self._gone(name)
-        conn: psycopg.AsyncConnection[Any] = entry.conn
-        return conn
+    _gone = _gone
 
     def cursor(self, *args: Any, **kwargs: Any) -> AsyncPooledCursor:
-        """psycopg's ``conn.cursor(...)``, guarded.
-
-        Raises:
-            psycopg.ProgrammingError: the connection was given back.
-        """
-        conn = self._live("cursor")
+        """The guarded cursor of :meth:`PsycopgPooledConnection.cursor`, async."""
+        conn: psycopg.AsyncConnection[Any] = _held(self, "cursor")
         return AsyncPooledCursor(self, conn, conn.cursor(*args, **kwargs))
 
     async def execute(self, *args: Any, **kwargs: Any) -> AsyncPooledCursor:
-        """psycopg's ``await conn.execute(...)``; the cursor it returns is guarded.
+        """psycopg's ``await conn.execute(...)``, guarded as :meth:`cursor` is.
 
         Raises:
             psycopg.ProgrammingError: the connection was given back.
             psycopg.Error: what the statement raised.
         """
-        conn = self._live("execute")
+        conn: psycopg.AsyncConnection[Any] = _held(self, "execute")
         return AsyncPooledCursor(self, conn, await conn.execute(*args, **kwargs))
 
 
-class _Base:
+class _Base(Generic[H]):
+    """What both connectors share: options, fork ownership, the sans-io decisions."""
+
     def __init__(
         self,
         conninfo: str,
-        configure: Any,
-        reset: Any,
+        configure: H | None,
+        reset: H | None,
         require_writable: bool,
         kwargs: dict[str, Any],
     ) -> None:
@@ -373,7 +380,26 @@ class _Base:
         # are never committed, rolled back or closed (see _forks).
         self._owners = Owners()
 
-    def check(self, conn: Any) -> bool:
+    def _needs_commit(self, conn: _AnyConnection) -> bool:
+        """Whether ``commit`` must send a COMMIT (never for a parent's connection).
+
+        Raises:
+            psycopg.errors.InFailedSqlTransaction: see :func:`_commit_plan`.
+        """
+        return not self._owners.foreign(conn) and _commit_plan(conn)
+
+    def _needs_rollback(self, conn: _AnyConnection) -> bool:
+        """Whether ``reset`` must send a ROLLBACK before the user's reset.
+
+        Raises:
+            psycopg.InterfaceError: the pool must discard it: a parent's
+                connection in a forked child, or one that cannot be made clean.
+        """
+        if self._owners.foreign(conn):
+            raise _not_ours()
+        return _return_plan(conn)
+
+    def check(self, conn: _AnyConnection) -> bool:
         """The cheap checkout check (see :func:`is_alive`)."""
         return is_alive(conn)
 
@@ -386,7 +412,7 @@ class _Base:
         return f"{type(self).__name__}({len(self.conninfo)}-char conninfo)"
 
 
-class PsycopgConnector(_Base):
+class PsycopgConnector(_Base[Callable[[psycopg.Connection[Any]], object]]):
     """Opens ``psycopg.Connection`` objects for a :class:`~poolkit.ConnectionPool`.
 
     Args:
@@ -460,7 +486,7 @@ class PsycopgConnector(_Base):
             psycopg.Error: the COMMIT failed (a deferred constraint, a lost
                 connection); the pool rolls back or discards as for any error.
         """
-        if not self._owners.foreign(conn) and _commit_plan(conn):
+        if self._needs_commit(conn):
             conn.commit()
 
     def reset(self, conn: psycopg.Connection[Any]) -> None:
@@ -470,9 +496,7 @@ class PsycopgConnector(_Base):
             psycopg.Error: it cannot be made clean, or (in a forked child) it is
                 the parent's; the pool discards it.
         """
-        if self._owners.foreign(conn):
-            raise _not_ours()
-        if _return_plan(conn):
+        if self._needs_rollback(conn):
             conn.rollback()
         if self._reset is not None:
             self._reset(conn)
@@ -495,7 +519,7 @@ class PsycopgConnector(_Base):
             conn.autocommit = autocommit
 
 
-class AsyncPsycopgConnector(_Base):
+class AsyncPsycopgConnector(_Base[Callable[[psycopg.AsyncConnection[Any]], Awaitable[object]]]):
     """Opens ``psycopg.AsyncConnection`` objects for an :class:`~poolkit.AsyncConnectionPool`.
 
     Takes the arguments of :class:`PsycopgConnector`; ``configure`` and ``reset``
@@ -548,19 +572,16 @@ class AsyncPsycopgConnector(_Base):
             psycopg.errors.InFailedSqlTransaction: the transaction had failed.
             psycopg.Error: the COMMIT failed.
         """
-        if not self._owners.foreign(conn) and _commit_plan(conn):
+        if self._needs_commit(conn):
             await conn.commit()
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Roll back an open or failed transaction, then await the user's ``reset``.
+        """The twin of :meth:`PsycopgConnector.reset`, awaiting the user's ``reset``.
 
         Raises:
-            psycopg.Error: it cannot be made clean, or (in a forked child) it is
-                the parent's; the pool discards it.
+            psycopg.Error: as :meth:`PsycopgConnector.reset`; the pool discards it.
         """
-        if self._owners.foreign(conn):
-            raise _not_ours()
-        if _return_plan(conn):
+        if self._needs_rollback(conn):
             await conn.rollback()
         if self._reset is not None:
             await self._reset(conn)
@@ -584,29 +605,7 @@ class AsyncPsycopgConnector(_Base):
             await conn.set_autocommit(autocommit)
 
 
-def connector(
-    conninfo: str = "",
-    *,
-    configure: Callable[[psycopg.Connection[Any]], object] | None = None,
-    reset: Callable[[psycopg.Connection[Any]], object] | None = None,
-    require_writable: bool = False,
-    **kwargs: Any,
-) -> PsycopgConnector:
-    """A :class:`PsycopgConnector` (see there) for a :class:`~poolkit.ConnectionPool`."""
-    return PsycopgConnector(
-        conninfo, configure=configure, reset=reset, require_writable=require_writable, **kwargs
-    )
-
-
-def async_connector(
-    conninfo: str = "",
-    *,
-    configure: Callable[[psycopg.AsyncConnection[Any]], Awaitable[object]] | None = None,
-    reset: Callable[[psycopg.AsyncConnection[Any]], Awaitable[object]] | None = None,
-    require_writable: bool = False,
-    **kwargs: Any,
-) -> AsyncPsycopgConnector:
-    """An :class:`AsyncPsycopgConnector` (see there) for an ``AsyncConnectionPool``."""
-    return AsyncPsycopgConnector(
-        conninfo, configure=configure, reset=reset, require_writable=require_writable, **kwargs
-    )
+# The factory spellings: the classes themselves, so their signatures are the
+# classes' own. ``pg.connector("dbname=app")`` is a PsycopgConnector.
+connector = PsycopgConnector
+async_connector = AsyncPsycopgConnector

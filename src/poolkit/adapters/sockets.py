@@ -41,9 +41,11 @@ import os
 import select
 import socket
 import weakref
+from collections.abc import Callable
 from typing import NamedTuple
 
-from poolkit._validate import check_bool, check_int, check_optional_seconds, check_seconds
+from poolkit._validate import check_bool, check_int, check_optional_seconds
+from poolkit.adapters._timeouts import check_timeout
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -86,12 +88,13 @@ def socket_timeout(seconds: float | None) -> float | None:
     return seconds
 
 
-def _check_host(host: object) -> str:
-    if not isinstance(host, str):
-        raise TypeError(f"host must be a str, got {type(host).__name__} {host!r}")
-    if not host:
-        raise ValueError("host must be a non-empty str, got ''")
-    return host
+def _check_name(name: str, value: object) -> str:
+    """A host name or a socket path: a non-empty str."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__} {value!r}")
+    if not value:
+        raise ValueError(f"{name} must be a non-empty str, got ''")
+    return value
 
 
 def _check_port(port: object) -> int:
@@ -99,14 +102,6 @@ def _check_port(port: object) -> int:
     if value > 65535:
         raise ValueError(f"port must be <= 65535, got {port}")
     return value
-
-
-def _check_path(path: object) -> str:
-    if not isinstance(path, str):
-        raise TypeError(f"path must be a str, got {type(path).__name__} {path!r}")
-    if not path:
-        raise ValueError("path must be a non-empty str, got ''")
-    return path
 
 
 def is_socket_alive(sock: socket.socket) -> bool:
@@ -147,18 +142,30 @@ def _is_broken(exc: BaseException) -> bool:
 
 
 class _SocketConnector:
-    connect_timeout: float
-    io_timeout: float | None
-
-    def __init__(self) -> None:
+    def __init__(self, connect_timeout: float, io_timeout: float | None) -> None:
+        self.connect_timeout = check_timeout("connect_timeout", connect_timeout)
+        self.io_timeout = check_optional_seconds("io_timeout", io_timeout, allow_inf=True)
         # Which process opened each socket (see close()). Weak keys: a socket
         # the pool has forgotten must not be kept alive by its connector.
         self._opened_by: weakref.WeakKeyDictionary[socket.socket, int] = weakref.WeakKeyDictionary()
 
-    def _setup(self, sock: socket.socket) -> socket.socket:
-        sock.settimeout(socket_timeout(self.io_timeout))
-        self._opened_by[sock] = os.getpid()
-        return sock
+    def _ready(
+        self, sock: socket.socket, prepare: Callable[[socket.socket], None]
+    ) -> socket.socket:
+        """``sock`` made ready for the pool, or closed if any step fails.
+
+        ``prepare(sock)`` does what the kind of socket needs (connect, set
+        options); then the I/O timeout is set and this process is recorded as
+        the opener (see :meth:`close`).
+        """
+        try:
+            prepare(sock)
+            sock.settimeout(socket_timeout(self.io_timeout))
+            self._opened_by[sock] = os.getpid()
+            return sock
+        except BaseException:
+            sock.close()
+            raise
 
     def close(self, conn: socket.socket) -> None:
         """Close the socket; shut the connection down only in the process that opened it.
@@ -209,13 +216,8 @@ class TCPConnector(_SocketConnector):
         io_timeout: float | None = None,
         nodelay: bool = True,
     ) -> None:
-        super().__init__()
-        self.host = _check_host(host)
-        self.port = _check_port(port)
-        self.connect_timeout = check_seconds(
-            "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
-        )
-        self.io_timeout = check_optional_seconds("io_timeout", io_timeout, allow_inf=True)
+        super().__init__(connect_timeout, io_timeout)
+        self.host, self.port = _check_name("host", host), _check_port(port)
         self.nodelay = check_bool("nodelay", nodelay)
 
     def create(self) -> socket.socket:
@@ -227,16 +229,14 @@ class TCPConnector(_SocketConnector):
         sock = socket.create_connection(
             (self.host, self.port), timeout=socket_timeout(self.connect_timeout)
         )
-        try:
-            if self.nodelay:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return self._setup(sock)
-        except BaseException:
-            sock.close()
-            raise
+        return self._ready(sock, self._set_options)
+
+    def _set_options(self, sock: socket.socket) -> None:
+        if self.nodelay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def __repr__(self) -> str:
-        return f"TCPConnector({self.host!r}, {self.port})"
+        return f"{type(self).__name__}({self.host!r}, {self.port})"
 
 
 class UnixConnector(_SocketConnector):
@@ -244,14 +244,10 @@ class UnixConnector(_SocketConnector):
 
     Args:
         path: the socket's filesystem path.
-        connect_timeout: seconds to establish the connection (> 0; ``math.inf``:
-            no limit).
-        io_timeout: socket timeout for reads and writes afterwards (``None`` or
-            ``math.inf``: blocking; 0: non-blocking).
+        connect_timeout, io_timeout: as for :class:`TCPConnector`.
 
     Raises:
-        TypeError: an argument has the wrong type (the message names it).
-        ValueError: an argument is out of range (the message names it).
+        TypeError, ValueError: a bad argument (the message names it).
     """
 
     def __init__(
@@ -261,12 +257,8 @@ class UnixConnector(_SocketConnector):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         io_timeout: float | None = None,
     ) -> None:
-        super().__init__()
-        self.path = _check_path(path)
-        self.connect_timeout = check_seconds(
-            "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
-        )
-        self.io_timeout = check_optional_seconds("io_timeout", io_timeout, allow_inf=True)
+        super().__init__(connect_timeout, io_timeout)
+        self.path = _check_name("path", path)
 
     def create(self) -> socket.socket:
         """Connect.
@@ -274,17 +266,14 @@ class UnixConnector(_SocketConnector):
         Raises:
             OSError: no such socket, refused, or not connected within ``connect_timeout``.
         """
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(socket_timeout(self.connect_timeout))
-            sock.connect(self.path)
-            return self._setup(sock)
-        except BaseException:
-            sock.close()
-            raise
+        return self._ready(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), self._connect)
+
+    def _connect(self, sock: socket.socket) -> None:
+        sock.settimeout(socket_timeout(self.connect_timeout))
+        sock.connect(self.path)
 
     def __repr__(self) -> str:
-        return f"UnixConnector({self.path!r})"
+        return f"{type(self).__name__}({self.path!r})"
 
 
 class Stream(NamedTuple):
@@ -305,9 +294,8 @@ def is_stream_alive(stream: Stream) -> bool:
 
 
 class _AsyncStreamConnector:
-    connect_timeout: float
-
-    def __init__(self) -> None:
+    def __init__(self, connect_timeout: float) -> None:
+        self.connect_timeout = check_timeout("connect_timeout", connect_timeout)
         # Which process opened each stream (see close()).
         self._opened_by: weakref.WeakKeyDictionary[asyncio.StreamWriter, int] = (
             weakref.WeakKeyDictionary()
@@ -350,25 +338,18 @@ class AsyncTCPConnector(_AsyncStreamConnector):
     """Opens TCP streams to ``(host, port)`` for an :class:`~poolkit.AsyncConnectionPool`.
 
     Args:
-        host: name or address.
-        port: TCP port.
-        connect_timeout: seconds to establish the connection (> 0; ``math.inf``:
-            no limit but the operating system's own).
+        host, port, connect_timeout: as for :class:`TCPConnector`. A stream
+            has no ``io_timeout``: bound each read with ``asyncio.timeout``.
 
     Raises:
-        TypeError: an argument has the wrong type (the message names it).
-        ValueError: an argument is out of range (the message names it).
+        TypeError, ValueError: a bad argument, as for :class:`TCPConnector`.
     """
 
     def __init__(
         self, host: str, port: int, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     ) -> None:
-        super().__init__()
-        self.host = _check_host(host)
-        self.port = _check_port(port)
-        self.connect_timeout = check_seconds(
-            "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
-        )
+        super().__init__(connect_timeout)
+        self.host, self.port = _check_name("host", host), _check_port(port)
 
     async def create(self) -> Stream:
         """Connect.
@@ -382,28 +363,23 @@ class AsyncTCPConnector(_AsyncStreamConnector):
         return self._opened(reader, writer)
 
     def __repr__(self) -> str:
-        return f"AsyncTCPConnector({self.host!r}, {self.port})"
+        return f"{type(self).__name__}({self.host!r}, {self.port})"
 
 
 class AsyncUnixConnector(_AsyncStreamConnector):
     """Opens Unix-domain streams to ``path`` for an :class:`~poolkit.AsyncConnectionPool`.
 
     Args:
-        path: the socket's filesystem path.
-        connect_timeout: seconds to establish the connection (> 0; ``math.inf``:
-            no limit).
+        path, connect_timeout: as for :class:`UnixConnector`. A stream has no
+            ``io_timeout``: bound each read with ``asyncio.timeout``.
 
     Raises:
-        TypeError: an argument has the wrong type (the message names it).
-        ValueError: an argument is out of range (the message names it).
+        TypeError, ValueError: a bad argument, as for :class:`UnixConnector`.
     """
 
     def __init__(self, path: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
-        super().__init__()
-        self.path = _check_path(path)
-        self.connect_timeout = check_seconds(
-            "connect_timeout", connect_timeout, allow_zero=False, allow_inf=True
-        )
+        super().__init__(connect_timeout)
+        self.path = _check_name("path", path)
 
     async def create(self) -> Stream:
         """Connect.
@@ -417,4 +393,4 @@ class AsyncUnixConnector(_AsyncStreamConnector):
         return self._opened(reader, writer)
 
     def __repr__(self) -> str:
-        return f"AsyncUnixConnector({self.path!r})"
+        return f"{type(self).__name__}({self.path!r})"

@@ -22,6 +22,13 @@ Concurrency: as :class:`~poolkit.ByteBufferPool`, the idle ``deque`` changes
 only under a lock taken with ``acquire(blocking=False)``; a caller that finds it
 held allocates (``get``) or drops (``put``) instead of waiting, so no call ever
 blocks.
+
+``close()`` (or leaving ``with pool:``) releases the idle buffers and ends the
+pool: ``get`` then raises :class:`~poolkit.PoolClosed`, and a late ``put``
+drops its buffer (counted in ``dropped``). Under the lock it marks the pool
+closed and sets the room ``put`` checks to 0, and ``put`` files only under the
+lock, so nothing is kept after ``close()`` returns; with the store empty for
+good, only the miss path of ``get`` needs to look at the mark.
 """
 
 from __future__ import annotations
@@ -29,15 +36,17 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from poolkit._errors import ReleaseError
+from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._validate import check_int
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
+from poolkit.buffers._snapshot import snapshot
 
 __all__ = ["BoundedBufferPool", "BoundedPoolStats", "BytesPool", "SizedBufferPool"]
 
 T = TypeVar("T")
+P = TypeVar("P", bound="_FifoPool[Any]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +59,8 @@ class BoundedPoolStats:
         hits: ``get`` calls served from the pool.
         misses: ``get`` calls that allocated (pool empty or its lock busy).
         kept: ``put`` calls that filed the buffer.
-        dropped: ``put`` calls that dropped it (pool full or lock busy).
+        dropped: ``put`` calls that dropped it (pool full, lock busy, or
+            pool closed).
         rejected: ``put`` calls refused for size (``BytesPool``: wrong width)
             or for a live ``view()`` (``ByteBuffer`` pools).
         replaced: grown buffers whose storage was replaced by a fresh
@@ -77,17 +87,21 @@ class _FifoPool(Generic[T]):
 
     def __init__(self, size: int) -> None:
         self._size = check_int("size", size, minimum=0)
+        # The most idle items the pool may keep now: size while open, 0 once
+        # closed, so put's "full?" test also refuses everything after close().
+        self._room = self._size
         self._lock = threading.Lock()
         self._idle: deque[T] = deque()
-        self._hits = 0
-        self._misses = 0
-        self._kept = 0
-        self._dropped = 0
-        self._rejected = 0
-        self._replaced = 0
+        self._closed = False
+        self._hits = self._misses = self._kept = self._dropped = 0
+        self._rejected = self._replaced = 0
 
     def _take(self) -> T | None:
-        """The coldest idle item, or ``None`` (empty pool or busy lock)."""
+        """The coldest idle item, or ``None`` (empty pool or busy lock).
+
+        Raises:
+            PoolClosed: the pool was closed (it is empty for good then).
+        """
         lock = self._lock
         if lock.acquire(False):
             if self._idle:
@@ -99,26 +113,47 @@ class _FifoPool(Generic[T]):
             lock.release()
         else:
             self._misses += 1  # approximate: outside the lock
+        if self._closed:
+            raise PoolClosed(f"get() on a closed {type(self).__name__}; create a new pool")
         return None
 
-    def _file(self, item: T) -> bool:
-        """Append ``item`` unless the pool is full; whether it was kept."""
+    def _file(self, item: T, unique: bool) -> bool:
+        """Append ``item`` unless the pool is full or closed; whether it was kept.
+
+        Args:
+            item: what is given back.
+            unique: scan the idle items for ``item`` itself first. For pools
+                whose items carry no lease of their own (``BytesPool``); the
+                scan is bounded by ``size``.
+
+        Raises:
+            ReleaseError: ``unique`` and ``item`` is already idle (a double put
+                would hand it to two holders).
+        """
         lock = self._lock
         if not lock.acquire(False):
             self._dropped += 1  # approximate: outside the lock
             return False
         try:
-            if len(self._idle) >= self._size:
+            idle = self._idle
+            if unique:
+                for idle_item in idle:
+                    if idle_item is item:
+                        raise ReleaseError(
+                            f"this {type(item).__name__} is already back in the pool "
+                            "(returned twice); put each one back exactly once"
+                        )
+            if len(idle) >= self._room:
                 self._dropped += 1
                 return False
-            self._idle.append(item)
+            idle.append(item)
             self._kept += 1
             return True
         finally:
             lock.release()
 
     def _has_room(self) -> bool:
-        return len(self._idle) < self._size
+        return len(self._idle) < self._room
 
     @property
     def size(self) -> int:
@@ -136,19 +171,27 @@ class _FifoPool(Generic[T]):
             self._idle.clear()
         return count
 
+    def close(self) -> None:
+        """Release the idle buffers and end the pool. Idempotent.
+
+        Afterwards ``get`` raises :class:`~poolkit.PoolClosed` and ``put``
+        drops what it is given (a late return is not an error).
+        """
+        with self._lock:
+            self._closed = True
+            self._room = 0
+            self._idle.clear()
+
+    def __enter__(self: P) -> P:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def stats(self) -> BoundedPoolStats:
         """A snapshot of the pool's counters."""
         with self._lock:
-            return BoundedPoolStats(
-                pooled=len(self._idle),
-                size=self._size,
-                hits=self._hits,
-                misses=self._misses,
-                kept=self._kept,
-                dropped=self._dropped,
-                rejected=self._rejected,
-                replaced=self._replaced,
-            )
+            return snapshot(BoundedPoolStats, self, pooled=len(self._idle), size=self._size)
 
     def __repr__(self) -> str:
         return (
@@ -177,7 +220,11 @@ class BoundedBufferPool(_FifoPool[ByteBuffer]):
     _new_capacity = 0
 
     def get(self) -> ByteBuffer:
-        """An empty buffer: the coldest idle one, or a new one. Never blocks."""
+        """An empty buffer: the coldest idle one, or a new one. Never blocks.
+
+        Raises:
+            PoolClosed: the pool was closed.
+        """
         buf = self._take()
         if buf is None:
             buf = ByteBuffer(capacity=self._new_capacity)
@@ -198,7 +245,7 @@ class BoundedBufferPool(_FifoPool[ByteBuffer]):
             self._rejected += 1
             return
         if self._fit(buf):
-            self._file(buf)
+            self._file(buf, False)
 
     def _fit(self, buf: ByteBuffer) -> bool:
         """Prepare a returned, emptied buffer for filing; False drops it."""
@@ -278,7 +325,11 @@ class BytesPool(_FifoPool[bytearray]):
         return self._width
 
     def get(self) -> bytearray:
-        """A ``bytearray`` of ``width`` bytes (contents unspecified). Never blocks."""
+        """A ``bytearray`` of ``width`` bytes (contents unspecified). Never blocks.
+
+        Raises:
+            PoolClosed: the pool was closed.
+        """
         item = self._take()
         return bytearray(self._width) if item is None else item
 
@@ -300,31 +351,10 @@ class BytesPool(_FifoPool[bytearray]):
         # A live export would let its holder see the next user's data. Resizing
         # is the only test for one, so shrink by a byte and put the same byte
         # back: an array the pool refuses must come back untouched.
-        last = buf[-1]
         try:
-            del buf[-1:]
+            last = buf.pop()
         except BufferError:
             self._rejected += 1
             return False
         buf.append(last)
-        lock = self._lock
-        if not lock.acquire(False):
-            self._dropped += 1
-            return False
-        try:
-            # A double put would hand one array to two holders; the identity
-            # scan is bounded by ``size`` and runs only on this slow-ish path.
-            for idle in self._idle:
-                if idle is buf:
-                    raise ReleaseError(
-                        "this bytearray is already back in the pool (returned twice); "
-                        "put each array back exactly once"
-                    )
-            if len(self._idle) >= self._size:
-                self._dropped += 1
-                return False
-            self._idle.append(buf)
-            self._kept += 1
-            return True
-        finally:
-            lock.release()
+        return self._file(buf, True)

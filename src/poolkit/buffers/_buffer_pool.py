@@ -13,15 +13,21 @@ Invariants:
 * Idle bytes stay within ``max_idle_bytes`` (see the accounting race below).
 * With ``max_idle_time``, a buffer untouched for a whole interval is released
   at the next sweep (see ``BufferPool._age``).
+* After ``close()`` no buffer is handed out: takes leave the plain hit path
+  (``_plain`` goes False) for ``_prepare``, which raises ``PoolClosed``, and
+  returns leave the inlined filing (``_fast_return``) for ``_file``, which
+  drops them. A return racing with ``close()`` may still file its buffer
+  after the clear; it stays idle, never handed out, until the pool is freed.
 
 Thread safety, without relying on the GIL for anything the free-threaded
 build drops: every shared structure is touched by single C-level calls that
 are atomic on both builds (``deque.pop``/``append``/``popleft``,
 ``dict.setdefault``/``pop``; the free-threaded build locks each object inside
-those calls). Claiming a return is one ``setdefault`` with a fresh marker: the
-caller that gets its own marker back owns the claim, so two threads returning
-the same buffer at once cannot both file it. Nothing on the hot path takes a
-lock, so nothing ever waits.
+those calls). Claiming a return is one ``setdefault`` with a marker no other
+caller has (a fresh list, or the loan's own view): the caller that gets its
+own marker back owns the claim, so two threads returning the same buffer at
+once cannot both file it. Nothing on the hot path takes a lock, so nothing
+ever waits.
 
 The idle-byte counter is the one read-modify-write (``self._idle_bytes +=``),
 and on the free-threaded build two racing updates can lose one. What that
@@ -43,9 +49,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
 
-from poolkit._errors import ReleaseError
+from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._validate import (
     Clock,
     check_callable,
@@ -55,6 +60,7 @@ from poolkit._validate import (
 )
 from poolkit.buffers._buffer_loan import BufferLoan
 from poolkit.buffers._size_classes import SizeClasses, human_size
+from poolkit.buffers._snapshot import snapshot
 
 __all__ = [
     "DEFAULT_MAX_IDLE_BYTES",
@@ -100,6 +106,7 @@ class BufferPoolStats:
         idle_bytes: bytes those buffers hold.
         max_idle_bytes: the byte budget for idle buffers (``None``: no limit).
         idle_by_class: ``(class size, idle buffers)`` per class, smallest first.
+        dropped_closed: buffers given back after ``close()``, dropped.
     """
 
     hits: int
@@ -117,6 +124,7 @@ class BufferPoolStats:
     idle_bytes: int
     max_idle_bytes: int | None
     idle_by_class: tuple[tuple[int, int], ...]
+    dropped_closed: int = 0
 
 
 class BufferPool:
@@ -190,8 +198,12 @@ class BufferPool:
             "max_idle_time", max_idle_time, allow_zero=False
         )
         self._clock: Clock = check_callable("clock", clock)
-        # borrow() inlines the plain hit path; zeroing and aging go through _take.
+        # Takes with nothing to do past the pop: borrow() inlines them, and
+        # _take skips _prepare. Zeroing, aging and close() turn it off.
         self._plain = not zero and max_idle_time is None
+        # Returns filed inline by _take_back; a class cap and close() need _file.
+        self._fast_return = per_class is None
+        self._closed = False
         # Aging state: per class, the fewest idle buffers seen since the last
         # sweep (the "low watermark"), and when the next sweep is due.
         self._low = [0] * len(classes.sizes)
@@ -200,22 +212,14 @@ class BufferPool:
         )
         self._zero_templates: list[bytearray | memoryview] = classes.zero_sources() if zero else []
         self._idle: list[deque[bytearray]] = [deque() for _ in classes.sizes]
-        self._claims: dict[int, list[None]] = {}
+        self._claims: dict[int, object] = {}
         self._idle_bytes = 0
         # Taken only on the rare paths (over budget, clear, stats); returns try
         # it without blocking.
         self._lock = threading.Lock()
-        self._hits = 0
-        self._misses = 0
-        self._oversize = 0
-        self._returns = 0
-        self._dropped_oversize = 0
-        self._dropped_budget = 0
-        self._evicted = 0
-        self._dropped_class_full = 0
-        self._dropped_in_use = 0
-        self._refused = 0
-        self._aged = 0
+        self._hits = self._misses = self._oversize = self._returns = self._aged = 0
+        self._dropped_oversize = self._dropped_budget = self._dropped_class_full = 0
+        self._dropped_in_use = self._dropped_closed = self._evicted = self._refused = 0
 
     # -- public API ----------------------------------------------------------
 
@@ -244,7 +248,8 @@ class BufferPool:
             n: bytes wanted (``>= 0``; 0 gives an empty view).
 
         Returns:
-            A single-use context manager.
+            A single-use context manager; entering it raises
+            :class:`~poolkit.PoolClosed` once the pool is closed.
 
         Raises:
             TypeError: ``n`` is not an int.
@@ -273,14 +278,14 @@ class BufferPool:
         Raises:
             TypeError: ``n`` is not an int.
             ValueError: ``n`` is negative.
+            PoolClosed: the pool was closed.
         """
         if n.__class__ is not int or n < 0:
             n = check_int("n", n, minimum=0)
         if n <= self._min:
             return self._take(0)
         if n > self._max:
-            self._oversize += 1
-            return bytearray(n)
+            return self._fresh(n)
         return self._take(((n - 1) // self._min).bit_length())
 
     def put(self, buf: bytearray) -> None:
@@ -309,30 +314,7 @@ class BufferPool:
                 f"pool ({self._classes.describe()}); put back only buffers from "
                 f"get(), without resizing them"
             )
-        key = id(buf)
-        marker: list[None] = []
-        if self._claims.setdefault(key, marker) is not marker:
-            self._refused += 1
-            raise ReleaseError(
-                f"this {size}-byte buffer is already idle in the pool (returned twice); "
-                f"put each buffer from get() back once"
-            )
-        # The export probe: resizing a bytearray with a live export (memoryview)
-        # raises BufferError. Growing by one byte and shrinking back is the
-        # cheapest resize (~40 ns; the spare byte from _take means no realloc)
-        # and leaves the contents as they were. Same-size assignments and
-        # extend(b"") skip the check, so they cannot serve as the probe.
-        try:
-            buf.append(0)
-        except BufferError:
-            del self._claims[key]
-            self._refused += 1
-            raise ReleaseError(
-                f"cannot take back a {size}-byte buffer while memoryviews into it are "
-                f"alive; call view.release() (or use them in a with block) before put()"
-            ) from None
-        buf.pop()
-        self._file(buf, index, size, key)
+        self._take_back(buf, index, None)
 
     def clear(self) -> int:
         """Drop every idle buffer.
@@ -362,44 +344,42 @@ class BufferPool:
         if a racing update was lost (see the module notes).
         """
         counts = [len(idle) for idle in self._idle]
-        idle_bytes = sum(c * s for c, s in zip(counts, self._sizes, strict=True))
-        return BufferPoolStats(
-            hits=self._hits,
-            misses=self._misses,
-            oversize=self._oversize,
-            returns=self._returns,
-            dropped_oversize=self._dropped_oversize,
-            dropped_budget=self._dropped_budget,
-            evicted=self._evicted,
-            aged=self._aged,
-            dropped_class_full=self._dropped_class_full,
-            dropped_in_use=self._dropped_in_use,
-            refused=self._refused,
+        return snapshot(
+            BufferPoolStats,
+            self,
             idle_buffers=sum(counts),
-            idle_bytes=idle_bytes,
-            max_idle_bytes=self._max_idle_bytes,
+            idle_bytes=sum(c * s for c, s in zip(counts, self._sizes, strict=True)),
             idle_by_class=tuple(zip(self._sizes, counts, strict=True)),
         )
+
+    def close(self) -> None:
+        """Drop the idle buffers and end the pool. Idempotent.
+
+        Afterwards :meth:`get` and :meth:`borrow` raise
+        :class:`~poolkit.PoolClosed`, and a buffer given back (by :meth:`put`
+        or at the end of a ``with pool.borrow()`` block) is dropped, counted
+        in ``dropped_closed``: a late return is not an error.
+        """
+        self._closed = True
+        self._plain = False
+        self._fast_return = False
+        self.clear()
 
     def __enter__(self) -> BufferPool:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Drop the idle buffers when the ``with`` block ends."""
-        self.clear()
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the pool when the ``with`` block ends."""
+        self.close()
 
     def __repr__(self) -> str:
         counts = [len(idle) for idle in self._idle]
         idle_bytes = sum(c * s for c, s in zip(counts, self._sizes, strict=True))
         budget = "no limit" if self._max_idle_bytes is None else human_size(self._budget)
         span = f"{human_size(self._min)}..{human_size(self._max)}"
+        closed = " closed" if self._closed else ""
         return (
-            f"<BufferPool {len(self._sizes)} classes {span}"
+            f"<BufferPool{closed} {len(self._sizes)} classes {span}"
             f" | idle {sum(counts)} buffers, {human_size(idle_bytes)} of {budget}"
             f" | hits {self._hits}, misses {self._misses}, oversize {self._oversize}"
             f", dropped {self._dropped_budget + self._dropped_class_full}"
@@ -414,21 +394,25 @@ class BufferPool:
         try:
             buf = idle.pop()
         except IndexError:
-            self._misses += 1
-            if self._max_idle_time is not None:
-                self._age(index, 0)
-            size = self._sizes[index]
-            # One spare byte of capacity, so the export probe's append on
-            # return fits without a realloc (a plain bytearray(size) would be
-            # over-allocated by ~12 % on its first probe).
-            buf = bytearray(size + 1)
-            del buf[size:]
-            return buf
+            return self._allocate(index)
         self._claims.pop(id(buf), None)
         self._idle_bytes -= len(buf)
         self._hits += 1
+        if not self._plain:
+            self._prepare(buf, index, len(idle))
+        return buf
+
+    def _prepare(self, buf: bytearray, index: int, left: int) -> None:
+        """What a take does past the pop when the pool is not plain: aging, zeroing.
+
+        Raises:
+            PoolClosed: the pool was closed (``buf`` was filed by a return
+                racing with ``close()``; it is dropped).
+        """
+        if self._closed:
+            raise self._closed_error()
         if self._max_idle_time is not None:
-            self._age(index, len(idle))
+            self._age(index, left)
         if self._zero:
             template = self._zero_templates[index]
             if template.__class__ is bytearray:
@@ -436,7 +420,31 @@ class BufferPool:
             else:
                 with memoryview(buf) as target:
                     target[:] = template
+
+    def _allocate(self, index: int) -> bytearray:
+        """A new buffer of class ``index`` (no idle one was left)."""
+        if self._closed:
+            raise self._closed_error()
+        self._misses += 1
+        if self._max_idle_time is not None:
+            self._age(index, 0)
+        size = self._sizes[index]
+        # One spare byte of capacity, so the export probe's append on
+        # return fits without a realloc (a plain bytearray(size) would be
+        # over-allocated by ~12 % on its first probe).
+        buf = bytearray(size + 1)
+        del buf[size:]
         return buf
+
+    def _fresh(self, n: int) -> bytearray:
+        """An unpooled buffer for a request above ``max_size``."""
+        if self._closed:
+            raise self._closed_error()
+        self._oversize += 1
+        return bytearray(n)
+
+    def _closed_error(self) -> PoolClosed:
+        return PoolClosed("a buffer from a closed BufferPool; create a new pool")
 
     def _age(self, index: int, left: int) -> None:
         """Aging, on every take: track the low watermark; sweep when due.
@@ -470,8 +478,68 @@ class BufferPool:
         finally:
             self._lock.release()
 
+    def _take_back(self, buf: bytearray, index: int, loan_view: memoryview | None) -> None:
+        """Claim, probe and file a returned buffer of class ``index``.
+
+        The one return path of :meth:`put` (``loan_view`` None) and of a
+        loan's ``with`` block (``loan_view``: the loan's view, released). A
+        buffer already idle is refused either way. A buffer with a live export
+        (memoryview) is refused from :meth:`put`, where the caller still holds
+        it; after a loan it is dropped instead: the with block is over, and a
+        view sliced from the loan outlived it.
+
+        Raises:
+            ReleaseError: returned twice; or, from ``put``, views still alive.
+        """
+        size = len(buf)
+        key = id(buf)
+        # The claim marker must be this caller's alone: the loan's view is (and
+        # costs no allocation on the hot path); put() makes a fresh one.
+        marker: object = [] if loan_view is None else loan_view
+        if self._claims.setdefault(key, marker) is not marker:
+            self._refused += 1
+            if loan_view is not None:
+                raise ReleaseError(
+                    f"the borrowed {size}-byte buffer was already put back inside its "
+                    f"with block; leave the returning to the with block"
+                )
+            raise ReleaseError(
+                f"this {size}-byte buffer is already idle in the pool (returned twice); "
+                f"put each buffer from get() back once"
+            )
+        # The export probe: resizing a bytearray with a live export (memoryview)
+        # raises BufferError. Growing by one byte and shrinking back is the
+        # cheapest resize (~40 ns; the spare byte from _take means no realloc)
+        # and leaves the contents as they were. Same-size assignments and
+        # extend(b"") skip the check, so they cannot serve as the probe.
+        try:
+            buf.append(0)
+        except BufferError:
+            del self._claims[key]
+            if loan_view is not None:
+                self._dropped_in_use += 1
+                return
+            self._refused += 1
+            raise ReleaseError(
+                f"cannot take back a {size}-byte buffer while memoryviews into it are "
+                f"alive; call view.release() (or use them in a with block) before put()"
+            ) from None
+        buf.pop()
+        total = self._idle_bytes + size
+        if self._fast_return and total <= self._budget:
+            # The common case of _file, inlined: every return takes this path.
+            self._idle_bytes = total
+            self._idle[index].append(buf)
+            self._returns += 1
+        else:
+            self._file(buf, index, size, key)
+
     def _file(self, buf: bytearray, index: int, size: int, key: int) -> None:
         """File a claimed, probed buffer in its class, within the limits."""
+        if self._closed:
+            del self._claims[key]
+            self._dropped_closed += 1
+            return
         idle = self._idle[index]
         per_class = self._max_idle_per_class
         if per_class is not None and len(idle) >= per_class:

@@ -18,8 +18,10 @@ Thread safety, and why it holds on the free-threaded build too:
   runs under the deque's own per-object lock. An object appended once can
   therefore be popped once only: if users follow the contract (put back what
   they got, once), no object is ever handed to two holders. No Python-level
-  lock is on the hot path (a ``Lock`` costs 170-410 ns per cycle and convoys
-  under threads, anchors/buffers.md §10.3-10.5).
+  lock is on the hot path: on CPython 3.11 a ``Lock`` around the deque costs
+  170-410 ns per get+put against ~60 ns for the bare deque, and convoys under
+  threads (a lock-based pool measured 1.3-3.3 us per get+put at 2-4 threads,
+  where the deque stayed under 0.15 us).
 * Peeks (``d[0]``) followed by a ``popleft`` are not atomic together; every
   sweep re-checks what it popped and gives back (``appendleft``) an item that
   turned out to be fresh. The worst a race can do is release one object early
@@ -55,7 +57,6 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from poolkit._validate import (
@@ -66,6 +67,7 @@ from poolkit._validate import (
     check_optional_seconds,
 )
 from poolkit.buffers._object_core import ObjectPoolCore
+from poolkit.buffers._snapshot import snapshot
 
 __all__ = ["DEFAULT_MAX_IDLE", "ObjectPool", "ObjectPoolStats"]
 
@@ -307,12 +309,7 @@ class ObjectPool(Generic[T]):
     def __enter__(self) -> ObjectPool[T]:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __len__(self) -> int:
@@ -334,20 +331,15 @@ class ObjectPool(Generic[T]):
         # what remains of the objects that went idle once every other way out
         # is counted.
         overflow = max(0, puts - refused_puts - left)
-        return ObjectPoolStats(
+        return snapshot(
+            ObjectPoolStats,
+            core,
+            "",
             hits=hits,
             misses=misses,
             puts=puts,
             idle=idle,
-            max_idle=core.max_idle,
-            dropped_by_accept=core.dropped_by_accept,
-            dropped_by_error=core.dropped_by_error,
             dropped_overflow=overflow,
-            dropped_aged=core.dropped_aged,
-            dropped_by_gc=core.dropped_by_gc,
-            dropped_closed=core.dropped_closed,
-            cleared=core.cleared,
-            refused=core.refused,
         )
 
     def __repr__(self) -> str:
@@ -420,12 +412,9 @@ class _Borrow(Generic[T]):
         self._obj = obj
         return obj
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    # Three named parameters, not *exc_info: packing a tuple costs ~15 ns per
+    # with block, and this one is on the hot path.
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         obj = self._obj
         del self._obj
         self._pool.put(obj)

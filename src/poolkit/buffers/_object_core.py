@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from poolkit._errors import PoolClosed, ReleaseError
@@ -25,66 +26,43 @@ T = TypeVar("T")
 GC_AGING_COLLECTIONS = 2
 
 
+@dataclass(eq=False, repr=False, slots=True, weakref_slot=True, kw_only=True)
 class ObjectPoolCore(Generic[T]):
-    """An ObjectPool's idle objects, options, slow paths and slow counters."""
+    """An ObjectPool's idle objects, options, slow paths and slow counters.
 
-    __slots__ = (
-        "__weakref__",
-        "accept",
-        "cleared",
-        "clock",
-        "closed",
-        "closed_gets",
-        "debug",
-        "dropped_aged",
-        "dropped_by_accept",
-        "dropped_by_error",
-        "dropped_by_gc",
-        "dropped_closed",
-        "epoch",
-        "factory",
-        "gc_aging",
-        "idle",
-        "idle_ids",
-        "max_idle",
-        "max_idle_time",
-        "misses",
-        "refused",
-        "reset",
-        "stamped",
-    )
+    The options are the constructor's keywords (checked by ``ObjectPool``);
+    the counters start at 0 and the idle store is derived from the options.
+    """
 
-    def __init__(
-        self,
-        *,
-        factory: Callable[[], T],
-        reset: Callable[[T], object] | None,
-        accept: Callable[[T], object] | None,
-        max_idle: int | None,
-        max_idle_time: float | None,
-        gc_aging: bool,
-        clock: Clock,
-        debug: bool,
-    ) -> None:
-        self.factory = factory
-        self.reset = reset
-        self.accept = accept
-        self.max_idle = max_idle
-        self.max_idle_time = max_idle_time
-        self.gc_aging = gc_aging
-        self.clock = clock
-        self.debug = debug
-        self.misses = self.closed_gets = self.refused = 0
-        self.dropped_by_accept = self.dropped_by_error = self.dropped_aged = 0
-        self.dropped_by_gc = self.dropped_closed = self.cleared = 0
-        self.epoch = 0
-        self.closed = False
-        # Idle items are the objects themselves, or (obj, stamp, epoch) when
-        # aging is on. In debug mode the deque is unbounded and trimmed by
-        # hand, so that every object leaving it also leaves the identity set.
-        self.stamped = max_idle_time is not None or gc_aging
-        self.idle: deque[Any] = deque(maxlen=None if debug else max_idle)
-        self.idle_ids: set[int] = set()
+    factory: Callable[[], T]
+    reset: Callable[[T], object] | None
+    accept: Callable[[T], object] | None
+    max_idle: int | None
+    max_idle_time: float | None
+    gc_aging: bool
+    clock: Clock
+    debug: bool
+    # Idle items are the objects themselves, or (obj, stamp, epoch) when
+    # aging is on. In debug mode the deque is unbounded and trimmed by hand,
+    # so that every object leaving it also leaves the identity set.
+    stamped: bool = field(init=False)
+    idle: deque[Any] = field(init=False)
+    idle_ids: set[int] = field(init=False, default_factory=set)
+    epoch: int = field(init=False, default=0)
+    closed: bool = field(init=False, default=False)
+    misses: int = field(init=False, default=0)
+    closed_gets: int = field(init=False, default=0)
+    refused: int = field(init=False, default=0)
+    dropped_by_accept: int = field(init=False, default=0)
+    dropped_by_error: int = field(init=False, default=0)
+    dropped_aged: int = field(init=False, default=0)
+    dropped_by_gc: int = field(init=False, default=0)
+    dropped_closed: int = field(init=False, default=0)
+    cleared: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.stamped = self.max_idle_time is not None or self.gc_aging
+        self.idle = deque(maxlen=None if self.debug else self.max_idle)
 
     def hot_pop(self) -> Callable[[], T]:
         """What ``get`` pops with: the deque's own ``pop`` when nothing else is needed."""

@@ -1,45 +1,51 @@
-"""The asyncio driver: :class:`AsyncConnectionPool`, the twin of ``ConnectionPool``.
+"""A connection pool's driver: the waiting, the I/O and the background work.
 
-Same core, same options, same semantics; the differences are the waiting (a
-future per waiter instead of a lock) and the I/O (tasks instead of threads).
-The pool needs no lock: every core call runs on the loop thread without an
-``await`` inside, so it is atomic. An uncontended acquisition awaits nothing
-that yields to the loop (unless a ping is due), and closing or opening
-connections happens in background tasks, never on the caller's path.
+Every decision is the core's (``_core.py``); the driver does the waiting and
+the I/O around it: opening connections in the background (so a hanging
+``create()`` cannot hold a caller past its timeout), closing them, waking
+waiters. An uncontended acquisition is a deque pop with no wait.
 
-A pool binds to the event loop it is first used in; use from another loop
-raises :class:`~poolkit.EventLoopMismatch` instead of hanging on futures of a
-loop that is not running.
+One source, two twins: ``_async.py`` (the asyncio pool) is the source, and
+``scripts/gen_sync.py`` writes ``_sync.py`` (the threaded pool) from it. The
+threaded pool runs each core call under its lock (the statements marked
+``# locked`` in the source); the asyncio pool needs none, since a core call
+without an ``await`` inside is atomic on the loop. What differs otherwise (a
+waiter's wake-up, threads or tasks, inline or background closes) is in
+``_compat.py``.
+
+Waiting: a waiter has a gate (``_compat``) the core wakes when an entry comes
+back. A waiter that times out asks the core to give up; if an entry arrived in
+between, the waiter keeps it (it did not time out after all), so nothing is
+lost and nothing is handed twice.
+
+The asyncio twin binds to the event loop it is first used in; use from
+another loop raises :class:`~poolkit.EventLoopMismatch` instead of hanging on
+futures of a loop that is not running.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-import weakref
-from collections.abc import Coroutine
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Self, TypeVar
 
 from poolkit import _fork
 from poolkit._errors import EventLoopMismatch, PoolClosed, PoolTimeout
+from poolkit._validate import Clock
 from poolkit._waits import deadline_after
+from poolkit.connections._budget import Budget
+from poolkit.connections._compat_async import AsyncGate, AsyncRunner, async_new_lock
 from poolkit.connections._core import Entry, PoolCore, Waiter, broken_error
 from poolkit.connections._driver import (
     CREATE_BACKOFF_INITIAL,
-    NO_LOCK,
     DriverBase,
     backoff,
     call_hook,
     logger,
-    run_async_cleaner,
 )
-from poolkit.connections._leaks import (
-    timeout_message,
-    warn_dropped,
-    warn_held,
-)
-from poolkit.connections._lease import AsyncLease
+from poolkit.connections._leaks import timeout_message, warn_dropped, warn_held
+from poolkit.connections._lease_async import AsyncLease
 from poolkit.connections._options import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_IDLE_TIME,
@@ -47,36 +53,50 @@ from poolkit.connections._options import (
     DEFAULT_MAX_SIZE,
     DEFAULT_TIMEOUT,
     LIFETIME_JITTER,
+    PoolOptions,
     check_timeout,
     make_options,
 )
+from poolkit.connections._pooled_async import AsyncPooledConnection
 from poolkit.connections._protocols import AsyncConnector
-from poolkit.connections._proxy import AsyncPooledConnection, attach, set_entry, set_pool
+from poolkit.connections._proxy import attach, set_entry, set_pool
 
 __all__ = ["AsyncConnectionPool"]
 
 C = TypeVar("C")
 
 
-class _Gate:
-    """A waiter's wake-up: a future, re-armed when a wake-up came to nothing."""
-
-    __slots__ = ("fut",)
-
-    def __init__(self, fut: asyncio.Future[None]) -> None:
-        self.fut = fut
-
-    def wake(self) -> None:
-        if not self.fut.done():
-            self.fut.set_result(None)
-
-
 class AsyncConnectionPool(DriverBase, Generic[C]):
     """An asyncio pool of connections made by an :class:`~poolkit.AsyncConnector`.
 
-    Takes the same arguments as :class:`~poolkit.ConnectionPool` (see there);
-    ``connector.create/close/ping/reset`` are coroutines, ``check`` and
-    ``is_broken`` plain functions. Event hooks are plain functions.
+    Args:
+        connector: opens and closes connections (see :class:`~poolkit.AsyncConnector`).
+        min_size: connections opened in the background and kept open.
+        max_size: cap on open connections, counting those being created.
+        max_idle: cap on idle connections; surplus ones are closed on return
+            (default: ``max_size``).
+        timeout: default seconds :meth:`acquire` waits; 0 fails at once,
+            ``math.inf`` waits without limit. Any size works (waits are sliced).
+        max_waiting: cap on queued callers, beyond which :class:`~poolkit.PoolOverload`
+            is raised (``None``: no cap).
+        max_lifetime: seconds after which a connection is closed (shortened by up to
+            ``lifetime_jitter`` at random); ``None`` or ``math.inf`` keeps them forever.
+        lifetime_jitter: fraction of ``max_lifetime`` taken off at random, in [0, 1).
+        max_idle_time: seconds idle after which a connection is closed (never
+            below ``min_size``); ``None`` or ``math.inf``: never.
+        order: ``"lifo"`` reuses the warmest connection (idle surplus ages out);
+            ``"fifo"`` rotates through all (spreads load behind a balancer).
+        ping_after: ping (``connector.ping``) at checkout a connection idle longer
+            than this many seconds; ``None``: never ping.
+        leak_timeout: record who acquires each connection and warn
+            (:class:`~poolkit.LeakWarning`) when it is held longer than this
+            (``None`` or ``math.inf``: never warn).
+        clock: monotonic clock in seconds for ages and deadlines (tests pass a fake).
+        on_create: ``hook(conn)`` after a connection is opened.
+        on_acquire: ``hook(conn)`` after a connection is checked out.
+        on_release: ``hook(conn)`` when a connection is given back.
+        on_discard: ``hook(conn, reason)`` before a connection is closed.
+        name: shown in ``repr()``, thread names, warnings and logs.
 
     Raises:
         TypeError: an argument has the wrong type (the message names it).
@@ -98,14 +118,12 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         order: str = "lifo",
         ping_after: float | None = None,
         leak_timeout: float | None = None,
-        clock: Any = None,
-        on_create: Any = None,
-        on_acquire: Any = None,
-        on_release: Any = None,
-        on_discard: Any = None,
+        clock: Clock | None = None,
+        on_create: Callable[[C], object] | None = None,
+        on_acquire: Callable[[C], object] | None = None,
+        on_release: Callable[[C], object] | None = None,
+        on_discard: Callable[[C, str], object] | None = None,
         name: str | None = None,
-        _budget: Any = None,
-        _keyed: bool = False,
     ) -> None:
         opts = make_options(
             min_size=min_size, max_size=max_size, max_idle=max_idle, timeout=timeout,
@@ -115,24 +133,58 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             on_create=on_create, on_acquire=on_acquire, on_release=on_release,
             on_discard=on_discard, name=name,
         )  # fmt: skip
+        self._build(connector, opts, None, async_new_lock(), None)
+
+    @classmethod
+    def _for_key(
+        cls,
+        connector: AsyncConnector[C],
+        options: Mapping[str, Any],
+        budget: Budget,
+        lock: Any,
+        wake: Any,
+    ) -> Self:
+        """A keyed pool's pool for one key (the keyed pool's private way in).
+
+        It counts against ``budget`` (the caps across keys), shares the keyed
+        pool's ``lock`` and its cleaner (woken through ``wake``), and opens no
+        ``min_size`` connections of its own.
+
+        Raises:
+            TypeError: an option has the wrong type.
+            ValueError: an option is out of range.
+        """
+        pool = cls.__new__(cls)
+        pool._build(connector, make_options(**options), budget, lock, wake)
+        return pool
+
+    def _build(
+        self,
+        connector: AsyncConnector[C],
+        opts: PoolOptions,
+        budget: Budget | None,
+        lock: Any,
+        wake: Any,
+    ) -> None:
         self._init_common(connector, opts, is_async=True)
         # AsyncPooledConnection, or the connector's subclass (its proxy_class).
         self._proxy_class: type[AsyncPooledConnection[Any]] = self._hooks.proxy_class
-        self._lock = NO_LOCK
-        self._budget = _budget
-        self._keyed = _keyed
-        self._setup()
+        self._budget = budget
+        self._keyed = budget is not None
+        self._shared_wake = wake
+        self._setup(lock)
         _fork.track(self)
+        # sync: if not self._keyed:  # a keyed pool's sub-pools have no min_size
+        # sync:     with self._lock:
+        # sync:         self._core._plan_creates()
+        # sync:     self._flush()
 
-    def _setup(self) -> None:
+    def _setup(self, lock: Any) -> None:
         self._core = PoolCore(self._opts, self._rng, self._budget)
         self._core.owner = self
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._creators: set[asyncio.Task[Any]] = set()
-        self._cleaner: asyncio.Task[None] | None = None
-        self._cleaner_event: asyncio.Event | None = None
-        self._drained: asyncio.Event | None = None
+        self._lock = lock
+        self._runner = AsyncRunner(self._name, lock, self._shared_wake)
+        self._loop: asyncio.AbstractEventLoop | None = None  # async-only
         self._dropped_entries: list[Entry] = []
         opts = self._opts
         self._needs_cleaner = not self._keyed and (
@@ -143,14 +195,16 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         )
 
     def _after_fork_in_child(self) -> None:
-        # The parent's loop and tasks do not run here: start over unbound,
-        # without touching the parent's connections.
+        # The parent's threads and tasks do not run here, and its lock may
+        # have been held at fork time: start over with a fresh core, never
+        # touching the parent's connections. Proxies still held point to the
+        # old core and are dropped silently on release.
         closed, broken = self._core.closed, self._core.broken
-        self._setup()
+        self._setup(self._lock if self._keyed else async_new_lock())
         self._core.closed = closed
         self._core.broken = broken
 
-    def _bind(self) -> asyncio.AbstractEventLoop:
+    def _bind(self) -> asyncio.AbstractEventLoop:  # async-only
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return loop
@@ -161,14 +215,12 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
                 "create one pool per event loop"
             )
         self._loop = loop
-        if self._cleaner_event is None:  # a keyed pool may have set its own
-            self._cleaner_event = asyncio.Event()
-        self._drained = asyncio.Event()
+        self._runner.bind(loop)
         self._core._plan_creates()
         self._flush()
         return loop
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # async-only
         """Bind to the running loop and start opening ``min_size`` connections.
 
         Optional: the first :meth:`acquire` does it too.
@@ -201,10 +253,10 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         """
         if timeout is not None:
             timeout = check_timeout(timeout, self._timeout)
-        if asyncio.get_running_loop() is not self._loop:
+        if asyncio.get_running_loop() is not self._loop:  # async-only
             self._bind()
         core = self._core
-        entry = core.checkout(self._clock())
+        entry = core.checkout(self._clock())  # locked
         if entry is None or self._extra_checkout or core.dirty or self._dropped_entries:
             return await self._acquire_slow(entry, timeout)
         # attach() inlined: this is half of every acquire/release cycle.
@@ -225,25 +277,65 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
                     self._give_back(entry, None)
                 raise broken_error(core.broken) from core.broken
             if entry is None:
-                entry = core.checkout(self._clock())
+                entry = core.checkout(self._clock())  # locked
             if entry is None:
                 limit = self._timeout if timeout is None else timeout
                 if deadline is None:
                     deadline = deadline_after(limit)
                 entry = await self._wait(deadline, limit)
             if core.dirty or self._dropped_entries:
-                self._flush()
+                try:
+                    self._flush()
+                except BaseException:
+                    # A close of another connection raised (a KeyboardInterrupt
+                    # in connector.close or on_discard): this caller gets the
+                    # error, and the connection it was about to get goes back.
+                    self._give_back(entry, None)
+                    raise
             if not self._extra_checkout or await self._checkout_extras(entry):
                 return attach(self._proxy_class, self, entry)
             entry = None
 
     async def _wait(self, deadline: float, timeout: float) -> Entry:
-        core = self._core
-        loop = asyncio.get_running_loop()
-        gate = _Gate(loop.create_future())
+        gate = AsyncGate()
         waiter = Waiter(gate.wake)
+        entry = self._enqueue(waiter, deadline, timeout)  # locked
+        if entry is not None:
+            return entry
         start = time.monotonic()
-        if deadline <= start:
+        try:
+            # Always: even with nothing planned here, queueing may have evicted
+            # another key's idle connection, whose close makes the room.
+            self._flush()
+            while True:
+                woken = await gate.wait(deadline)
+                entry = self._claim(waiter, woken, deadline, timeout)  # locked
+                if entry is not None:
+                    return entry
+        except BaseException:
+            # Interrupted or cancelled in the wait, or the errors above: leave
+            # the queue, passing on a wake-up this waiter did not use.
+            self._core.give_up(waiter)  # locked
+            if self._core.dirty:
+                self._flush()
+            raise
+        finally:
+            # Every queued wait is timed, however it ended.
+            self._core.wait_time += time.monotonic() - start  # locked
+
+    def _enqueue(self, waiter: Waiter, deadline: float, timeout: float) -> Entry | None:
+        """Queue ``waiter``, unless a connection came back meanwhile (returned).
+
+        Raises:
+            PoolClosed: the pool is closed.
+            PoolTimeout: ``deadline`` has passed (``timeout`` was 0).
+            PoolOverload: ``max_waiting`` callers are already waiting.
+        """
+        core = self._core
+        entry = core.checkout(self._clock())
+        if entry is not None:
+            return entry
+        if deadline <= time.monotonic():
             if core.closed:
                 raise PoolClosed("the connection pool is closed; create a new pool")
             core.timeouts += 1
@@ -251,87 +343,75 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
                 timeout_message(core, timeout, self._clock())
             ) from core.last_create_error
         core.add_waiter(waiter)
-        # Always: even with nothing planned here, queueing may have evicted
-        # another key's idle connection, whose close makes the room.
-        self._flush()
-        try:
-            while True:
-                # No limit: no timer at all (asyncio takes huge finite ones).
-                when = None if math.isinf(deadline) else loop.time() + deadline - time.monotonic()
-                try:
-                    async with asyncio.timeout_at(when):
-                        await gate.fut
-                    woken = True
-                except TimeoutError:
-                    woken = False
-                if waiter.closed:
-                    if core.broken is not None and not core.closed:
-                        raise broken_error(core.broken) from core.broken
-                    raise PoolClosed(
-                        "the connection pool was closed while waiting for a connection"
-                    )
-                entry = core.claim(waiter, self._clock())
-                if entry is not None:
-                    core.wait_time += time.monotonic() - start
-                    return entry
-                if not woken:
-                    core.timeouts += 1
-                    raise PoolTimeout(
-                        timeout_message(core, timeout, self._clock())
-                    ) from core.last_create_error
-                gate.fut = loop.create_future()
-        except BaseException:
-            # Cancelled (or timed out): leave the queue, passing on a wake-up
-            # this waiter received but will not use.
-            core.give_up(waiter)
-            core.wait_time += time.monotonic() - start
-            self._flush()
-            raise
+        return None
+
+    def _claim(self, waiter: Waiter, woken: bool, deadline: float, timeout: float) -> Entry | None:
+        """After a wait: the entry ``waiter`` may take, or None to wait on.
+
+        Even on timeout, it takes a connection that came back just now.
+
+        Raises:
+            PoolClosed: the pool was closed meanwhile.
+            PoolBroken: the pool broke meanwhile.
+            PoolTimeout: the deadline passed.
+        """
+        core = self._core
+        if waiter.closed:
+            broken = core.broken
+            if broken is not None and not core.closed:
+                raise broken_error(broken) from broken
+            raise PoolClosed("the connection pool was closed while waiting for a connection")
+        entry = core.claim(waiter, self._clock())
+        if entry is None and not woken and time.monotonic() >= deadline:
+            core.timeouts += 1
+            raise PoolTimeout(
+                timeout_message(core, timeout, self._clock())
+            ) from core.last_create_error
+        return entry
 
     async def _checkout_extras(self, entry: Entry) -> bool:
         """Health check, ping, leak record, hook; False if the entry was discarded.
 
-        A ``BaseException`` inside the check or the ``on_acquire`` hook gives
-        the connection back (closed after a check) before it goes on.
+        A ``BaseException`` (``KeyboardInterrupt``, a cancellation) inside the
+        check, the ping or the ``on_acquire`` hook must not strand the
+        connection in use: it is closed (its state is unknown) or, from the
+        hook, given back, and the exception goes on.
         """
+        stage: str | None = "check_failed"
         try:
             reason = "check_failed" if self._check_failed(entry) else None
-        except BaseException:
-            self._give_back(entry, "check_failed")
-            raise
-        now = self._clock()
-        if reason is None and self._ping_due(entry, now):
-            try:
-                if await self._hooks.ping(entry.conn) is False:  # type: ignore[misc]
+            now = self._clock()
+            if reason is None and self._ping_due(entry, now):
+                stage = "ping_failed"
+                try:
+                    if await self._hooks.ping(entry.conn) is False:  # type: ignore[misc]
+                        reason = "ping_failed"
+                except Exception:
+                    logger.debug("connection ping raised", exc_info=True)
                     reason = "ping_failed"
-            except BaseException as exc:
-                if not isinstance(exc, Exception):
-                    # Cancelled mid-ping: the connection's state is unknown.
-                    self._give_back(entry, "ping_failed")
-                    raise
-                logger.debug("connection ping raised", exc_info=True)
-                reason = "ping_failed"
-        if reason is not None:
-            self._give_back(entry, reason)
-            return False
-        try:
-            self._checked_out(entry, now)
+            if reason is None:
+                stage = None  # the connection passed: an interrupted hook gives it back
+                self._checked_out(entry, now)
+                return True
         except BaseException:
-            self._give_back(entry, None)
+            self._give_back(entry, stage)
             raise
-        return True
+        self._give_back(entry, reason)
+        return False
 
     def _rouse_cleaner(self) -> None:
-        if self._cleaner_event is not None:
-            self._cleaner_event.set()
+        self._runner.rouse()
 
     def connection(self, timeout: float | None = None) -> AsyncLease[C]:
-        """An async context manager: acquire on entry, release on exit.
+        """A context manager: acquire on entry, release on exit.
 
-        As :meth:`ConnectionPool.connection`: a block that exits normally
-        awaits the connector's ``commit(conn)`` (if any) before giving the
-        connection back; an exception never commits, and one the connector
-        calls broken (or a cancellation) discards the connection.
+        When the block exits normally and the connector has ``commit(conn)``,
+        the connection is committed before it is given back; an error from
+        ``commit`` propagates (the connection is discarded if the error broke
+        it). An exception inside the block never commits: the connection goes
+        back (``reset`` rolls back), or is discarded when the connector calls
+        the error broken (``is_broken``; by default any ``OSError``) or it is a
+        ``BaseException`` such as ``KeyboardInterrupt`` or a cancellation.
 
         Args:
             timeout: as for :meth:`acquire`.
@@ -352,45 +432,27 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         """
         # _detach() inlined: this is half of every acquire/release cycle.
         entry = conn._entry if type(conn) is self._proxy_class and conn._pool is self else None
-        if entry is not None and entry.core is not self._core:
+        core = self._core
+        if entry is not None and entry.core is not core:
             # Acquired before a fork: the parent's. Forgotten here, never
             # reset, committed or closed (that would end the parent's work).
             set_entry(conn, None)
             return
-        # Check the loop first: a refused release must leave the proxy attached.
-        if asyncio.get_running_loop() is not self._loop:
+        if asyncio.get_running_loop() is not self._loop:  # async-only
+            # Checked first: a refused release must leave the proxy attached.
             self._bind()
         if entry is None:
             self._detach(conn, self._proxy_class)  # raises the precise error
             return
         set_entry(conn, None)
-        if not self._extra_release:
-            core = self._core
-            if entry.core is core:
-                waiter = core.checkin(entry, self._clock())
-                if waiter is not None:
-                    waiter.wake()
-                if core.dirty or self._dropped_entries:
-                    self._flush()
+        if self._extra_release:
+            self._give_back(entry, await self._release_extras(entry))
             return
-        reason = None
-        if self._hooks.reset is not None:
-            try:
-                await self._hooks.reset(entry.conn)
-            except BaseException as exc:
-                # Cancelled mid-reset too: the state is unknown, so close it.
-                self._give_back(entry, "reset_failed")
-                if not isinstance(exc, Exception):
-                    raise
-                logger.debug("connection reset raised", exc_info=True)
-                return
-        if self._opts.on_release is not None:
-            try:
-                call_hook(self._opts.on_release, entry.conn)
-            except BaseException:
-                self._give_back(entry, reason)
-                raise
-        self._give_back(entry, reason)
+        waiter = core.checkin(entry, self._clock())  # locked
+        if waiter is not None:
+            waiter.wake()
+        if core.dirty or self._dropped_entries:
+            self._flush()
 
     async def discard(self, conn: AsyncPooledConnection[C], reason: str = "discarded") -> None:
         """Close a connection instead of giving it back (it is unusable).
@@ -400,65 +462,103 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         """
         self._give_back(self._detach(conn, self._proxy_class), reason)
 
+    async def _release_extras(self, entry: Entry) -> str | None:
+        """Reset and ``on_release`` hook; the reason to close the entry, if any."""
+        reason = None
+        if self._hooks.reset is not None:
+            try:
+                await self._hooks.reset(entry.conn)
+            except Exception:
+                logger.debug("connection reset raised", exc_info=True)
+                reason = "reset_failed"
+            except BaseException:
+                # Interrupted mid-reset: the connection's state is unknown, so
+                # close it, then let the exception go on.
+                self._give_back(entry, "reset_failed")
+                raise
+        if self._opts.on_release is not None:
+            try:
+                call_hook(self._opts.on_release, entry.conn)
+            except BaseException:
+                self._give_back(entry, reason)
+                raise
+        return reason
+
     def _give_back(self, entry: Entry, reason: str | None) -> None:
         core = self._core
         if entry.core is not core:
-            return  # acquired before a fork
-        waiter = core.checkin(entry, self._clock(), reason)
+            return  # acquired before a fork: forgotten, never closed
+        waiter = core.checkin(entry, self._clock(), reason)  # locked
         if waiter is not None:
             waiter.wake()
         if core.dirty or self._dropped_entries:
             self._flush()
 
     def _dropped(self, entry: Entry) -> None:
+        # Called from a proxy's finalizer, which may run in any thread at any
+        # point, even inside this pool's own locked section: so no lock here.
+        # list.append is atomic; the next flush closes the connection.
         if entry.core is not self._core:
             return  # the parent's (acquired before a fork): forget it quietly
         self._dropped_entries.append(entry)
+        self._runner.dropped(self._flush)
         warn_dropped(entry, self._name)
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._flush)
 
     # -- the outbox ---------------------------------------------------------
 
     def _flush(self) -> None:
+        """Do what the core decided: close, open, wake; start the cleaner."""
+        if self._loop is None:  # async-only
+            return  # nothing to do before the first use; the binding flushes
+        wakes, to_close, to_create, start_cleaner, rouse = self._take_work()  # locked
+        for waiter in wakes:
+            waiter.wake()
+        # Creations before closes: the core already counts closing
+        # connections against max_size, and a BaseException out of a close
+        # must not lose planned creations that waiters count on.
+        try:
+            for _ in range(to_create):
+                self._runner.start(self._create_loop, "connect")
+            if start_cleaner:
+                self._runner.start_cleaner(self, self._clock)
+            elif rouse:
+                self._runner.rouse()
+        finally:
+            # Even when a thread could not start ("can't start new thread"):
+            # the closes taken from the outbox must happen, or they would
+            # count against max_size for ever.
+            if to_close:
+                self._runner.close_all(to_close, self._close_entry, self._after_closes)
+
+    def _take_work(self) -> tuple[list[Waiter], list[tuple[Entry, str]], int, bool, bool]:
+        """Empty the core's outbox: (wakes, closes, creations, start cleaner, rouse it)."""
         core = self._core
-        loop = self._loop
+        wakes: list[Waiter] = []
         while self._dropped_entries:
             entry = self._dropped_entries.pop()
             if entry.core is core and entry in core.in_use:
                 waiter = core.checkin(entry, self._clock(), "dropped")
                 if waiter is not None:
-                    waiter.wake()
+                    wakes.append(waiter)
         to_close, to_create, to_wake = core.take_outbox()
+        wakes += to_wake
         rouse = core.wake_cleaner
         core.wake_cleaner = False
-        for waiter in to_wake:
-            waiter.wake()
-        if loop is None:
-            return
-        for entry, reason in to_close:
-            self._spawn(self._close_entry(entry, reason))
-        for _ in range(to_create):
-            creator = self._spawn(self._create_loop())
-            self._creators.add(creator)
-            creator.add_done_callback(self._creators.discard)
-        if self._needs_cleaner and self._cleaner is None and not core.closed:
-            assert self._cleaner_event is not None
-            self._cleaner = self._spawn(
-                run_async_cleaner(weakref.ref(self), self._cleaner_event, self._clock)
-            )
-        elif rouse and self._cleaner_event is not None:
-            self._cleaner_event.set()
-        if core.closed and not (core.in_use or core.creating or core.closing) and self._drained:
-            self._drained.set()
+        self._notify_if_drained()
+        start_cleaner = self._needs_cleaner and not core.closed and self._runner.claim_cleaner()
+        return wakes, to_close, to_create, start_cleaner, rouse
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        assert self._loop is not None
-        task = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _drained(self) -> bool:
+        core = self._core
+        return not (core.in_use or core.creating or core.closing)
+
+    def _notify_if_drained(self) -> None:
+        if self._core.closed and self._drained():
+            self._runner.notify_drained()
+
+    def _after_closes(self) -> None:
+        if self._core.dirty or self._dropped_entries:
+            self._flush()
 
     async def _close_entry(self, entry: Entry, reason: str) -> None:
         try:
@@ -470,51 +570,67 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             except Exception:
                 logger.warning("closing a connection (%s) failed", reason, exc_info=True)
             finally:
-                # Only now is its slot free: until close() returned, the
-                # server may still count this connection against max_size.
-                entry.core.close_done()
-                self._after_closes()
+                # Only now is its slot free (the server may count it until then).
+                self._close_done(entry)  # locked
 
-    def _after_closes(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._flush()
+    def _close_done(self, entry: Entry) -> None:
+        entry.core.close_done()
+        if entry.core is self._core:
+            self._notify_if_drained()
 
     async def _create_loop(self) -> None:
         core, delay = self._core, CREATE_BACKOFF_INITIAL
+        reserved = True  # this creation's slot, until opened or dropped
         try:
             while True:
                 try:
                     conn = await self._connector.create()
-                except Exception as exc:
+                except self._runner.create_failures as exc:
                     logger.warning("opening a connection failed: %r", exc)
-                    if not core.create_failed(exc):
+                    # A forked child's pool has a new core: this one is the parent's.
+                    retry = core.create_failed(exc) and core is self._core  # locked
+                    reserved = retry
+                    if not retry:
                         return
                     sleep, delay = backoff(delay, self._rng)
-                    await asyncio.sleep(sleep)
+                    if await self._runner.sleep(sleep):
+                        reserved = False
+                        core.abandon_create()  # locked
+                        return
                     continue
-                core.opened(conn, self._clock())
+                reserved = False
+                core.opened(conn, self._clock())  # locked
                 if self._opts.on_create is not None:
-                    call_hook(self._opts.on_create, conn)
+                    try:
+                        call_hook(self._opts.on_create, conn)
+                    except BaseException:
+                        # No caller to raise to: the connection is in the pool.
+                        logger.exception("connection pool on_create hook failed")
                 return
         except BaseException:
             # Cancelled by close() mid-create or mid-backoff: drop the
             # reservation so close() does not wait for it.
-            core.abandon_create()
+            if reserved:
+                core.abandon_create()  # locked
             raise
         finally:
             if core is self._core:
                 self._flush()
 
     def maintain(self) -> float:
-        """Run the cleaner's pass now (see :meth:`ConnectionPool.maintain`).
+        """Run the cleaner's pass now: retire expired idle connections, top up
+        ``min_size``, warn about connections held past ``leak_timeout``.
+
+        The pool's cleaner runs it at each deadline; call it yourself after
+        moving a fake clock in tests.
 
         Returns:
             The clock time of the next deadline (``math.inf``: none).
         """
-        if asyncio.get_running_loop() is not self._loop:
+        if asyncio.get_running_loop() is not self._loop:  # async-only
             self._bind()
         now = self._clock()
-        leaked = self._core.maintain(now)
+        leaked = self._core.maintain(now)  # locked
         self._flush()
         if leaked:
             warn_held(leaked, now, self._name)
@@ -525,50 +641,34 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
     async def close(self, timeout: float | None = None) -> None:
         """Close the pool: fail waiters, close idle connections, wait for busy ones.
 
-        Waits up to ``timeout`` seconds (``None``: 5 s; ``math.inf``: no limit)
-        for busy connections to come back and be closed, then cancels what is
-        still running. Idempotent.
-        """
-        limit: float | None = check_timeout(timeout, DEFAULT_CLOSE_TIMEOUT)
-        if limit == math.inf:
-            limit = None
-        core = self._core
-        core.close()
-        if self._loop is None:
-            self._flush()
-            return
-        if asyncio.get_running_loop() is not self._loop:
-            self._bind()
-        # Connections being opened are not waited for: cancel them.
-        for task in list(self._creators):
-            task.cancel()
-        if self._cleaner is not None:
-            self._cleaner.cancel()
-        self._flush()
-        if self._drained is not None:
-            try:
-                async with asyncio.timeout(limit):
-                    while core.in_use or core.creating or core.closing:
-                        self._drained.clear()
-                        self._flush()
-                        if not (core.in_use or core.creating or core.closing):
-                            break
-                        await self._drained.wait()
-            except TimeoutError:
-                logger.warning(
-                    "pool %s closed with %d connections still in use; they will be closed "
-                    "when returned",
-                    self._name,
-                    len(core.in_use),
-                )
-        pending = [t for t in self._tasks if t is not asyncio.current_task()]
-        if pending:
-            _done, still = await asyncio.wait(pending, timeout=limit)
-            for task in still:
-                task.cancel()
+        Busy connections are closed as they come back; this waits up to
+        ``timeout`` seconds for them (and for connections being closed), then
+        stops what is still running. Idempotent.
 
-    async def __aenter__(self) -> AsyncConnectionPool[C]:
-        self._bind()
+        Args:
+            timeout: seconds to wait (``None``: 5 s; ``math.inf``: no limit).
+        """
+        limit = check_timeout(timeout, DEFAULT_CLOSE_TIMEOUT)
+        self._core.close()  # locked
+        if self._loop is None:  # async-only
+            return  # never used: nothing opened, nothing running
+        if asyncio.get_running_loop() is not self._loop:  # async-only
+            self._bind()
+        # Connections being opened are not waited for: their creation stops.
+        self._runner.stop()
+        self._flush()
+        deadline = deadline_after(limit)
+        if not await self._runner.wait_drained(self._drained, deadline):
+            logger.warning(
+                "pool %s closed with %d connections still in use; they will be "
+                "closed when returned",
+                self._name,
+                len(self._core.in_use),
+            )
+        await self._runner.join(deadline)
+
+    async def __aenter__(self) -> Self:
+        self._bind()  # async-only
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -1,20 +1,18 @@
-"""What both drivers share: setup, health checks at checkout, management, stats.
+"""What both drivers share, neither generated nor awaiting: setup, checkout
+helpers, management, stats.
 
-The hot paths (acquire, release, the waiting) stay in each driver, written for
-its own concurrency model; everything else lives here once. The sync driver
-guards core calls with a ``threading.Lock``; the asyncio driver uses
-:data:`NO_LOCK`, since a core call without an ``await`` inside is atomic on
+The drivers themselves are one source (``_async.py``, from which
+``scripts/gen_sync.py`` writes ``_sync.py``). The sync driver guards core
+calls with a ``threading.Lock``; the asyncio driver's ``_lock`` is
+``_compat.NO_LOCK``, since a core call without an ``await`` inside is atomic on
 the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import random
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -32,13 +30,12 @@ __all__ = [
     "CLEANER_MIN_INTERVAL",
     "CREATE_BACKOFF_INITIAL",
     "CREATE_BACKOFF_MAX",
-    "NO_LOCK",
     "DriverBase",
     "backoff",
     "call_hook",
+    "cleaner_died",
     "logger",
-    "run_async_cleaner",
-    "run_cleaner",
+    "next_sleep",
 ]
 
 logger = logging.getLogger("poolkit.connections")
@@ -67,7 +64,7 @@ def call_hook(hook: Any, *args: object) -> None:
         logger.exception("connection pool event hook %r failed", hook)
 
 
-def _next_sleep(next_wake: float, clock: Clock) -> float:
+def next_sleep(next_wake: float, clock: Clock) -> float:
     """Seconds until the next pass: at least the floor, at most one wait slice.
 
     A deadline beyond the slice (``max_idle_time=1e300``) is met by passes that
@@ -78,80 +75,12 @@ def _next_sleep(next_wake: float, clock: Clock) -> float:
     return slice_of(max(next_wake - clock(), CLEANER_MIN_INTERVAL))
 
 
-def _cleaner_died(ref: Callable[[], Any], exc: BaseException) -> None:
+def cleaner_died(ref: Callable[[], Any], exc: BaseException) -> None:
+    """A cleaner died of ``exc``: break its pool (``ref()``), if it still exists."""
     logger.critical("connection pool cleaner died of %r; the pool is broken", exc, exc_info=exc)
     pool = ref()
     if pool is not None:
         pool._break(exc)
-
-
-def run_cleaner(
-    ref: Callable[[], Any], stop: threading.Event, wake: threading.Event, clock: Clock
-) -> None:
-    """A cleaner thread's body: ``maintain()`` at each deadline until stopped.
-
-    It holds the pool only through the weak reference ``ref`` (and only during a
-    pass), so a pool dropped without ``close()`` is still collected and its
-    cleaner ends instead of living forever. A failed pass (a warning turned
-    into an error by a filter) is logged and the cleaner goes on; if the
-    cleaner itself dies, for any reason, the pool is broken (``_break``):
-    ``acquire()`` raises :class:`~poolkit.PoolBroken` instead of serving from
-    a pool whose idle expiry, leak warnings and ``min_size`` top-up stopped.
-    """
-    try:
-        while not stop.is_set():
-            wake.clear()
-            pool = ref()
-            if pool is None:
-                return
-            try:
-                next_wake = pool.maintain()
-            except Exception:  # a warning turned error by a filter, a hook
-                logger.exception("connection pool cleaner pass failed")
-                next_wake = math.inf
-            del pool
-            wake.wait(_next_sleep(next_wake, clock))
-    except BaseException as exc:
-        # No caller to raise to in this thread: the pool carries the cause.
-        _cleaner_died(ref, exc)
-
-
-async def run_async_cleaner(ref: Callable[[], Any], wake: asyncio.Event, clock: Clock) -> None:
-    """The asyncio cleaner task's body (see :func:`run_cleaner`); ends when the pool closes."""
-    try:
-        while True:
-            wake.clear()
-            pool = ref()
-            if pool is None or pool.closed:
-                return
-            try:
-                next_wake = pool.maintain()
-            except Exception:
-                logger.exception("connection pool cleaner pass failed")
-                next_wake = math.inf
-            del pool
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_next_sleep(next_wake, clock)):
-                    await wake.wait()
-    except asyncio.CancelledError:
-        raise  # close() stops it
-    except BaseException as exc:
-        _cleaner_died(ref, exc)
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise  # asyncio stops the loop for these two, as it would without us
-
-
-class _NoLock:
-    """A stand-in for a lock where none is needed (the asyncio driver)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-
-NO_LOCK: Any = _NoLock()
 
 
 class DriverBase:

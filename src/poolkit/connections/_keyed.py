@@ -1,3 +1,5 @@
+# Generated from src/poolkit/connections/_keyed_async.py by scripts/gen_sync.py: do not edit.
+# Change the source, then run `python scripts/gen_sync.py`.
 """Keyed pools: one sub-pool per key (an address, an origin) under global caps.
 
 The net/http Transport idle pool and gomemcache's per-address free lists:
@@ -8,95 +10,43 @@ connection of any key closed to make room (see ``_budget.py``). Waiters queue
 per key. A key's sub-pool is forgotten once it holds no connection and no
 waiter, so the key map does not grow without bound.
 
-Every sub-pool is a full :class:`ConnectionPool` (or async twin) over the
-shared core; the sync pool shares one lock across keys so the global counts
-stay exact.
+Every sub-pool is a full pool over the shared budget; one cleaner serves every
+key. One source, two twins: the asyncio keyed pool is written by hand and
+``scripts/gen_sync.py`` writes the threaded one from it, which shares one lock
+across its keys (the statements marked ``# locked``) so the global counts stay
+exact.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import threading
-import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 from poolkit import _fork
 from poolkit._errors import PoolClosed, ReleaseError
-from poolkit._validate import check_callable, check_optional_int
-from poolkit.connections._budget import Budget
+from poolkit._validate import check_callable
+from poolkit.connections._compat import Runner, new_lock
 from poolkit.connections._core import broken_error
-from poolkit.connections._driver import run_cleaner
+from poolkit.connections._keyed_common import counters_only, keyed_setup, sum_stats
 from poolkit.connections._leaks import Holder
+from poolkit.connections._lease import Lease
 from poolkit.connections._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE
+from poolkit.connections._pooled import PooledConnection
 from poolkit.connections._protocols import Connector
-from poolkit.connections._proxy import PooledConnection
 from poolkit.connections._stats import ConnectionPoolStats
 from poolkit.connections._sync import ConnectionPool
 
-__all__ = ["KeyedConnectionPool", "check_caps", "counters_only", "sum_stats", "validate_options"]
+# sum_stats too: the memcache adapter imports it from the threaded twin.
+__all__ = ["KeyedConnectionPool", "sum_stats"]
 
 K = TypeVar("K", bound=Hashable)
 C = TypeVar("C")
 
 
-def check_caps(
-    max_size_per_key: object, max_idle_per_key: object, max_size: object, max_idle: object
-) -> tuple[int, int | None, int | None, int | None]:
-    per_key = check_optional_int("max_size_per_key", max_size_per_key, minimum=1)
-    idle_per_key = check_optional_int("max_idle_per_key", max_idle_per_key, minimum=0)
-    total = check_optional_int("max_size", max_size, minimum=1)
-    idle = check_optional_int("max_idle", max_idle, minimum=0)
-    return (DEFAULT_MAX_SIZE if per_key is None else per_key), idle_per_key, total, idle
-
-
-def sum_stats(parts: list[ConnectionPoolStats], budget: Budget) -> ConnectionPoolStats:
-    reasons: dict[str, int] = {}
-    for s in parts:
-        for reason, n in s.closed_by_reason.items():
-            reasons[reason] = reasons.get(reason, 0) + n
-    total = budget.max_size
-    return ConnectionPoolStats(
-        size=sum(s.size for s in parts),
-        idle=sum(s.idle for s in parts),
-        in_use=sum(s.in_use for s in parts),
-        creating=sum(s.creating for s in parts),
-        closing=sum(s.closing for s in parts),
-        waiting=sum(s.waiting for s in parts),
-        min_size=sum(s.min_size for s in parts),
-        max_size=int(total) if not math.isinf(total) else sum(s.max_size for s in parts),
-        acquired=sum(s.acquired for s in parts),
-        waited=sum(s.waited for s in parts),
-        waited_for_create=sum(s.waited_for_create for s in parts),
-        wait_time=sum(s.wait_time for s in parts),
-        timeouts=sum(s.timeouts for s in parts),
-        overloads=sum(s.overloads for s in parts),
-        created=sum(s.created for s in parts),
-        create_errors=sum(s.create_errors for s in parts),
-        closed_by_reason=reasons,
-        broken=any(s.broken for s in parts),
-    )
-
-
-def counters_only(stats: ConnectionPoolStats) -> ConnectionPoolStats:
-    """A forgotten key's counters, with its gauges zeroed (it holds nothing)."""
-    return dataclasses.replace(
-        stats,
-        size=0,
-        idle=0,
-        in_use=0,
-        creating=0,
-        closing=0,
-        waiting=0,
-        min_size=0,
-        max_size=0,
-        broken=False,
-    )
-
-
 class KeyedConnectionPool(Generic[K, C]):
-    """Thread-safe connection pools per key, with per-key and global caps.
+    """A thread-safe pool of connections per key, with per-key and global caps.
 
     Args:
         connector_for_key: ``key -> Connector`` (called once per new key).
@@ -124,114 +74,143 @@ class KeyedConnectionPool(Generic[K, C]):
         **options: Any,
     ) -> None:
         self._factory = check_callable("connector_for_key", connector_for_key)
-        self._options, self._budget, self._validate = keyed_setup(
-            "KeyedConnectionPool", max_size_per_key, max_idle_per_key, max_size, max_idle, options
+        self._options, self._budget, probe = keyed_setup(
+            "KeyedConnectionPool",
+            max_size_per_key,
+            max_idle_per_key,
+            max_size,
+            max_idle,
+            options,
         )
-        self._forgotten = counters_only(self._validate.stats())
-        self._lock = threading.Lock()
-        self._pools: dict[K, ConnectionPool[C]] = {}
-        self._users: dict[K, int] = {}
+        self._clock = probe._clock
+        self._forgotten = counters_only(probe.stats())
         self._closed = False
         self._broken: BaseException | None = None
-        self._start_cleaner()
+        self._start()
         _fork.track(self)
 
-    def _start_cleaner(self) -> None:
-        self._stop = threading.Event()
-        # Every sub-pool rouses this event when it gets an earlier deadline,
-        # so one cleaner serves all keys and still wakes exactly on time.
-        self._wake = threading.Event()
-        self._cleaner = threading.Thread(
-            target=run_cleaner,
-            args=(weakref.ref(self), self._stop, self._wake, self._validate._clock),
-            name="poolkit-keyed-cleaner",
-            daemon=True,
-        )
-        self._cleaner.start()
+    def _start(self) -> None:
+        self._lock = new_lock()
+        self._pools: dict[K, _SubPool[C]] = {}
+        self._users: dict[K, int] = {}
+        # One cleaner for every key, started with the first key; sub-pools
+        # rouse it when they get an earlier deadline, so it wakes on time.
+        self._runner = Runner("keyed", self._lock)
 
     def _after_fork_in_child(self) -> None:
-        # Start empty, as a ConnectionPool does: the parent's sub-pools (and
-        # their connections) are dropped without being closed, and the lock,
-        # which another thread may have held at fork time, is replaced.
-        self._lock = threading.Lock()
-        self._pools = {}
-        self._users = {}
+        # Start empty, as a pool does: the parent's sub-pools (and their
+        # connections) are dropped without being closed, and the lock, which
+        # another thread may have held at fork time, is replaced.
+        self._start()
         self._budget.forget_all()
-        if not self._closed:
-            self._start_cleaner()
 
-    def _enter(self, key: K) -> ConnectionPool[C]:
-        with self._lock:
-            if self._closed:
-                raise PoolClosed("the keyed connection pool is closed; create a new pool")
-            if self._broken is not None:
-                raise broken_error(self._broken) from self._broken
-            pool = self._pools.get(key)
-            if pool is None:
-                pool = _SubPool(
-                    self._factory(key), _budget=self._budget, _lock=self._lock, **self._options
-                )
-                pool._parent = self
-                pool._cleaner_event = self._wake
-                self._pools[key] = pool
-                self._budget.cores[pool._core] = None
-                pool._key = key
-            self._users[key] = self._users.get(key, 0) + 1
-            return pool
+    def _enter(self, key: K) -> _SubPool[C]:
+        """The sub-pool of ``key`` (made on first use), counted in use until ``_leave``."""
+        self._lock.acquire()
+        try:
+            return self._use(key)
+        finally:
+            self._lock.release()
+
+    def _use(self, key: K) -> _SubPool[C]:
+        if self._closed:
+            raise PoolClosed("the keyed connection pool is closed; create a new pool")
+        if self._broken is not None:
+            raise broken_error(self._broken) from self._broken
+        pool = self._pools.get(key)
+        if pool is None:
+            if self._runner.claim_cleaner():
+                self._runner.start_cleaner(self, self._clock)
+            pool = _SubPool._for_key(
+                self._factory(key), self._options, self._budget, self._lock, self._runner.wake
+            )
+            pool._parent = self
+            pool._key = key
+            self._pools[key] = pool
+            self._budget.cores[pool._core] = None
+        self._users[key] = self._users.get(key, 0) + 1
+        return pool
+
+    def _leave_key(self, key: K) -> None:
+        self._users[key] -= 1
+
+    def _leave(self, pool: _SubPool[C]) -> None:
+        self._lock.acquire()
+        try:
+            self._leave_key(pool._key)
+        finally:
+            self._lock.release()
+        self._settle(pool)
 
     def _break(self, cause: BaseException) -> None:
         """The cleaner died: refuse service from now on (see ``DriverBase._break``)."""
-        with self._lock:
-            self._broken = cause
-            pools = list(self._pools.values())
-        for pool in pools:
+        self._broken = cause
+        for pool in self._snapshot():
             pool._break(cause)
         self._settle(None)
 
+    def _snapshot(self) -> list[_SubPool[C]]:
+        self._lock.acquire()
+        try:
+            return list(self._pools.values())
+        finally:
+            self._lock.release()
+
+    def _take_touched(self, pool: _SubPool[C] | None, every: bool) -> list[Any]:
+        """The sub-pools to flush: those the budget touched, ``pool``, or ``every`` one."""
+        touched = {id(c.owner): c.owner for c in self._budget.touched}
+        self._budget.touched = []
+        if every:
+            touched.update((id(p), p) for p in self._pools.values())
+        elif pool is not None and pool._core in self._budget.cores:
+            touched[id(pool)] = pool
+        return list(touched.values())
+
     def _flush_touched(self) -> None:
         """Flush the keys the budget changed on another key's behalf."""
-        with self._lock:
-            touched = {id(c.owner): c.owner for c in self._budget.touched}
-            self._budget.touched = []
-        for sub in touched.values():
+        self._lock.acquire()
+        try:
+            touched = self._take_touched(None, False)
+        finally:
+            self._lock.release()
+        for sub in touched:
             if sub._core.dirty:
                 sub._flush()
 
-    def _leave(self, pool: ConnectionPool[C]) -> None:
-        with self._lock:
-            self._users[pool._key] -= 1
-        self._settle(pool)
-
-    def _settle(self, pool: ConnectionPool[C] | None) -> None:
+    def _settle(self, pool: _SubPool[C] | None) -> None:
         """Flush the outboxes an operation on ``pool`` filled; forget emptied keys.
 
         Only ``pool`` and the keys the budget touched on its behalf are visited
         (``None``: every key), so an operation costs the same with 10 keys or
         10 000.
         """
-        with self._lock:
-            touched = {id(c.owner): c.owner for c in self._budget.touched}
-            self._budget.touched = []
-            if pool is None:
-                touched.update((id(p), p) for p in self._pools.values())
-            elif pool._core in self._budget.cores:
-                touched[id(pool)] = pool
-        for sub in touched.values():
+        self._lock.acquire()
+        try:
+            touched = self._take_touched(pool, pool is None)
+        finally:
+            self._lock.release()
+        for sub in touched:
             if sub._core.dirty:
                 sub._flush()
-        with self._lock:
-            for sub in touched.values():
-                key, core = sub._key, sub._core
-                if self._pools.get(key) is not sub:
-                    continue
-                if not (core.size or core.waiters or core.dirty or self._users.get(key)):
-                    del self._pools[key]
-                    self._users.pop(key, None)
-                    del self._budget.cores[core]
-                    # Keep its counters: stats() totals must not drop with a key.
-                    self._forgotten = sum_stats(
-                        [self._forgotten, counters_only(core.stats())], self._budget
-                    )
+        self._lock.acquire()
+        try:
+            self._forget_emptied(touched)
+        finally:
+            self._lock.release()
+
+    def _forget_emptied(self, touched: list[Any]) -> None:
+        for sub in touched:
+            key, core = sub._key, sub._core
+            if self._pools.get(key) is not sub:
+                continue
+            if not (core.size or core.waiters or core.dirty or self._users.get(key)):
+                del self._pools[key]
+                self._users.pop(key, None)
+                del self._budget.cores[core]
+                # Keep its counters: stats() totals must not drop with a key.
+                self._forgotten = sum_stats(
+                    [self._forgotten, counters_only(core.stats())], self._budget
+                )
 
     def acquire(self, key: K, timeout: float | None = None) -> PooledConnection[C]:
         """Check out a connection to ``key``; wait up to ``timeout`` seconds.
@@ -266,7 +245,7 @@ class KeyedConnectionPool(Generic[K, C]):
         """
         self._owner_of(conn).discard(conn, reason)
 
-    def _owner_of(self, conn: PooledConnection[C]) -> ConnectionPool[C]:
+    def _owner_of(self, conn: PooledConnection[C]) -> _SubPool[C]:
         pool = getattr(conn, "_pool", None)
         if not isinstance(pool, _SubPool) or pool._budget is not self._budget:
             raise ReleaseError("this connection was not acquired from this keyed pool")
@@ -278,47 +257,52 @@ class KeyedConnectionPool(Generic[K, C]):
 
     def keys(self) -> list[K]:
         """The keys that currently have connections or waiters."""
-        with self._lock:
+        self._lock.acquire()
+        try:
             return list(self._pools)
+        finally:
+            self._lock.release()
 
     def stats(self) -> ConnectionPoolStats:
         """Totals across keys (``max_size`` is the global cap when set)."""
-        with self._lock:
+        self._lock.acquire()
+        try:
             parts = [p._core.stats() for p in self._pools.values()]
-            parts.append(self._forgotten)
-        stats = sum_stats(parts, self._budget)
+        finally:
+            self._lock.release()
+        stats = sum_stats([*parts, self._forgotten], self._budget)
         if self._broken is not None:
             stats = dataclasses.replace(stats, broken=True)
         return stats
 
     def stats_by_key(self) -> dict[K, ConnectionPoolStats]:
         """Each key's own statistics."""
-        with self._lock:
+        self._lock.acquire()
+        try:
             return {k: p._core.stats() for k, p in self._pools.items()}
+        finally:
+            self._lock.release()
 
     def holders(self) -> list[Holder]:
-        """Who holds each busy connection, across keys."""
-        with self._lock:
-            pools = list(self._pools.values())
+        """Who holds each busy connection, across keys, longest-held first."""
         return sorted(
-            (h for p in pools for h in p.holders()), key=lambda h: h.held_for, reverse=True
+            (h for p in self._snapshot() for h in p.holders()),
+            key=lambda h: h.held_for,
+            reverse=True,
         )
 
     def drain(self) -> None:
         """Close every idle connection now and every busy one when it returns."""
-        with self._lock:
-            pools = list(self._pools.values())
-        for pool in pools:
+        for pool in self._snapshot():
             pool.drain()
         self._settle(None)
 
+    # net/http Transport.CloseIdleConnections.
     close_idle = drain
 
     def maintain(self) -> float:
         """The cleaner's pass over every key (see :meth:`ConnectionPool.maintain`)."""
-        with self._lock:
-            pools = list(self._pools.values())
-        next_wake = min((p.maintain() for p in pools), default=math.inf)
+        next_wake = min((p.maintain() for p in self._snapshot()), default=math.inf)
         self._settle(None)
         return next_wake
 
@@ -329,14 +313,12 @@ class KeyedConnectionPool(Generic[K, C]):
 
     def close(self, timeout: float | None = None) -> None:
         """Close every key's pool (see :meth:`ConnectionPool.close`). Idempotent."""
-        with self._lock:
-            self._closed = True
-            pools = list(self._pools.values())
-        self._stop.set()
-        self._wake.set()
+        self._closed = True
+        pools = self._snapshot()
+        self._runner.stop()
         for pool in pools:
             pool.close(DEFAULT_CLOSE_TIMEOUT if timeout is None else timeout)
-        self._cleaner.join()
+        self._runner.join(math.inf)
 
     def __enter__(self) -> KeyedConnectionPool[K, C]:
         return self
@@ -348,8 +330,8 @@ class KeyedConnectionPool(Generic[K, C]):
         s = self.stats()
         state = "closed " if self._closed else "broken " if s.broken else ""
         return (
-            f"<KeyedConnectionPool {state}[{len(self._pools)} keys | size {s.size}: {s.idle} idle, "
-            f"{s.in_use} in use, {s.creating} creating | {s.waiting} waiting]>"
+            f"<KeyedConnectionPool {state}[{len(self._pools)} keys | size {s.size}: "
+            f"{s.idle} idle, {s.in_use} in use, {s.creating} creating | {s.waiting} waiting]>"
         )
 
 
@@ -361,7 +343,8 @@ class _KeyedLease(Generic[K, C]):
 
     def __enter__(self) -> PooledConnection[C]:
         proxy = self._pool.acquire(self._key, self._timeout)
-        self._lease = proxy._pool.connection()
+        # The sub-pool's own lease: commit, release or discard on exit.
+        self._lease = Lease(proxy._pool, self._timeout)
         self._lease._proxy = proxy
         return proxy
 
@@ -388,6 +371,7 @@ class _SubPool(ConnectionPool[C]):
     def _after_closes(self) -> None:
         # Closes free slots in the shared budget: another key may take them,
         # and this key may now be empty and forgotten.
+        super()._after_closes()
         self._parent._settle(self)
 
     def _flush(self) -> None:
@@ -396,57 +380,3 @@ class _SubPool(ConnectionPool[C]):
         # to make room: close it now, not when this (maybe waiting) caller
         # returns, since the room exists only once that close has returned.
         self._parent._flush_touched()
-
-
-def keyed_setup(
-    kind: str,
-    max_size_per_key: int,
-    max_idle_per_key: int | None,
-    max_size: int | None,
-    max_idle: int | None,
-    options: dict[str, Any],
-) -> tuple[dict[str, Any], Budget, ConnectionPool[Any]]:
-    """Check a keyed pool's caps and per-key options (sync and async alike).
-
-    Returns:
-        The options each key's pool is built with, the cross-key budget, and
-        a closed probe pool built with those options (for its clock and
-        empty stats).
-
-    Raises:
-        TypeError: an option the keyed pool does not take, or of the wrong type.
-        ValueError: a cap or option out of range.
-    """
-    per_key, idle_per_key, total, idle = check_caps(
-        max_size_per_key, max_idle_per_key, max_size, max_idle
-    )
-    for bad in ("min_size", "max_size_per_key", "_budget", "_lock", "_keyed"):
-        if bad in options:
-            raise TypeError(f"{kind} does not take {bad}=")
-    per_key_options = {**options, "max_size": per_key, "max_idle": idle_per_key}
-    # Fail on bad options now, not at the first key.
-    probe = validate_options(per_key_options)
-    return per_key_options, Budget(total, idle), probe
-
-
-def validate_options(options: dict[str, Any]) -> ConnectionPool[Any]:
-    """Check a keyed pool's per-key options now, not at its first key.
-
-    Returns:
-        A closed pool built with them (for its clock and empty stats).
-
-    Raises:
-        TypeError: an option has the wrong type.
-        ValueError: an option is out of range.
-    """
-    probe: ConnectionPool[Any] = ConnectionPool(_NullConnector(), **options)
-    probe.close()
-    return probe
-
-
-class _NullConnector:
-    def create(self) -> object:
-        raise NotImplementedError
-
-    def close(self, conn: object) -> None:
-        raise NotImplementedError

@@ -1,12 +1,24 @@
-"""The asyncio twin of the keyed pool (see ``_keyed.py`` for the model)."""
+"""Keyed pools: one sub-pool per key (an address, an origin) under global caps.
+
+The net/http Transport idle pool and gomemcache's per-address free lists:
+``max_size_per_key`` (net/http ``MaxConnsPerHost``, counting connections being
+dialled), ``max_idle_per_key`` (``MaxIdleConnsPerHost``), and ``max_size`` /
+``max_idle`` across keys (``MaxIdleConns``), with the least recently used idle
+connection of any key closed to make room (see ``_budget.py``). Waiters queue
+per key. A key's sub-pool is forgotten once it holds no connection and no
+waiter, so the key map does not grow without bound.
+
+Every sub-pool is a full pool over the shared budget; one cleaner serves every
+key. One source, two twins: the asyncio keyed pool is written by hand and
+``scripts/gen_sync.py`` writes the threaded one from it, which shares one lock
+across its keys (the statements marked ``# locked``) so the global counts stay
+exact.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import math
-import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -14,25 +26,39 @@ from poolkit import _fork
 from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._validate import check_callable
 from poolkit.connections._async import AsyncConnectionPool
+from poolkit.connections._compat_async import AsyncRunner, async_new_lock
 from poolkit.connections._core import broken_error
-from poolkit.connections._driver import run_async_cleaner
-from poolkit.connections._keyed import counters_only, keyed_setup, sum_stats
-from poolkit.connections._lease import AsyncLease
-from poolkit.connections._options import DEFAULT_MAX_SIZE
+from poolkit.connections._keyed_common import counters_only, keyed_setup, sum_stats
+from poolkit.connections._leaks import Holder
+from poolkit.connections._lease_async import AsyncLease
+from poolkit.connections._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE
+from poolkit.connections._pooled_async import AsyncPooledConnection
 from poolkit.connections._protocols import AsyncConnector
-from poolkit.connections._proxy import AsyncPooledConnection
 from poolkit.connections._stats import ConnectionPoolStats
 
-__all__ = ["AsyncKeyedConnectionPool"]
+# sum_stats too: the memcache adapter imports it from the threaded twin.
+__all__ = ["AsyncKeyedConnectionPool", "sum_stats"]
 
 K = TypeVar("K", bound=Hashable)
 C = TypeVar("C")
 
 
 class AsyncKeyedConnectionPool(Generic[K, C]):
-    """The asyncio twin of :class:`KeyedConnectionPool` (same arguments).
+    """An asyncio pool of connections per key, with per-key and global caps.
 
-    ``connector_for_key`` returns an :class:`~poolkit.AsyncConnector`.
+    Args:
+        connector_for_key: ``key -> AsyncConnector`` (called once per new key).
+        max_size_per_key: cap on one key's connections, counting those being opened.
+        max_idle_per_key: cap on one key's idle connections (default: its max size).
+        max_size: cap across keys (``None``: only the per-key caps).
+        max_idle: cap on idle connections across keys (``None``: none).
+        **options: any other :class:`AsyncConnectionPool` option (``timeout``,
+            ``max_lifetime``, ``max_idle_time``, ``order``, ``leak_timeout``...),
+            applied to every key.
+
+    Raises:
+        TypeError: an argument has the wrong type (the message names it).
+        ValueError: an argument is out of range (the message names it).
     """
 
     def __init__(
@@ -56,79 +82,98 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         )
         self._clock = probe._clock
         self._forgotten = counters_only(probe.stats())
-        self._pools: dict[K, AsyncConnectionPool[C]] = {}
-        self._users: dict[K, int] = {}
         self._closed = False
         self._broken: BaseException | None = None
-        self._wake: asyncio.Event | None = None
-        self._cleaner: asyncio.Task[None] | None = None
+        self._start()
         _fork.track(self)
 
+    def _start(self) -> None:
+        self._lock = async_new_lock()
+        self._pools: dict[K, _AsyncSubPool[C]] = {}
+        self._users: dict[K, int] = {}
+        # One cleaner for every key, started with the first key; sub-pools
+        # rouse it when they get an earlier deadline, so it wakes on time.
+        self._runner = AsyncRunner("keyed", self._lock)
+
     def _after_fork_in_child(self) -> None:
-        self._pools = {}
-        self._users = {}
+        # Start empty, as a pool does: the parent's sub-pools (and their
+        # connections) are dropped without being closed, and the lock, which
+        # another thread may have held at fork time, is replaced.
+        self._start()
         self._budget.forget_all()
-        self._wake = None
-        self._cleaner = None
 
-    def _start_cleaner(self) -> asyncio.Event:
-        # One task for every key, started on first use (it needs the loop);
-        # sub-pools rouse its event when they get an earlier deadline.
-        wake = self._wake = asyncio.Event()
-        self._cleaner = asyncio.get_running_loop().create_task(
-            run_async_cleaner(weakref.ref(self), wake, self._clock)
-        )
-        return wake
+    def _enter(self, key: K) -> _AsyncSubPool[C]:
+        """The sub-pool of ``key`` (made on first use), counted in use until ``_leave``."""
+        return self._use(key)  # locked
 
-    def _enter(self, key: K) -> AsyncConnectionPool[C]:
+    def _use(self, key: K) -> _AsyncSubPool[C]:
         if self._closed:
             raise PoolClosed("the keyed connection pool is closed; create a new pool")
         if self._broken is not None:
             raise broken_error(self._broken) from self._broken
         pool = self._pools.get(key)
         if pool is None:
-            pool = _AsyncSubPool(
-                self._factory(key), _budget=self._budget, _keyed=True, **self._options
+            if self._runner.claim_cleaner():
+                self._runner.start_cleaner(self, self._clock)
+            pool = _AsyncSubPool._for_key(
+                self._factory(key), self._options, self._budget, self._lock, self._runner.wake
             )
             pool._parent = self
-            pool._cleaner_event = self._wake or self._start_cleaner()
             pool._key = key
             self._pools[key] = pool
             self._budget.cores[pool._core] = None
         self._users[key] = self._users.get(key, 0) + 1
         return pool
 
+    def _leave_key(self, key: K) -> None:
+        self._users[key] -= 1
+
+    def _leave(self, pool: _AsyncSubPool[C]) -> None:
+        self._leave_key(pool._key)  # locked
+        self._settle(pool)
+
     def _break(self, cause: BaseException) -> None:
         """The cleaner died: refuse service from now on (see ``DriverBase._break``)."""
         self._broken = cause
-        for pool in list(self._pools.values()):
-            if pool._loop is not None:
-                pool._break(cause)
+        for pool in self._snapshot():
+            pool._break(cause)
         self._settle(None)
+
+    def _snapshot(self) -> list[_AsyncSubPool[C]]:
+        return list(self._pools.values())  # locked
+
+    def _take_touched(self, pool: _AsyncSubPool[C] | None, every: bool) -> list[Any]:
+        """The sub-pools to flush: those the budget touched, ``pool``, or ``every`` one."""
+        touched = {id(c.owner): c.owner for c in self._budget.touched}
+        self._budget.touched = []
+        if every:
+            touched.update((id(p), p) for p in self._pools.values())
+        elif pool is not None and pool._core in self._budget.cores:
+            touched[id(pool)] = pool
+        return list(touched.values())
 
     def _flush_touched(self) -> None:
         """Flush the keys the budget changed on another key's behalf."""
-        touched = {id(c.owner): c.owner for c in self._budget.touched}
-        self._budget.touched = []
-        for sub in touched.values():
-            if sub._core.dirty and sub._loop is not None:
+        touched = self._take_touched(None, False)  # locked
+        for sub in touched:
+            if sub._core.dirty:
                 sub._flush()
 
-    def _settle(self, pool: AsyncConnectionPool[C] | None) -> None:
+    def _settle(self, pool: _AsyncSubPool[C] | None) -> None:
         """Flush the outboxes an operation on ``pool`` filled; forget emptied keys.
 
-        Visits ``pool`` and the keys the budget touched for it (``None``: all).
+        Only ``pool`` and the keys the budget touched on its behalf are visited
+        (``None``: every key), so an operation costs the same with 10 keys or
+        10 000.
         """
-        touched = {id(c.owner): c.owner for c in self._budget.touched}
-        self._budget.touched = []
-        if pool is None:
-            touched.update((id(p), p) for p in self._pools.values())
-        elif pool._core in self._budget.cores:
-            touched[id(pool)] = pool
-        for sub in touched.values():
-            if sub._core.dirty and sub._loop is not None:
+        touched = self._take_touched(pool, pool is None)  # locked
+        for sub in touched:
+            if sub._core.dirty:
                 sub._flush()
-        for sub in touched.values():
+        self._forget_emptied(touched)  # locked
+
+    def _forget_emptied(self, touched: list[Any]) -> None:
+        for sub in touched:
             key, core = sub._key, sub._core
             if self._pools.get(key) is not sub:
                 continue
@@ -136,18 +181,25 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
                 del self._pools[key]
                 self._users.pop(key, None)
                 del self._budget.cores[core]
+                # Keep its counters: stats() totals must not drop with a key.
                 self._forgotten = sum_stats(
                     [self._forgotten, counters_only(core.stats())], self._budget
                 )
 
     async def acquire(self, key: K, timeout: float | None = None) -> AsyncPooledConnection[C]:
-        """Check out a connection to ``key`` (see :meth:`KeyedConnectionPool.acquire`)."""
+        """Check out a connection to ``key``; wait up to ``timeout`` seconds.
+
+        Raises:
+            PoolTimeout: none became free in time.
+            PoolOverload: too many waiters for this key (``max_waiting``).
+            PoolClosed: the pool is closed.
+            PoolBroken: the pool's cleaner died; chained from the cause.
+        """
         pool = self._enter(key)
         try:
             return await pool.acquire(timeout)
         finally:
-            self._users[key] -= 1
-            self._settle(pool)
+            self._leave(pool)
 
     async def release(self, conn: AsyncPooledConnection[C]) -> None:
         """Give a connection back to its key's pool.
@@ -160,28 +212,30 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
     async def discard(self, conn: AsyncPooledConnection[C], reason: str = "discarded") -> None:
         """Close a checked-out connection instead of giving it back (it is unusable).
 
+        The same as the proxy's ``discard()`` (fatih/pool ``MarkUnusable``).
+
         Raises:
             ReleaseError: already released, or not acquired from this pool.
         """
         await self._owner_of(conn).discard(conn, reason)
 
-    def _owner_of(self, conn: AsyncPooledConnection[C]) -> AsyncConnectionPool[C]:
+    def _owner_of(self, conn: AsyncPooledConnection[C]) -> _AsyncSubPool[C]:
         pool = getattr(conn, "_pool", None)
         if not isinstance(pool, _AsyncSubPool) or pool._budget is not self._budget:
             raise ReleaseError("this connection was not acquired from this keyed pool")
         return pool
 
     def connection(self, key: K, timeout: float | None = None) -> _AsyncKeyedLease[K, C]:
-        """``async with kpool.connection(key) as conn:``."""
+        """``async with kpool.connection(key) as conn:`` — acquire, then release on exit."""
         return _AsyncKeyedLease(self, key, timeout)
 
     def keys(self) -> list[K]:
         """The keys that currently have connections or waiters."""
-        return list(self._pools)
+        return list(self._pools)  # locked
 
     def stats(self) -> ConnectionPoolStats:
-        """Totals across keys."""
-        parts = [p._core.stats() for p in self._pools.values()]
+        """Totals across keys (``max_size`` is the global cap when set)."""
+        parts = [p._core.stats() for p in self._pools.values()]  # locked
         stats = sum_stats([*parts, self._forgotten], self._budget)
         if self._broken is not None:
             stats = dataclasses.replace(stats, broken=True)
@@ -189,20 +243,30 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
 
     def stats_by_key(self) -> dict[K, ConnectionPoolStats]:
         """Each key's own statistics."""
-        return {k: p._core.stats() for k, p in self._pools.items()}
+        return {k: p._core.stats() for k, p in self._pools.items()}  # locked
 
-    def maintain(self) -> float:
-        """The cleaner's pass over every key."""
-        pools = [p for p in self._pools.values() if p._loop is not None]
-        next_wake = min((p.maintain() for p in pools), default=math.inf)
-        self._settle(None)
-        return next_wake
+    def holders(self) -> list[Holder]:
+        """Who holds each busy connection, across keys, longest-held first."""
+        return sorted(
+            (h for p in self._snapshot() for h in p.holders()),
+            key=lambda h: h.held_for,
+            reverse=True,
+        )
 
     def drain(self) -> None:
         """Close every idle connection now and every busy one when it returns."""
-        for pool in list(self._pools.values()):
+        for pool in self._snapshot():
             pool.drain()
         self._settle(None)
+
+    # net/http Transport.CloseIdleConnections.
+    close_idle = drain
+
+    def maintain(self) -> float:
+        """The cleaner's pass over every key (see :meth:`AsyncConnectionPool.maintain`)."""
+        next_wake = min((p.maintain() for p in self._snapshot()), default=math.inf)
+        self._settle(None)
+        return next_wake
 
     @property
     def closed(self) -> bool:
@@ -210,14 +274,13 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         return self._closed
 
     async def close(self, timeout: float | None = None) -> None:
-        """Close every key's pool. Idempotent."""
+        """Close every key's pool (see :meth:`AsyncConnectionPool.close`). Idempotent."""
         self._closed = True
-        if self._cleaner is not None:
-            self._cleaner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._cleaner
-        for pool in list(self._pools.values()):
-            await pool.close(timeout)
+        pools = self._snapshot()
+        self._runner.stop()
+        for pool in pools:
+            await pool.close(DEFAULT_CLOSE_TIMEOUT if timeout is None else timeout)
+        await self._runner.join(math.inf)
 
     async def __aenter__(self) -> AsyncKeyedConnectionPool[K, C]:
         return self
@@ -230,7 +293,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         state = "closed " if self._closed else "broken " if s.broken else ""
         return (
             f"<AsyncKeyedConnectionPool {state}[{len(self._pools)} keys | size {s.size}: "
-            f"{s.idle} idle, {s.in_use} in use | {s.waiting} waiting]>"
+            f"{s.idle} idle, {s.in_use} in use, {s.creating} creating | {s.waiting} waiting]>"
         )
 
 
@@ -252,7 +315,10 @@ class _AsyncKeyedLease(Generic[K, C]):
 
 
 class _AsyncSubPool(AsyncConnectionPool[C]):
-    """One key's pool; every return settles the parent (see ``_keyed._SubPool``)."""
+    """One key's pool. Every return, however it is made (the keyed pool's
+    ``release``, the proxy's ``close()`` or ``discard()``, a ``with`` block),
+    settles the parent: closes what the global caps evicted elsewhere and
+    forgets the key once it has nothing left."""
 
     _parent: AsyncKeyedConnectionPool[Any, C]
 
@@ -265,11 +331,14 @@ class _AsyncSubPool(AsyncConnectionPool[C]):
         self._parent._settle(self)
 
     def _after_closes(self) -> None:
-        # A close freed a slot of the shared budget (see _keyed._SubPool).
+        # Closes free slots in the shared budget: another key may take them,
+        # and this key may now be empty and forgotten.
         super()._after_closes()
         self._parent._settle(self)
 
     def _flush(self) -> None:
         super()._flush()
-        # Close what this key evicted elsewhere now (see _keyed._SubPool).
+        # This key's operation may have evicted another key's idle connection
+        # to make room: close it now, not when this (maybe waiting) caller
+        # returns, since the room exists only once that close has returned.
         self._parent._flush_touched()

@@ -9,7 +9,6 @@ costs a stack walk per acquisition, which is why it is opt-in.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 import traceback
@@ -84,8 +83,11 @@ def capture() -> _Record:
     Walks frames by hand: ``traceback.extract_stack`` reads source lines and
     cost ~100 µs per acquisition in the benchmark; this costs a few µs.
     """
+    # No asyncio task can run in a process that never imported asyncio, and
+    # importing it here would cost the sync pools ~15 ms at start-up.
+    asyncio = sys.modules.get("asyncio")
     try:
-        task = asyncio.current_task()
+        task = None if asyncio is None else asyncio.current_task()
     except RuntimeError:
         task = None
     frames: list[tuple[CodeType, int]] = []

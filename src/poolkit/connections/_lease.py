@@ -1,4 +1,6 @@
-"""``pool.connection()``: the context managers that acquire and always give back.
+# Generated from src/poolkit/connections/_lease_async.py by scripts/gen_sync.py: do not edit.
+# Change the source, then run `python scripts/gen_sync.py`.
+"""``pool.connection()``: the context manager that acquires and always gives back.
 
 Leaving the block:
 
@@ -10,11 +12,14 @@ Leaving the block:
   ``Exception``), else given back, where ``reset`` rolls back.
 - by an exception: never commits. The connection is given back (``reset``
   rolls back), or discarded when the connector calls the error broken (by
-  default any ``OSError``); an async block cancelled mid-use, or a block left by
-  ``KeyboardInterrupt``, discards it too, since half a request may be on the
-  wire.
+  default any ``OSError``); a block left by ``KeyboardInterrupt`` (or an async
+  block cancelled mid-use) discards it too, since half a request may be on
+  the wire.
 - in a forked child, for a connection checked out in the parent: nothing is
   called at all; the child forgets the connection (``poolkit._fork``).
+
+Which errors break a connection is decided in one place,
+``ConnectorHooks.broken`` (``_protocols.py``).
 """
 
 from __future__ import annotations
@@ -22,18 +27,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from poolkit.connections._async import AsyncConnectionPool
-    from poolkit.connections._proxy import AsyncPooledConnection, PooledConnection
+    from poolkit.connections._pooled import PooledConnection
     from poolkit.connections._sync import ConnectionPool
 
-__all__ = ["AsyncLease", "Lease", "breaks"]
+__all__ = ["Lease"]
 
 C = TypeVar("C")
-
-
-def breaks(pool: ConnectionPool[C] | AsyncConnectionPool[C], exc: BaseException) -> bool:
-    """Whether ``exc``, raised while a connection was in use, means it must be closed."""
-    return not isinstance(exc, Exception) or pool._hooks.broken(exc)
 
 
 class Lease(Generic[C]):
@@ -57,63 +56,22 @@ class Lease(Generic[C]):
         if pool._foreign(entry):
             pool.release(proxy)  # forgets the parent's connection, calls nothing
             return
+        hooks = pool._hooks
         if exc is not None:
-            if breaks(pool, exc):
+            if hooks.broken(exc):
                 # Broken, or interrupted mid-use (the wire may hold half a request).
                 pool.discard(proxy, "broken")
             else:
                 pool.release(proxy)
             return
-        commit = pool._hooks.commit
-        if commit is not None:
+        if hooks.commit is not None:
             try:
-                commit(entry.conn)
+                hooks.commit(entry.conn)
             except BaseException as err:
-                if breaks(pool, err):
+                # Interrupted mid-commit too: the transaction's fate is unknown.
+                if hooks.broken(err):
                     pool.discard(proxy, "broken")
                 else:
                     pool.release(proxy)
                 raise
         pool.release(proxy)
-
-
-class AsyncLease(Generic[C]):
-    """``pool.connection()``: acquire on entry; commit, release (or discard) on exit."""
-
-    __slots__ = ("_pool", "_proxy", "_timeout")
-
-    def __init__(self, pool: AsyncConnectionPool[C], timeout: float | None) -> None:
-        self._pool = pool
-        self._timeout = timeout
-
-    async def __aenter__(self) -> AsyncPooledConnection[C]:
-        self._proxy = await self._pool.acquire(self._timeout)
-        return self._proxy
-
-    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        proxy, pool = self._proxy, self._pool
-        entry = proxy._entry
-        if entry is None:
-            return
-        if pool._foreign(entry):
-            await pool.release(proxy)
-            return
-        if exc is not None:
-            if breaks(pool, exc):
-                # Broken, or cancelled mid-use (the wire may hold half a request).
-                await pool.discard(proxy, "broken")
-            else:
-                await pool.release(proxy)
-            return
-        commit = pool._hooks.commit
-        if commit is not None:
-            try:
-                await commit(entry.conn)
-            except BaseException as err:
-                # Cancelled mid-commit too: the transaction's fate is unknown.
-                if breaks(pool, err):
-                    await pool.discard(proxy, "broken")
-                else:
-                    await pool.release(proxy)
-                raise
-        await pool.release(proxy)

@@ -40,7 +40,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from poolkit.connections._proxy import AsyncPooledConnection, PooledConnection
+from poolkit.connections._pooled import PooledConnection
+from poolkit.connections._pooled_async import AsyncPooledConnection
 
 __all__ = ["AsyncConnector", "Connector", "ConnectorHooks", "discover_hooks"]
 
@@ -131,7 +132,15 @@ class ConnectorHooks:
         self.commit = commit
 
     def broken(self, exc: BaseException) -> bool:
-        """Whether ``exc``, raised while a connection was in use, broke it."""
+        """Whether ``exc``, raised while a connection was in use, broke it.
+
+        The one policy of both pools: a ``BaseException`` that is not an
+        ``Exception`` (``KeyboardInterrupt``, a cancellation) always does, as
+        half a request may be on the wire; otherwise the connector's
+        ``is_broken`` decides, and without one any ``OSError`` does.
+        """
+        if not isinstance(exc, Exception):
+            return True
         if self.is_broken is None:
             return isinstance(exc, OSError)
         return bool(self.is_broken(exc))

@@ -1,4 +1,8 @@
-"""What the user holds: a proxy to a pooled connection.
+"""What the user holds: a proxy to a pooled connection (the part both worlds share).
+
+The two proxy classes, ``PooledConnection`` and ``AsyncPooledConnection``,
+differ only in ``close()``/``discard()``; they live in ``_pooled_async.py``
+and the ``_pooled.py`` generated from it.
 
 The proxy forwards attribute access to the connection, reads and writes, so
 ``sock.sendall(...)`` and ``conn.autocommit = True`` work through it. Its
@@ -32,7 +36,7 @@ from poolkit._errors import ConnectionDetached
 if TYPE_CHECKING:
     from poolkit.connections._core import Entry
 
-__all__ = ["AsyncPooledConnection", "PooledConnection", "attach", "set_entry", "set_pool"]
+__all__ = ["attach", "set_entry", "set_pool"]
 
 C = TypeVar("C")
 P = TypeVar("P", bound="_ProxyBase[Any]")
@@ -140,55 +144,3 @@ def attach(proxy_class: type[P], pool: Any, entry: Entry) -> P:
     set_pool(proxy, pool)  # first: a proxy with an entry always has its pool
     set_entry(proxy, entry)
     return proxy
-
-
-class PooledConnection(_ProxyBase[C]):
-    """A connection borrowed from a :class:`~poolkit.ConnectionPool`.
-
-    Attribute access is forwarded to the connection; use :attr:`raw` for the
-    connection itself (typed).
-    """
-
-    __slots__ = ()
-
-    def close(self) -> None:
-        """Return the connection to its pool (the proxy is detached afterwards).
-
-        Raises:
-            ReleaseError: it was already returned.
-        """
-        self._pool.release(self)
-
-    def discard(self) -> None:
-        """Close the connection instead of returning it (it is unusable).
-
-        Raises:
-            ReleaseError: it was already returned.
-        """
-        self._pool.discard(self)
-
-
-class AsyncPooledConnection(_ProxyBase[C]):
-    """A connection borrowed from an :class:`~poolkit.AsyncConnectionPool`.
-
-    Attribute access is forwarded to the connection; use :attr:`raw` for the
-    connection itself (typed).
-    """
-
-    __slots__ = ()
-
-    async def close(self) -> None:
-        """Return the connection to its pool (the proxy is detached afterwards).
-
-        Raises:
-            ReleaseError: it was already returned.
-        """
-        await self._pool.release(self)
-
-    async def discard(self) -> None:
-        """Close the connection instead of returning it (it is unusable).
-
-        Raises:
-            ReleaseError: it was already returned.
-        """
-        await self._pool.discard(self)

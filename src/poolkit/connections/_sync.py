@@ -1,29 +1,42 @@
-"""The threaded driver: :class:`ConnectionPool`.
+# Generated from src/poolkit/connections/_async.py by scripts/gen_sync.py: do not edit.
+# Change the source, then run `python scripts/gen_sync.py`.
+"""A connection pool's driver: the waiting, the I/O and the background work.
 
-Every decision is the core's (``_core.py``); this driver holds one short lock
-around each core call and does the I/O outside it: opening connections in
-creator threads (so a hanging ``create()`` cannot hold a caller past its
-timeout), closing them, waking waiters. An uncontended acquisition is a deque
-pop under that lock, with no condition wait.
+Every decision is the core's (``_core.py``); the driver does the waiting and
+the I/O around it: opening connections in the background (so a hanging
+``create()`` cannot hold a caller past its timeout), closing them, waking
+waiters. An uncontended acquisition is a deque pop with no wait.
 
-Waiting: a waiter is a pre-acquired ``threading.Lock`` the core hands an entry
-to (under the pool lock) before the driver releases it. A waiter that times
-out re-takes the pool lock and asks the core to give up; if an entry arrived in
+One source, two twins: ``_async.py`` (the asyncio pool) is the source, and
+``scripts/gen_sync.py`` writes ``_sync.py`` (the threaded pool) from it. The
+threaded pool runs each core call under its lock (the statements marked
+``# locked`` in the source); the asyncio pool needs none, since a core call
+without an ``await`` inside is atomic on the loop. What differs otherwise (a
+waiter's wake-up, threads or tasks, inline or background closes) is in
+``_compat.py``.
+
+Waiting: a waiter has a gate (``_compat``) the core wakes when an entry comes
+back. A waiter that times out asks the core to give up; if an entry arrived in
 between, the waiter keeps it (it did not time out after all), so nothing is
 lost and nothing is handed twice.
+
+The asyncio twin binds to the event loop it is first used in; use from
+another loop raises :class:`~poolkit.EventLoopMismatch` instead of hanging on
+futures of a loop that is not running.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
 import time
-import weakref
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Self, TypeVar
 
 from poolkit import _fork
 from poolkit._errors import PoolClosed, PoolTimeout
-from poolkit._waits import deadline_after, join_thread, left_until, slice_of, wait_for
+from poolkit._validate import Clock
+from poolkit._waits import deadline_after
+from poolkit.connections._budget import Budget
+from poolkit.connections._compat import Gate, Runner, new_lock
 from poolkit.connections._core import Entry, PoolCore, Waiter, broken_error
 from poolkit.connections._driver import (
     CREATE_BACKOFF_INITIAL,
@@ -31,13 +44,8 @@ from poolkit.connections._driver import (
     backoff,
     call_hook,
     logger,
-    run_cleaner,
 )
-from poolkit.connections._leaks import (
-    timeout_message,
-    warn_dropped,
-    warn_held,
-)
+from poolkit.connections._leaks import timeout_message, warn_dropped, warn_held
 from poolkit.connections._lease import Lease
 from poolkit.connections._options import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -46,20 +54,17 @@ from poolkit.connections._options import (
     DEFAULT_MAX_SIZE,
     DEFAULT_TIMEOUT,
     LIFETIME_JITTER,
+    PoolOptions,
     check_timeout,
     make_options,
 )
+from poolkit.connections._pooled import PooledConnection
 from poolkit.connections._protocols import Connector
-from poolkit.connections._proxy import PooledConnection, attach, set_entry, set_pool
+from poolkit.connections._proxy import attach, set_entry, set_pool
 
 __all__ = ["ConnectionPool"]
 
 C = TypeVar("C")
-
-
-def _stop_cleaner(stop: threading.Event, wake: threading.Event) -> None:
-    stop.set()
-    wake.set()
 
 
 class ConnectionPool(DriverBase, Generic[C]):
@@ -74,7 +79,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         timeout: default seconds :meth:`acquire` waits; 0 fails at once,
             ``math.inf`` waits without limit. Any size works (waits are sliced).
         max_waiting: cap on queued callers, beyond which :class:`~poolkit.PoolOverload`
-            is raised (``None``: no cap; callers are bounded by threads).
+            is raised (``None``: no cap).
         max_lifetime: seconds after which a connection is closed (shortened by up to
             ``lifetime_jitter`` at random); ``None`` or ``math.inf`` keeps them forever.
         lifetime_jitter: fraction of ``max_lifetime`` taken off at random, in [0, 1).
@@ -114,14 +119,12 @@ class ConnectionPool(DriverBase, Generic[C]):
         order: str = "lifo",
         ping_after: float | None = None,
         leak_timeout: float | None = None,
-        clock: Any = None,
-        on_create: Any = None,
-        on_acquire: Any = None,
-        on_release: Any = None,
-        on_discard: Any = None,
+        clock: Clock | None = None,
+        on_create: Callable[[C], object] | None = None,
+        on_acquire: Callable[[C], object] | None = None,
+        on_release: Callable[[C], object] | None = None,
+        on_discard: Callable[[C, str], object] | None = None,
         name: str | None = None,
-        _budget: Any = None,
-        _lock: Any = None,
     ) -> None:
         opts = make_options(
             min_size=min_size, max_size=max_size, max_idle=max_idle, timeout=timeout,
@@ -131,12 +134,46 @@ class ConnectionPool(DriverBase, Generic[C]):
             on_create=on_create, on_acquire=on_acquire, on_release=on_release,
             on_discard=on_discard, name=name,
         )  # fmt: skip
+        self._build(connector, opts, None, new_lock(), None)
+
+    @classmethod
+    def _for_key(
+        cls,
+        connector: Connector[C],
+        options: Mapping[str, Any],
+        budget: Budget,
+        lock: Any,
+        wake: Any,
+    ) -> Self:
+        """A keyed pool's pool for one key (the keyed pool's private way in).
+
+        It counts against ``budget`` (the caps across keys), shares the keyed
+        pool's ``lock`` and its cleaner (woken through ``wake``), and opens no
+        ``min_size`` connections of its own.
+
+        Raises:
+            TypeError: an option has the wrong type.
+            ValueError: an option is out of range.
+        """
+        pool = cls.__new__(cls)
+        pool._build(connector, make_options(**options), budget, lock, wake)
+        return pool
+
+    def _build(
+        self,
+        connector: Connector[C],
+        opts: PoolOptions,
+        budget: Budget | None,
+        lock: Any,
+        wake: Any,
+    ) -> None:
         self._init_common(connector, opts, is_async=False)
         # PooledConnection, or the connector's subclass (its proxy_class).
         self._proxy_class: type[PooledConnection[Any]] = self._hooks.proxy_class
-        self._budget = _budget
-        self._keyed = _lock is not None
-        self._setup(_lock if _lock is not None else threading.Lock())
+        self._budget = budget
+        self._keyed = budget is not None
+        self._shared_wake = wake
+        self._setup(lock)
         _fork.track(self)
         if not self._keyed:  # a keyed pool's sub-pools have no min_size
             with self._lock:
@@ -147,12 +184,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         self._core = PoolCore(self._opts, self._rng, self._budget)
         self._core.owner = self
         self._lock = lock
-        self._closed_cond = threading.Condition(lock)
-        self._stop = threading.Event()
-        self._cleaner_event = threading.Event()
-        self._cleaner: threading.Thread | None = None
-        self._cleaner_claimed = False
-        self._threads: set[threading.Thread] = set()
+        self._runner = Runner(self._name, lock, self._shared_wake)
         self._dropped_entries: list[Entry] = []
         opts = self._opts
         self._needs_cleaner = not self._keyed and (
@@ -163,12 +195,12 @@ class ConnectionPool(DriverBase, Generic[C]):
         )
 
     def _after_fork_in_child(self) -> None:
-        # The parent's threads do not exist here and its lock may have been
-        # held at fork time: start over with a fresh core, never touching the
-        # parent's connections. Proxies still held point to the old core and
-        # are dropped silently on release.
+        # The parent's threads and tasks do not run here, and its lock may
+        # have been held at fork time: start over with a fresh core, never
+        # touching the parent's connections. Proxies still held point to the
+        # old core and are dropped silently on release.
         closed, broken = self._core.closed, self._core.broken
-        self._setup(threading.Lock() if not self._keyed else self._lock)
+        self._setup(self._lock if self._keyed else new_lock())
         self._core.closed = closed
         self._core.broken = broken
 
@@ -194,14 +226,12 @@ class ConnectionPool(DriverBase, Generic[C]):
         """
         if timeout is not None:
             timeout = check_timeout(timeout, self._timeout)
-        core, lock = self._core, self._lock
-        # acquire()/release() in try/finally, not `with`: the same guarantee,
-        # measured ~150 ns cheaper per lock round trip on CPython 3.11.
-        lock.acquire()
+        core = self._core
+        self._lock.acquire()
         try:
             entry = core.checkout(self._clock())
         finally:
-            lock.release()
+            self._lock.release()
         if entry is None or self._extra_checkout or core.dirty or self._dropped_entries:
             return self._acquire_slow(entry, timeout)
         # attach() inlined: this is half of every acquire/release cycle.
@@ -220,8 +250,11 @@ class ConnectionPool(DriverBase, Generic[C]):
                     self._give_back(entry, None)
                 raise broken_error(core.broken) from core.broken
             if entry is None:
-                with self._lock:
+                self._lock.acquire()
+                try:
                     entry = core.checkout(self._clock())
+                finally:
+                    self._lock.release()
             if entry is None:
                 limit = self._timeout if timeout is None else timeout
                 if deadline is None:
@@ -241,76 +274,101 @@ class ConnectionPool(DriverBase, Generic[C]):
             entry = None
 
     def _wait(self, deadline: float, timeout: float) -> Entry:
-        core, lock = self._core, self._lock
-        gate = threading.Lock()
-        gate.acquire()
-        waiter = Waiter(gate.release)
-        with self._lock:
-            entry = core.checkout(self._clock())
-            if entry is not None:
-                return entry
-            if deadline <= time.monotonic():
-                if core.closed:
-                    raise PoolClosed("the connection pool is closed; create a new pool")
-                core.timeouts += 1
-                raise PoolTimeout(
-                    timeout_message(core, timeout, self._clock())
-                ) from core.last_create_error
-            core.add_waiter(waiter)
+        gate = Gate()
+        waiter = Waiter(gate.wake)
+        self._lock.acquire()
+        try:
+            entry = self._enqueue(waiter, deadline, timeout)
+        finally:
+            self._lock.release()
+        if entry is not None:
+            return entry
         start = time.monotonic()
-        gave_up = False
         try:
             # Always: even with nothing planned here, queueing may have evicted
             # another key's idle connection, whose close makes the room.
             self._flush()
             while True:
-                # One slice at a time: Lock.acquire refuses timeouts past
-                # threading.TIMEOUT_MAX (acquire(timeout=1e10)).
-                woken = gate.acquire(timeout=slice_of(left_until(deadline)))
-                lock.acquire()
+                woken = gate.wait(deadline)
+                self._lock.acquire()
                 try:
-                    if waiter.closed:
-                        self._raise_stopped_waiting()
-                    # Even on timeout, take a connection that came back just now.
-                    entry = core.claim(waiter, self._clock())
-                    if entry is not None:
-                        return entry
-                    if not woken and time.monotonic() >= deadline:
-                        core.give_up(waiter)
-                        gave_up = True
-                        core.timeouts += 1
-                        raise PoolTimeout(
-                            timeout_message(core, timeout, self._clock())
-                        ) from core.last_create_error
+                    entry = self._claim(waiter, woken, deadline, timeout)
                 finally:
-                    lock.release()
+                    self._lock.release()
+                if entry is not None:
+                    return entry
         except BaseException:
-            # KeyboardInterrupt in the wait, or the errors above: leave the
-            # queue, passing on a wake-up this waiter did not use.
-            if not gave_up:
-                with self._lock:
-                    core.give_up(waiter)
-            if core.dirty:
+            # Interrupted or cancelled in the wait, or the errors above: leave
+            # the queue, passing on a wake-up this waiter did not use.
+            self._lock.acquire()
+            try:
+                self._core.give_up(waiter)
+            finally:
+                self._lock.release()
+            if self._core.dirty:
                 self._flush()
             raise
         finally:
-            # Every queued wait is timed, however it ended (as the async twin).
-            with self._lock:
-                core.wait_time += time.monotonic() - start
+            # Every queued wait is timed, however it ended.
+            self._lock.acquire()
+            try:
+                self._core.wait_time += time.monotonic() - start
+            finally:
+                self._lock.release()
 
-    def _raise_stopped_waiting(self) -> None:
-        broken = self._core.broken
-        if broken is not None and not self._core.closed:
-            raise broken_error(broken) from broken
-        raise PoolClosed("the connection pool was closed while waiting for a connection")
+    def _enqueue(self, waiter: Waiter, deadline: float, timeout: float) -> Entry | None:
+        """Queue ``waiter``, unless a connection came back meanwhile (returned).
+
+        Raises:
+            PoolClosed: the pool is closed.
+            PoolTimeout: ``deadline`` has passed (``timeout`` was 0).
+            PoolOverload: ``max_waiting`` callers are already waiting.
+        """
+        core = self._core
+        entry = core.checkout(self._clock())
+        if entry is not None:
+            return entry
+        if deadline <= time.monotonic():
+            if core.closed:
+                raise PoolClosed("the connection pool is closed; create a new pool")
+            core.timeouts += 1
+            raise PoolTimeout(
+                timeout_message(core, timeout, self._clock())
+            ) from core.last_create_error
+        core.add_waiter(waiter)
+        return None
+
+    def _claim(self, waiter: Waiter, woken: bool, deadline: float, timeout: float) -> Entry | None:
+        """After a wait: the entry ``waiter`` may take, or None to wait on.
+
+        Even on timeout, it takes a connection that came back just now.
+
+        Raises:
+            PoolClosed: the pool was closed meanwhile.
+            PoolBroken: the pool broke meanwhile.
+            PoolTimeout: the deadline passed.
+        """
+        core = self._core
+        if waiter.closed:
+            broken = core.broken
+            if broken is not None and not core.closed:
+                raise broken_error(broken) from broken
+            raise PoolClosed("the connection pool was closed while waiting for a connection")
+        entry = core.claim(waiter, self._clock())
+        if entry is None and not woken and time.monotonic() >= deadline:
+            core.timeouts += 1
+            raise PoolTimeout(
+                timeout_message(core, timeout, self._clock())
+            ) from core.last_create_error
+        return entry
 
     def _checkout_extras(self, entry: Entry) -> bool:
         """Health check, ping, leak record, hook; False if the entry was discarded.
 
-        A ``BaseException`` (``KeyboardInterrupt``) inside the check, the ping
-        or the ``on_acquire`` hook must not strand the connection in use: it is
-        closed (its state is unknown) or, from the hook, given back, and the
-        exception goes on.
+        A ``BaseException`` (``KeyboardInterrupt``, a cancellation) inside the
+        check, the ping or the ``on_acquire`` hook must not strand the
+        connection in use: it is closed (its state is unknown) or, from the
+        hook, given back, and the exception goes on.
         """
         stage: str | None = "check_failed"
         try:
@@ -335,7 +393,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         return False
 
     def _rouse_cleaner(self) -> None:
-        self._cleaner_event.set()
+        self._runner.rouse()
 
     def connection(self, timeout: float | None = None) -> Lease[C]:
         """A context manager: acquire on entry, release on exit.
@@ -346,7 +404,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         it). An exception inside the block never commits: the connection goes
         back (``reset`` rolls back), or is discarded when the connector calls
         the error broken (``is_broken``; by default any ``OSError``) or it is a
-        ``BaseException`` such as ``KeyboardInterrupt``.
+        ``BaseException`` such as ``KeyboardInterrupt`` or a cancellation.
 
         Args:
             timeout: as for :meth:`acquire`.
@@ -366,23 +424,24 @@ class ConnectionPool(DriverBase, Generic[C]):
         """
         # _detach() inlined: this is half of every acquire/release cycle.
         entry = conn._entry if type(conn) is self._proxy_class and conn._pool is self else None
+        core = self._core
+        if entry is not None and entry.core is not core:
+            # Acquired before a fork: the parent's. Forgotten here, never
+            # reset, committed or closed (that would end the parent's work).
+            set_entry(conn, None)
+            return
         if entry is None:
             self._detach(conn, self._proxy_class)  # raises the precise error
             return
         set_entry(conn, None)
-        core, lock = self._core, self._lock
-        if entry.core is not core:
-            # Acquired before a fork: the parent's. Forgotten here, never
-            # reset, committed or closed (that would end the parent's work).
-            return
         if self._extra_release:
             self._give_back(entry, self._release_extras(entry))
             return
-        lock.acquire()
+        self._lock.acquire()
         try:
             waiter = core.checkin(entry, self._clock())
         finally:
-            lock.release()
+            self._lock.release()
         if waiter is not None:
             waiter.wake()
         if core.dirty or self._dropped_entries:
@@ -397,6 +456,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         self._give_back(self._detach(conn, self._proxy_class), reason)
 
     def _release_extras(self, entry: Entry) -> str | None:
+        """Reset and ``on_release`` hook; the reason to close the entry, if any."""
         reason = None
         if self._hooks.reset is not None:
             try:
@@ -405,8 +465,8 @@ class ConnectionPool(DriverBase, Generic[C]):
                 logger.debug("connection reset raised", exc_info=True)
                 reason = "reset_failed"
             except BaseException:
-                # Interrupted mid-reset (KeyboardInterrupt): the connection's
-                # state is unknown, so close it, then let the exception go on.
+                # Interrupted mid-reset: the connection's state is unknown, so
+                # close it, then let the exception go on.
                 self._give_back(entry, "reset_failed")
                 raise
         if self._opts.on_release is not None:
@@ -421,11 +481,15 @@ class ConnectionPool(DriverBase, Generic[C]):
         core = self._core
         if entry.core is not core:
             return  # acquired before a fork: forgotten, never closed
-        with self._lock:
+        self._lock.acquire()
+        try:
             waiter = core.checkin(entry, self._clock(), reason)
+        finally:
+            self._lock.release()
         if waiter is not None:
             waiter.wake()
-        self._flush()
+        if core.dirty or self._dropped_entries:
+            self._flush()
 
     def _dropped(self, entry: Entry) -> None:
         # Called from a proxy's finalizer, which may run in any thread at any
@@ -434,76 +498,66 @@ class ConnectionPool(DriverBase, Generic[C]):
         if entry.core is not self._core:
             return  # the parent's (acquired before a fork): forget it quietly
         self._dropped_entries.append(entry)
-        self._cleaner_event.set()
+        self._runner.dropped(self._flush)
         warn_dropped(entry, self._name)
 
     # -- the outbox ---------------------------------------------------------
 
     def _flush(self) -> None:
         """Do what the core decided: close, open, wake; start the cleaner."""
-        core = self._core
-        wakes: list[Waiter] = []
-        with self._lock:
-            while self._dropped_entries:
-                entry = self._dropped_entries.pop()
-                if entry.core is core and entry in core.in_use:
-                    waiter = core.checkin(entry, self._clock(), "dropped")
-                    if waiter is not None:
-                        wakes.append(waiter)
-            to_close, to_create, to_wake = core.take_outbox()
-            rouse = core.wake_cleaner
-            core.wake_cleaner = False
-            if core.closed:
-                self._closed_cond.notify_all()
-            # Claimed under the lock: flushes run in several threads at once
-            # (the caller, a connect thread, the cleaner), and each seeing
-            # "no cleaner yet" would start one of its own.
-            start_cleaner = self._needs_cleaner and not self._cleaner_claimed and not core.closed
-            self._cleaner_claimed = self._cleaner_claimed or start_cleaner
+        self._lock.acquire()
+        try:
+            wakes, to_close, to_create, start_cleaner, rouse = self._take_work()
+        finally:
+            self._lock.release()
         for waiter in wakes:
-            waiter.wake()
-        for waiter in to_wake:
             waiter.wake()
         # Creations before closes: the core already counts closing
         # connections against max_size, and a BaseException out of a close
         # must not lose planned creations that waiters count on.
         try:
             for _ in range(to_create):
-                self._start_thread(self._create_loop, "connect")
+                self._runner.start(self._create_loop, "connect")
             if start_cleaner:
-                body = functools.partial(
-                    run_cleaner, weakref.ref(self), self._stop, self._cleaner_event, self._clock
-                )
-                self._cleaner = self._start_thread(body, "cleaner")
-                # Dropped without close(): stop the cleaner when the pool is collected.
-                weakref.finalize(self, _stop_cleaner, self._stop, self._cleaner_event)
+                self._runner.start_cleaner(self, self._clock)
             elif rouse:
-                self._cleaner_event.set()
+                self._runner.rouse()
         finally:
             # Even when a thread could not start ("can't start new thread"):
             # the closes taken from the outbox must happen, or they would
             # count against max_size for ever.
             if to_close:
-                try:
-                    self._close_all(to_close)
-                finally:
-                    # Each close freed a slot: a waiter or min_size may take it now.
-                    self._after_closes()
+                self._runner.close_all(to_close, self._close_entry, self._after_closes)
+
+    def _take_work(self) -> tuple[list[Waiter], list[tuple[Entry, str]], int, bool, bool]:
+        """Empty the core's outbox: (wakes, closes, creations, start cleaner, rouse it)."""
+        core = self._core
+        wakes: list[Waiter] = []
+        while self._dropped_entries:
+            entry = self._dropped_entries.pop()
+            if entry.core is core and entry in core.in_use:
+                waiter = core.checkin(entry, self._clock(), "dropped")
+                if waiter is not None:
+                    wakes.append(waiter)
+        to_close, to_create, to_wake = core.take_outbox()
+        wakes += to_wake
+        rouse = core.wake_cleaner
+        core.wake_cleaner = False
+        self._notify_if_drained()
+        start_cleaner = self._needs_cleaner and not core.closed and self._runner.claim_cleaner()
+        return wakes, to_close, to_create, start_cleaner, rouse
+
+    def _drained(self) -> bool:
+        core = self._core
+        return not (core.in_use or core.creating or core.closing)
+
+    def _notify_if_drained(self) -> None:
+        if self._core.closed and self._drained():
+            self._runner.notify_drained()
 
     def _after_closes(self) -> None:
         if self._core.dirty or self._dropped_entries:
             self._flush()
-
-    def _close_all(self, to_close: list[tuple[Entry, str]]) -> None:
-        """Close each entry; the first ``BaseException`` is re-raised after all are closed."""
-        error: BaseException | None = None
-        for entry, reason in to_close:
-            try:
-                self._close_entry(entry, reason)
-            except BaseException as exc:
-                error = error or exc
-        if error is not None:
-            raise error
 
     def _close_entry(self, entry: Entry, reason: str) -> None:
         try:
@@ -516,70 +570,92 @@ class ConnectionPool(DriverBase, Generic[C]):
                 logger.warning("closing a connection (%s) failed", reason, exc_info=True)
             finally:
                 # Only now is its slot free (the server may count it until then).
-                with self._lock:
-                    entry.core.close_done()
-                    if entry.core.closed:
-                        self._closed_cond.notify_all()
+                self._lock.acquire()
+                try:
+                    self._close_done(entry)
+                finally:
+                    self._lock.release()
 
-    def _start_thread(self, target: Any, role: str) -> threading.Thread:
-        thread = threading.Thread(target=target, name=f"poolkit-{role}-{self._name}", daemon=True)
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
-        return thread
+    def _close_done(self, entry: Entry) -> None:
+        entry.core.close_done()
+        if entry.core is self._core:
+            self._notify_if_drained()
 
     def _create_loop(self) -> None:
         core, delay = self._core, CREATE_BACKOFF_INITIAL
+        reserved = True  # this creation's slot, until opened or dropped
         try:
             while True:
                 try:
                     conn = self._connector.create()
-                except BaseException as exc:
-                    # BaseExceptions too: this thread has no caller to raise
-                    # to, and a dead creator would leave its waiter stranded.
+                except self._runner.create_failures as exc:
                     logger.warning("opening a connection failed: %r", exc)
-                    with self._lock:
+                    # A forked child's pool has a new core: this one is the parent's.
+                    self._lock.acquire()
+                    try:
                         retry = core.create_failed(exc) and core is self._core
+                    finally:
+                        self._lock.release()
+                    reserved = retry
                     if not retry:
-                        break
+                        return
                     sleep, delay = backoff(delay, self._rng)
-                    if self._stop.wait(sleep):
-                        with self._lock:
+                    if self._runner.sleep(sleep):
+                        reserved = False
+                        self._lock.acquire()
+                        try:
                             core.abandon_create()
-                        break
+                        finally:
+                            self._lock.release()
+                        return
                     continue
-                with self._lock:
+                reserved = False
+                self._lock.acquire()
+                try:
                     core.opened(conn, self._clock())
+                finally:
+                    self._lock.release()
                 if self._opts.on_create is not None:
                     try:
                         call_hook(self._opts.on_create, conn)
                     except BaseException:
+                        # No caller to raise to: the connection is in the pool.
                         logger.exception("connection pool on_create hook failed")
-                break
+                return
+        except BaseException:
+            # Cancelled by close() mid-create or mid-backoff: drop the
+            # reservation so close() does not wait for it.
+            if reserved:
+                self._lock.acquire()
+                try:
+                    core.abandon_create()
+                finally:
+                    self._lock.release()
+            raise
+        finally:
             if core is self._core:
                 self._flush()
-        finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
 
     def maintain(self) -> float:
         """Run the cleaner's pass now: retire expired idle connections, top up
         ``min_size``, warn about connections held past ``leak_timeout``.
 
-        The pool's cleaner thread runs it at each deadline; call it yourself
-        after moving a fake clock in tests.
+        The pool's cleaner runs it at each deadline; call it yourself after
+        moving a fake clock in tests.
 
         Returns:
             The clock time of the next deadline (``math.inf``: none).
         """
-        with self._lock:
-            now = self._clock()
+        now = self._clock()
+        self._lock.acquire()
+        try:
             leaked = self._core.maintain(now)
-            next_wake = self._core.next_wake
+        finally:
+            self._lock.release()
         self._flush()
         if leaked:
             warn_held(leaked, now, self._name)
-        return next_wake
+        return self._core.next_wake
 
     # -- management ---------------------------------------------------------
 
@@ -587,39 +663,32 @@ class ConnectionPool(DriverBase, Generic[C]):
         """Close the pool: fail waiters, close idle connections, wait for busy ones.
 
         Busy connections are closed as they come back; this waits up to
-        ``timeout`` seconds for them (and for connections being opened or
-        closed). Idempotent.
+        ``timeout`` seconds for them (and for connections being closed), then
+        stops what is still running. Idempotent.
 
         Args:
             timeout: seconds to wait (``None``: 5 s; ``math.inf``: no limit).
         """
         limit = check_timeout(timeout, DEFAULT_CLOSE_TIMEOUT)
-        with self._lock:
+        self._lock.acquire()
+        try:
             self._core.close()
-        self._stop.set()
-        self._cleaner_event.set()
+        finally:
+            self._lock.release()
+        # Connections being opened are not waited for: their creation stops.
+        self._runner.stop()
         self._flush()
         deadline = deadline_after(limit)
-        with self._closed_cond:
-            core = self._core
-            if not wait_for(
-                self._closed_cond,
-                lambda: not (core.in_use or core.creating or core.closing),
-                deadline,
-            ):
-                logger.warning(
-                    "pool %s closed with %d connections still in use; they will be "
-                    "closed when returned",
-                    self._name,
-                    len(core.in_use),
-                )
-            threads = list(self._threads)
-        for thread in threads:
-            # A thread registered but not started yet has nothing to wait for.
-            if thread is not threading.current_thread() and thread.ident is not None:
-                join_thread(thread, left_until(deadline))
+        if not self._runner.wait_drained(self._drained, deadline):
+            logger.warning(
+                "pool %s closed with %d connections still in use; they will be "
+                "closed when returned",
+                self._name,
+                len(self._core.in_use),
+            )
+        self._runner.join(deadline)
 
-    def __enter__(self) -> ConnectionPool[C]:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -47,14 +47,14 @@ from typing import Any
 from poolkit import _fork
 from poolkit._errors import PoolBroken, PoolClosed, TaskTimeout
 from poolkit._waits import deadline_after
-from poolkit.workers import _process_child as child
+from poolkit.processes import _child as child
+from poolkit.processes._wire import ProcessFuture
+from poolkit.processes._workers import State, Task, Worker
 from poolkit.workers._core import PoolOptions, capacity
-from poolkit.workers._process_wire import ProcessFuture
-from poolkit.workers._process_workers import State, Task, Worker
 
 __all__ = ["LIVE", "ProcessPoolState"]
 
-_LOG = logging.getLogger("poolkit.workers")
+_LOG = logging.getLogger("poolkit.processes")
 # Pools not stopped yet; their workers are killed at interpreter exit.
 LIVE: weakref.WeakSet[ProcessPoolState] = weakref.WeakSet()
 
@@ -306,5 +306,5 @@ class ProcessPoolState:
             self._selector.unregister(worker.conn)
 
     def _run(self) -> None:
-        """The dispatcher loop (see ``_process_dispatch``)."""
+        """The dispatcher loop (see ``_dispatch``)."""
         raise NotImplementedError

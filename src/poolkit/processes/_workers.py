@@ -10,19 +10,31 @@ from __future__ import annotations
 import enum
 import multiprocessing
 import multiprocessing.context
-import os
-import runpy
 import sys
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from poolkit.workers import _process_child as child
+from poolkit.processes import _child as child
 
-__all__ = ["CHILD_PATH", "Sink", "State", "Task", "Worker", "resolve_context", "start_worker"]
+__all__ = [
+    "FORKSERVER_PRELOAD",
+    "Sink",
+    "State",
+    "Task",
+    "Worker",
+    "resolve_context",
+    "start_worker",
+]
 
-# The child loop is run from its file under spawn/forkserver (see _process_child).
-CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_process_child.py")
+# What the forkserver imports once, before it forks any worker, when a pool
+# picks the forkserver by name (a context object passed in is left alone).
+# A worker starts in poolkit.processes._child, and when the parent runs a
+# script it also imports that script (Python 3.11's forkserver does not
+# preload it despite its default ["__main__"]), which imported this pool.
+# Preloaded, both imports are sys.modules hits: a script's pool start to first
+# result went from ~25 ms to ~9 ms on the 2-core VM (no change under -m).
+FORKSERVER_PRELOAD = ["__main__", "poolkit.processes._pool"]
 
 
 class State(enum.Enum):
@@ -109,29 +121,6 @@ def _default_method() -> str:
     return "forkserver" if "forkserver" in methods and sys.platform != "darwin" else "spawn"
 
 
-def _preload_poolkit(ctx: multiprocessing.context.BaseContext) -> None:
-    """Have the forkserver import poolkit before it forks any worker.
-
-    Under spawn and forkserver each worker imports the parent's ``__main__``
-    (so functions defined there unpickle), and a script that makes a pool
-    imports poolkit. Python 3.11's forkserver does not preload ``__main__``
-    despite its default preload list (the server is started without the main
-    path), so without this every worker would import poolkit anew (~140 ms
-    measured on the 2-core VM); with it, the import is a ``sys.modules`` hit.
-    Only done when the pool picks the context by name (a context object
-    passed in is left alone), and only before the server starts
-    (``set_forkserver_preload`` has no effect afterwards).
-    """
-    from multiprocessing import forkserver
-
-    server = forkserver._forkserver
-    if getattr(server, "_forkserver_pid", None) is not None:
-        return
-    modules = list(getattr(server, "_preload_modules", ["__main__"]))
-    if "poolkit" not in modules:
-        ctx.set_forkserver_preload([*modules, "poolkit"])
-
-
 def resolve_context(mp_context: object) -> multiprocessing.context.BaseContext:
     """The multiprocessing context for ``mp_context`` (None, a method name, or a context).
 
@@ -146,7 +135,8 @@ def resolve_context(mp_context: object) -> multiprocessing.context.BaseContext:
             raise ValueError(f"mp_context must be one of {methods}, got {method!r}")
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
-            _preload_poolkit(ctx)
+            # Public API; it takes effect only if the server is not running yet.
+            ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
         return ctx
     if isinstance(mp_context, multiprocessing.context.BaseContext):
         return mp_context
@@ -157,30 +147,17 @@ def resolve_context(mp_context: object) -> multiprocessing.context.BaseContext:
 
 
 def start_worker(ctx: multiprocessing.context.BaseContext, config: bytes, name: str) -> Worker:
-    """Start one worker process and return its record (state STARTING).
+    """Start one worker process, running :func:`poolkit.processes._child.main`; return its record.
 
-    Under ``fork`` the child calls the already imported loop; otherwise it
-    runs the loop's file with ``runpy`` so that it never imports poolkit.
+    The record's state is STARTING until the worker reports READY.
 
     Raises:
         OSError: the process could not be started.
     """
     parent_end, child_end = ctx.Pipe(duplex=True)
-    process: multiprocessing.process.BaseProcess
-    if ctx.get_start_method() == "fork":
-        process = ctx.Process(  # type: ignore[attr-defined]
-            target=child.main, args=(child_end, config), name=name
-        )
-    else:
-        process = ctx.Process(  # type: ignore[attr-defined]
-            target=runpy.run_path,
-            args=(CHILD_PATH,),
-            kwargs={
-                "init_globals": {"POOLKIT_ARGS": (child_end, config)},
-                "run_name": child.RUN_NAME,
-            },
-            name=name,
-        )
+    process: multiprocessing.process.BaseProcess = ctx.Process(  # type: ignore[attr-defined]
+        target=child.main, args=(child_end, config), name=name
+    )
     try:
         process.start()
     except BaseException:

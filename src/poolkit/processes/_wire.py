@@ -24,7 +24,7 @@ from concurrent.futures._base import (
 )
 from typing import Any, TypeVar
 
-from poolkit.workers import _process_child as child
+from poolkit.processes import _child as child
 from poolkit.workers._future import PoolFuture
 
 __all__ = ["ProcessFuture", "RemoteTraceback", "decode_reply", "dumps"]

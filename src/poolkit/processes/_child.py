@@ -1,10 +1,12 @@
 """The worker-process side of ProcessPool: one loop, standard library only.
 
-Under ``spawn`` and ``forkserver`` this file is run by ``runpy.run_path`` (not
-imported as ``poolkit.workers._process_child``), so starting a worker does not
-import the ``poolkit`` package (~140 ms with every family loaded); under
-``fork`` the parent calls :func:`main` directly. Either way it must import
-nothing but the standard library.
+Every worker process starts in :func:`main`, the ``Process`` target under
+every start method: ``fork`` calls it in the forked copy of the parent;
+``spawn`` and ``forkserver`` unpickle it by name, so the new process imports
+this module, which costs ``poolkit/__init__`` and ``poolkit/processes/__init__``
+(both load names on first use, so they import nothing) and the standard
+library. A worker imports nothing else of poolkit: not the pool, not the
+thread or asyncio pools, not asyncio.
 
 Protocol, on the worker's own duplex pipe. One task is in flight per worker,
 so messages carry no task ids: the parent knows which task each worker runs.
@@ -18,9 +20,8 @@ so messages carry no task ids: the parent knows which task each worker runs.
 
 Guarantees kept here:
 
-* The child dies with its parent: ``PR_SET_PDEATHSIG`` on Linux, plus a
-  thread that polls ``os.getppid()`` (a forkserver child's parent is the
-  forkserver, which exits when the pool's process does).
+* The child dies with the pool's process, however that ends (SIGKILL
+  included): see :func:`_die_with_parent`.
 * SIGINT is ignored: a Ctrl-C in the terminal reaches the whole process
   group; the parent handles it and stops the workers itself.
 * Every message the child sends unpickles in a standard interpreter: a result
@@ -30,15 +31,18 @@ Guarantees kept here:
 
 from __future__ import annotations
 
-import contextlib
+import multiprocessing
 import os
 import pickle
 import signal
 import sys
 import threading
 import time
-import traceback
-from typing import Any
+from multiprocessing.connection import wait
+
+TYPE_CHECKING = False  # typing is not imported in workers (see poolkit/__init__.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 READY = 0
 OK = 1
@@ -47,38 +51,32 @@ INIT_FAILED = 3
 CALL = 0
 CHUNK = 1
 STOP = b""
-# ``run_path`` name of this file in a worker (see the module docstring).
-RUN_NAME = "__poolkit_process_child__"
-# How often a worker checks that its parent is alive where PR_SET_PDEATHSIG is
-# unavailable (or as a backstop): a quarter second bounds an orphan's life
-# while costing an idle worker a handful of wake-ups per second.
+# How often a forked worker checks that its parent is alive (where
+# PR_SET_PDEATHSIG is unavailable, or as a backstop): a quarter second bounds
+# an orphan's life while costing an idle worker a handful of wake-ups a second.
 PARENT_POLL_INTERVAL = 0.25
 # prctl option number from <linux/prctl.h>.
 _PR_SET_PDEATHSIG = 1
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
-def _release_forkserver() -> None:
-    """Drop this worker's copy of the forkserver's "parent alive" pipe.
+def _die_with_parent(method: str, pool_pid: int) -> None:
+    """Arrange for this worker to end when the pool's process (pid ``pool_pid``) does.
 
-    The forkserver exits when every copy of that pipe's write end is closed,
-    and it hands one copy to each process it forks. Kept, the copies in our
-    workers would keep the forkserver alive after the pool's process died,
-    and the forkserver would keep the workers alive (their parent never
-    dies): nobody would ever exit.
+    * ``PR_SET_PDEATHSIG`` (Linux): the kernel kills us the moment our
+      parent ends. Under ``fork`` and ``spawn`` the parent is the pool's
+      process; under ``forkserver`` it is the forkserver, which outlives the
+      pool's process while any worker holds its inherited liveness pipe.
+    * Under ``spawn`` and ``forkserver``, a thread waits on
+      ``multiprocessing.parent_process().sentinel``: the read end of a pipe
+      whose write end only the pool's process holds (multiprocessing keeps it
+      for exactly this), so it reads end-of-file when that process ends.
+      Exiting then also closes our copy of the forkserver's liveness pipe, so
+      the forkserver exits once every worker has.
+    * Under ``fork`` that pipe is not enough: a worker forked later inherits
+      the pool's write ends of the earlier workers' pipes. The thread polls
+      ``os.getppid()`` instead (the parent is the pool's process).
     """
-    forkserver = sys.modules.get("multiprocessing.forkserver")
-    server = getattr(forkserver, "_forkserver", None)
-    fd = getattr(server, "_forkserver_alive_fd", None)
-    if server is not None and fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        server._forkserver_alive_fd = None
-        server._forkserver_address = None
-
-
-def _die_with_parent(parent: int) -> None:
-    """Arrange for this process to end when ``parent`` (its parent process) does."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -86,16 +84,25 @@ def _die_with_parent(parent: int) -> None:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):
-            pass  # the polling thread below still covers it
+            pass  # the thread below still covers it
+    if method == "fork":
 
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:
-                os._exit(1)
-            time.sleep(PARENT_POLL_INTERVAL)
+        def watch() -> None:
+            while os.getppid() == pool_pid:
+                time.sleep(PARENT_POLL_INTERVAL)
+            os._exit(1)
+
+    else:
+        parent = multiprocessing.parent_process()
+        assert parent is not None  # set for every multiprocessing Process's target
+        sentinel = parent.sentinel
+
+        def watch() -> None:
+            wait([sentinel])  # returns once the pool's process has ended
+            os._exit(1)
 
     threading.Thread(target=watch, name="poolkit-parent-watch", daemon=True).start()
-    if os.getppid() != parent:  # the parent died before the prctl took hold
+    if method == "fork" and os.getppid() != pool_pid:  # died before the prctl took hold
         os._exit(1)
 
 
@@ -123,8 +130,16 @@ def _portable(exc: BaseException) -> BaseException:
         )
 
 
+def _traceback_text(exc: BaseException) -> str:
+    # Imported on the failure path only: traceback (and linecache, which it
+    # loads) is not otherwise needed by a worker.
+    import traceback
+
+    return "".join(traceback.format_exception(exc))
+
+
 def _failure(exc: BaseException, partial: list[Any] | None) -> bytes:
-    text = "".join(traceback.format_exception(exc))
+    text = _traceback_text(exc)
     value: Any = _portable(exc) if partial is None else (partial, _portable(exc))
     try:
         return pickle.dumps((FAILED, value, text, None), _PROTOCOL)
@@ -179,16 +194,11 @@ def main(conn: Any, config: bytes) -> None:
     recv = conn.recv_bytes
     try:
         initializer, initargs, finalizer, report_rss, method, pool_pid = pickle.loads(config)
-        if method == "forkserver":
-            _release_forkserver()
-        # A forkserver worker's parent is the forkserver (it exits with the
-        # pool's process); otherwise it is the pool's process itself, whose
-        # pid is passed so that a parent dying during start-up is noticed.
-        _die_with_parent(os.getppid() if method == "forkserver" else pool_pid)
+        _die_with_parent(method, pool_pid)
         if initializer is not None:
             initializer(*initargs)
     except BaseException as exc:
-        text = "".join(traceback.format_exception(exc))
+        text = _traceback_text(exc)
         send(pickle.dumps((INIT_FAILED, _portable(exc), text, None), _PROTOCOL))
         return
     send(pickle.dumps((READY, os.getpid(), None, None), _PROTOCOL))
@@ -202,7 +212,3 @@ def main(conn: Any, config: bytes) -> None:
         send(_run(data, report_rss))
     if finalizer is not None:
         finalizer()
-
-
-if __name__ == RUN_NAME:
-    main(*globals()["POOLKIT_ARGS"])

@@ -1,24 +1,23 @@
 """ProcessPool: worker processes for CPU-bound work, with WorkerPool's vocabulary.
 
-What it adds over ``ProcessPoolExecutor`` (anchors/workers.md §3.2-3.4):
-a per-task timeout (``pool.options(timeout=...)``) that kills the worker
-running the task; opt-in
+What it adds over ``ProcessPoolExecutor`` (and over ``multiprocessing.Pool``,
+pebble and loky, each of which lacks some of it): a per-task timeout
+(``pool.options(timeout=...)``) that kills the worker running the task; opt-in
 cancellation of running tasks; crash isolation (only the crashed worker's task
 fails, with :class:`~poolkit.WorkerCrashed`; the pool goes on); recycling by
 task count and by memory; a bounded queue, ``try_submit``, ``resize``,
 ``wait`` and ``stats``; and a shutdown that leaves no process behind.
 
-Layout: submission side ``_process_base``; state and shared transitions
-``_process_state``; the dispatcher thread ``_process_dispatch``; worker and
-task records and process start ``_process_workers``; pickling, replies and the
-Future ``_process_wire``; ``map``/``group`` ``_process_map``; per-task options
-``_process_options``; the child loop
-``_process_child`` (standard library only).
+Layout (modules of :mod:`poolkit.processes`): submission side ``_base``;
+state and shared transitions ``_state``; the dispatcher thread ``_dispatch``;
+worker and task records and process start ``_workers``; pickling, replies and
+the Future ``_wire``; ``map``/``group`` ``_map``; per-task options
+``_options``; stats ``_stats``; the child loop ``_child`` (standard library
+only).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import threading
@@ -35,14 +34,14 @@ from poolkit._validate import (
     check_optional_seconds,
 )
 from poolkit._waits import deadline_after, join_thread, wait_for
-from poolkit.workers import _process_child as child
+from poolkit.processes import _child as child
+from poolkit.processes._base import ProcessPoolBase
+from poolkit.processes._map import ProcessTaskGroup, process_map
+from poolkit.processes._options import NO_OPTIONS, Options, TaskOptions
+from poolkit.processes._stats import ProcessPoolStats
+from poolkit.processes._wire import ProcessFuture, dumps
+from poolkit.processes._workers import Task, resolve_context
 from poolkit.workers._core import PoolOptions, capacity, describe
-from poolkit.workers._process_base import ProcessPoolBase
-from poolkit.workers._process_map import ProcessTaskGroup, process_map
-from poolkit.workers._process_options import NO_OPTIONS, Options, TaskOptions
-from poolkit.workers._process_stats import ProcessPoolStats
-from poolkit.workers._process_wire import ProcessFuture, dumps
-from poolkit.workers._process_workers import Task, resolve_context
 
 __all__ = ["ProcessPool"]
 
@@ -214,6 +213,10 @@ class ProcessPool(ProcessPoolBase, Executor):
         kwargs: dict[str, Any],
         options: Options,
     ) -> T:
+        # Imported on use: a pool driven from threads must not pay for asyncio
+        # (~20 ms to import), and an event loop running here has loaded it.
+        import asyncio
+
         future = self._submit(fn, args, kwargs, options, block=self._limit is None)
         if future is None:
             # Full bounded pool: wait for room in a thread, never on the loop.
@@ -509,6 +512,26 @@ class ProcessPool(ProcessPoolBase, Executor):
                 "workers still running a task (their Futures are cancelled); raise timeout"
             )
 
+    def close(self, timeout: float | None = None) -> None:
+        """Close the pool: run the queued tasks, then wait until no worker process is left.
+
+        The one shutdown verb of every poolkit pool, and what leaving a
+        ``with`` block without an error does. Idempotent. ``stop()`` has the
+        variants (not waiting, cancelling queued tasks); ``shutdown()`` is the
+        ``Executor`` spelling.
+
+        Args:
+            timeout: most seconds to wait; workers still running a task then
+                are killed and their Futures cancelled (``None`` or
+                ``math.inf``: no limit; any finite value works).
+
+        Raises:
+            PoolTimeout: workers had to be killed at the deadline.
+            PoolDeadlock: called from a done-callback.
+            TypeError, ValueError: a bad ``timeout`` (the message names it).
+        """
+        self.stop(wait=True, timeout=timeout)
+
     def terminate(self) -> None:
         """Stop now: cancel queued tasks, kill every worker, cancel running Futures.
 
@@ -572,4 +595,4 @@ class ProcessPool(ProcessPoolBase, Executor):
         if exc is not None:
             self.terminate()
         else:
-            self.stop(wait=True)
+            self.close()

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from poolkit._validate import check_optional_seconds
 
 if TYPE_CHECKING:
-    from poolkit.workers._process_map import ProcessTaskGroup
-    from poolkit.workers._process_pool import ProcessPool
+    from poolkit.processes._map import ProcessTaskGroup
+    from poolkit.processes._pool import ProcessPool
 
 __all__ = ["NO_OPTIONS", "GroupTaskOptions", "Options", "TaskOptions"]
 

@@ -21,15 +21,15 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from poolkit._errors import PoolDeadlock
-from poolkit.workers import _process_child as child
+from poolkit.processes import _child as child
+from poolkit.processes._options import NO_OPTIONS, GroupTaskOptions, Options
+from poolkit.processes._wire import dumps
+from poolkit.processes._workers import Task
 from poolkit.workers._group import TaskGroup
 from poolkit.workers._map import lazy_map
-from poolkit.workers._process_options import NO_OPTIONS, GroupTaskOptions, Options
-from poolkit.workers._process_wire import dumps
-from poolkit.workers._process_workers import Task
 
 if TYPE_CHECKING:
-    from poolkit.workers._process_pool import ProcessPool
+    from poolkit.processes._pool import ProcessPool
     from poolkit.workers._thread_pool import WorkerPool
 
 __all__ = ["ProcessTaskGroup", "process_map"]

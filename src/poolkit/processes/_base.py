@@ -1,7 +1,7 @@
 """ProcessPool's submission side: admission, hand-off to idle workers, stats.
 
-The state, its invariants and the dispatcher are in ``_process_state`` and
-``_process_dispatch``.
+The state, its invariants and the dispatcher are in ``_state`` and
+``_dispatch``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from concurrent.futures import Future
 from typing import Any
 
 from poolkit._errors import PoolDeadlock, PoolOverload
+from poolkit.processes._dispatch import Dispatcher
+from poolkit.processes._state import LIVE
+from poolkit.processes._stats import ProcessPoolStats
+from poolkit.processes._workers import State, Task
 from poolkit.workers._core import Admission, admit, overload_message
-from poolkit.workers._process_dispatch import Dispatcher
-from poolkit.workers._process_state import LIVE
-from poolkit.workers._process_stats import ProcessPoolStats
-from poolkit.workers._process_workers import State, Task
 
 __all__ = ["ProcessPoolBase"]
 

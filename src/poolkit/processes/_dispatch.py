@@ -15,11 +15,11 @@ import time
 
 from poolkit._errors import TaskTimeout, WorkerCrashed
 from poolkit._waits import slice_of
-from poolkit.workers import _process_child as child
+from poolkit.processes import _child as child
+from poolkit.processes._state import _LOG, ProcessPoolState
+from poolkit.processes._wire import decode_reply
+from poolkit.processes._workers import State, Worker, start_worker
 from poolkit.workers._core import spawn_count
-from poolkit.workers._process_state import _LOG, ProcessPoolState
-from poolkit.workers._process_wire import decode_reply
-from poolkit.workers._process_workers import State, Worker, start_worker
 
 __all__ = ["Dispatcher"]
 

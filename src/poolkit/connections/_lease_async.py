@@ -1,0 +1,75 @@
+"""``pool.connection()``: the context manager that acquires and always gives back.
+
+Leaving the block:
+
+- normally: the connector's ``commit(conn)``, if it has one, runs first (the
+  work of the block is made durable, as psycopg_pool's ``connection()`` does),
+  then the connection is given back. If ``commit`` raises, the error
+  propagates; the connection is discarded when the error broke it (the
+  connector's ``is_broken``, or a ``BaseException`` that is not an
+  ``Exception``), else given back, where ``reset`` rolls back.
+- by an exception: never commits. The connection is given back (``reset``
+  rolls back), or discarded when the connector calls the error broken (by
+  default any ``OSError``); a block left by ``KeyboardInterrupt`` (or an async
+  block cancelled mid-use) discards it too, since half a request may be on
+  the wire.
+- in a forked child, for a connection checked out in the parent: nothing is
+  called at all; the child forgets the connection (``poolkit._fork``).
+
+Which errors break a connection is decided in one place,
+``ConnectorHooks.broken`` (``_protocols.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from poolkit.connections._async import AsyncConnectionPool
+    from poolkit.connections._pooled_async import AsyncPooledConnection
+
+__all__ = ["AsyncLease"]
+
+C = TypeVar("C")
+
+
+class AsyncLease(Generic[C]):
+    """``pool.connection()``: acquire on entry; commit, release (or discard) on exit."""
+
+    __slots__ = ("_pool", "_proxy", "_timeout")
+
+    def __init__(self, pool: AsyncConnectionPool[C], timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    async def __aenter__(self) -> AsyncPooledConnection[C]:
+        self._proxy = await self._pool.acquire(self._timeout)
+        return self._proxy
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        proxy, pool = self._proxy, self._pool
+        entry = proxy._entry
+        if entry is None:
+            return  # released or discarded inside the block
+        if pool._foreign(entry):
+            await pool.release(proxy)  # forgets the parent's connection, calls nothing
+            return
+        hooks = pool._hooks
+        if exc is not None:
+            if hooks.broken(exc):
+                # Broken, or interrupted mid-use (the wire may hold half a request).
+                await pool.discard(proxy, "broken")
+            else:
+                await pool.release(proxy)
+            return
+        if hooks.commit is not None:
+            try:
+                await hooks.commit(entry.conn)
+            except BaseException as err:
+                # Interrupted mid-commit too: the transaction's fate is unknown.
+                if hooks.broken(err):
+                    await pool.discard(proxy, "broken")
+                else:
+                    await pool.release(proxy)
+                raise
+        await pool.release(proxy)
