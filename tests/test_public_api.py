@@ -138,21 +138,7 @@ def _exported_errors() -> list[str]:
     )
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                reason="TaskCancelled is a concurrent.futures.CancelledError only, for now",
-                strict=False,
-            ),
-        )
-        if name == "TaskCancelled"
-        else name
-        for name in _exported_errors()
-    ],
-)
+@pytest.mark.parametrize("name", _exported_errors())
 def test_every_exported_error_derives_from_pool_error(name: str) -> None:
     assert issubclass(getattr(poolkit, name), poolkit.PoolError)
 

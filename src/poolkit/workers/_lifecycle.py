@@ -52,16 +52,18 @@ How a driver uses it:
   ``next_step``, parks with ``park`` and arms one pool-wide timer for the
   time it returns; the timer calls ``maintain(now, backlog)``, which names
   the idle workers to wake and retire and when to tick again.
-* processes (``ProcessPool``, next): the dispatcher thread holds the core
-  under its lock as the thread driver does, with the child process handles
-  as worker ids. It calls ``spawn`` for a backlog (``start_failed`` when a
-  child cannot start), ``park`` when a child reports idle and ``unpark``
-  when it hands that child a task, ``maintain`` on each turn of its select
-  loop (stopping the children it names, and sleeping at most until
-  ``wake_at``), ``close`` on stop (``pills`` stop messages, ``cancel``,
-  ``drain``), ``break_`` when children cannot start, ``next_step`` /
-  ``at_gate`` when a child is free, and ``retire`` when a child is reaped.
-  Task timeouts, crash accounting and the wire stay in the process driver.
+* processes (``ProcessPool``): the dispatcher thread and the submitters call
+  the core under the pool's lock, as the thread driver does, with the worker
+  process records as worker ids. Submitters use ``check_open`` and
+  ``intake.admit`` (counting the pool's unfinished tasks); the dispatcher
+  asks ``spawn`` (``closed_ok``: a stopping pool still runs its queue) and
+  ``start_min`` how many processes to start, ``next_step(0)`` whether a
+  worker whose queue ran dry parks (``park``) or leaves, ``maintain`` on
+  each timer turn which idle workers to stop (``next_reap`` sets the timer),
+  and reports workers it did not decide to end (killed, crashed, failed to
+  start) with ``lose``; ``fail`` breaks the pool with the process pool's own
+  message; ``resize`` reserves the workers to start. Task timeouts, crash
+  accounting, recycling and the wire stay in the process driver.
 """
 
 from __future__ import annotations
@@ -194,6 +196,10 @@ class Lifecycle:
         """``count`` reserved workers could not be started."""
         self.workers -= count
 
+    def lose(self, count: int) -> None:
+        """``count`` workers ended without the core deciding it (killed, crashed, failed)."""
+        self.workers -= count
+
     def park(self, worker: Hashable, now: float) -> float | None:
         """A worker found no task and waits for one; when it may be reaped.
 
@@ -273,8 +279,10 @@ class Lifecycle:
         return Tick(tuple(retire), self.next_reap())
 
     def next_reap(self) -> float | None:
-        """When the longest-idle parked worker may be reaped, if any is surplus."""
-        return self.parked.earliest() if self.workers > self.min_workers else None
+        """When the longest-idle parked worker may be reaped, if any is surplus (open pools)."""
+        if self.closed or self.workers <= self.min_workers:
+            return None
+        return self.parked.earliest()
 
     def at_gate(self, control: bool) -> Gate:
         """A worker took a task (``control``: a driver message) while the gate was up.
@@ -358,13 +366,18 @@ class Lifecycle:
         Returns:
             Stop messages to send (one per worker if the pool was open).
         """
-        return self._break(f"{what}; queued tasks were failed, create a new pool", cause)
+        return self.fail(f"{what}; queued tasks were failed, create a new pool", cause)
 
     def break_forked(self, reason: str) -> None:
         """The pool was inherited by a forked child that cannot use it (asyncio)."""
-        self._break(reason, None)
+        self.fail(reason, None)
 
-    def _break(self, reason: str, cause: BaseException | None) -> int:
+    def fail(self, reason: str, cause: BaseException | None) -> int:
+        """Break the pool with ``reason`` as the whole message (first reason wins).
+
+        Returns:
+            Stop messages to send (one per worker if the pool was open).
+        """
         if self.broken is None:
             self.broken = reason
             self.broken_cause = cause
