@@ -1,6 +1,6 @@
 """``poolkit bench workers``: WorkerPool and AsyncWorkerPool against their peers.
 
-Trivial tasks measure pure dispatch overhead (anchors/workers.md §5): 200,000
+Trivial tasks measure pure dispatch overhead: 200,000
 per run (20,000 with ``--quick``), best of several runs, pools created and
 warmed before the clock. Bench names are shared across subjects so ratios
 line up:

@@ -78,3 +78,9 @@ def test_errors_unpickle_in_a_fresh_interpreter() -> None:
         "('poolkit', 'WorkerCrashed', 'died')]",
         "1.5 7 9",
     ]
+
+
+def test_task_cancelled_is_a_pool_error_and_a_cancelled_error() -> None:
+    """``except PoolError`` and ``except CancelledError`` both catch a group's cancel."""
+    assert issubclass(poolkit.TaskCancelled, poolkit.PoolError)
+    assert issubclass(poolkit.TaskCancelled, concurrent.futures.CancelledError)

@@ -194,7 +194,7 @@ def test_a_dispatcher_fault_while_idle_breaks_the_pool(
     pool = ProcessPool(1, "fork")
     assert pool.submit(tasks.identity, 1).result(PROMPT) == 1
     pid = pool.pids()[0]
-    _fail_once(monkeypatch, pool, "_timer_locked", OverflowError("injected"))
+    _fail_once(monkeypatch, pool._dispatcher, "_timer_locked", OverflowError("injected"))
     pool.resize(max_workers=2)  # wakes the dispatcher: it plans its next timer
     eventually(lambda: pool.broken, "the pool breaks")
     with pytest.raises(PoolBroken, match="OverflowError"):

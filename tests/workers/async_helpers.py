@@ -30,4 +30,4 @@ def run(coro: Any) -> Any:
 
 
 def worker_tasks(pool: AsyncWorkerPool) -> list[asyncio.Task[Any]]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith(pool._options.name)]
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith(pool._core.name)]

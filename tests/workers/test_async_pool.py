@@ -20,6 +20,7 @@ from poolkit import (
     PoolDeadlock,
     PoolOverload,
     PoolTimeout,
+    testing,
 )
 from poolkit.workers import WorkerPoolStats
 from tests.workers.async_helpers import double, fail, run, sleepy, worker_tasks
@@ -320,15 +321,24 @@ def test_pause_resume_and_resize() -> None:
     run(main())
 
 
-def test_idle_surplus_workers_exit_and_min_workers_stay() -> None:
+def test_idle_surplus_workers_exit_when_the_clock_says_and_min_workers_stay() -> None:
+    """The pool's reaping timer acts on the core's decision, in the pool's clock
+    (the rules themselves are tested on the core, test_lifecycle)."""
+    clock = testing.FakeClock()
+
     async def main() -> None:
-        async with AsyncWorkerPool(4, min_workers=1, idle_timeout=0.001) as ap:
+        async with AsyncWorkerPool(4, min_workers=1, idle_timeout=0.001, clock=clock) as ap:
             assert ap.stats().workers == 1
             for _ in range(4):
                 await ap.go(sleepy, 1)
             await asyncio.sleep(0)
             assert ap.stats().workers == 4
             await ap.wait()
+            await asyncio.sleep(0)
+            assert ap.stats().idle_workers == 4  # every worker parked
+            await asyncio.sleep(0.005)  # the reaping timer fires: the clock has not moved
+            assert ap.stats().workers == 4
+            clock.advance(0.001)
             for _ in range(100):
                 if ap.stats().workers == 1:
                     break
@@ -554,5 +564,70 @@ def test_cancelling_the_future_of_a_running_task_cancels_its_coroutine() -> None
                 assert await (await ap.submit(sleepy, 7)) == 7
                 await ap.wait()
                 assert ap.stats().cancelled == 1
+
+    run(main())
+
+
+def test_aclose_runs_the_queued_tasks_and_leaves_no_worker() -> None:
+    """aclose(): stop taking tasks, finish the queued ones, wait for the workers."""
+
+    async def main() -> None:
+        ran: list[int] = []
+
+        async def record(i: int) -> None:
+            await asyncio.sleep(0)
+            ran.append(i)
+
+        ap = AsyncWorkerPool(1, eager=False)
+        for i in range(5):
+            await ap.go(record, i)
+        await ap.aclose()
+        assert ran == [0, 1, 2, 3, 4]
+        assert worker_tasks(ap) == []
+        with pytest.raises(PoolClosed):
+            await ap.go(record, 5)
+        await ap.aclose()  # twice is harmless
+
+    run(main())
+
+
+def test_aclose_with_a_timeout_cancels_the_running_tasks() -> None:
+    async def main() -> None:
+        ap = AsyncWorkerPool(1, eager=False)
+        fut = await ap.submit(asyncio.sleep, 3600)
+        await asyncio.sleep(0)
+        with pytest.raises(PoolTimeout):
+            await ap.aclose(timeout=0.01)
+        assert isinstance(fut.exception(), asyncio.CancelledError)  # cancelled while running
+        assert worker_tasks(ap) == []
+
+    run(main())
+
+
+def test_a_worker_reaped_then_cancelled_is_counted_out_once() -> None:
+    """The reaping tick counts a parked worker out; if its Task is cancelled
+    (stop's timeout) before it runs, it must not be counted out again."""
+    clock = testing.FakeClock()
+
+    async def main() -> None:
+        ap = AsyncWorkerPool(2, idle_timeout=1.0, clock=clock, eager=False)
+        for _ in range(2):
+            await ap.go(sleepy, 1)
+        await ap.wait()
+        await asyncio.sleep(0)
+        assert ap.stats().idle_workers == 2
+        clock.advance(1.0)
+        ap._crew.tick()  # the timer firing: both parked workers are retired
+        assert ap.stats().workers == 0
+        for task in worker_tasks(ap):
+            task.cancel()  # lands before either worker ran again
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert worker_tasks(ap) == []
+        assert ap.stats().workers == 0
+        await ap.go(sleepy, 1)
+        await ap.wait()
+        assert ap.stats().workers == 1
+        await ap.aclose()
 
     run(main())

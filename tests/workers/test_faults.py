@@ -114,7 +114,7 @@ def test_keyboard_interrupt_during_wait_leaves_the_pool_usable() -> None:
 
     def interrupt_then_block() -> None:
         # Interrupt only once the main thread is inside wait().
-        eventually(lambda: wp._waiters == 1, "main thread waiting")
+        eventually(lambda: wp._core.intake.waiters == 1, "main thread waiting")
         # A real SIGINT aimed at the main thread, as Ctrl-C delivers it: it
         # wakes a blocking lock wait (interrupt_main() would not).
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
@@ -123,7 +123,7 @@ def test_keyboard_interrupt_during_wait_leaves_the_pool_usable() -> None:
     wp.go(interrupt_then_block)
     with pytest.raises(KeyboardInterrupt):
         wp.wait()
-    assert wp._waiters == 0
+    assert wp._core.intake.waiters == 0
     gate.set()
     wp.wait()
     assert wp.submit(lambda: 5).result(PROMPT) == 5

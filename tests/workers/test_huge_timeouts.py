@@ -60,7 +60,7 @@ def test_pool_wait_with_a_huge_timeout(timeout: float) -> None:
     gate = threading.Event()
     with WorkerPool(2) as wp:
         wp.go(gate.wait, PROMPT)
-        helper = release_when(lambda: wp._waiters == 1, gate)
+        helper = release_when(lambda: wp._core.intake.waiters == 1, gate)
         wp.wait(timeout=timeout)
         helper.join(PROMPT)
         assert wp.stats().succeeded == 1
@@ -140,12 +140,12 @@ def test_a_worker_thread_that_dies_breaks_the_pool_loudly(monkeypatch: pytest.Mo
     release = threading.Event()
     fault = RuntimeError("worker fault")
 
-    def dying_wait(pool: Any, worker: Any) -> None:
+    def dying_wait(worker: Any) -> None:
         entered.set()
         release.wait(PROMPT)
         raise fault
 
-    monkeypatch.setattr(tw, "_wait_for_task", dying_wait)
+    monkeypatch.setattr(tw.Worker, "wait_for_task", dying_wait)
     wp = WorkerPool(1, thread_name_prefix="dies")
     assert wp.submit(identity, 1).result(PROMPT) == 1
     assert entered.wait(PROMPT)
@@ -175,12 +175,12 @@ def test_a_worker_task_that_dies_breaks_the_async_pool_loudly(
         ap = AsyncWorkerPool(1, eager=False)
         queued = [await ap.submit(double, 2), await ap.submit(double, 3)]
 
-        async def dying_next_item() -> bool:
+        async def dying_next_item(worker: Any) -> bool:
             raise fault
 
         # The worker, not started yet, takes its slow path first and dies there.
-        monkeypatch.setattr(ap, "_next_item", dying_next_item)
-        monkeypatch.setattr(ap, "_gate", True)
+        monkeypatch.setattr(ap._crew, "next_item", dying_next_item)
+        monkeypatch.setattr(ap._core, "gate", True)
         for fut in queued:
             with pytest.raises(PoolBroken) as raised:
                 await fut

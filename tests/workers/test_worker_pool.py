@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from poolkit import PoolClosed, PoolDeadlock, PoolOverload, PoolTimeout, WorkerPool
+from poolkit import PoolClosed, PoolDeadlock, PoolOverload, PoolTimeout, WorkerPool, testing
 from poolkit.workers import WorkerPoolStats
 from tests.workers.conftest import PROMPT, eventually, pool_threads
 
@@ -304,10 +304,12 @@ def test_context_changes_in_a_task_do_not_leak_to_the_next(pool: WorkerPool) -> 
     assert [pool.submit(var.get).result(PROMPT) for _ in range(8)] == ["clean"] * 8
 
 
-def test_min_workers_start_at_once_and_idle_surplus_exits() -> None:
-    """min_workers are kept; surplus workers exit after idle_timeout."""
+def test_min_workers_start_at_once_and_idle_surplus_exits_when_the_clock_says() -> None:
+    """min_workers are kept; surplus workers exit once the pool's clock passes
+    idle_timeout (the rules themselves are tested on the core, test_lifecycle)."""
     release = threading.Event()
-    with WorkerPool(4, min_workers=1, idle_timeout=0.02) as wp:
+    clock = testing.FakeClock()
+    with WorkerPool(4, min_workers=1, idle_timeout=0.01, clock=clock) as wp:
         assert wp.stats().workers == 1
         try:
             for _ in range(4):
@@ -315,6 +317,12 @@ def test_min_workers_start_at_once_and_idle_surplus_exits() -> None:
             eventually(lambda: wp.stats().running == 4, "pool grew to 4 running")
         finally:
             release.set()
+        wp.wait()
+        # Every worker parked before the clock moves (a worker still on its
+        # way to park would start its idle time after the move).
+        eventually(lambda: wp.stats().idle_workers == 4, "the four workers parked")
+        assert wp.stats().workers == 4  # idle, but the pool's clock has not moved
+        clock.advance(0.01)
         eventually(lambda: wp.stats().workers == 1, "surplus workers exited")
         assert wp.submit(lambda: 10).result(PROMPT) == 10
 
@@ -385,3 +393,33 @@ def test_default_max_workers_matches_thread_pool_executor() -> None:
 
     with WorkerPool() as wp:
         assert min(32, (os.cpu_count() or 1) + 4) == wp.max_workers
+
+
+def test_close_runs_the_queued_tasks_and_leaves_no_thread() -> None:
+    """close(): stop taking tasks, finish the queued ones, wait for the threads."""
+    gate = threading.Event()
+    ran: list[int] = []
+    wp = WorkerPool(1, thread_name_prefix="closing")
+    wp.go(gate.wait, PROMPT)
+    for i in range(5):
+        wp.go(ran.append, i)
+    gate.set()
+    wp.close()
+    assert ran == [0, 1, 2, 3, 4]
+    assert pool_threads("closing") == []
+    with pytest.raises(PoolClosed):
+        wp.go(ran.append, 5)
+    wp.close()  # twice is harmless
+
+
+def test_close_with_a_timeout_cancels_what_is_still_queued() -> None:
+    gate = threading.Event()
+    wp = WorkerPool(1, thread_name_prefix="close-timeout")
+    wp.go(gate.wait, PROMPT)
+    queued = wp.submit(lambda: "late")
+    with pytest.raises(PoolTimeout):
+        wp.close(timeout=0.01)
+    assert queued.cancelled()
+    gate.set()
+    wp.stop()
+    assert pool_threads("close-timeout") == []

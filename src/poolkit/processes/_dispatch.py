@@ -16,10 +16,10 @@ import time
 from poolkit._errors import TaskTimeout, WorkerCrashed
 from poolkit._waits import slice_of
 from poolkit.processes import _child as child
-from poolkit.processes._state import _LOG, ProcessPoolState
+from poolkit.processes._state import _LOG, ProcessState
 from poolkit.processes._wire import decode_reply
 from poolkit.processes._workers import State, Worker, exited_before_ready, start_worker
-from poolkit.workers._core import spawn_count
+from poolkit.workers._lifecycle_plans import Step
 
 __all__ = ["Dispatcher"]
 
@@ -32,10 +32,20 @@ _EXIT = "exit"
 _REPLY = "reply"
 
 
-class Dispatcher(ProcessPoolState):
-    """The dispatcher loop (run on the pool's own thread)."""
+class Dispatcher:
+    """The dispatcher loop of one pool (run on the pool's own thread).
 
-    def _run(self) -> None:
+    It acts on the pool's :class:`~poolkit.processes._state.ProcessState` under
+    its lock and asks the lifecycle core (``state.core``) what to decide:
+    how many workers to start, whether a worker with nothing to do parks or
+    leaves, which idle workers are reaped and when to look again.
+    """
+
+    def __init__(self, state: ProcessState) -> None:
+        self.state = state
+
+    def run(self) -> None:
+        """The thread's target: run rounds until the pool is stopped and empty."""
         try:
             while self._step():
                 pass
@@ -45,14 +55,14 @@ class Dispatcher(ProcessPoolState):
             # than leave Futures pending for ever behind a healthy-looking repr.
             self._dispatcher_failed(exc)
         finally:
-            with self._lock:
+            with self.state.lock:
                 # No write may reach the self-pipe once it is closed: its fd
                 # number could be reused by an unrelated file.
-                self._wake_pending = True
-                self._selector.close()
-                os.close(self._wake_r)
-                os.close(self._wake_w)
-                self._idle_cv.notify_all()
+                self.state.wake_pending = True
+                self.state.selector.close()
+                os.close(self.state.wake_r)
+                os.close(self.state.wake_w)
+                self.state.idle_cv.notify_all()
 
     def _dispatcher_failed(self, cause: BaseException) -> None:
         """Break the pool: every unfinished task fails with PoolBroken, every worker is killed.
@@ -65,85 +75,88 @@ class Dispatcher(ProcessPoolState):
         """
         _LOG.error(
             "%s: the dispatcher thread failed; the pool is broken and its workers are killed",
-            self._options.name,
+            self.state.core.name,
             exc_info=(type(cause), cause, cause.__traceback__),
         )
-        with self._lock:
-            self._break_locked(
+        with self.state.lock:
+            self.state.break_locked(
                 cause,
                 f"its dispatcher thread failed ({cause!r})",
                 "Report the error above and create a new pool",
             )
-            self._terminating = True
-            tasks = list(self._pending)
-            self._pending.clear()
-            self._queue.clear()
-            workers = list(self._workers.values())
-            self._workers.clear()
-            self._idle.clear()
+            self.state.terminating = True
+            tasks = list(self.state.pending)
+            self.state.pending.clear()
+            self.state.queue.clear()
+            workers = list(self.state.workers.values())
+            self.state.workers.clear()
+            for worker in self.state.idle:
+                self.state.core.unpark(worker)
+            self.state.idle.clear()
             for worker in workers:
                 worker.task = None
                 worker.state = State.DYING
-            self._active = self._starting = 0
-            error = self._closed_error()
+            self.state.core.lose(self.state.core.workers)
+            self.state.starting = self.state.reserved = 0
+            error = self.state.closed_error()
         for worker in workers:
             with contextlib.suppress(OSError, ValueError):  # already gone
                 worker.process.kill()
         for task in tasks:
             try:
-                self._deliver(task, False, error)
+                self.state.deliver(task, False, error)
             except BaseException:  # one bad sink or hook must not strand the rest
-                _LOG.exception("%s: couldn't fail task %r", self._options.name, task.fn)
+                _LOG.exception("%s: couldn't fail task %r", self.state.core.name, task.fn)
         for worker in workers:
             # SIGKILL was sent: reaping takes milliseconds; the bound only
             # keeps a process stuck in the kernel from hanging this thread.
             worker.process.join(REAP_TIMEOUT)
             if worker.process.exitcode is None:
-                _LOG.error("%s: worker pid %d did not die", self._options.name, worker.pid)
+                _LOG.error("%s: worker pid %d did not die", self.state.core.name, worker.pid)
             with contextlib.suppress(OSError):
                 worker.conn.close()
 
     def _step(self) -> bool:
         """One round: start workers, wait, handle what is ready. False = all done."""
         stops: list[Worker] = []
-        with self._lock:
-            if self._terminating:
+        with self.state.lock:
+            if self.state.terminating:
                 terminate = True
             else:
                 terminate = False
                 starts = self._starts_locked()
-            if self._closed and not self._queue:
+            if self.state.core.closed and not self.state.queue:
                 # Stopping and nothing left to run: idle workers may go now.
-                while self._idle:
-                    worker = self._idle.pop()
-                    self._active -= 1
-                    self._retire_locked(worker)
+                while self.state.idle:
+                    worker = self.state.idle[-1]
+                    self.state.retire_locked(worker)
+                    self.state.core.retire(counted=True)
                     stops.append(worker)
-                if not self._workers:
-                    self._wake_pending = True  # nobody needs to wake us any more
+                if not self.state.workers:
+                    self.state.wake_pending = True  # nobody needs to wake us any more
                     return False
         for worker in stops:
-            self._send(worker, child.STOP)
+            self.state.send(worker, child.STOP)
         if terminate:
             self._kill_all(None)
-            with self._lock:
-                if not self._workers:
+            with self.state.lock:
+                if not self.state.workers:
                     return False
         else:
             for _ in range(starts):
                 self._start_one()
-        if self._kills:  # read without the lock: a new request also wakes us
+        if self.state.kills:  # read without the lock: a new request also wakes us
             self._handle_kills()
-        with self._lock:
+        with self.state.lock:
             timeout = self._timer_locked(time.monotonic())
         exits: list[Worker] = []
         replies: list[Worker] = []
-        for key, _ in self._selector.select(timeout):
+        for key, _ in self.state.selector.select(timeout):
             if key.data is None:
-                with self._lock:
-                    self._wake_pending = False
+                with self.state.lock:
+                    self.state.wake_pending = False
                     with contextlib.suppress(BlockingIOError):
-                        os.read(self._wake_r, 4096)
+                        os.read(self.state.wake_r, 4096)
             elif key.data[0] is _EXIT:
                 exits.append(key.data[1])
             else:
@@ -160,51 +173,49 @@ class Dispatcher(ProcessPoolState):
         return True
 
     def _starts_locked(self) -> int:
-        if self._closed and not self._queue:
+        """Workers to start now: those resize() reserved, and what the core decides.
+
+        The core reserves a worker per queued task no idle or starting worker
+        will take, up to ``max_workers``, and tops an open pool up to
+        ``min_workers``; a stopping pool still starts workers for its queue
+        ("stop() runs every queued task").
+        """
+        st = self.state
+        if st.core.closed and not st.queue:
             return 0
-        opts = self._options
-        grow = spawn_count(
-            workers=self._active,
-            max_workers=opts.max_workers,
-            backlog=len(self._queue),
-            idle=len(self._idle) + self._starting,
+        count = st.reserved + st.core.spawn(
+            len(st.queue), idle=len(st.idle) + st.starting + st.reserved, closed_ok=True
         )
-        floor = 0 if self._closed else opts.min_workers - self._active
-        count = max(grow, floor, 0)
-        self._active += count
-        self._starting += count
+        count += st.core.start_min()
+        st.reserved = 0
+        st.starting += count
         return count
 
     def _start_one(self) -> None:
-        with self._lock:
-            self._worker_seq += 1
-            name = f"{self._options.name}-worker-{self._worker_seq}"
+        with self.state.lock:
+            self.state.worker_seq += 1
+            name = f"{self.state.core.name}-worker-{self.state.worker_seq}"
         try:
-            worker = start_worker(self._ctx, self._config, name)
+            worker = start_worker(self.state.ctx, self.state.config, name)
         except Exception as exc:
-            with self._lock:
-                self._active -= 1
-                self._starting -= 1
-            self._break(exc, f"couldn't start a worker process ({exc!r})")
+            with self.state.lock:
+                self.state.core.start_failed(1)
+                self.state.starting -= 1
+            self.state.break_(exc, f"couldn't start a worker process ({exc!r})")
             return
-        self._selector.register(worker.sentinel, selectors.EVENT_READ, (_EXIT, worker))
-        self._selector.register(worker.conn, selectors.EVENT_READ, (_REPLY, worker))
-        with self._lock:
-            self._workers[worker.sentinel] = worker
-            self._counts["started"] += 1
+        self.state.selector.register(worker.sentinel, selectors.EVENT_READ, (_EXIT, worker))
+        self.state.selector.register(worker.conn, selectors.EVENT_READ, (_REPLY, worker))
+        with self.state.lock:
+            self.state.workers[worker.sentinel] = worker
+            self.state.counts["started"] += 1
 
     def _timer_locked(self, now: float) -> float | None:
-        wake: float | None = None
-        idle_timeout = self._options.idle_timeout
-        surplus = self._active - self._options.min_workers
-        for worker in self._workers.values():
-            when = None
-            if worker.state is State.BUSY and worker.deadline is not None:
-                when = worker.deadline
-            elif worker.state is State.IDLE and idle_timeout is not None and surplus > 0:
-                when = worker.idle_since + idle_timeout
-            if when is not None and (wake is None or when < wake):
-                wake = when
+        """Seconds until the next task deadline or idle reap (the core's), or None."""
+        wake = self.state.core.next_reap()
+        for worker in self.state.workers.values():
+            deadline = worker.deadline if worker.state is State.BUSY else None
+            if deadline is not None and (wake is None or deadline < wake):
+                wake = deadline
         # Sliced: a deadline 30 days (or 1e300 s) away is more than select()
         # takes; waking once a slice to find nothing due costs nothing.
         return None if wake is None else slice_of(wake - now)
@@ -213,66 +224,69 @@ class Dispatcher(ProcessPoolState):
         try:
             data = worker.conn.recv_bytes()
         except (EOFError, OSError):
-            self._unwatch_reply(worker)  # it died; its sentinel tells us how
+            self.state.unwatch_reply(worker)  # it died; its sentinel tells us how
             return
         self._on_reply(worker, data)
 
     def _on_reply(self, worker: Worker, data: bytes) -> None:
         kind, value, rss = decode_reply(data)
         if kind == child.INIT_FAILED:
-            with self._lock:
-                self._active -= 1
-                self._starting -= 1
-                self._retire_locked(worker)  # it exits by itself
-            self._break(value, f"a worker's initializer raised {value!r}")
+            with self.state.lock:
+                self.state.core.lose(1)
+                self.state.starting -= 1
+                self.state.retire_locked(worker)  # it exits by itself
+            self.state.break_(value, f"a worker's initializer raised {value!r}")
             return
         if kind == child.READY:
-            with self._lock:
-                self._starting -= 1
+            with self.state.lock:
+                self.state.starting -= 1
                 send = self._next_locked(worker)
             if send is not None:
-                self._send(worker, send)
+                self.state.send(worker, send)
             return
-        with self._lock:
+        with self.state.lock:
             task = worker.task
             worker.task = None
             worker.deadline = None
             worker.done += 1
-            recycle = (self._max_tasks is not None and worker.done >= self._max_tasks) or (
-                self._max_memory is not None and rss is not None and rss > self._max_memory
+            recycle = (
+                self.state.max_tasks is not None and worker.done >= self.state.max_tasks
+            ) or (
+                self.state.max_memory is not None
+                and rss is not None
+                and rss > self.state.max_memory
             )
             if worker.exited:
                 send = None  # reaped by _on_exit right after; it takes no new task
             elif recycle:
-                self._counts["recycled"] += 1
-                self._active -= 1
-                send = self._retire_locked(worker)
+                self.state.counts["recycled"] += 1
+                self.state.core.retire(counted=True)
+                send = self.state.retire_locked(worker)
             else:
                 send = self._next_locked(worker)
         if send is not None:
-            self._send(worker, send)
+            self.state.send(worker, send)
         if task is not None:
-            self._finish(task, kind == child.OK, value)
+            self.state.finish(task, kind == child.OK, value)
 
     def _next_locked(self, worker: Worker) -> bytes | None:
         """Give ``worker`` its next task, or park or retire it; return what to send."""
-        while self._queue:
-            task = self._queue.popleft()
+        while self.state.queue:
+            task = self.state.queue.popleft()
             if (task.future is not None and not task.future.set_running_or_notify_cancel()) or (
                 task.sink is not None and task.sink.abandoned
             ):
-                if self._claim_locked(task):
-                    self._counts["cancelled"] += 1
-                    self._task_left_locked()
+                if self.state.claim_locked(task):
+                    self.state.counts["cancelled"] += 1
+                    self.state.task_left_locked()
                 continue
-            self._assign_locked(worker, task)
+            self.state.assign_locked(worker, task)
             return task.payload
-        if self._closed or self._active > self._options.max_workers:
-            self._active -= 1
-            return self._retire_locked(worker)
-        worker.state = State.IDLE
-        worker.idle_since = time.monotonic()
-        self._idle.append(worker)
+        # Nothing queued: the core says whether it leaves (stopping, or
+        # surplus after a shrink) or parks.
+        if self.state.core.next_step(0) is Step.EXIT:
+            return self.state.retire_locked(worker)
+        self.state.park_locked(worker)
         return None
 
     def _on_exit(self, worker: Worker) -> None:
@@ -292,26 +306,25 @@ class Dispatcher(ProcessPoolState):
             except (EOFError, OSError):
                 pass
         worker.process.join()
-        self._unwatch_reply(worker)
-        self._selector.unregister(worker.sentinel)
+        self.state.unwatch_reply(worker)
+        self.state.selector.unregister(worker.sentinel)
         worker.conn.close()
         code = worker.process.exitcode
-        with self._lock:
-            del self._workers[worker.sentinel]
+        with self.state.lock:
+            del self.state.workers[worker.sentinel]
             state = worker.state
             task = worker.task
             worker.task = None
             if state in (State.STARTING, State.IDLE, State.BUSY):
-                self._active -= 1
-                if worker in self._idle:
-                    self._idle.remove(worker)
+                self.state.core.lose(1)
+                self.state.leave_idle(worker)
                 if state is State.STARTING:
-                    self._starting -= 1
+                    self.state.starting -= 1
                 else:
-                    self._counts["crashed"] += 1
-            self._idle_cv.notify_all()
+                    self.state.counts["crashed"] += 1
+            self.state.idle_cv.notify_all()
         if state is State.STARTING:
-            self._break(None, *exited_before_ready(code))
+            self.state.break_(None, *exited_before_ready(code))
         elif task is not None:
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             error = WorkerCrashed(
@@ -321,31 +334,27 @@ class Dispatcher(ProcessPoolState):
                 pid=worker.pid,
                 exitcode=code,
             )
-            self._finish(task, False, error)
+            self.state.finish(task, False, error)
 
     def _on_timers(self) -> None:
         now = time.monotonic()
         expired: list[Worker] = []
-        with self._lock:
-            surplus = self._active - self._options.min_workers
-            idle_timeout = self._options.idle_timeout
+        with self.state.lock:
+            # Idle workers the core reaps (surplus above min_workers, idle
+            # for idle_timeout), counted out already.
+            tick = self.state.core.maintain(now, len(self.state.queue))
             stops: list[Worker] = []
-            for worker in list(self._workers.values()):
-                if worker.state is State.BUSY and worker.deadline is not None:
-                    if worker.deadline <= now:
-                        expired.append(worker)
-                elif (
-                    worker.state is State.IDLE
-                    and idle_timeout is not None
-                    and surplus > 0
-                    and now - worker.idle_since >= idle_timeout
-                ):
-                    surplus -= 1
-                    self._active -= 1
-                    self._retire_locked(worker)
-                    stops.append(worker)
+            for worker in tick.retire:
+                assert isinstance(worker, Worker)
+                self.state.idle.remove(worker)
+                self.state.retire_locked(worker)
+                stops.append(worker)
+            for worker in self.state.workers.values():
+                deadline = worker.deadline if worker.state is State.BUSY else None
+                if deadline is not None and deadline <= now:
+                    expired.append(worker)
         for worker in stops:
-            self._send(worker, child.STOP)
+            self.state.send(worker, child.STOP)
         for worker in expired:
             # Race: the task may have finished just as its deadline passed. A
             # reply already in the pipe wins (and may give the worker its next
@@ -366,30 +375,30 @@ class Dispatcher(ProcessPoolState):
                     timeout=seconds,
                     pid=worker.pid,
                 )
-                self._kill(worker, error)
+                self.state.kill(worker, error)
 
     def _handle_kills(self) -> None:
-        with self._lock:
-            kills, self._kills = self._kills, []
+        with self.state.lock:
+            kills, self.state.kills = self.state.kills, []
             targets = [
                 worker
                 for future in kills
-                for worker in self._workers.values()
+                for worker in self.state.workers.values()
                 if worker.state is State.BUSY
                 and worker.task is not None
                 and worker.task.future is future
             ]
         for worker in targets:
-            self._kill(worker, None)
+            self.state.kill(worker, None)
 
     def _kill_all(self, error: BaseException | None) -> None:
         """Terminate: cancel queued tasks, kill every worker."""
-        self._cancel_queued()
-        with self._lock:
-            workers = [w for w in self._workers.values() if w.state is not State.DYING]
+        self.state.cancel_queued()
+        with self.state.lock:
+            workers = [w for w in self.state.workers.values() if w.state is not State.DYING]
         for worker in workers:
-            self._kill(worker, error)
-        with self._lock:
-            dying = list(self._workers.values())
+            self.state.kill(worker, error)
+        with self.state.lock:
+            dying = list(self.state.workers.values())
         for worker in dying:
             self._on_exit(worker)

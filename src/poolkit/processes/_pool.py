@@ -8,12 +8,19 @@ fails, with :class:`~poolkit.WorkerCrashed`; the pool goes on); recycling by
 task count and by memory; a bounded queue, ``try_submit``, ``resize``,
 ``wait`` and ``stats``; and a shutdown that leaves no process behind.
 
-Layout (modules of :mod:`poolkit.processes`): submission side ``_base``;
-state and shared transitions ``_state``; the dispatcher thread ``_dispatch``;
-worker and task records and process start ``_workers``; pickling, replies and
-the Future ``_wire``; ``map``/``group`` ``_map``; per-task options
-``_options``; stats ``_stats``; the child loop ``_child`` (standard library
-only).
+``ProcessPool`` is a driver over the worker pools' sans-io lifecycle core
+(:class:`~poolkit.workers._lifecycle.Lifecycle`: closed and broken,
+admission, the worker count and bounds, resize, idle reaping). It holds, by
+composition, the core, a :class:`~poolkit.processes._state.ProcessState`
+(records under one lock, the transitions submitters and dispatcher share,
+admission and hand-off to idle workers) and a
+:class:`~poolkit.processes._dispatch.Dispatcher` (the thread that starts,
+feeds, times out, reaps and kills the worker processes).
+
+Other modules of :mod:`poolkit.processes`: worker and task records and
+process start ``_workers``; pickling, replies and the Future ``_wire``;
+``map``/``group`` ``_map``; per-task options ``_options``; stats ``_stats``;
+the child loop ``_child`` (standard library only).
 """
 
 from __future__ import annotations
@@ -35,13 +42,16 @@ from poolkit._validate import (
 )
 from poolkit._waits import deadline_after, join_thread, wait_for
 from poolkit.processes import _child as child
-from poolkit.processes._base import ProcessPoolBase
+from poolkit.processes._dispatch import Dispatcher
 from poolkit.processes._map import ProcessTaskGroup, process_map
 from poolkit.processes._options import NO_OPTIONS, Options, TaskOptions
+from poolkit.processes._state import ProcessState
 from poolkit.processes._stats import ProcessPoolStats
 from poolkit.processes._wire import ProcessFuture, dumps
 from poolkit.processes._workers import Task, resolve_context
-from poolkit.workers._core import PoolOptions, capacity, describe
+from poolkit.workers._core import ErrorHandler, PoolOptions, describe, stop_mode
+from poolkit.workers._lifecycle import Lifecycle
+from poolkit.workers._lifecycle_plans import Step
 
 __all__ = ["ProcessPool"]
 
@@ -54,7 +64,7 @@ T = TypeVar("T")
 PROCESS_IDLE_TIMEOUT = 10.0
 
 
-class ProcessPool(ProcessPoolBase, Executor):
+class ProcessPool(Executor):
     """A pool of worker processes; a drop-in ``ProcessPoolExecutor``.
 
     Args:
@@ -103,7 +113,7 @@ class ProcessPool(ProcessPoolBase, Executor):
         queue_size: int | None = None,
         nonblocking: bool = False,
         max_blocking: int | None = None,
-        on_error: Callable[[BaseException, Any], object] | None = None,
+        on_error: ErrorHandler | None = None,
         finalizer: Callable[[], object] | None = None,
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
@@ -140,7 +150,29 @@ class ProcessPool(ProcessPoolBase, Executor):
             "the initializer, initargs or finalizer",
             initializer,
         )
-        self._setup(options, ctx, config, max_tasks, max_memory, cancel_running)
+        self._core = Lifecycle(options)
+        self._state = ProcessState(self._core, ctx, config, max_tasks, max_memory, cancel_running)
+        self._dispatcher = Dispatcher(self._state)
+        self._state.start(self._dispatcher.run)
+
+    # -- what the map, group and options helpers use -----------------------
+
+    @property
+    def _options(self) -> PoolOptions:
+        return self._core.options
+
+    @property
+    def _thread(self) -> threading.Thread:
+        return self._state.thread
+
+    def _accept(self, task: Task, block: bool) -> bool:
+        return self._state.accept(task, block)
+
+    def _kill_running(self, future: Future[Any]) -> None:
+        self._state.kill_running(future)
+
+    def _pids(self) -> list[int]:
+        return self._state.pids()
 
     # -- submission -------------------------------------------------------
 
@@ -179,7 +211,7 @@ class ProcessPool(ProcessPoolBase, Executor):
         return Task(payload, fn, future, options.timeout)
 
     def _future(self) -> ProcessFuture[Any]:
-        return ProcessFuture(self._kill_running if self._cancel_running else None)
+        return ProcessFuture(self._kill_running if self._state.cancel_running else None)
 
     def _go(
         self,
@@ -217,7 +249,7 @@ class ProcessPool(ProcessPoolBase, Executor):
         # (~20 ms to import), and an event loop running here has loaded it.
         import asyncio
 
-        future = self._submit(fn, args, kwargs, options, block=self._limit is None)
+        future = self._submit(fn, args, kwargs, options, block=self._core.intake.limit is None)
         if future is None:
             # Full bounded pool: wait for room in a thread, never on the loop.
             # The Future is made here so that a cancelled await can cancel
@@ -388,7 +420,7 @@ class ProcessPool(ProcessPoolBase, Executor):
     def _check_not_dispatcher(self, what: str) -> None:
         if self._thread.ident is not None and self._thread.ident == threading.get_ident():
             raise PoolDeadlock(
-                f"{what} called from a done-callback of {self._options.name}: callbacks run "
+                f"{what} called from a done-callback of {self._core.name}: callbacks run "
                 "on the thread that delivers results, so it would wait for itself"
             )
 
@@ -407,21 +439,22 @@ class ProcessPool(ProcessPoolBase, Executor):
         seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         self._check_not_dispatcher("wait()")
         deadline = deadline_after(seconds)
-        with self._lock:
+        state = self._state
+        with state.lock:
             # Only the dispatcher finishes tasks: without it they never will
             # (its failure handler normally fails them all first).
-            dispatcher = self._thread
+            dispatcher = state.thread
             if not wait_for(
-                self._idle_cv,
-                lambda: not self._unfinished or not dispatcher.is_alive(),
+                state.idle_cv,
+                lambda: not state.unfinished or not dispatcher.is_alive(),
                 deadline,
             ):
                 raise PoolTimeout(
-                    f"{self._options.name} still had {self._unfinished} unfinished tasks "
+                    f"{self._core.name} still had {state.unfinished} unfinished tasks "
                     f"after {seconds} s; raise timeout"
                 )
-            if self._unfinished:
-                raise self._closed_error()
+            if state.unfinished:
+                raise state.closed_error()
 
     def resize(self, max_workers: int | None = None, min_workers: int | None = None) -> None:
         """Change the worker bounds at runtime (ants ``Tune``, pond ``Resize``).
@@ -433,32 +466,30 @@ class ProcessPool(ProcessPoolBase, Executor):
             PoolClosed: the pool is stopped.
             ValueError, TypeError: bad bounds (the message names the argument).
         """
-        with self._lock:
-            if self._closed:
-                raise self._closed_error()
-            old = self._options
-            options = PoolOptions.build(
-                max_workers=old.max_workers if max_workers is None else max_workers,
-                min_workers=old.min_workers if min_workers is None else min_workers,
-                idle_timeout=old.idle_timeout,
-                queue_size=old.queue_size,
-                nonblocking=old.nonblocking,
-                max_blocking=old.max_blocking,
-                on_error=old.on_error,
-                name=old.name,
+        state = self._state
+        core = self._core
+        with state.lock:
+            plan = core.resize(
+                max_workers,
+                min_workers,
+                backlog=len(state.queue),
+                idle=len(state.idle) + state.starting + state.reserved,
             )
-            self._options = options
-            self._limit = capacity(options.max_workers, options.queue_size)
+            # Idle surplus workers leave now (the longest idle first), busy
+            # ones when their task ends (the core's next step for them).
             stops = []
-            while self._active > options.max_workers and self._idle:
-                worker = self._idle.pop(0)
-                self._active -= 1
-                stops.append(worker)
-                self._retire_locked(worker)
-            self._room.notify_all()
-            self._wake_locked()
+            for worker in list(state.idle):
+                if core.workers <= core.max_workers:
+                    break
+                core.unpark(worker)
+                if core.next_step(0) is Step.EXIT:
+                    state.retire_locked(worker)
+                    stops.append(worker)
+            state.reserved += plan.start
+            state.room.notify_all()
+            state.wake_locked()
         for worker in stops:
-            self._send(worker, child.STOP)
+            state.send(worker, child.STOP)
 
     def stop(
         self,
@@ -485,30 +516,26 @@ class ProcessPool(ProcessPoolBase, Executor):
             PoolDeadlock: ``wait`` requested from a done-callback.
             TypeError, ValueError: a bad argument (the message names it).
         """
-        check_bool("wait", wait)
-        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
-        if cancel_pending is None:
-            cancel = not wait
-        else:
-            cancel = check_bool("cancel_pending", cancel_pending)
+        cancel, seconds = stop_mode(wait, cancel_pending, timeout)
         if wait:
             self._check_not_dispatcher("stop(wait=True)")
-        with self._lock:
-            self._closed = True
-            self._room.notify_all()
-            self._wake_locked()
+        state = self._state
+        with state.lock:
+            self._core.close(cancel)
+            state.room.notify_all()
+            state.wake_locked()
         if cancel:
-            self._cancel_queued()
+            state.cancel_queued()
         if not wait:
             return
-        if not join_thread(self._thread, seconds):
-            with self._lock:
-                running = sum(1 for w in self._workers.values() if w.task is not None)
-                self._terminating = True
-                self._wake_locked()
-            self._thread.join()
+        if not join_thread(state.thread, seconds):
+            with state.lock:
+                running = sum(1 for w in state.workers.values() if w.task is not None)
+                state.terminating = True
+                state.wake_locked()
+            state.thread.join()
             raise PoolTimeout(
-                f"{self._options.name} did not stop within {seconds} s: killed {running} "
+                f"{self._core.name} did not stop within {seconds} s: killed {running} "
                 "workers still running a task (their Futures are cancelled); raise timeout"
             )
 
@@ -539,12 +566,13 @@ class ProcessPool(ProcessPoolBase, Executor):
         Returns when no worker process is left.
         """
         self._check_not_dispatcher("terminate()")
-        with self._lock:
-            self._closed = True
-            self._terminating = True
-            self._room.notify_all()
-            self._wake_locked()
-        self._thread.join()
+        state = self._state
+        with state.lock:
+            self._core.close(cancel=True)
+            state.terminating = True
+            state.room.notify_all()
+            state.wake_locked()
+        state.thread.join()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """``Executor.shutdown``: stop taking tasks; ``cancel_futures`` cancels queued ones.
@@ -558,28 +586,28 @@ class ProcessPool(ProcessPoolBase, Executor):
     @property
     def max_workers(self) -> int:
         """The current bound on workers."""
-        return self._options.max_workers
+        return self._core.max_workers
 
     @property
     def closed(self) -> bool:
         """Whether the pool is stopped or stopping (a broken pool is closed too)."""
-        return self._closed
+        return self._core.closed
 
     @property
     def broken(self) -> bool:
         """Whether the pool is broken (a worker could not start, or its dispatcher failed)."""
-        return self._broken is not None
+        return self._core.broken is not None
 
     def pids(self) -> list[int]:
         """Process ids of the live worker processes (sorted)."""
-        return self._pids()
+        return self._state.pids()
 
     def stats(self) -> ProcessPoolStats:
         """A snapshot of workers, tasks and outcome counters."""
-        return self._stats()
+        return self._state.stats()
 
     def __repr__(self) -> str:
-        return describe(type(self).__name__, self._stats(), self._options.name)
+        return describe(type(self).__name__, self._state.stats(), self._core.name)
 
     def __enter__(self) -> ProcessPool:
         return self

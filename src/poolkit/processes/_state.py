@@ -6,7 +6,7 @@ work, requests) and the next timer (a task deadline, an idle worker's
 expiry). Each worker runs one task at a time.
 
 * Submitters put a task in the queue, or hand it straight to an idle worker
-  (state change under ``_lock``, the pipe write after releasing it): no
+  (state change under ``lock``, the pipe write after releasing it): no
   dispatcher hop on the fast path.
 * The dispatcher reads replies, gives the worker its next task before
   resolving the finished task's Future (so the worker is never idle waiting
@@ -14,18 +14,20 @@ expiry). Each worker runs one task at a time.
   worker processes are children of its thread, which outlives them (this
   matters for ``PR_SET_PDEATHSIG``, which fires when the parent *thread* ends).
 
-Invariants (under ``_lock``):
+Invariants (under ``lock``):
 
 * a BUSY worker has ``task`` set, and only the thread that made it BUSY
   writes that task to its pipe (after releasing the lock). No other write can
   interleave: the next write to that pipe needs the worker IDLE again, which
   needs its reply, which the child sends only after reading the whole task;
 * a Task is in exactly one place: the queue, one worker, or finished;
-* ``_active`` counts workers that can take tasks (STARTING, IDLE, BUSY);
-  retiring (STOPPING) and killed (DYING) ones are in ``_workers`` until reaped;
-* ``_unfinished`` counts tasks accepted and not finished; it drops only after
+* the core's ``workers`` counts workers that can take tasks (STARTING, IDLE,
+  BUSY, and those ``resize`` reserved); retiring (STOPPING) and killed (DYING)
+  ones are in ``workers`` until reaped; an IDLE worker is in ``idle`` and
+  parked in the core (which decides when it is reaped);
+* ``unfinished`` counts tasks accepted and not finished; it drops only after
   a task's Future is resolved, so ``wait()`` never returns before that;
-* ``_pending`` holds every accepted task whose outcome nobody has claimed
+* ``pending`` holds every accepted task whose outcome nobody has claimed
   yet. Whoever delivers an outcome first removes the task from it (under the
   lock), so each task is resolved exactly once even when a stop, a kill and a
   dispatcher failure race; and when the dispatcher dies, every task still in
@@ -34,83 +36,96 @@ Invariants (under ``_lock``):
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import logging
 import os
 import selectors
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from poolkit import _fork
-from poolkit._errors import PoolBroken, PoolClosed, TaskTimeout
+from poolkit._errors import PoolBroken, PoolClosed, PoolDeadlock, TaskTimeout
 from poolkit._waits import deadline_after
 from poolkit.processes import _child as child
+from poolkit.processes._stats import ProcessPoolStats
 from poolkit.processes._wire import ProcessFuture
 from poolkit.processes._workers import State, Task, Worker
-from poolkit.workers._core import PoolOptions, capacity
+from poolkit.workers._core import Admission
+from poolkit.workers._lifecycle import Lifecycle
 
-__all__ = ["LIVE", "ProcessPoolState"]
+__all__ = ["LIVE", "ProcessState"]
 
 _LOG = logging.getLogger("poolkit.processes")
+# How long interpreter exit waits for each unstopped pool to kill its workers;
+# killing and reaping takes milliseconds, so this only bounds a broken case.
+AT_EXIT_TIMEOUT = 5.0
+
 # Pools not stopped yet; their workers are killed at interpreter exit.
-LIVE: weakref.WeakSet[ProcessPoolState] = weakref.WeakSet()
+LIVE: weakref.WeakSet[ProcessState] = weakref.WeakSet()
 
 
-class ProcessPoolState:
-    """The pool's state under one lock, and transitions shared by submitters and dispatcher."""
+class ProcessState:
+    """The pool's state under one lock, and the transitions its two sides share.
 
-    _thread: threading.Thread
+    Held by :class:`~poolkit.processes._pool.ProcessPool` (the submitters'
+    side) and by its :class:`~poolkit.processes._dispatch.Dispatcher`. Every
+    decision the worker pools share — closed and broken, admission, the
+    worker count and bounds, which idle workers are reaped — is the
+    lifecycle core's (``core``, a :class:`~poolkit.workers._lifecycle.Lifecycle`);
+    the records here are what only a process pool has: worker processes and
+    their pipes, tasks in flight, the dispatcher's selector.
+    """
 
-    def _setup(
+    thread: threading.Thread
+
+    def __init__(
         self,
-        options: PoolOptions,
+        core: Lifecycle,
         ctx: Any,
         config: bytes,
         max_tasks_per_child: int | None,
         max_memory_per_child: int | None,
         cancel_running: bool,
     ) -> None:
-        self._options = options
-        self._ctx = ctx
-        self._config = config
-        self._max_tasks = max_tasks_per_child
-        self._max_memory = max_memory_per_child
-        self._cancel_running = cancel_running
-        self._limit = capacity(options.max_workers, options.queue_size)
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)  # blocked submitters
-        self._idle_cv = threading.Condition(self._lock)  # wait() and stop()
-        self._queue: collections.deque[Task] = collections.deque()
-        self._pending: set[Task] = set()  # accepted, outcome not claimed yet
-        self._workers: dict[int, Worker] = {}  # by sentinel; every unreaped process
-        self._idle: list[Worker] = []  # LIFO: the warmest worker first
-        self._active = 0  # STARTING + IDLE + BUSY
-        self._starting = 0
-        self._kills: list[Future[Any]] = []
-        self._closed = False
-        self._terminating = False
-        self._broken: BaseException | None = None
-        self._broken_why = ""
-        self._broken_fix = ""
-        self._unfinished = 0
-        self._blocked = 0
-        self._counts = collections.Counter[str]()
-        self._worker_seq = 0
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self._wake_pending = False
+        self.core = core
+        self.ctx = ctx
+        self.config = config
+        self.max_tasks = max_tasks_per_child
+        self.max_memory = max_memory_per_child
+        self.cancel_running = cancel_running
+        self.lock = threading.Lock()
+        self.room = threading.Condition(self.lock)  # blocked submitters
+        self.idle_cv = threading.Condition(self.lock)  # wait() and stop()
+        self.queue: collections.deque[Task] = collections.deque()
+        self.pending: set[Task] = set()  # accepted, outcome not claimed yet
+        self.workers: dict[int, Worker] = {}  # by sentinel; every unreaped process
+        self.idle: list[Worker] = []  # LIFO: the warmest worker first
+        self.starting = 0  # counted in core.workers, not READY yet
+        self.reserved = 0  # counted in core.workers by resize(), to be started
+        self.kills: list[Future[Any]] = []
+        self.terminating = False
+        self.unfinished = 0
+        self.counts = collections.Counter[str]()
+        self.worker_seq = 0
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        self.wake_pending = False
         # The dispatcher's wait set, kept registered between rounds (building
         # one per round costs a registration per worker each time); touched by
         # the dispatcher thread only. Data: None = self-pipe, else (kind, worker).
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._thread = threading.Thread(
-            target=self._run, name=f"{options.name}-dispatcher", daemon=True
-        )
-        self._thread.start()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
+
+    def start(self, run: Callable[[], None]) -> None:
+        """Start the dispatcher thread running ``run``; track the pool for exit and fork."""
+        self.thread = threading.Thread(target=run, name=f"{self.core.name}-dispatcher", daemon=True)
+        self.thread.start()
         LIVE.add(self)
         _fork.track(self)
 
@@ -124,84 +139,89 @@ class ProcessPoolState:
         parent's wake pipe, signals its workers or stops them at exit. Nothing
         here may take a lock a parent thread could have held: they are new.
         """
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)
-        self._idle_cv = threading.Condition(self._lock)
-        self._wake_w = -1  # the parent's dispatcher pipe: never poked from here
+        self.lock = threading.Lock()
+        self.room = threading.Condition(self.lock)
+        self.idle_cv = threading.Condition(self.lock)
+        self.wake_w = -1  # the parent's dispatcher pipe: never poked from here
         LIVE.discard(self)
         why = (
             f"it was created in process {os.getppid()} and used after os.fork(): its "
             "dispatcher thread and worker processes stay in that process"
         )
-        with self._lock:
-            self._break_locked(None, why, "Create a new ProcessPool in the child")
-            tasks = [task for task in list(self._pending) if self._claim_locked(task)]
-            self._queue.clear()
-            self._workers = {}  # the parent's processes: never killed from here
-            error = self._closed_error()
+        with self.lock:
+            self.break_locked(None, why, "Create a new ProcessPool in the child")
+            tasks = [task for task in list(self.pending) if self.claim_locked(task)]
+            self.queue.clear()
+            self.workers = {}  # the parent's processes: never killed from here
+            error = self.closed_error()
         for task in tasks:
-            self._deliver(task, False, error)
+            self.deliver(task, False, error)
 
-    def _closed_error(self) -> PoolClosed | PoolBroken:
-        if self._broken is not None:
-            error = PoolBroken(
-                f"{self._options.name} is broken: {self._broken_why}; no worker is started any "
-                f"more. {self._broken_fix}"
-            )
-            error.__cause__ = self._broken
-            return error
-        return PoolClosed(f"{self._options.name} is stopped; create a new pool to run more tasks")
+    def closed_error(self) -> PoolClosed | PoolBroken:
+        """The error a call to this closed (or broken) pool raises."""
+        return self.core.closed_error()
 
-    def _wake_locked(self) -> None:
-        if not self._wake_pending:
-            self._wake_pending = True
+    def wake_locked(self) -> None:
+        if not self.wake_pending:
+            self.wake_pending = True
             # OSError: the dispatcher is gone and closed its pipe.
             with contextlib.suppress(OSError):
-                os.write(self._wake_w, b"\0")
+                os.write(self.wake_w, b"\0")
 
-    def _assign_locked(self, worker: Worker, task: Task) -> None:
+    def assign_locked(self, worker: Worker, task: Task) -> None:
         worker.state = State.BUSY
         worker.task = task
         # Any finite timeout (1e300 included) gives a float deadline; the
         # dispatcher waits for it in slices (poolkit._waits).
         worker.deadline = None if task.timeout is None else deadline_after(task.timeout)
 
-    def _send(self, worker: Worker, payload: bytes) -> None:
+    def send(self, worker: Worker, payload: bytes) -> None:
         # A dead worker makes this fail; its sentinel then reports the death
         # and the task it was given is attributed to it.
         with contextlib.suppress(OSError):
             worker.conn.send_bytes(payload)
 
-    def _retire_locked(self, worker: Worker) -> bytes:
-        """Mark ``worker`` STOPPING (already out of ``_active``); return the STOP message."""
-        if worker in self._idle:
-            self._idle.remove(worker)
+    def retire_locked(self, worker: Worker) -> bytes:
+        """Mark ``worker`` STOPPING (the core counted it out); return the STOP message."""
+        self.leave_idle(worker)
         worker.state = State.STOPPING
         return child.STOP
 
-    def _claim_locked(self, task: Task) -> bool:
+    def park_locked(self, worker: Worker) -> None:
+        """``worker`` has nothing to do: idle, the warmest first, with the core's reaping clock."""
+        worker.state = State.IDLE
+        self.idle.append(worker)
+        self.core.park(worker, time.monotonic())
+
+    def leave_idle(self, worker: Worker) -> None:
+        """``worker`` stops being idle (given a task, retired, killed or gone)."""
+        if worker in self.idle:
+            self.idle.remove(worker)
+            self.core.unpark(worker)
+
+    def claim_locked(self, task: Task) -> bool:
         """Take the right to deliver ``task``'s outcome; False if someone else has it."""
         try:
-            self._pending.remove(task)
+            self.pending.remove(task)
         except KeyError:
             return False
         return True
 
-    def _task_left_locked(self) -> None:
-        self._unfinished -= 1
-        if self._blocked:
-            self._room.notify()
-        if self._unfinished == 0:
-            self._idle_cv.notify_all()
+    def task_left_locked(self) -> None:
+        self.unfinished -= 1
+        if self.core.intake.blocked:
+            self.room.notify()
+        if self.unfinished == 0:
+            self.idle_cv.notify_all()
 
-    def _finish(self, task: Task, ok: bool, value: Any) -> None:
+    def finish(self, task: Task, ok: bool, value: Any) -> None:
         """Deliver a task's outcome, then count it as finished (unless already claimed)."""
-        with self._lock:
-            if not self._claim_locked(task):
+        with self.lock:
+            if not self.claim_locked(task):
                 return
-        self._deliver(task, ok, value)
+        self.deliver(task, ok, value)
 
-    def _deliver(self, task: Task, ok: bool, value: Any) -> None:
+    def deliver(self, task: Task, ok: bool, value: Any) -> None:
         """Deliver the outcome of a task the caller claimed, then count it as finished."""
         future = task.future
         if future is not None:
@@ -215,98 +235,207 @@ class ProcessPoolState:
         elif task.sink is not None:
             task.sink(ok, value)
         elif not ok:
-            self._report(value, task.fn)
-        with self._lock:
-            self._counts["succeeded" if ok else "failed"] += 1
-            self._task_left_locked()
+            self.report(value, task.fn)
+        with self.lock:
+            self.counts["succeeded" if ok else "failed"] += 1
+            self.task_left_locked()
 
-    def _report(self, exc: BaseException, fn: object) -> None:
+    def report(self, exc: BaseException, fn: object) -> None:
         try:
-            self._options.on_error(exc, fn)
+            self.core.options.on_error(exc, fn)
         except Exception:  # a broken handler must not take the dispatcher down
-            _LOG.exception("on_error handler %r raised", self._options.on_error)
+            _LOG.exception("on_error handler %r raised", self.core.options.on_error)
 
-    def _cancel_queued(self) -> None:
-        with self._lock:
-            tasks = [task for task in self._queue if self._claim_locked(task)]
-            self._queue.clear()
+    def cancel_queued(self) -> None:
+        with self.lock:
+            tasks = [task for task in self.queue if self.claim_locked(task)]
+            self.queue.clear()
         for task in tasks:
             if task.future is not None:
                 task.future.cancel()
             elif task.sink is not None:
-                task.sink(False, PoolClosed(f"{self._options.name} stopped before the task ran"))
-            with self._lock:
-                self._counts["cancelled"] += 1
-                self._task_left_locked()
+                task.sink(False, PoolClosed(f"{self.core.name} stopped before the task ran"))
+            with self.lock:
+                self.counts["cancelled"] += 1
+                self.task_left_locked()
 
-    def _break_locked(self, cause: BaseException | None, why: str, fix: str) -> bool:
+    def break_locked(self, cause: BaseException | None, why: str, fix: str) -> bool:
         """Mark the pool broken (the first cause wins) and closed; True if this was the first."""
-        first = self._broken is None
-        if first:
-            self._broken = cause if cause is not None else RuntimeError(why)
-            self._broken_why = why
-            self._broken_fix = fix
-        self._closed = True
-        self._room.notify_all()  # blocked submitters raise PoolBroken
+        first = self.core.broken is None
+        self.core.fail(
+            f"{self.core.name} is broken: {why}; no worker is started any more. {fix}",
+            cause if cause is not None else RuntimeError(why),
+        )
+        self.room.notify_all()  # blocked submitters raise PoolBroken
         return first
 
-    def _break(self, cause: BaseException | None, why: str, fix: str | None = None) -> None:
+    def break_(self, cause: BaseException | None, why: str, fix: str | None = None) -> None:
         """A worker cannot start: refuse new work, fail queued tasks, stop idle workers."""
         fix = fix or (
             "Fix the cause (the initializer, an unimportable __main__) and create a new pool"
         )
-        with self._lock:
-            first = self._break_locked(cause, why, fix)
-            tasks = [task for task in self._queue if self._claim_locked(task)]
-            self._queue.clear()
-            error = self._closed_error()
+        with self.lock:
+            first = self.break_locked(cause, why, fix)
+            tasks = [task for task in self.queue if self.claim_locked(task)]
+            self.queue.clear()
+            error = self.closed_error()
         if first:  # other workers failing the same way add nothing
-            _LOG.error("%s: %s; no more workers will be started", self._options.name, why)
+            _LOG.error("%s: %s; no more workers will be started", self.core.name, why)
         for task in tasks:
-            self._deliver(task, False, error)
+            self.deliver(task, False, error)
 
-    def _kill(self, worker: Worker, error: BaseException | None) -> None:
+    def kill(self, worker: Worker, error: BaseException | None) -> None:
         """Kill ``worker`` now; its task fails with ``error`` (None: it was cancelled)."""
-        with self._lock:
+        with self.lock:
             if worker.state is State.DYING:
                 return
             task = worker.task
             worker.task = None
             if worker.state in (State.STARTING, State.IDLE, State.BUSY):
-                self._active -= 1
+                self.core.lose(1)
                 if worker.state is State.STARTING:
-                    self._starting -= 1
-            if worker in self._idle:
-                self._idle.remove(worker)
+                    self.starting -= 1
+            self.leave_idle(worker)
             worker.state = State.DYING
-            self._unwatch_reply(worker)  # nothing it writes now matters
+            self.unwatch_reply(worker)  # nothing it writes now matters
             if isinstance(error, TaskTimeout):
-                self._counts["timed_out"] += 1
+                self.counts["timed_out"] += 1
         with contextlib.suppress(OSError, ValueError):  # already gone: the sentinel reaps it
             worker.process.kill()
         if task is None:
             return
         if error is None:
-            with self._lock:
-                if not self._claim_locked(task):
+            with self.lock:
+                if not self.claim_locked(task):
                     return
             if isinstance(task.future, ProcessFuture):
                 task.future.force_cancel()
             elif task.future is not None:
                 task.future.cancel()
             elif task.sink is not None:
-                task.sink(False, PoolClosed(f"{self._options.name} was terminated"))
-            with self._lock:
-                self._counts["cancelled"] += 1
-                self._task_left_locked()
+                task.sink(False, PoolClosed(f"{self.core.name} was terminated"))
+            with self.lock:
+                self.counts["cancelled"] += 1
+                self.task_left_locked()
         else:
-            self._finish(task, False, error)
+            self.finish(task, False, error)
 
-    def _unwatch_reply(self, worker: Worker) -> None:
+    def unwatch_reply(self, worker: Worker) -> None:
         """Stop waiting for ``worker``'s replies (dispatcher thread only)."""
         with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(worker.conn)
+            self.selector.unregister(worker.conn)
 
-    def _run(self) -> None:
-        """The dispatcher loop (see ``_dispatch``)."""
-        raise NotImplementedError
+    def accept(self, task: Task, block: bool) -> bool:
+        """Admit ``task`` and queue it or hand it to an idle worker.
+
+        Returns False only when ``block`` is false and the pool is full.
+        """
+        worker = None
+        with self.lock:
+            self.core.check_open()
+            if self.core.intake.limit is not None and not self.admit_locked(block):
+                return False
+            self.counts["submitted"] += 1
+            self.unfinished += 1
+            self.pending.add(task)
+            if self.idle:
+                if task.future is not None and not task.future.set_running_or_notify_cancel():
+                    # Cancelled before it got in (an asubmit cancelled while
+                    # its helper thread waited for room): it never runs.
+                    self.claim_locked(task)
+                    self.counts["cancelled"] += 1
+                    self.task_left_locked()
+                    return True
+                worker = self.idle.pop()
+                self.core.unpark(worker)
+                self.assign_locked(worker, task)
+                if task.timeout is not None:
+                    self.wake_locked()  # a new deadline for the dispatcher's timer
+            else:
+                self.queue.append(task)
+                backlog = len(self.queue)
+                if backlog > self.starting and self.core.workers < self.core.max_workers:
+                    self.wake_locked()  # the dispatcher starts a worker
+        if worker is not None:
+            self.send(worker, task.payload)
+        return True
+
+    def admit_locked(self, block: bool) -> bool:
+        """Wait for room in a bounded pool as the core's admission decides; False if refused."""
+        intake = self.core.intake
+        while True:
+            decision = intake.admit(pending=self.unfinished, blocked=intake.blocked, block=block)
+            if decision is Admission.ACCEPT:
+                return True
+            if decision is Admission.OVERLOAD:
+                if not block:
+                    intake.count_drop()
+                    return False
+                raise intake.overload(pending=self.unfinished, blocked=intake.blocked)
+            if threading.current_thread() is self.thread:
+                intake.count_drop()
+                raise PoolDeadlock(
+                    f"a done-callback of {self.core.name} would block submitting to its "
+                    "full pool, and callbacks run on the thread that frees room; "
+                    "use try_submit in callbacks or raise queue_size"
+                )
+            intake.block()
+            try:
+                self.room.wait()
+            finally:
+                intake.unblock()
+            self.core.check_open()
+
+    def kill_running(self, future: Future[Any]) -> None:
+        """A running Future was cancelled: the dispatcher kills its worker (if still on it)."""
+        with self.lock:
+            self.kills.append(future)
+            self.wake_locked()
+
+    def stats(self) -> ProcessPoolStats:
+        """A snapshot: the core's state and bounds, the pool's records and counters."""
+        with self.lock:
+            c = self.counts
+            core = self.core
+            return ProcessPoolStats(
+                max_workers=core.max_workers,
+                workers=core.workers,
+                idle_workers=len(self.idle),
+                running=sum(1 for w in self.workers.values() if w.state is State.BUSY),
+                queued=len(self.queue),
+                blocked=core.intake.blocked,
+                submitted=c["submitted"],
+                completed=c["succeeded"] + c["failed"],
+                succeeded=c["succeeded"],
+                failed=c["failed"],
+                dropped=core.intake.dropped,
+                cancelled=c["cancelled"],
+                expired=0,
+                paused=False,
+                closed=core.closed,
+                timed_out=c["timed_out"],
+                crashed=c["crashed"],
+                recycled=c["recycled"],
+                started=c["started"],
+                broken=core.broken is not None,
+            )
+
+    def pids(self) -> list[int]:
+        """Process ids of the live worker processes (sorted)."""
+        with self.lock:
+            return sorted(w.pid for w in self.workers.values() if w.state is not State.DYING)
+
+
+def _stop_all_at_exit() -> None:
+    for pool in list(LIVE):
+        with pool.lock:
+            pool.core.close(cancel=True)
+            pool.terminating = True
+            pool.wake_locked()
+        # Bounded: exit must not hang on a pool that cannot stop.
+        pool.thread.join(AT_EXIT_TIMEOUT)
+
+
+# At interpreter exit (after non-daemon threads are joined, before
+# multiprocessing joins its children) kill the workers of pools never stopped.
+atexit.register(_stop_all_at_exit)

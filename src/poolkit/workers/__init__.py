@@ -2,9 +2,10 @@
 
 :class:`WorkerPool` runs callables on threads (and is a
 ``concurrent.futures.Executor``); :class:`AsyncWorkerPool` runs coroutine
-functions on asyncio worker tasks. Both take the same options and share their
-sizing, admission and stats logic (:mod:`poolkit.workers._core`). Names load on
-first use, so ``WorkerPool`` does not import asyncio, and
+functions on asyncio worker tasks. Both take the same options, and both are
+drivers over one sans-io lifecycle core (:mod:`poolkit.workers._lifecycle`)
+that decides admission, sizing, idle reaping, pause, resize, stop and break.
+Names load on first use, so ``WorkerPool`` does not import asyncio, and
 :mod:`poolkit.processes`, which builds on ``_core``, loads no thread pool.
 """
 

@@ -1,29 +1,44 @@
 """AsyncWorkerPool: asyncio worker tasks with WorkerPool's options and vocabulary.
 
-Queued items are tuples ``(coro_fn, args, kwargs, context, future_or_None)``
-in a deque; ``max_workers`` worker Tasks take them (see ``_async_worker``).
-Coroutine *functions* are queued, not coroutine objects: nothing is created
-for a task until a worker takes it, and a dropped task leaves no "coroutine
-was never awaited" warning.
-
-Everything runs on the pool's event loop (the loop of first use), so the
-bookkeeping is plain attributes, with no lock. Sizing, admission and stats
-come from the shared core (:mod:`poolkit.workers._core`).
+``AsyncWorkerPool`` is the driver: it holds a lifecycle core
+(:class:`~poolkit.workers._lifecycle.Lifecycle`, every decision) and a crew
+of worker tasks (:class:`~poolkit.workers._async_crew.AsyncCrew`, the queue
+and the workers that act on the core's decisions). Everything runs on the
+pool's event loop (the loop of first use), so nothing takes a lock. The
+submission fast path reads plain attributes of the crew and the core.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from poolkit._errors import PoolDeadlock
-from poolkit._validate import check_callable, check_seconds
-from poolkit.workers._async_control import AsyncPoolBase
+from poolkit import _fork
+from poolkit._errors import PoolDeadlock, PoolTimeout
+from poolkit._validate import (
+    Clock,
+    check_callable,
+    check_optional_seconds,
+    check_seconds,
+)
+from poolkit.workers._async_crew import AsyncCrew
 from poolkit.workers._async_group import AsyncTaskGroup
 from poolkit.workers._async_map import async_map
-from poolkit.workers._core import Admission, Expiring, describe
+from poolkit.workers._core import (
+    DEFAULT_IDLE_TIMEOUT,
+    Admission,
+    ErrorHandler,
+    Expiring,
+    PoolOptions,
+    WorkerPoolStats,
+    describe,
+    stop_mode,
+)
+from poolkit.workers._lifecycle import Lifecycle
 
 __all__ = ["AsyncWorkerPool"]
 
@@ -31,7 +46,7 @@ T = TypeVar("T")
 _copy_context = contextvars.copy_context
 
 
-class AsyncWorkerPool(AsyncPoolBase):
+class AsyncWorkerPool:
     """A pool of asyncio worker tasks running coroutine functions.
 
     Takes the options of :class:`WorkerPool` (``max_workers``,
@@ -47,9 +62,63 @@ class AsyncWorkerPool(AsyncPoolBase):
     refused at the call with ``TypeError``; a callable that returns anything
     else fails its task with a ``TypeError`` saying so.
 
+    Shut it down with :meth:`aclose` (stop taking tasks, finish the queued
+    ones, wait for the workers), ``async with`` (the same on exit), or
+    :meth:`stop` for the other modes.
+
     Raises:
         TypeError, ValueError: a bad option (the message names it).
     """
+
+    # Each worker's with_worker() object factory; set on the instance by
+    # with_worker before __init__ runs, never by a caller.
+    _factory: Callable[[], object] | None = None
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        min_workers: int = 0,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        queue_size: int | None = None,
+        nonblocking: bool = False,
+        max_blocking: int | None = None,
+        on_error: ErrorHandler | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        finalizer: Callable[[], object] | None = None,
+        name: str | None = None,
+        clock: Clock = time.monotonic,
+        eager: bool = True,
+    ) -> None:
+        options = PoolOptions.build(
+            max_workers=100 if max_workers is None else max_workers,
+            min_workers=min_workers,
+            idle_timeout=idle_timeout,
+            queue_size=queue_size,
+            nonblocking=nonblocking,
+            max_blocking=max_blocking,
+            on_error=on_error,
+            name=name if name is not None else f"AsyncWorkerPool-{id(self):x}",
+        )
+        initializer = check_callable("initializer", initializer, optional=True)
+        if not isinstance(initargs, tuple):
+            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
+        finalizer = check_callable("finalizer", finalizer, optional=True)
+        self._clock = check_callable("clock", clock)
+        if not isinstance(eager, bool):
+            raise TypeError(f"eager must be a bool, got {type(eager).__name__}")
+        self._core = Lifecycle(options)
+        self._crew = AsyncCrew(
+            self._core,
+            initializer=initializer,
+            initargs=initargs,
+            finalizer=finalizer,
+            factory=self._factory,
+            clock=self._clock,
+            eager=eager,
+        )
+        _fork.track(self)
 
     def go_nowait(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> None:
         """Queue ``fn(*args, **kwargs)`` without waiting; no result handle.
@@ -63,24 +132,26 @@ class AsyncWorkerPool(AsyncPoolBase):
         """
         if not callable(fn):
             check_callable("fn", fn)  # type: ignore[unreachable]
+        crew = self._crew
         if (
-            self._eager_ready
-            and not self._queue
-            and self._pending < self._max_workers
-            and not self._eager_depth
+            crew.eager_ready
+            and not crew.queue
+            and crew.pending < crew.max_workers
+            and not crew.eager_depth
         ):
-            self._start_now(fn, args, kwargs, None)
+            crew.start_now(fn, args, kwargs, None)
             return
-        if self._closed:
-            self._check_open()
-        if self._loop is None:
-            self._bind()
-        if self._limit is not None and self._decide(False) is not Admission.ACCEPT:
-            raise self._overload()
-        if self._can_start_now():
-            self._start_now(fn, args, kwargs, None)
+        core = self._core
+        if core.closed:
+            core.check_open()
+        if crew.loop is None:
+            crew.bind()
+        if crew.bounded and crew.decide(False) is not Admission.ACCEPT:
+            raise crew.overload()
+        if crew.can_start_now():
+            crew.start_now(fn, args, kwargs, None)
         else:
-            self._put((fn, args, kwargs, _copy_context(), None))
+            crew.put((fn, args, kwargs, _copy_context(), None))
 
     def go(
         self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any
@@ -101,37 +172,39 @@ class AsyncWorkerPool(AsyncPoolBase):
         """
         if not callable(fn):
             check_callable("fn", fn)  # type: ignore[unreachable]
+        crew = self._crew
         if (
-            self._eager_ready
-            and not self._queue
-            and self._pending < self._max_workers
-            and not self._eager_depth
+            crew.eager_ready
+            and not crew.queue
+            and crew.pending < crew.max_workers
+            and not crew.eager_depth
         ):
-            self._start_now(fn, args, kwargs, None)
-            return self._accepted
-        if self._closed:
-            self._check_open()
-        if self._loop is None:
-            self._bind()
-        if self._limit is not None:
-            decision = self._decide(True)
+            crew.start_now(fn, args, kwargs, None)
+            return crew.accepted
+        core = self._core
+        if core.closed:
+            core.check_open()
+        if crew.loop is None:
+            crew.bind()
+        if crew.bounded:
+            decision = crew.decide(True)
             if decision is Admission.OVERLOAD:
-                raise self._overload()
+                raise crew.overload()
             if decision is Admission.WAIT:
-                if self._in_own_task():
-                    self._admit_deadlock()
+                if crew.in_own_task():
+                    raise core.intake.deadlock(crew.pending)
                 return self._go_when_admitted(fn, args, kwargs)
-        if self._can_start_now():
-            self._start_now(fn, args, kwargs, None)
+        if crew.can_start_now():
+            crew.start_now(fn, args, kwargs, None)
         else:
-            self._put((fn, args, kwargs, _copy_context(), None))
-        return self._accepted
+            crew.put((fn, args, kwargs, _copy_context(), None))
+        return crew.accepted
 
     async def _go_when_admitted(
         self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
-        await self._admit()
-        self._put((fn, args, kwargs, _copy_context(), None))
+        await self._crew.admit()
+        self._crew.put((fn, args, kwargs, _copy_context(), None))
 
     async def submit(
         self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
@@ -148,15 +221,16 @@ class AsyncWorkerPool(AsyncPoolBase):
         """
         if not callable(fn):
             check_callable("fn", fn)  # type: ignore[unreachable]
-        self._check_open()
-        loop = self._bind()
-        if self._limit is not None:
-            await self._admit()
+        crew = self._crew
+        self._core.check_open()
+        loop = crew.bind()
+        if crew.bounded:
+            await crew.admit()
         fut: asyncio.Future[T] = loop.create_future()
-        if self._can_start_now():
-            self._start_now(fn, args, kwargs, fut)
+        if crew.can_start_now():
+            crew.start_now(fn, args, kwargs, fut)
         else:
-            self._put((fn, args, kwargs, _copy_context(), fut))
+            crew.put((fn, args, kwargs, _copy_context(), fut))
         return fut
 
     def submit_nowait(
@@ -170,7 +244,7 @@ class AsyncWorkerPool(AsyncPoolBase):
         """
         fut = self.try_submit(fn, *args, **kwargs)
         if fut is None:
-            raise self._overload(count=False)  # try_submit counted the drop
+            raise self._crew.overload(count=False)  # try_submit counted the drop
         return fut
 
     def try_submit(
@@ -183,16 +257,17 @@ class AsyncWorkerPool(AsyncPoolBase):
             TypeError: ``fn`` is not callable.
         """
         check_callable("fn", fn)
-        self._check_open()
-        loop = self._bind()
-        if self._limit is not None and self._decide(False) is not Admission.ACCEPT:
-            self._dropped += 1
+        crew = self._crew
+        self._core.check_open()
+        loop = crew.bind()
+        if crew.bounded and crew.decide(False) is not Admission.ACCEPT:
+            self._core.intake.count_drop()
             return None
         fut: asyncio.Future[T] = loop.create_future()
-        if self._can_start_now():
-            self._start_now(fn, args, kwargs, fut)
+        if crew.can_start_now():
+            crew.start_now(fn, args, kwargs, fut)
         else:
-            self._put((fn, args, kwargs, _copy_context(), fut))
+            crew.put((fn, args, kwargs, _copy_context(), fut))
         return fut
 
     async def submit_wait(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
@@ -202,9 +277,9 @@ class AsyncWorkerPool(AsyncPoolBase):
             PoolDeadlock: called from one of this pool's own tasks.
             BaseException: whatever the task raised.
         """
-        if self._in_own_task():
+        if self._crew.in_own_task():
             raise PoolDeadlock(
-                f"submit_wait() called from a task of {self._options.name}: the task "
+                f"submit_wait() called from a task of {self._core.name}: the task "
                 "would wait on its own pool; await the coroutine directly or use another pool"
             )
         return await (await self.submit(fn, *args, **kwargs))
@@ -249,11 +324,135 @@ class AsyncWorkerPool(AsyncPoolBase):
         """An asyncio task group on this pool (see :class:`AsyncTaskGroup`)."""
         return AsyncTaskGroup(self, cancel_on_error=cancel_on_error)
 
+    async def wait(self, timeout: float | None = None) -> None:
+        """Wait until every task submitted so far has finished, without stopping.
+
+        ``timeout`` may be any number of seconds; ``None`` or ``math.inf``
+        waits without limit.
+
+        Raises:
+            PoolTimeout: not idle within ``timeout`` seconds.
+            PoolDeadlock: called from one of this pool's tasks.
+        """
+        seconds = _no_inf(check_optional_seconds("timeout", timeout, allow_inf=True))
+        crew = self._crew
+        if self._core.intake.settled(crew.pending):
+            return
+        loop = crew.bind()
+        if crew.in_own_task():
+            raise PoolDeadlock(
+                f"wait() called from a task of {self._core.name}: it would wait for itself"
+            )
+        waiter = crew.idle_waiter(loop)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), seconds)
+        except TimeoutError:
+            raise PoolTimeout(
+                f"{self._core.name} still had work after {seconds} s "
+                f"({len(crew.queue)} queued); raise timeout"
+            ) from None
+        finally:
+            crew.forget_idle_waiter(waiter)
+
+    def pause(self) -> None:
+        """Stop starting queued tasks until :meth:`resume` (gammazero ``Pause``)."""
+        self._core.pause()
+        self._crew.sync_gate()
+
+    def resume(self) -> None:
+        """Start queued tasks again."""
+        self._core.resume()
+        self._crew.resumed()
+
+    def resize(self, max_workers: int | None = None, min_workers: int | None = None) -> None:
+        """Change the worker bounds (ants ``Tune``, pond ``Resize``).
+
+        Growing starts workers for queued tasks and wakes blocked submitters;
+        shrinking lets surplus workers finish their task and exit.
+
+        Raises:
+            PoolClosed: the pool is stopped.
+            ValueError: bad bounds (the message names the argument).
+        """
+        self._crew.resize(max_workers, min_workers)
+
+    async def stop(
+        self,
+        wait: bool = True,
+        cancel_pending: bool | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Stop the pool; same modes as ``WorkerPool.stop``.
+
+        ``stop()`` drains queued tasks and waits; ``stop(wait=False)`` cancels
+        queued ones and returns; after ``timeout`` the running tasks are
+        cancelled (unlike threads, coroutines can be) and ``PoolTimeout`` is
+        raised. After a stop that waited no worker task is left.
+
+        ``timeout`` may be any number of seconds; ``None`` or ``math.inf``
+        waits without limit.
+
+        Raises:
+            TypeError: ``wait`` or ``cancel_pending`` is not a bool.
+            PoolTimeout: tasks still running after ``timeout`` (now cancelled).
+            PoolDeadlock: ``wait`` requested from one of this pool's tasks.
+        """
+        cancel, seconds = stop_mode(wait, cancel_pending, timeout)
+        crew = self._crew
+        if wait and crew.in_own_task():
+            raise PoolDeadlock(
+                f"stop(wait=True) called from a task of {self._core.name}; "
+                "use stop(wait=False) inside tasks"
+            )
+        crew.close(cancel)
+        if wait:
+            await crew.join(_no_inf(seconds))
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Shut down: stop taking tasks, finish the queued ones, wait for the workers.
+
+        The same as ``await stop()`` (and as leaving an ``async with`` block):
+        every task submitted before the call runs; when it returns no worker
+        task of the pool is left. Closing twice is harmless.
+
+        Args:
+            timeout: most seconds to wait, any size (``None`` or ``math.inf``:
+                no limit); then the running tasks are cancelled and
+                ``PoolTimeout`` is raised.
+
+        Raises:
+            PoolTimeout: tasks still running after ``timeout`` (now cancelled).
+            PoolDeadlock: called from one of this pool's own tasks.
+        """
+        await self.stop(wait=True, timeout=timeout)
+
+    @property
+    def max_workers(self) -> int:
+        """The current bound on workers."""
+        return self._core.max_workers
+
+    @property
+    def closed(self) -> bool:
+        """Whether the pool is stopped or stopping."""
+        return self._core.closed
+
+    def stats(self) -> WorkerPoolStats:
+        """A snapshot of workers, tasks and outcome counters."""
+        return self._crew.stats()
+
+    def _in_own_task(self) -> bool:
+        """Whether the caller is one of this pool's tasks (groups refuse to wait there)."""
+        return self._crew.in_own_task()
+
+    def _after_fork_in_child(self) -> None:
+        """Break the pool in a forked child: its loop and workers stay in the parent."""
+        self._crew.after_fork_in_child()
+
     def __repr__(self) -> str:
-        return describe(type(self).__name__, self.stats(), self._options.name)
+        return describe(type(self).__name__, self.stats(), self._core.name)
 
     async def __aenter__(self) -> AsyncWorkerPool:
-        self._bind()
+        self._crew.bind()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -273,4 +472,18 @@ class AsyncWorkerPool(AsyncPoolBase):
             TypeError: ``factory`` is not callable.
         """
         check_callable("factory", factory)
-        return cls(max_workers, _worker_factory=factory, **options)
+        # The private construction path: the factory is set before __init__
+        # runs, so the public signature needs no private keyword for it.
+        pool = cls.__new__(cls)
+        pool._factory = factory
+        cls.__init__(pool, max_workers, **options)
+        return pool
+
+
+def _no_inf(seconds: float | None) -> float | None:
+    """``None`` for ``math.inf``: asyncio's timeouts spell "no limit" that way.
+
+    Finite values of any size are fine as they are: the event loop caps each
+    select() wait at a day and re-checks its timers.
+    """
+    return None if seconds == math.inf else seconds

@@ -38,6 +38,7 @@ from poolkit._validate import (
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "Admission",
+    "ErrorHandler",
     "Expired",
     "Expiring",
     "PoolOptions",
@@ -47,11 +48,12 @@ __all__ = [
     "default_max_workers",
     "log_task_error",
     "spawn_count",
+    "stop_mode",
 ]
 
 # Surplus workers (above min_workers) exit after this long without work. A
-# CPython thread costs ~100-125 µs to start (anchors/workers.md §5.4), so
-# reaping must be lazy; gammazero/workerpool uses 2 s, pond v1 5 s, ants 1 s.
+# CPython thread costs ~100-125 µs to start, so reaping must be lazy;
+# gammazero/workerpool uses 2 s, pond v1 5 s, ants 1 s.
 DEFAULT_IDLE_TIMEOUT = 2.0
 
 # ThreadPoolExecutor's default since Python 3.8 (bpo-35279): I/O-bound work
@@ -60,6 +62,10 @@ _DEFAULT_MAX_CAP = 32
 _DEFAULT_EXTRA = 4
 
 _LOG = logging.getLogger("poolkit.workers")
+
+# on_error(exc, task): called with a fire-and-forget task's exception and the
+# task (the callable that raised it); its return value is ignored.
+ErrorHandler = Callable[[BaseException, object], object]
 
 
 def default_max_workers() -> int:
@@ -103,7 +109,7 @@ class PoolOptions:
     queue_size: int | None = None
     nonblocking: bool = False
     max_blocking: int | None = None
-    on_error: Callable[[BaseException, Any], object] = log_task_error
+    on_error: ErrorHandler = log_task_error
     name: str = "pool"
 
     @classmethod
@@ -205,6 +211,23 @@ def overload_message(options: PoolOptions, outstanding: int, blocked: int) -> st
         f"(max_workers={options.max_workers}, queue_size={options.queue_size}) and {why}; "
         "raise queue_size or max_workers, or retry later"
     )
+
+
+def stop_mode(wait: object, cancel_pending: object, timeout: object) -> tuple[bool, float | None]:
+    """Validate ``stop()``'s arguments; whether to cancel queued tasks, and the timeout.
+
+    ``cancel_pending=None`` means ``not wait``: a stop that does not wait
+    cancels what is queued (gammazero ``Stop``), one that waits drains it.
+
+    Raises:
+        TypeError: ``wait`` or ``cancel_pending`` is not a bool.
+        ValueError: ``timeout`` is negative or NaN.
+    """
+    seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
+    waits = check_bool("wait", wait)
+    if cancel_pending is None:
+        return not waits, seconds
+    return check_bool("cancel_pending", cancel_pending), seconds
 
 
 def spawn_count(*, workers: int, max_workers: int, backlog: int, idle: int) -> int:

@@ -1,8 +1,8 @@
 """PoolFuture: a ``concurrent.futures.Future`` that is cheap to create.
 
 A stock Future builds its own ``threading.Condition`` (an RLock plus a
-Python-level object, ~1.5 µs: over a third of a ``submit`` round trip,
-anchors/workers.md §5.4). A PoolFuture borrows one of a few shared Conditions
+Python-level object, ~1.5 µs: over a third of a ``submit`` round trip). A
+PoolFuture borrows one of a few shared Conditions
 instead. It is a real ``Future``: ``concurrent.futures.wait``,
 ``as_completed``, ``add_done_callback``, ``cancel`` and
 ``loop.run_in_executor`` treat it as any other.

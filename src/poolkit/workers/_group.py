@@ -31,7 +31,7 @@ from concurrent.futures import CancelledError, Future, as_completed
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from poolkit._errors import PoolDeadlock, PoolTimeout
+from poolkit._errors import PoolDeadlock, PoolError, PoolTimeout
 from poolkit._validate import check_callable, check_optional_seconds
 from poolkit._waits import deadline_after, event_wait, wait_for
 from poolkit.workers._thread_worker import current_pool
@@ -45,8 +45,13 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class TaskCancelled(CancelledError):
-    """Raised by :meth:`CancelToken.raise_if_cancelled` in a cancelled group's task."""
+class TaskCancelled(PoolError, CancelledError):
+    """Raised by :meth:`CancelToken.raise_if_cancelled` in a cancelled group's task.
+
+    A :class:`~poolkit.PoolError` like every error poolkit raises, and a
+    ``concurrent.futures.CancelledError``, so code that handles a cancelled
+    Future handles it too.
+    """
 
 
 class CancelToken:

@@ -1,25 +1,47 @@
 """WorkerPool: a thread pool with the Go anchors' vocabulary, and an Executor.
 
-The design (one SimpleQueue of plain tuples, a lock-free submit path, per-worker
-outcome counters) and the invariants that keep a submission racing with stop
-from being lost are stated once, in ``_thread_base``.
+``WorkerPool`` is the driver: it holds a lifecycle core
+(:class:`~poolkit.workers._lifecycle.Lifecycle`, every decision) and a crew
+of threads (:class:`~poolkit.workers._thread_crew.ThreadCrew`, the queue,
+the lock and the workers that act on the core's decisions). The submit fast
+path reads the core's ``closed`` / ``limit`` / ``workers`` as plain
+attributes and takes no lock; the design and the invariants that keep a
+submission racing with stop from being lost are stated in ``_thread_crew``.
 """
 
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-from poolkit._errors import PoolDeadlock
-from poolkit._validate import check_bool, check_callable, check_seconds
-from poolkit.workers import _thread_worker as tw
-from poolkit.workers._core import describe
+from poolkit import _fork
+from poolkit._errors import PoolDeadlock, PoolTimeout
+from poolkit._validate import (
+    Clock,
+    check_bool,
+    check_callable,
+    check_optional_seconds,
+    check_seconds,
+)
+from poolkit._waits import deadline_after
+from poolkit.workers._core import (
+    DEFAULT_IDLE_TIMEOUT,
+    ErrorHandler,
+    Expiring,
+    PoolOptions,
+    WorkerPoolStats,
+    describe,
+    stop_mode,
+)
 from poolkit.workers._future import PoolFuture
 from poolkit.workers._group import TaskGroup
+from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._map import lazy_map
-from poolkit.workers._thread_base import ThreadPoolBase
+from poolkit.workers._thread_crew import ThreadCrew
+from poolkit.workers._thread_worker import current_pool
 
 __all__ = ["WorkerPool"]
 
@@ -29,7 +51,7 @@ T = TypeVar("T")
 _copy_context = contextvars.copy_context
 
 
-class WorkerPool(ThreadPoolBase, Executor):
+class WorkerPool(Executor):
     """A pool of threads running callables; a drop-in ``ThreadPoolExecutor``.
 
     Args:
@@ -50,7 +72,13 @@ class WorkerPool(ThreadPoolBase, Executor):
             (default: log with traceback).
         finalizer: called in each thread as it exits.
         name: shown in ``repr``, logs and errors.
-        clock: monotonic time source for ``submit_before`` deadlines.
+        clock: monotonic time source for ``submit_before`` deadlines and
+            idle reaping.
+
+    Shut it down with :meth:`close` (stop taking tasks, finish the queued
+    ones, wait for the threads), ``with WorkerPool(...)`` (the same on exit),
+    :meth:`stop` for the other modes (cancel queued tasks, do not wait, a
+    deadline), or ``shutdown()`` (the Executor contract).
 
     Every timeout it takes may be any number of seconds (``None`` or
     ``math.inf``: no limit). In a child made by ``os.fork()`` the pool starts
@@ -62,6 +90,66 @@ class WorkerPool(ThreadPoolBase, Executor):
         TypeError: an argument of the wrong type (the message names it).
         ValueError: an out-of-range argument (the message names it).
     """
+
+    # Each worker's with_worker() object factory; set on the instance by
+    # with_worker before __init__ runs, never by a caller.
+    _factory: Callable[[], object] | None = None
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        thread_name_prefix: str = "",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        min_workers: int = 0,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        queue_size: int | None = None,
+        nonblocking: bool = False,
+        max_blocking: int | None = None,
+        on_error: ErrorHandler | None = None,
+        finalizer: Callable[[], object] | None = None,
+        name: str | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if not isinstance(thread_name_prefix, str):
+            raise TypeError(
+                f"thread_name_prefix must be a str, got {type(thread_name_prefix).__name__}"
+            )
+        options = PoolOptions.build(
+            max_workers=max_workers,
+            min_workers=min_workers,
+            idle_timeout=idle_timeout,
+            queue_size=queue_size,
+            nonblocking=nonblocking,
+            max_blocking=max_blocking,
+            on_error=on_error,
+            name=name if name is not None else (thread_name_prefix or f"WorkerPool-{id(self):x}"),
+        )
+        initializer = check_callable("initializer", initializer, optional=True)
+        if not isinstance(initargs, tuple):
+            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
+        self._clock = check_callable("clock", clock)
+        self._core = Lifecycle(options)
+        self._crew = ThreadCrew(
+            self,
+            self._core,
+            thread_prefix=thread_name_prefix or options.name,
+            initializer=initializer,
+            initargs=initargs,
+            finalizer=check_callable("finalizer", finalizer, optional=True),
+            factory=self._factory,
+            clock=self._clock,
+        )
+        # The submit fast path's two calls, bound once (re-bound after a fork).
+        self._put = self._crew.put
+        self._seq = self._crew.seq
+        self._bounded = self._crew.bounded
+        _fork.track(self)
+        with self._crew.lock:
+            count = self._core.start_min()
+        if count:
+            self._crew.start_threads(count)
 
     def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
         """Run ``fn(*args, **kwargs)`` on a worker; no result handle (fast path).
@@ -78,18 +166,19 @@ class WorkerPool(ThreadPoolBase, Executor):
         """
         if not callable(fn):
             check_callable("fn", fn)  # type: ignore[unreachable]
-        if self._closed:
-            raise self._closed_error()
-        if self._limit is not None:
-            self._admit(True)
+        core = self._core
+        if core.closed:
+            raise core.closed_error()
+        if self._bounded:
+            self._crew.admit(True)
         next(self._seq)
         self._put((fn, args, kwargs, _copy_context(), None))
         # Re-read after queueing: stop() may have run in between (see
-        # _raced_with_stop). mypy cannot know another thread changed it.
-        if self._closed:
-            self._raced_with_stop()  # type: ignore[unreachable]
-        if self._nworkers < self._max_workers:
-            self._maybe_spawn()
+        # ThreadCrew.raced_with_stop). mypy cannot know another thread changed it.
+        if core.closed:
+            self._crew.raced_with_stop()  # type: ignore[unreachable]
+        if core.workers < core.max_workers:
+            self._crew.maybe_spawn()
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` on a worker; return its Future.
@@ -104,17 +193,18 @@ class WorkerPool(ThreadPoolBase, Executor):
         """
         if not callable(fn):
             check_callable("fn", fn)  # type: ignore[unreachable]
-        if self._closed:
-            raise self._closed_error()
-        if self._limit is not None:
-            self._admit(True)
+        core = self._core
+        if core.closed:
+            raise core.closed_error()
+        if self._bounded:
+            self._crew.admit(True)
         fut: Future[T] = PoolFuture()
         next(self._seq)
         self._put((fn, args, kwargs, _copy_context(), fut))
-        if self._closed:  # re-read, as in go()
-            self._raced_with_stop()  # type: ignore[unreachable]
-        if self._nworkers < self._max_workers:
-            self._maybe_spawn()
+        if core.closed:  # re-read, as in go()
+            self._crew.raced_with_stop()  # type: ignore[unreachable]
+        if core.workers < core.max_workers:
+            self._crew.maybe_spawn()
         return fut
 
     def try_submit(
@@ -129,9 +219,8 @@ class WorkerPool(ThreadPoolBase, Executor):
             TypeError: ``fn`` is not callable.
         """
         check_callable("fn", fn)
-        if self._closed:
-            raise self._closed_error()
-        if self._limit is not None and not self._admit(False):
+        self._core.check_open()
+        if self._bounded and not self._crew.admit(False):
             return None
         fut: Future[T] = PoolFuture()
         self._enqueue((fn, args, kwargs, _copy_context(), fut))
@@ -145,9 +234,9 @@ class WorkerPool(ThreadPoolBase, Executor):
             PoolDeadlock: called from one of this pool's own tasks.
             BaseException: whatever ``fn`` raised.
         """
-        if tw.current_pool() is self:
+        if current_pool() is self:
             raise PoolDeadlock(
-                f"submit_wait() called from a task of {self._options.name}: the task "
+                f"submit_wait() called from a task of {self._core.name}: the task "
                 "would wait on its own pool; call fn directly or use another pool"
             )
         return self.submit(fn, *args, **kwargs).result()
@@ -170,11 +259,10 @@ class WorkerPool(ThreadPoolBase, Executor):
         """
         seconds = check_seconds("deadline", deadline, allow_inf=True)
         check_callable("fn", fn)
-        expiring = tw.Expiring(fn, self._clock() + seconds, self._clock, seconds)
-        if self._closed:
-            raise self._closed_error()
-        if self._limit is not None:
-            self._admit(True)
+        expiring = Expiring(fn, self._clock() + seconds, self._clock, seconds)
+        self._core.check_open()
+        if self._bounded:
+            self._crew.admit(True)
         fut: Future[T] = PoolFuture()
         self._enqueue((expiring, args, kwargs, _copy_context(), fut))
         return fut
@@ -183,10 +271,11 @@ class WorkerPool(ThreadPoolBase, Executor):
         """Queue an admitted task (the slow-path twin of the inlined fast path)."""
         next(self._seq)
         self._put(item)
-        if self._closed:
-            self._raced_with_stop()
-        if self._nworkers < self._max_workers:
-            self._maybe_spawn()
+        core = self._core
+        if core.closed:
+            self._crew.raced_with_stop()
+        if core.workers < core.max_workers:
+            self._crew.maybe_spawn()
 
     def map(
         self,
@@ -258,8 +347,130 @@ class WorkerPool(ThreadPoolBase, Executor):
         check_bool("cancel_futures", cancel_futures)
         self.stop(wait=wait, cancel_pending=cancel_futures)
 
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until every task submitted so far has finished, without stopping.
+
+        Tasks submitted while waiting are waited for too: this returns when
+        the pool goes idle (a WaitGroup, as asked in ants#73, gammazero#20).
+
+        Args:
+            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
+                waits without limit.
+
+        Raises:
+            PoolTimeout: not idle within ``timeout`` seconds.
+            PoolDeadlock: called from one of this pool's own tasks.
+        """
+        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
+        if current_pool() is self:
+            raise PoolDeadlock(
+                f"wait() called from a task of {self._core.name}: it would wait for "
+                "itself; wait from outside the pool or use a group"
+            )
+        if not self._crew.wait_idle(deadline_after(seconds)):
+            raise PoolTimeout(
+                f"{self._core.name} still had work after {seconds} s "
+                f"({self._crew.queue.qsize()} queued); raise timeout"
+            )
+
+    def pause(self) -> None:
+        """Stop starting queued tasks until :meth:`resume`; running ones finish.
+
+        Tasks can still be submitted (they queue). From gammazero ``Pause``.
+        """
+        self._crew.pause()
+
+    def resume(self) -> None:
+        """Start queued tasks again after :meth:`pause`."""
+        self._crew.resume()
+
+    def resize(self, max_workers: int | None = None, min_workers: int | None = None) -> None:
+        """Change the worker bounds at runtime (ants ``Tune``, pond ``Resize``).
+
+        Growing starts workers for queued tasks at once and wakes blocked
+        submitters; shrinking lets surplus workers finish their task and exit.
+
+        Raises:
+            PoolClosed: the pool is stopped.
+            ValueError: bad bounds (the message names the argument).
+        """
+        self._crew.resize(max_workers, min_workers)
+
+    def stop(
+        self,
+        wait: bool = True,
+        cancel_pending: bool | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Stop the pool: refuse new tasks, then drain or cancel queued ones.
+
+        ``stop()`` runs every queued task and waits (gammazero ``StopWait``,
+        pond ``StopAndWait``); ``stop(wait=False)`` cancels queued tasks and
+        returns at once (gammazero ``Stop``); ``timeout`` bounds the wait
+        (pond ``StopAndWaitFor``, ants ``ReleaseTimeout``). After a stop that
+        waited, no thread of the pool is alive. Stopping twice is harmless.
+
+        Args:
+            wait: wait for the workers to exit.
+            cancel_pending: cancel queued tasks (default: ``not wait``).
+            timeout: most seconds to wait, any size (``None`` or ``math.inf``:
+                no limit); then queued tasks are cancelled and
+                ``PoolTimeout`` is raised (running tasks cannot be interrupted).
+
+        Raises:
+            TypeError: ``wait`` or ``cancel_pending`` is not a bool.
+            PoolTimeout: workers still running after ``timeout``.
+            PoolDeadlock: ``wait`` requested from one of this pool's tasks.
+        """
+        cancel, seconds = stop_mode(wait, cancel_pending, timeout)
+        if wait and current_pool() is self:
+            raise PoolDeadlock(
+                f"stop(wait=True) called from a task of {self._core.name}: it would "
+                "wait for itself; use stop(wait=False) inside tasks"
+            )
+        self._crew.close(cancel)
+        if wait:
+            self._crew.join(deadline_after(seconds), seconds)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Shut down: stop taking tasks, finish the queued ones, wait for the threads.
+
+        The same as ``stop()`` (and as leaving a ``with`` block): every task
+        submitted before the call runs; when it returns no thread of the pool
+        is alive. Closing twice is harmless.
+
+        Args:
+            timeout: most seconds to wait, any size (``None`` or ``math.inf``:
+                no limit); then queued tasks are cancelled and
+                ``PoolTimeout`` is raised.
+
+        Raises:
+            PoolTimeout: workers still running after ``timeout``.
+            PoolDeadlock: called from one of this pool's own tasks.
+        """
+        self.stop(wait=True, timeout=timeout)
+
+    @property
+    def max_workers(self) -> int:
+        """The current bound on workers."""
+        return self._core.max_workers
+
+    @property
+    def closed(self) -> bool:
+        """Whether the pool is stopped or stopping."""
+        return self._core.closed
+
+    def stats(self) -> WorkerPoolStats:
+        """A snapshot of workers, tasks and outcome counters."""
+        return self._crew.stats()
+
+    def _after_fork_in_child(self) -> None:
+        """Reset in a forked child: fresh locks and queue, the parent's threads forgotten."""
+        self._crew.after_fork_in_child()
+        self._put = self._crew.put
+
     def __repr__(self) -> str:
-        return describe(type(self).__name__, self.stats(), self._options.name)
+        return describe(type(self).__name__, self.stats(), self._core.name)
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -282,4 +493,10 @@ class WorkerPool(ThreadPoolBase, Executor):
             TypeError: ``factory`` is not callable.
         """
         check_callable("factory", factory)
-        return cls(max_workers, _worker_factory=factory, **options)
+        # The private construction path: the factory is set before __init__
+        # runs (and starts min_workers), so the public signature needs no
+        # private keyword for it.
+        pool = cls.__new__(cls)
+        pool._factory = factory
+        cls.__init__(pool, max_workers, **options)
+        return pool
