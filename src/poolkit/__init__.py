@@ -135,23 +135,9 @@ __all__ = [
     "accept_by_capacity",
 ]
 
-# Each module and the public names it defines, imported on first use.
+# Each module and the public names it defines, imported on first use; the
+# errors (every other name of __all__) come from poolkit._errors.
 _EXPORTS = {
-    "poolkit._errors": (
-        "BufferExportedError",
-        "ConnectionDetached",
-        "EventLoopMismatch",
-        "LeakWarning",
-        "PoolBroken",
-        "PoolClosed",
-        "PoolDeadlock",
-        "PoolError",
-        "PoolOverload",
-        "PoolTimeout",
-        "ReleaseError",
-        "TaskTimeout",
-        "WorkerCrashed",
-    ),
     "poolkit.buffers": (
         "BufferPool",
         "ByteBuffer",
@@ -200,4 +186,4 @@ _MOVED = {
     "WorkerPoolStats": "poolkit.workers",
 }
 
-_lazy.install(__name__, _EXPORTS, _MOVED)
+_lazy.install(__name__, _EXPORTS, _MOVED, rest="poolkit._errors")

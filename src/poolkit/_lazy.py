@@ -31,6 +31,7 @@ def install(
     package: str,
     exports: Mapping[str, tuple[str, ...]],
     moved: Mapping[str, str] | None = None,
+    rest: str | None = None,
 ) -> None:
     """Give ``package`` a lazy ``__getattr__`` and a ``__dir__`` listing its names.
 
@@ -43,6 +44,9 @@ def install(
         package: the package's ``__name__``.
         exports: module -> the public names it defines.
         moved: old public name -> the package to import it from now.
+        rest: the module every other name of ``__all__`` comes from (so a
+            module whose public names are all re-exported is not listed
+            twice: once in its own ``__all__``, once here).
 
     Raises:
         RuntimeError: ``__all__`` and ``exports`` disagree (a packaging bug,
@@ -51,6 +55,8 @@ def install(
     module = sys.modules[package]
     where = {name: source for source, names in exports.items() for name in names}
     public = list(getattr(module, "__all__", ()))
+    if rest is not None:
+        where.update((name, rest) for name in public if name not in where)
     missing = sorted(set(public) - set(where) - set(vars(module)))
     if missing:
         raise RuntimeError(f"{package}.__all__ lists names with no module: {missing}")

@@ -51,7 +51,8 @@ __all__ = [
     "accept_by_capacity",
 ]
 
-# Each module and the public names it defines, imported on first use.
+# Each module and the public names it defines, imported on first use; the
+# retention policies (every other name of __all__) come from poolkit.buffers.retention.
 _EXPORTS = {
     "poolkit.buffers._bpool": (
         "BoundedBufferPool",
@@ -63,15 +64,6 @@ _EXPORTS = {
     "poolkit.buffers._bytebuffer": ("BufferExportedError", "ByteBuffer"),
     "poolkit.buffers._bytebuffer_pool": ("ByteBufferPool", "ByteBufferPoolStats"),
     "poolkit.buffers._object": ("ObjectPool", "ObjectPoolStats"),
-    "poolkit.buffers.retention": (
-        "Calibrated",
-        "KeepAll",
-        "MaxCapacity",
-        "RetentionPolicy",
-        "Utilization",
-        "Verdict",
-        "accept_by_capacity",
-    ),
 }
 
-_lazy.install(__name__, _EXPORTS)
+_lazy.install(__name__, _EXPORTS, rest="poolkit.buffers.retention")
