@@ -29,48 +29,34 @@ def check_caps(
     return (DEFAULT_MAX_SIZE if per_key is None else per_key), idle_per_key, total, idle
 
 
+# The gauges of a pool: what it holds now (the other numeric fields count events).
+_GAUGES = ("size", "idle", "in_use", "creating", "closing", "waiting", "min_size", "max_size")
+# Every numeric field of the stats, summed over the keys.
+_SUMMED = tuple(
+    f.name
+    for f in dataclasses.fields(ConnectionPoolStats)
+    if f.name not in ("closed_by_reason", "broken")
+)
+
+
 def sum_stats(parts: list[ConnectionPoolStats], budget: Budget) -> ConnectionPoolStats:
+    """One pool's statistics for all keys: sums, with the global cap as ``max_size``."""
     reasons: dict[str, int] = {}
     for s in parts:
         for reason, n in s.closed_by_reason.items():
             reasons[reason] = reasons.get(reason, 0) + n
-    total = budget.max_size
+    summed: dict[str, Any] = {name: sum(getattr(s, name) for s in parts) for name in _SUMMED}
+    if not math.isinf(budget.max_size):
+        summed["max_size"] = int(budget.max_size)
     return ConnectionPoolStats(
-        size=sum(s.size for s in parts),
-        idle=sum(s.idle for s in parts),
-        in_use=sum(s.in_use for s in parts),
-        creating=sum(s.creating for s in parts),
-        closing=sum(s.closing for s in parts),
-        waiting=sum(s.waiting for s in parts),
-        min_size=sum(s.min_size for s in parts),
-        max_size=int(total) if not math.isinf(total) else sum(s.max_size for s in parts),
-        acquired=sum(s.acquired for s in parts),
-        waited=sum(s.waited for s in parts),
-        waited_for_create=sum(s.waited_for_create for s in parts),
-        wait_time=sum(s.wait_time for s in parts),
-        timeouts=sum(s.timeouts for s in parts),
-        overloads=sum(s.overloads for s in parts),
-        created=sum(s.created for s in parts),
-        create_errors=sum(s.create_errors for s in parts),
-        closed_by_reason=reasons,
-        broken=any(s.broken for s in parts),
+        **summed, closed_by_reason=reasons, broken=any(s.broken for s in parts)
     )
 
 
 def counters_only(stats: ConnectionPoolStats) -> ConnectionPoolStats:
     """A forgotten key's counters, with its gauges zeroed (it holds nothing)."""
-    return dataclasses.replace(
-        stats,
-        size=0,
-        idle=0,
-        in_use=0,
-        creating=0,
-        closing=0,
-        waiting=0,
-        min_size=0,
-        max_size=0,
-        broken=False,
-    )
+    zeroed: dict[str, Any] = dict.fromkeys(_GAUGES, 0)
+    return dataclasses.replace(stats, broken=False, **zeroed)
 
 
 def keyed_setup(
