@@ -496,7 +496,7 @@ def test_eager_start_runs_the_first_step_before_go_returns() -> None:
             steps.append("second")
             return "done"
 
-        async with AsyncWorkerPool(2) as ap:
+        async with AsyncWorkerPool(2, eager=True) as ap:
             fut = await ap.submit(two_steps)
             assert steps == ["first"]
             assert await fut == "done"
@@ -508,21 +508,23 @@ def test_eager_start_runs_the_first_step_before_go_returns() -> None:
     run(main())
 
 
-def test_no_eager_start_when_disabled_or_when_tasks_are_queued() -> None:
+def test_no_eager_start_by_default_when_disabled_or_when_tasks_are_queued() -> None:
     async def main() -> None:
         order: list[int] = []
 
         async def record(i: int) -> None:
             order.append(i)
 
-        async with AsyncWorkerPool(1, eager=False) as ap:
-            await ap.go(record, 1)
-            assert order == []  # queued for a worker, not run in the caller
-            await ap.wait()
-            assert order == [1]
+        for pool in (AsyncWorkerPool(1), AsyncWorkerPool(1, eager=False)):
+            order.clear()
+            async with pool as ap:
+                await ap.go(record, 1)
+                assert order == []  # queued for a worker, not run in the caller
+                await ap.wait()
+                assert order == [1]
         order.clear()
         gate = asyncio.Event()
-        async with AsyncWorkerPool(1) as ap:
+        async with AsyncWorkerPool(1, eager=True) as ap:
             await ap.go(gate.wait)  # suspends: the only worker slot is taken
             await ap.go(record, 1)
             await ap.go(record, 2)
@@ -532,6 +534,31 @@ def test_no_eager_start_when_disabled_or_when_tasks_are_queued() -> None:
             assert order == [1, 2]  # FIFO kept
         with pytest.raises(TypeError, match="eager"):
             AsyncWorkerPool(1, eager="yes")  # type: ignore[arg-type]
+
+    run(main())
+
+
+def test_a_timeout_inside_a_task_times_out_the_task_and_never_cancels_the_caller() -> None:
+    """With the default pool, ``asyncio.timeout()`` entered at a task's start acts on
+    the task: the task sees ``TimeoutError`` and the submitter is not cancelled (an
+    eager first step would have run as the submitter's task and cancelled it)."""
+
+    async def main() -> None:
+        async def times_out() -> str:
+            try:
+                async with asyncio.timeout(0.01):
+                    await asyncio.sleep(60)
+            except TimeoutError:
+                return "timed out"
+            return "not timed out"
+
+        async with AsyncWorkerPool(2) as ap:
+            fut = await ap.submit(times_out)
+            assert await fut == "timed out"
+            current = asyncio.current_task()
+            assert current is not None
+            assert current.cancelling() == 0
+            await asyncio.sleep(0.05)  # a stray cancel of this task would land here
 
     run(main())
 

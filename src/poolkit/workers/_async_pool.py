@@ -66,6 +66,13 @@ class AsyncWorkerPool:
     ones, wait for the workers), ``async with`` (the same on exit), or
     :meth:`stop` for the other modes.
 
+    ``eager=True`` runs a task's first step in the caller when a worker slot
+    is free (off by default): that step runs as the *caller's* asyncio task,
+    so ``asyncio.timeout()``, ``TaskGroup`` or ``current_task()`` entered in
+    it would act on the caller (a timeout that expires after the task
+    suspended cancels the caller). Turn it on only for coroutines that use
+    none of them before their first ``await``.
+
     Raises:
         TypeError, ValueError: a bad option (the message names it).
     """
@@ -89,7 +96,7 @@ class AsyncWorkerPool:
         finalizer: Callable[[], object] | None = None,
         name: str | None = None,
         clock: Clock = time.monotonic,
-        eager: bool = True,
+        eager: bool = False,
     ) -> None:
         options = PoolOptions.build(
             max_workers=100 if max_workers is None else max_workers,
