@@ -16,7 +16,7 @@ demo: $(BIN)/python
 	$(BIN)/poolkit demo
 
 test: $(BIN)/python
-	$(PIP) install --quiet -e '.[dev,cli,bench,progress,postgres,memcache,cloudpickle]'
+	$(PIP) install --quiet -e '.[dev,cli,bench,progress,postgres,memcache,cloudpickle,resque,dask]'
 	bash scripts/install-test-servers.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
