@@ -138,6 +138,7 @@ class DaskPool:
         self._closed = False
         self._blocked = 0
         self._settling = 0  # taken off _by_key, Future not yet resolved
+        self._reserved = 0  # room taken by submitters and by ordered maps' batches
         self._peak = 0
         self._submitted = self._succeeded = self._failed = self._cancelled = 0
 
@@ -156,11 +157,16 @@ class DaskPool:
         check_callable("fn", fn)
         call = functools.partial(fn, **kwargs) if kwargs else fn
         self._reserve(1)
-        [fut] = self._send(lambda: [self._client.submit(call, *args, pure=False)])
+        [fut] = self._send(lambda: [self._client.submit(call, *args, pure=False)], 1)
         return fut
 
     def _reserve(self, wanted: int, guard: Callable[[], None] | None = None) -> int:
-        """Wait until at least one more task may go out; how many of ``wanted`` may."""
+        """Wait for room; reserve and return how many of ``wanted`` tasks may go out.
+
+        Reserved tasks count as out until :meth:`_send` tracks them or
+        :meth:`_release` gives them back, so concurrent submitters never
+        overshoot ``max_in_flight``.
+        """
         with self._cond:
             self._blocked += 1
             try:
@@ -174,13 +180,31 @@ class DaskPool:
                 raise PoolClosed("this DaskPool is closed; create a new one to submit more")
             if guard is not None:
                 guard()
-            room = wanted if self._max is None else self._max - self._out()
-            return min(wanted, room)
+            granted = wanted if self._max is None else min(wanted, self._max - self._out())
+            self._reserved += granted
+            return granted
 
-    def _send(self, make: Callable[[], list[Any]]) -> list[_DaskFuture]:
-        dask_futures = make()
+    def _release(
+        self, count: int, *, succeeded: int = 0, failed: int = 0, cancelled: int = 0
+    ) -> None:
+        """Give back reserved room; count how the tasks that used it ended."""
+        with self._cond:
+            self._reserved -= count
+            self._succeeded += succeeded
+            self._failed += failed
+            self._cancelled += cancelled
+            self._cond.notify_all()
+
+    def _send(self, make: Callable[[], list[Any]], reserved: int) -> list[_DaskFuture]:
+        """Send reserved tasks; the collector resolves their Futures."""
+        try:
+            dask_futures = make()
+        except BaseException:
+            self._release(reserved)
+            raise
         futs = [_DaskFuture(self, f) for f in dask_futures]
         with self._cond:
+            self._reserved -= reserved
             for fut in futs:
                 self._by_key[fut.dask_future.key] = fut
             self._submitted += len(futs)
@@ -229,45 +253,111 @@ class DaskPool:
         if self._closed:
             raise PoolClosed("this DaskPool is closed; create a new one to map")
         window = self._max or max(_MIN_MAP_WINDOW, _WINDOW_PER_THREAD * self._threads())
-        results = self._map(fn, iter(iterable), window, ordered)
+        if ordered:
+            results = self._map_ordered(fn, iter(iterable), window)
+        else:
+            results = self._map_unordered(fn, iter(iterable), window)
         if progress is True:
             return _with_bar(results, iterable)
         if callable(progress):
             return _with_callback(results, progress)
         return results
 
-    def _map(
-        self, fn: Callable[[Any], T], source: Iterator[Any], window: int, ordered: bool
+    def _map_ordered(
+        self, fn: Callable[[Any], T], source: Iterator[Any], window: int
     ) -> Generator[T, None, None]:
-        out: deque[Future[Any]] = deque()
+        """Batches of ``window // 4`` items, each sent by one ``client.map`` and
+        fetched by one ``client.gather``: the collector is not involved, so an
+        ordered map costs what ``Client.map`` costs, per item.
+        """
+        size = max(1, window // 4)
+        batches: deque[list[Any]] = deque()
+        out = 0  # items sent and not yet yielded
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and out < window:
+                    room = self._reserve(min(size, window - out))
+                    items = list(itertools.islice(source, room))
+                    if len(items) < room:  # the input ran out
+                        self._release(room - len(items))
+                        exhausted = True
+                    if not items:
+                        break
+                    batches.append(self._client.map(fn, items, pure=False))
+                    with self._cond:
+                        self._submitted += len(items)
+                        self._peak = max(self._peak, self._out())
+                    out += len(items)
+                if not batches:
+                    return
+                head = batches.popleft()
+                values, error = self._gather_batch(head)
+                out -= len(head)
+                del head
+                values.reverse()  # pop from the end: drop each result as it is yielded
+                while values:
+                    yield values.pop()
+                if error is not None:
+                    raise error  # after the results before it, as Executor.map does
+        finally:
+            left = [f for batch in batches for f in batch]
+            if left:
+                self._cancel_on_cluster(left)
+                self._release(len(left), cancelled=len(left))
+
+    def _gather_batch(self, batch: list[Any]) -> tuple[list[Any], BaseException | None]:
+        """The results of ``batch`` in order, up to its first failure (the rest cancelled)."""
+        try:
+            values: list[Any] = self._client.gather(batch)
+        except Exception:
+            pass  # a failure, or a result lost with its worker: look one by one
+        else:
+            self._release(len(batch), succeeded=len(batch))
+            return values, None
+        values = []
+        for index, dask_future in enumerate(batch):
+            try:
+                values.append(dask_future.result())
+            except Exception as exc:
+                rest = batch[index + 1 :]
+                self._cancel_on_cluster(rest)
+                self._release(len(batch), succeeded=index, failed=1, cancelled=len(rest))
+                return values, exc
+        self._release(len(batch), succeeded=len(batch))
+        return values, None
+
+    def _map_unordered(
+        self, fn: Callable[[Any], T], source: Iterator[Any], window: int
+    ) -> Generator[T, None, None]:
+        out: set[Future[Any]] = set()
         finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
-        taken = yielded = 0
         exhausted = False
         try:
             while True:
                 # Refill below half the window, in batches: one client.map
                 # call per batch instead of one submit per item.
-                while not exhausted and taken - yielded <= window // 2:
-                    room = self._reserve(window - (taken - yielded))
+                while not exhausted and len(out) <= window // 2:
+                    room = self._reserve(window - len(out))
                     batch = list(itertools.islice(source, room))
                     if not batch:
+                        self._release(room)
                         exhausted = True
                         break
-                    futs = self._send(lambda b=batch: self._client.map(fn, b, pure=False))  # type: ignore[misc]
-                    taken += len(futs)
-                    out.extend(futs)
-                    if not ordered:
-                        for sent in futs:
-                            sent.add_done_callback(finished.put)
-                if taken == yielded:
+                    if len(batch) < room:
+                        self._release(room - len(batch))
+                    futs = self._send(
+                        lambda b=batch: self._client.map(fn, b, pure=False),  # type: ignore[misc]
+                        len(batch),
+                    )
+                    out.update(futs)
+                    for sent in futs:
+                        sent.add_done_callback(finished.put)
+                if not out:
                     return
-                if ordered:
-                    fut = out.popleft()
-                else:
-                    fut = finished.get()
-                    out.remove(fut)
+                fut = finished.get()
+                out.discard(fut)
                 result = fut.result()
-                yielded += 1
                 del fut
                 yield result
         finally:
@@ -439,7 +529,7 @@ class DaskPool:
 
     def _out(self) -> int:
         """Tasks sent and not settled (call with the lock held)."""
-        return len(self._by_key) + self._settling
+        return len(self._by_key) + self._settling + self._reserved
 
     def _threads(self) -> int:
         try:
@@ -569,7 +659,7 @@ class DaskTaskGroup(Generic[T]):
         except BaseException as exc:
             self._note(exc)
             raise
-        [fut] = self._pool._send(lambda: [self._pool._client.submit(call, *args, pure=False)])
+        [fut] = self._pool._send(lambda: [self._pool._client.submit(call, *args, pure=False)], 1)
         with self._lock:
             self._futures.append(fut)
         fut.add_done_callback(self._on_done)
