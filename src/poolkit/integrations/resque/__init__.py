@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from poolkit.integrations.resque._options import check_namespace
 from poolkit.integrations.resque._queues import QueueOrder, parse_queues
 from poolkit.integrations.resque._stats import ResqueWorkerStats
 from poolkit.integrations.resque._store import Store, connect
 from poolkit.integrations.resque._wire import DEFAULT_NAMESPACE, Keys, encode_job
-from poolkit.integrations.resque._worker import ResqueWorker, check_namespace
+from poolkit.integrations.resque._worker import ResqueWorker
 
 __all__ = ["QueueOrder", "ResqueWorker", "ResqueWorkerStats", "enqueue", "parse_queues"]
 

@@ -25,7 +25,6 @@ import os
 import queue
 import random
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -36,14 +35,18 @@ from inspect import iscoroutinefunction
 from typing import Any
 
 from poolkit import PoolClosed, TaskTimeout
-from poolkit._validate import check_bool, check_int, check_seconds
+from poolkit._validate import check_bool, check_seconds
 from poolkit._waits import event_wait
-from poolkit.integrations.resque._queues import parse_queues
-from poolkit.integrations.resque._runners import MODES, make_runner
-from poolkit.integrations.resque._stats import ResqueWorkerStats
-from poolkit.integrations.resque._store import (
+from poolkit.integrations.resque._options import (
+    DEFAULT_GRACE,
+    DEFAULT_INTERVAL,
     HEARTBEAT_INTERVAL,
     PRUNE_INTERVAL,
+    WorkerOptions,
+)
+from poolkit.integrations.resque._runners import make_runner
+from poolkit.integrations.resque._stats import ResqueWorkerStats
+from poolkit.integrations.resque._store import (
     Ack,
     Fetched,
     Store,
@@ -60,18 +63,10 @@ from poolkit.integrations.resque._wire import (
     text,
 )
 
-__all__ = ["ResqueWorker", "check_namespace"]
+__all__ = ["ResqueWorker"]
 
 _LOG = logging.getLogger("poolkit.integrations.resque")
 
-# goworker's -concurrency default; a process pool defaults to one per core.
-DEFAULT_CONCURRENCY = 25
-# Resque's and goworker's polling interval when every queue is empty.
-DEFAULT_INTERVAL = 5.0
-# How long running jobs may finish after a stop (SIGTERM) before they are
-# stopped and put back on their queue; a deployment's kill timeout is
-# usually 30 s (Kubernetes' terminationGracePeriodSeconds), so stay below.
-DEFAULT_GRACE = 25.0
 # Backoff while Redis is unreachable: from 0.1 s, doubling, at most 5 s.
 _RETRY_FIRST, _RETRY_MAX = 0.1, 5.0
 
@@ -80,16 +75,6 @@ _RETRY_FIRST, _RETRY_MAX = 0.1, 5.0
 # a live slot of the first for a stale registration of a recycled pid.
 _SLOT_NUMBERS = itertools.count()
 _LIVE_IDS: set[str] = set()
-
-
-def check_namespace(namespace: object) -> str:
-    """The namespace without a trailing colon (goworker writes ``resque:``)."""
-    if not isinstance(namespace, str):
-        raise TypeError(f"namespace must be a str, got {type(namespace).__name__}")
-    ns = namespace.rstrip(":")
-    if not ns:
-        raise ValueError("namespace must not be empty (Resque's default is 'resque')")
-    return ns
 
 
 @dataclass
@@ -162,41 +147,24 @@ class ResqueWorker:
         pool_options: Mapping[str, Any] | None = None,
         hostname: str | None = None,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-        self._order = parse_queues(queues)
-        default = (os.cpu_count() or 1) if mode == "processes" else DEFAULT_CONCURRENCY
-        self._concurrency = check_int(
-            "concurrency", default if concurrency is None else concurrency, minimum=1
+        self._opt = opt = WorkerOptions.build(
+            queues=queues,
+            concurrency=concurrency,
+            namespace=namespace,
+            mode=mode,
+            interval=interval,
+            grace=grace,
+            job_timeout=job_timeout,
+            heartbeat_interval=heartbeat_interval,
+            prune_interval=prune_interval,
+            pool_options=pool_options,
+            hostname=hostname,
         )
-        self._keys = Keys(check_namespace(namespace))
-        self._interval = check_seconds("interval", interval, allow_zero=False)
-        self._grace = check_seconds("grace", grace)
-        if job_timeout is not None:
-            job_timeout = check_seconds("job_timeout", job_timeout, allow_zero=False)
-            if mode == "threads":
-                raise ValueError(
-                    "job_timeout needs mode='processes' or mode='asyncio': a running "
-                    "thread cannot be stopped"
-                )
-        self._job_timeout = job_timeout
-        self._heartbeat_interval = check_seconds(
-            "heartbeat_interval", heartbeat_interval, allow_zero=False
-        )
-        self._prune_interval = check_seconds("prune_interval", prune_interval, allow_zero=False)
-        options = dict(pool_options or {})
-        if "max_workers" in options:
-            raise ValueError("pool_options must not set max_workers: pass concurrency=")
-        self._pool_options = options
-        if hostname is not None and (not isinstance(hostname, str) or not hostname):
-            raise ValueError(f"hostname must be a non-empty str, got {hostname!r}")
-        self._host = (hostname or socket.gethostname()).replace(":", "-")
-        self._mode = mode
+        self._keys = Keys(opt.namespace)
         self._store = Store(connect(redis), self._keys)
-        qs = ",".join(self._order.names)
+        qs = ",".join(opt.order.names)
         self._ids = tuple(
-            f"{self._host}:{os.getpid()}-{next(_SLOT_NUMBERS)}:{qs}"
-            for _ in range(self._concurrency)
+            f"{opt.host}:{os.getpid()}-{next(_SLOT_NUMBERS)}:{qs}" for _ in range(opt.concurrency)
         )
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -223,7 +191,7 @@ class ResqueWorker:
             raise ValueError("class_name must not be empty")
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
-        if iscoroutinefunction(fn) and self._mode != "asyncio":
+        if iscoroutinefunction(fn) and self._opt.mode != "asyncio":
             raise TypeError(
                 f"fn for {class_name!r} is a coroutine function: create the worker with "
                 "mode='asyncio' to run coroutine handlers"
@@ -257,7 +225,9 @@ class ResqueWorker:
         if self._started:
             raise PoolClosed("this ResqueWorker already ran; create a new one to run again")
         self._started = True
-        runner = make_runner(self._mode, self._concurrency, self._pool_options, self._job_timeout)
+        runner = make_runner(
+            self._opt.mode, self._opt.concurrency, self._opt.pool_options, self._opt.job_timeout
+        )
         # Live before registered: a worker of this process pruning meanwhile
         # must not take these ids (this pid, not its own) for stale ones.
         _LIVE_IDS.update(self._ids)
@@ -317,7 +287,7 @@ class ResqueWorker:
         grace: float | None = None
         while grace is None:
             if free:
-                fetches = [(slot, self._order.order(self._rng)) for slot in free]
+                fetches = [(slot, self._opt.order.order(self._rng)) for slot in free]
                 got = self._retry(self._store.exchange, acks, fetches)
                 acks.clear()
                 self._counts.polls += 1
@@ -331,7 +301,7 @@ class ResqueWorker:
                     continue
                 if burst and not self._running:
                     break
-                grace = self._take_events(acks, free, block=True, timeout=self._interval)
+                grace = self._take_events(acks, free, block=True, timeout=self._opt.interval)
             else:
                 grace = self._take_events(acks, free, block=True)
         # Stopping: fetch nothing more; let running jobs finish within grace.
@@ -373,7 +343,7 @@ class ResqueWorker:
                 if event[0] == "done":
                     self._finish(event[1], event[2], acks, free)
                 else:
-                    grace = self._grace if event[1] is None else event[1]
+                    grace = self._opt.grace if event[1] is None else event[1]
                     if self._stop_asked > 1:
                         grace = 0.0  # a second stop (a second SIGTERM): no more grace
                 event = self._events.get_nowait()
@@ -475,7 +445,7 @@ class ResqueWorker:
                 return call(*args)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if self._stop_asked and give_up_at == math.inf:
-                    give_up_at = time.monotonic() + self._grace
+                    give_up_at = time.monotonic() + self._opt.grace
                 if time.monotonic() >= give_up_at:
                     raise
                 _LOG.warning("redis unreachable (%s); retrying in %.1f s", exc, delay)
@@ -487,19 +457,19 @@ class ResqueWorker:
     def _prune(self) -> None:
         report = self._store.prune(
             own=_LIVE_IDS.__contains__,
-            host=self._host,
-            prune_interval=self._prune_interval,
+            host=self._opt.host,
+            prune_interval=self._opt.prune_interval,
         )
         self._counts.pruned += report.pruned
         self._counts.recovered += report.requeued
 
     def _beat(self, stop: threading.Event) -> None:
-        next_prune = time.monotonic() + self._prune_interval
-        while not event_wait(stop, self._heartbeat_interval):
+        next_prune = time.monotonic() + self._opt.prune_interval
+        while not event_wait(stop, self._opt.heartbeat_interval):
             try:
                 self._store.heartbeat(self._ids)
                 if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + self._prune_interval
+                    next_prune = time.monotonic() + self._opt.prune_interval
                     self._prune()
             except Exception as exc:  # Redis away: the control loop reports it
                 _LOG.warning("resque heartbeat failed: %r", exc)
@@ -530,9 +500,9 @@ class ResqueWorker:
         active = self._started and not self._closed
         running = len(self._running)
         return ResqueWorkerStats(
-            max_workers=self._concurrency,
-            workers=self._concurrency if active else 0,
-            idle_workers=self._concurrency - running if active else 0,
+            max_workers=self._opt.concurrency,
+            workers=self._opt.concurrency if active else 0,
+            idle_workers=self._opt.concurrency - running if active else 0,
             running=running,
             queued=0,
             blocked=0,
@@ -557,7 +527,8 @@ class ResqueWorker:
         s = self.stats()
         state = "broken" if s.broken else ("closed" if s.closed else "open")
         return (
-            f"<ResqueWorker {self._keys.ns}:{','.join(self._order.names)} {self._mode} {state} "
+            f"<ResqueWorker {self._keys.ns}:{','.join(self._opt.order.names)} "
+            f"{self._opt.mode} {state} "
             f"[{s.running}/{s.max_workers} running | done: {s.succeeded} ok, {s.failed} failed, "
             f"{s.cancelled} put back | {s.recovered} recovered]>"
         )

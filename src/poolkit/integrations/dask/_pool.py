@@ -1,48 +1,17 @@
-"""DaskPool: the worker-pool vocabulary on a Dask distributed cluster.
-
-``pip install 'poolkit[dask]'``. What ``Client`` lacks and poolkit's pools
-have (dask/distributed#864 "Throttling tasks", open since 2017):
-
-* ``map`` is lazy and bounded: input is pulled as results come back, at most
-  ``max_in_flight`` tasks are on the cluster, an endless generator works
-  (``Client.map`` needs ``len()`` and submits everything at once);
-* ``submit`` returns a ``concurrent.futures.Future``, so ``as_completed``,
-  ``wait`` and ``asyncio.wrap_future`` work on it, and waits for room when
-  ``max_in_flight`` tasks are already out;
-* ``group(cancel_on_error=True)``: the first failure cancels the rest — work
-  not yet sent never starts, tasks on the cluster are cancelled there;
-* ``wait()``, ``close()`` / context manager, ``stats()`` in the worker-pool
-  vocabulary.
-
-How results come back: one *collector* thread per pool reads finished Dask
-futures from a ``distributed.as_completed`` (which fetches results on the
-client's event loop, many at once) and resolves the matching
-``concurrent.futures.Future``. Callbacks of those Futures run on that thread;
-they may call the pool (``submit``, ``cancel``) but must not block on other
-results of the same pool.
-
-Tasks are submitted with ``pure=False``: two calls with the same arguments
-run twice, as they would on a ``WorkerPool``. The client belongs to the
-caller: ``close()`` leaves it open.
-"""
+"""DaskPool: submit, bounded map, groups, wait, close and stats on a Dask cluster."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
-import queue
 import threading
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future
-from concurrent.futures import as_completed as futures_as_completed
-from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from poolkit import CancelToken, PoolClosed, PoolTimeout, TaskCancelled, WorkerPoolStats
+from poolkit import PoolClosed, PoolTimeout, WorkerPoolStats
 from poolkit._validate import (
     check_bool,
     check_callable,
@@ -50,8 +19,10 @@ from poolkit._validate import (
     check_optional_seconds,
 )
 from poolkit._waits import deadline_after, wait_for
+from poolkit.integrations.dask import _map
+from poolkit.integrations.dask._group import DaskTaskGroup
 
-__all__ = ["DaskPool", "DaskPoolStats", "DaskTaskGroup"]
+__all__ = ["DaskPool", "DaskPoolStats"]
 
 T = TypeVar("T")
 
@@ -254,115 +225,14 @@ class DaskPool:
             raise PoolClosed("this DaskPool is closed; create a new one to map")
         window = self._max or max(_MIN_MAP_WINDOW, _WINDOW_PER_THREAD * self._threads())
         if ordered:
-            results = self._map_ordered(fn, iter(iterable), window)
+            results = _map.map_ordered(self, fn, iter(iterable), window)
         else:
-            results = self._map_unordered(fn, iter(iterable), window)
+            results = _map.map_unordered(self, fn, iter(iterable), window)
         if progress is True:
-            return _with_bar(results, iterable)
+            return _map.with_bar(results, iterable)
         if callable(progress):
-            return _with_callback(results, progress)
+            return _map.with_callback(results, progress)
         return results
-
-    def _map_ordered(
-        self, fn: Callable[[Any], T], source: Iterator[Any], window: int
-    ) -> Generator[T, None, None]:
-        """Batches of ``window // 4`` items, each sent by one ``client.map`` and
-        fetched by one ``client.gather``: the collector is not involved, so an
-        ordered map costs what ``Client.map`` costs, per item.
-        """
-        size = max(1, window // 4)
-        batches: deque[list[Any]] = deque()
-        out = 0  # items sent and not yet yielded
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and out < window:
-                    room = self._reserve(min(size, window - out))
-                    items = list(itertools.islice(source, room))
-                    if len(items) < room:  # the input ran out
-                        self._release(room - len(items))
-                        exhausted = True
-                    if not items:
-                        break
-                    batches.append(self._client.map(fn, items, pure=False))
-                    with self._cond:
-                        self._submitted += len(items)
-                        self._peak = max(self._peak, self._out())
-                    out += len(items)
-                if not batches:
-                    return
-                head = batches.popleft()
-                values, error = self._gather_batch(head)
-                out -= len(head)
-                del head
-                values.reverse()  # pop from the end: drop each result as it is yielded
-                while values:
-                    yield values.pop()
-                if error is not None:
-                    raise error  # after the results before it, as Executor.map does
-        finally:
-            left = [f for batch in batches for f in batch]
-            if left:
-                self._cancel_on_cluster(left)
-                self._release(len(left), cancelled=len(left))
-
-    def _gather_batch(self, batch: list[Any]) -> tuple[list[Any], BaseException | None]:
-        """The results of ``batch`` in order, up to its first failure (the rest cancelled)."""
-        try:
-            values: list[Any] = self._client.gather(batch)
-        except Exception:
-            pass  # a failure, or a result lost with its worker: look one by one
-        else:
-            self._release(len(batch), succeeded=len(batch))
-            return values, None
-        values = []
-        for index, dask_future in enumerate(batch):
-            try:
-                values.append(dask_future.result())
-            except Exception as exc:
-                rest = batch[index + 1 :]
-                self._cancel_on_cluster(rest)
-                self._release(len(batch), succeeded=index, failed=1, cancelled=len(rest))
-                return values, exc
-        self._release(len(batch), succeeded=len(batch))
-        return values, None
-
-    def _map_unordered(
-        self, fn: Callable[[Any], T], source: Iterator[Any], window: int
-    ) -> Generator[T, None, None]:
-        out: set[Future[Any]] = set()
-        finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
-        exhausted = False
-        try:
-            while True:
-                # Refill below half the window, in batches: one client.map
-                # call per batch instead of one submit per item.
-                while not exhausted and len(out) <= window // 2:
-                    room = self._reserve(window - len(out))
-                    batch = list(itertools.islice(source, room))
-                    if not batch:
-                        self._release(room)
-                        exhausted = True
-                        break
-                    if len(batch) < room:
-                        self._release(room - len(batch))
-                    futs = self._send(
-                        lambda b=batch: self._client.map(fn, b, pure=False),  # type: ignore[misc]
-                        len(batch),
-                    )
-                    out.update(futs)
-                    for sent in futs:
-                        sent.add_done_callback(finished.put)
-                if not out:
-                    return
-                fut = finished.get()
-                out.discard(fut)
-                result = fut.result()
-                del fut
-                yield result
-        finally:
-            if out:
-                self._cancel_all(list(out))
 
     def group(self, *, cancel_on_error: bool = False) -> DaskTaskGroup[Any]:
         """A task group: ``wait()`` returns results in order and raises the first failure.
@@ -449,6 +319,12 @@ class DaskPool:
         self._count("cancelled")
         Future.cancel(fut)
         fut.set_running_or_notify_cancel()
+
+    def _count_sent(self, count: int) -> None:
+        """Reserved tasks went out outside the collector (an ordered map's batch)."""
+        with self._cond:
+            self._submitted += count
+            self._peak = max(self._peak, self._out())
 
     def _count(self, what: str) -> None:
         with self._cond:
@@ -585,165 +461,3 @@ def _exception_of(dask_future: Any) -> BaseException:
         return err
     tb = dask_future.traceback()
     return exc.with_traceback(tb) if isinstance(exc, BaseException) else RuntimeError(exc)
-
-
-def _with_callback(
-    results: Generator[T, None, None], callback: Callable[[int], object]
-) -> Generator[T, None, None]:
-    with contextlib.closing(results):  # stopping early cancels what is out
-        for count, result in enumerate(results, 1):
-            yield result
-            callback(count)
-
-
-def _with_bar(
-    results: Generator[T, None, None], iterable: Iterable[Any]
-) -> Generator[T, None, None]:
-    total = len(iterable) if hasattr(iterable, "__len__") else None  # type: ignore[arg-type]
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        if total is None:
-            raise ImportError(
-                "progress=True on an input of unknown length needs tqdm: "
-                "pip install 'poolkit[progress]'"
-            ) from None
-        from poolkit._progress import Progress
-
-        def advance(count: int) -> None:
-            bar.advance()
-
-        with Progress("DaskPool.map", max(1, total)) as bar:
-            yield from _with_callback(results, advance)
-        return
-    with tqdm(total=total, desc="DaskPool.map") as tbar:
-        yield from _with_callback(results, lambda count: tbar.update(1))
-
-
-class DaskTaskGroup(Generic[T]):
-    """Tasks submitted together to a :class:`DaskPool`; create with ``pool.group()``.
-
-    ``wait()`` returns results in submission order and raises the first
-    failure. With ``cancel_on_error=True`` the first failure cancels the
-    group: submissions after it return cancelled Futures and never start,
-    tasks on the cluster are cancelled there, and ``token`` is set. As a
-    context manager, leaving the block waits; an exception in it cancels.
-    """
-
-    def __init__(self, pool: DaskPool, *, cancel_on_error: bool) -> None:
-        self._pool = pool
-        self._cancel_on_error = cancel_on_error
-        self._lock = threading.Lock()
-        self._futures: list[Future[Any]] = []
-        self._first_error: BaseException | None = None
-        self.token = CancelToken()
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        """Submit ``fn(*args, **kwargs)`` as a member of the group.
-
-        Returns:
-            Its Future; already cancelled if the group is.
-
-        Raises:
-            TypeError: ``fn`` is not callable.
-            PoolClosed: the pool is closed (also a failure of the group).
-        """
-        check_callable("fn", fn)
-        if self.token.cancelled:
-            return self._cancelled_future()
-        call = functools.partial(fn, **kwargs) if kwargs else fn
-        try:
-            self._pool._reserve(1, guard=self.token.raise_if_cancelled)
-        except TaskCancelled:
-            return self._cancelled_future()  # cancelled while waiting for room
-        except BaseException as exc:
-            self._note(exc)
-            raise
-        [fut] = self._pool._send(lambda: [self._pool._client.submit(call, *args, pure=False)], 1)
-        with self._lock:
-            self._futures.append(fut)
-        fut.add_done_callback(self._on_done)
-        if self.token.wait(0):  # cancelled while this one was being sent
-            self._pool._cancel_all([fut])
-        return fut
-
-    def go(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
-        """Submit without keeping the Future; failures still reach ``wait()``."""
-        self.submit(fn, *args, **kwargs)
-
-    def _cancelled_future(self) -> Future[Any]:
-        fut: Future[Any] = Future()
-        fut.cancel()
-        fut.set_running_or_notify_cancel()  # wakes concurrent.futures.wait() on it
-        with self._lock:
-            self._futures.append(fut)
-        return fut
-
-    def _on_done(self, fut: Future[Any]) -> None:
-        if not fut.cancelled():
-            self._note(fut.exception())
-
-    def _note(self, exc: BaseException | None) -> None:
-        if exc is None:
-            return
-        with self._lock:
-            if self._first_error is None:
-                self._first_error = exc
-        if self._cancel_on_error:
-            self._cancel(exc)
-
-    def cancel(self) -> None:
-        """Cancel the group: nothing more starts, tasks on the cluster are cancelled."""
-        self._cancel(None)
-
-    def _cancel(self, reason: BaseException | None) -> None:
-        self.token.cancel(reason)
-        with self._lock:
-            futures = [f for f in self._futures if not f.done()]
-        self._pool._cancel_all(futures)
-
-    def wait(self, timeout: float | None = None) -> list[T]:
-        """Wait for every member; return results in submission order.
-
-        Raises:
-            BaseException: the first failure, after every member ended.
-            CancelledError: the group was cancelled and no member failed.
-            PoolTimeout: members still running after ``timeout`` seconds.
-        """
-        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
-        with self._lock:
-            futures = list(self._futures)
-        _done, pending = futures_wait(futures, timeout=seconds)
-        if pending:
-            raise PoolTimeout(
-                f"group tasks still running after {seconds} s ({len(pending)} of "
-                f"{len(futures)} not done); raise timeout"
-            )
-        if self._first_error is not None:
-            raise self._first_error
-        return [f.result() for f in futures]
-
-    def as_completed(self, timeout: float | None = None) -> Iterator[Future[T]]:
-        """The members' Futures as they finish (``concurrent.futures.as_completed``)."""
-        with self._lock:
-            futures = list(self._futures)
-        return futures_as_completed(futures, timeout=timeout)
-
-    def __len__(self) -> int:
-        return len(self._futures)
-
-    def __enter__(self) -> DaskTaskGroup[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is not None:
-            self.cancel()
-            with contextlib.suppress(BaseException):
-                self.wait()
-            return
-        self.wait()
