@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run each family's workload the naive way and the poolkit way, print "
         "side-by-side tables and write a Markdown report with charts.",
     )
-    demo.add_argument("parts", nargs="*", help="parts to run (default: all)")
+    demo.add_argument(
+        "parts", nargs="*", help="parts to run (default: all but scaleout, which needs Redis)"
+    )
     demo.add_argument(
         "--out", type=Path, default=Path("poolkit-demo"), help="report folder (./poolkit-demo)"
     )

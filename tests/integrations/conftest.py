@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.adapters.conftest import eventually, free_port, missing
+from tests.integrations.dask_cluster import distributed
 
 
 class RedisServer:
@@ -106,3 +107,10 @@ def rclient(redis_url: str) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def dask_installed() -> None:
+    """distributed is importable: skip locally, fail in CI (``CI=true``) when not."""
+    if distributed is None:
+        missing("distributed (pip install 'poolkit[dask]')")

@@ -13,43 +13,8 @@ import pytest
 
 from poolkit import PoolClosed, PoolTimeout, WorkerPoolStats
 from poolkit.integrations.dask import DaskPool, DaskPoolStats
-from tests.adapters.conftest import missing
 from tests.integrations import dask_tasks
-
-distributed: Any  # the module, or None (skipped locally, a failure in CI)
-try:
-    import distributed as _distributed
-
-    distributed = _distributed
-except ImportError:
-    distributed = None
-
-# Bound on every wait in these tests: reaching it is a failure, never a pass.
-LIMIT = 60.0
-
-
-@pytest.fixture(scope="module")
-def dask_installed() -> None:
-    """distributed is importable: skip locally, fail in CI (``CI=true``) when not."""
-    if distributed is None:
-        missing("distributed (pip install 'poolkit[dask]')")
-
-
-def local_cluster() -> Any:
-    """Two worker processes on loopback; no dashboard.
-
-    The scheduler's HTTP server listens even without a dashboard, on 8787
-    when ``dashboard_address=None``, and warns (an error under
-    ``filterwarnings = error``) when another cluster holds that port: an
-    ephemeral loopback port never collides.
-    """
-    return distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=2,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    )
+from tests.integrations.dask_cluster import LIMIT, distributed, local_cluster
 
 
 @pytest.fixture(scope="module")

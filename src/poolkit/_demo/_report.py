@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from poolkit._progress import Progress
 from poolkit._table import format_table
 
-__all__ = ["PARTS", "DemoContext", "Section", "run_demo"]
+__all__ = ["OPTIONAL_PARTS", "PARTS", "DemoContext", "Section", "run_demo"]
 
 # Part name -> module (in this package) defining run(ctx) -> Section. Ordered as
 # the tour goes; later families add their part here.
@@ -21,6 +21,11 @@ PARTS: dict[str, str] = {
     "connections": "poolkit._demo.connections",
     "sqlite": "poolkit._demo.sqlite",
     "workers": "poolkit._demo.workers",
+}
+# Parts run only when named (``poolkit demo scaleout``): they need more than
+# the standard library (redis-server, distributed) or take minutes.
+OPTIONAL_PARTS: dict[str, str] = {
+    "scaleout": "poolkit._demo.scaleout",
 }
 
 
@@ -139,7 +144,8 @@ def run_demo(
 
     Args:
         out_dir: the report folder; created if missing.
-        parts: which parts to run (default: all, in tour order).
+        parts: which parts to run (default: every part of :data:`PARTS`, in
+            tour order; :data:`OPTIONAL_PARTS` run only when named).
         quick: smaller workloads.
         stream: where progress is drawn (default: standard error).
         out: where the tables and findings are printed.
@@ -150,15 +156,16 @@ def run_demo(
     Raises:
         ValueError: an unknown part name.
     """
+    known = {**PARTS, **OPTIONAL_PARTS}
     chosen = list(PARTS) if not parts else list(parts)
-    unknown = [p for p in chosen if p not in PARTS]
+    unknown = [p for p in chosen if p not in known]
     if unknown:
-        raise ValueError(f"unknown demo part(s) {unknown}; choose from {list(PARTS)}")
+        raise ValueError(f"unknown demo part(s) {unknown}; choose from {list(known)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(out_dir=out_dir, quick=quick, stream=stream or sys.stderr)
     sections: list[Section] = []
     for name in chosen:
-        module = importlib.import_module(PARTS[name])
+        module = importlib.import_module(known[name])
         out(f"\n== {name} ==")
         section: Section = module.run(ctx)
         sections.append(section)
