@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.adapters.conftest import eventually, free_port, missing
+from tests.adapters.conftest import PROMPT, eventually, free_port, missing
 from tests.integrations.dask_cluster import distributed
 
 
@@ -114,3 +115,23 @@ def dask_installed() -> None:
     """distributed is importable: skip locally, fail in CI (``CI=true``) when not."""
     if distributed is None:
         missing("distributed (pip install 'poolkit[dask]')")
+
+
+@pytest.fixture
+def running() -> Iterator[Callable[[Any], threading.Thread]]:
+    """Run workers in background threads; each is stopped and joined at the end."""
+    from poolkit.integrations.resque import ResqueWorker
+
+    started: list[tuple[ResqueWorker, threading.Thread]] = []
+
+    def start(worker: Any) -> threading.Thread:
+        thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
+        thread.start()
+        started.append((worker, thread))
+        return thread
+
+    yield start
+    for worker, thread in started:
+        worker.stop(grace=0)
+        thread.join(PROMPT)
+        assert not thread.is_alive(), "a worker did not stop"

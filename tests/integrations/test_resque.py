@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -35,24 +35,6 @@ def ruby_enqueue(client: Any, queue: str, raw: bytes, ns: str = "resque") -> Non
 def failures(client: Any, ns: str = "resque") -> list[dict[str, Any]]:
     """``Resque::Failure::Redis.all``: every record of ``<ns>:failed``, decoded."""
     return [json.loads(raw) for raw in client.lrange(f"{ns}:failed", 0, -1)]
-
-
-@pytest.fixture
-def running() -> Iterator[Callable[[ResqueWorker], threading.Thread]]:
-    """Run workers in background threads; each is stopped and joined at the end."""
-    started: list[tuple[ResqueWorker, threading.Thread]] = []
-
-    def start(worker: ResqueWorker) -> threading.Thread:
-        thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
-        thread.start()
-        started.append((worker, thread))
-        return thread
-
-    yield start
-    for worker, thread in started:
-        worker.stop(grace=0)
-        thread.join(PROMPT)
-        assert not thread.is_alive(), "a worker did not stop"
 
 
 def test_a_job_enqueued_by_ruby_resque_runs_with_its_args(rclient: Any, redis_url: str) -> None:

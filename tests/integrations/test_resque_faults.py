@@ -200,3 +200,31 @@ def test_stress_several_workers_lose_and_duplicate_nothing(
     assert int(rclient.get("resque:stat:processed")) == total
     assert rclient.keys("resque:worker:*") == []
     assert rclient.smembers("resque:workers") == set()
+
+
+def test_a_worker_rides_out_a_redis_restart(
+    redis_server: Any, tmp_path: Path, running: Any
+) -> None:
+    """goworker#15 (no reconnect after Redis loss): the worker retries and goes on."""
+    import redis
+
+    from tests.integrations.conftest import RedisServer
+
+    own = RedisServer(redis_server.binary, tmp_path).start()
+    try:
+        seen: list[str] = []
+        worker = ResqueWorker(own.url, "q", concurrency=1, interval=0.02)
+        worker.register("Rec", seen.append)
+        thread = running(worker)
+        enqueue(own.url, "q", "Rec", "before")
+        eventually(lambda: seen == ["before"], "the job before the restart")
+        own.kill()
+        own.start()  # same port, empty: the worker's connections are all broken
+        with redis.Redis.from_url(own.url) as client:
+            enqueue(client, "q", "Rec", "after")
+        eventually(lambda: seen == ["before", "after"], "the job after the restart")
+        worker.stop(grace=0)
+        thread.join(PROMPT)
+        assert not thread.is_alive()
+    finally:
+        own.kill()
