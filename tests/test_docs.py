@@ -129,6 +129,8 @@ REQUIRED_ANCHORS = [
     "multiprocessing.Pool",
     "pebble",
     "loky",
+    "benmanns/goworker",
+    "Dask distributed",
 ]
 
 
