@@ -15,6 +15,7 @@ from poolkit import WorkerPoolStats
 from poolkit.integrations.resque import ResqueWorker, ResqueWorkerStats, enqueue
 from tests.adapters.conftest import PROMPT, eventually
 from tests.integrations import resque_jobs
+from tests.integrations.test_resque_wire import FAILURE_KEYS
 
 # Exactly what Ruby's `Resque.enqueue(Archive, 35, "tar")` sends (Resque.push:
 # SADD the queue name, RPUSH the compact JSON, class first).
@@ -70,15 +71,7 @@ def test_failures_are_written_as_resques_failure_backend_reads_them(
     worker.register("Notify", resque_jobs.fail)
     worker.run(burst=True, handle_signals=False)
     [record] = failures(rclient)
-    assert list(record) == [
-        "failed_at",
-        "payload",
-        "exception",
-        "error",
-        "backtrace",
-        "worker",
-        "queue",
-    ]
+    assert list(record) == FAILURE_KEYS
     assert record["payload"] == json.loads(RUBY_NOTIFY)  # extra key "id" kept
     assert record["exception"] == "TypeError"  # fail() takes one argument, got three
     assert "positional argument" in record["error"]

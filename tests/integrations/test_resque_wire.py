@@ -19,6 +19,8 @@ from poolkit.integrations.resque._wire import (
 )
 
 WHEN = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+# Resque::Failure::Redis#save's keys, in its order.
+FAILURE_KEYS = ["failed_at", "payload", "exception", "error", "backtrace", "worker", "queue"]
 
 
 def test_encode_job_is_ruby_json_generate_output() -> None:
@@ -62,15 +64,7 @@ def test_failure_record_has_resques_keys_in_resques_order() -> None:
         '"exception":"ValueError","error":"bad","backtrace":["line"],"worker":"h:1-0:q",'
         '"queue":"q"}'
     )
-    assert list(json.loads(record)) == [
-        "failed_at",
-        "payload",
-        "exception",
-        "error",
-        "backtrace",
-        "worker",
-        "queue",
-    ]
+    assert list(json.loads(record)) == FAILURE_KEYS
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from typing import Any
 
 from poolkit._demo._report import DemoContext, Section
 
-__all__ = ["dask_memory", "resque_recovery", "run"]
+__all__ = ["dask_memory", "free_port", "redis_server", "resque_recovery", "run"]
 
 QUEUE = "images"
 WAYS = ("Client.map", "DaskPool.map")
@@ -55,7 +55,8 @@ def slow_report(url: str, job_id: int, key: str, seconds: float) -> None:
     thumbnail(url, job_id, key)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -67,7 +68,7 @@ def redis_server(binary: str) -> Iterator[str]:
     """A private redis-server on a free loopback port (no persistence); its URL."""
     import redis
 
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
             [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", tmp, "--save", ""],

@@ -27,9 +27,10 @@ __all__ = ["DaskPool", "DaskPoolStats"]
 T = TypeVar("T")
 
 # map's window when max_in_flight is not set: enough tasks out to cover the
-# scheduler's per-task latency (~1 ms, distributed docs) on every thread,
-# small enough that the client holds a few hundred inputs, not millions.
-_MIN_MAP_WINDOW = 256
+# scheduler's per-task latency (~1 ms, distributed docs) on every thread and
+# the round trip of each batch (a quarter window) to the workers, small
+# enough that the client holds a few hundred inputs, not millions.
+_MIN_MAP_WINDOW = 512
 _WINDOW_PER_THREAD = 8
 
 
@@ -80,7 +81,7 @@ class DaskPool:
         max_in_flight: most tasks of this pool on the cluster at once;
             ``submit`` waits for room beyond it and ``map`` keeps at most this
             many inputs out. ``None``: ``submit`` never waits and ``map`` keeps
-            ``max(256, 8 × cluster threads)`` out.
+            ``max(512, 8 × cluster threads)`` out.
 
     Raises:
         TypeError: ``client`` is not a ``distributed.Client``, or a bad
