@@ -24,7 +24,7 @@ test: $(BIN)/python
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/python
-	$(PIP) install --quiet -e '.[cli,bench]'
+	$(PIP) install --quiet -e '.[cli,bench,resque,dask]'
 	$(BIN)/poolkit bench
 
 format: $(BIN)/python
