@@ -16,7 +16,7 @@ demo: $(BIN)/python
 	$(BIN)/poolkit demo
 
 test: $(BIN)/python
-	$(PIP) install --quiet -e '.[dev,cli,bench,progress,postgres,memcache,cloudpickle]'
+	$(PIP) install --quiet -e '.[dev,cli,bench,progress,postgres,memcache,cloudpickle,resque,dask]'
 	bash scripts/install-test-servers.sh
 	$(BIN)/python scripts/gen_sync.py --check
 	$(BIN)/ruff check .
@@ -31,7 +31,7 @@ test-all: test
 	$(BIN)/python scripts/test_all.py --skip "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 
 bench: $(BIN)/python
-	$(PIP) install --quiet -e '.[cli,bench]'
+	$(PIP) install --quiet -e '.[cli,bench,resque,dask]'
 	$(BIN)/poolkit bench
 
 format: $(BIN)/python

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the servers the test suite starts itself (memcached) when they are
+# Installs the servers the test suite starts itself (memcached, redis-server) when they are
 # missing. The suite starts its own instances on free loopback ports; this only
 # puts the binaries on the machine. PostgreSQL is expected to be running already
 # (127.0.0.1:5432, or the DSN in POOLKIT_TEST_PG_DSN).
@@ -7,6 +7,7 @@ set -euo pipefail
 
 missing=()
 command -v memcached >/dev/null 2>&1 || missing+=(memcached)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -22,7 +23,9 @@ fi
 echo "install-test-servers: installing ${missing[*]} from the Debian packages" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The package's service is not needed: tests run their own instances.
+# The packages' services are not needed: tests run their own instances.
 if command -v service >/dev/null 2>&1; then
-    $sudo service memcached stop >/dev/null 2>&1 || true
+    for name in "${missing[@]}"; do
+        $sudo service "$name" stop >/dev/null 2>&1 || true
+    done
 fi

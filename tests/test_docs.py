@@ -140,6 +140,8 @@ REQUIRED_ANCHORS = [
     "multiprocessing.Pool",
     "pebble",
     "loky",
+    "benmanns/goworker",
+    "Dask distributed",
 ]
 
 

@@ -34,7 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
 
     demo = _command(sub, "demo", "parts", _demo_parts())
-    demo.add_argument("parts", nargs="*", help="parts to run (default: all; listed below)")
+    demo.add_argument(
+        "parts",
+        nargs="*",
+        help="parts to run (default: all but scaleout, which needs Redis; listed below)",
+    )
     demo.add_argument(
         "--out", type=Path, default=Path("poolkit-demo"), help="report folder (./poolkit-demo)"
     )
@@ -98,9 +102,12 @@ def _listing(what: str, items: dict[str, str]) -> str:
 
 def _demo_parts() -> dict[str, str]:
     from poolkit._bench import describe
-    from poolkit._demo._report import PARTS
+    from poolkit._demo._report import OPTIONAL_PARTS, PARTS
 
-    found = {name: importlib.util.find_spec(module) for name, module in PARTS.items()}
+    found = {
+        name: importlib.util.find_spec(module)
+        for name, module in {**PARTS, **OPTIONAL_PARTS}.items()
+    }
     return {
         name: describe(Path(spec.origin)) if spec and spec.origin else ""
         for name, spec in found.items()

@@ -20,7 +20,15 @@ from typing import Any, TextIO
 from poolkit._progress import Progress
 from poolkit._table import format_table
 
-__all__ = ["NO_CHARTS", "PARTS", "DemoContext", "Section", "charts_available", "run_demo"]
+__all__ = [
+    "NO_CHARTS",
+    "OPTIONAL_PARTS",
+    "PARTS",
+    "DemoContext",
+    "Section",
+    "charts_available",
+    "run_demo",
+]
 
 # Part name -> module (in this package) defining run(ctx) -> Section. Ordered as
 # the tour goes; later families add their part here.
@@ -35,6 +43,11 @@ NO_CHARTS = (
     "charts are not drawn: matplotlib is not installed (pip install 'poolkit[cli]'); "
     "the report has the tables and findings"
 )
+# Parts run only when named (``poolkit demo scaleout``): they need more than
+# the standard library (redis-server, distributed) or take minutes.
+OPTIONAL_PARTS: dict[str, str] = {
+    "scaleout": "poolkit._demo.scaleout",
+}
 
 
 @dataclass
@@ -214,7 +227,8 @@ def run_demo(
 
     Args:
         out_dir: the report folder; created if missing.
-        parts: which parts to run (default: all, in tour order).
+        parts: which parts to run (default: every part of :data:`PARTS`, in
+            tour order; :data:`OPTIONAL_PARTS` run only when named).
         quick: smaller workloads.
         stream: where progress is drawn (default: standard error).
         out: where the tables and findings are printed.
@@ -227,8 +241,9 @@ def run_demo(
     Raises:
         ValueError: an unknown part name.
     """
+    known = {**PARTS, **OPTIONAL_PARTS}
     chosen = list(PARTS) if not parts else list(parts)
-    unknown = [p for p in chosen if p not in PARTS]
+    unknown = [p for p in chosen if p not in known]
     if unknown:
         raise ValueError(f"unknown demo part(s) {unknown}; choose from {list(PARTS)}")
     draw = charts_available() if charts is None else charts
@@ -236,11 +251,12 @@ def run_demo(
     out("poolkit demo | " + " | ".join(header))
     if not draw:
         out(f"note: {NO_CHARTS}")
+        raise ValueError(f"unknown demo part(s) {unknown}; choose from {list(known)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(out_dir=out_dir, quick=quick, stream=stream or sys.stderr, charts=draw)
     sections: list[Section] = []
     for name in chosen:
-        module = importlib.import_module(PARTS[name])
+        module = importlib.import_module(known[name])
         out(f"\n== {name} ==")
         section: Section = module.run(ctx)
         sections.append(section)

@@ -1,0 +1,12 @@
+"""Optional integrations, each behind an extra and imported on demand.
+
+- :mod:`poolkit.integrations.resque` (``pip install 'poolkit[resque]'``):
+  Resque-compatible Redis workers (goworker's row): consume the jobs Ruby
+  Resque, goworker or any Resque client enqueued, on a ``WorkerPool``,
+  ``AsyncWorkerPool`` or ``ProcessPool``.
+- :mod:`poolkit.integrations.dask` (``pip install 'poolkit[dask]'``):
+  ``DaskPool``, the worker-pool vocabulary (``submit``, bounded ``map``,
+  ``group``, ``wait``, ``stats``) on a Dask distributed cluster.
+
+Nothing is imported here: ``import poolkit`` never needs redis or dask.
+"""
