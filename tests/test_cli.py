@@ -100,8 +100,8 @@ def test_help_lists_the_bench_families_and_the_demo_parts(
 ) -> None:
     """`--help` says what can be chosen, each with its module's one-line description."""
     for command, names in (
-        ("bench", ["adapters", "buffers", "connections", "processes", "workers"]),
-        ("demo", ["buffers", "connections", "sqlite", "workers"]),
+        ("bench", ["adapters", "buffers", "connections", "processes", "scaleout", "workers"]),
+        ("demo", ["buffers", "connections", "sqlite", "workers", "scaleout"]),
     ):
         with pytest.raises(SystemExit):
             _cli.main([command, "--help"])

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from poolkit import PoolClosed, PoolTimeout, WorkerPoolStats
+from poolkit import PoolClosed, PoolTimeout
 from poolkit.integrations.dask import DaskPool, DaskPoolStats
+from poolkit.workers import WorkerPoolStats
 from tests.integrations import dask_tasks
 from tests.integrations.dask_cluster import LIMIT, distributed, local_cluster
 

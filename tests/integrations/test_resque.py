@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from poolkit import WorkerPoolStats
 from poolkit.integrations.resque import ResqueWorker, ResqueWorkerStats, enqueue
+from poolkit.workers import WorkerPoolStats
 from tests.adapters.conftest import PROMPT, eventually
 from tests.integrations import resque_jobs
 from tests.integrations.test_resque_wire import FAILURE_KEYS

@@ -245,13 +245,12 @@ def run_demo(
     chosen = list(PARTS) if not parts else list(parts)
     unknown = [p for p in chosen if p not in known]
     if unknown:
-        raise ValueError(f"unknown demo part(s) {unknown}; choose from {list(PARTS)}")
+        raise ValueError(f"unknown demo part(s) {unknown}; choose from {list(known)}")
     draw = charts_available() if charts is None else charts
     header = run_header(quick)
     out("poolkit demo | " + " | ".join(header))
     if not draw:
         out(f"note: {NO_CHARTS}")
-        raise ValueError(f"unknown demo part(s) {unknown}; choose from {list(known)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = DemoContext(out_dir=out_dir, quick=quick, stream=stream or sys.stderr, charts=draw)
     sections: list[Section] = []

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-from poolkit import PoolClosed, PoolTimeout, WorkerPoolStats
+from poolkit import PoolClosed, PoolTimeout
 from poolkit._validate import (
     check_bool,
     check_callable,
@@ -21,6 +21,7 @@ from poolkit._validate import (
 from poolkit._waits import deadline_after, wait_for
 from poolkit.integrations.dask import _map
 from poolkit.integrations.dask._group import DaskTaskGroup
+from poolkit.workers import WorkerPoolStats
 
 __all__ = ["DaskPool", "DaskPoolStats"]
 
@@ -36,7 +37,7 @@ _WINDOW_PER_THREAD = 8
 
 @dataclass(frozen=True)
 class DaskPoolStats(WorkerPoolStats):
-    """A snapshot of a :class:`DaskPool` (every :class:`poolkit.WorkerPoolStats` field).
+    """A snapshot of a :class:`DaskPool` (every :class:`poolkit.workers.WorkerPoolStats` field).
 
     ``max_workers`` and ``workers`` are the cluster's threads; ``running``
     counts tasks on the cluster (sent, not finished: running or waiting

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from poolkit import WorkerPoolStats
+from poolkit.workers import WorkerPoolStats
 
 __all__ = ["ResqueWorkerStats"]
 
 
 @dataclass(frozen=True)
 class ResqueWorkerStats(WorkerPoolStats):
-    """A snapshot of a :class:`ResqueWorker` (every :class:`poolkit.WorkerPoolStats` field).
+    """A snapshot of a :class:`ResqueWorker` (every :class:`poolkit.workers.WorkerPoolStats` field).
 
     A job is *submitted* when it is taken from Redis; it is then *completed*
     (``succeeded`` or ``failed``, the failure pushed on ``<ns>:failed``) or
