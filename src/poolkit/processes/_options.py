@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from poolkit._validate import check_optional_seconds
+from poolkit.workers._map import MapArgs
 
 if TYPE_CHECKING:
     from poolkit.processes._map import ProcessTaskGroup
@@ -113,16 +114,8 @@ class TaskOptions:
         ``timeout`` here is ``map``'s own (the whole map's deadline, as in
         ``Executor.map``); the options' ``timeout`` bounds each chunk.
         """
-        return self._pool._map(
-            fn,
-            iterables,
-            timeout=timeout,
-            chunksize=chunksize,
-            ordered=ordered,
-            buffersize=buffersize,
-            progress=progress,
-            options=self._options,
-        )
+        how = MapArgs(timeout, chunksize, ordered, buffersize, progress)
+        return self._pool._map(fn, iterables, how, self._options)
 
     def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Any]:
         """``pool.group(...)`` whose ``submit`` applies these options."""

@@ -25,7 +25,6 @@ the child loop ``_child`` (standard library only).
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -52,6 +51,7 @@ from poolkit.processes._workers import Task, resolve_context
 from poolkit.workers._core import ErrorHandler, PoolOptions, describe, stop_mode
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import Step
+from poolkit.workers._map import MapArgs
 
 __all__ = ["ProcessPool"]
 
@@ -359,43 +359,16 @@ class ProcessPool(Executor):
             PoolClosed: the pool is stopped.
             ValueError, TypeError: a bad argument (the message names it).
         """
-        return self._map(
-            fn,
-            iterables,
-            timeout=timeout,
-            chunksize=chunksize,
-            ordered=ordered,
-            buffersize=buffersize,
-            progress=progress,
-            options=NO_OPTIONS,
-        )
+        return self._map(fn, iterables, MapArgs(timeout, chunksize, ordered, buffersize, progress))
 
     def _map(
         self,
         fn: Callable[..., T],
         iterables: tuple[Iterable[Any], ...],
-        *,
-        timeout: float | None,
-        chunksize: int,
-        ordered: bool,
-        buffersize: int | None,
-        progress: bool,
-        options: Options,
+        how: MapArgs,
+        options: Options = NO_OPTIONS,
     ) -> Iterator[T]:
-        check_callable("fn", fn)
-        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
-        return process_map(
-            self,
-            fn,
-            iterables,
-            # None and inf both mean no deadline for the whole map.
-            timeout=None if seconds == math.inf else seconds,
-            chunksize=chunksize,
-            ordered=check_bool("ordered", ordered),
-            buffersize=buffersize,
-            progress=check_bool("progress", progress),
-            options=options,
-        )
+        return process_map(self, fn, iterables, how, options)
 
     def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Any]:
         """A task group on this pool (errgroup, pond ``Group``).

@@ -39,7 +39,7 @@ from poolkit.workers._core import (
 from poolkit.workers._future import PoolFuture
 from poolkit.workers._group import TaskGroup
 from poolkit.workers._lifecycle import Lifecycle
-from poolkit.workers._map import lazy_map
+from poolkit.workers._map import MapArgs, lazy_map
 from poolkit.workers._thread_crew import ThreadCrew
 from poolkit.workers._thread_worker import current_pool
 
@@ -312,16 +312,8 @@ class WorkerPool(Executor):
             TypeError: ``fn`` is not callable, a flag is not a bool.
             ValueError: ``chunksize`` or ``buffersize`` below 1, bad ``timeout``.
         """
-        return lazy_map(
-            self,
-            fn,
-            iterables,
-            timeout=timeout,
-            chunksize=chunksize,
-            ordered=ordered,
-            buffersize=buffersize,
-            progress=progress,
-        )
+        how = MapArgs(timeout, chunksize, ordered, buffersize, progress)
+        return lazy_map(self, fn, iterables, how)
 
     def group(self, *, cancel_on_error: bool = False) -> TaskGroup[Any]:
         """A task group on this pool (pond ``Group``, errgroup, go-playground ``Batch``).
