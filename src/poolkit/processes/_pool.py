@@ -48,10 +48,11 @@ from poolkit.processes._state import ProcessState
 from poolkit.processes._stats import ProcessPoolStats
 from poolkit.processes._wire import ProcessFuture, dumps
 from poolkit.processes._workers import Task, resolve_context
-from poolkit.workers._core import ErrorHandler, PoolOptions, describe, stop_mode
+from poolkit.workers._core import ErrorHandler, PoolOptions, stop_mode
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import Step
 from poolkit.workers._map import MapArgs
+from poolkit.workers._verbs import CoreViews
 
 __all__ = ["ProcessPool"]
 
@@ -64,7 +65,7 @@ T = TypeVar("T")
 PROCESS_IDLE_TIMEOUT = 10.0
 
 
-class ProcessPool(Executor):
+class ProcessPool(CoreViews, Executor):
     """A pool of worker processes; a drop-in ``ProcessPoolExecutor``.
 
     Args:
@@ -557,16 +558,6 @@ class ProcessPool(Executor):
         self.stop(wait=wait, cancel_pending=cancel_futures)
 
     @property
-    def max_workers(self) -> int:
-        """The current bound on workers."""
-        return self._core.max_workers
-
-    @property
-    def closed(self) -> bool:
-        """Whether the pool is stopped or stopping (a broken pool is closed too)."""
-        return self._core.closed
-
-    @property
     def broken(self) -> bool:
         """Whether the pool is broken (a worker could not start, or its dispatcher failed)."""
         return self._core.broken is not None
@@ -578,9 +569,6 @@ class ProcessPool(Executor):
     def stats(self) -> ProcessPoolStats:
         """A snapshot of workers, tasks and outcome counters."""
         return self._state.stats()
-
-    def __repr__(self) -> str:
-        return describe(type(self).__name__, self._state.stats(), self._core.name)
 
     def __enter__(self) -> ProcessPool:
         return self

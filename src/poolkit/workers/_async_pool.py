@@ -35,10 +35,10 @@ from poolkit.workers._core import (
     Expiring,
     PoolOptions,
     WorkerPoolStats,
-    describe,
     stop_mode,
 )
 from poolkit.workers._lifecycle import Lifecycle
+from poolkit.workers._verbs import CoreViews, with_worker
 
 __all__ = ["AsyncWorkerPool"]
 
@@ -46,7 +46,7 @@ T = TypeVar("T")
 _copy_context = contextvars.copy_context
 
 
-class AsyncWorkerPool:
+class AsyncWorkerPool(CoreViews):
     """A pool of asyncio worker tasks running coroutine functions.
 
     Takes the options of :class:`WorkerPool` (``max_workers``,
@@ -426,16 +426,6 @@ class AsyncWorkerPool:
         """
         await self.stop(wait=True, timeout=timeout)
 
-    @property
-    def max_workers(self) -> int:
-        """The current bound on workers."""
-        return self._core.max_workers
-
-    @property
-    def closed(self) -> bool:
-        """Whether the pool is stopped or stopping."""
-        return self._core.closed
-
     def stats(self) -> WorkerPoolStats:
         """A snapshot of workers, tasks and outcome counters."""
         return self._crew.stats()
@@ -447,9 +437,6 @@ class AsyncWorkerPool:
     def _after_fork_in_child(self) -> None:
         """Break the pool in a forked child: its loop and workers stay in the parent."""
         self._crew.after_fork_in_child()
-
-    def __repr__(self) -> str:
-        return describe(type(self).__name__, self.stats(), self._core.name)
 
     async def __aenter__(self) -> AsyncWorkerPool:
         self._crew.bind()
@@ -471,13 +458,7 @@ class AsyncWorkerPool:
         Raises:
             TypeError: ``factory`` is not callable.
         """
-        check_callable("factory", factory)
-        # The private construction path: the factory is set before __init__
-        # runs, so the public signature needs no private keyword for it.
-        pool = cls.__new__(cls)
-        pool._factory = factory
-        cls.__init__(pool, max_workers, **options)
-        return pool
+        return with_worker(cls, factory, max_workers, options)
 
 
 def _no_inf(seconds: float | None) -> float | None:

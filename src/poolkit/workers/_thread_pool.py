@@ -33,7 +33,6 @@ from poolkit.workers._core import (
     Expiring,
     PoolOptions,
     WorkerPoolStats,
-    describe,
     stop_mode,
 )
 from poolkit.workers._future import PoolFuture
@@ -42,6 +41,7 @@ from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._map import MapArgs, lazy_map
 from poolkit.workers._thread_crew import ThreadCrew
 from poolkit.workers._thread_worker import current_pool
+from poolkit.workers._verbs import CoreViews, with_worker
 
 __all__ = ["WorkerPool"]
 
@@ -51,7 +51,7 @@ T = TypeVar("T")
 _copy_context = contextvars.copy_context
 
 
-class WorkerPool(Executor):
+class WorkerPool(CoreViews, Executor):
     """A pool of threads running callables; a drop-in ``ThreadPoolExecutor``.
 
     Args:
@@ -442,16 +442,6 @@ class WorkerPool(Executor):
         """
         self.stop(wait=True, timeout=timeout)
 
-    @property
-    def max_workers(self) -> int:
-        """The current bound on workers."""
-        return self._core.max_workers
-
-    @property
-    def closed(self) -> bool:
-        """Whether the pool is stopped or stopping."""
-        return self._core.closed
-
     def stats(self) -> WorkerPoolStats:
         """A snapshot of workers, tasks and outcome counters."""
         return self._crew.stats()
@@ -460,9 +450,6 @@ class WorkerPool(Executor):
         """Reset in a forked child: fresh locks and queue, the parent's threads forgotten."""
         self._crew.after_fork_in_child()
         self._put = self._crew.put
-
-    def __repr__(self) -> str:
-        return describe(type(self).__name__, self.stats(), self._core.name)
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -484,11 +471,4 @@ class WorkerPool(Executor):
         Raises:
             TypeError: ``factory`` is not callable.
         """
-        check_callable("factory", factory)
-        # The private construction path: the factory is set before __init__
-        # runs (and starts min_workers), so the public signature needs no
-        # private keyword for it.
-        pool = cls.__new__(cls)
-        pool._factory = factory
-        cls.__init__(pool, max_workers, **options)
-        return pool
+        return with_worker(cls, factory, max_workers, options)
