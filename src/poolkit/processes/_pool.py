@@ -52,7 +52,7 @@ from poolkit.workers._core import ErrorHandler, PoolOptions, stop_mode
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import Step
 from poolkit.workers._map import MapArgs
-from poolkit.workers._verbs import CoreViews
+from poolkit.workers._verbs import CoreViews, MapVerb
 
 __all__ = ["ProcessPool"]
 
@@ -65,7 +65,7 @@ T = TypeVar("T")
 PROCESS_IDLE_TIMEOUT = 10.0
 
 
-class ProcessPool(CoreViews, Executor):
+class ProcessPool(CoreViews, MapVerb, Executor):
     """A pool of worker processes; a drop-in ``ProcessPoolExecutor``.
 
     Args:
@@ -323,44 +323,6 @@ class ProcessPool(CoreViews, Executor):
             Whatever :meth:`submit` raises, or ``fn``'s exception.
         """
         return await self._asubmit(fn, args, kwargs, NO_OPTIONS)
-
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-        ordered: bool = True,
-        buffersize: int | None = None,
-        progress: bool = False,
-    ) -> Iterator[T]:
-        """Lazily map ``fn`` over ``iterables`` in the worker processes.
-
-        At most ``buffersize`` chunks are in flight, so an endless generator
-        works; the first chunks are submitted before this returns. To stop a
-        chunk that runs too long, use ``pool.options(timeout=...).map(...)``:
-        its worker is killed and ``TaskTimeout`` is raised at that chunk's
-        place (pebble's per-chunk ``timeout``).
-
-        Args:
-            fn: called as ``fn(*items)``; must be picklable.
-            timeout: as ``Executor.map``: seconds from this call after which
-                taking a result that is not ready raises ``PoolTimeout`` (a
-                ``TimeoutError``); chunks not started are then skipped.
-                ``None`` or ``math.inf``: no limit.
-            chunksize: items per task; larger chunks cost less per item.
-            ordered: yield in input order (``False``: as completed).
-            buffersize: chunks in flight (default 4 × max_workers, at least 16).
-            progress: draw a progress bar (tqdm if installed).
-
-        Returns:
-            An iterator of results; ``fn``'s exception is raised at its item.
-
-        Raises:
-            PoolClosed: the pool is stopped.
-            ValueError, TypeError: a bad argument (the message names it).
-        """
-        return self._map(fn, iterables, MapArgs(timeout, chunksize, ordered, buffersize, progress))
 
     def _map(
         self,

@@ -41,7 +41,7 @@ from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._map import MapArgs, lazy_map
 from poolkit.workers._thread_crew import ThreadCrew
 from poolkit.workers._thread_worker import current_pool
-from poolkit.workers._verbs import CoreViews, with_worker
+from poolkit.workers._verbs import CoreViews, MapVerb, with_worker
 
 __all__ = ["WorkerPool"]
 
@@ -51,7 +51,7 @@ T = TypeVar("T")
 _copy_context = contextvars.copy_context
 
 
-class WorkerPool(CoreViews, Executor):
+class WorkerPool(CoreViews, MapVerb, Executor):
     """A pool of threads running callables; a drop-in ``ThreadPoolExecutor``.
 
     Args:
@@ -277,42 +277,9 @@ class WorkerPool(CoreViews, Executor):
         if core.workers < core.max_workers:
             self._crew.maybe_spawn()
 
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-        ordered: bool = True,
-        buffersize: int | None = None,
-        progress: bool = False,
+    def _map(
+        self, fn: Callable[..., T], iterables: tuple[Iterable[Any], ...], how: MapArgs
     ) -> Iterator[T]:
-        """Lazily map ``fn`` over ``iterables`` on the pool.
-
-        Input is consumed as results are taken: at most ``buffersize`` chunks
-        are in flight, so an endless generator works. The first chunks are
-        submitted before this returns (as ``Executor.map`` starts work at
-        once).
-
-        Args:
-            fn: called as ``fn(*items)`` with one item from each iterable.
-            timeout: seconds from this call after which taking a result that
-                is not ready raises ``PoolTimeout`` (a ``TimeoutError``); any
-                size, ``None`` or ``math.inf`` for no limit.
-            chunksize: items per task; larger chunks cost less per item.
-            ordered: yield results in input order (``False``: as completed).
-            buffersize: chunks in flight (default 4 × max_workers, at least 16).
-            progress: draw a progress bar (tqdm if installed).
-
-        Returns:
-            An iterator of results; ``fn``'s exception is raised at its item.
-
-        Raises:
-            PoolClosed: the pool is stopped.
-            TypeError: ``fn`` is not callable, a flag is not a bool.
-            ValueError: ``chunksize`` or ``buffersize`` below 1, bad ``timeout``.
-        """
-        how = MapArgs(timeout, chunksize, ordered, buffersize, progress)
         return lazy_map(self, fn, iterables, how)
 
     def group(self, *, cancel_on_error: bool = False) -> TaskGroup[Any]:
