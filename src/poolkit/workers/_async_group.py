@@ -13,11 +13,9 @@ thrown in at their await point — besides setting the cancel token.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
@@ -174,16 +172,6 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
         """
         await self.submit(fn, *args, **kwargs)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is not None:
-            self.cancel()
-            # The body's exception is the one to report.
-            with contextlib.suppress(BaseException):
-                await self.wait()
-            return
-        await self.wait()
+    async def __aexit__(self, *exc_info: object) -> None:
+        with self._leaving(exc_info[1]):
+            await self.wait()

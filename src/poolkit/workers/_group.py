@@ -28,7 +28,6 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, as_completed
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolError, PoolTimeout
@@ -190,6 +189,18 @@ class GroupCore:
         for fut in futures:
             self._cancel_member(fut)
 
+    def _leaving(self, exc: object) -> contextlib.AbstractContextManager[object]:
+        """Leave the ``with`` block: what to wrap the final ``wait()`` in.
+
+        An exception in the block cancels the group and is the one to report,
+        so the wait after it is quiet; otherwise the wait raises the group's
+        first failure. One rule for the thread and the asyncio group.
+        """
+        if exc is None:
+            return contextlib.nullcontext()
+        self.cancel()
+        return contextlib.suppress(BaseException)
+
     def _cancel_member(self, fut: Any) -> None:
         """Cancel a member: a thread Future refuses once its task runs (cooperative
         token); the asyncio group cancels running coroutines too."""
@@ -316,19 +327,9 @@ class TaskGroup(GroupCore, Generic[T]):
     def __enter__(self) -> TaskGroup[T]:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is not None:
-            self.cancel()
-            # The body's exception is the one to report.
-            with contextlib.suppress(BaseException):
-                self.wait()
-            return
-        self.wait()
+    def __exit__(self, *exc_info: object) -> None:
+        with self._leaving(exc_info[1]):
+            self.wait()
 
 
 # Past this, an as_completed() wait is "no limit": concurrent.futures passes
