@@ -100,6 +100,26 @@ class CancelToken:
         return f"<CancelToken cancelled={self._cancelled} reason={self.reason!r}>"
 
 
+# The contract of wait(), one text for the thread and the asyncio group.
+WAIT_DOC = """Wait for every task, including tasks added while waiting; return
+        results in submission order.
+
+        On an asyncio group, cancelling the caller does not cancel the
+        group's tasks.
+
+        Args:
+            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
+                waits without limit.
+
+        Raises:
+            BaseException: the first failure (in time), after all tasks ended;
+                a submission to the group that raised counts as a failure.
+            CancelledError: a task was cancelled (by ``cancel()``) and none failed.
+            PoolTimeout: not all done within ``timeout`` seconds.
+            PoolDeadlock: called from a task of the same pool.
+        """
+
+
 class GroupCore:
     """What thread and asyncio groups share: futures, first error, token, cancel.
 
@@ -280,20 +300,7 @@ class TaskGroup(GroupCore, Generic[T]):
             )
 
     def wait(self, timeout: float | None = None) -> list[T]:
-        """Wait for every task, including tasks added while waiting; return
-        results in submission order.
-
-        Args:
-            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
-                waits without limit.
-
-        Raises:
-            BaseException: the first failure (in time), after all tasks ended;
-                a submission to the group that raised counts as a failure.
-            CancelledError: a task was cancelled (by ``cancel()``) and none failed.
-            PoolTimeout: not all done within ``timeout`` seconds.
-            PoolDeadlock: called from a task of the same pool.
-        """
+        # The docstring is WAIT_DOC, set below (shared with AsyncTaskGroup.wait).
         seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         self._check_not_in_pool()
         deadline = deadline_after(seconds)
@@ -309,6 +316,8 @@ class TaskGroup(GroupCore, Generic[T]):
         if self._first_error is not None:
             raise self._first_error
         return [fut.result() for fut in futures]
+
+    wait.__doc__ = WAIT_DOC
 
     def as_completed(self, timeout: float | None = None) -> Iterator[Future[T]]:
         """Yield the group's Futures as they finish (submitted so far).
