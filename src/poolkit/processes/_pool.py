@@ -48,7 +48,7 @@ from poolkit.processes._state import ProcessState
 from poolkit.processes._stats import ProcessPoolStats
 from poolkit.processes._wire import ProcessFuture, dumps
 from poolkit.processes._workers import Task, resolve_context
-from poolkit.workers._core import ErrorHandler, PoolOptions, stop_mode
+from poolkit.workers._core import ErrorHandler, PoolOptions, WorkerHooks, stop_mode
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import Step
 from poolkit.workers._map import MapArgs
@@ -132,24 +132,21 @@ class ProcessPool(CoreViews, MapVerb, Executor):
             name=name if name is not None else f"ProcessPool-{id(self):x}",
         )
         ctx = resolve_context(mp_context)
-        check_callable("initializer", initializer, optional=True)
-        if not isinstance(initargs, tuple):
-            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
-        check_callable("finalizer", finalizer, optional=True)
+        hooks = WorkerHooks.build(initializer, initargs, finalizer)
         max_tasks = check_optional_int("max_tasks_per_child", max_tasks_per_child, minimum=1)
         max_memory = check_optional_int("max_memory_per_child", max_memory_per_child, minimum=1)
         check_bool("cancel_running", cancel_running)
         config = dumps(
             (
-                initializer,
-                initargs,
-                finalizer,
+                hooks.initializer,
+                hooks.initargs,
+                hooks.finalizer,
                 max_memory is not None,
                 ctx.get_start_method(),
                 os.getpid(),
             ),
             "the initializer, initargs or finalizer",
-            initializer,
+            hooks.initializer,
         )
         self._core = Lifecycle(options)
         self._state = ProcessState(self._core, ctx, config, max_tasks, max_memory, cancel_running)

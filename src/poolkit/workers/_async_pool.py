@@ -34,6 +34,7 @@ from poolkit.workers._core import (
     ErrorHandler,
     Expiring,
     PoolOptions,
+    WorkerHooks,
     WorkerPoolStats,
     stop_mode,
 )
@@ -101,19 +102,14 @@ class AsyncWorkerPool(CoreViews):
             on_error=on_error,
             name=name if name is not None else f"AsyncWorkerPool-{id(self):x}",
         )
-        initializer = check_callable("initializer", initializer, optional=True)
-        if not isinstance(initargs, tuple):
-            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
-        finalizer = check_callable("finalizer", finalizer, optional=True)
+        hooks = WorkerHooks.build(initializer, initargs, finalizer)
         self._clock = check_callable("clock", clock)
         if not isinstance(eager, bool):
             raise TypeError(f"eager must be a bool, got {type(eager).__name__}")
         self._core = Lifecycle(options)
         self._crew = AsyncCrew(
             self._core,
-            initializer=initializer,
-            initargs=initargs,
-            finalizer=finalizer,
+            hooks=hooks,
             factory=self._factory,
             clock=self._clock,
             eager=eager,

@@ -125,8 +125,9 @@ class AsyncWorker:
         task = asyncio.current_task()
         state: object = None
         try:
-            if crew.initializer is not None:
-                await maybe_await(crew.initializer(*crew.initargs))
+            hooks = crew.hooks
+            if hooks.initializer is not None:
+                await maybe_await(hooks.initializer(*hooks.initargs))
             if crew.factory is not None:
                 state = await maybe_await(crew.factory())
         except BaseException as exc:  # break the pool, then leave
@@ -149,8 +150,8 @@ class AsyncWorker:
                     closer = getattr(state, "aclose", None) or getattr(state, "close", None)
                     if callable(closer):
                         await maybe_await(closer())
-                if crew.finalizer is not None:
-                    await maybe_await(crew.finalizer())
+                if crew.hooks.finalizer is not None:
+                    await maybe_await(crew.hooks.finalizer())
             except Exception as exc:
                 _LOG.error("worker finalizer of %s raised", crew.name, exc_info=exc)
             finally:

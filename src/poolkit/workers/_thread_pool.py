@@ -32,6 +32,7 @@ from poolkit.workers._core import (
     ErrorHandler,
     Expiring,
     PoolOptions,
+    WorkerHooks,
     WorkerPoolStats,
     stop_mode,
 )
@@ -126,18 +127,14 @@ class WorkerPool(CoreViews, MapVerb, Executor):
             on_error=on_error,
             name=name if name is not None else (thread_name_prefix or f"WorkerPool-{id(self):x}"),
         )
-        initializer = check_callable("initializer", initializer, optional=True)
-        if not isinstance(initargs, tuple):
-            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
+        hooks = WorkerHooks.build(initializer, initargs, finalizer)
         self._clock = check_callable("clock", clock)
         self._core = Lifecycle(options)
         self._crew = ThreadCrew(
             self,
             self._core,
             thread_prefix=thread_name_prefix or options.name,
-            initializer=initializer,
-            initargs=initargs,
-            finalizer=check_callable("finalizer", finalizer, optional=True),
+            hooks=hooks,
             factory=self._factory,
             clock=self._clock,
         )

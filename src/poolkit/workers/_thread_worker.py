@@ -167,8 +167,9 @@ class Worker(Counts):
         _LOCAL.worker = self
         state: object = NO_STATE
         try:
-            if crew.initializer is not None:
-                crew.initializer(*crew.initargs)
+            hooks = crew.hooks
+            if hooks.initializer is not None:
+                hooks.initializer(*hooks.initargs)
             if crew.factory is not None:
                 state = crew.factory()
         except BaseException as exc:  # restore invariants (break the pool), then stop
