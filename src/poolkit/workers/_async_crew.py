@@ -54,7 +54,6 @@ class AsyncCrew:
         core: Lifecycle,
         *,
         hooks: WorkerHooks,
-        factory: Callable[[], object] | None,
         clock: Callable[[], float],
         eager: bool,
     ) -> None:
@@ -62,7 +61,6 @@ class AsyncCrew:
         self.name = core.name
         self.on_error = core.options.on_error
         self.hooks = hooks
-        self.factory = factory
         self.clock = clock
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queue: deque[Item] = deque()
@@ -83,7 +81,8 @@ class AsyncCrew:
         # workers) must run on a worker that had it, and a bounded pool's
         # admission counts every started task: no eager start there.
         self.bounded = core.intake.limit is not None  # fixed: queue_size cannot change
-        self.eager = eager and factory is None and hooks.initializer is None and not self.bounded
+        plain = hooks.factory is None and hooks.initializer is None
+        self.eager = eager and plain and not self.bounded
         self.eager_ready = False  # see sync_gate
         self.eager_depth = 0
         self.accepted: asyncio.Future[None]

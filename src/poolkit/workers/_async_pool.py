@@ -102,7 +102,7 @@ class AsyncWorkerPool(CoreViews):
             on_error=on_error,
             name=name if name is not None else f"AsyncWorkerPool-{id(self):x}",
         )
-        hooks = WorkerHooks.build(initializer, initargs, finalizer)
+        hooks = WorkerHooks.build(initializer, initargs, finalizer, self._factory)
         self._clock = check_callable("clock", clock)
         if not isinstance(eager, bool):
             raise TypeError(f"eager must be a bool, got {type(eager).__name__}")
@@ -110,7 +110,6 @@ class AsyncWorkerPool(CoreViews):
         self._crew = AsyncCrew(
             self._core,
             hooks=hooks,
-            factory=self._factory,
             clock=self._clock,
             eager=eager,
         )

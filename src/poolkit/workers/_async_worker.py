@@ -128,8 +128,8 @@ class AsyncWorker:
             hooks = crew.hooks
             if hooks.initializer is not None:
                 await maybe_await(hooks.initializer(*hooks.initargs))
-            if crew.factory is not None:
-                state = await maybe_await(crew.factory())
+            if hooks.factory is not None:
+                state = await maybe_await(hooks.factory())
         except BaseException as exc:  # break the pool, then leave
             crew.break_(exc, f"a worker of {crew.name} failed to start: initializer raised {exc!r}")
             crew.retire(task, counted=True)
@@ -163,7 +163,7 @@ class AsyncWorker:
         popleft = queue.popleft
         core = crew.core
         next_item = crew.next_item
-        stateless = crew.factory is None
+        stateless = crew.hooks.factory is None
         while True:
             if (not queue or core.gate) and not await next_item(self):
                 return

@@ -165,15 +165,26 @@ class WorkerHooks:
             first task (``None``: nothing).
         initargs: the initializer's arguments.
         finalizer: called as a worker exits (``None``: nothing).
+        factory: ``with_worker``'s: builds the object each worker owns and
+            passes to its tasks (``None``: a plain pool).
     """
 
     initializer: Callable[..., object] | None
     initargs: tuple[Any, ...]
     finalizer: Callable[[], object] | None
+    factory: Callable[[], object] | None = None
 
     @classmethod
-    def build(cls, initializer: object, initargs: object, finalizer: object) -> WorkerHooks:
+    def build(
+        cls,
+        initializer: object,
+        initargs: object,
+        finalizer: object,
+        factory: Callable[[], object] | None = None,
+    ) -> WorkerHooks:
         """Validate a pool's ``initializer``, ``initargs`` and ``finalizer`` arguments.
+
+        ``factory`` comes checked from ``with_worker``.
 
         Raises:
             TypeError: one is not callable (or ``None``), or ``initargs`` is
@@ -183,7 +194,7 @@ class WorkerHooks:
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
         final = check_callable("finalizer", finalizer, optional=True)
-        return cls(init, initargs, final)
+        return cls(init, initargs, final, factory)
 
 
 def capacity(max_workers: int, queue_size: int | None) -> int | None:

@@ -79,7 +79,6 @@ class ThreadCrew:
         *,
         thread_prefix: str,
         hooks: WorkerHooks,
-        factory: Callable[[], object] | None,
         clock: Callable[[], float],
     ) -> None:
         self.owner = owner  # what current_pool() returns in a worker thread
@@ -88,7 +87,6 @@ class ThreadCrew:
         self.on_error = core.options.on_error
         self.thread_prefix = thread_prefix
         self.hooks = hooks
-        self.factory = factory
         self.clock = clock
         self.bounded = core.intake.limit is not None  # fixed: queue_size cannot change
         self._new_sync()

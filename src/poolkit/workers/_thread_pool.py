@@ -127,7 +127,7 @@ class WorkerPool(CoreViews, MapVerb, Executor):
             on_error=on_error,
             name=name if name is not None else (thread_name_prefix or f"WorkerPool-{id(self):x}"),
         )
-        hooks = WorkerHooks.build(initializer, initargs, finalizer)
+        hooks = WorkerHooks.build(initializer, initargs, finalizer, self._factory)
         self._clock = check_callable("clock", clock)
         self._core = Lifecycle(options)
         self._crew = ThreadCrew(
@@ -135,7 +135,6 @@ class WorkerPool(CoreViews, MapVerb, Executor):
             self._core,
             thread_prefix=thread_name_prefix or options.name,
             hooks=hooks,
-            factory=self._factory,
             clock=self._clock,
         )
         # The submit fast path's two calls, bound once (re-bound after a fork).

@@ -170,8 +170,8 @@ class Worker(Counts):
             hooks = crew.hooks
             if hooks.initializer is not None:
                 hooks.initializer(*hooks.initargs)
-            if crew.factory is not None:
-                state = crew.factory()
+            if hooks.factory is not None:
+                state = hooks.factory()
         except BaseException as exc:  # restore invariants (break the pool), then stop
             crew.break_(exc, f"a worker of {crew.name} failed to start: initializer raised {exc!r}")
             crew.retire(self, NO_STATE)
