@@ -52,7 +52,7 @@ from poolkit.workers._core import ErrorHandler, PoolOptions, WorkerHooks, stop_m
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import Step
 from poolkit.workers._map import MapArgs
-from poolkit.workers._verbs import CoreViews, MapVerb
+from poolkit.workers._verbs import CoreViews, MapVerb, ShutdownVerb
 
 __all__ = ["ProcessPool"]
 
@@ -65,7 +65,7 @@ T = TypeVar("T")
 PROCESS_IDLE_TIMEOUT = 10.0
 
 
-class ProcessPool(CoreViews, MapVerb, Executor):
+class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):
     """A pool of worker processes; a drop-in ``ProcessPoolExecutor``.
 
     Args:
@@ -506,15 +506,6 @@ class ProcessPool(CoreViews, MapVerb, Executor):
             state.room.notify_all()
             state.wake_locked()
         state.thread.join()
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """``Executor.shutdown``: stop taking tasks; ``cancel_futures`` cancels queued ones.
-
-        Raises:
-            TypeError: ``wait`` or ``cancel_futures`` is not a bool.
-        """
-        check_bool("cancel_futures", cancel_futures)
-        self.stop(wait=wait, cancel_pending=cancel_futures)
 
     @property
     def broken(self) -> bool:

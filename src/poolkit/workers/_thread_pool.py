@@ -21,7 +21,6 @@ from poolkit import _fork
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._validate import (
     Clock,
-    check_bool,
     check_callable,
     check_optional_seconds,
     check_seconds,
@@ -42,7 +41,7 @@ from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._map import MapArgs, lazy_map
 from poolkit.workers._thread_crew import ThreadCrew
 from poolkit.workers._thread_worker import current_pool
-from poolkit.workers._verbs import CoreViews, MapVerb, with_worker
+from poolkit.workers._verbs import CoreViews, MapVerb, ShutdownVerb, with_worker
 
 __all__ = ["WorkerPool"]
 
@@ -52,7 +51,7 @@ T = TypeVar("T")
 _copy_context = contextvars.copy_context
 
 
-class WorkerPool(CoreViews, MapVerb, Executor):
+class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):
     """A pool of threads running callables; a drop-in ``ThreadPoolExecutor``.
 
     Args:
@@ -289,18 +288,6 @@ class WorkerPool(CoreViews, MapVerb, Executor):
             A :class:`~poolkit.workers.TaskGroup`.
         """
         return TaskGroup(self, cancel_on_error=cancel_on_error)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """``Executor.shutdown``: stop taking tasks; ``cancel_futures`` cancels queued ones.
-
-        Unlike :meth:`stop`, ``wait=False`` keeps queued tasks running in the
-        background unless ``cancel_futures`` is true, as ThreadPoolExecutor.
-
-        Raises:
-            TypeError: ``wait`` or ``cancel_futures`` is not a bool.
-        """
-        check_bool("cancel_futures", cancel_futures)
-        self.stop(wait=wait, cancel_pending=cancel_futures)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until every task submitted so far has finished, without stopping.

@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from poolkit._validate import check_callable
+from poolkit._validate import check_bool, check_callable
 from poolkit.workers._core import WorkerPoolStats, describe
 from poolkit.workers._map import MapArgs
 
 if TYPE_CHECKING:
     from poolkit.workers._lifecycle import Lifecycle
 
-__all__ = ["CoreViews", "MapVerb", "with_worker"]
+__all__ = ["CoreViews", "MapVerb", "ShutdownVerb", "with_worker"]
 
 PoolT = TypeVar("PoolT")
 T = TypeVar("T")
@@ -103,6 +103,30 @@ class MapVerb:
             ValueError: ``chunksize`` or ``buffersize`` below 1, bad ``timeout``.
         """
         return self._map(fn, iterables, MapArgs(timeout, chunksize, ordered, buffersize, progress))
+
+
+class ShutdownVerb:
+    """``Executor.shutdown`` of the blocking pools, spelled with their ``stop``."""
+
+    __slots__ = ()
+
+    def stop(
+        self, wait: bool = True, cancel_pending: bool | None = None, timeout: float | None = None
+    ) -> None:
+        raise NotImplementedError  # each pool's own
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """``Executor.shutdown``: stop taking tasks; ``cancel_futures`` cancels queued ones.
+
+        Unlike :meth:`stop`, ``wait=False`` keeps queued tasks running in the
+        background unless ``cancel_futures`` is true, as ``ThreadPoolExecutor``
+        and ``ProcessPoolExecutor``.
+
+        Raises:
+            TypeError: ``wait`` or ``cancel_futures`` is not a bool.
+        """
+        check_bool("cancel_futures", cancel_futures)
+        self.stop(wait=wait, cancel_pending=cancel_futures)
 
 
 def with_worker(
