@@ -45,9 +45,14 @@ def _public_callables(module: ModuleType) -> list[tuple[str, object]]:
         obj = getattr(module, name)
         if inspect.isclass(obj):
             found.append((name, obj.__init__))
+            # Verbs a pool shares through a poolkit mixin (map) count as its own.
+            members: dict[str, object] = {}
+            for klass in reversed(obj.__mro__):
+                if klass.__module__.startswith("poolkit"):
+                    members.update(vars(klass))
             found.extend(
                 (f"{name}.{attr}", member)
-                for attr, member in vars(obj).items()
+                for attr, member in members.items()
                 if not attr.startswith("_") and callable(member)
             )
         elif callable(obj):

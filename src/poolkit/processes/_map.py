@@ -26,7 +26,7 @@ from poolkit.processes._options import NO_OPTIONS, GroupTaskOptions, Options
 from poolkit.processes._wire import dumps
 from poolkit.processes._workers import Task
 from poolkit.workers._group import TaskGroup
-from poolkit.workers._map import lazy_map
+from poolkit.workers._map import MapArgs, lazy_map
 
 if TYPE_CHECKING:
     from poolkit.processes._pool import ProcessPool
@@ -83,30 +83,16 @@ def process_map(
     pool: ProcessPool,
     fn: Callable[..., T],
     iterables: tuple[Iterable[Any], ...],
-    *,
-    timeout: float | None,
-    chunksize: int,
-    ordered: bool,
-    buffersize: int | None,
-    progress: bool,
+    how: MapArgs,
     options: Options,
 ) -> Iterator[T]:
     """Start a lazy map on ``pool`` (first chunks submitted now); see ``ProcessPool.map``.
 
-    ``timeout`` is the whole map's deadline (``Executor.map``'s, enforced by
-    lazy_map); ``options.timeout`` bounds each chunk (the dispatcher kills it).
+    ``how.timeout`` is the whole map's deadline (``Executor.map``'s, enforced
+    by lazy_map, which validates ``how``); ``options.timeout`` bounds each
+    chunk (the dispatcher kills it).
     """
-    submitter = cast("WorkerPool", _ChunkSubmitter(pool, options))
-    return lazy_map(
-        submitter,
-        fn,
-        iterables,
-        timeout=timeout,
-        chunksize=chunksize,
-        ordered=ordered,
-        buffersize=buffersize,
-        progress=progress,
-    )
+    return lazy_map(cast("WorkerPool", _ChunkSubmitter(pool, options)), fn, iterables, how)
 
 
 class ProcessTaskGroup(TaskGroup[T]):

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from poolkit._validate import check_optional_seconds
+from poolkit.workers._map import MapArgs
+from poolkit.workers._verbs import MapVerb
 
 if TYPE_CHECKING:
     from poolkit.processes._map import ProcessTaskGroup
@@ -59,7 +61,7 @@ class Options:
 NO_OPTIONS = Options()
 
 
-class TaskOptions:
+class TaskOptions(MapVerb):
     """A ProcessPool with per-task options applied; made by ``pool.options(...)``.
 
     Has the pool's task methods — ``go``, ``submit``, ``try_submit``,
@@ -98,31 +100,12 @@ class TaskOptions:
         """``await pool.asubmit(fn, *args, **kwargs)`` with these options."""
         return await self._pool._asubmit(fn, args, kwargs, self._options)
 
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-        ordered: bool = True,
-        buffersize: int | None = None,
-        progress: bool = False,
+    def _map(
+        self, fn: Callable[..., T], iterables: tuple[Iterable[Any], ...], how: MapArgs
     ) -> Iterator[T]:
-        """``pool.map(...)`` with these options applied to each chunk.
-
-        ``timeout`` here is ``map``'s own (the whole map's deadline, as in
-        ``Executor.map``); the options' ``timeout`` bounds each chunk.
-        """
-        return self._pool._map(
-            fn,
-            iterables,
-            timeout=timeout,
-            chunksize=chunksize,
-            ordered=ordered,
-            buffersize=buffersize,
-            progress=progress,
-            options=self._options,
-        )
+        # map() itself is the pool's (MapVerb): its timeout is the whole map's
+        # deadline, these options' timeout bounds each chunk.
+        return self._pool._map(fn, iterables, how, self._options)
 
     def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Any]:
         """``pool.group(...)`` whose ``submit`` applies these options."""

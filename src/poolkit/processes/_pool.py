@@ -25,7 +25,6 @@ the child loop ``_child`` (standard library only).
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -49,9 +48,11 @@ from poolkit.processes._state import ProcessState
 from poolkit.processes._stats import ProcessPoolStats
 from poolkit.processes._wire import ProcessFuture, dumps
 from poolkit.processes._workers import Task, resolve_context
-from poolkit.workers._core import ErrorHandler, PoolOptions, describe, stop_mode
+from poolkit.workers._core import ErrorHandler, PoolOptions, WorkerHooks, stop_mode
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import Step
+from poolkit.workers._map import MapArgs
+from poolkit.workers._verbs import CoreViews, MapVerb, ShutdownVerb
 
 __all__ = ["ProcessPool"]
 
@@ -64,7 +65,7 @@ T = TypeVar("T")
 PROCESS_IDLE_TIMEOUT = 10.0
 
 
-class ProcessPool(Executor):
+class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):
     """A pool of worker processes; a drop-in ``ProcessPoolExecutor``.
 
     Args:
@@ -131,24 +132,21 @@ class ProcessPool(Executor):
             name=name if name is not None else f"ProcessPool-{id(self):x}",
         )
         ctx = resolve_context(mp_context)
-        check_callable("initializer", initializer, optional=True)
-        if not isinstance(initargs, tuple):
-            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
-        check_callable("finalizer", finalizer, optional=True)
+        hooks = WorkerHooks.build(initializer, initargs, finalizer)
         max_tasks = check_optional_int("max_tasks_per_child", max_tasks_per_child, minimum=1)
         max_memory = check_optional_int("max_memory_per_child", max_memory_per_child, minimum=1)
         check_bool("cancel_running", cancel_running)
         config = dumps(
             (
-                initializer,
-                initargs,
-                finalizer,
+                hooks.initializer,
+                hooks.initargs,
+                hooks.finalizer,
                 max_memory is not None,
                 ctx.get_start_method(),
                 os.getpid(),
             ),
             "the initializer, initargs or finalizer",
-            initializer,
+            hooks.initializer,
         )
         self._core = Lifecycle(options)
         self._state = ProcessState(self._core, ctx, config, max_tasks, max_memory, cancel_running)
@@ -323,79 +321,14 @@ class ProcessPool(Executor):
         """
         return await self._asubmit(fn, args, kwargs, NO_OPTIONS)
 
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-        ordered: bool = True,
-        buffersize: int | None = None,
-        progress: bool = False,
-    ) -> Iterator[T]:
-        """Lazily map ``fn`` over ``iterables`` in the worker processes.
-
-        At most ``buffersize`` chunks are in flight, so an endless generator
-        works; the first chunks are submitted before this returns. To stop a
-        chunk that runs too long, use ``pool.options(timeout=...).map(...)``:
-        its worker is killed and ``TaskTimeout`` is raised at that chunk's
-        place (pebble's per-chunk ``timeout``).
-
-        Args:
-            fn: called as ``fn(*items)``; must be picklable.
-            timeout: as ``Executor.map``: seconds from this call after which
-                taking a result that is not ready raises ``PoolTimeout`` (a
-                ``TimeoutError``); chunks not started are then skipped.
-                ``None`` or ``math.inf``: no limit.
-            chunksize: items per task; larger chunks cost less per item.
-            ordered: yield in input order (``False``: as completed).
-            buffersize: chunks in flight (default 4 × max_workers, at least 16).
-            progress: draw a progress bar (tqdm if installed).
-
-        Returns:
-            An iterator of results; ``fn``'s exception is raised at its item.
-
-        Raises:
-            PoolClosed: the pool is stopped.
-            ValueError, TypeError: a bad argument (the message names it).
-        """
-        return self._map(
-            fn,
-            iterables,
-            timeout=timeout,
-            chunksize=chunksize,
-            ordered=ordered,
-            buffersize=buffersize,
-            progress=progress,
-            options=NO_OPTIONS,
-        )
-
     def _map(
         self,
         fn: Callable[..., T],
         iterables: tuple[Iterable[Any], ...],
-        *,
-        timeout: float | None,
-        chunksize: int,
-        ordered: bool,
-        buffersize: int | None,
-        progress: bool,
-        options: Options,
+        how: MapArgs,
+        options: Options = NO_OPTIONS,
     ) -> Iterator[T]:
-        check_callable("fn", fn)
-        seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
-        return process_map(
-            self,
-            fn,
-            iterables,
-            # None and inf both mean no deadline for the whole map.
-            timeout=None if seconds == math.inf else seconds,
-            chunksize=chunksize,
-            ordered=check_bool("ordered", ordered),
-            buffersize=buffersize,
-            progress=check_bool("progress", progress),
-            options=options,
-        )
+        return process_map(self, fn, iterables, how, options)
 
     def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Any]:
         """A task group on this pool (errgroup, pond ``Group``).
@@ -574,25 +507,6 @@ class ProcessPool(Executor):
             state.wake_locked()
         state.thread.join()
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """``Executor.shutdown``: stop taking tasks; ``cancel_futures`` cancels queued ones.
-
-        Raises:
-            TypeError: ``wait`` or ``cancel_futures`` is not a bool.
-        """
-        check_bool("cancel_futures", cancel_futures)
-        self.stop(wait=wait, cancel_pending=cancel_futures)
-
-    @property
-    def max_workers(self) -> int:
-        """The current bound on workers."""
-        return self._core.max_workers
-
-    @property
-    def closed(self) -> bool:
-        """Whether the pool is stopped or stopping (a broken pool is closed too)."""
-        return self._core.closed
-
     @property
     def broken(self) -> bool:
         """Whether the pool is broken (a worker could not start, or its dispatcher failed)."""
@@ -605,9 +519,6 @@ class ProcessPool(Executor):
     def stats(self) -> ProcessPoolStats:
         """A snapshot of workers, tasks and outcome counters."""
         return self._state.stats()
-
-    def __repr__(self) -> str:
-        return describe(type(self).__name__, self._state.stats(), self._core.name)
 
     def __enter__(self) -> ProcessPool:
         return self

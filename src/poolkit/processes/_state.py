@@ -251,13 +251,23 @@ class ProcessState:
             tasks = [task for task in self.queue if self.claim_locked(task)]
             self.queue.clear()
         for task in tasks:
-            if task.future is not None:
-                task.future.cancel()
-            elif task.sink is not None:
-                task.sink(False, PoolClosed(f"{self.core.name} stopped before the task ran"))
-            with self.lock:
-                self.counts["cancelled"] += 1
-                self.task_left_locked()
+            self.drop_claimed(task, "stopped before the task ran")
+
+    def drop_claimed(self, task: Task, why: str, *, killed: bool = False) -> None:
+        """A claimed task will not finish: cancel its Future (or fail its map chunk), count it.
+
+        ``killed``: its worker was killed under it, so a running Future is
+        cancelled too (``ProcessFuture.force_cancel``).
+        """
+        if killed and isinstance(task.future, ProcessFuture):
+            task.future.force_cancel()
+        elif task.future is not None:
+            task.future.cancel()
+        elif task.sink is not None:
+            task.sink(False, PoolClosed(f"{self.core.name} {why}"))
+        with self.lock:
+            self.counts["cancelled"] += 1
+            self.task_left_locked()
 
     def break_locked(self, cause: BaseException | None, why: str, fix: str) -> bool:
         """Mark the pool broken (the first cause wins) and closed; True if this was the first."""
@@ -308,15 +318,7 @@ class ProcessState:
             with self.lock:
                 if not self.claim_locked(task):
                     return
-            if isinstance(task.future, ProcessFuture):
-                task.future.force_cancel()
-            elif task.future is not None:
-                task.future.cancel()
-            elif task.sink is not None:
-                task.sink(False, PoolClosed(f"{self.core.name} was terminated"))
-            with self.lock:
-                self.counts["cancelled"] += 1
-                self.task_left_locked()
+            self.drop_claimed(task, "was terminated", killed=True)
         else:
             self.finish(task, False, error)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from poolkit._errors import EventLoopMismatch, PoolOverload, PoolTimeout
 from poolkit.workers import _async_worker as aw
-from poolkit.workers._core import Admission, WorkerPoolStats
+from poolkit.workers._core import Admission, WorkerHooks, WorkerPoolStats
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import INF, Step
 
@@ -53,20 +53,14 @@ class AsyncCrew:
         self,
         core: Lifecycle,
         *,
-        initializer: Callable[..., object] | None,
-        initargs: tuple[Any, ...],
-        finalizer: Callable[[], object] | None,
-        factory: Callable[[], object] | None,
+        hooks: WorkerHooks,
         clock: Callable[[], float],
         eager: bool,
     ) -> None:
         self.core = core
         self.name = core.name
         self.on_error = core.options.on_error
-        self.initializer = initializer
-        self.initargs = initargs
-        self.finalizer = finalizer
-        self.factory = factory
+        self.hooks = hooks
         self.clock = clock
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queue: deque[Item] = deque()
@@ -87,7 +81,8 @@ class AsyncCrew:
         # workers) must run on a worker that had it, and a bounded pool's
         # admission counts every started task: no eager start there.
         self.bounded = core.intake.limit is not None  # fixed: queue_size cannot change
-        self.eager = eager and factory is None and initializer is None and not self.bounded
+        plain = hooks.factory is None and hooks.initializer is None
+        self.eager = eager and plain and not self.bounded
         self.eager_ready = False  # see sync_gate
         self.eager_depth = 0
         self.accepted: asyncio.Future[None]

@@ -13,17 +13,15 @@ thrown in at their await point — besides setting the cancel token.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._validate import check_callable, check_optional_seconds
 from poolkit._waits import deadline_after, left_until
-from poolkit.workers._group import GroupCore
+from poolkit.workers._group import WAIT_DOC, GroupCore
 
 if TYPE_CHECKING:
     from poolkit.workers._async_pool import AsyncWorkerPool
@@ -103,22 +101,7 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
             )
 
     async def wait(self, timeout: float | None = None) -> list[T]:
-        """Wait for every task, including tasks added while waiting; return
-        results in submission order.
-
-        Cancelling the caller does not cancel the group's tasks.
-
-        Args:
-            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
-                waits without limit.
-
-        Raises:
-            BaseException: the first failure (in time), after all tasks ended;
-                a submission to the group that raised counts as a failure.
-            CancelledError: a task was cancelled and none failed.
-            PoolTimeout: not all done within ``timeout`` seconds.
-            PoolDeadlock: called from a task of the same pool.
-        """
+        # The docstring is WAIT_DOC, set below (shared with TaskGroup.wait).
         seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         self._check_not_in_pool()
         deadline = deadline_after(seconds)
@@ -139,6 +122,8 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
         if self._first_error is not None:
             raise self._first_error
         return [fut.result() for fut in futures]
+
+    wait.__doc__ = WAIT_DOC
 
     async def as_completed(self, timeout: float | None = None) -> AsyncIterator[asyncio.Future[T]]:
         """Yield the group's Futures as they finish (those submitted so far).
@@ -174,16 +159,6 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
         """
         await self.submit(fn, *args, **kwargs)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is not None:
-            self.cancel()
-            # The body's exception is the one to report.
-            with contextlib.suppress(BaseException):
-                await self.wait()
-            return
-        await self.wait()
+    async def __aexit__(self, *exc_info: object) -> None:
+        with self._leaving(exc_info[1]):
+            await self.wait()

@@ -34,11 +34,12 @@ from poolkit.workers._core import (
     ErrorHandler,
     Expiring,
     PoolOptions,
+    WorkerHooks,
     WorkerPoolStats,
-    describe,
     stop_mode,
 )
 from poolkit.workers._lifecycle import Lifecycle
+from poolkit.workers._verbs import CoreViews, with_worker
 
 __all__ = ["AsyncWorkerPool"]
 
@@ -46,7 +47,7 @@ T = TypeVar("T")
 _copy_context = contextvars.copy_context
 
 
-class AsyncWorkerPool:
+class AsyncWorkerPool(CoreViews):
     """A pool of asyncio worker tasks running coroutine functions.
 
     Takes the options of :class:`WorkerPool` (``max_workers``,
@@ -108,20 +109,14 @@ class AsyncWorkerPool:
             on_error=on_error,
             name=name if name is not None else f"AsyncWorkerPool-{id(self):x}",
         )
-        initializer = check_callable("initializer", initializer, optional=True)
-        if not isinstance(initargs, tuple):
-            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
-        finalizer = check_callable("finalizer", finalizer, optional=True)
+        hooks = WorkerHooks.build(initializer, initargs, finalizer, self._factory)
         self._clock = check_callable("clock", clock)
         if not isinstance(eager, bool):
             raise TypeError(f"eager must be a bool, got {type(eager).__name__}")
         self._core = Lifecycle(options)
         self._crew = AsyncCrew(
             self._core,
-            initializer=initializer,
-            initargs=initargs,
-            finalizer=finalizer,
-            factory=self._factory,
+            hooks=hooks,
             clock=self._clock,
             eager=eager,
         )
@@ -433,16 +428,6 @@ class AsyncWorkerPool:
         """
         await self.stop(wait=True, timeout=timeout)
 
-    @property
-    def max_workers(self) -> int:
-        """The current bound on workers."""
-        return self._core.max_workers
-
-    @property
-    def closed(self) -> bool:
-        """Whether the pool is stopped or stopping."""
-        return self._core.closed
-
     def stats(self) -> WorkerPoolStats:
         """A snapshot of workers, tasks and outcome counters."""
         return self._crew.stats()
@@ -454,9 +439,6 @@ class AsyncWorkerPool:
     def _after_fork_in_child(self) -> None:
         """Break the pool in a forked child: its loop and workers stay in the parent."""
         self._crew.after_fork_in_child()
-
-    def __repr__(self) -> str:
-        return describe(type(self).__name__, self.stats(), self._core.name)
 
     async def __aenter__(self) -> AsyncWorkerPool:
         self._crew.bind()
@@ -478,13 +460,7 @@ class AsyncWorkerPool:
         Raises:
             TypeError: ``factory`` is not callable.
         """
-        check_callable("factory", factory)
-        # The private construction path: the factory is set before __init__
-        # runs, so the public signature needs no private keyword for it.
-        pool = cls.__new__(cls)
-        pool._factory = factory
-        cls.__init__(pool, max_workers, **options)
-        return pool
+        return with_worker(cls, factory, max_workers, options)
 
 
 def _no_inf(seconds: float | None) -> float | None:

@@ -125,10 +125,11 @@ class AsyncWorker:
         task = asyncio.current_task()
         state: object = None
         try:
-            if crew.initializer is not None:
-                await maybe_await(crew.initializer(*crew.initargs))
-            if crew.factory is not None:
-                state = await maybe_await(crew.factory())
+            hooks = crew.hooks
+            if hooks.initializer is not None:
+                await maybe_await(hooks.initializer(*hooks.initargs))
+            if hooks.factory is not None:
+                state = await maybe_await(hooks.factory())
         except BaseException as exc:  # break the pool, then leave
             crew.break_(exc, f"a worker of {crew.name} failed to start: initializer raised {exc!r}")
             crew.retire(task, counted=True)
@@ -149,8 +150,8 @@ class AsyncWorker:
                     closer = getattr(state, "aclose", None) or getattr(state, "close", None)
                     if callable(closer):
                         await maybe_await(closer())
-                if crew.finalizer is not None:
-                    await maybe_await(crew.finalizer())
+                if crew.hooks.finalizer is not None:
+                    await maybe_await(crew.hooks.finalizer())
             except Exception as exc:
                 _LOG.error("worker finalizer of %s raised", crew.name, exc_info=exc)
             finally:
@@ -162,7 +163,7 @@ class AsyncWorker:
         popleft = queue.popleft
         core = crew.core
         next_item = crew.next_item
-        stateless = crew.factory is None
+        stateless = crew.hooks.factory is None
         while True:
             if (not queue or core.gate) and not await next_item(self):
                 return

@@ -42,6 +42,7 @@ __all__ = [
     "Expired",
     "Expiring",
     "PoolOptions",
+    "WorkerHooks",
     "WorkerPoolStats",
     "admit",
     "capacity",
@@ -153,6 +154,47 @@ class PoolOptions:
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
         return cls(maxw, minw, idle, qsize, nonblock, maxb, handler, name)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHooks:
+    """What each worker runs around its tasks, validated once for every pool kind.
+
+    Attributes:
+        initializer: called as ``initializer(*initargs)`` before a worker's
+            first task (``None``: nothing).
+        initargs: the initializer's arguments.
+        finalizer: called as a worker exits (``None``: nothing).
+        factory: ``with_worker``'s: builds the object each worker owns and
+            passes to its tasks (``None``: a plain pool).
+    """
+
+    initializer: Callable[..., object] | None
+    initargs: tuple[Any, ...]
+    finalizer: Callable[[], object] | None
+    factory: Callable[[], object] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        initializer: object,
+        initargs: object,
+        finalizer: object,
+        factory: Callable[[], object] | None = None,
+    ) -> WorkerHooks:
+        """Validate a pool's ``initializer``, ``initargs`` and ``finalizer`` arguments.
+
+        ``factory`` comes checked from ``with_worker``.
+
+        Raises:
+            TypeError: one is not callable (or ``None``), or ``initargs`` is
+                not a tuple (the message names it).
+        """
+        init = check_callable("initializer", initializer, optional=True)
+        if not isinstance(initargs, tuple):
+            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
+        final = check_callable("finalizer", finalizer, optional=True)
+        return cls(init, initargs, final, factory)
 
 
 def capacity(max_workers: int, queue_size: int | None) -> int | None:

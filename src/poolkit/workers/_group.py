@@ -28,7 +28,6 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, as_completed
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolError, PoolTimeout
@@ -99,6 +98,26 @@ class CancelToken:
 
     def __repr__(self) -> str:
         return f"<CancelToken cancelled={self._cancelled} reason={self.reason!r}>"
+
+
+# The contract of wait(), one text for the thread and the asyncio group.
+WAIT_DOC = """Wait for every task, including tasks added while waiting; return
+        results in submission order.
+
+        On an asyncio group, cancelling the caller does not cancel the
+        group's tasks.
+
+        Args:
+            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
+                waits without limit.
+
+        Raises:
+            BaseException: the first failure (in time), after all tasks ended;
+                a submission to the group that raised counts as a failure.
+            CancelledError: a task was cancelled (by ``cancel()``) and none failed.
+            PoolTimeout: not all done within ``timeout`` seconds.
+            PoolDeadlock: called from a task of the same pool.
+        """
 
 
 class GroupCore:
@@ -190,6 +209,18 @@ class GroupCore:
         for fut in futures:
             self._cancel_member(fut)
 
+    def _leaving(self, exc: object) -> contextlib.AbstractContextManager[object]:
+        """Leave the ``with`` block: what to wrap the final ``wait()`` in.
+
+        An exception in the block cancels the group and is the one to report,
+        so the wait after it is quiet; otherwise the wait raises the group's
+        first failure. One rule for the thread and the asyncio group.
+        """
+        if exc is None:
+            return contextlib.nullcontext()
+        self.cancel()
+        return contextlib.suppress(BaseException)
+
     def _cancel_member(self, fut: Any) -> None:
         """Cancel a member: a thread Future refuses once its task runs (cooperative
         token); the asyncio group cancels running coroutines too."""
@@ -269,20 +300,7 @@ class TaskGroup(GroupCore, Generic[T]):
             )
 
     def wait(self, timeout: float | None = None) -> list[T]:
-        """Wait for every task, including tasks added while waiting; return
-        results in submission order.
-
-        Args:
-            timeout: most seconds to wait, any size; ``None`` or ``math.inf``
-                waits without limit.
-
-        Raises:
-            BaseException: the first failure (in time), after all tasks ended;
-                a submission to the group that raised counts as a failure.
-            CancelledError: a task was cancelled (by ``cancel()``) and none failed.
-            PoolTimeout: not all done within ``timeout`` seconds.
-            PoolDeadlock: called from a task of the same pool.
-        """
+        # The docstring is WAIT_DOC, set below (shared with AsyncTaskGroup.wait).
         seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         self._check_not_in_pool()
         deadline = deadline_after(seconds)
@@ -298,6 +316,8 @@ class TaskGroup(GroupCore, Generic[T]):
         if self._first_error is not None:
             raise self._first_error
         return [fut.result() for fut in futures]
+
+    wait.__doc__ = WAIT_DOC
 
     def as_completed(self, timeout: float | None = None) -> Iterator[Future[T]]:
         """Yield the group's Futures as they finish (submitted so far).
@@ -316,19 +336,9 @@ class TaskGroup(GroupCore, Generic[T]):
     def __enter__(self) -> TaskGroup[T]:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is not None:
-            self.cancel()
-            # The body's exception is the one to report.
-            with contextlib.suppress(BaseException):
-                self.wait()
-            return
-        self.wait()
+    def __exit__(self, *exc_info: object) -> None:
+        with self._leaving(exc_info[1]):
+            self.wait()
 
 
 # Past this, an as_completed() wait is "no limit": concurrent.futures passes

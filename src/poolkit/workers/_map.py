@@ -18,6 +18,7 @@ import math
 import queue
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from poolkit._errors import PoolTimeout
@@ -33,7 +34,7 @@ from poolkit._waits import deadline_after, left_until, slice_of
 if TYPE_CHECKING:
     from poolkit.workers._thread_pool import WorkerPool
 
-__all__ = ["lazy_map", "map_buffersize"]
+__all__ = ["MapArgs", "lazy_map", "map_buffersize"]
 
 T = TypeVar("T")
 
@@ -42,6 +43,22 @@ T = TypeVar("T")
 # own Executor.map(buffersize=) leaves the choice to the caller).
 _CHUNKS_PER_WORKER = 4
 _MIN_BUFFER = 16
+
+
+@dataclass(frozen=True, slots=True)
+class MapArgs:
+    """The keywords of every pool's ``map`` after ``fn`` and the iterables, as one value.
+
+    Each pool's ``map`` (and ``ProcessPool.options(...).map``) packs them
+    here and passes them on unchecked: :func:`lazy_map` validates them, so
+    the rules and the error messages are the same for every pool.
+    """
+
+    timeout: float | None
+    chunksize: int
+    ordered: bool
+    buffersize: int | None
+    progress: bool
 
 
 def map_buffersize(buffersize: object, max_workers: int) -> int:
@@ -87,25 +104,21 @@ def lazy_map(
     pool: WorkerPool,
     fn: Callable[..., T],
     iterables: tuple[Iterable[Any], ...],
-    *,
-    timeout: float | None,
-    chunksize: int,
-    ordered: bool,
-    buffersize: int | None,
-    progress: bool,
+    how: MapArgs,
 ) -> Iterator[T]:
     """Start the map (first chunks submitted now) and return its result iterator.
 
     Raises:
         PoolClosed: the pool is stopped.
-        ValueError, TypeError: bad ``chunksize``, ``buffersize`` or ``timeout``.
+        ValueError, TypeError: bad ``fn``, ``chunksize``, ``buffersize``,
+            ``timeout`` or flag (the message names it).
     """
     check_callable("fn", fn)
-    check_bool("ordered", ordered)
-    check_bool("progress", progress)
-    size = check_int("chunksize", chunksize, minimum=1)
-    limit = map_buffersize(buffersize, pool.max_workers)
-    seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
+    ordered = check_bool("ordered", how.ordered)
+    progress = check_bool("progress", how.progress)
+    size = check_int("chunksize", how.chunksize, minimum=1)
+    limit = map_buffersize(how.buffersize, pool.max_workers)
+    seconds = check_optional_seconds("timeout", how.timeout, allow_inf=True)
     if not iterables:
         raise TypeError("map() needs at least one iterable")
     total = _known_length(iterables)

@@ -44,7 +44,7 @@ from typing import Any
 
 from poolkit._errors import PoolClosed, PoolTimeout
 from poolkit._waits import join_thread, left_until, wait_for
-from poolkit.workers._core import Admission, Expired, WorkerPoolStats
+from poolkit.workers._core import Admission, Expired, WorkerHooks, WorkerPoolStats
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import WAKE_IDLE, WAKE_ROOM
 from poolkit.workers._thread_worker import (
@@ -78,10 +78,7 @@ class ThreadCrew:
         core: Lifecycle,
         *,
         thread_prefix: str,
-        initializer: Callable[..., object] | None,
-        initargs: tuple[Any, ...],
-        finalizer: Callable[[], object] | None,
-        factory: Callable[[], object] | None,
+        hooks: WorkerHooks,
         clock: Callable[[], float],
     ) -> None:
         self.owner = owner  # what current_pool() returns in a worker thread
@@ -89,10 +86,7 @@ class ThreadCrew:
         self.name = core.name
         self.on_error = core.options.on_error
         self.thread_prefix = thread_prefix
-        self.initializer = initializer
-        self.initargs = initargs
-        self.finalizer = finalizer
-        self.factory = factory
+        self.hooks = hooks
         self.clock = clock
         self.bounded = core.intake.limit is not None  # fixed: queue_size cannot change
         self._new_sync()
@@ -230,8 +224,8 @@ class ThreadCrew:
                 close = getattr(state, "close", None)
                 if callable(close):
                     close()
-            if self.finalizer is not None:
-                self.finalizer()
+            if self.hooks.finalizer is not None:
+                self.hooks.finalizer()
         except BaseException as exc:
             _LOG.error("worker finalizer of %s raised", self.name, exc_info=exc)
         finally:

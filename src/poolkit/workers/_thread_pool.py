@@ -21,7 +21,6 @@ from poolkit import _fork
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._validate import (
     Clock,
-    check_bool,
     check_callable,
     check_optional_seconds,
     check_seconds,
@@ -32,16 +31,17 @@ from poolkit.workers._core import (
     ErrorHandler,
     Expiring,
     PoolOptions,
+    WorkerHooks,
     WorkerPoolStats,
-    describe,
     stop_mode,
 )
 from poolkit.workers._future import PoolFuture
 from poolkit.workers._group import TaskGroup
 from poolkit.workers._lifecycle import Lifecycle
-from poolkit.workers._map import lazy_map
+from poolkit.workers._map import MapArgs, lazy_map
 from poolkit.workers._thread_crew import ThreadCrew
 from poolkit.workers._thread_worker import current_pool
+from poolkit.workers._verbs import CoreViews, MapVerb, ShutdownVerb, with_worker
 
 __all__ = ["WorkerPool"]
 
@@ -51,7 +51,7 @@ T = TypeVar("T")
 _copy_context = contextvars.copy_context
 
 
-class WorkerPool(Executor):
+class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):
     """A pool of threads running callables; a drop-in ``ThreadPoolExecutor``.
 
     Args:
@@ -126,19 +126,14 @@ class WorkerPool(Executor):
             on_error=on_error,
             name=name if name is not None else (thread_name_prefix or f"WorkerPool-{id(self):x}"),
         )
-        initializer = check_callable("initializer", initializer, optional=True)
-        if not isinstance(initargs, tuple):
-            raise TypeError(f"initargs must be a tuple, got {type(initargs).__name__}")
+        hooks = WorkerHooks.build(initializer, initargs, finalizer, self._factory)
         self._clock = check_callable("clock", clock)
         self._core = Lifecycle(options)
         self._crew = ThreadCrew(
             self,
             self._core,
             thread_prefix=thread_name_prefix or options.name,
-            initializer=initializer,
-            initargs=initargs,
-            finalizer=check_callable("finalizer", finalizer, optional=True),
-            factory=self._factory,
+            hooks=hooks,
             clock=self._clock,
         )
         # The submit fast path's two calls, bound once (re-bound after a fork).
@@ -277,51 +272,10 @@ class WorkerPool(Executor):
         if core.workers < core.max_workers:
             self._crew.maybe_spawn()
 
-    def map(
-        self,
-        fn: Callable[..., T],
-        *iterables: Iterable[Any],
-        timeout: float | None = None,
-        chunksize: int = 1,
-        ordered: bool = True,
-        buffersize: int | None = None,
-        progress: bool = False,
+    def _map(
+        self, fn: Callable[..., T], iterables: tuple[Iterable[Any], ...], how: MapArgs
     ) -> Iterator[T]:
-        """Lazily map ``fn`` over ``iterables`` on the pool.
-
-        Input is consumed as results are taken: at most ``buffersize`` chunks
-        are in flight, so an endless generator works. The first chunks are
-        submitted before this returns (as ``Executor.map`` starts work at
-        once).
-
-        Args:
-            fn: called as ``fn(*items)`` with one item from each iterable.
-            timeout: seconds from this call after which taking a result that
-                is not ready raises ``PoolTimeout`` (a ``TimeoutError``); any
-                size, ``None`` or ``math.inf`` for no limit.
-            chunksize: items per task; larger chunks cost less per item.
-            ordered: yield results in input order (``False``: as completed).
-            buffersize: chunks in flight (default 4 × max_workers, at least 16).
-            progress: draw a progress bar (tqdm if installed).
-
-        Returns:
-            An iterator of results; ``fn``'s exception is raised at its item.
-
-        Raises:
-            PoolClosed: the pool is stopped.
-            TypeError: ``fn`` is not callable, a flag is not a bool.
-            ValueError: ``chunksize`` or ``buffersize`` below 1, bad ``timeout``.
-        """
-        return lazy_map(
-            self,
-            fn,
-            iterables,
-            timeout=timeout,
-            chunksize=chunksize,
-            ordered=ordered,
-            buffersize=buffersize,
-            progress=progress,
-        )
+        return lazy_map(self, fn, iterables, how)
 
     def group(self, *, cancel_on_error: bool = False) -> TaskGroup[Any]:
         """A task group on this pool (pond ``Group``, errgroup, go-playground ``Batch``).
@@ -334,18 +288,6 @@ class WorkerPool(Executor):
             A :class:`~poolkit.workers.TaskGroup`.
         """
         return TaskGroup(self, cancel_on_error=cancel_on_error)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """``Executor.shutdown``: stop taking tasks; ``cancel_futures`` cancels queued ones.
-
-        Unlike :meth:`stop`, ``wait=False`` keeps queued tasks running in the
-        background unless ``cancel_futures`` is true, as ThreadPoolExecutor.
-
-        Raises:
-            TypeError: ``wait`` or ``cancel_futures`` is not a bool.
-        """
-        check_bool("cancel_futures", cancel_futures)
-        self.stop(wait=wait, cancel_pending=cancel_futures)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until every task submitted so far has finished, without stopping.
@@ -450,16 +392,6 @@ class WorkerPool(Executor):
         """
         self.stop(wait=True, timeout=timeout)
 
-    @property
-    def max_workers(self) -> int:
-        """The current bound on workers."""
-        return self._core.max_workers
-
-    @property
-    def closed(self) -> bool:
-        """Whether the pool is stopped or stopping."""
-        return self._core.closed
-
     def stats(self) -> WorkerPoolStats:
         """A snapshot of workers, tasks and outcome counters."""
         return self._crew.stats()
@@ -468,9 +400,6 @@ class WorkerPool(Executor):
         """Reset in a forked child: fresh locks and queue, the parent's threads forgotten."""
         self._crew.after_fork_in_child()
         self._put = self._crew.put
-
-    def __repr__(self) -> str:
-        return describe(type(self).__name__, self.stats(), self._core.name)
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -492,11 +421,4 @@ class WorkerPool(Executor):
         Raises:
             TypeError: ``factory`` is not callable.
         """
-        check_callable("factory", factory)
-        # The private construction path: the factory is set before __init__
-        # runs (and starts min_workers), so the public signature needs no
-        # private keyword for it.
-        pool = cls.__new__(cls)
-        pool._factory = factory
-        cls.__init__(pool, max_workers, **options)
-        return pool
+        return with_worker(cls, factory, max_workers, options)

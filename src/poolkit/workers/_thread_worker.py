@@ -167,10 +167,11 @@ class Worker(Counts):
         _LOCAL.worker = self
         state: object = NO_STATE
         try:
-            if crew.initializer is not None:
-                crew.initializer(*crew.initargs)
-            if crew.factory is not None:
-                state = crew.factory()
+            hooks = crew.hooks
+            if hooks.initializer is not None:
+                hooks.initializer(*hooks.initargs)
+            if hooks.factory is not None:
+                state = hooks.factory()
         except BaseException as exc:  # restore invariants (break the pool), then stop
             crew.break_(exc, f"a worker of {crew.name} failed to start: initializer raised {exc!r}")
             crew.retire(self, NO_STATE)
