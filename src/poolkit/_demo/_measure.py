@@ -9,10 +9,14 @@ print, and :func:`rate_chart` draws them.
 
 from __future__ import annotations
 
+import json
 import resource
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from poolkit._demo._report import DemoContext
 
@@ -24,6 +28,7 @@ __all__ = [
     "rates",
     "repeat",
     "rss_bytes",
+    "run_child",
     "time_threads",
 ]
 
@@ -120,3 +125,25 @@ def rate_chart(
         groups=[f"{t} thread{'s' if t > 1 else ''}" for t in thread_counts],
         series={name: [rate[(name, t)] for t in thread_counts] for name in names},
     )
+
+
+def run_child(module: str, args: Sequence[object], what: str, timeout: float) -> dict[str, Any]:
+    """Run ``python -m module *args`` (a part measuring one way in a fresh process).
+
+    Returns:
+        The JSON object the child prints on its last line of output.
+
+    Raises:
+        RuntimeError: the child failed (with its stderr, naming ``what``).
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result

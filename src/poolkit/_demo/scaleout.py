@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from poolkit._demo._measure import run_child
 from poolkit._demo._report import DemoContext, Section
 
 __all__ = ["dask_memory", "free_port", "redis_server", "resque_recovery", "run"]
@@ -199,17 +200,8 @@ def dask_memory(address: str, way: str, inputs: int) -> dict[str, Any]:
 
 
 def _in_child(address: str, way: str, inputs: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "poolkit._demo.scaleout", "memory", address, way, str(inputs)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"dask map {way!r} failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    args = ("memory", address, way, inputs)
+    return run_child("poolkit._demo.scaleout", args, f"dask map {way!r}", timeout=1800)
 
 
 def _resque_half(ctx: DemoContext, rows: list[list[object]], findings: list[str]) -> None:

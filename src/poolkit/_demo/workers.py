@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -25,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from poolkit._demo._measure import rss_bytes
+from poolkit._demo._measure import rss_bytes, run_child
 from poolkit._demo._report import DemoContext, Section
 
 __all__ = ["run"]
@@ -183,17 +182,8 @@ def run(ctx: DemoContext) -> Section:
 
 
 def _in_child(way: str, port: int, pages: int) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-m", "poolkit._demo.workers", way, str(port), str(pages)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"crawl {way!r} failed:\n{done.stderr}")
-    result: dict[str, float] = json.loads(done.stdout)
-    return result
+    args = (way, port, pages)
+    return run_child("poolkit._demo.workers", args, f"crawl {way!r}", timeout=600)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
-from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
@@ -523,12 +522,8 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):
     def __enter__(self) -> ProcessPool:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
+        exc = exc_info[1]
         # Leaving with an error (KeyboardInterrupt included) must not wait for
         # tasks nobody will look at: kill the workers, as multiprocessing.Pool does.
         if exc is not None:

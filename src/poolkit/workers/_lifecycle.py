@@ -68,6 +68,7 @@ How a driver uses it:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable
 
 from poolkit._errors import PoolBroken, PoolClosed
@@ -421,15 +422,13 @@ class Lifecycle:
         """
         self.check_open()
         old = self.options
-        self.options = PoolOptions.build(
+        # The same checks as at construction, on the two bounds that change.
+        changed = PoolOptions.build(
             max_workers=old.max_workers if max_workers is None else max_workers,
             min_workers=old.min_workers if min_workers is None else min_workers,
-            idle_timeout=old.idle_timeout,
-            queue_size=old.queue_size,
-            nonblocking=old.nonblocking,
-            max_blocking=old.max_blocking,
-            on_error=old.on_error,
-            name=old.name,
+        )
+        self.options = dataclasses.replace(
+            old, max_workers=changed.max_workers, min_workers=changed.min_workers
         )
         self.max_workers = self.options.max_workers
         self.min_workers = self.options.min_workers

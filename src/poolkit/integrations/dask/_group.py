@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import as_completed as futures_as_completed
 from concurrent.futures import wait as futures_wait
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from poolkit import CancelToken, PoolTimeout, TaskCancelled
@@ -138,12 +137,8 @@ class DaskTaskGroup(Generic[T]):
     def __enter__(self) -> DaskTaskGroup[T]:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
+        exc = exc_info[1]
         if exc is not None:
             self.cancel()
             with contextlib.suppress(BaseException):

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar
 
 from poolkit import PoolClosed, PoolTimeout
@@ -397,12 +396,8 @@ class DaskPool:
     def __enter__(self) -> DaskPool:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
+        exc = exc_info[1]
         self.close(cancel_pending=exc is not None)
 
     def _out(self) -> int:
