@@ -6,8 +6,8 @@ pool holds one idle buffer, each cycle takes it and gives it back.
 Subjects:
 
 - ``poolkit``: :class:`poolkit.ObjectPool` with its defaults (``max_idle=64``).
-- ``deque floor``: the fastest pool a Python class can be (anchors/buffers.md
-  §10.4 ``MaxlenPool``): ``get`` a method doing try ``deque.pop`` / except
+- ``deque floor``: the fastest pool a Python class can be (a ``MaxlenPool``:
+  a bounded deque in a class with ``__slots__``): ``get`` a method doing try ``deque.pop`` / except
   ``IndexError``, ``put`` the deque's bound ``append``. No stats, no checks.
   The target is poolkit within 2x of it.
 - ``queue.Queue pool``: the hand-rolled pool seen in the wild,
@@ -108,7 +108,7 @@ def _get_put(get: Callable[[], Any], put: Callable[[Any], object]) -> Loop:
 
 
 class DequeFloor:
-    """anchors/buffers.md §10.4 ``MaxlenPool``: the floor of a Python pool class."""
+    """A ``MaxlenPool`` (a bounded deque in a slotted class): the floor of a Python pool class."""
 
     __slots__ = ("_factory", "_pop", "put")
 

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._validate import (
     Clock,
+    check_bool,
     check_callable,
     check_int,
     check_optional_int,
@@ -182,8 +183,7 @@ class BufferPool:
         classes = SizeClasses(min_size, max_size)
         budget = check_optional_int("max_idle_bytes", max_idle_bytes, minimum=0)
         per_class = check_optional_int("max_idle_per_class", max_idle_per_class, minimum=0)
-        if not isinstance(zero, bool):
-            raise TypeError(f"zero must be True or False, got {type(zero).__name__} {zero!r}")
+        check_bool("zero", zero)
         self._classes = classes
         self._min = classes.min_size
         self._max = classes.max_size

@@ -21,6 +21,7 @@ from poolkit import _fork
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._validate import (
     Clock,
+    check_bool,
     check_callable,
     check_optional_seconds,
     check_seconds,
@@ -111,8 +112,7 @@ class AsyncWorkerPool(CoreViews):
         )
         hooks = WorkerHooks.build(initializer, initargs, finalizer, self._factory)
         self._clock = check_callable("clock", clock)
-        if not isinstance(eager, bool):
-            raise TypeError(f"eager must be a bool, got {type(eager).__name__}")
+        check_bool("eager", eager)
         self._core = Lifecycle(options)
         self._crew = AsyncCrew(
             self._core,

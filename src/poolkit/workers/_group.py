@@ -31,7 +31,7 @@ from concurrent.futures import CancelledError, Future, as_completed
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolError, PoolTimeout
-from poolkit._validate import check_callable, check_optional_seconds
+from poolkit._validate import check_bool, check_callable, check_optional_seconds
 from poolkit._waits import deadline_after, event_wait, wait_for
 from poolkit.workers._thread_worker import current_pool
 
@@ -128,9 +128,7 @@ class GroupCore:
     """
 
     def __init__(self, *, cancel_on_error: bool) -> None:
-        if not isinstance(cancel_on_error, bool):
-            raise TypeError(f"cancel_on_error must be a bool, got {type(cancel_on_error).__name__}")
-        self._cancel_on_error = cancel_on_error
+        self._cancel_on_error = check_bool("cancel_on_error", cancel_on_error)
         self._futures: list[Any] = []
         self._lock = threading.Lock()  # thread groups call back from workers
         self._settled_cv = threading.Condition(self._lock)  # thread wait() sleeps here
