@@ -235,7 +235,10 @@ def test_leaving_the_block_with_an_error_kills_the_workers(
 
 
 _PARENT = """
-import os, sys, time
+import os, signal, sys, time
+# Ctrl-C as a terminal delivers it, even when the suite runs as a shell's
+# background job (which starts its children with SIGINT ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {root!r})
 from poolkit import ProcessPool
 from tests.processes import tasks
@@ -318,7 +321,11 @@ def test_ctrl_c_in_the_parent_leaves_no_worker_behind(tmp_path: Path) -> None:
     """SIGINT reaches the parent's `with` block as KeyboardInterrupt: it kills the workers."""
     parent, pids = _run_parent(tmp_path, "forkserver", "with pool:\n        time.sleep(60)")
     parent.send_signal(signal.SIGINT)
-    assert parent.wait(PROMPT) != 0
+    try:
+        assert parent.wait(PROMPT) != 0
+    finally:
+        parent.kill()  # no-op once it exited; never leave it running on a failure
+        parent.wait()
     assert not any(alive(p) for p in pids)
 
 
