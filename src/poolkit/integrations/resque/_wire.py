@@ -47,6 +47,18 @@ def text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+class _Key:
+    """A fixed key of a namespace, ``<ns>:<suffix>``, read as an attribute of :class:`Keys`."""
+
+    def __init__(self, suffix: str, doc: str) -> None:
+        self.suffix = suffix
+        self.__doc__ = doc
+
+    def __get__(self, keys: Keys | None, owner: type[Keys]) -> str:
+        # On the class (help(), documentation tools): the key's pattern.
+        return f"{'<ns>' if keys is None else keys.ns}:{self.suffix}"
+
+
 @dataclass(frozen=True)
 class Keys:
     """Every key of one namespace, named as Resque names them.
@@ -57,19 +69,24 @@ class Keys:
 
     ns: str
 
-    @property
-    def queues(self) -> str:
-        """SET of known queue names."""
-        return f"{self.ns}:queues"
+    # The namespace's fixed keys (the others take a queue name or a worker id).
+    queues = _Key("queues", "SET of known queue names.")
+    workers = _Key("workers", "SET of registered worker ids.")
+    heartbeats = _Key(
+        "workers:heartbeat", "HASH worker id → ISO 8601 time of its last heartbeat (Resque ≥ 1.26)."
+    )
+    prune_lock = _Key(
+        "pruning_dead_workers_in_progress",
+        "Taken (SET NX EX) by the one worker pruning dead ones (Resque ≥ 2.0).",
+    )
+    pause = _Key("pause-all-workers", '``"true"`` pauses every worker of the namespace.')
+    failed = _Key(
+        "failed", "LIST of failure records (Resque's default ``Failure::Redis`` backend)."
+    )
 
     def queue(self, name: str) -> str:
         """LIST of the jobs waiting in queue ``name`` (RPUSH, LPOP: FIFO)."""
         return f"{self.ns}:queue:{name}"
-
-    @property
-    def workers(self) -> str:
-        """SET of registered worker ids."""
-        return f"{self.ns}:workers"
 
     def worker(self, worker_id: str) -> str:
         """STRING: the job a worker is working on (absent when idle)."""
@@ -86,26 +103,6 @@ class Keys:
         that a worker killed mid-job loses nothing; Resque clients ignore it.
         """
         return f"{self.ns}:worker:{worker_id}:processing"
-
-    @property
-    def heartbeats(self) -> str:
-        """HASH worker id → ISO 8601 time of its last heartbeat (Resque ≥ 1.26)."""
-        return f"{self.ns}:workers:heartbeat"
-
-    @property
-    def prune_lock(self) -> str:
-        """Taken (SET NX EX) by the one worker pruning dead ones (Resque ≥ 2.0)."""
-        return f"{self.ns}:pruning_dead_workers_in_progress"
-
-    @property
-    def pause(self) -> str:
-        """``"true"`` pauses every worker of the namespace."""
-        return f"{self.ns}:pause-all-workers"
-
-    @property
-    def failed(self) -> str:
-        """LIST of failure records (Resque's default ``Failure::Redis`` backend)."""
-        return f"{self.ns}:failed"
 
     def stat(self, name: str, worker_id: str | None = None) -> str:
         """Counter ``processed`` or ``failed``, global or of one worker."""
