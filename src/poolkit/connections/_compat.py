@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import threading
 import weakref
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from poolkit._validate import Clock
 from poolkit._waits import join_thread, left_until, slice_of
 from poolkit._waits import wait_for as condition_wait_for
 from poolkit.connections._core import Entry
-from poolkit.connections._driver import cleaner_died, logger, next_sleep
+from poolkit.connections._driver import cleaner_died, cleaner_pass, logger
 
 __all__ = ["NO_LOCK", "Closes", "Gate", "Runner", "new_lock"]
 
@@ -98,26 +97,20 @@ def _run_cleaner(
     """A cleaner thread's body: ``maintain()`` at each deadline until stopped.
 
     It holds the pool only through the weak reference ``ref`` (and only during a
-    pass), so a pool dropped without ``close()`` is still collected and its
-    cleaner ends instead of living forever. A failed pass (a warning turned
-    into an error by a filter) is logged and the cleaner goes on; if the
-    cleaner itself dies, for any reason, the pool is broken (``_break``):
-    ``acquire()`` raises :class:`~poolkit.PoolBroken` instead of serving from
-    a pool whose idle expiry, leak warnings and ``min_size`` top-up stopped.
+    pass, :func:`~poolkit.connections._driver.cleaner_pass`), so a pool dropped
+    without ``close()`` is still collected and its cleaner ends instead of
+    living forever. If the cleaner itself dies, for any reason, the pool is
+    broken (``_break``): ``acquire()`` raises :class:`~poolkit.PoolBroken`
+    instead of serving from a pool whose idle expiry, leak warnings and
+    ``min_size`` top-up stopped.
     """
     try:
         while not stop.is_set():
             wake.clear()
-            pool = ref()
-            if pool is None:
+            sleep = cleaner_pass(ref, clock, until_closed=False)
+            if sleep is None:
                 return
-            try:
-                next_wake = pool.maintain()
-            except Exception:  # a warning turned error by a filter, a hook
-                logger.exception("connection pool cleaner pass failed")
-                next_wake = math.inf
-            del pool
-            wake.wait(next_sleep(next_wake, clock))
+            wake.wait(sleep)
     except BaseException as exc:
         # No caller to raise to in this thread: the pool carries the cause.
         cleaner_died(ref, exc)

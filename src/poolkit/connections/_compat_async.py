@@ -19,7 +19,7 @@ from poolkit._validate import Clock
 from poolkit._waits import left_until
 from poolkit.connections._compat import NO_LOCK, Closes
 from poolkit.connections._core import Entry
-from poolkit.connections._driver import cleaner_died, logger, next_sleep
+from poolkit.connections._driver import cleaner_died, cleaner_pass
 
 __all__ = ["AsyncGate", "AsyncRunner", "async_new_lock"]
 
@@ -62,17 +62,11 @@ async def _run_async_cleaner(ref: Callable[[], Any], wake: asyncio.Event, clock:
     try:
         while True:
             wake.clear()
-            pool = ref()
-            if pool is None or pool.closed:
+            sleep = cleaner_pass(ref, clock, until_closed=True)
+            if sleep is None:
                 return
-            try:
-                next_wake = pool.maintain()
-            except Exception:
-                logger.exception("connection pool cleaner pass failed")
-                next_wake = math.inf
-            del pool
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(next_sleep(next_wake, clock)):
+                async with asyncio.timeout(sleep):
                     await wake.wait()
     except asyncio.CancelledError:
         raise  # close() stops it

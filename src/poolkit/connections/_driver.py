@@ -34,6 +34,7 @@ __all__ = [
     "backoff",
     "call_hook",
     "cleaner_died",
+    "cleaner_pass",
     "logger",
     "next_sleep",
 ]
@@ -73,6 +74,26 @@ def next_sleep(next_wake: float, clock: Clock) -> float:
     if math.isinf(next_wake):
         return MAX_WAIT_SLICE
     return slice_of(max(next_wake - clock(), CLEANER_MIN_INTERVAL))
+
+
+def cleaner_pass(ref: Callable[[], Any], clock: Clock, *, until_closed: bool) -> float | None:
+    """One pass of a cleaner (thread or task): ``maintain()`` the pool ``ref()``.
+
+    Returns the seconds to sleep until the next pass, or ``None`` when the
+    cleaner should end: the pool was collected (or, with ``until_closed``, is
+    closed). The pool is held only during the pass, so a pool dropped without
+    ``close()`` is still collected. A failed pass (a warning turned into an
+    error by a filter, a hook) is logged and the cleaner goes on.
+    """
+    pool = ref()
+    if pool is None or (until_closed and pool.closed):
+        return None
+    try:
+        next_wake = pool.maintain()
+    except Exception:
+        logger.exception("connection pool cleaner pass failed")
+        next_wake = math.inf
+    return next_sleep(next_wake, clock)
 
 
 def cleaner_died(ref: Callable[[], Any], exc: BaseException) -> None:
