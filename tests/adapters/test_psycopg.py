@@ -15,7 +15,7 @@ from poolkit import AsyncConnectionPool, ConnectionDetached, ConnectionPool, Poo
 from poolkit.adapters import dbapi
 from poolkit.adapters import psycopg as pg
 from poolkit.testing import FakeClock
-from tests.adapters.conftest import committed_rows, wait_readable
+from tests.adapters.conftest import committed_rows, free_port, wait_readable
 
 
 def _terminate(dsn: str, pids: list[int]) -> None:
@@ -409,3 +409,25 @@ def test_dbpool_over_psycopg_guards_cursors_and_forwards_attributes(
         conn.autocommit = True
     assert len(committed_rows(pg_dsn, table)) == 1
     db.close()
+
+
+def test_open_wait_fails_fast_when_the_server_is_unreachable() -> None:
+    """psycopg_pool open(wait=True): an unreachable server fails at start, not at first use."""
+    dsn = f"host=127.0.0.1 port={free_port()} dbname=test connect_timeout=2"
+    pool = ConnectionPool(pg.connector(dsn), min_size=1, timeout=10.0)
+    with pytest.raises(PoolTimeout, match="0 of min_size=1") as info:
+        pool.open(wait=True, timeout=0.5)
+    assert isinstance(info.value.__cause__, psycopg.OperationalError)
+    assert pool.closed
+
+
+def test_open_wait_returns_with_min_size_connections_ready(pg_dsn: str) -> None:
+    async def main() -> None:
+        pool = AsyncConnectionPool(pg.async_connector(pg_dsn), min_size=2, timeout=10.0)
+        await pool.open(wait=True, timeout=30)
+        assert pool.stats().idle == 2
+        async with pool.connection() as conn:
+            assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+        await pool.close()
+
+    asyncio.run(main())

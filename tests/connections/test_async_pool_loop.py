@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from poolkit import AsyncConnectionPool, EventLoopMismatch
+from poolkit import AsyncConnectionPool, EventLoopMismatch, PoolTimeout
 from poolkit.connections import AsyncPooledConnection
 from poolkit.testing import AsyncFakeConnector, FakeClock, FakeConnection
 
@@ -138,3 +138,45 @@ def test_second_event_loop_raises_a_clear_error() -> None:
     assert not held.released  # refused, so still attached (and still counted in use)
     assert pool.stats().in_use == 1
     held._entry = None  # its loop is gone: let it go without a LeakWarning
+
+
+def test_async_check_and_reconnect_failed_may_be_coroutine_functions() -> None:
+    """psycopg_pool's AsyncConnectionPool takes async check and reconnect_failed callables."""
+
+    async def main() -> None:
+        clock = FakeClock()
+        gave_up = asyncio.Event()
+
+        async def check(conn: FakeConnection) -> None:
+            await asyncio.sleep(0)
+            if conn.id == 1:
+                raise ConnectionResetError("stale")
+
+        async def reconnect_failed(pool: object) -> None:
+            await asyncio.sleep(0)
+            gave_up.set()
+
+        fake = AsyncFakeConnector()
+        pool = AsyncConnectionPool(
+            fake, check=check, reconnect_failed=reconnect_failed, reconnect_timeout=5.0,
+            clock=clock, timeout=5.0,
+        )  # fmt: skip
+        async with pool.connection() as conn:
+            assert conn.raw.id == 2
+        assert pool.stats().closed_by_reason["check_failed"] == 1
+        # A waiter's attempt that fails past reconnect_timeout gives up and awaits the hook.
+        real_create = fake.create
+
+        async def failing_create() -> FakeConnection:
+            clock.advance(10.0)
+            raise ConnectionRefusedError("down")
+
+        fake.create = failing_create  # type: ignore[method-assign]
+        async with pool.connection():  # the idle one; the next caller needs a new one
+            with pytest.raises(PoolTimeout):
+                await pool.acquire(timeout=0.05)
+        await asyncio.wait_for(gave_up.wait(), 30)
+        fake.create = real_create  # type: ignore[method-assign]
+        await pool.close()
+
+    asyncio.run(main())

@@ -630,3 +630,158 @@ def test_create_failures_are_retried_and_reported() -> None:
         pool.close()
 
     run(main)
+
+
+# -- psycopg_pool parity: open(wait=True), wait(), reconnect_timeout, check= --------
+
+
+def test_open_wait_returns_once_min_size_connections_are_open() -> None:
+    """psycopg_pool open(wait=True): the pool is full when open() returns."""
+
+    def main() -> None:
+        pool, fake = make(min_size=3, max_size=5)
+        pool.open(wait=True, timeout=30)
+        assert pool.stats().idle == 3
+        assert len(fake.open_connections) == 3
+        pool.wait(timeout=0)  # already full: returns at once
+        pool.close()
+
+    run(main)
+
+
+def test_open_wait_fails_fast_when_the_server_is_down_and_closes_the_pool() -> None:
+    """psycopg_pool wait(): PoolTimeout (from the connection error) and the pool closed."""
+
+    def main() -> None:
+        fake = FakeConnector()
+        fake.fail_next_creates(10_000, ConnectionRefusedError("server down"))
+        pool, _ = make(fake, min_size=2)
+        with pytest.raises(PoolTimeout, match=r"0 of min_size=2 .*server down") as info:
+            pool.open(wait=True, timeout=0.2)
+        assert isinstance(info.value.__cause__, ConnectionRefusedError)
+        assert pool.closed
+        with pytest.raises(PoolClosed, match="cannot be reopened"):
+            pool.open()
+        with pytest.raises(PoolClosed):
+            pool.wait(timeout=1)
+
+    run(main)
+
+
+def test_wait_sees_connections_that_open_after_failed_attempts() -> None:
+    def main() -> None:
+        fake = FakeConnector()
+        fake.fail_next_creates(2, ConnectionRefusedError("starting up"))
+        pool, _ = make(fake, min_size=1)
+        pool.open()
+        pool.wait(timeout=30)
+        stats = pool.stats()
+        assert (stats.idle, stats.create_errors, stats.created) == (1, 2, 1)
+        pool.close()
+
+    run(main)
+
+
+def test_reconnect_timeout_gives_up_and_calls_reconnect_failed() -> None:
+    """psycopg_pool: attempts back off until reconnect_timeout, then reconnect_failed(pool)."""
+
+    def main() -> None:
+        clock = FakeClock()
+        calls: list[tuple[object, int]] = []
+        down = True
+
+        class Flaky(FakeConnector):
+            def create(self) -> FakeConnection:
+                if down:
+                    clock.advance(10.0)  # each failed attempt takes 10 s of the clock
+                    raise ConnectionRefusedError("server down")
+                return super().create()
+
+        def failed(pool: object) -> None:
+            calls.append((pool, pool_ref[0].stats().create_errors))
+
+        pool_ref: list[ConnectionPool[FakeConnection]] = []
+        pool = ConnectionPool(
+            Flaky(), min_size=1, timeout=5.0, clock=clock,
+            reconnect_timeout=15.0, reconnect_failed=failed,
+        )  # fmt: skip
+        pool_ref.append(pool)
+        pool.open()
+        wait_until(lambda: calls)
+        # Failed at 10 s (retried), failed at 20 s >= 15 s: gave up after two attempts.
+        assert calls[0] == (pool, 2)
+        assert pool.stats().reconnects_failed >= 1
+        # A caller still gets a connection once the server is back.
+        down = False
+        with pool.connection() as conn:
+            assert conn.use() == 1
+        pool.close()
+
+    run(main)
+
+
+def test_pool_check_replaces_the_connectors_and_discards_what_it_rejects() -> None:
+    """psycopg_pool check=: run at checkout; raising (or False) discards the connection."""
+
+    def main() -> None:
+        checked: list[int] = []
+
+        def check(conn: FakeConnection) -> None:
+            checked.append(conn.id)
+            if conn.id == 1:
+                raise ConnectionResetError("stale")
+
+        pool, fake = make(check=check)
+        with pool.connection() as conn:
+            assert conn.raw.id == 2
+        assert pool.stats().closed_by_reason["check_failed"] == 1
+        # The connector's own check (it fails for a broken connection) is not used.
+        fake.break_connection(fake.connections[1])
+        conn = pool.acquire()
+        assert conn.raw.id == 2
+        pool.release(conn)
+        assert checked == [1, 2, 2]
+        pool.close()
+
+    run(main)
+
+
+def test_pool_check_returning_false_discards() -> None:
+    def main() -> None:
+        pool, _fake = make(check=lambda conn: conn.id != 1)
+        with pool.connection() as conn:
+            assert conn.raw.id == 2
+        pool.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"check": 1}, TypeError, "check"),
+        ({"reconnect_failed": "log"}, TypeError, "reconnect_failed"),
+        ({"reconnect_timeout": 0}, ValueError, "reconnect_timeout"),
+        ({"reconnect_timeout": -1.0}, ValueError, "reconnect_timeout"),
+        ({"reconnect_timeout": "5"}, TypeError, "reconnect_timeout"),
+    ],
+)
+def test_parity_options_reject_bad_values(
+    kwargs: dict[str, Any], exc: type[Exception], match: str
+) -> None:
+    with pytest.raises(exc, match=match):
+        make(**kwargs)
+
+
+def test_open_and_wait_reject_bad_arguments() -> None:
+    def main() -> None:
+        pool, _ = make()
+        with pytest.raises(TypeError, match="wait"):
+            pool.open(wait="yes")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="timeout"):
+            pool.open(wait=True, timeout=-1)
+        with pytest.raises(ValueError, match="timeout"):
+            pool.wait(timeout=float("nan"))
+        pool.close()
+
+    run(main)

@@ -164,6 +164,11 @@ class PoolCore:
         self.next_wake = INF
         self.wake_cleaner = False
         self.last_create_error: BaseException | None = None
+        # Set when a connection attempt gave up (reconnect_timeout): min_size
+        # is not topped up again until the cleaner's next pass or a connection
+        # opens, so a dead server is not dialled without pause. Waiters still
+        # get attempts of their own.
+        self.refill_held = False
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -175,6 +180,7 @@ class PoolCore:
         self.overloads = 0
         self.created = 0
         self.create_errors = 0
+        self.reconnects_failed = 0
         self.closed_by_reason = dict.fromkeys(CLOSE_REASONS, 0)
 
     @property
@@ -350,7 +356,8 @@ class PoolCore:
     def _plan_creates(self, for_waiters: bool = False) -> None:
         if self.closed:
             return
-        want = max(len(self.waiters) - self.creating - len(self.idle), self.min_size - self.live)
+        floor = 0 if self.refill_held else self.min_size - self.live
+        want = max(len(self.waiters) - self.creating - len(self.idle), floor)
         planned = 0
         while planned < want and self._room(for_waiters or bool(self.waiters)):
             self.creating += 1
@@ -370,6 +377,7 @@ class PoolCore:
         self.creating -= 1
         self.created += 1
         self.last_create_error = None
+        self.refill_held = False
         life = self.max_lifetime * (1.0 - self.jitter * self.rng.random())
         entry = Entry(self, conn, now, now + life)
         self.in_use.add(entry)  # checkin() takes it from there
@@ -482,6 +490,17 @@ class PoolCore:
             self.to_wake.append(waiter)
         self.dirty = True
 
+    def give_up_create(self) -> None:
+        """A creator kept failing for ``reconnect_timeout``: it stops, freeing its slot.
+
+        ``min_size`` is not topped up again before the cleaner's next pass
+        (:meth:`maintain`); a waiter that needs a connection starts a new
+        attempt at once.
+        """
+        self.reconnects_failed += 1
+        self.refill_held = True
+        self.abandon_create()
+
     def abandon_create(self) -> None:
         """A creator kept its reservation for a retry, then gave up (pool closing)."""
         self.creating -= 1
@@ -544,6 +563,7 @@ class PoolCore:
                 if now < entry.expires_at < bound:
                     bound = entry.expires_at
             next_due = min(next_due, bound)
+        self.refill_held = False
         self._plan_creates()
         self.next_wake = next_due
         return leaked
@@ -578,6 +598,7 @@ class PoolCore:
             overloads=self.overloads,
             created=self.created,
             create_errors=self.create_errors,
+            reconnects_failed=self.reconnects_failed,
             closed_by_reason=dict(self.closed_by_reason),
             broken=self.broken is not None,
         )

@@ -120,10 +120,15 @@ class DriverBase:
         self._clock = opts.clock
         self._timeout = opts.timeout
         self._rng = random.Random()
+        # The checkout check: the pool's ``check`` option (psycopg_pool's) or,
+        # by default, the connector's cheap ``check(conn)``.
+        self._check: Callable[[Any], object] | None = (
+            opts.check if opts.check is not None else self._hooks.check
+        )
         # Anything beyond a bare pop at checkout: health checks, pings, leak
         # records, hooks. One flag keeps the hot path to a single test.
         self._extra_checkout = (
-            self._hooks.check is not None
+            self._check is not None
             or (self._hooks.ping is not None and opts.ping_after is not None)
             or opts.leak_timeout is not None
             or opts.on_acquire is not None
@@ -157,17 +162,6 @@ class DriverBase:
         raise NotImplementedError
 
     # -- checkout helpers ---------------------------------------------------
-
-    def _check_failed(self, entry: Entry) -> bool:
-        """Run the connector's cheap liveness check; True if it failed."""
-        check = self._hooks.check
-        if check is None:
-            return False
-        try:
-            return not check(entry.conn)
-        except Exception:
-            logger.debug("connection check raised", exc_info=True)
-            return True
 
     def _ping_due(self, entry: Entry, now: float) -> bool:
         after = self._opts.ping_after

@@ -22,6 +22,8 @@ __all__ = [
     "DEFAULT_MAX_IDLE_TIME",
     "DEFAULT_MAX_LIFETIME",
     "DEFAULT_MAX_SIZE",
+    "DEFAULT_OPEN_TIMEOUT",
+    "DEFAULT_RECONNECT_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "LIFETIME_JITTER",
     "PoolOptions",
@@ -45,6 +47,11 @@ DEFAULT_MAX_IDLE_TIME = 600.0
 LIFETIME_JITTER = 0.05
 # close() waits this long for busy connections to come back (psycopg_pool: 5 s).
 DEFAULT_CLOSE_TIMEOUT = 5.0
+# open(wait=True) and wait() give min_size connections this long (psycopg_pool: 30 s).
+DEFAULT_OPEN_TIMEOUT = 30.0
+# A background connection attempt that keeps failing gives up after this long
+# and calls reconnect_failed(pool) (psycopg_pool: 5 minutes).
+DEFAULT_RECONNECT_TIMEOUT = 300.0
 
 Order = Literal["lifo", "fifo"]
 Hook = Callable[..., object]
@@ -64,7 +71,10 @@ class PoolOptions:
     max_idle_time: float | None
     order: Order
     ping_after: float | None
+    check: Hook | None
     leak_timeout: float | None
+    reconnect_timeout: float | None
+    reconnect_failed: Hook | None
     clock: Clock
     on_create: Hook | None
     on_acquire: Hook | None
@@ -85,7 +95,10 @@ def make_options(
     max_idle_time: object = DEFAULT_MAX_IDLE_TIME,
     order: object = "lifo",
     ping_after: object = None,
+    check: object = None,
     leak_timeout: object = None,
+    reconnect_timeout: object = DEFAULT_RECONNECT_TIMEOUT,
+    reconnect_failed: object = None,
     clock: object = None,
     on_create: object = None,
     on_acquire: object = None,
@@ -124,6 +137,8 @@ def make_options(
         ("on_acquire", on_acquire),
         ("on_release", on_release),
         ("on_discard", on_discard),
+        ("check", check),
+        ("reconnect_failed", reconnect_failed),
     ):
         hooks[hook_name] = check_callable(hook_name, hook, optional=True)
 
@@ -143,7 +158,10 @@ def make_options(
         max_idle_time=no_limit("max_idle_time", max_idle_time, allow_zero=False),
         order="lifo" if order == "lifo" else "fifo",
         ping_after=no_limit("ping_after", ping_after),
+        check=hooks["check"],
         leak_timeout=no_limit("leak_timeout", leak_timeout, allow_zero=False),
+        reconnect_timeout=no_limit("reconnect_timeout", reconnect_timeout, allow_zero=False),
+        reconnect_failed=hooks["reconnect_failed"],
         clock=time.monotonic if clock is None else check_callable("clock", clock),
         on_create=hooks["on_create"],
         on_acquire=hooks["on_acquire"],

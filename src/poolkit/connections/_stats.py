@@ -56,6 +56,8 @@ class ConnectionPoolStats:
         overloads: acquisitions refused with ``PoolOverload`` (``max_waiting``).
         created: connections opened.
         create_errors: failed attempts to open one.
+        reconnects_failed: background attempts to open one that gave up after
+            ``reconnect_timeout`` (each called ``reconnect_failed``).
         closed_by_reason: connections retired per reason (see ``CLOSE_REASONS``),
             counted when the pool decides to close them.
         broken: the pool is broken (its cleaner died): ``acquire()`` raises
@@ -80,6 +82,7 @@ class ConnectionPoolStats:
     create_errors: int
     closed_by_reason: Mapping[str, int]
     broken: bool = False
+    reconnects_failed: int = 0
 
     @property
     def closed(self) -> int:

@@ -27,13 +27,14 @@ futures of a loop that is not running.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Self, TypeVar
 
 from poolkit import _fork
 from poolkit._errors import PoolClosed, PoolTimeout
-from poolkit._validate import Clock
+from poolkit._validate import Clock, check_bool, check_seconds
 from poolkit._waits import deadline_after
 from poolkit.connections._budget import Budget
 from poolkit.connections._compat import Gate, Runner, new_lock
@@ -52,6 +53,8 @@ from poolkit.connections._options import (
     DEFAULT_MAX_IDLE_TIME,
     DEFAULT_MAX_LIFETIME,
     DEFAULT_MAX_SIZE,
+    DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_RECONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
     LIFETIME_JITTER,
     PoolOptions,
@@ -89,9 +92,22 @@ class ConnectionPool(DriverBase, Generic[C]):
             ``"fifo"`` rotates through all (spreads load behind a balancer).
         ping_after: ping (``connector.ping``) at checkout a connection idle longer
             than this many seconds; ``None``: never ping.
+        check: ``check(conn)`` run at every checkout (psycopg_pool's ``check``);
+            returning ``False`` or raising discards the connection and the
+            checkout takes another. It replaces the connector's own ``check``
+            (the default); the ``ping_after`` ping still runs after it. In the
+            asyncio pool it may be a coroutine function.
         leak_timeout: record who acquires each connection and warn
             (:class:`~poolkit.LeakWarning`) when it is held longer than this
             (``None`` or ``math.inf``: never warn).
+        reconnect_timeout: seconds a background attempt to open a connection
+            keeps retrying (with backoff) before it gives up, frees its slot and
+            calls ``reconnect_failed`` (psycopg_pool; default 5 minutes;
+            ``None`` or ``math.inf``: never give up). ``min_size`` is topped up
+            again at the cleaner's next pass; a waiting caller starts a new attempt.
+        reconnect_failed: ``hook(pool)`` called when an attempt gave up (a
+            coroutine function is awaited in the asyncio pool); counted in
+            ``stats().reconnects_failed``.
         clock: monotonic clock in seconds for ages and deadlines (tests pass a fake).
         on_create: ``hook(conn)`` after a connection is opened.
         on_acquire: ``hook(conn)`` after a connection is checked out.
@@ -118,7 +134,10 @@ class ConnectionPool(DriverBase, Generic[C]):
         max_idle_time: float | None = DEFAULT_MAX_IDLE_TIME,
         order: str = "lifo",
         ping_after: float | None = None,
+        check: Callable[[C], object] | None = None,
         leak_timeout: float | None = None,
+        reconnect_timeout: float | None = DEFAULT_RECONNECT_TIMEOUT,
+        reconnect_failed: Callable[[Self], object] | None = None,
         clock: Clock | None = None,
         on_create: Callable[[C], object] | None = None,
         on_acquire: Callable[[C], object] | None = None,
@@ -130,7 +149,8 @@ class ConnectionPool(DriverBase, Generic[C]):
             min_size=min_size, max_size=max_size, max_idle=max_idle, timeout=timeout,
             max_waiting=max_waiting, max_lifetime=max_lifetime,
             lifetime_jitter=lifetime_jitter, max_idle_time=max_idle_time, order=order,
-            ping_after=ping_after, leak_timeout=leak_timeout, clock=clock,
+            ping_after=ping_after, check=check, leak_timeout=leak_timeout,
+            reconnect_timeout=reconnect_timeout, reconnect_failed=reconnect_failed, clock=clock,
             on_create=on_create, on_acquire=on_acquire, on_release=on_release,
             on_discard=on_discard, name=name,
         )  # fmt: skip
@@ -186,6 +206,8 @@ class ConnectionPool(DriverBase, Generic[C]):
         self._lock = lock
         self._runner = Runner(self._name, lock, self._shared_wake)
         self._dropped_entries: list[Entry] = []
+        # Callers in wait(): connections opening wake them.
+        self._ready_waits = 0
         opts = self._opts
         self._needs_cleaner = not self._keyed and (
             opts.max_lifetime is not None
@@ -203,6 +225,88 @@ class ConnectionPool(DriverBase, Generic[C]):
         self._setup(self._lock if self._keyed else new_lock())
         self._core.closed = closed
         self._core.broken = broken
+
+    def open(self, wait: bool = False, timeout: float = DEFAULT_OPEN_TIMEOUT) -> None:
+        """Start opening ``min_size`` connections; with ``wait``, fail fast if they can't.
+
+        Optional: the pool starts by itself (the asyncio pool on its first
+        use). ``open(wait=True)`` is psycopg_pool's way to find out at start
+        that the server is unreachable: see :meth:`wait`.
+
+        Args:
+            wait: wait until ``min_size`` connections are open.
+            timeout: seconds to wait for them (``math.inf``: no limit).
+
+        Raises:
+            PoolTimeout: ``wait`` and they were not open in time (the pool is closed).
+            PoolClosed: the pool is closed (a pool cannot be reopened).
+        """
+        check_bool("wait", wait)
+        limit = check_seconds("timeout", timeout, allow_inf=True)
+        if self._core.closed:
+            raise PoolClosed(
+                "the connection pool is closed and cannot be reopened; create a new pool"
+            )
+        if wait:
+            self.wait(limit)
+
+    def wait(self, timeout: float = DEFAULT_OPEN_TIMEOUT) -> None:
+        """Wait until ``min_size`` connections are open (psycopg_pool ``wait()``).
+
+        Returns at once when they are (always with ``min_size=0``). Failed
+        attempts are retried with backoff meanwhile; if the connections are
+        still not open after ``timeout`` seconds, the pool is closed and
+        :class:`~poolkit.PoolTimeout` is raised, chained from the last
+        connection error: a service fails at start, not on its first request.
+
+        Args:
+            timeout: seconds to wait (``math.inf``: no limit).
+
+        Raises:
+            PoolTimeout: not open in time; the pool is now closed.
+            PoolClosed: the pool is (or was meanwhile) closed.
+            PoolBroken: the pool broke meanwhile.
+        """
+        limit = check_seconds("timeout", timeout, allow_inf=True)
+        core = self._core
+        if not core.closed:
+            self._lock.acquire()
+            try:
+                self._ready_waits += 1
+            finally:
+                self._lock.release()
+            try:
+                self._runner.wait_drained(self._ready, deadline_after(limit))
+            finally:
+                self._lock.acquire()
+                try:
+                    self._ready_waits -= 1
+                finally:
+                    self._lock.release()
+        if core.closed:
+            raise PoolClosed("the connection pool is closed; create a new pool")
+        if core.broken is not None:
+            raise broken_error(core.broken) from core.broken
+        opened = len(core.idle) + len(core.in_use)
+        if opened >= core.min_size:
+            return
+        error = core.last_create_error
+        self.close()
+        cause = f"; the last attempt failed with {error!r}" if error is not None else ""
+        raise PoolTimeout(
+            f"connection pool {self._name!r}: {opened} of min_size={core.min_size} "
+            f"connections opened within timeout={limit} s{cause}; the pool is closed "
+            "(check that the server is up and reachable, or raise timeout)"
+        ) from error
+
+    def _ready(self) -> bool:
+        """Whether :meth:`wait` is over: ``min_size`` open, or the pool closed or broken."""
+        core = self._core
+        return (
+            core.closed
+            or core.broken is not None
+            or len(core.idle) + len(core.in_use) >= core.min_size
+        )
 
     # -- acquire ------------------------------------------------------------
 
@@ -372,7 +476,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         """
         stage: str | None = "check_failed"
         try:
-            reason = "check_failed" if self._check_failed(entry) else None
+            reason = "check_failed" if self._check_fails(entry) else None
             now = self._clock()
             if reason is None and self._ping_due(entry, now):
                 stage = "ping_failed"
@@ -391,6 +495,18 @@ class ConnectionPool(DriverBase, Generic[C]):
             raise
         self._give_back(entry, reason)
         return False
+
+    def _check_fails(self, entry: Entry) -> bool:
+        """Run the checkout check (``check``, or the connector's); True if it failed."""
+        check = self._check
+        if check is None:
+            return False
+        try:
+            verdict = check(entry.conn)
+        except Exception:
+            logger.debug("connection check raised", exc_info=True)
+            return True
+        return verdict is False
 
     def _rouse_cleaner(self) -> None:
         self._runner.rouse()
@@ -544,6 +660,8 @@ class ConnectionPool(DriverBase, Generic[C]):
         rouse = core.wake_cleaner
         core.wake_cleaner = False
         self._notify_if_drained()
+        if self._ready_waits:
+            self._runner.notify_drained()  # wait() checks whether min_size is open
         start_cleaner = self._needs_cleaner and not core.closed and self._runner.claim_cleaner()
         return wakes, to_close, to_create, start_cleaner, rouse
 
@@ -584,6 +702,7 @@ class ConnectionPool(DriverBase, Generic[C]):
     def _create_loop(self) -> None:
         core, delay = self._core, CREATE_BACKOFF_INITIAL
         reserved = True  # this creation's slot, until opened or dropped
+        give_up_at = self._clock() + (self._opts.reconnect_timeout or math.inf)
         try:
             while True:
                 try:
@@ -598,6 +717,15 @@ class ConnectionPool(DriverBase, Generic[C]):
                         self._lock.release()
                     reserved = retry
                     if not retry:
+                        return
+                    if self._clock() >= give_up_at:
+                        reserved = False
+                        self._lock.acquire()
+                        try:
+                            core.give_up_create()
+                        finally:
+                            self._lock.release()
+                        self._reconnect_failed()
                         return
                     sleep, delay = backoff(delay, self._rng)
                     if self._runner.sleep(sleep):
@@ -635,6 +763,22 @@ class ConnectionPool(DriverBase, Generic[C]):
         finally:
             if core is self._core:
                 self._flush()
+
+    def _reconnect_failed(self) -> None:
+        """An attempt gave up (``reconnect_timeout``): log it, call ``reconnect_failed``."""
+        logger.warning(
+            "pool %s: opening a connection kept failing for reconnect_timeout=%s s; "
+            "giving up this attempt",
+            self._name,
+            self._opts.reconnect_timeout,
+        )
+        hook = self._opts.reconnect_failed
+        if hook is None:
+            return
+        try:
+            hook(self)
+        except Exception:
+            logger.exception("connection pool reconnect_failed hook failed")
 
     def maintain(self) -> float:
         """Run the cleaner's pass now: retire expired idle connections, top up
