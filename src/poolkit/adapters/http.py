@@ -38,36 +38,78 @@ are net/http's:
   wrong type) naming the parameter before a connection is taken.
 - Timeouts of any size: a socket timeout longer than a socket can wait
   (:data:`~poolkit.adapters.sockets.SOCKET_TIMEOUT_MAX`, about 24.8 days), or
-  ``math.inf``, means no limit.
+  ``math.inf``, means no limit. ``timeout=Timeout(connect=..., read=...)``
+  bounds connecting and each wait for the server apart (urllib3 ``Timeout``);
+  they raise :class:`ConnectTimeoutError` and :class:`ReadTimeoutError`.
+
+On top of that, urllib3's behaviour where users rely on it:
+
+- ``retries=Retry(...)`` (or an int): urllib3 ``Retry`` semantics, see
+  :class:`Retry`: connect errors retried for any method, read errors and
+  ``status_forcelist`` statuses for idempotent methods, exponential backoff
+  with jitter, ``Retry-After`` honoured; out of retries,
+  :class:`MaxRetryError`. Without a policy (the default) errors propagate as
+  they are.
+- ``redirect=True`` follows 301, 302, 303, 307 and 308 (303 becomes a GET
+  without body), at most ``Retry.redirect`` (or ``total``) times, 10 without a
+  policy; ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` are dropped
+  when a redirect leaves the origin. A redirect loop raises :class:`MaxRetryError`.
+- ``block=False`` (urllib3's default): a host at ``max_conns_per_host`` gets
+  more connections instead of making callers wait; only
+  ``max_idle_per_host`` of them are kept when they come back, the rest close
+  (counted as ``closed_by_reason["max_idle"]``).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import random
 import ssl
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NoReturn
+from urllib.parse import urljoin, urlsplit
 
 from poolkit import _fork
 from poolkit._validate import Clock, check_bool, check_int, check_optional_int, check_seconds
+from poolkit._waits import event_wait
+from poolkit.adapters._http_retry import (
+    DEFAULT_ALLOWED_METHODS,
+    DEFAULT_REMOVE_ON_REDIRECT,
+    REDIRECT_STATUSES,
+    ConnectTimeoutError,
+    Kind,
+    MaxRetryError,
+    ReadTimeoutError,
+    RequestHistory,
+    Retry,
+    RetryState,
+    Timeout,
+    as_timeout,
+)
 from poolkit.adapters._timeouts import check_idle_timeout, check_pool_timeout, check_timeout
 from poolkit.adapters.sockets import is_socket_alive, socket_timeout
 from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection
 
 __all__ = [
+    "DEFAULT_ALLOWED_METHODS",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_IDLE",
     "DEFAULT_TIMEOUT",
     "REPLAYABLE_METHODS",
+    "ConnectTimeoutError",
     "HTTPConnector",
     "HTTPPool",
     "HTTPPoolStats",
+    "MaxRetryError",
     "Origin",
+    "ReadTimeoutError",
+    "RequestHistory",
     "Response",
+    "Retry",
+    "Timeout",
 ]
 
 Origin = tuple[str, str, int]
@@ -98,6 +140,14 @@ _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi
 # RFC 9110 5.5: a field value must not hold CR, LF or NUL (a CR or LF would
 # end the header and start another one: header injection).
 _FORBIDDEN_IN_VALUE = frozenset("\r\n\0")
+# A per-key cap no host reaches: block=False lets a host have any number of
+# connections (urllib3), max_idle_per_host still bounds what is kept.
+_UNBOUNDED_PER_HOST = 2**31 - 1
+# What a 303 (and the GET it turns into) must not carry over (urllib3).
+_BODY_HEADERS = frozenset(
+    {"content-encoding", "content-language", "content-location", "content-type",
+     "content-length", "digest", "last-modified"}
+)  # fmt: skip
 
 
 def _check_token(what: str, value: object) -> str:
@@ -251,6 +301,8 @@ class HTTPPoolStats:
         retried: requests retried after a reused connection failed under them.
         server_closed: responses after which the server asked to close.
         pool: the keyed connection pool's totals across hosts.
+        retries: attempts made again by the retry policy (errors and statuses).
+        redirects: redirects followed.
     """
 
     requests: int
@@ -258,6 +310,8 @@ class HTTPPoolStats:
     retried: int
     server_closed: int
     pool: ConnectionPoolStats
+    retries: int = 0
+    redirects: int = 0
 
 
 class Response:
@@ -273,6 +327,8 @@ class Response:
         reason: the reason phrase.
         headers: the response headers (``http.client.HTTPMessage``).
         reused: True if it came over a kept-alive connection.
+        url: the URL it answers (the last one, after redirects).
+        history: the attempts retried or redirected before it (:class:`RequestHistory`).
     """
 
     def __init__(
@@ -290,6 +346,8 @@ class Response:
         self.reason = resp.reason
         self.headers = resp.headers
         self.reused = reused
+        self.url = ""
+        self.history: tuple[RequestHistory, ...] = ()
 
     def read(self, amt: int | None = None) -> bytes:
         """Read up to ``amt`` bytes of the body (all of it by default).
@@ -338,6 +396,18 @@ class Response:
         """True once the connection went back to the pool (or was closed)."""
         return self._proxy is None
 
+    def drain(self) -> None:
+        """Read and drop the rest of the body, so the connection goes back to the pool.
+
+        A failure while reading only closes the connection (its error is not raised).
+        """
+        if self._proxy is not None:
+            try:
+                while self.read(CHUNK_SIZE):
+                    pass
+            except (OSError, http.client.HTTPException):
+                pass  # read() discarded the connection
+
     def close(self) -> None:
         """Stop reading: an unread body closes the connection instead of returning it."""
         if self._proxy is not None:
@@ -374,6 +444,48 @@ def _replayable(method: str, headers: Mapping[str, object], body: object) -> boo
     return any(h.lower() in IDEMPOTENCY_HEADERS for h in headers)
 
 
+class _Failed(Exception):
+    """An attempt's error with its urllib3 kind (``connect``, ``read``, ``other``)."""
+
+    def __init__(self, kind: Kind, error: BaseException) -> None:
+        super().__init__(kind, error)
+        self.kind = kind
+        self.error = error
+
+
+def _timed_out(
+    cls: type[TimeoutError], exc: BaseException, origin: Origin, seconds: float, what: str
+) -> TimeoutError:
+    err = cls(
+        f"{what} to {origin[1]}:{origin[2]} timed out after {seconds} s ({what} timeout; "
+        f"raise it with timeout=Timeout({what}=...))"
+    )
+    err.__cause__ = exc
+    return err
+
+
+def _read_failed(exc: BaseException, origin: Origin, seconds: float) -> NoReturn:
+    """Raise ``exc`` (after the request went out) as a read error, or as it is."""
+    if isinstance(exc, TimeoutError):
+        raise _Failed("read", _timed_out(ReadTimeoutError, exc, origin, seconds, "read")) from exc
+    if isinstance(exc, OSError | http.client.HTTPException):
+        raise _Failed("read", exc) from exc
+    raise exc
+
+
+def _strip_headers(
+    hdrs: dict[str, str | bytes], names: Collection[str] | None
+) -> dict[str, str | bytes]:
+    """``hdrs`` without the credentials a redirect to another origin must not carry."""
+    drop = DEFAULT_REMOVE_ON_REDIRECT if names is None else names
+    return {k: v for k, v in hdrs.items() if k.lower() not in drop}
+
+
+def _sleep(seconds: float) -> None:
+    if seconds > 0:
+        event_wait(threading.Event(), seconds)
+
+
 class HTTPPool:
     """An HTTP/1.1 client that keeps connections alive per origin (net/http Transport).
 
@@ -387,7 +499,8 @@ class HTTPPool:
         idle_timeout: seconds an idle connection is kept (``IdleConnTimeout``;
             ``None`` or ``math.inf``: until the server closes it).
         timeout: default connect and socket timeout of a request, in seconds
-            (> 0). ``math.inf``, or anything above
+            (> 0), or a :class:`Timeout` with separate ``connect`` and ``read``
+            timeouts. ``math.inf``, or anything above
             :data:`~poolkit.adapters.sockets.SOCKET_TIMEOUT_MAX` (about 24.8
             days, the longest a socket can wait), means no limit.
         pool_timeout: seconds to wait for a connection at ``max_conns_per_host``
@@ -396,6 +509,14 @@ class HTTPPool:
         ssl_context: TLS settings for https origins.
         clock: monotonic seconds for idle ages (``None``: the pools' default,
             ``time.monotonic``; tests pass a fake one).
+        retries: the default retry policy: a :class:`Retry`, an int
+            (``Retry(total=n)``) or ``None`` (no retries; errors propagate as
+            they are).
+        redirect: follow redirects by default (see the module docstring).
+        block: ``True``: callers wait up to ``pool_timeout`` for a host at
+            ``max_conns_per_host``. ``False`` (urllib3 ``block=False``): they
+            get a new connection at once; ``max_conns_per_host`` then only
+            bounds the idle ones kept (unless ``max_idle_per_host`` is given).
 
     Raises:
         TypeError: an argument has the wrong type (the message names it).
@@ -409,14 +530,26 @@ class HTTPPool:
         max_idle_per_host: int | None = None,
         max_idle: int | None = DEFAULT_MAX_IDLE,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | Timeout = DEFAULT_TIMEOUT,
         pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
+        retries: Retry | int | None = None,
+        redirect: bool = False,
+        block: bool = True,
     ) -> None:
         per_host = check_int("max_conns_per_host", max_conns_per_host, minimum=1)
         idle_per_host = check_optional_int("max_idle_per_host", max_idle_per_host, minimum=0)
-        self.timeout = check_timeout("timeout", timeout)
+        self._timeouts = as_timeout("timeout", timeout)
+        self.timeout = timeout
+        self.retries = Retry.coerce("retries", retries)
+        self.redirect = check_bool("redirect", redirect)
+        self.block = check_bool("block", block)
+        if not self.block:
+            if idle_per_host is None:
+                idle_per_host = per_host
+            per_host = _UNBOUNDED_PER_HOST
+        self._rng = random.Random()
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
         self._ssl_context = ssl_context
@@ -432,7 +565,9 @@ class HTTPPool:
             name="http",
         )
         self._lock = threading.Lock()
-        self._counts = {"requests": 0, "reused": 0, "retried": 0, "server_closed": 0}
+        self._counts = dict.fromkeys(
+            ("requests", "reused", "retried", "server_closed", "retries", "redirects"), 0
+        )
         _fork.track(self)
 
     def _after_fork_in_child(self) -> None:
@@ -443,7 +578,7 @@ class HTTPPool:
         self._lock = threading.Lock()
 
     def _connector(self, origin: Origin) -> HTTPConnector:
-        return HTTPConnector(origin, self.timeout, self._ssl_context)
+        return HTTPConnector(origin, self._timeouts.connect, self._ssl_context)
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -489,9 +624,11 @@ class HTTPPool:
         *,
         body: bytes | str | Any = None,
         headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
+        timeout: float | Timeout | None = None,
         pool_timeout: float | None = None,
         stream: bool = False,
+        retries: Retry | int | bool | None = None,
+        redirect: bool | None = None,
     ) -> Response:
         """Send a request on a pooled connection to the URL's origin.
 
@@ -508,11 +645,15 @@ class HTTPPool:
                 ``Content-Length`` must match a bytes body; ``Transfer-Encoding``
                 is the pool's to set.
             timeout: connect and socket timeout for this request, > 0 as for
-                the pool's (default: the pool's; ``math.inf``: no limit).
+                the pool's, or a :class:`Timeout` (default: the pool's;
+                ``math.inf``: no limit).
             pool_timeout: seconds to wait for a connection (default: the pool's);
                 0 takes only an idle connection that is ready now; ``math.inf``
                 waits without limit.
             stream: leave the body unread (see :class:`Response`).
+            retries: this request's policy (default: the pool's; ``False``:
+                none), as for the pool.
+            redirect: follow redirects (default: the pool's).
 
         Returns:
             The :class:`Response`, its body read unless ``stream``.
@@ -521,34 +662,136 @@ class HTTPPool:
             TypeError, ValueError: a bad argument (the message names it),
                 raised before any connection is taken.
             PoolTimeout: no connection to this origin became free within ``pool_timeout``.
-            OSError, http.client.HTTPException: the request failed (a replayable
-                one is retried first if it failed on a reused connection).
+            MaxRetryError: out of retries or redirects (from the last error).
+            ConnectTimeoutError, ReadTimeoutError: a timeout, not retried.
+            OSError, http.client.HTTPException: the request failed and was not
+                retried (a replayable one is replayed first if it failed on a
+                reused connection).
         """
         method = _check_token("method", method).upper()
         origin, target = self._split(url)
         hdrs = _check_headers(headers)
         # 0 is refused here as in the constructor (see check_timeout).
-        seconds = self.timeout if timeout is None else check_timeout("timeout", timeout)
-        io_timeout = socket_timeout(seconds)
+        timeouts = self._timeouts if timeout is None else as_timeout("timeout", timeout)
         if pool_timeout is not None:
             check_seconds("pool_timeout", pool_timeout, allow_inf=True)
         check_bool("stream", stream)
+        if retries is False:
+            policy = None
+        elif retries is None:
+            policy = self.retries
+        else:
+            policy = Retry.coerce("retries", retries)
+        follow = self.redirect if redirect is None else check_bool("redirect", redirect)
         body = _check_body(body)
         _check_framing(hdrs, body)
+        state = RetryState(policy, self._rng)
+        while True:
+            # A body that can be sent again: none, or bytes (not a file or an iterator).
+            resendable = body is None or _known_length(body) is not None
+            failed: _Failed | None = None
+            try:
+                response = self._send(
+                    method, origin, target, body, hdrs, timeouts, pool_timeout, stream
+                )
+            except _Failed as exc:
+                failed = exc
+            if failed is not None:
+                # Raises the error itself when it is not to be retried.
+                pause = state.on_error(failed.kind, method, url, failed.error, resendable)
+                self._count("retries")
+                _sleep(pause)
+                continue
+            response.url = url
+            status = response.status
+            retry_after = response.headers.get("Retry-After")
+            if resendable and state.wants_status_retry(method, status, retry_after is not None):
+                status_pause = state.on_status(method, url, status, retry_after)
+                if status_pause is not None:
+                    response.drain()
+                    self._count("retries")
+                    _sleep(status_pause)
+                    continue
+            location = response.headers.get("Location")
+            if follow and status in REDIRECT_STATUSES and location:
+                nxt = self._redirect_target(url, location)
+                # A file or iterator body cannot be sent again: 303 drops it.
+                resend = status == 303 or resendable
+                if nxt is not None and resend and state.on_redirect(method, url, status, nxt):
+                    response.drain()
+                    self._count("redirects")
+                    new_origin, target = self._split(nxt)
+                    if status == 303 and method != "HEAD":
+                        method, body = "GET", None
+                        hdrs = {k: v for k, v in hdrs.items() if k.lower() not in _BODY_HEADERS}
+                    if new_origin != origin:
+                        dropped = policy.remove_headers_on_redirect if policy else None
+                        hdrs = _strip_headers(hdrs, dropped)
+                    origin, url = new_origin, nxt
+                    continue
+            response.history = tuple(state.history)
+            return response
+
+    def _redirect_target(self, url: str, location: str) -> str | None:
+        """The absolute URL a redirect points to, or None if it is not one to follow."""
+        nxt = urljoin(url, location)
+        try:
+            self._split(nxt)
+        except (TypeError, ValueError):
+            return None  # not http(s), or unsafe: returned to the caller as it is
+        return nxt
+
+    def _send(
+        self,
+        method: str,
+        origin: Origin,
+        target: str,
+        body: Any,
+        hdrs: dict[str, str | bytes],
+        timeouts: Timeout,
+        pool_timeout: float | None,
+        stream: bool,
+    ) -> Response:
+        """One attempt (net/http's replays on a reused connection included).
+
+        Raises:
+            _Failed: the attempt failed (connect, read or other error).
+        """
         replayable = _replayable(method, hdrs, body)
+        read_timeout = socket_timeout(timeouts.read)
         attempt = 0
         while True:
             attempt += 1
             proxy = self._pool.acquire(origin, pool_timeout)
             conn = proxy.raw
             reused = conn.sock is not None
-            conn.timeout = io_timeout
             self._count("requests")
             if reused:
                 self._count("reused")
+            if not reused:
+                # Connected here, not inside request(): a failure now is a
+                # connect error (nothing was sent), retried for any method.
+                try:
+                    conn.timeout = socket_timeout(timeouts.connect)
+                    conn.connect()
+                except BaseException as exc:
+                    proxy.discard()
+                    if isinstance(exc, TimeoutError):
+                        raise _Failed(
+                            "connect",
+                            _timed_out(
+                                ConnectTimeoutError, exc, origin, timeouts.connect, "connect"
+                            ),
+                        ) from exc
+                    if isinstance(exc, ssl.SSLError):
+                        raise _Failed("other", exc) from exc
+                    if isinstance(exc, OSError):
+                        raise _Failed("connect", exc) from exc
+                    raise
+            conn.timeout = read_timeout
             try:
-                if conn.sock is not None:
-                    conn.sock.settimeout(io_timeout)
+                assert conn.sock is not None
+                conn.sock.settimeout(read_timeout)
                 conn.request(method, target, body=body, headers=hdrs)
                 resp = conn.getresponse()
             except BaseException as exc:
@@ -559,18 +802,22 @@ class HTTPPool:
                 # goes again. A timeout is not that (the server may be slow,
                 # not gone), nor is a fresh connection failing or a request
                 # that may have had effects: those are the caller's to handle.
-                if not (
+                if (
                     reused
                     and replayable
                     and attempt < MAX_ATTEMPTS
                     and isinstance(exc, ConnectionError)
                 ):
-                    raise
-                self._count("retried")
-                continue
+                    self._count("retried")
+                    continue
+                _read_failed(exc, origin, timeouts.read)
             response = Response(self, proxy, resp, reused)
             if not stream or resp.length == 0:
-                response._data = response.read()
+                try:
+                    response._data = response.read()
+                except BaseException as exc:
+                    # A body cut short (the server closed mid-response): a read error.
+                    _read_failed(exc, origin, timeouts.read)
             return response
 
     def get(self, url: str, **kwargs: Any) -> Response:
