@@ -22,9 +22,11 @@ from poolkit.adapters.memcache import (
     HashRing,
     MemcacheClient,
     MemcacheConnector,
+    ServerDown,
     is_broken,
     parse_server,
 )
+from poolkit.testing import FakeClock
 from tests.adapters.conftest import MemcachedServer, eventually
 from tests.adapters.fork_scenarios import ENDINGS, run
 
@@ -292,6 +294,11 @@ def test_parse_server_accepts_the_usual_forms(server: Any, expected: tuple[str, 
         ({"servers": ["[::1]5"]}, ValueError, "must be '\\[address\\]:port'"),
         ({"servers": [("h", True)]}, TypeError, "host:port"),
         ({"servers": ["h:1"], "bogus": 1}, TypeError, "bad pymemcache Client argument"),
+        ({"servers": ["h:1"], "dead_timeout": 0}, ValueError, "dead_timeout"),
+        ({"servers": ["h:1"], "dead_timeout": "60"}, TypeError, "dead_timeout"),
+        ({"servers": ["h:1"], "retry_attempts": -1}, ValueError, "retry_attempts"),
+        ({"servers": ["h:1"], "retry_timeout": -1}, ValueError, "retry_timeout"),
+        ({"servers": ["h:1"], "clock": 5}, TypeError, "clock"),
     ],
 )
 def test_client_rejects_bad_arguments(
@@ -467,3 +474,75 @@ def test_forked_child_never_touches_the_parents_memcache_connections(
     assert (result["created"], result["closed"]) == (3, 0)
     assert _total_connections(server, probe) - before == 5
     probe.close()
+
+
+def _key_on(mc: MemcacheClient, server: MemcachedServer, prefix: str) -> str:
+    return next(
+        k for k in (f"{prefix}{i}" for i in range(10_000)) if mc.server_for(k) == server.address
+    )
+
+
+def test_dead_server_is_ejected_its_keys_go_to_the_live_one_and_it_is_retried_after(
+    memcached_factory: Factory,
+) -> None:
+    """pymemcache HashClient dead_timeout / retry_attempts / retry_timeout, on a fake clock."""
+    dying, live = memcached_factory(), memcached_factory()
+    clock = FakeClock()
+    mc = _client(dying, live, dead_timeout=60, retry_attempts=1, retry_timeout=1, clock=clock)
+    with mc:
+        moved, stays = _key_on(mc, dying, "moved"), _key_on(mc, live, "stays")
+        assert mc.set(moved, b"1")
+        assert mc.set(stays, b"2")
+        dying.kill()
+        with pytest.raises((OSError, mc_errors.MemcacheUnexpectedCloseError)):
+            mc.get(moved)  # first failure: the server is given retry_timeout
+        with pytest.raises(ServerDown, match="retry_timeout"):
+            mc.get(moved)  # failed too recently: not tried, fails fast
+        clock.advance(1.5)
+        with pytest.raises((OSError, mc_errors.MemcacheUnexpectedCloseError)):
+            mc.get(moved)  # retry_attempts=1 more failure: ejected
+        assert mc.ejected_servers == [dying.address]
+        # Its keys now go to the live server (a miss at first), the others stay.
+        assert mc.server_for(moved) == live.address
+        assert mc.get(moved) is None
+        assert mc.set(moved, b"moved") is True
+        direct = Client(live.address, timeout=TIMEOUT)
+        assert direct.get(moved) == b"moved"
+        direct.close()
+        assert mc.get(stays) == b"2"
+        # dead_timeout over, still dead: tried once and ejected again at once.
+        clock.advance(61)
+        assert mc.server_for(moved) == dying.address
+        with pytest.raises((OSError, mc_errors.MemcacheUnexpectedCloseError)):
+            mc.get(moved)
+        assert mc.server_for(moved) == live.address
+        # Back up: after dead_timeout the server is in the ring again and serves its keys.
+        dying.start()
+        clock.advance(61)
+        assert mc.server_for(moved) == dying.address
+        assert mc.set(moved, b"home") is True
+        assert mc.get(moved) == b"home"
+        assert mc.ejected_servers == []
+
+
+def test_ejection_with_ignore_exc_turns_failures_into_misses(memcached_factory: Factory) -> None:
+    dying, live = memcached_factory(), memcached_factory()
+    clock = FakeClock()
+    mc = _client(dying, live, dead_timeout=60, retry_attempts=0, ignore_exc=True, clock=clock)
+    with mc:
+        key = _key_on(mc, dying, "k")
+        dying.kill()
+        assert mc.get(key, b"miss") == b"miss"  # retry_attempts=0: ejected on this failure
+        assert mc.set(key, b"v") is True  # now on the live server
+        assert mc.get(key) == b"v"
+
+
+def test_every_server_ejected_raises_server_down(memcached_factory: Factory) -> None:
+    only = memcached_factory()
+    mc = _client(only, dead_timeout=60, retry_attempts=0, clock=FakeClock())
+    with mc:
+        only.kill()
+        with pytest.raises((OSError, mc_errors.MemcacheUnexpectedCloseError)):
+            mc.get("k")
+        with pytest.raises(ServerDown, match="every memcached server is ejected"):
+            mc.get("k")

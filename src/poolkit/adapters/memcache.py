@@ -29,6 +29,13 @@
   ``expire`` and counter deltas ints >= 0, and without a ``serde`` a value is
   bytes, str or int (pymemcache would store ``str(value)`` of anything else,
   and a dict would come back as the bytes of its repr).
+- ``dead_timeout=`` ejects a dead server (pymemcache ``HashClient``'s
+  ``dead_timeout`` / ``retry_attempts`` / ``retry_timeout``): after a failure
+  the server is not tried for ``retry_timeout`` seconds (its operations raise
+  :class:`ServerDown`, or miss with ``ignore_exc``); after ``retry_attempts``
+  more failures it leaves the ring for ``dead_timeout`` seconds and its keys
+  go to the live servers; then it is tried again (one failure ejects it
+  again). Off by default: a single failure never moves keys.
 - Timeouts of any size: longer than a socket can wait
   (:data:`~poolkit.adapters.sockets.SOCKET_TIMEOUT_MAX`, about 24.8 days), or
   ``math.inf``, means no limit.
@@ -40,6 +47,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -51,7 +61,18 @@ try:
 except ImportError as exc:
     raise missing_extra("memcache", "pymemcache", "memcache") from exc
 
-from poolkit._validate import check_bool, check_int, check_optional_int
+from poolkit import _fork
+from poolkit._errors import PoolError
+from poolkit._validate import (
+    Clock,
+    check_bool,
+    check_callable,
+    check_int,
+    check_optional_int,
+    check_optional_seconds,
+    check_seconds,
+)
+from poolkit.adapters._ejection import Ejections
 from poolkit.adapters._timeouts import check_idle_timeout, check_pool_timeout, check_timeout
 from poolkit.adapters.sockets import is_socket_alive, socket_timeout
 from poolkit.connections import ConnectionPool, ConnectionPoolStats
@@ -65,11 +86,14 @@ __all__ = [
     "HashRing",
     "MemcacheClient",
     "MemcacheConnector",
+    "ServerDown",
     "is_broken",
     "parse_server",
 ]
 
 Address = tuple[str, int]
+
+logger = logging.getLogger("poolkit.adapters.memcache")
 
 # gomemcache's DefaultTimeout: 500 ms to connect and for each command. A cache
 # answers in well under a millisecond; waiting longer only stacks callers.
@@ -89,6 +113,15 @@ RING_POINTS = 160
 MEMCACHED_PORT = 11211
 # memcached's counters and their deltas are unsigned 64-bit integers.
 MAX_COUNTER_DELTA = 2**64 - 1
+# pymemcache HashClient: 2 more failures after the first eject a server; a
+# failed server is not tried again for 1 s.
+DEFAULT_RETRY_ATTEMPTS = 2
+DEFAULT_RETRY_TIMEOUT = 1.0
+
+
+class ServerDown(PoolError, ConnectionError):
+    """The key's memcached server failed lately and is not tried yet, or every
+    server is ejected (see ``MemcacheClient(dead_timeout=...)``)."""
 
 
 def _check_key(key: object) -> None:
@@ -325,6 +358,15 @@ class MemcacheClient:
             ``ignore_exc`` (a dead cache server degrades to cache misses
             instead of failing requests). A bad call (a bad key, expiry or
             value) still raises.
+        dead_timeout: seconds a server that keeps failing stays out of the
+            ring, its keys going to the live servers (pymemcache
+            ``HashClient``; > 0). ``None`` (the default): never eject.
+        retry_attempts: with ``dead_timeout``, failures after the first that
+            eject a server (>= 0; 0 ejects on the first failure).
+        retry_timeout: with ``dead_timeout``, seconds a failed server is not
+            tried again (>= 0); its operations raise :class:`ServerDown`
+            meanwhile (or miss, with ``ignore_exc``).
+        clock: monotonic seconds for those timeouts (tests pass a fake one).
         **client_kwargs: more pymemcache ``Client`` arguments (``serde``...).
 
     Raises:
@@ -342,14 +384,25 @@ class MemcacheClient:
         connect_timeout: float = DEFAULT_TIMEOUT,
         pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         ignore_exc: bool = False,
+        dead_timeout: float | None = None,
+        retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
+        retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+        clock: Clock | None = None,
         **client_kwargs: Any,
     ) -> None:
         if isinstance(servers, str | tuple):
             raise TypeError("servers must be a list of servers, e.g. ['127.0.0.1:11211']")
         addresses = [parse_server(s) for s in servers]
         labels = [f"{h}:{p}" for h, p in addresses]
-        self._ring = HashRing(labels)
+        self._ring: HashRing | None = HashRing(labels)
         self._addresses = dict(zip(labels, addresses, strict=True))
+        self._labels = {a: label for label, a in self._addresses.items()}
+        dead = check_optional_seconds("dead_timeout", dead_timeout, allow_zero=False)
+        attempts = check_int("retry_attempts", retry_attempts, minimum=0)
+        retry_wait = check_seconds("retry_timeout", retry_timeout)
+        self._clock: Clock = time.monotonic if clock is None else check_callable("clock", clock)
+        self._ejections = None if dead is None else Ejections(attempts, retry_wait, dead)
+        self._lock = threading.Lock()
         per_server = check_int("max_conns_per_server", max_conns_per_server, minimum=1)
         idle = check_optional_int("max_idle_per_server", max_idle_per_server, minimum=0)
         self.ignore_exc = check_bool("ignore_exc", ignore_exc)
@@ -372,8 +425,72 @@ class MemcacheClient:
             )
             for a in addresses
         }
-        # One server: no ring to consult (the common case in development).
-        self._only: Address | None = addresses[0] if len(addresses) == 1 else None
+        # One server and no ejection: no ring to consult (the common case in development).
+        self._only: Address | None = (
+            addresses[0] if len(addresses) == 1 and self._ejections is None else None
+        )
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's lock may have been held at the fork by a thread that
+        # does not exist here.
+        self._lock = threading.Lock()
+
+    @property
+    def ejected_servers(self) -> list[Address]:
+        """The servers out of the ring now (``dead_timeout``)."""
+        if self._ejections is None:
+            return []
+        with self._lock:
+            return [self._addresses[label] for label in self._ejections.ejected()]
+
+    def _rebuild_ring(self) -> None:
+        """The ring over the servers not ejected (call with the lock held)."""
+        assert self._ejections is not None
+        out = set(self._ejections.ejected())
+        live = [label for label in self._addresses if label not in out]
+        self._ring = HashRing(live) if live else None
+
+    def _revive(self) -> None:
+        ejections = self._ejections
+        assert ejections is not None
+        with self._lock:
+            back = ejections.revive(self._clock())
+            if back:
+                logger.info("memcached servers %s back in rotation (dead_timeout over)", back)
+                self._rebuild_ring()
+
+    def _failed(self, address: Address) -> None:
+        ejections = self._ejections
+        assert ejections is not None
+        label = self._labels[address]
+        with self._lock:
+            if ejections.failed(label, self._clock()):
+                logger.warning(
+                    "memcached server %s keeps failing: ejected for dead_timeout=%s s, "
+                    "its keys go to the live servers",
+                    label,
+                    ejections.dead_timeout,
+                )
+                self._rebuild_ring()
+
+    def _blocked(self, address: Address) -> ServerDown | None:
+        """The error for an operation on a server that failed too recently, if it did."""
+        ejections = self._ejections
+        assert ejections is not None
+        label = self._labels[address]
+        with self._lock:
+            if label in ejections.ejected():
+                # The ring moved on since this address was chosen (a racing ejection).
+                return ServerDown(f"memcached server {label} is ejected (dead_timeout)")
+            until = ejections.blocked_until(label, self._clock())
+        if until is None:
+            return None
+        return ServerDown(
+            f"memcached server {label} failed lately and is not tried again for "
+            f"{until - self._clock():.3g} s (retry_timeout); its keys move to the live "
+            "servers if it keeps failing"
+        )
 
     @property
     def servers(self) -> list[Address]:
@@ -389,12 +506,28 @@ class MemcacheClient:
         _check_key(key)
         if self._only is not None:
             return self._only
-        return self._addresses[self._ring.server_for(key)]
+        ejections = self._ejections
+        if ejections is not None and ejections.next_revival <= self._clock():
+            self._revive()
+        ring = self._ring
+        if ring is None:
+            raise ServerDown(
+                "every memcached server is ejected (dead_timeout); they are tried again "
+                "when it is over"
+            )
+        return self._addresses[ring.server_for(key)]
 
     def _run(self, address: Address, fallback: Any, method: str, *args: Any, **kw: Any) -> Any:
         # acquire/release by hand rather than `with pool.connection()`: the
         # same rule (broken errors discard, others keep), one object fewer on
         # the path every cache operation takes.
+        ejections = self._ejections
+        if ejections is not None and ejections.records:
+            down = self._blocked(address)
+            if down is not None:
+                if self.ignore_exc:
+                    return fallback
+                raise down
         pool = self._pools[address]
         proxy = pool.acquire()
         try:
@@ -402,12 +535,17 @@ class MemcacheClient:
         except BaseException as exc:
             if not isinstance(exc, Exception) or is_broken(exc):
                 pool.discard(proxy, "broken")
+                if ejections is not None and isinstance(exc, Exception):
+                    self._failed(address)
             else:
                 pool.release(proxy)
             if self.ignore_exc and _server_failed(exc):
                 return fallback
             raise
         pool.release(proxy)
+        if ejections is not None and ejections.records:
+            with self._lock:
+                ejections.succeeded(self._labels[address])
         return result
 
     def _one(self, key: str | bytes, fallback: Any, method: str, *args: Any, **kw: Any) -> Any:
