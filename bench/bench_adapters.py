@@ -8,7 +8,9 @@
 - asyncio, 8 tasks: poolkit's async pool vs psycopg_pool's vs asyncpg's pool
   (asyncpg speaks its own binary protocol, so part of that gap is the driver).
 - HTTP/1.1 GETs to a keep-alive server (asyncio, in a child process): ``HTTPPool`` vs
-  urllib3's ``PoolManager`` vs ``http.client`` with a new connection each.
+  urllib3's ``PoolManager`` vs ``http.client`` with a new connection each; a row
+  with a retry policy and redirects on (what urllib3 does by default) gives the
+  cost of the policy on a healthy server.
 - memcached set+get pairs: ``MemcacheClient`` vs pymemcache's ``PooledClient``
   and ``HashClient`` (pooling on), 1 and 4 threads.
 
@@ -337,13 +339,14 @@ def _http(ctx: BenchContext) -> None:
         return
     import urllib3
 
-    from poolkit.adapters.http import HTTPPool
+    from poolkit.adapters.http import HTTPPool, Retry
 
     n = 800 if ctx.quick else 8000
     n_new = 300 if ctx.quick else 3000
     with _http_server() as port:
         url = f"http://127.0.0.1:{port}/"
         client = HTTPPool()
+        retrying = HTTPPool(retries=Retry(total=3, status_forcelist=[502, 503]), redirect=True)
         manager = urllib3.PoolManager()
 
         def new_conn_op() -> None:
@@ -359,12 +362,14 @@ def _http(ctx: BenchContext) -> None:
                 1,
                 [
                     ("poolkit", lambda: client.get(url).data, n),
+                    ("poolkit, Retry(3) + redirect", lambda: retrying.get(url).data, n),
                     ("urllib3 PoolManager", lambda: manager.request("GET", url).data, n),
                     ("http.client new connection", new_conn_op, n_new),
                 ],
             )
         finally:
             client.close()
+            retrying.close()
             manager.clear()
 
 
