@@ -40,6 +40,11 @@ class CoreMachine(RuleBasedStateMachine):
         # Retired, close not returned yet (still open at the server).
         self.closing: list[int] = []
         self.queued = 0
+        # The server refuses connections: planned creations stay in flight
+        # (`pending`), failing and retrying, until they give up or it is back.
+        self.down = False
+        self.pending = 0
+        self.gave_up = 0
 
     @rule(
         max_size=st.integers(1, 5),
@@ -81,11 +86,19 @@ class CoreMachine(RuleBasedStateMachine):
                 assert entry.conn not in self.closed_conns, "closed twice"
                 assert entry.conn not in self.closing, "closed twice"
                 self.closing.append(entry.conn)
-            for _ in range(to_create):
-                self.next_id += 1
-                self.open_conns.add(self.next_id)
-                core.opened(self.next_id, self.now)
+            if self.down:
+                self.pending += to_create
+            else:
+                for _ in range(to_create):
+                    self._open()
             core.wake_cleaner = False
+
+    def _open(self) -> None:
+        core = self.core
+        assert core is not None
+        self.next_id += 1
+        self.open_conns.add(self.next_id)
+        core.opened(self.next_id, self.now)
 
     def _serve_waiters(self) -> None:
         core = self.core
@@ -177,6 +190,43 @@ class CoreMachine(RuleBasedStateMachine):
         self._flush()
         self._serve_waiters()
 
+    @precondition(lambda self: self.core is not None and not self.down)
+    @rule()
+    def server_goes_down(self) -> None:
+        self.down = True
+
+    @precondition(lambda self: self.down)
+    @rule()
+    def server_comes_back(self) -> None:
+        """Creations still retrying succeed."""
+        self.down = False
+        pending, self.pending = self.pending, 0
+        for _ in range(pending):
+            self._open()
+        self._flush()
+        self._serve_waiters()
+
+    @precondition(lambda self: self.core is not None and self.pending > 0)
+    @rule(give_up=st.booleans())
+    def creation_fails(self, give_up: bool) -> None:
+        """A creation in flight fails; ``give_up``: past ``reconnect_timeout``."""
+        core = self.core
+        assert core is not None
+        before = core.stats().reconnects_failed
+        retry = core.create_failed(ConnectionRefusedError("down"))
+        if not retry:
+            self.pending -= 1
+        elif give_up:
+            self.pending -= 1
+            self.gave_up += 1
+            core.give_up_create()
+            assert core.stats().reconnects_failed == before + 1
+            # min_size is not topped up again by this give-up (only waiters plan).
+            if not core.waiters:
+                assert not core.dirty or core.to_create == 0
+        self._flush()
+        self._serve_waiters()
+
     @precondition(lambda self: self.core is not None)
     @rule()
     def drain(self) -> None:
@@ -255,6 +305,9 @@ class CoreMachine(RuleBasedStateMachine):
         assert len(self.open_conns) == len(core.idle) + len(core.in_use) + len(self.closing)
         assert stats.waiting == len(self.waiters)
         assert stats.waited + stats.waited_for_create == self.queued
+        assert stats.reconnects_failed == self.gave_up
+        # Every creation in flight is counted, none twice.
+        assert core.creating == self.pending
 
     @invariant()
     def no_idle_connection_while_a_waiter_sleeps(self) -> None:
