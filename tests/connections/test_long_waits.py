@@ -138,10 +138,55 @@ def in_cleaner_thread() -> bool:
     return name.startswith("poolkit-") and "cleaner" in name
 
 
-def test_a_dead_cleaner_breaks_the_pool_loudly() -> None:
+def test_a_base_exception_in_a_cleaner_pass_is_logged_and_the_cleaner_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hook raising SystemExit (``sys.exit()``) in the cleaner thread: the
+    pass is logged, and the next one does what it left undone."""
     clock = ArmedClock(in_cleaner_thread)
     fake = FakeConnector()
     pool = ConnectionPool(fake, max_size=2, clock=clock, name="db")
+    held = pool.acquire()
+    dropped = [pool.acquire()]
+    got: list[int] = []
+
+    def waiter() -> None:
+        with pool.connection(timeout=30) as c:
+            got.append(c.raw.id)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    eventually(lambda: pool.stats().waiting == 1)
+    clock.error = SystemExit(3)
+    with caplog.at_level("ERROR", logger="poolkit.connections"):
+        with pytest.warns(LeakWarning):
+            collect(dropped)  # rouses the cleaner: its pass fails, the next one flushes
+        t.join(30)
+    assert got == [3]  # the dropped connection was closed and a new one opened
+    assert any("cleaner pass failed" in r.getMessage() for r in caplog.records)
+    assert not pool.stats().broken
+    held.close()
+    pool.close()
+    assert fake.open_connections == []
+
+
+def die_once_in_cleaner(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """Make the cleaner thread itself fail once (a bug outside any hook)."""
+    from poolkit.connections._driver import cleaner_pass as real
+
+    armed = [error]
+
+    def failing(*args: Any, **kwargs: Any) -> float | None:
+        if armed and in_cleaner_thread():
+            raise armed.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("poolkit.connections._compat.cleaner_pass", failing)
+
+
+def test_a_dead_cleaner_breaks_the_pool_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeConnector()
+    pool = ConnectionPool(fake, max_size=2, name="db")
     held = pool.acquire()
     dropped = [pool.acquire()]
     failures: list[BaseException] = []
@@ -155,7 +200,7 @@ def test_a_dead_cleaner_breaks_the_pool_loudly() -> None:
     t = threading.Thread(target=waiter)
     t.start()
     eventually(lambda: pool.stats().waiting == 1)
-    clock.error = SystemExit(3)  # a hook calling sys.exit(): a thread just ends
+    die_once_in_cleaner(monkeypatch, SystemExit(3))
     with pytest.warns(LeakWarning):
         collect(dropped)  # rouses the cleaner
     t.join(30)
@@ -171,14 +216,11 @@ def test_a_dead_cleaner_breaks_the_pool_loudly() -> None:
     assert fake.open_connections == []
 
 
-def test_a_dead_keyed_cleaner_breaks_the_keyed_pool() -> None:
-    clock = ArmedClock(in_cleaner_thread)
+def test_a_dead_keyed_cleaner_breaks_the_keyed_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeConnector()
-    kpool: KeyedConnectionPool[str, FakeConnection] = KeyedConnectionPool(
-        lambda key: fake, clock=clock
-    )
+    kpool: KeyedConnectionPool[str, FakeConnection] = KeyedConnectionPool(lambda key: fake)
     dropped = [kpool.acquire("a")]
-    clock.error = SystemExit(3)
+    die_once_in_cleaner(monkeypatch, SystemExit(3))
     with pytest.warns(LeakWarning):
         collect(dropped)
     eventually(lambda: kpool.stats().broken)

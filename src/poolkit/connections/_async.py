@@ -694,7 +694,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             while True:
                 try:
                     conn = await self._connector.create()
-                except self._runner.create_failures as exc:
+                except self._runner.background_failures as exc:
                     logger.warning("opening a connection failed: %r", exc)
                     # A forked child's pool has a new core: this one is the parent's.
                     retry = core.create_failed(exc) and core is self._core  # locked

@@ -107,7 +107,9 @@ def _run_cleaner(
     try:
         while not stop.is_set():
             wake.clear()
-            sleep = cleaner_pass(ref, clock, until_closed=False)
+            sleep = cleaner_pass(
+                ref, clock, until_closed=False, failures=Runner.background_failures
+            )
             if sleep is None:
                 return
             wake.wait(sleep)
@@ -126,9 +128,11 @@ class Runner:
             share their parent's cleaner); ``None``: a new one.
     """
 
-    # What a failed ``create()`` may raise and still be retried: anything, as
-    # a connect thread has no caller to raise a KeyboardInterrupt to.
-    create_failures: tuple[type[BaseException], ...] = (BaseException,)
+    # What a connect thread's failed ``create()`` or a cleaner pass may raise
+    # and be logged, the thread going on: anything, as these threads have no
+    # caller to raise to (and a KeyboardInterrupt there came from a hook:
+    # signals reach only the main thread).
+    background_failures: tuple[type[BaseException], ...] = (BaseException,)
 
     def __init__(self, name: str, lock: Any, wake: threading.Event | None = None) -> None:
         self._name = name

@@ -62,7 +62,9 @@ async def _run_async_cleaner(ref: Callable[[], Any], wake: asyncio.Event, clock:
     try:
         while True:
             wake.clear()
-            sleep = cleaner_pass(ref, clock, until_closed=True)
+            sleep = cleaner_pass(
+                ref, clock, until_closed=True, failures=AsyncRunner.background_failures
+            )
             if sleep is None:
                 return
             with contextlib.suppress(TimeoutError):
@@ -85,8 +87,9 @@ class AsyncRunner:
         wake: the cleaner's wake-up event to share; ``None``: a new one at :meth:`bind`.
     """
 
-    # CancelledError (close() stops a connect task) and KeyboardInterrupt go on.
-    create_failures: tuple[type[BaseException], ...] = (Exception,)
+    # What a connect task's failed ``create()`` or a cleaner pass may raise and
+    # be logged: CancelledError (close() stops these tasks) and KeyboardInterrupt go on.
+    background_failures: tuple[type[BaseException], ...] = (Exception,)
 
     def __init__(self, name: str, lock: Any, wake: asyncio.Event | None = None) -> None:
         self._name = name

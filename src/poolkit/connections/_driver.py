@@ -76,23 +76,41 @@ def next_sleep(next_wake: float, clock: Clock) -> float:
     return slice_of(max(next_wake - clock(), CLEANER_MIN_INTERVAL))
 
 
-def cleaner_pass(ref: Callable[[], Any], clock: Clock, *, until_closed: bool) -> float | None:
+# Seconds between a failed cleaner pass and the next one.
+RETRY_FAILED_PASS = 1.0
+
+
+def cleaner_pass(
+    ref: Callable[[], Any],
+    clock: Clock,
+    *,
+    until_closed: bool,
+    failures: tuple[type[BaseException], ...],
+) -> float | None:
     """One pass of a cleaner (thread or task): ``maintain()`` the pool ``ref()``.
 
     Returns the seconds to sleep until the next pass, or ``None`` when the
     cleaner should end: the pool was collected (or, with ``until_closed``, is
     closed). The pool is held only during the pass, so a pool dropped without
-    ``close()`` is still collected. A failed pass (a warning turned into an
-    error by a filter, a hook) is logged and the cleaner goes on.
+    ``close()`` is still collected. A pass that failed with one of
+    ``failures`` (a warning turned into an error by a filter, a hook that
+    raised) is logged and the cleaner goes on: a thread's are every
+    ``BaseException`` (a KeyboardInterrupt there was raised by a hook, as
+    signals reach only the main thread), a task's every ``Exception`` (a
+    cancellation ends it).
     """
     pool = ref()
     if pool is None or (until_closed and pool.closed):
         return None
     try:
         next_wake = pool.maintain()
-    except Exception:
-        logger.exception("connection pool cleaner pass failed")
-        next_wake = math.inf
+    except failures:
+        # Whatever the pass did not finish (a flush of dropped connections, a
+        # refill) is still due: try again soon rather than at the next rouse.
+        logger.exception(
+            "connection pool cleaner pass failed; the next one in %g s", RETRY_FAILED_PASS
+        )
+        return RETRY_FAILED_PASS
     return next_sleep(next_wake, clock)
 
 

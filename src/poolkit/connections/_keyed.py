@@ -223,9 +223,19 @@ class KeyedConnectionPool(Generic[K, C]):
         """
         pool = self._enter(key)
         try:
-            return pool.acquire(timeout)
-        finally:
+            proxy = pool.acquire(timeout)
+        except BaseException:
             self._leave(pool)
+            raise
+        try:
+            self._leave(pool)
+        except BaseException:
+            # Closing a connection the budget evicted for this key raised (a
+            # KeyboardInterrupt in connector.close or on_discard): this caller
+            # gets the error, and the connection it was about to get goes back.
+            pool.release(proxy)
+            raise
+        return proxy
 
     def release(self, conn: PooledConnection[C]) -> None:
         """Give a connection back to its key's pool.

@@ -197,9 +197,19 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         """
         pool = self._enter(key)
         try:
-            return await pool.acquire(timeout)
-        finally:
+            proxy = await pool.acquire(timeout)
+        except BaseException:
             self._leave(pool)
+            raise
+        try:
+            self._leave(pool)
+        except BaseException:
+            # Closing a connection the budget evicted for this key raised (a
+            # KeyboardInterrupt in connector.close or on_discard): this caller
+            # gets the error, and the connection it was about to get goes back.
+            await pool.release(proxy)
+            raise
+        return proxy
 
     async def release(self, conn: AsyncPooledConnection[C]) -> None:
         """Give a connection back to its key's pool.

@@ -707,7 +707,7 @@ class ConnectionPool(DriverBase, Generic[C]):
             while True:
                 try:
                     conn = self._connector.create()
-                except self._runner.create_failures as exc:
+                except self._runner.background_failures as exc:
                     logger.warning("opening a connection failed: %r", exc)
                     # A forked child's pool has a new core: this one is the parent's.
                     self._lock.acquire()
