@@ -15,10 +15,11 @@ import contextvars
 import math
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from poolkit import _fork
 from poolkit._errors import PoolDeadlock, PoolTimeout
+from poolkit._typing import Result
 from poolkit._validate import (
     Clock,
     check_bool,
@@ -45,6 +46,7 @@ from poolkit.workers._verbs import CoreViews, with_worker
 __all__ = ["AsyncWorkerPool"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 _copy_context = contextvars.copy_context
 
 
@@ -122,7 +124,9 @@ class AsyncWorkerPool(CoreViews):
         )
         _fork.track(self)
 
-    def go_nowait(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> None:
+    def go_nowait(
+        self, fn: Callable[P, Awaitable[object]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
         """Queue ``fn(*args, **kwargs)`` without waiting; no result handle.
 
         Failures go to ``on_error``. Must be called on the pool's loop.
@@ -156,7 +160,7 @@ class AsyncWorkerPool(CoreViews):
             crew.put((fn, args, kwargs, _copy_context(), None))
 
     def go(
-        self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any
+        self, fn: Callable[P, Awaitable[object]], /, *args: P.args, **kwargs: P.kwargs
     ) -> Awaitable[None]:
         """Queue ``fn(*args, **kwargs)``; ``await`` the result to wait for room.
 
@@ -209,7 +213,7 @@ class AsyncWorkerPool(CoreViews):
         self._crew.put((fn, args, kwargs, _copy_context(), None))
 
     async def submit(
-        self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> asyncio.Future[T]:
         """Queue ``fn(*args, **kwargs)`` and return an ``asyncio.Future`` of its result.
 
@@ -236,7 +240,7 @@ class AsyncWorkerPool(CoreViews):
         return fut
 
     def submit_nowait(
-        self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> asyncio.Future[T]:
         """Like :meth:`submit` but never waits.
 
@@ -250,7 +254,7 @@ class AsyncWorkerPool(CoreViews):
         return fut
 
     def try_submit(
-        self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> asyncio.Future[T] | None:
         """Queue the task if there is room now; else return ``None`` (pond ``TrySubmit``).
 
@@ -272,7 +276,9 @@ class AsyncWorkerPool(CoreViews):
             crew.put((fn, args, kwargs, _copy_context(), fut))
         return fut
 
-    async def submit_wait(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+    async def submit_wait(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run the task on the pool and return its result (gammazero ``SubmitWait``).
 
         Raises:
@@ -287,7 +293,7 @@ class AsyncWorkerPool(CoreViews):
         return await (await self.submit(fn, *args, **kwargs))
 
     async def submit_before(
-        self, deadline: float, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+        self, deadline: float, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> asyncio.Future[T]:
         """Queue the task, skipped if not started within ``deadline`` seconds.
 
@@ -322,7 +328,7 @@ class AsyncWorkerPool(CoreViews):
         """
         return async_map(self, fn, iterables, ordered, buffersize, timeout)
 
-    def group(self, *, cancel_on_error: bool = False) -> AsyncTaskGroup[Any]:
+    def group(self, *, cancel_on_error: bool = False) -> AsyncTaskGroup[Result]:
         """An asyncio task group on this pool (see :class:`AsyncTaskGroup`)."""
         return AsyncTaskGroup(self, cancel_on_error=cancel_on_error)
 
