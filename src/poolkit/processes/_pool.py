@@ -65,7 +65,8 @@ T = TypeVar("T")
 PROCESS_IDLE_TIMEOUT = 10.0
 
 
-class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):
+# map() is typed narrower than Executor.map (see MapVerb): the ignore is for that.
+class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[misc]
     """A pool of worker processes; a drop-in ``ProcessPoolExecutor``.
 
     Args:

@@ -15,7 +15,7 @@ import contextvars
 import math
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import PoolDeadlock, PoolTimeout
@@ -47,6 +47,20 @@ __all__ = ["AsyncWorkerPool"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
+A1 = TypeVar("A1")
+A2 = TypeVar("A2")
+A3 = TypeVar("A3")
+
+
+class AsyncMapOptions(TypedDict, total=False):
+    """The keywords of :meth:`AsyncWorkerPool.map` (for type checkers: a typo is an error)."""
+
+    ordered: bool
+    buffersize: int | None
+    timeout: float | None
+    progress: bool
+
+
 _copy_context = contextvars.copy_context
 
 
@@ -309,6 +323,47 @@ class AsyncWorkerPool(CoreViews):
         expiring = Expiring(fn, self._clock() + seconds, self._clock, seconds)
         return await self.submit(expiring, *args, **kwargs)
 
+    # One to three iterables: each item's type is checked against fn's
+    # parameter (as for builtins.map); more take any iterables.
+    @overload
+    def map(
+        self,
+        fn: Callable[[A1], Awaitable[T]],
+        it1: Iterable[A1] | AsyncIterable[A1],
+        /,
+        **options: Unpack[AsyncMapOptions],
+    ) -> AsyncIterator[T]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[[A1, A2], Awaitable[T]],
+        it1: Iterable[A1],
+        it2: Iterable[A2],
+        /,
+        **options: Unpack[AsyncMapOptions],
+    ) -> AsyncIterator[T]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[[A1, A2, A3], Awaitable[T]],
+        it1: Iterable[A1],
+        it2: Iterable[A2],
+        it3: Iterable[A3],
+        /,
+        **options: Unpack[AsyncMapOptions],
+    ) -> AsyncIterator[T]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        it1: Iterable[Any],
+        it2: Iterable[Any],
+        it3: Iterable[Any],
+        it4: Iterable[Any],
+        /,
+        *iterables: Iterable[Any],
+        **options: Unpack[AsyncMapOptions],
+    ) -> AsyncIterator[T]: ...
     def map(
         self,
         fn: Callable[..., Awaitable[T]],
@@ -316,17 +371,24 @@ class AsyncWorkerPool(CoreViews):
         ordered: bool = True,
         buffersize: int | None = None,
         timeout: float | None = None,
+        progress: bool = False,
     ) -> AsyncIterator[T]:
         """Lazily map ``fn`` over ``iterables`` (or one async iterable); ``async for`` it.
 
         At most ``buffersize`` tasks are in flight; the input is read as
         results are taken. Results come in input order unless ``ordered`` is
-        false; ``fn``'s exception is raised at its item.
+        false; ``fn``'s exception is raised at its item. ``progress=True``
+        draws a progress bar as :meth:`WorkerPool.map` does (tqdm if
+        installed, else poolkit's own line, which needs inputs with a length).
 
         Raises:
+            TypeError: a flag is not a bool, no iterable, or an async iterable
+                mixed with others.
             ValueError: ``buffersize`` below 1, bad ``timeout``.
+            RuntimeError: when iterated, ``progress=True`` without tqdm on an
+                input of unknown length.
         """
-        return async_map(self, fn, iterables, ordered, buffersize, timeout)
+        return async_map(self, fn, iterables, ordered, buffersize, timeout, progress)
 
     def group(self, *, cancel_on_error: bool = False) -> AsyncTaskGroup[Result]:
         """An asyncio task group on this pool (see :class:`AsyncTaskGroup`)."""

@@ -52,7 +52,8 @@ T = TypeVar("T")
 _copy_context = contextvars.copy_context
 
 
-class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):
+# map() is typed narrower than Executor.map (see MapVerb): the ignore is for that.
+class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[misc]
     """A pool of threads running callables; a drop-in ``ThreadPoolExecutor``.
 
     Args:
