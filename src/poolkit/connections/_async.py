@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import EventLoopMismatch, PoolClosed, PoolTimeout
@@ -53,20 +53,30 @@ from poolkit.connections._options import (
     DEFAULT_MAX_SIZE,
     DEFAULT_TIMEOUT,
     LIFETIME_JITTER,
+    ConnectionPoolOptions,
     PoolOptions,
     check_timeout,
     make_options,
 )
-from poolkit.connections._pooled_async import AsyncPooledConnection
-from poolkit.connections._protocols import AsyncConnector
+from poolkit.connections._pooled_async import AsyncPooledConnection, AsyncPooledConnectionBase
+from poolkit.connections._protocols import AsyncConnector, AsyncProxiedConnector
 from poolkit.connections._proxy import attach, set_entry, set_pool
 
 __all__ = ["AsyncConnectionPool"]
 
 C = TypeVar("C")
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultTypeVar
+
+    # What acquire() hands out: the connector's proxy_class (an adapter's
+    # typed proxy), else AsyncPooledConnection[C]. PEP 696's default keeps
+    # AsyncConnectionPool[C] meaning what it always meant.
+    P = DefaultTypeVar("P", bound=AsyncPooledConnectionBase[Any], default=AsyncPooledConnection[C])
+else:
+    P = TypeVar("P")
 
 
-class AsyncConnectionPool(DriverBase, Generic[C]):
+class AsyncConnectionPool(DriverBase, Generic[C, P]):
     """An asyncio pool of connections made by an :class:`~poolkit.AsyncConnector`.
 
     Args:
@@ -103,6 +113,21 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         ValueError: an argument is out of range (the message names it).
     """
 
+    # For type checkers: what acquire() and connection() hand out follows the
+    # connector (its proxy_class, typed as the driver's connection by the
+    # adapters); the options are checked by name and type either way.
+    @overload
+    def __init__(
+        self: AsyncConnectionPool[C, P],
+        connector: AsyncProxiedConnector[C, P],
+        **options: Unpack[ConnectionPoolOptions[C]],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: AsyncConnectionPool[C, AsyncPooledConnection[C]],
+        connector: AsyncConnector[C],
+        **options: Unpack[ConnectionPoolOptions[C]],
+    ) -> None: ...
     def __init__(
         self,
         connector: AsyncConnector[C],
@@ -134,6 +159,16 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             on_discard=on_discard, name=name,
         )  # fmt: skip
         self._build(connector, opts, None, async_new_lock(), None)
+
+    if not TYPE_CHECKING:
+
+        def __class_getitem__(cls, params):
+            # AsyncConnectionPool[C] means AsyncConnectionPool[C,
+            # AsyncPooledConnection[C]] at run time too (subclasses, aliases):
+            # typing.TypeVar takes PEP 696's default= only from Python 3.13.
+            if not isinstance(params, tuple):
+                params = (params, AsyncPooledConnection[params])
+            return super().__class_getitem__(params)
 
     @classmethod
     def _for_key(
@@ -168,7 +203,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
     ) -> None:
         self._init_common(connector, opts, is_async=True)
         # AsyncPooledConnection, or the connector's subclass (its proxy_class).
-        self._proxy_class: type[AsyncPooledConnection[Any]] = self._hooks.proxy_class
+        self._proxy_class: type[P] = self._hooks.proxy_class
         self._budget = budget
         self._keyed = budget is not None
         self._shared_wake = wake
@@ -232,7 +267,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
 
     # -- acquire ------------------------------------------------------------
 
-    async def acquire(self, timeout: float | None = None) -> AsyncPooledConnection[C]:
+    async def acquire(self, timeout: float | None = None) -> P:
         """Check out a connection; wait up to ``timeout`` seconds for one.
 
         Args:
@@ -265,9 +300,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         set_entry(proxy, entry)
         return proxy
 
-    async def _acquire_slow(
-        self, entry: Entry | None, timeout: float | None
-    ) -> AsyncPooledConnection[C]:
+    async def _acquire_slow(self, entry: Entry | None, timeout: float | None) -> P:
         """Acquire's other paths: wait, flush the outbox, run the checkout extras."""
         core = self._core
         deadline: float | None = None
@@ -402,7 +435,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
     def _rouse_cleaner(self) -> None:
         self._runner.rouse()
 
-    def connection(self, timeout: float | None = None) -> AsyncLease[C]:
+    def connection(self, timeout: float | None = None) -> AsyncLease[P]:
         """A context manager: acquire on entry, release on exit.
 
         When the block exits normally and the connector has ``commit(conn)``,
@@ -423,7 +456,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
 
     # -- release ------------------------------------------------------------
 
-    async def release(self, conn: AsyncPooledConnection[C]) -> None:
+    async def release(self, conn: P) -> None:
         """Give a connection back (reset first, if the connector can).
 
         Raises:
@@ -454,7 +487,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         if core.dirty or self._dropped_entries:
             self._flush()
 
-    async def discard(self, conn: AsyncPooledConnection[C], reason: str = "discarded") -> None:
+    async def discard(self, conn: P, reason: str = "discarded") -> None:
         """Close a connection instead of giving it back (it is unusable).
 
         Raises:

@@ -43,9 +43,17 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from poolkit.connections._pooled import PooledConnection
 from poolkit.connections._pooled_async import AsyncPooledConnection
 
-__all__ = ["AsyncConnector", "Connector", "ConnectorHooks", "discover_hooks"]
+__all__ = [
+    "AsyncConnector",
+    "AsyncProxiedConnector",
+    "Connector",
+    "ConnectorHooks",
+    "ProxiedConnector",
+    "discover_hooks",
+]
 
 C = TypeVar("C")
+P_co = TypeVar("P_co", covariant=True)
 
 
 @runtime_checkable
@@ -106,6 +114,25 @@ class AsyncConnector(Protocol[C]):
 
     async def close(self, conn: C) -> None:
         """Close ``conn``; exceptions are logged and otherwise ignored."""
+        ...
+
+
+class ProxiedConnector(Connector[C], Protocol[C, P_co]):
+    """A :class:`Connector` with a ``proxy_class``: for type checkers, a pool
+    built on it hands out ``P_co`` (the adapters' typed proxies)."""
+
+    @property
+    def proxy_class(self) -> type[P_co]:
+        """The class of what ``acquire()`` returns."""
+        ...
+
+
+class AsyncProxiedConnector(AsyncConnector[C], Protocol[C, P_co]):
+    """An :class:`AsyncConnector` with a ``proxy_class`` (see :class:`ProxiedConnector`)."""
+
+    @property
+    def proxy_class(self) -> type[P_co]:
+        """The class of what ``acquire()`` returns."""
         ...
 
 
