@@ -32,7 +32,10 @@ class to inherit):
   async pool) with no ``__init__`` (the pool sets its slots). It lets a
   connector guard what the connection hands out (the psycopg connectors' proxies guard cursors, so a
   cursor kept past the give-back raises instead of running on a connection
-  someone else holds); connectors without one pay nothing for it.
+  someone else holds); connectors without one pay nothing for it. It also
+  types what the pool hands out: a pool built on a connector with a
+  ``proxy_class`` (:class:`ProxiedConnector`) is ``ConnectionPool[C, P]`` with
+  ``P`` that class (the adapters' are typed as the driver's connection).
 """
 
 from __future__ import annotations
