@@ -13,13 +13,16 @@ import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from poolkit import (
     AsyncConnectionPool,
+    AsyncKeyedConnectionPool,
     ConnectionDetached,
     ConnectionPool,
+    KeyedConnectionPool,
     PooledConnection,
 )
 from poolkit.adapters import dbapi
@@ -31,7 +34,8 @@ from poolkit.adapters.sockets import (
     PooledStream,
     TCPConnector,
 )
-from poolkit.testing import EchoServer
+from poolkit.connections import AsyncPooledConnection
+from poolkit.testing import EchoServer, FakeConnection
 from tests.adapters.conftest import LoopbackHTTPServer, committed_rows
 
 
@@ -175,3 +179,22 @@ def test_other_drivers_get_the_plain_db_connection(tmp_path: Path) -> None:
         assert type(conn) is dbapi.PooledDBConnection
         assert conn.execute("SELECT 3").fetchone() == (3,)
     db.close()
+
+
+def test_pools_take_one_type_argument_fewer_at_run_time() -> None:
+    """The proxy type parameter has a default (PEP 696) that Python < 3.13 cannot
+    state: Pool[C] still subscripts, and subclasses, at run time."""
+    assert get_args(ConnectionPool[FakeConnection]) == (
+        FakeConnection,
+        PooledConnection[FakeConnection],
+    )
+    keyed = get_args(AsyncKeyedConnectionPool[str, int])
+    assert keyed == (str, int, AsyncPooledConnection[int])
+    assert get_args(KeyedConnectionPool[str, int, PooledSocket])[2] is PooledSocket
+    db = get_args(dbapi.DBPool[sqlite3.Connection])
+    assert db == (sqlite3.Connection, dbapi.PooledDBConnection[sqlite3.Connection])
+
+    class Mine(ConnectionPool[FakeConnection]):
+        pass
+
+    assert Mine.__mro__[1] is ConnectionPool

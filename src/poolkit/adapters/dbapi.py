@@ -47,6 +47,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, Unpack, overload
 
+from poolkit._typing import with_default
 from poolkit._validate import check_bool, check_callable, check_seconds
 from poolkit.adapters import _forks
 from poolkit.adapters._guard import PooledCursor, detached_error, wrap_cursor
@@ -552,6 +553,13 @@ class DBPool(Generic[C, W]):
         # autocommit and failed transactions), else the plain DB-API commit().
         commit = getattr(connector, "commit", None)
         self._commit: Callable[[C], object] = commit if callable(commit) else _driver_commit
+
+    if not TYPE_CHECKING:
+
+        def __class_getitem__(cls, params):
+            # DBPool[C] is DBPool[C, PooledDBConnection[C]] at run time too.
+            params = with_default(params, 1, lambda c: PooledDBConnection[c])
+            return super().__class_getitem__(params)
 
     def connect(self, timeout: float | None = None) -> W:
         """Borrow a connection; its ``close()`` gives it back.

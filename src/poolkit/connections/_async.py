@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import EventLoopMismatch, PoolClosed, PoolTimeout
+from poolkit._typing import with_default
 from poolkit._validate import Clock
 from poolkit._waits import deadline_after
 from poolkit.connections._budget import Budget
@@ -163,11 +164,8 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
     if not TYPE_CHECKING:
 
         def __class_getitem__(cls, params):
-            # AsyncConnectionPool[C] means AsyncConnectionPool[C,
-            # AsyncPooledConnection[C]] at run time too (subclasses, aliases):
-            # typing.TypeVar takes PEP 696's default= only from Python 3.13.
-            if not isinstance(params, tuple):
-                params = (params, AsyncPooledConnection[params])
+            # AsyncConnectionPool[C] is AsyncConnectionPool[C, AsyncPooledConnection[C]].
+            params = with_default(params, 1, lambda c: AsyncPooledConnection[c])
             return super().__class_getitem__(params)
 
     @classmethod

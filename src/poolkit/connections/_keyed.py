@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import PoolClosed, ReleaseError
+from poolkit._typing import with_default
 from poolkit._validate import check_callable
 from poolkit.connections._compat import Runner, new_lock
 from poolkit.connections._core import broken_error
@@ -123,9 +124,8 @@ class KeyedConnectionPool(Generic[K, C, P]):
     if not TYPE_CHECKING:
 
         def __class_getitem__(cls, params):
-            # KeyedConnectionPool[K, C] at run time too (see ConnectionPool).
-            if isinstance(params, tuple) and len(params) == 2:
-                params = (*params, PooledConnection[params[1]])
+            # KeyedConnectionPool[K, C] is [K, C, PooledConnection[C]].
+            params = with_default(params, 2, lambda c: PooledConnection[c])
             return super().__class_getitem__(params)
 
     def _start(self) -> None:

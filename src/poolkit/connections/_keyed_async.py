@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import PoolClosed, ReleaseError
+from poolkit._typing import with_default
 from poolkit._validate import check_callable
 from poolkit.connections._async import AsyncConnectionPool
 from poolkit.connections._compat_async import AsyncRunner, async_new_lock
@@ -121,9 +122,8 @@ class AsyncKeyedConnectionPool(Generic[K, C, P]):
     if not TYPE_CHECKING:
 
         def __class_getitem__(cls, params):
-            # AsyncKeyedConnectionPool[K, C] at run time too (see AsyncConnectionPool).
-            if isinstance(params, tuple) and len(params) == 2:
-                params = (*params, AsyncPooledConnection[params[1]])
+            # AsyncKeyedConnectionPool[K, C] is [K, C, AsyncPooledConnection[C]].
+            params = with_default(params, 2, lambda c: AsyncPooledConnection[c])
             return super().__class_getitem__(params)
 
     def _start(self) -> None:

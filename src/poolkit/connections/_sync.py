@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import PoolClosed, PoolTimeout
+from poolkit._typing import with_default
 from poolkit._validate import Clock
 from poolkit._waits import deadline_after
 from poolkit.connections._budget import Budget
@@ -164,11 +165,8 @@ class ConnectionPool(DriverBase, Generic[C, P]):
     if not TYPE_CHECKING:
 
         def __class_getitem__(cls, params):
-            # ConnectionPool[C] means ConnectionPool[C,
-            # PooledConnection[C]] at run time too (subclasses, aliases):
-            # typing.TypeVar takes PEP 696's default= only from Python 3.13.
-            if not isinstance(params, tuple):
-                params = (params, PooledConnection[params])
+            # ConnectionPool[C] is ConnectionPool[C, PooledConnection[C]].
+            params = with_default(params, 1, lambda c: PooledConnection[c])
             return super().__class_getitem__(params)
 
     @classmethod
