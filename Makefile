@@ -22,6 +22,8 @@ test: $(BIN)/python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	# User-style programs: their `# type: ignore[...]` lines must still fail (tests/typing).
+	$(BIN)/mypy tests/typing
 	$(BIN)/python -m pytest
 
 # `make test`, then the suite on every other CPython >= requires-python found here

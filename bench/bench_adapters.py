@@ -171,7 +171,7 @@ def _pg_sync(ctx: BenchContext) -> None:
 
     sa, sa_ping = engine(False), engine(True)
 
-    def poolkit_op(pool: ConnectionPool[Any] = kpool) -> None:
+    def poolkit_op(pool: ConnectionPool[Any, Any] = kpool) -> None:
         with pool.connection() as conn:
             conn.execute("SELECT 1").fetchone()
 

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from poolkit import ConnectionPool
 from poolkit._bench import BenchContext, peer_installed
-from poolkit.testing import FakeConnector
+from poolkit.testing import FakeConnection, FakeConnector
 
 FAMILY = "connections"
 SIZE = 4
@@ -64,7 +64,7 @@ fake_connect.threadsafety = 1  # type: ignore[attr-defined]  # DBUtils asks the 
 
 def poolkit_pool(size: int, **options: Any) -> Trio:
     """poolkit's ConnectionPool over fake connections (no check/ping/reset)."""
-    pool = ConnectionPool(
+    pool: ConnectionPool[FakeConnection] = ConnectionPool(
         FakeConnector(check=False, ping=False, reset=False), max_size=size, **options
     )
     return pool.acquire, pool.release, pool.close

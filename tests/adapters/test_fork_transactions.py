@@ -233,7 +233,7 @@ def test_async_child_never_rolls_back_the_parents_open_transaction(
     asyncio.run(main())
 
 
-async def _leave_block_in_child(pool: AsyncConnectionPool[Any], dsn: str, table: str) -> None:
+async def _leave_block_in_child(pool: AsyncConnectionPool[Any, Any], dsn: str, table: str) -> None:
     in_child = False
     try:
         async with pool.connection() as conn:

@@ -494,7 +494,7 @@ def test_bad_arguments_name_the_parameter(
 
 def test_bad_connector_and_bad_timeout_are_refused() -> None:
     with pytest.raises(TypeError, match="callable create"):
-        AsyncConnectionPool(object())  # type: ignore[arg-type]
+        AsyncConnectionPool(object())  # type: ignore[call-overload]
 
     async def main() -> None:
         pool, _ = make()

@@ -223,7 +223,7 @@ def test_keyboard_interrupt_in_an_event_hook_gives_the_connection_back() -> None
 
         return run
 
-    pool = ConnectionPool(
+    pool: ConnectionPool[FakeConnection] = ConnectionPool(
         FakeConnector(),
         max_size=1,
         timeout=5,

@@ -184,11 +184,11 @@ def test_foreign_release_and_bad_arguments() -> None:
     with pytest.raises(ValueError, match="max_size_per_key must be >= 1"):
         KeyedConnectionPool(factory, max_size_per_key=0)
     with pytest.raises(TypeError, match="connector_for_key must be callable"):
-        KeyedConnectionPool(3)  # type: ignore[arg-type]
+        KeyedConnectionPool(3)  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="timeout must be >= 0"):
         KeyedConnectionPool(factory, timeout=-1)
     with pytest.raises(TypeError, match="does not take min_size"):
-        KeyedConnectionPool(factory, min_size=1)
+        KeyedConnectionPool(factory, min_size=1)  # type: ignore[call-overload]
 
 
 def test_async_keyed_pool_has_the_same_caps() -> None:

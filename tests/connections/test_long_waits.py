@@ -101,7 +101,7 @@ def test_cleaner_survives_a_deadline_far_beyond_what_waits_accept(
     """Once its next deadline is 1e300 s away, the cleaner still does its work:
     here, closing connections whose proxies were dropped without release."""
     fake = FakeConnector()
-    pool = ConnectionPool(fake, max_size=4, **options)
+    pool: ConnectionPool[FakeConnection] = ConnectionPool(fake, max_size=4, **options)
     held = pool.acquire()
     pool.acquire().close()  # an idle connection with a far deadline
     eventually(lambda: pool._core.next_wake > 1e299)  # the cleaner planned its sleep

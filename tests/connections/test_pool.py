@@ -492,7 +492,7 @@ def test_bad_arguments_name_the_parameter(
 
 def test_bad_connector_and_bad_timeout_are_refused() -> None:
     with pytest.raises(TypeError, match="callable create"):
-        ConnectionPool(object())  # type: ignore[arg-type]
+        ConnectionPool(object())  # type: ignore[call-overload]
 
     def main() -> None:
         pool, _ = make()

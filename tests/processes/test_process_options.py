@@ -75,7 +75,7 @@ def test_go_passes_a_timeout_keyword_to_the_function() -> None:
     seen: list[BaseException] = []
     with ProcessPool(1, on_error=lambda exc, fn: seen.append(exc)) as pool:
         # identity() takes no timeout: if the keyword reaches it, it raises TypeError.
-        pool.go(tasks.identity, 1, timeout=3)
+        pool.go(tasks.identity, 1, timeout=3)  # type: ignore[call-arg]
         pool.wait(PROMPT)
     assert [TypeError] == [type(exc) for exc in seen]
 

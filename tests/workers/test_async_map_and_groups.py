@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +12,7 @@ from poolkit import (
     AsyncWorkerPool,
     PoolTimeout,
 )
+from tests.optional import require
 from tests.workers.async_helpers import PROMPT, double, fail, run, sleepy
 
 
@@ -100,7 +102,7 @@ def test_map_timeout_and_bad_arguments() -> None:
             with pytest.raises(ValueError, match="buffersize"):
                 ap.map(double, [1], buffersize=0)
             with pytest.raises(TypeError, match="iterable"):
-                ap.map(double)
+                ap.map(double)  # type: ignore[call-overload]
 
     run(main())
 
@@ -241,3 +243,79 @@ def test_body_error_cancels_running_members() -> None:
             assert futures[0].cancelled()
 
     run(main())
+
+
+def test_map_progress_draws_a_tqdm_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    require("tqdm", "progress")  # "10/10" is tqdm's counter
+
+    async def main() -> list[int]:
+        async with AsyncWorkerPool(4) as ap:
+            return [r async for r in ap.map(double, range(10), progress=True)]
+
+    assert run(main()) == [2 * x for x in range(10)]
+    assert "10/10" in capsys.readouterr().err
+
+
+def test_map_progress_without_tqdm_draws_poolkit_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `from tqdm import tqdm` fails
+
+    async def main() -> list[int]:
+        async with AsyncWorkerPool(4) as ap:
+            return [r async for r in ap.map(double, range(10), progress=True)]
+
+    assert run(main()) == [2 * x for x in range(10)]
+    err = capsys.readouterr().err
+    assert "map" in err
+    assert "100.0%" in err
+
+
+def test_map_progress_without_tqdm_needs_a_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+
+    async def numbers() -> AsyncIterator[int]:
+        for x in range(3):
+            yield x
+
+    async def main() -> None:
+        async with AsyncWorkerPool(2) as ap:
+            results = ap.map(double, numbers(), progress=True)
+            with pytest.raises(RuntimeError, match="unknown length"):
+                await anext(results)
+
+    run(main())
+
+
+def test_map_progress_must_be_a_bool() -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(1) as ap:
+            with pytest.raises(TypeError, match=r"^progress must be"):
+                ap.map(double, [1], progress=1)  # type: ignore[call-overload]
+
+    run(main())
+
+
+def test_map_progress_stopped_early_cancels_the_tasks_in_flight(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    require("tqdm", "progress")
+    started: list[int] = []
+    gate = asyncio.Event()
+
+    async def slow(x: int) -> int:
+        started.append(x)
+        if x > 0:
+            await gate.wait()  # never set: only cancellation ends these
+        return x
+
+    async def main() -> None:
+        async with AsyncWorkerPool(4) as ap:
+            results = ap.map(slow, range(8), progress=True, buffersize=4)
+            assert await anext(results) == 0
+            await results.aclose()  # type: ignore[attr-defined]
+            await ap.wait(PROMPT)  # every task ended: the in-flight ones were cancelled
+            assert ap.stats().cancelled >= 1
+
+    run(main())
+    capsys.readouterr()

@@ -202,7 +202,7 @@ def test_async_flags_are_not_coerced() -> None:
     async def main() -> None:
         async with AsyncWorkerPool(1) as ap:
             with pytest.raises(TypeError, match=r"^ordered must be"):
-                ap.map(abs, [1], ordered="no")  # type: ignore[arg-type]
+                ap.map(abs, [1], ordered="no")  # type: ignore[call-overload]
             with pytest.raises(TypeError, match=r"^wait must be"):
                 await ap.stop(wait="no")  # type: ignore[arg-type]
             with pytest.raises(TypeError, match=r"^cancel_pending must be"):

@@ -102,7 +102,7 @@ def test_map_bad_arguments_name_the_parameter(pool: WorkerPool) -> None:
     with pytest.raises(ValueError, match="timeout"):
         pool.map(abs, [1], timeout=-1)
     with pytest.raises(TypeError, match="iterable"):
-        pool.map(abs)
+        pool.map(abs)  # type: ignore[call-overload]
 
 
 def test_map_progress_draws_and_returns_results(

@@ -28,7 +28,7 @@ from poolkit._demo._measure import (
     time_threads,
 )
 from poolkit._demo._report import DemoContext, Section
-from poolkit.adapters.sockets import TCPConnector
+from poolkit.adapters.sockets import PooledSocket, TCPConnector
 from poolkit.testing import EchoServer, FakeClock
 
 __all__ = ["run"]
@@ -53,7 +53,7 @@ def _roundtrip(sock: socket.socket) -> None:
         got += len(chunk)
 
 
-def _pooled_roundtrip(pool: ConnectionPool[socket.socket]) -> None:
+def _pooled_roundtrip(pool: ConnectionPool[socket.socket, PooledSocket]) -> None:
     with pool.connection() as sock:
         _roundtrip(sock.raw)
 
@@ -82,7 +82,9 @@ def _ways(server: EchoServer, requests: int) -> dict[str, Way]:
     return {"new connection each": fresh, "poolkit ConnectionPool": pooled}
 
 
-def handle_request_that_forgets_to_release(pool: ConnectionPool[socket.socket]) -> None:
+def handle_request_that_forgets_to_release(
+    pool: ConnectionPool[socket.socket, PooledSocket],
+) -> None:
     """A buggy handler: acquires a connection and never gives it back."""
     conn = pool.acquire()
     _roundtrip(conn.raw)

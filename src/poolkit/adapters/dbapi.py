@@ -45,13 +45,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, Unpack, overload
 
+from poolkit._typing import with_default
 from poolkit._validate import check_bool, check_callable, check_seconds
 from poolkit.adapters import _forks
 from poolkit.adapters._guard import PooledCursor, detached_error, wrap_cursor
 from poolkit.connections import (
     ConnectionPool,
+    ConnectionPoolOptions,
     ConnectionPoolStats,
     Connector,
     PooledConnection,
@@ -64,12 +66,22 @@ __all__ = [
     "DBPool",
     "PooledCursor",
     "PooledDBConnection",
+    "PooledDBConnectionBase",
+    "PooledSQLiteConnection",
     "connector",
     "sqlite_is_broken",
     "sqlite_pool",
 ]
 
 C = TypeVar("C")
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultTypeVar
+
+    # What a DBPool hands out: PooledDBConnection[C] unless the overloads of
+    # DBPool.__init__ say more (sqlite3: PooledSQLiteConnection).
+    W = DefaultTypeVar("W", bound="PooledDBConnectionBase[Any]", default="PooledDBConnection[C]")
+else:
+    W = TypeVar("W")
 
 # Primary SQLite result codes after which a connection is not worth keeping:
 # SQLITE_IOERR (10), SQLITE_CORRUPT (11), SQLITE_CANTOPEN (14), SQLITE_NOTADB
@@ -321,8 +333,12 @@ class DBAPIConnector(Generic[C]):
 connector = DBAPIConnector
 
 
-class PooledDBConnection(Generic[C]):
-    """A DB-API connection borrowed from a :class:`DBPool`.
+class PooledDBConnectionBase(Generic[C]):
+    """A DB-API connection borrowed from a :class:`DBPool`: what every one has.
+
+    :class:`PooledDBConnection` (any driver) and :class:`PooledSQLiteConnection`
+    derive from it; for type checkers it has no catch-all attribute, so a
+    typed connection's misspelt names are errors.
 
     ``cursor()``, ``commit()``, ``rollback()`` go to the connection, as does any
     other attribute, read or set (``conn.execute`` on ``sqlite3``,
@@ -339,12 +355,12 @@ class PooledDBConnection(Generic[C]):
 
     __slots__ = ("_db", "_generation", "_proxy", "_raw")
 
-    _db: DBPool[C]
+    _db: DBPool[C, Any]
     _generation: int
     _proxy: PooledConnection[C]
     _raw: C
 
-    def __init__(self, db: DBPool[C], proxy: PooledConnection[C]) -> None:
+    def __init__(self, db: DBPool[C, Any], proxy: PooledConnection[C]) -> None:
         object.__setattr__(self, "_db", db)
         object.__setattr__(self, "_proxy", proxy)
         object.__setattr__(self, "_raw", proxy.raw)
@@ -426,32 +442,81 @@ class PooledDBConnection(Generic[C]):
         if self._proxy._entry is not None:
             self._db.pool.discard(self._proxy)
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for names the class lacks; the slots are excluded so a
-        # half-built object raises instead of recursing.
-        if name.startswith("__") or name in PooledDBConnection.__slots__:
-            raise AttributeError(name)
-        return getattr(self._live(name), name)
+    if not TYPE_CHECKING:
+        # Hidden from type checkers (PooledDBConnection declares it for them).
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for names the class lacks; the slots are excluded so a
+            # half-built object raises instead of recursing.
+            if name.startswith("__") or name in PooledDBConnectionBase.__slots__:
+                raise AttributeError(name)
+            return getattr(self._live(name), name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # conn.autocommit = True, conn.isolation_level = None: the driver's.
         setattr(self._live(name), name, value)
 
-    def __enter__(self) -> PooledDBConnection[C]:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self._db._finish(self, exc)
 
     def __repr__(self) -> str:
-        return f"<PooledDBConnection {self._proxy!r}>"
+        return f"<{type(self).__name__} {self._proxy!r}>"
+
+
+class PooledDBConnection(PooledDBConnectionBase[C]):
+    """A connection of any DB-API driver borrowed from a :class:`DBPool`
+    (see :class:`PooledDBConnectionBase`).
+
+    For type checkers, the names it forwards to the driver's connection are
+    ``Any``; :attr:`raw` is the typed connection.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+if TYPE_CHECKING:
+    # For type checkers a pooled SQLite connection is a sqlite3.Connection
+    # (first, so its signatures are the ones checked) and a pooled one.
+    _SQLiteFace: TypeAlias = sqlite3.Connection
+    _SQLiteProxy: TypeAlias = PooledDBConnectionBase[sqlite3.Connection]
+else:
+    _SQLiteFace, _SQLiteProxy = PooledDBConnection, object
+
+
+class PooledSQLiteConnection(_SQLiteFace, _SQLiteProxy):  # type: ignore[misc]  # see below
+    """A ``sqlite3.Connection`` borrowed from a :class:`DBPool` (:func:`sqlite_pool`).
+
+    Typed as a ``sqlite3.Connection``: ``conn.execute(...)`` has sqlite3's
+    signature and a misspelt method is an error; ``discard()``, ``raw`` and
+    ``closed`` are the pool's. At run time it is the pool's connection,
+    forwarding every attribute, with cursors guarded past ``close()`` (they
+    forward every cursor method), ``with conn:`` committing or rolling back
+    and then giving it back, and ``conn(sql)`` (sqlite3's statement call).
+
+    (The ignore: a type checker sees two bases whose C layouts could not be
+    combined; at run time the class derives from ``PooledDBConnection`` alone.)
+    """
+
+    __slots__ = ()
+
+    if not TYPE_CHECKING:
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return self._live("__call__")(*args, **kwargs)
 
 
 def _driver_commit(conn: Any) -> None:
     conn.commit()
 
 
-class DBPool(Generic[C]):
+class DBPool(Generic[C, W]):
     """A pool of DB-API connections that a user handles like DB-API connections.
 
     A :class:`~poolkit.ConnectionPool` (available as :attr:`pool`) over a
@@ -467,24 +532,54 @@ class DBPool(Generic[C]):
         TypeError, ValueError: a bad pool option (the message names it).
     """
 
-    def __init__(self, connector: Connector[C], **options: Any) -> None:
+    # For type checkers: a pool of sqlite3 connections hands out connections
+    # typed as sqlite3's (PooledSQLiteConnection), any other driver's are
+    # PooledDBConnection; the options are checked by name and type.
+    @overload
+    def __init__(
+        self: DBPool[sqlite3.Connection, PooledSQLiteConnection],
+        connector: Connector[sqlite3.Connection],
+        **options: Unpack[ConnectionPoolOptions[sqlite3.Connection]],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: DBPool[C, PooledDBConnection[C]],
+        connector: Connector[C],
+        **options: Unpack[ConnectionPoolOptions[C]],
+    ) -> None: ...
+    def __init__(self, connector: Connector[Any], **options: Any) -> None:
         self.pool: ConnectionPool[C] = ConnectionPool(connector, **options)
         # The connector's commit-on-success rule when it has one (it knows
         # autocommit and failed transactions), else the plain DB-API commit().
         commit = getattr(connector, "commit", None)
         self._commit: Callable[[C], object] = commit if callable(commit) else _driver_commit
 
-    def connect(self, timeout: float | None = None) -> PooledDBConnection[C]:
+    if not TYPE_CHECKING:
+
+        def __class_getitem__(cls, params):
+            # DBPool[C] is DBPool[C, PooledDBConnection[C]] at run time too.
+            params = with_default(params, 1, lambda c: PooledDBConnection[c])
+            return super().__class_getitem__(params)
+
+    def connect(self, timeout: float | None = None) -> W:
         """Borrow a connection; its ``close()`` gives it back.
 
         Raises:
             PoolTimeout: none became free within ``timeout`` (default: the pool's).
             PoolClosed: the pool is closed.
         """
-        return PooledDBConnection(self, self.pool.acquire(timeout))
+        proxy = self.pool.acquire(timeout)
+        # The class follows the connection, as the type does (see __init__).
+        kind: Any = (
+            PooledSQLiteConnection
+            if isinstance(proxy._entry.conn, sqlite3.Connection)  # type: ignore[union-attr]
+            else PooledDBConnection
+        )
+        conn: W = kind(self, proxy)
+        return conn
 
     @contextmanager
-    def connection(self, timeout: float | None = None) -> Iterator[PooledDBConnection[C]]:
+    def connection(self, timeout: float | None = None) -> Iterator[W]:
         """``with db.connection() as conn:`` — commit on success, roll back on error.
 
         The connection goes back to the pool at the end of the block (discarded
@@ -502,7 +597,7 @@ class DBPool(Generic[C]):
             raise
         self._finish(conn, None)
 
-    def _finish(self, conn: PooledDBConnection[C], exc: BaseException | None) -> None:
+    def _finish(self, conn: PooledDBConnectionBase[C], exc: BaseException | None) -> None:
         """End a ``with`` block: commit or roll back, then give back or discard."""
         proxy = conn._proxy
         if proxy._entry is None:
@@ -541,7 +636,7 @@ class DBPool(Generic[C]):
         """Close the pool (see :meth:`ConnectionPool.close`). Idempotent."""
         self.pool.close(timeout)
 
-    def __enter__(self) -> DBPool[C]:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -594,8 +689,8 @@ def sqlite_pool(
     wal: bool = True,
     busy_timeout: float = SQLITE_BUSY_TIMEOUT,
     configure: Callable[[sqlite3.Connection], object] | None = None,
-    **options: Any,
-) -> DBPool[sqlite3.Connection]:
+    **options: Unpack[ConnectionPoolOptions[sqlite3.Connection]],
+) -> DBPool[sqlite3.Connection, PooledSQLiteConnection]:
     """A pool of connections to the SQLite file ``path``, shared by threads.
 
     Each connection is opened with ``check_same_thread=False`` (the pool hands

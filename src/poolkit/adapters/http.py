@@ -69,7 +69,7 @@ import ssl
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 from urllib.parse import urljoin, urlsplit
 
 from poolkit import _fork
@@ -93,6 +93,16 @@ from poolkit.adapters._timeouts import check_idle_timeout, check_pool_timeout, c
 from poolkit.adapters.sockets import is_socket_alive, socket_timeout
 from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection
 
+if TYPE_CHECKING:
+    from poolkit.connections import PooledConnectionBase
+
+    # For type checkers the proxy is the connection, plus what every proxy has
+    # (see poolkit/connections/_proxy.py).
+    _Face: TypeAlias = http.client.HTTPConnection
+    _Proxy: TypeAlias = PooledConnectionBase[http.client.HTTPConnection]
+else:
+    _Face, _Proxy = PooledConnection, object
+
 __all__ = [
     "DEFAULT_ALLOWED_METHODS",
     "DEFAULT_IDLE_TIMEOUT",
@@ -105,6 +115,7 @@ __all__ = [
     "HTTPPoolStats",
     "MaxRetryError",
     "Origin",
+    "PooledHTTPConnection",
     "ReadTimeoutError",
     "RequestHistory",
     "Response",
@@ -243,6 +254,19 @@ def _known_length(body: object) -> int | None:
     return None  # a file or an iterable: the caller's to state
 
 
+class PooledHTTPConnection(_Face, _Proxy):
+    """An ``http.client.HTTPConnection`` borrowed from a pool of :class:`HTTPConnector`.
+
+    Typed as the connection (``conn.request(...)``, ``conn.getresponse()``
+    are ``http.client``'s, a misspelt method is an error) and as poolkit's
+    ``PooledConnectionBase`` (``discard()``, ``raw``); at run time a proxy
+    that forwards every attribute (``http.client`` connections have no
+    special methods to stand in for). ``close()`` gives it back.
+    """
+
+    __slots__ = ()
+
+
 class HTTPConnector:
     """Makes ``http.client`` connections to one origin for the keyed pool.
 
@@ -260,6 +284,9 @@ class HTTPConnector:
     Raises:
         TypeError, ValueError: a bad timeout (the message names it).
     """
+
+    # What the pool's acquire() returns: typed as an HTTPConnection.
+    proxy_class = PooledHTTPConnection
 
     def __init__(
         self, origin: Origin, timeout: float, ssl_context: ssl.SSLContext | None = None
@@ -334,12 +361,12 @@ class Response:
     def __init__(
         self,
         client: HTTPPool,
-        proxy: PooledConnection[http.client.HTTPConnection],
+        proxy: PooledHTTPConnection,
         resp: http.client.HTTPResponse,
         reused: bool,
     ) -> None:
         self._client = client
-        self._proxy: PooledConnection[http.client.HTTPConnection] | None = proxy
+        self._proxy: PooledHTTPConnection | None = proxy
         self._resp = resp
         self._data: bytes | None = None
         self.status = resp.status
@@ -553,7 +580,9 @@ class HTTPPool:
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
         self._ssl_context = ssl_context
-        self._pool: KeyedConnectionPool[Origin, http.client.HTTPConnection] = KeyedConnectionPool(
+        self._pool: KeyedConnectionPool[
+            Origin, http.client.HTTPConnection, PooledHTTPConnection
+        ] = KeyedConnectionPool(
             self._connector,
             max_size_per_key=per_host,
             max_idle_per_key=idle_per_host,

@@ -42,6 +42,15 @@
   ``ConnectionDetached``, as ``DBPool`` raises), never runs a statement on a
   connection another caller may hold. Attribute writes (``conn.autocommit =
   True``) reach psycopg's connection.
+- **Types**: to a type checker the proxies are psycopg's ``Connection[Any]``
+  (``AsyncConnection[Any]``) as well as poolkit's ``PooledConnectionBase``
+  (``discard()``, ``raw``, ``released``): ``conn.execute`` has psycopg's
+  signature and a misspelt method is an error under ``mypy --strict``. At run
+  time they are proxies (``isinstance(conn, psycopg.Connection)`` is False)
+  that do what the type promises: every attribute is psycopg's, the guarded
+  cursors forward every cursor method, and ``with conn:`` (``async with``)
+  commits on success or rolls back on an error, leaving the connection open
+  for the pool, as psycopg does for a connection that belongs to a pool.
 - **ping** (with the pool's ``ping_after``): an empty query in autocommit mode,
   so no transaction is left open; with ``require_writable=True`` it also asks
   ``SHOW transaction_read_only`` and rejects a read-only server.
@@ -51,9 +60,11 @@ Needs psycopg 3: ``pip install 'poolkit[postgres]'``.
 
 from __future__ import annotations
 
+import logging
 import select
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeAlias, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
 
 from poolkit.adapters._extras import missing_extra
 
@@ -75,6 +86,22 @@ from poolkit.adapters._guard import (
     detached_message,
 )
 from poolkit.connections import AsyncPooledConnection, PooledConnection
+
+if TYPE_CHECKING:
+    from poolkit.connections import AsyncPooledConnectionBase, PooledConnectionBase
+
+    # For type checkers the proxies are psycopg's connections, plus what every
+    # proxy has (see poolkit/connections/_proxy.py); psycopg's class first, so
+    # its signatures are the ones checked.
+    _Face: TypeAlias = psycopg.Connection[Any]
+    _Proxy: TypeAlias = PooledConnectionBase[psycopg.Connection[Any]]
+    _AsyncFace: TypeAlias = psycopg.AsyncConnection[Any]
+    _AsyncProxy: TypeAlias = AsyncPooledConnectionBase[psycopg.AsyncConnection[Any]]
+else:
+    _Face, _Proxy = PooledConnection, object
+    _AsyncFace, _AsyncProxy = AsyncPooledConnection, object
+
+logger = logging.getLogger("poolkit.adapters.psycopg")
 
 __all__ = [
     "BROKEN_SQLSTATES",
@@ -294,7 +321,7 @@ def _held(proxy: PsycopgPooledConnection | AsyncPsycopgPooledConnection, name: s
     return entry.conn
 
 
-class PsycopgPooledConnection(PooledConnection["psycopg.Connection[Any]"]):
+class PsycopgPooledConnection(_Face, _Proxy):
     """A ``psycopg.Connection`` borrowed from a :class:`~poolkit.ConnectionPool`.
 
     What :meth:`PsycopgConnector` pools hand out: a
@@ -306,57 +333,116 @@ class PsycopgPooledConnection(PooledConnection["psycopg.Connection[Any]"]):
     connection, as ``dbapi.DBPool`` applies it. It is not an error that breaks a
     connection (:func:`is_broken` is False), so catching it inside another
     ``with pool.connection()`` block never discards that block's connection.
+
+    Typed as a ``psycopg.Connection[Any]`` (see the module docstring).
     """
 
     __slots__ = ()
 
     _gone = _gone
 
-    def cursor(self, *args: Any, **kwargs: Any) -> PooledCursor:
-        """psycopg's ``conn.cursor(...)``, guarded.
+    if not TYPE_CHECKING:
+        # Typed as psycopg's own (Cursor[Any]): the guarded cursor forwards
+        # every cursor method, and raises once the connection is given back.
+
+        def cursor(self, *args: Any, **kwargs: Any) -> PooledCursor:
+            """psycopg's ``conn.cursor(...)``, guarded.
+
+            Raises:
+                psycopg.ProgrammingError: the connection was given back.
+            """
+            conn: psycopg.Connection[Any] = _held(self, "cursor")
+            return PooledCursor(self, conn, conn.cursor(*args, **kwargs))
+
+        def execute(self, *args: Any, **kwargs: Any) -> PooledCursor:
+            """psycopg's ``conn.execute(...)``; the cursor it returns is guarded.
+
+            Raises:
+                psycopg.ProgrammingError: the connection was given back.
+                psycopg.Error: what the statement raised.
+            """
+            conn: psycopg.Connection[Any] = _held(self, "execute")
+            return PooledCursor(self, conn, conn.execute(*args, **kwargs))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """``with conn:``: commit, or roll back on an error; the pool keeps the connection.
 
         Raises:
             psycopg.ProgrammingError: the connection was given back.
+            psycopg.Error: the COMMIT failed.
         """
-        conn: psycopg.Connection[Any] = _held(self, "cursor")
-        return PooledCursor(self, conn, conn.cursor(*args, **kwargs))
+        conn: psycopg.Connection[Any] = _held(self, "__exit__")
+        if conn.closed:
+            return
+        if exc_type is None:
+            conn.commit()
+            return
+        try:
+            conn.rollback()
+        except Exception:
+            # The block's own error goes on; the pool discards a broken connection.
+            logger.warning("rollback at the end of `with conn:` failed", exc_info=True)
 
-    def execute(self, *args: Any, **kwargs: Any) -> PooledCursor:
-        """psycopg's ``conn.execute(...)``; the cursor it returns is guarded.
 
-        Raises:
-            psycopg.ProgrammingError: the connection was given back.
-            psycopg.Error: what the statement raised.
-        """
-        conn: psycopg.Connection[Any] = _held(self, "execute")
-        return PooledCursor(self, conn, conn.execute(*args, **kwargs))
-
-
-class AsyncPsycopgPooledConnection(AsyncPooledConnection["psycopg.AsyncConnection[Any]"]):
+class AsyncPsycopgPooledConnection(_AsyncFace, _AsyncProxy):
     """A ``psycopg.AsyncConnection`` borrowed from an :class:`~poolkit.AsyncConnectionPool`.
 
     The asyncio twin of :class:`PsycopgPooledConnection`: ``cursor()`` (plain,
-    as psycopg's) and ``await execute()`` return guarded async cursors.
+    as psycopg's) and ``await execute()`` return guarded async cursors, and
+    ``async with conn:`` commits or rolls back. Typed as a
+    ``psycopg.AsyncConnection[Any]``.
     """
 
     __slots__ = ()
 
     _gone = _gone
 
-    def cursor(self, *args: Any, **kwargs: Any) -> AsyncPooledCursor:
-        """The guarded cursor of :meth:`PsycopgPooledConnection.cursor`, async."""
-        conn: psycopg.AsyncConnection[Any] = _held(self, "cursor")
-        return AsyncPooledCursor(self, conn, conn.cursor(*args, **kwargs))
+    if not TYPE_CHECKING:
+        # Typed as psycopg's own (AsyncCursor[Any]), as in the sync class.
 
-    async def execute(self, *args: Any, **kwargs: Any) -> AsyncPooledCursor:
-        """psycopg's ``await conn.execute(...)``, guarded as :meth:`cursor` is.
+        def cursor(self, *args: Any, **kwargs: Any) -> AsyncPooledCursor:
+            """The guarded cursor of :meth:`PsycopgPooledConnection.cursor`, async."""
+            conn: psycopg.AsyncConnection[Any] = _held(self, "cursor")
+            return AsyncPooledCursor(self, conn, conn.cursor(*args, **kwargs))
 
-        Raises:
-            psycopg.ProgrammingError: the connection was given back.
-            psycopg.Error: what the statement raised.
-        """
-        conn: psycopg.AsyncConnection[Any] = _held(self, "execute")
-        return AsyncPooledCursor(self, conn, await conn.execute(*args, **kwargs))
+        async def execute(self, *args: Any, **kwargs: Any) -> AsyncPooledCursor:
+            """psycopg's ``await conn.execute(...)``, guarded as :meth:`cursor` is.
+
+            Raises:
+                psycopg.ProgrammingError: the connection was given back.
+                psycopg.Error: what the statement raised.
+            """
+            conn: psycopg.AsyncConnection[Any] = _held(self, "execute")
+            return AsyncPooledCursor(self, conn, await conn.execute(*args, **kwargs))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """``async with conn:``: the twin of :meth:`PsycopgPooledConnection.__exit__`."""
+        conn: psycopg.AsyncConnection[Any] = _held(self, "__aexit__")
+        if conn.closed:
+            return
+        if exc_type is None:
+            await conn.commit()
+            return
+        try:
+            await conn.rollback()
+        except Exception:
+            logger.warning("rollback at the end of `async with conn:` failed", exc_info=True)
 
 
 class _Base(Generic[H]):

@@ -23,6 +23,16 @@ Timeouts of any size are accepted. A socket cannot wait longer than
 :data:`SOCKET_TIMEOUT_MAX` (about 24.8 days) in one call, so a longer timeout,
 and ``math.inf``, mean "no limit": the socket blocks (:func:`socket_timeout`).
 
+What the pools hand out is typed as the connection itself:
+:class:`PooledSocket` is a ``socket.socket`` and :class:`PooledStream` a
+:class:`Stream` to a type checker (and poolkit's ``PooledConnectionBase``:
+``discard()``, ``raw``, ``released``), so ``sock.sendall`` is checked and a
+misspelt method is an error. At run time they are proxies that forward every
+attribute and implement what the types promise beyond attributes: ``with
+sock:`` gives the socket back (a pooled socket's ``close()``; discarded when
+the block's error broke it), and a stream unpacks, indexes and has a length
+as a ``(reader, writer)`` pair.
+
 After ``os.fork()`` a child shares the parent's sockets. The pools forget
 them in the child without closing them; as a second line of defence, a
 connector's ``close()`` only shuts a socket down (``shutdown()`` acts on the
@@ -41,17 +51,24 @@ import os
 import select
 import socket
 import weakref
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeAlias
 
 from poolkit._validate import check_bool, check_int, check_optional_seconds
 from poolkit.adapters._timeouts import check_timeout
+from poolkit.connections._pooled import PooledConnection
+from poolkit.connections._pooled_async import AsyncPooledConnection
+
+if TYPE_CHECKING:
+    from poolkit.connections import AsyncPooledConnectionBase, PooledConnectionBase
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "SOCKET_TIMEOUT_MAX",
     "AsyncTCPConnector",
     "AsyncUnixConnector",
+    "PooledSocket",
+    "PooledStream",
     "Stream",
     "TCPConnector",
     "UnixConnector",
@@ -141,7 +158,43 @@ def _is_broken(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
+if TYPE_CHECKING:
+    # For type checkers the proxies are the connections, plus what every
+    # proxy has (see poolkit/connections/_proxy.py).
+    _SocketFace: TypeAlias = socket.socket
+    _SocketProxy: TypeAlias = PooledConnectionBase[socket.socket]
+else:
+    _SocketFace, _SocketProxy = PooledConnection, object
+
+
+class PooledSocket(_SocketFace, _SocketProxy):  # type: ignore[misc]  # see below
+    """A ``socket.socket`` borrowed from a pool of a :class:`TCPConnector` or
+    :class:`UnixConnector`; typed as a ``socket.socket`` (see the module docstring).
+
+    (The ignore: a type checker sees two bases whose C layouts could not be
+    combined; at run time the class derives from ``PooledConnection`` alone.)
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """``with sock:``: give the socket back, or discard it if the error broke it."""
+        if self._entry is None:
+            return  # given back inside the block
+        exc = exc_info[1] if len(exc_info) > 1 else None
+        if isinstance(exc, BaseException) and self._pool._hooks.broken(exc):
+            self.discard()
+        else:
+            self.close()
+
+
 class _SocketConnector:
+    # What the pool's acquire() returns: typed as a socket.socket.
+    proxy_class = PooledSocket
+
     def __init__(self, connect_timeout: float, io_timeout: float | None) -> None:
         self.connect_timeout = check_timeout("connect_timeout", connect_timeout)
         self.io_timeout = check_optional_seconds("io_timeout", io_timeout, allow_inf=True)
@@ -283,6 +336,46 @@ class Stream(NamedTuple):
     writer: asyncio.StreamWriter
 
 
+if TYPE_CHECKING:
+    _StreamFace: TypeAlias = Stream
+    _StreamProxy: TypeAlias = AsyncPooledConnectionBase[Stream]
+else:
+    _StreamFace, _StreamProxy = AsyncPooledConnection, object
+
+
+class PooledStream(_StreamFace, _StreamProxy):  # type: ignore[misc]  # as PooledSocket
+    """A :class:`Stream` borrowed from a pool of an :class:`AsyncTCPConnector` or
+    :class:`AsyncUnixConnector`; typed as a :class:`Stream`.
+
+    ``reader, writer = conn``, ``conn[0]``, ``len(conn)`` and ``conn.reader``
+    work as on the pair. Comparison and concatenation are the proxy's own
+    (identity), not the tuple's.
+    """
+
+    __slots__ = ()
+
+    if not TYPE_CHECKING:
+        # Typed as Stream's own (a tuple's); forwarded to the pair.
+
+        def _pair(self, name: str) -> Stream:
+            entry = self._entry
+            if entry is None:
+                raise self._gone(name)
+            return entry.conn
+
+        def __iter__(self) -> Iterator[Any]:
+            return iter(self._pair("__iter__"))
+
+        def __len__(self) -> int:
+            return len(self._pair("__len__"))
+
+        def __contains__(self, item: object) -> bool:
+            return item in self._pair("__contains__")
+
+        def __getitem__(self, index: Any) -> Any:
+            return self._pair("__getitem__")[index]
+
+
 def is_stream_alive(stream: Stream) -> bool:
     """Whether an idle stream still looks usable (EOF not seen, no stray bytes)."""
     reader, writer = stream
@@ -294,6 +387,9 @@ def is_stream_alive(stream: Stream) -> bool:
 
 
 class _AsyncStreamConnector:
+    # What the pool's acquire() returns: typed as a Stream.
+    proxy_class = PooledStream
+
     def __init__(self, connect_timeout: float) -> None:
         self.connect_timeout = check_timeout("connect_timeout", connect_timeout)
         # Which process opened each stream (see close()).

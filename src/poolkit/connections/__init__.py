@@ -13,9 +13,15 @@ if TYPE_CHECKING:
     from poolkit.connections._keyed import KeyedConnectionPool
     from poolkit.connections._keyed_async import AsyncKeyedConnectionPool
     from poolkit.connections._leaks import Holder
-    from poolkit.connections._pooled import PooledConnection
-    from poolkit.connections._pooled_async import AsyncPooledConnection
-    from poolkit.connections._protocols import AsyncConnector, Connector
+    from poolkit.connections._options import ConnectionPoolOptions, KeyOptions
+    from poolkit.connections._pooled import PooledConnection, PooledConnectionBase
+    from poolkit.connections._pooled_async import AsyncPooledConnection, AsyncPooledConnectionBase
+    from poolkit.connections._protocols import (
+        AsyncConnector,
+        AsyncProxiedConnector,
+        Connector,
+        ProxiedConnector,
+    )
     from poolkit.connections._stats import CLOSE_REASONS, ConnectionPoolStats
     from poolkit.connections._sync import ConnectionPool
 
@@ -25,12 +31,18 @@ __all__ = [
     "AsyncConnector",
     "AsyncKeyedConnectionPool",
     "AsyncPooledConnection",
+    "AsyncPooledConnectionBase",
+    "AsyncProxiedConnector",
     "ConnectionPool",
+    "ConnectionPoolOptions",
     "ConnectionPoolStats",
     "Connector",
     "Holder",
+    "KeyOptions",
     "KeyedConnectionPool",
     "PooledConnection",
+    "PooledConnectionBase",
+    "ProxiedConnector",
 ]
 
 # Each module and the public names it defines, imported on first use.
@@ -39,9 +51,15 @@ _EXPORTS = {
     "poolkit.connections._keyed": ("KeyedConnectionPool",),
     "poolkit.connections._keyed_async": ("AsyncKeyedConnectionPool",),
     "poolkit.connections._leaks": ("Holder",),
-    "poolkit.connections._protocols": ("AsyncConnector", "Connector"),
-    "poolkit.connections._pooled": ("PooledConnection",),
-    "poolkit.connections._pooled_async": ("AsyncPooledConnection",),
+    "poolkit.connections._options": ("ConnectionPoolOptions", "KeyOptions"),
+    "poolkit.connections._protocols": (
+        "AsyncConnector",
+        "AsyncProxiedConnector",
+        "Connector",
+        "ProxiedConnector",
+    ),
+    "poolkit.connections._pooled": ("PooledConnection", "PooledConnectionBase"),
+    "poolkit.connections._pooled_async": ("AsyncPooledConnection", "AsyncPooledConnectionBase"),
     "poolkit.connections._stats": ("CLOSE_REASONS", "ConnectionPoolStats"),
     "poolkit.connections._sync": ("ConnectionPool",),
 }

@@ -30,10 +30,11 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import EventLoopMismatch, PoolClosed, PoolTimeout
+from poolkit._typing import with_default
 from poolkit._validate import Clock, check_bool, check_seconds
 from poolkit._waits import deadline_after
 from poolkit.connections._budget import Budget
@@ -57,20 +58,30 @@ from poolkit.connections._options import (
     DEFAULT_RECONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
     LIFETIME_JITTER,
+    ConnectionPoolOptions,
     PoolOptions,
     check_timeout,
     make_options,
 )
-from poolkit.connections._pooled_async import AsyncPooledConnection
-from poolkit.connections._protocols import AsyncConnector
+from poolkit.connections._pooled_async import AsyncPooledConnection, AsyncPooledConnectionBase
+from poolkit.connections._protocols import AsyncConnector, AsyncProxiedConnector
 from poolkit.connections._proxy import attach, set_entry, set_pool
 
 __all__ = ["AsyncConnectionPool"]
 
 C = TypeVar("C")
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultTypeVar
+
+    # What acquire() hands out: the connector's proxy_class (an adapter's
+    # typed proxy), else AsyncPooledConnection[C]. PEP 696's default keeps
+    # AsyncConnectionPool[C] meaning what it always meant.
+    P = DefaultTypeVar("P", bound=AsyncPooledConnectionBase[Any], default=AsyncPooledConnection[C])
+else:
+    P = TypeVar("P")
 
 
-class AsyncConnectionPool(DriverBase, Generic[C]):
+class AsyncConnectionPool(DriverBase, Generic[C, P]):
     """An asyncio pool of connections made by an :class:`~poolkit.AsyncConnector`.
 
     Args:
@@ -120,6 +131,21 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         ValueError: an argument is out of range (the message names it).
     """
 
+    # For type checkers: what acquire() and connection() hand out follows the
+    # connector (its proxy_class, typed as the driver's connection by the
+    # adapters); the options are checked by name and type either way.
+    @overload
+    def __init__(
+        self: AsyncConnectionPool[C, P],
+        connector: AsyncProxiedConnector[C, P],
+        **options: Unpack[ConnectionPoolOptions[C]],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: AsyncConnectionPool[C, AsyncPooledConnection[C]],
+        connector: AsyncConnector[C],
+        **options: Unpack[ConnectionPoolOptions[C]],
+    ) -> None: ...
     def __init__(
         self,
         connector: AsyncConnector[C],
@@ -156,6 +182,13 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         )  # fmt: skip
         self._build(connector, opts, None, async_new_lock(), None)
 
+    if not TYPE_CHECKING:
+
+        def __class_getitem__(cls, params):
+            # AsyncConnectionPool[C] is AsyncConnectionPool[C, AsyncPooledConnection[C]].
+            params = with_default(params, 1, lambda c: AsyncPooledConnection[c])
+            return super().__class_getitem__(params)
+
     @classmethod
     def _for_key(
         cls,
@@ -189,7 +222,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
     ) -> None:
         self._init_common(connector, opts, is_async=True)
         # AsyncPooledConnection, or the connector's subclass (its proxy_class).
-        self._proxy_class: type[AsyncPooledConnection[Any]] = self._hooks.proxy_class
+        self._proxy_class: type[P] = self._hooks.proxy_class
         self._budget = budget
         self._keyed = budget is not None
         self._shared_wake = wake
@@ -324,7 +357,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
 
     # -- acquire ------------------------------------------------------------
 
-    async def acquire(self, timeout: float | None = None) -> AsyncPooledConnection[C]:
+    async def acquire(self, timeout: float | None = None) -> P:
         """Check out a connection; wait up to ``timeout`` seconds for one.
 
         Args:
@@ -357,9 +390,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         set_entry(proxy, entry)
         return proxy
 
-    async def _acquire_slow(
-        self, entry: Entry | None, timeout: float | None
-    ) -> AsyncPooledConnection[C]:
+    async def _acquire_slow(self, entry: Entry | None, timeout: float | None) -> P:
         """Acquire's other paths: wait, flush the outbox, run the checkout extras."""
         core = self._core
         deadline: float | None = None
@@ -508,7 +539,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
     def _rouse_cleaner(self) -> None:
         self._runner.rouse()
 
-    def connection(self, timeout: float | None = None) -> AsyncLease[C]:
+    def connection(self, timeout: float | None = None) -> AsyncLease[P]:
         """A context manager: acquire on entry, release on exit.
 
         When the block exits normally and the connector has ``commit(conn)``,
@@ -529,7 +560,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
 
     # -- release ------------------------------------------------------------
 
-    async def release(self, conn: AsyncPooledConnection[C]) -> None:
+    async def release(self, conn: P) -> None:
         """Give a connection back (reset first, if the connector can).
 
         Raises:
@@ -560,7 +591,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         if core.dirty or self._dropped_entries:
             self._flush()
 
-    async def discard(self, conn: AsyncPooledConnection[C], reason: str = "discarded") -> None:
+    async def discard(self, conn: P, reason: str = "discarded") -> None:
         """Close a connection instead of giving it back (it is unusable).
 
         Raises:

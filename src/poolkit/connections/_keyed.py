@@ -22,19 +22,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import PoolClosed, ReleaseError
+from poolkit._typing import with_default
 from poolkit._validate import check_callable
 from poolkit.connections._compat import Runner, new_lock
 from poolkit.connections._core import broken_error
 from poolkit.connections._keyed_common import counters_only, keyed_setup, sum_stats
 from poolkit.connections._leaks import Holder
 from poolkit.connections._lease import Lease
-from poolkit.connections._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE
-from poolkit.connections._pooled import PooledConnection
-from poolkit.connections._protocols import Connector
+from poolkit.connections._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, KeyOptions
+from poolkit.connections._pooled import PooledConnection, PooledConnectionBase
+from poolkit.connections._protocols import Connector, ProxiedConnector
 from poolkit.connections._stats import ConnectionPoolStats
 from poolkit.connections._sync import ConnectionPool
 
@@ -43,9 +44,16 @@ __all__ = ["KeyedConnectionPool", "sum_stats"]
 
 K = TypeVar("K", bound=Hashable)
 C = TypeVar("C")
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultTypeVar
+
+    # What acquire() hands out, as for ConnectionPool.
+    P = DefaultTypeVar("P", bound=PooledConnectionBase[Any], default=PooledConnection[C])
+else:
+    P = TypeVar("P")
 
 
-class KeyedConnectionPool(Generic[K, C]):
+class KeyedConnectionPool(Generic[K, C, P]):
     """A thread-safe pool of connections per key, with per-key and global caps.
 
     Args:
@@ -63,6 +71,30 @@ class KeyedConnectionPool(Generic[K, C]):
         ValueError: an argument is out of range (the message names it).
     """
 
+    # For type checkers, as ConnectionPool's: what acquire() hands out
+    # follows the connectors' proxy_class; the options are checked by name.
+    @overload
+    def __init__(
+        self: KeyedConnectionPool[K, C, P],
+        connector_for_key: Callable[[K], ProxiedConnector[C, P]],
+        *,
+        max_size_per_key: int = ...,
+        max_idle_per_key: int | None = ...,
+        max_size: int | None = ...,
+        max_idle: int | None = ...,
+        **options: Unpack[KeyOptions[C]],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: KeyedConnectionPool[K, C, PooledConnection[C]],
+        connector_for_key: Callable[[K], Connector[C]],
+        *,
+        max_size_per_key: int = ...,
+        max_idle_per_key: int | None = ...,
+        max_size: int | None = ...,
+        max_idle: int | None = ...,
+        **options: Unpack[KeyOptions[C]],
+    ) -> None: ...
     def __init__(
         self,
         connector_for_key: Callable[[K], Connector[C]],
@@ -89,9 +121,16 @@ class KeyedConnectionPool(Generic[K, C]):
         self._start()
         _fork.track(self)
 
+    if not TYPE_CHECKING:
+
+        def __class_getitem__(cls, params):
+            # KeyedConnectionPool[K, C] is [K, C, PooledConnection[C]].
+            params = with_default(params, 2, lambda c: PooledConnection[c])
+            return super().__class_getitem__(params)
+
     def _start(self) -> None:
         self._lock = new_lock()
-        self._pools: dict[K, _SubPool[C]] = {}
+        self._pools: dict[K, _SubPool[C, P]] = {}
         self._users: dict[K, int] = {}
         # One cleaner for every key, started with the first key; sub-pools
         # rouse it when they get an earlier deadline, so it wakes on time.
@@ -104,7 +143,7 @@ class KeyedConnectionPool(Generic[K, C]):
         self._start()
         self._budget.forget_all()
 
-    def _enter(self, key: K) -> _SubPool[C]:
+    def _enter(self, key: K) -> _SubPool[C, P]:
         """The sub-pool of ``key`` (made on first use), counted in use until ``_leave``."""
         self._lock.acquire()
         try:
@@ -112,7 +151,7 @@ class KeyedConnectionPool(Generic[K, C]):
         finally:
             self._lock.release()
 
-    def _use(self, key: K) -> _SubPool[C]:
+    def _use(self, key: K) -> _SubPool[C, P]:
         if self._closed:
             raise PoolClosed("the keyed connection pool is closed; create a new pool")
         if self._broken is not None:
@@ -134,7 +173,7 @@ class KeyedConnectionPool(Generic[K, C]):
     def _leave_key(self, key: K) -> None:
         self._users[key] -= 1
 
-    def _leave(self, pool: _SubPool[C]) -> None:
+    def _leave(self, pool: _SubPool[C, P]) -> None:
         self._lock.acquire()
         try:
             self._leave_key(pool._key)
@@ -149,14 +188,14 @@ class KeyedConnectionPool(Generic[K, C]):
             pool._break(cause)
         self._settle(None)
 
-    def _snapshot(self) -> list[_SubPool[C]]:
+    def _snapshot(self) -> list[_SubPool[C, P]]:
         self._lock.acquire()
         try:
             return list(self._pools.values())
         finally:
             self._lock.release()
 
-    def _take_touched(self, pool: _SubPool[C] | None, every: bool) -> list[Any]:
+    def _take_touched(self, pool: _SubPool[C, P] | None, every: bool) -> list[Any]:
         """The sub-pools to flush: those the budget touched, ``pool``, or ``every`` one."""
         touched = {id(c.owner): c.owner for c in self._budget.touched}
         self._budget.touched = []
@@ -177,7 +216,7 @@ class KeyedConnectionPool(Generic[K, C]):
             if sub._core.dirty:
                 sub._flush()
 
-    def _settle(self, pool: _SubPool[C] | None) -> None:
+    def _settle(self, pool: _SubPool[C, P] | None) -> None:
         """Flush the outboxes an operation on ``pool`` filled; forget emptied keys.
 
         Only ``pool`` and the keys the budget touched on its behalf are visited
@@ -212,7 +251,7 @@ class KeyedConnectionPool(Generic[K, C]):
                     [self._forgotten, counters_only(core.stats())], self._budget
                 )
 
-    def acquire(self, key: K, timeout: float | None = None) -> PooledConnection[C]:
+    def acquire(self, key: K, timeout: float | None = None) -> P:
         """Check out a connection to ``key``; wait up to ``timeout`` seconds.
 
         Raises:
@@ -237,7 +276,7 @@ class KeyedConnectionPool(Generic[K, C]):
             raise
         return proxy
 
-    def release(self, conn: PooledConnection[C]) -> None:
+    def release(self, conn: P) -> None:
         """Give a connection back to its key's pool.
 
         Raises:
@@ -245,7 +284,7 @@ class KeyedConnectionPool(Generic[K, C]):
         """
         self._owner_of(conn).release(conn)
 
-    def discard(self, conn: PooledConnection[C], reason: str = "discarded") -> None:
+    def discard(self, conn: P, reason: str = "discarded") -> None:
         """Close a checked-out connection instead of giving it back (it is unusable).
 
         The same as the proxy's ``discard()`` (fatih/pool ``MarkUnusable``).
@@ -255,13 +294,13 @@ class KeyedConnectionPool(Generic[K, C]):
         """
         self._owner_of(conn).discard(conn, reason)
 
-    def _owner_of(self, conn: PooledConnection[C]) -> _SubPool[C]:
+    def _owner_of(self, conn: P) -> _SubPool[C, P]:
         pool = getattr(conn, "_pool", None)
         if not isinstance(pool, _SubPool) or pool._budget is not self._budget:
             raise ReleaseError("this connection was not acquired from this keyed pool")
         return pool
 
-    def connection(self, key: K, timeout: float | None = None) -> _KeyedLease[K, C]:
+    def connection(self, key: K, timeout: float | None = None) -> _KeyedLease[K, P]:
         """``with kpool.connection(key) as conn:`` — acquire, then release on exit."""
         return _KeyedLease(self, key, timeout)
 
@@ -330,7 +369,7 @@ class KeyedConnectionPool(Generic[K, C]):
             pool.close(DEFAULT_CLOSE_TIMEOUT if timeout is None else timeout)
         self._runner.join(math.inf)
 
-    def __enter__(self) -> KeyedConnectionPool[K, C]:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -345,13 +384,17 @@ class KeyedConnectionPool(Generic[K, C]):
         )
 
 
-class _KeyedLease(Generic[K, C]):
+# The proxy a keyed lease hands out (the pool's P; a default needs C in scope).
+L = TypeVar("L", bound="PooledConnectionBase[Any]")
+
+
+class _KeyedLease(Generic[K, L]):
     __slots__ = ("_key", "_lease", "_pool", "_timeout")
 
-    def __init__(self, pool: KeyedConnectionPool[K, C], key: K, timeout: float | None) -> None:
+    def __init__(self, pool: KeyedConnectionPool[K, Any, L], key: K, timeout: float | None) -> None:
         self._pool, self._key, self._timeout = pool, key, timeout
 
-    def __enter__(self) -> PooledConnection[C]:
+    def __enter__(self) -> L:
         proxy = self._pool.acquire(self._key, self._timeout)
         # The sub-pool's own lease: commit, release or discard on exit.
         self._lease = Lease(proxy._pool, self._timeout)
@@ -362,19 +405,19 @@ class _KeyedLease(Generic[K, C]):
         self._lease.__exit__(exc_type, exc, tb)  # the sub-pool settles its parent
 
 
-class _SubPool(ConnectionPool[C]):
+class _SubPool(ConnectionPool[C, P]):
     """One key's pool. Every return, however it is made (the keyed pool's
     ``release``, the proxy's ``close()`` or ``discard()``, a ``with`` block),
     settles the parent: closes what the global caps evicted elsewhere and
     forgets the key once it has nothing left."""
 
-    _parent: KeyedConnectionPool[Any, C]
+    _parent: KeyedConnectionPool[Any, C, P]
 
-    def release(self, conn: PooledConnection[C]) -> None:
+    def release(self, conn: P) -> None:
         super().release(conn)
         self._parent._settle(self)
 
-    def discard(self, conn: PooledConnection[C], reason: str = "discarded") -> None:
+    def discard(self, conn: P, reason: str = "discarded") -> None:
         super().discard(conn, reason)
         self._parent._settle(self)
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import PoolClosed, ReleaseError
+from poolkit._typing import with_default
 from poolkit._validate import check_callable
 from poolkit.connections._async import AsyncConnectionPool
 from poolkit.connections._compat_async import AsyncRunner, async_new_lock
@@ -31,9 +32,9 @@ from poolkit.connections._core import broken_error
 from poolkit.connections._keyed_common import counters_only, keyed_setup, sum_stats
 from poolkit.connections._leaks import Holder
 from poolkit.connections._lease_async import AsyncLease
-from poolkit.connections._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE
-from poolkit.connections._pooled_async import AsyncPooledConnection
-from poolkit.connections._protocols import AsyncConnector
+from poolkit.connections._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, KeyOptions
+from poolkit.connections._pooled_async import AsyncPooledConnection, AsyncPooledConnectionBase
+from poolkit.connections._protocols import AsyncConnector, AsyncProxiedConnector
 from poolkit.connections._stats import ConnectionPoolStats
 
 # sum_stats too: the memcache adapter imports it from the threaded twin.
@@ -41,9 +42,16 @@ __all__ = ["AsyncKeyedConnectionPool", "sum_stats"]
 
 K = TypeVar("K", bound=Hashable)
 C = TypeVar("C")
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultTypeVar
+
+    # What acquire() hands out, as for AsyncConnectionPool.
+    P = DefaultTypeVar("P", bound=AsyncPooledConnectionBase[Any], default=AsyncPooledConnection[C])
+else:
+    P = TypeVar("P")
 
 
-class AsyncKeyedConnectionPool(Generic[K, C]):
+class AsyncKeyedConnectionPool(Generic[K, C, P]):
     """An asyncio pool of connections per key, with per-key and global caps.
 
     Args:
@@ -61,6 +69,30 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         ValueError: an argument is out of range (the message names it).
     """
 
+    # For type checkers, as AsyncConnectionPool's: what acquire() hands out
+    # follows the connectors' proxy_class; the options are checked by name.
+    @overload
+    def __init__(
+        self: AsyncKeyedConnectionPool[K, C, P],
+        connector_for_key: Callable[[K], AsyncProxiedConnector[C, P]],
+        *,
+        max_size_per_key: int = ...,
+        max_idle_per_key: int | None = ...,
+        max_size: int | None = ...,
+        max_idle: int | None = ...,
+        **options: Unpack[KeyOptions[C]],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: AsyncKeyedConnectionPool[K, C, AsyncPooledConnection[C]],
+        connector_for_key: Callable[[K], AsyncConnector[C]],
+        *,
+        max_size_per_key: int = ...,
+        max_idle_per_key: int | None = ...,
+        max_size: int | None = ...,
+        max_idle: int | None = ...,
+        **options: Unpack[KeyOptions[C]],
+    ) -> None: ...
     def __init__(
         self,
         connector_for_key: Callable[[K], AsyncConnector[C]],
@@ -87,9 +119,16 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         self._start()
         _fork.track(self)
 
+    if not TYPE_CHECKING:
+
+        def __class_getitem__(cls, params):
+            # AsyncKeyedConnectionPool[K, C] is [K, C, AsyncPooledConnection[C]].
+            params = with_default(params, 2, lambda c: AsyncPooledConnection[c])
+            return super().__class_getitem__(params)
+
     def _start(self) -> None:
         self._lock = async_new_lock()
-        self._pools: dict[K, _AsyncSubPool[C]] = {}
+        self._pools: dict[K, _AsyncSubPool[C, P]] = {}
         self._users: dict[K, int] = {}
         # One cleaner for every key, started with the first key; sub-pools
         # rouse it when they get an earlier deadline, so it wakes on time.
@@ -102,11 +141,11 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         self._start()
         self._budget.forget_all()
 
-    def _enter(self, key: K) -> _AsyncSubPool[C]:
+    def _enter(self, key: K) -> _AsyncSubPool[C, P]:
         """The sub-pool of ``key`` (made on first use), counted in use until ``_leave``."""
         return self._use(key)  # locked
 
-    def _use(self, key: K) -> _AsyncSubPool[C]:
+    def _use(self, key: K) -> _AsyncSubPool[C, P]:
         if self._closed:
             raise PoolClosed("the keyed connection pool is closed; create a new pool")
         if self._broken is not None:
@@ -128,7 +167,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
     def _leave_key(self, key: K) -> None:
         self._users[key] -= 1
 
-    def _leave(self, pool: _AsyncSubPool[C]) -> None:
+    def _leave(self, pool: _AsyncSubPool[C, P]) -> None:
         self._leave_key(pool._key)  # locked
         self._settle(pool)
 
@@ -139,10 +178,10 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
             pool._break(cause)
         self._settle(None)
 
-    def _snapshot(self) -> list[_AsyncSubPool[C]]:
+    def _snapshot(self) -> list[_AsyncSubPool[C, P]]:
         return list(self._pools.values())  # locked
 
-    def _take_touched(self, pool: _AsyncSubPool[C] | None, every: bool) -> list[Any]:
+    def _take_touched(self, pool: _AsyncSubPool[C, P] | None, every: bool) -> list[Any]:
         """The sub-pools to flush: those the budget touched, ``pool``, or ``every`` one."""
         touched = {id(c.owner): c.owner for c in self._budget.touched}
         self._budget.touched = []
@@ -159,7 +198,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
             if sub._core.dirty:
                 sub._flush()
 
-    def _settle(self, pool: _AsyncSubPool[C] | None) -> None:
+    def _settle(self, pool: _AsyncSubPool[C, P] | None) -> None:
         """Flush the outboxes an operation on ``pool`` filled; forget emptied keys.
 
         Only ``pool`` and the keys the budget touched on its behalf are visited
@@ -186,7 +225,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
                     [self._forgotten, counters_only(core.stats())], self._budget
                 )
 
-    async def acquire(self, key: K, timeout: float | None = None) -> AsyncPooledConnection[C]:
+    async def acquire(self, key: K, timeout: float | None = None) -> P:
         """Check out a connection to ``key``; wait up to ``timeout`` seconds.
 
         Raises:
@@ -211,7 +250,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
             raise
         return proxy
 
-    async def release(self, conn: AsyncPooledConnection[C]) -> None:
+    async def release(self, conn: P) -> None:
         """Give a connection back to its key's pool.
 
         Raises:
@@ -219,7 +258,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         """
         await self._owner_of(conn).release(conn)
 
-    async def discard(self, conn: AsyncPooledConnection[C], reason: str = "discarded") -> None:
+    async def discard(self, conn: P, reason: str = "discarded") -> None:
         """Close a checked-out connection instead of giving it back (it is unusable).
 
         The same as the proxy's ``discard()`` (fatih/pool ``MarkUnusable``).
@@ -229,13 +268,13 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         """
         await self._owner_of(conn).discard(conn, reason)
 
-    def _owner_of(self, conn: AsyncPooledConnection[C]) -> _AsyncSubPool[C]:
+    def _owner_of(self, conn: P) -> _AsyncSubPool[C, P]:
         pool = getattr(conn, "_pool", None)
         if not isinstance(pool, _AsyncSubPool) or pool._budget is not self._budget:
             raise ReleaseError("this connection was not acquired from this keyed pool")
         return pool
 
-    def connection(self, key: K, timeout: float | None = None) -> _AsyncKeyedLease[K, C]:
+    def connection(self, key: K, timeout: float | None = None) -> _AsyncKeyedLease[K, P]:
         """``async with kpool.connection(key) as conn:`` — acquire, then release on exit."""
         return _AsyncKeyedLease(self, key, timeout)
 
@@ -292,7 +331,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
             await pool.close(DEFAULT_CLOSE_TIMEOUT if timeout is None else timeout)
         await self._runner.join(math.inf)
 
-    async def __aenter__(self) -> AsyncKeyedConnectionPool[K, C]:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -307,13 +346,19 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         )
 
 
-class _AsyncKeyedLease(Generic[K, C]):
+# The proxy a keyed lease hands out (the pool's P; a default needs C in scope).
+L = TypeVar("L", bound="AsyncPooledConnectionBase[Any]")
+
+
+class _AsyncKeyedLease(Generic[K, L]):
     __slots__ = ("_key", "_lease", "_pool", "_timeout")
 
-    def __init__(self, pool: AsyncKeyedConnectionPool[K, C], key: K, timeout: float | None) -> None:
+    def __init__(
+        self, pool: AsyncKeyedConnectionPool[K, Any, L], key: K, timeout: float | None
+    ) -> None:
         self._pool, self._key, self._timeout = pool, key, timeout
 
-    async def __aenter__(self) -> AsyncPooledConnection[C]:
+    async def __aenter__(self) -> L:
         proxy = await self._pool.acquire(self._key, self._timeout)
         # The sub-pool's own lease: commit, release or discard on exit.
         self._lease = AsyncLease(proxy._pool, self._timeout)
@@ -324,19 +369,19 @@ class _AsyncKeyedLease(Generic[K, C]):
         await self._lease.__aexit__(exc_type, exc, tb)  # the sub-pool settles its parent
 
 
-class _AsyncSubPool(AsyncConnectionPool[C]):
+class _AsyncSubPool(AsyncConnectionPool[C, P]):
     """One key's pool. Every return, however it is made (the keyed pool's
     ``release``, the proxy's ``close()`` or ``discard()``, a ``with`` block),
     settles the parent: closes what the global caps evicted elsewhere and
     forgets the key once it has nothing left."""
 
-    _parent: AsyncKeyedConnectionPool[Any, C]
+    _parent: AsyncKeyedConnectionPool[Any, C, P]
 
-    async def release(self, conn: AsyncPooledConnection[C]) -> None:
+    async def release(self, conn: P) -> None:
         await super().release(conn)
         self._parent._settle(self)
 
-    async def discard(self, conn: AsyncPooledConnection[C], reason: str = "discarded") -> None:
+    async def discard(self, conn: P, reason: str = "discarded") -> None:
         await super().discard(conn, reason)
         self._parent._settle(self)
 

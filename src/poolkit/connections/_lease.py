@@ -24,27 +24,28 @@ Which errors break a connection is decided in one place,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from poolkit.connections._pooled import PooledConnection
+    from poolkit.connections._pooled import PooledConnectionBase
     from poolkit.connections._sync import ConnectionPool
 
 __all__ = ["Lease"]
 
-C = TypeVar("C")
+# What the pool hands out: an PooledConnection, or the connector's typed proxy.
+P = TypeVar("P", bound="PooledConnectionBase[Any]")
 
 
-class Lease(Generic[C]):
+class Lease(Generic[P]):
     """``pool.connection()``: acquire on entry; commit, release (or discard) on exit."""
 
     __slots__ = ("_pool", "_proxy", "_timeout")
 
-    def __init__(self, pool: ConnectionPool[C], timeout: float | None) -> None:
+    def __init__(self, pool: ConnectionPool[Any, P], timeout: float | None) -> None:
         self._pool = pool
         self._timeout = timeout
 
-    def __enter__(self) -> PooledConnection[C]:
+    def __enter__(self) -> P:
         self._proxy = self._pool.acquire(self._timeout)
         return self._proxy
 

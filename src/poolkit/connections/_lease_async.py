@@ -22,27 +22,28 @@ Which errors break a connection is decided in one place,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from poolkit.connections._async import AsyncConnectionPool
-    from poolkit.connections._pooled_async import AsyncPooledConnection
+    from poolkit.connections._pooled_async import AsyncPooledConnectionBase
 
 __all__ = ["AsyncLease"]
 
-C = TypeVar("C")
+# What the pool hands out: an AsyncPooledConnection, or the connector's typed proxy.
+P = TypeVar("P", bound="AsyncPooledConnectionBase[Any]")
 
 
-class AsyncLease(Generic[C]):
+class AsyncLease(Generic[P]):
     """``pool.connection()``: acquire on entry; commit, release (or discard) on exit."""
 
     __slots__ = ("_pool", "_proxy", "_timeout")
 
-    def __init__(self, pool: AsyncConnectionPool[C], timeout: float | None) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any, P], timeout: float | None) -> None:
         self._pool = pool
         self._timeout = timeout
 
-    async def __aenter__(self) -> AsyncPooledConnection[C]:
+    async def __aenter__(self) -> P:
         self._proxy = await self._pool.acquire(self._timeout)
         return self._proxy
 

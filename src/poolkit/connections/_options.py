@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from poolkit._validate import (
     Clock,
@@ -26,6 +26,8 @@ __all__ = [
     "DEFAULT_RECONNECT_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "LIFETIME_JITTER",
+    "ConnectionPoolOptions",
+    "KeyOptions",
     "PoolOptions",
     "check_timeout",
     "make_options",
@@ -55,6 +57,43 @@ DEFAULT_RECONNECT_TIMEOUT = 300.0
 
 Order = Literal["lifo", "fifo"]
 Hook = Callable[..., object]
+C = TypeVar("C")
+
+
+class KeyOptions(TypedDict, Generic[C], total=False):
+    """The options of a pool of ``C`` connections that a keyed pool applies to each key.
+
+    For type checkers: ``DBPool(connector, **options)``, ``sqlite_pool(path,
+    **options)`` and the keyed pools' ``**options`` take these names and
+    types, so ``max_sise=4`` is an error before it is a ``TypeError``.
+    """
+
+    timeout: float
+    max_waiting: int | None
+    max_lifetime: float | None
+    lifetime_jitter: float
+    max_idle_time: float | None
+    order: str
+    ping_after: float | None
+    check: Callable[[C], object] | None
+    leak_timeout: float | None
+    reconnect_timeout: float | None
+    # Called with the pool (a keyed pool passes its key's pool).
+    reconnect_failed: Callable[[Any], object] | None
+    clock: Clock | None
+    on_create: Callable[[C], object] | None
+    on_acquire: Callable[[C], object] | None
+    on_release: Callable[[C], object] | None
+    on_discard: Callable[[C, str], object] | None
+    name: str | None
+
+
+class ConnectionPoolOptions(KeyOptions[C], total=False):
+    """Every keyword option of :class:`~poolkit.ConnectionPool` (and its async twin)."""
+
+    min_size: int
+    max_size: int
+    max_idle: int | None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,10 @@ class to inherit):
   async pool) with no ``__init__`` (the pool sets its slots). It lets a
   connector guard what the connection hands out (the psycopg connectors' proxies guard cursors, so a
   cursor kept past the give-back raises instead of running on a connection
-  someone else holds); connectors without one pay nothing for it.
+  someone else holds); connectors without one pay nothing for it. It also
+  types what the pool hands out: a pool built on a connector with a
+  ``proxy_class`` (:class:`ProxiedConnector`) is ``ConnectionPool[C, P]`` with
+  ``P`` that class (the adapters' are typed as the driver's connection).
 """
 
 from __future__ import annotations
@@ -43,9 +46,17 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from poolkit.connections._pooled import PooledConnection
 from poolkit.connections._pooled_async import AsyncPooledConnection
 
-__all__ = ["AsyncConnector", "Connector", "ConnectorHooks", "discover_hooks"]
+__all__ = [
+    "AsyncConnector",
+    "AsyncProxiedConnector",
+    "Connector",
+    "ConnectorHooks",
+    "ProxiedConnector",
+    "discover_hooks",
+]
 
 C = TypeVar("C")
+P_co = TypeVar("P_co", covariant=True)
 
 
 @runtime_checkable
@@ -106,6 +117,25 @@ class AsyncConnector(Protocol[C]):
 
     async def close(self, conn: C) -> None:
         """Close ``conn``; exceptions are logged and otherwise ignored."""
+        ...
+
+
+class ProxiedConnector(Connector[C], Protocol[C, P_co]):
+    """A :class:`Connector` with a ``proxy_class``: for type checkers, a pool
+    built on it hands out ``P_co`` (the adapters' typed proxies)."""
+
+    @property
+    def proxy_class(self) -> type[P_co]:
+        """The class of what ``acquire()`` returns."""
+        ...
+
+
+class AsyncProxiedConnector(AsyncConnector[C], Protocol[C, P_co]):
+    """An :class:`AsyncConnector` with a ``proxy_class`` (see :class:`ProxiedConnector`)."""
+
+    @property
+    def proxy_class(self) -> type[P_co]:
+        """The class of what ``acquire()`` returns."""
         ...
 
 

@@ -20,6 +20,16 @@ to guard what the connection hands out: the psycopg connectors' proxies wrap
 cursors so that a cursor kept past the give-back raises instead of running on
 a connection someone else holds (DB-API 2.0's closed-connection rule).
 
+Types: ``PooledConnection[C]`` forwards any attribute, so a type checker sees
+each forwarded name as ``Any`` (``raw`` is the typed way to the connection).
+The adapters' proxies are typed as the driver's connection instead: for a type
+checker they derive from the driver's class and from ``PooledConnectionBase``
+(``close``, ``discard``, ``raw``, ``released``, and no catch-all), so
+``conn.execute(...)`` has psycopg's types and a misspelt name is an error. At
+run time they derive from ``PooledConnection`` and forward as every proxy
+does; each implements the special methods its driver's type promises
+(``with conn:``, iteration), which attribute forwarding cannot reach.
+
 The pools assign the proxy's two slots through the slot descriptors
 (:data:`set_entry`, :data:`set_pool`), not through ``__setattr__``: that one
 forwards to the connection, and as a Python-level method it would add a
@@ -82,13 +92,17 @@ class _ProxyBase(Generic[C]):
         """True once the proxy gave its connection back (or discarded it)."""
         return self._entry is None
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in _OWN:
-            raise AttributeError(name)
-        entry = self._entry
-        if entry is None:
-            raise self._gone(name)
-        return getattr(entry.conn, name)
+    if not TYPE_CHECKING:
+        # Hidden from type checkers: a typed proxy (an adapter's) must not
+        # turn a misspelt name into Any. PooledConnection declares it for them.
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("__") or name in _OWN:
+                raise AttributeError(name)
+            entry = self._entry
+            if entry is None:
+                raise self._gone(name)
+            return getattr(entry.conn, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # conn.autocommit = True, sock.timeout = ...: the connection's.

@@ -30,10 +30,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import PoolClosed, PoolTimeout
+from poolkit._typing import with_default
 from poolkit._validate import Clock, check_bool, check_seconds
 from poolkit._waits import deadline_after
 from poolkit.connections._budget import Budget
@@ -57,20 +58,30 @@ from poolkit.connections._options import (
     DEFAULT_RECONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
     LIFETIME_JITTER,
+    ConnectionPoolOptions,
     PoolOptions,
     check_timeout,
     make_options,
 )
-from poolkit.connections._pooled import PooledConnection
-from poolkit.connections._protocols import Connector
+from poolkit.connections._pooled import PooledConnection, PooledConnectionBase
+from poolkit.connections._protocols import Connector, ProxiedConnector
 from poolkit.connections._proxy import attach, set_entry, set_pool
 
 __all__ = ["ConnectionPool"]
 
 C = TypeVar("C")
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultTypeVar
+
+    # What acquire() hands out: the connector's proxy_class (an adapter's
+    # typed proxy), else PooledConnection[C]. PEP 696's default keeps
+    # ConnectionPool[C] meaning what it always meant.
+    P = DefaultTypeVar("P", bound=PooledConnectionBase[Any], default=PooledConnection[C])
+else:
+    P = TypeVar("P")
 
 
-class ConnectionPool(DriverBase, Generic[C]):
+class ConnectionPool(DriverBase, Generic[C, P]):
     """A thread-safe pool of connections made by a :class:`~poolkit.Connector`.
 
     Args:
@@ -120,6 +131,21 @@ class ConnectionPool(DriverBase, Generic[C]):
         ValueError: an argument is out of range (the message names it).
     """
 
+    # For type checkers: what acquire() and connection() hand out follows the
+    # connector (its proxy_class, typed as the driver's connection by the
+    # adapters); the options are checked by name and type either way.
+    @overload
+    def __init__(
+        self: ConnectionPool[C, P],
+        connector: ProxiedConnector[C, P],
+        **options: Unpack[ConnectionPoolOptions[C]],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: ConnectionPool[C, PooledConnection[C]],
+        connector: Connector[C],
+        **options: Unpack[ConnectionPoolOptions[C]],
+    ) -> None: ...
     def __init__(
         self,
         connector: Connector[C],
@@ -156,6 +182,13 @@ class ConnectionPool(DriverBase, Generic[C]):
         )  # fmt: skip
         self._build(connector, opts, None, new_lock(), None)
 
+    if not TYPE_CHECKING:
+
+        def __class_getitem__(cls, params):
+            # ConnectionPool[C] is ConnectionPool[C, PooledConnection[C]].
+            params = with_default(params, 1, lambda c: PooledConnection[c])
+            return super().__class_getitem__(params)
+
     @classmethod
     def _for_key(
         cls,
@@ -189,7 +222,7 @@ class ConnectionPool(DriverBase, Generic[C]):
     ) -> None:
         self._init_common(connector, opts, is_async=False)
         # PooledConnection, or the connector's subclass (its proxy_class).
-        self._proxy_class: type[PooledConnection[Any]] = self._hooks.proxy_class
+        self._proxy_class: type[P] = self._hooks.proxy_class
         self._budget = budget
         self._keyed = budget is not None
         self._shared_wake = wake
@@ -310,7 +343,7 @@ class ConnectionPool(DriverBase, Generic[C]):
 
     # -- acquire ------------------------------------------------------------
 
-    def acquire(self, timeout: float | None = None) -> PooledConnection[C]:
+    def acquire(self, timeout: float | None = None) -> P:
         """Check out a connection; wait up to ``timeout`` seconds for one.
 
         Args:
@@ -344,7 +377,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         set_entry(proxy, entry)
         return proxy
 
-    def _acquire_slow(self, entry: Entry | None, timeout: float | None) -> PooledConnection[C]:
+    def _acquire_slow(self, entry: Entry | None, timeout: float | None) -> P:
         """Acquire's other paths: wait, flush the outbox, run the checkout extras."""
         core = self._core
         deadline: float | None = None
@@ -511,7 +544,7 @@ class ConnectionPool(DriverBase, Generic[C]):
     def _rouse_cleaner(self) -> None:
         self._runner.rouse()
 
-    def connection(self, timeout: float | None = None) -> Lease[C]:
+    def connection(self, timeout: float | None = None) -> Lease[P]:
         """A context manager: acquire on entry, release on exit.
 
         When the block exits normally and the connector has ``commit(conn)``,
@@ -532,7 +565,7 @@ class ConnectionPool(DriverBase, Generic[C]):
 
     # -- release ------------------------------------------------------------
 
-    def release(self, conn: PooledConnection[C]) -> None:
+    def release(self, conn: P) -> None:
         """Give a connection back (reset first, if the connector can).
 
         Raises:
@@ -563,7 +596,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         if core.dirty or self._dropped_entries:
             self._flush()
 
-    def discard(self, conn: PooledConnection[C], reason: str = "discarded") -> None:
+    def discard(self, conn: P, reason: str = "discarded") -> None:
         """Close a connection instead of giving it back (it is unusable).
 
         Raises:

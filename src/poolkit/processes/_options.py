@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from poolkit._typing import Result
 from poolkit._validate import check_optional_seconds
 from poolkit.workers._map import MapArgs
 from poolkit.workers._verbs import MapVerb
@@ -82,7 +83,7 @@ class TaskOptions(MapVerb):
         """Seconds each task may run (``None``: no limit)."""
         return self._options.timeout
 
-    def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    def go(self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """``pool.go(fn, *args, **kwargs)`` with these options."""
         self._pool._go(fn, args, kwargs, self._options)
 
@@ -92,11 +93,13 @@ class TaskOptions(MapVerb):
         assert future is not None  # a blocking submit waits for room or raises
         return future
 
-    def try_submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T] | None:
+    def try_submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[T] | None:
         """``pool.try_submit(fn, *args, **kwargs)`` with these options."""
         return self._pool._submit(fn, args, kwargs, self._options, block=False)
 
-    async def asubmit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    async def asubmit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``await pool.asubmit(fn, *args, **kwargs)`` with these options."""
         return await self._pool._asubmit(fn, args, kwargs, self._options)
 
@@ -107,7 +110,7 @@ class TaskOptions(MapVerb):
         # deadline, these options' timeout bounds each chunk.
         return self._pool._map(fn, iterables, how, self._options)
 
-    def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Any]:
+    def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Result]:
         """``pool.group(...)`` whose ``submit`` applies these options."""
         return self._pool._group(cancel_on_error, self._options)
 
@@ -133,11 +136,11 @@ class GroupTaskOptions:
         """Seconds each task may run (``None``: no limit)."""
         return self._options.timeout
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """``group.submit(fn, *args, **kwargs)`` with these options."""
         return self._group._submit_with(fn, args, kwargs, self._options)
 
-    def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    def go(self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """``group.go(fn, *args, **kwargs)`` with these options."""
         self._group._submit_with(fn, args, kwargs, self._options)
 

@@ -32,6 +32,7 @@ from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
+from poolkit._typing import Result
 from poolkit._validate import (
     check_bool,
     check_callable,
@@ -64,7 +65,8 @@ T = TypeVar("T")
 PROCESS_IDLE_TIMEOUT = 10.0
 
 
-class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):
+# map() is typed narrower than Executor.map (see MapVerb): the ignore is for that.
+class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[misc]
     """A pool of worker processes; a drop-in ``ProcessPoolExecutor``.
 
     Args:
@@ -264,7 +266,7 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):
         result: T = await asyncio.wrap_future(future)
         return result
 
-    def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    def go(self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Run ``fn(*args, **kwargs)`` in a worker; no Future (errors go to ``on_error``).
 
         Every keyword goes to ``fn``; per-task options: ``pool.options(...).go``.
@@ -298,7 +300,9 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):
         assert future is not None
         return future
 
-    def try_submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T] | None:
+    def try_submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Future[T] | None:
         """Like :meth:`submit`, but return ``None`` instead of waiting for room.
 
         Raises:
@@ -307,7 +311,7 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):
         """
         return self._submit(fn, args, kwargs, NO_OPTIONS, block=False)
 
-    async def asubmit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    async def asubmit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` in a worker and await its result from asyncio.
 
         Never blocks the event loop: when a bounded pool is full the wait for
@@ -329,7 +333,7 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):
     ) -> Iterator[T]:
         return process_map(self, fn, iterables, how, options)
 
-    def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Any]:
+    def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Result]:
         """A task group on this pool (errgroup, pond ``Group``).
 
         Per-task options for the group's tasks: ``pool.options(...).group()``

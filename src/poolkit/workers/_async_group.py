@@ -16,7 +16,7 @@ import asyncio
 import itertools
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._validate import check_callable, check_optional_seconds
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncTaskGroup"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class AsyncTaskGroup(GroupCore, Generic[T]):
@@ -50,7 +51,7 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
         self._ended: set[int] = set()
 
     async def submit(
-        self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> asyncio.Future[T]:
         """Submit ``fn(*args, **kwargs)`` as part of this group; return its Future.
 
@@ -150,7 +151,7 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
     async def __aenter__(self) -> AsyncTaskGroup[T]:
         return self
 
-    async def go(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> None:
+    async def go(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Submit without keeping the Future; failures still reach ``wait()``.
 
         Raises:

@@ -5,7 +5,8 @@ async iterable) is read as results are taken. Each item is an ordinary
 ``submit`` whose Future is awaited in input order, or collected as they
 complete. When the consumer stops early or is cancelled, the in-flight
 Futures are cancelled: items not yet started never run, running ones get
-``CancelledError`` at their await point.
+``CancelledError`` at their await point. ``progress=True`` draws the bar the
+thread pool's ``map`` draws (``_map.progress_bar``: tqdm, else poolkit's own).
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+)
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from poolkit._errors import PoolTimeout
@@ -24,6 +32,7 @@ from poolkit._validate import (
     check_optional_seconds,
 )
 from poolkit._waits import deadline_after, left_until
+from poolkit.workers._map import known_length, progress_bar
 
 if TYPE_CHECKING:
     from poolkit.workers._async_pool import AsyncWorkerPool
@@ -44,15 +53,17 @@ def async_map(
     ordered: bool,
     buffersize: int | None,
     timeout: float | None,
+    progress: bool = False,
 ) -> AsyncIterator[T]:
     """Validate and return the result iterator (nothing runs until iterated).
 
     Raises:
-        TypeError, ValueError: bad ``buffersize``/``timeout``, no iterable,
-            or an async iterable mixed with others.
+        TypeError, ValueError: bad ``buffersize``/``timeout``/flag, no
+            iterable, or an async iterable mixed with others.
     """
     check_callable("fn", fn)
     check_bool("ordered", ordered)
+    check_bool("progress", progress)
     size = check_optional_int("buffersize", buffersize, minimum=1)
     limit = size if size is not None else max(_MIN_BUFFER, _PER_WORKER * pool.max_workers)
     seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
@@ -65,7 +76,23 @@ def async_map(
     else:
         source = _items(zip(*iterables, strict=False))
     deadline = deadline_after(seconds)
-    return _results(pool, fn, source, limit, ordered, deadline, seconds)
+    results = _results(pool, fn, source, limit, ordered, deadline, seconds)
+    if progress:
+        return _with_progress(results, known_length(iterables))
+    return results
+
+
+async def _with_progress(results: AsyncGenerator[T, None], total: int | None) -> AsyncIterator[T]:
+    """Wrap results in the thread map's progress bar (see ``_map.progress_bar``)."""
+    try:
+        with progress_bar(total) as advance:
+            async for item in results:
+                advance()
+                yield item
+                del item  # not kept while the next result is awaited
+    finally:
+        # Now, not at garbage collection: cancels the map's Futures in flight.
+        await results.aclose()
 
 
 async def _next_done(
@@ -113,7 +140,7 @@ async def _results(
     ordered: bool,
     deadline: float,
     seconds: float | None,
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     in_flight: deque[asyncio.Future[T]] = deque()
     exhausted = False
 

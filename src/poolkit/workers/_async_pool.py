@@ -15,10 +15,11 @@ import contextvars
 import math
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
 from poolkit import _fork
 from poolkit._errors import PoolDeadlock, PoolTimeout
+from poolkit._typing import Result
 from poolkit._validate import (
     Clock,
     check_bool,
@@ -45,6 +46,21 @@ from poolkit.workers._verbs import CoreViews, with_worker
 __all__ = ["AsyncWorkerPool"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+A1 = TypeVar("A1")
+A2 = TypeVar("A2")
+A3 = TypeVar("A3")
+
+
+class AsyncMapOptions(TypedDict, total=False):
+    """The keywords of :meth:`AsyncWorkerPool.map` (for type checkers: a typo is an error)."""
+
+    ordered: bool
+    buffersize: int | None
+    timeout: float | None
+    progress: bool
+
+
 _copy_context = contextvars.copy_context
 
 
@@ -122,7 +138,9 @@ class AsyncWorkerPool(CoreViews):
         )
         _fork.track(self)
 
-    def go_nowait(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> None:
+    def go_nowait(
+        self, fn: Callable[P, Awaitable[object]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
         """Queue ``fn(*args, **kwargs)`` without waiting; no result handle.
 
         Failures go to ``on_error``. Must be called on the pool's loop.
@@ -156,7 +174,7 @@ class AsyncWorkerPool(CoreViews):
             crew.put((fn, args, kwargs, _copy_context(), None))
 
     def go(
-        self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any
+        self, fn: Callable[P, Awaitable[object]], /, *args: P.args, **kwargs: P.kwargs
     ) -> Awaitable[None]:
         """Queue ``fn(*args, **kwargs)``; ``await`` the result to wait for room.
 
@@ -209,7 +227,7 @@ class AsyncWorkerPool(CoreViews):
         self._crew.put((fn, args, kwargs, _copy_context(), None))
 
     async def submit(
-        self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> asyncio.Future[T]:
         """Queue ``fn(*args, **kwargs)`` and return an ``asyncio.Future`` of its result.
 
@@ -236,7 +254,7 @@ class AsyncWorkerPool(CoreViews):
         return fut
 
     def submit_nowait(
-        self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> asyncio.Future[T]:
         """Like :meth:`submit` but never waits.
 
@@ -250,7 +268,7 @@ class AsyncWorkerPool(CoreViews):
         return fut
 
     def try_submit(
-        self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> asyncio.Future[T] | None:
         """Queue the task if there is room now; else return ``None`` (pond ``TrySubmit``).
 
@@ -272,7 +290,9 @@ class AsyncWorkerPool(CoreViews):
             crew.put((fn, args, kwargs, _copy_context(), fut))
         return fut
 
-    async def submit_wait(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+    async def submit_wait(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run the task on the pool and return its result (gammazero ``SubmitWait``).
 
         Raises:
@@ -287,7 +307,7 @@ class AsyncWorkerPool(CoreViews):
         return await (await self.submit(fn, *args, **kwargs))
 
     async def submit_before(
-        self, deadline: float, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+        self, deadline: float, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
     ) -> asyncio.Future[T]:
         """Queue the task, skipped if not started within ``deadline`` seconds.
 
@@ -303,6 +323,47 @@ class AsyncWorkerPool(CoreViews):
         expiring = Expiring(fn, self._clock() + seconds, self._clock, seconds)
         return await self.submit(expiring, *args, **kwargs)
 
+    # One to three iterables: each item's type is checked against fn's
+    # parameter (as for builtins.map); more take any iterables.
+    @overload
+    def map(
+        self,
+        fn: Callable[[A1], Awaitable[T]],
+        it1: Iterable[A1] | AsyncIterable[A1],
+        /,
+        **options: Unpack[AsyncMapOptions],
+    ) -> AsyncIterator[T]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[[A1, A2], Awaitable[T]],
+        it1: Iterable[A1],
+        it2: Iterable[A2],
+        /,
+        **options: Unpack[AsyncMapOptions],
+    ) -> AsyncIterator[T]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[[A1, A2, A3], Awaitable[T]],
+        it1: Iterable[A1],
+        it2: Iterable[A2],
+        it3: Iterable[A3],
+        /,
+        **options: Unpack[AsyncMapOptions],
+    ) -> AsyncIterator[T]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        it1: Iterable[Any],
+        it2: Iterable[Any],
+        it3: Iterable[Any],
+        it4: Iterable[Any],
+        /,
+        *iterables: Iterable[Any],
+        **options: Unpack[AsyncMapOptions],
+    ) -> AsyncIterator[T]: ...
     def map(
         self,
         fn: Callable[..., Awaitable[T]],
@@ -310,19 +371,26 @@ class AsyncWorkerPool(CoreViews):
         ordered: bool = True,
         buffersize: int | None = None,
         timeout: float | None = None,
+        progress: bool = False,
     ) -> AsyncIterator[T]:
         """Lazily map ``fn`` over ``iterables`` (or one async iterable); ``async for`` it.
 
         At most ``buffersize`` tasks are in flight; the input is read as
         results are taken. Results come in input order unless ``ordered`` is
-        false; ``fn``'s exception is raised at its item.
+        false; ``fn``'s exception is raised at its item. ``progress=True``
+        draws a progress bar as :meth:`WorkerPool.map` does (tqdm if
+        installed, else poolkit's own line, which needs inputs with a length).
 
         Raises:
+            TypeError: a flag is not a bool, no iterable, or an async iterable
+                mixed with others.
             ValueError: ``buffersize`` below 1, bad ``timeout``.
+            RuntimeError: when iterated, ``progress=True`` without tqdm on an
+                input of unknown length.
         """
-        return async_map(self, fn, iterables, ordered, buffersize, timeout)
+        return async_map(self, fn, iterables, ordered, buffersize, timeout, progress)
 
-    def group(self, *, cancel_on_error: bool = False) -> AsyncTaskGroup[Any]:
+    def group(self, *, cancel_on_error: bool = False) -> AsyncTaskGroup[Result]:
         """An asyncio task group on this pool (see :class:`AsyncTaskGroup`)."""
         return AsyncTaskGroup(self, cancel_on_error=cancel_on_error)
 

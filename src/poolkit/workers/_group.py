@@ -272,7 +272,7 @@ class TaskGroup(GroupCore, Generic[T]):
         self._record(fut)
         return fut
 
-    def go(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+    def go(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Submit without keeping the Future; failures still reach ``wait()``.
 
         Raises:

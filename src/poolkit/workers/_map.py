@@ -18,6 +18,7 @@ import math
 import queue
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,7 +35,7 @@ from poolkit._waits import deadline_after, left_until, slice_of
 if TYPE_CHECKING:
     from poolkit.workers._thread_pool import WorkerPool
 
-__all__ = ["MapArgs", "lazy_map", "map_buffersize"]
+__all__ = ["MapArgs", "known_length", "lazy_map", "map_buffersize", "progress_bar"]
 
 T = TypeVar("T")
 
@@ -121,7 +122,7 @@ def lazy_map(
     seconds = check_optional_seconds("timeout", how.timeout, allow_inf=True)
     if not iterables:
         raise TypeError("map() needs at least one iterable")
-    total = _known_length(iterables)
+    total = known_length(iterables)
     deadline = deadline_after(seconds)
     args_iter = zip(*iterables, strict=False)  # stops at the shortest, as map()
     state = _MapState(fn)
@@ -198,7 +199,8 @@ def _next_report(
                 ) from None
 
 
-def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
+def known_length(iterables: tuple[object, ...]) -> int | None:
+    """The shortest length of ``iterables``, or None if one has no ``len()``."""
     lengths = []
     for it in iterables:
         try:
@@ -208,8 +210,17 @@ def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
     return min(lengths) if lengths else None
 
 
-def _with_progress(results: Iterator[T], total: int | None) -> Iterator[T]:
-    """Wrap results in a progress bar: tqdm if installed, else poolkit's own."""
+@contextmanager
+def progress_bar(total: int | None) -> Iterator[Callable[[], object]]:
+    """A progress bar for a map of ``total`` results: tqdm if installed, else poolkit's own.
+
+    Yields the function that counts one result; the bar is closed on exit.
+    The thread map and the asyncio map (``_async_map``) share it.
+
+    Raises:
+        RuntimeError: tqdm is missing and ``total`` is unknown (poolkit's own
+            line needs a length).
+    """
     try:
         from tqdm import tqdm
     except ImportError:
@@ -217,10 +228,7 @@ def _with_progress(results: Iterator[T], total: int | None) -> Iterator[T]:
     if tqdm is not None:
         bar = tqdm(total=total, unit="task")
         try:
-            for item in results:
-                bar.update(1)
-                yield item
-                del item  # not kept while the next result is awaited
+            yield lambda: bar.update(1)
         finally:
             bar.close()
         return
@@ -232,7 +240,13 @@ def _with_progress(results: Iterator[T], total: int | None) -> Iterator[T]:
             "pip install 'poolkit[progress]'"
         )
     with Progress("map", total) as line:
+        yield line.advance
+
+
+def _with_progress(results: Iterator[T], total: int | None) -> Iterator[T]:
+    """Wrap results in a progress bar (see :func:`progress_bar`)."""
+    with progress_bar(total) as advance:
         for item in results:
-            line.advance()
+            advance()
             yield item
             del item  # not kept while the next result is awaited

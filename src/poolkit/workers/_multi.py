@@ -62,7 +62,7 @@ class MultiPool(Executor):
             return self.pools[next(self._rr) % len(self.pools)]
         return self._least()
 
-    def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    def go(self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Fire and forget on the chosen sub-pool (see ``WorkerPool.go``).
 
         Raises:

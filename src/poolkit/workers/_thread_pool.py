@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from poolkit import _fork
 from poolkit._errors import PoolDeadlock, PoolTimeout
+from poolkit._typing import Result
 from poolkit._validate import (
     Clock,
     check_callable,
@@ -51,7 +52,8 @@ T = TypeVar("T")
 _copy_context = contextvars.copy_context
 
 
-class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):
+# map() is typed narrower than Executor.map (see MapVerb): the ignore is for that.
+class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[misc]
     """A pool of threads running callables; a drop-in ``ThreadPoolExecutor``.
 
     Args:
@@ -146,7 +148,7 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):
         if count:
             self._crew.start_threads(count)
 
-    def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    def go(self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Run ``fn(*args, **kwargs)`` on a worker; no result handle (fast path).
 
         A failure goes to ``on_error``. From pond ``Go``, ants ``Submit``,
@@ -277,7 +279,7 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):
     ) -> Iterator[T]:
         return lazy_map(self, fn, iterables, how)
 
-    def group(self, *, cancel_on_error: bool = False) -> TaskGroup[Any]:
+    def group(self, *, cancel_on_error: bool = False) -> TaskGroup[Result]:
         """A task group on this pool (pond ``Group``, errgroup, go-playground ``Batch``).
 
         Args:

@@ -12,7 +12,7 @@ None of it is on a per-task hot path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 
 from poolkit._validate import check_bool, check_callable
 from poolkit.workers._core import WorkerPoolStats, describe
@@ -21,10 +21,23 @@ from poolkit.workers._map import MapArgs
 if TYPE_CHECKING:
     from poolkit.workers._lifecycle import Lifecycle
 
-__all__ = ["CoreViews", "MapVerb", "ShutdownVerb", "with_worker"]
+__all__ = ["CoreViews", "MapOptions", "MapVerb", "ShutdownVerb", "with_worker"]
 
 PoolT = TypeVar("PoolT")
 T = TypeVar("T")
+A1 = TypeVar("A1")
+A2 = TypeVar("A2")
+A3 = TypeVar("A3")
+
+
+class MapOptions(TypedDict, total=False):
+    """The keywords of the blocking pools' ``map`` (for type checkers: a typo is an error)."""
+
+    timeout: float | None
+    chunksize: int
+    ordered: bool
+    buffersize: int | None
+    progress: bool
 
 
 class CoreViews:
@@ -62,6 +75,45 @@ class MapVerb:
     ) -> Iterator[T]:
         raise NotImplementedError  # the thread pool's lazy_map, the process pool's chunks
 
+    # One to three iterables: each item's type is checked against fn's
+    # parameter (as for builtins.map); more take any iterables. Narrower than
+    # Executor.map's (fn: Callable[..., T], *iterables), which the pools
+    # declare with a type: ignore[misc] on the class line.
+    @overload
+    def map(
+        self, fn: Callable[[A1], T], it1: Iterable[A1], /, **options: Unpack[MapOptions]
+    ) -> Iterator[T]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[[A1, A2], T],
+        it1: Iterable[A1],
+        it2: Iterable[A2],
+        /,
+        **options: Unpack[MapOptions],
+    ) -> Iterator[T]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[[A1, A2, A3], T],
+        it1: Iterable[A1],
+        it2: Iterable[A2],
+        it3: Iterable[A3],
+        /,
+        **options: Unpack[MapOptions],
+    ) -> Iterator[T]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[..., T],
+        it1: Iterable[Any],
+        it2: Iterable[Any],
+        it3: Iterable[Any],
+        it4: Iterable[Any],
+        /,
+        *iterables: Iterable[Any],
+        **options: Unpack[MapOptions],
+    ) -> Iterator[T]: ...
     def map(
         self,
         fn: Callable[..., T],

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import as_completed as futures_as_completed
 from concurrent.futures import wait as futures_wait
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from poolkit import CancelToken, PoolTimeout, TaskCancelled
 from poolkit._validate import check_callable, check_optional_seconds
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["DaskTaskGroup"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class DaskTaskGroup(Generic[T]):
@@ -40,7 +41,7 @@ class DaskTaskGroup(Generic[T]):
         self._first_error: BaseException | None = None
         self.token = CancelToken()
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Submit ``fn(*args, **kwargs)`` as a member of the group.
 
         Returns:
@@ -69,7 +70,7 @@ class DaskTaskGroup(Generic[T]):
             self._pool._cancel_all([fut])
         return fut
 
-    def go(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+    def go(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Submit without keeping the Future; failures still reach ``wait()``."""
         self.submit(fn, *args, **kwargs)
 

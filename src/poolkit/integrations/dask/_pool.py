@@ -8,9 +8,10 @@ import threading
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from poolkit import PoolClosed, PoolTimeout
+from poolkit._typing import Result
 from poolkit._validate import (
     check_bool,
     check_callable,
@@ -25,6 +26,7 @@ from poolkit.workers import WorkerPoolStats
 __all__ = ["DaskPool", "DaskPoolStats"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # map's window when max_in_flight is not set: enough tasks out to cover the
 # scheduler's per-task latency (~1 ms, distributed docs) on every thread and
@@ -116,7 +118,7 @@ class DaskPool:
 
     # -- submission ---------------------------------------------------------
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` on the cluster; a ``concurrent.futures.Future``.
 
         Every keyword goes to ``fn`` (the Executor contract), none to Dask.
@@ -235,7 +237,7 @@ class DaskPool:
             return _map.with_callback(results, progress)
         return results
 
-    def group(self, *, cancel_on_error: bool = False) -> DaskTaskGroup[Any]:
+    def group(self, *, cancel_on_error: bool = False) -> DaskTaskGroup[Result]:
         """A task group: ``wait()`` returns results in order and raises the first failure.
 
         Raises:
