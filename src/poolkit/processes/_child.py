@@ -35,6 +35,7 @@ Guarantees kept here:
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import pickle
@@ -236,9 +237,10 @@ def _run(data: bytes, report_rss: bool) -> bytes:
         if mode == CALL:
             value = fn(*args, **kwargs)
         else:
+            # The chunk's loop runs in C (starmap); extend() keeps the items
+            # appended before one raised, which are the chunk's partial results.
             partial = []
-            for item in args:
-                partial.append(fn(*item))
+            partial.extend(itertools.starmap(fn, args))
             value = partial
     except BaseException as exc:
         return _failure(exc, partial)

@@ -38,13 +38,13 @@ REAP_TIMEOUT = 5.0
 
 # Pipelining: a worker holds at most MAX_HELD tasks behind the one it runs,
 # about PIPELINE_SECONDS of work (by the tasks' measured length), and at most
-# PIPELINE_BYTES of task messages in its pipe. The bytes bound keeps every
-# write of held tasks within what a pipe buffers even at its smallest (a
-# page on Linux once a user holds many pipes), so the parent never blocks
-# writing while the worker blocks writing a large reply.
+# its pipe's ``held_limit`` bytes of task messages (a quarter of what the
+# socket buffers, at most PIPELINE_BYTES; see _workers.held_limit). The bytes
+# bound keeps every write of held tasks within what the pipe buffers, so the
+# parent never blocks writing while the worker blocks writing a large reply.
 MAX_HELD = 15
 PIPELINE_SECONDS = 0.001
-PIPELINE_BYTES = 4096
+PIPELINE_BYTES = 65536
 
 # A task's outcome as read from its worker: (task, ok, value).
 Outcome = tuple[Task, bool, Any]
@@ -382,7 +382,7 @@ class Dispatcher:
         while queue and len(worker.tasks) < depth:
             task = queue[0]
             size = len(task.payload) + FRAME_OVERHEAD
-            if worker.tasks and worker.held_bytes + size > PIPELINE_BYTES:
+            if worker.tasks and worker.held_bytes + size > min(worker.held_limit, PIPELINE_BYTES):
                 # Held tasks stay within what the pipe buffers, so writing
                 # them never blocks while the worker writes a large reply.
                 break

@@ -28,6 +28,7 @@ import enum
 import multiprocessing
 import multiprocessing.context
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -62,6 +63,8 @@ FORKSERVER_PRELOAD = ["__main__", "poolkit.processes._pool"]
 
 # Bytes a message costs on the pipe beyond its own (the frame header).
 FRAME_OVERHEAD = 8
+# Held task bytes when a pipe's buffer size is unknown: a page, what any pipe holds.
+_MIN_HELD_LIMIT = 4096
 
 # Exit code of a would-be worker whose import of the parent's main module tried
 # to start a ProcessPool (no `if __name__ == "__main__":` guard). Not 1 (an
@@ -135,6 +138,7 @@ class Worker:
         "exited",
         "fd",
         "held_bytes",
+        "held_limit",
         "idle_since",
         "outbox",
         "pid",
@@ -158,6 +162,7 @@ class Worker:
         # rest wait in the worker (pipelined). BUSY iff not empty.
         self.tasks: collections.deque[Task] = collections.deque()
         self.held_bytes = 0  # frame bytes of ``tasks``: what the child may not have read
+        self.held_limit = held_limit(self.fd)
         self.outbox: list[bytes] = []  # messages assigned, not written yet (in order)
         self.send_lock = threading.Lock()  # writes to the pipe, in outbox order
         self.reader = child.FrameReader()
@@ -177,6 +182,27 @@ class Worker:
         return (
             f"<worker pid={self.pid} {self.state.value} tasks={self.done} held={len(self.tasks)}>"
         )
+
+
+def held_limit(fd: int) -> int:
+    """Bytes of held task messages the pipe ``fd`` surely buffers: a quarter of its socket buffers.
+
+    A quarter leaves room for the kernel's accounting of each write. A pipe
+    whose buffers cannot be read holds 4 KiB, what any pipe buffers.
+    """
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return _MIN_HELD_LIMIT
+    with sock:
+        try:
+            size = min(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
+            )
+        except OSError:
+            return _MIN_HELD_LIMIT
+    return max(_MIN_HELD_LIMIT, size // 4)
 
 
 def _default_method() -> str:
