@@ -16,8 +16,10 @@ which task each worker runs (the oldest one not answered) and which ones it
 holds behind it (pipelined, see ``_dispatch``).
 
 * parent → child: ``pickle((mode, fn, args, kwargs))`` bytes; ``b""`` = stop.
-  ``mode`` is :data:`CALL` (``fn(*args, **kwargs)``) or :data:`CHUNK`
-  (``[fn(*a) for a in args]``, for ``map``).
+  ``mode`` is :data:`CALL` (``fn(*args, **kwargs)``), :data:`CHUNK`
+  (``[fn(*a) for a in args]``, for ``map``) or :data:`EACH` (``[fn(a) for a
+  in args]``, a ``map`` over one iterable: its items travel without a tuple
+  each).
 * child → parent: ``pickle((kind, value, traceback_text, rss))``; ``kind`` is
   :data:`READY`, :data:`OK`, :data:`FAILED` or :data:`INIT_FAILED`; ``rss`` is
   the resident set size in bytes after the task when the pool caps memory.
@@ -56,6 +58,7 @@ FAILED = 2
 INIT_FAILED = 3
 CALL = 0
 CHUNK = 1
+EACH = 2
 STOP = b""
 # How often a forked worker checks that its parent is alive (where
 # PR_SET_PDEATHSIG is unavailable, or as a backstop): a quarter second bounds
@@ -237,10 +240,10 @@ def _run(data: bytes, report_rss: bool) -> bytes:
         if mode == CALL:
             value = fn(*args, **kwargs)
         else:
-            # The chunk's loop runs in C (starmap); extend() keeps the items
+            # The chunk's loop runs in C (starmap, map); extend() keeps the items
             # appended before one raised, which are the chunk's partial results.
             partial = []
-            partial.extend(itertools.starmap(fn, args))
+            partial.extend(itertools.starmap(fn, args) if mode == CHUNK else map(fn, args))
             value = partial
     except BaseException as exc:
         return _failure(exc, partial)
