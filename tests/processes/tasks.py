@@ -199,3 +199,9 @@ def maybe_crash_or_hang(kind: str, value: Any) -> Any:
 def wait_then_box(gate: str, x: Any) -> Box:
     """Wait (bounded) until ``gate`` exists, then return ``Box(x)``."""
     return Box(wait_for_file(gate, x))
+
+
+def exit_after_file(path: str, code: int) -> None:
+    """Wait (bounded) until ``path`` exists, then end the worker at once with ``code``."""
+    wait_for_file(path)
+    os._exit(code)

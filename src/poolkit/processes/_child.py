@@ -8,12 +8,18 @@ this module, which costs ``poolkit/__init__`` and ``poolkit/processes/__init__``
 library. A worker imports nothing else of poolkit: not the pool, not the
 thread or asyncio pools, not asyncio.
 
-Protocol, on the worker's own duplex pipe. One task is in flight per worker,
-so messages carry no task ids: the parent knows which task each worker runs.
+Protocol, on the worker's own duplex pipe, in frames (an 8-byte big-endian
+length, then the message; :func:`write_frames`, :class:`FrameReader`). The
+worker runs its tasks one at a time in the order they arrive and answers each
+before it starts the next, so messages carry no task ids: the parent knows
+which task each worker runs (the oldest one not answered) and which ones it
+holds behind it (pipelined, see ``_dispatch``).
 
 * parent → child: ``pickle((mode, fn, args, kwargs))`` bytes; ``b""`` = stop.
-  ``mode`` is :data:`CALL` (``fn(*args, **kwargs)``) or :data:`CHUNK`
-  (``[fn(*a) for a in args]``, for ``map``).
+  ``mode`` is :data:`CALL` (``fn(*args, **kwargs)``), :data:`CHUNK`
+  (``[fn(*a) for a in args]``, for ``map``) or :data:`EACH` (``[fn(a) for a
+  in args]``, a ``map`` over one iterable: its items travel without a tuple
+  each).
 * child → parent: ``pickle((kind, value, traceback_text, rss))``; ``kind`` is
   :data:`READY`, :data:`OK`, :data:`FAILED` or :data:`INIT_FAILED`; ``rss`` is
   the resident set size in bytes after the task when the pool caps memory.
@@ -31,10 +37,12 @@ Guarantees kept here:
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import pickle
 import signal
+import struct
 import sys
 import threading
 import time
@@ -50,6 +58,7 @@ FAILED = 2
 INIT_FAILED = 3
 CALL = 0
 CHUNK = 1
+EACH = 2
 STOP = b""
 # How often a forked worker checks that its parent is alive (where
 # PR_SET_PDEATHSIG is unavailable, or as a backstop): a quarter second bounds
@@ -58,6 +67,75 @@ PARENT_POLL_INTERVAL = 0.25
 # prctl option number from <linux/prctl.h>.
 _PR_SET_PDEATHSIG = 1
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+_HEADER = struct.Struct("!Q")
+# Bytes asked of one read when no frame is half read: a batch of small
+# messages (replies, pipelined tasks) comes in with one system call.
+_READ_SIZE = 65536
+# os.writev takes at most IOV_MAX (1024 on Linux and macOS) buffers per call.
+_MAX_IOV = 512
+
+
+def write_frames(fd: int, messages: list[bytes]) -> None:
+    """Write ``messages`` to ``fd`` as frames, with as few system calls as it takes.
+
+    Blocking: returns once every byte is written (a short write is resumed).
+    """
+    buffers: list[bytes] = []
+    for message in messages:
+        buffers.append(_HEADER.pack(len(message)))
+        buffers.append(message)
+    while buffers:
+        batch = buffers[:_MAX_IOV]
+        del buffers[:_MAX_IOV]
+        total = sum(len(b) for b in batch)
+        written = os.writev(fd, batch)
+        if written < total:
+            rest = memoryview(b"".join(batch))[written:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
+
+
+class FrameReader:
+    """Cuts the bytes read from a pipe into the messages of :func:`write_frames`."""
+
+    __slots__ = ("_buf", "_need")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._need = _HEADER.size  # bytes the next frame needs in _buf
+
+    def read(self, fd: int) -> list[bytes] | None:
+        """Read once from ``fd`` (blocking if nothing is there); the complete messages.
+
+        Returns:
+            The messages completed by this read (maybe none), or None at
+            end of file.
+
+        Raises:
+            OSError: the read failed.
+        """
+        data = os.read(fd, max(_READ_SIZE, self._need - len(self._buf)))
+        if not data:
+            return None
+        buf = self._buf
+        buf += data
+        if len(buf) < self._need:
+            return []
+        messages = []
+        pos = 0
+        end = len(buf)
+        size = _HEADER.size
+        while end - pos >= size:
+            (n,) = _HEADER.unpack_from(buf, pos)
+            if end - pos - size < n:
+                self._need = size + n
+                break
+            messages.append(bytes(buf[pos + size : pos + size + n]))
+            pos += size + n
+        else:
+            self._need = size
+        del buf[:pos]
+        return messages
 
 
 def _die_with_parent(method: str, pool_pid: int) -> None:
@@ -162,9 +240,10 @@ def _run(data: bytes, report_rss: bool) -> bytes:
         if mode == CALL:
             value = fn(*args, **kwargs)
         else:
+            # The chunk's loop runs in C (starmap, map); extend() keeps the items
+            # appended before one raised, which are the chunk's partial results.
             partial = []
-            for item in args:
-                partial.append(fn(*item))
+            partial.extend(itertools.starmap(fn, args) if mode == CHUNK else map(fn, args))
             value = partial
     except BaseException as exc:
         return _failure(exc, partial)
@@ -190,8 +269,11 @@ def main(conn: Any, config: bytes) -> None:
             pool_pid))``.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    send = conn.send_bytes
-    recv = conn.recv_bytes
+    fd = conn.fileno()  # conn stays referenced here: it owns the descriptor
+
+    def send(message: bytes) -> None:
+        write_frames(fd, [message])
+
     try:
         initializer, initargs, finalizer, report_rss, method, pool_pid = pickle.loads(config)
         _die_with_parent(method, pool_pid)
@@ -202,13 +284,24 @@ def main(conn: Any, config: bytes) -> None:
         send(pickle.dumps((INIT_FAILED, _portable(exc), text, None), _PROTOCOL))
         return
     send(pickle.dumps((READY, os.getpid(), None, None), _PROTOCOL))
+    reader = FrameReader()
+    inbox: list[bytes] = []  # read, not run yet: the oldest last (pop() takes it)
     while True:
-        try:
-            data = recv()
-        except (EOFError, OSError):
-            return  # the parent closed the pipe: it is gone or killing us
+        if not inbox:
+            try:
+                got = reader.read(fd)
+            except OSError:
+                return
+            if got is None:
+                return  # the parent closed the pipe: it is gone or killing us
+            got.reverse()
+            inbox = got
+            continue
+        data = inbox.pop()
         if data == STOP:
             break
+        # Answer before starting the next task: the parent's record of which
+        # task runs (for timeouts and crashes) is the oldest unanswered one.
         send(_run(data, report_rss))
     if finalizer is not None:
         finalizer()

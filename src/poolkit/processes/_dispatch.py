@@ -12,13 +12,22 @@ import contextlib
 import os
 import selectors
 import time
+from collections.abc import Callable
+from typing import Any
 
 from poolkit._errors import TaskTimeout, WorkerCrashed
-from poolkit._waits import slice_of
+from poolkit._waits import deadline_after, slice_of
 from poolkit.processes import _child as child
 from poolkit.processes._state import _LOG, ProcessState
 from poolkit.processes._wire import decode_reply
-from poolkit.processes._workers import State, Worker, exited_before_ready, start_worker
+from poolkit.processes._workers import (
+    FRAME_OVERHEAD,
+    State,
+    Task,
+    Worker,
+    exited_before_ready,
+    start_worker,
+)
 from poolkit.workers._lifecycle_plans import Step
 
 __all__ = ["Dispatcher"]
@@ -26,6 +35,19 @@ __all__ = ["Dispatcher"]
 # How long a dying dispatcher waits to reap each killed worker (SIGKILL takes
 # milliseconds; this only bounds a process stuck in uninterruptible sleep).
 REAP_TIMEOUT = 5.0
+
+# Pipelining: a worker holds at most MAX_HELD tasks behind the one it runs,
+# about PIPELINE_SECONDS of work (by the tasks' measured length), and at most
+# its pipe's ``held_limit`` bytes of task messages (a quarter of what the
+# socket buffers, at most PIPELINE_BYTES; see _workers.held_limit). The bytes
+# bound keeps every write of held tasks within what the pipe buffers, so the
+# parent never blocks writing while the worker blocks writing a large reply.
+MAX_HELD = 15
+PIPELINE_SECONDS = 0.001
+PIPELINE_BYTES = 65536
+
+# A task's outcome as read from its worker: (task, ok, value).
+Outcome = tuple[Task, bool, Any]
 
 # What a selector key watches: a worker's process sentinel or its pipe.
 _EXIT = "exit"
@@ -43,6 +65,9 @@ class Dispatcher:
 
     def __init__(self, state: ProcessState) -> None:
         self.state = state
+        # Moving average of how long a task took, reply to reply, as the
+        # parent sees it (None before the first reply): sets the pipelining depth.
+        self.task_seconds: float | None = None
 
     def run(self) -> None:
         """The thread's target: run rounds until the pool is stopped and empty."""
@@ -94,7 +119,8 @@ class Dispatcher:
                 self.state.core.unpark(worker)
             self.state.idle.clear()
             for worker in workers:
-                worker.task = None
+                worker.tasks.clear()
+                worker.outbox = []
                 worker.state = State.DYING
             self.state.core.lose(self.state.core.workers)
             self.state.starting = self.state.reserved = 0
@@ -147,6 +173,8 @@ class Dispatcher:
                 self._start_one()
         if self.state.kills:  # read without the lock: a new request also wakes us
             self._handle_kills()
+        if self.state.queue and self.state.idle:  # tasks requeued from a lost worker
+            self._feed_idle()
         with self.state.lock:
             timeout = self._timer_locked(time.monotonic())
         exits: list[Worker] = []
@@ -165,9 +193,19 @@ class Dispatcher:
         # marks the worker so the reply loop below skips it.
         for worker in exits:
             self._on_exit(worker)
+        # Read every ready worker's replies and feed each worker before
+        # resolving a Future: no worker waits for the parent's callbacks.
+        outcomes: list[Outcome] = []
+        fed: list[Worker] = []
         for worker in replies:
             if not worker.exited and worker.state is not State.DYING:
-                self._on_reply_ready(worker)
+                self._read_replies(worker, outcomes)
+                fed.append(worker)
+        for worker in fed:
+            if worker.outbox:
+                self.state.send(worker)
+        for task, ok, value in outcomes:
+            self.state.finish(task, ok, value)
         if timeout is not None:
             self._on_timers()
         return True
@@ -220,15 +258,42 @@ class Dispatcher:
         # takes; waking once a slice to find nothing due costs nothing.
         return None if wake is None else slice_of(wake - now)
 
-    def _on_reply_ready(self, worker: Worker) -> None:
+    def _feed_idle(self) -> None:
+        """Give queued tasks to idle workers (tasks requeued from a killed or dead worker)."""
+        fed: list[tuple[Worker, bytes | None]] = []
+        with self.state.lock:
+            now = time.monotonic()
+            while self.state.queue and self.state.idle:
+                worker = self.state.idle.pop()
+                self.state.core.unpark(worker)
+                # A STOP if it had nothing to do after all (cancelled tasks only).
+                fed.append((worker, self._feed_locked(worker, now)))
+        for worker, stop in fed:
+            self.state.send(worker, stop)
+
+    def _read_replies(self, worker: Worker, outcomes: list[Outcome]) -> None:
+        """Read what ``worker`` wrote (one read) and act on each complete reply.
+
+        Task outcomes are appended to ``outcomes``, for the caller to deliver
+        once every worker has its next tasks.
+        """
         try:
-            data = worker.conn.recv_bytes()
-        except (EOFError, OSError):
+            messages = worker.reader.read(worker.fd)
+        except OSError:
+            messages = None
+        if messages is None:
             self.state.unwatch_reply(worker)  # it died; its sentinel tells us how
             return
-        self._on_reply(worker, data)
+        now = time.monotonic()
+        for data in messages:
+            if worker.state is State.DYING:
+                return
+            outcome = self._on_reply(worker, data, now)
+            if outcome is not None:
+                outcomes.append(outcome)
 
-    def _on_reply(self, worker: Worker, data: bytes) -> None:
+    def _on_reply(self, worker: Worker, data: bytes, now: float) -> Outcome | None:
+        """Act on one reply of ``worker``; the outcome of the task it answers, to deliver."""
         kind, value, rss = decode_reply(data)
         if kind == child.INIT_FAILED:
             with self.state.lock:
@@ -236,75 +301,125 @@ class Dispatcher:
                 self.state.starting -= 1
                 self.state.retire_locked(worker)  # it exits by itself
             self.state.break_(value, f"a worker's initializer raised {value!r}")
-            return
+            return None
         if kind == child.READY:
             with self.state.lock:
                 self.state.starting -= 1
-                send = self._next_locked(worker)
+                send = self._feed_locked(worker, now)
             if send is not None:
                 self.state.send(worker, send)
-            return
-        with self.state.lock:
-            task = worker.task
-            worker.task = None
-            worker.deadline = None
+            return None
+        state = self.state
+        with state.lock:
+            if not worker.tasks:
+                return None  # not expected: the worker answers only what it was given
+            task = worker.tasks.popleft()
+            worker.held_bytes -= len(task.payload) + FRAME_OVERHEAD
             worker.done += 1
-            recycle = (
-                self.state.max_tasks is not None and worker.done >= self.state.max_tasks
-            ) or (
-                self.state.max_memory is not None
-                and rss is not None
-                and rss > self.state.max_memory
+            took = now - worker.started
+            self.task_seconds = (
+                took if self.task_seconds is None else self.task_seconds * 0.875 + took * 0.125
             )
-            if worker.exited:
-                send = None  # reaped by _on_exit right after; it takes no new task
-            elif recycle:
-                self.state.counts["recycled"] += 1
-                self.state.core.retire(counted=True)
-                send = self.state.retire_locked(worker)
+            if worker.tasks:
+                # The worker answered and went straight on to the next task it
+                # held: that one runs from now (as far as the parent can see).
+                worker.started = now
+                timeout = worker.tasks[0].timeout
+                worker.deadline = None if timeout is None else deadline_after(timeout)
             else:
-                send = self._next_locked(worker)
+                worker.deadline = None
+            if state.max_memory is not None and rss is not None and rss > state.max_memory:
+                worker.draining = True  # it runs what it holds, takes nothing new
+            recycle = worker.draining or (
+                state.max_tasks is not None and worker.done >= state.max_tasks
+            )
+            send = None
+            if worker.exited:
+                pass  # reaped by _on_exit right after; it takes no new task
+            elif recycle:
+                if not worker.tasks:
+                    state.counts["recycled"] += 1
+                    state.core.retire(counted=True)
+                    send = state.retire_locked(worker)
+            else:
+                send = self._feed_locked(worker, now)
         if send is not None:
-            self.state.send(worker, send)
-        if task is not None:
-            self.state.finish(task, kind == child.OK, value)
+            state.send(worker, send)
+        return task, kind == child.OK, value
 
-    def _next_locked(self, worker: Worker) -> bytes | None:
-        """Give ``worker`` its next task, or park or retire it; return what to send."""
-        while self.state.queue:
-            task = self.state.queue.popleft()
-            if (task.future is not None and not task.future.set_running_or_notify_cancel()) or (
-                task.sink is not None and task.sink.abandoned
-            ):
-                if self.state.claim_locked(task):
-                    self.state.counts["cancelled"] += 1
-                    self.state.task_left_locked()
+    def _depth_locked(self, worker: Worker) -> int:
+        """How many tasks ``worker`` may hold, the one it runs included (pipelining).
+
+        A worker holds the tasks after the one it runs only when they are
+        short: then the parent's round trip (reading a reply, sending the
+        next task) is what would leave it idle. About a millisecond of work
+        is held per worker (measured on the tasks so far), at most
+        ``MAX_HELD`` tasks, a fair share of the queue, and within the
+        worker's remaining task quota. With ``cancel_running`` every task
+        the pool gave a worker is running, so a cancel stops what it says.
+        """
+        state = self.state
+        seconds = self.task_seconds
+        if seconds is None or state.cancel_running:
+            return 1
+        depth = 1 + min(MAX_HELD, int(PIPELINE_SECONDS / max(seconds, 1e-7)))
+        if depth > 1:
+            share = -(-len(state.queue) // max(1, state.core.workers))  # ceil
+            depth = min(depth, len(worker.tasks) + share)
+        if state.max_tasks is not None:
+            depth = min(depth, state.max_tasks - worker.done)
+        return depth
+
+    def _feed_locked(self, worker: Worker, now: float) -> bytes | None:
+        """Give ``worker`` queued tasks up to its depth, or park or retire it.
+
+        The tasks go to its outbox (the caller sends it); returns the STOP
+        message when the worker is to leave.
+        """
+        state = self.state
+        queue = state.queue
+        depth = self._depth_locked(worker)
+        while queue and len(worker.tasks) < depth:
+            task = queue[0]
+            size = len(task.payload) + FRAME_OVERHEAD
+            if worker.tasks and worker.held_bytes + size > min(worker.held_limit, PIPELINE_BYTES):
+                # Held tasks stay within what the pipe buffers, so writing
+                # them never blocks while the worker writes a large reply.
+                break
+            queue.popleft()
+            if (
+                not task.sent
+                and task.future is not None
+                and not task.future.set_running_or_notify_cancel()
+            ) or (task.sink is not None and task.sink.abandoned):
+                if state.claim_locked(task):
+                    state.counts["cancelled"] += 1
+                    state.task_left_locked()
                 continue
-            self.state.assign_locked(worker, task)
-            return task.payload
+            state.assign_locked(worker, task, now)
+        if worker.tasks:
+            return None
         # Nothing queued: the core says whether it leaves (stopping, or
         # surplus after a shrink) or parks.
-        if self.state.core.next_step(0) is Step.EXIT:
-            return self.state.retire_locked(worker)
-        self.state.park_locked(worker)
+        if state.core.next_step(0) is Step.EXIT:
+            return state.retire_locked(worker)
+        state.park_locked(worker)
         return None
 
     def _on_exit(self, worker: Worker) -> None:
-        """A worker process ended: reap it; a task it was running failed."""
+        """A worker process ended: reap it; a task it was running failed.
+
+        The tasks it held behind that one never started: they are requeued.
+        """
         if worker.exited:
             return
         worker.exited = True
+        outcomes: list[Outcome] = []
         if worker.state not in (State.DYING, State.STOPPING):
-            # A reply written just before the exit is still in the pipe: a
+            # Replies written just before the exit are still in the pipe: a
             # task's result, or a starting worker's "initializer raised"
             # (without it the pool would report a bare exit code instead).
-            try:
-                while (
-                    worker.task is not None or worker.state is State.STARTING
-                ) and worker.conn.poll():
-                    self._on_reply(worker, worker.conn.recv_bytes())
-            except (EOFError, OSError):
-                pass
+            self._drain(worker, outcomes, lambda: True)
         worker.process.join()
         self.state.unwatch_reply(worker)
         self.state.selector.unregister(worker.sentinel)
@@ -313,8 +428,8 @@ class Dispatcher:
         with self.state.lock:
             del self.state.workers[worker.sentinel]
             state = worker.state
-            task = worker.task
-            worker.task = None
+            task = worker.tasks.popleft() if worker.tasks else None
+            unrun = self.state.requeue_locked(worker)
             if state in (State.STARTING, State.IDLE, State.BUSY):
                 self.state.core.lose(1)
                 self.state.leave_idle(worker)
@@ -323,6 +438,9 @@ class Dispatcher:
                 else:
                     self.state.counts["crashed"] += 1
             self.state.idle_cv.notify_all()
+        for done, ok, value in outcomes:
+            self.state.finish(done, ok, value)
+        self.state.fail_unrun(unrun)
         if state is State.STARTING:
             self.state.break_(None, *exited_before_ready(code))
         elif task is not None:
@@ -335,6 +453,23 @@ class Dispatcher:
                 exitcode=code,
             )
             self.state.finish(task, False, error)
+
+    def _drain(self, worker: Worker, outcomes: list[Outcome], more: Callable[[], bool]) -> None:
+        """Act on the replies already in ``worker``'s pipe (never blocks) while ``more()``."""
+        try:
+            while (worker.tasks or worker.state is State.STARTING) and more():
+                if not worker.conn.poll():
+                    return
+                messages = worker.reader.read(worker.fd)
+                if messages is None:
+                    return
+                now = time.monotonic()
+                for data in messages:
+                    outcome = self._on_reply(worker, data, now)
+                    if outcome is not None:
+                        outcomes.append(outcome)
+        except (EOFError, OSError):
+            pass
 
     def _on_timers(self) -> None:
         now = time.monotonic()
@@ -361,11 +496,12 @@ class Dispatcher:
             # task, with a fresh deadline); only a worker still running the
             # task that expired is killed.
             task = worker.task
-            try:
-                if worker.conn.poll():
-                    self._on_reply(worker, worker.conn.recv_bytes())
-            except (EOFError, OSError):
-                pass
+            outcomes: list[Outcome] = []
+            self._drain(worker, outcomes, _still_running(worker, task))
+            if worker.outbox:
+                self.state.send(worker)
+            for done, ok, value in outcomes:
+                self.state.finish(done, ok, value)
             if worker.state is State.BUSY and task is not None and worker.task is task:
                 seconds = task.timeout
                 error = TaskTimeout(
@@ -402,3 +538,8 @@ class Dispatcher:
             dying = list(self.state.workers.values())
         for worker in dying:
             self._on_exit(worker)
+
+
+def _still_running(worker: Worker, task: Task | None) -> Callable[[], bool]:
+    """A predicate: whether ``worker`` still runs ``task``."""
+    return lambda: worker.task is task

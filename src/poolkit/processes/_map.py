@@ -3,9 +3,10 @@
 ``map`` reuses :func:`poolkit.workers._map.lazy_map` (bounded in-flight chunks,
 ordering, early-exit, progress): lazy_map hands each chunk to ``pool.go(
 _run_chunk, state, index, chunk)``; :class:`_ChunkSubmitter` stands in for the
-pool and turns that call into one process task in :data:`CHUNK` mode whose
+pool and turns that call into one process task in :data:`CHUNK` (or :data:`EACH`) mode whose
 outcome is put where lazy_map reads it (``state.done``). The chunk runs in the
-worker as ``[fn(*args) for args in chunk]``.
+worker as ``[fn(*args) for args in chunk]`` (``[fn(x) for x in items]`` over
+one iterable).
 
 ``group`` reuses :class:`poolkit.workers.TaskGroup` (first error, cancel
 token, ordered ``wait``): only ``submit`` differs, since a process task cannot
@@ -75,7 +76,12 @@ class _ChunkSubmitter:
 
     def go(self, _run_chunk: object, state: Any, index: int, chunk: list[tuple[Any, ...]]) -> None:
         fn = state.fn
-        payload = dumps((child.CHUNK, fn, chunk, None), f"the map function {fn!r} or its items", fn)
+        message: tuple[Any, ...]
+        if len(chunk[0]) == 1:  # one iterable: the bare items pickle faster than 1-tuples
+            message = (child.EACH, fn, [item[0] for item in chunk], None)
+        else:
+            message = (child.CHUNK, fn, chunk, None)
+        payload = dumps(message, f"the map function {fn!r} or its items", fn)
         self._pool._accept(Task(payload, fn, None, self._timeout, _ChunkSink(state, index)), True)
 
 

@@ -3,24 +3,30 @@
 Design: one dispatcher thread per pool waits (a ``selectors`` selector kept
 across rounds) on every worker's pipe and process sentinel, a self-pipe (new
 work, requests) and the next timer (a task deadline, an idle worker's
-expiry). Each worker runs one task at a time.
+expiry). Each worker runs one task at a time, and may hold the next ones
+(pipelining, decided by the dispatcher for short tasks).
 
 * Submitters put a task in the queue, or hand it straight to an idle worker
   (state change under ``lock``, the pipe write after releasing it): no
   dispatcher hop on the fast path.
-* The dispatcher reads replies, gives the worker its next task before
-  resolving the finished task's Future (so the worker is never idle waiting
+* The dispatcher reads replies, gives each worker its next tasks before
+  resolving the finished tasks' Futures (so the worker is never idle waiting
   for the parent), and alone starts, stops, kills and reaps processes — all
   worker processes are children of its thread, which outlives them (this
   matters for ``PR_SET_PDEATHSIG``, which fires when the parent *thread* ends).
 
 Invariants (under ``lock``):
 
-* a BUSY worker has ``task`` set, and only the thread that made it BUSY
-  writes that task to its pipe (after releasing the lock). No other write can
-  interleave: the next write to that pipe needs the worker IDLE again, which
-  needs its reply, which the child sends only after reading the whole task;
-* a Task is in exactly one place: the queue, one worker, or finished;
+* a BUSY worker has ``tasks`` (the first runs, the rest are held); messages
+  for a worker go to its ``outbox`` under the lock, in that order, and are
+  written by :meth:`ProcessState.send` under the worker's send lock, so
+  writes never interleave or reorder. A write can block only when the
+  worker is idle (it reads) or within ``PIPELINE_BYTES`` held bytes (what
+  the pipe buffers), so the parent never blocks on a worker that is itself
+  blocked writing a reply;
+* a Task is in exactly one place: the queue, one worker's ``tasks``, or
+  finished; the tasks a lost worker held behind the one it ran go back to
+  the front of the queue (never started, so never failed for its fault);
 * the core's ``workers`` counts workers that can take tasks (STARTING, IDLE,
   BUSY, and those ``resize`` reserved); retiring (STOPPING) and killed (DYING)
   ones are in ``workers`` until reaped; an IDLE worker is in ``idle`` and
@@ -55,7 +61,7 @@ from poolkit._waits import deadline_after
 from poolkit.processes import _child as child
 from poolkit.processes._stats import ProcessPoolStats
 from poolkit.processes._wire import ProcessFuture
-from poolkit.processes._workers import State, Task, Worker
+from poolkit.processes._workers import FRAME_OVERHEAD, State, Task, Worker
 from poolkit.workers._core import Admission
 from poolkit.workers._lifecycle import Lifecycle
 
@@ -168,18 +174,69 @@ class ProcessState:
             with contextlib.suppress(OSError):
                 os.write(self.wake_w, b"\0")
 
-    def assign_locked(self, worker: Worker, task: Task) -> None:
-        worker.state = State.BUSY
-        worker.task = task
-        # Any finite timeout (1e300 included) gives a float deadline; the
-        # dispatcher waits for it in slices (poolkit._waits).
-        worker.deadline = None if task.timeout is None else deadline_after(task.timeout)
+    def assign_locked(self, worker: Worker, task: Task, now: float) -> None:
+        """Give ``task`` to ``worker``: it runs it now, or after those it holds (pipelined).
 
-    def send(self, worker: Worker, payload: bytes) -> None:
-        # A dead worker makes this fail; its sentinel then reports the death
-        # and the task it was given is attributed to it.
-        with contextlib.suppress(OSError):
-            worker.conn.send_bytes(payload)
+        The message goes to the worker's outbox; :meth:`send` writes it.
+        """
+        task.sent = True
+        if not worker.tasks:
+            worker.state = State.BUSY
+            worker.started = now
+            # Any finite timeout (1e300 included) gives a float deadline; the
+            # dispatcher waits for it in slices (poolkit._waits).
+            worker.deadline = None if task.timeout is None else deadline_after(task.timeout)
+        worker.tasks.append(task)
+        worker.held_bytes += len(task.payload) + FRAME_OVERHEAD
+        worker.outbox.append(task.payload)
+
+    def send(self, worker: Worker, message: bytes | None = None) -> None:
+        """Write ``worker``'s outbox (then ``message``, if given) to its pipe, in order.
+
+        Any thread may call it without the lock held: the worker's send lock
+        keeps the writes in the order the messages were assigned.
+        """
+        with worker.send_lock:
+            with self.lock:
+                messages = worker.outbox
+                worker.outbox = []
+            if message is not None:
+                messages.append(message)
+            if messages:
+                # A dead worker makes this fail; its sentinel then reports the
+                # death and the task it was running is attributed to it.
+                with contextlib.suppress(OSError):
+                    child.write_frames(worker.fd, messages)
+
+    def requeue_locked(self, worker: Worker) -> list[Task]:
+        """Take back the tasks ``worker`` held behind the one it ran (it was killed or died).
+
+        They were never started: they go back to the front of the queue, in
+        order, for another worker; a pool that is terminating or broken will
+        run nothing more, so those are claimed and returned for
+        :meth:`fail_unrun` instead.
+        """
+        held = list(worker.tasks)
+        worker.tasks.clear()
+        worker.outbox = []
+        worker.held_bytes = 0
+        worker.deadline = None
+        if not held:
+            return []
+        if self.terminating or self.core.broken is not None:
+            return [task for task in held if self.claim_locked(task)]
+        self.queue.extendleft(reversed(held))
+        return []
+
+    def fail_unrun(self, tasks: list[Task]) -> None:
+        """Cancel (terminating) or fail (broken) claimed tasks that held in a lost worker."""
+        if self.core.broken is not None:
+            error = self.closed_error()
+            for task in tasks:
+                self.deliver(task, False, error)
+        else:
+            for task in tasks:
+                self.drop_claimed(task, "was terminated", killed=True)
 
     def retire_locked(self, worker: Worker) -> bytes:
         """Mark ``worker`` STOPPING (the core counted it out); return the STOP message."""
@@ -295,12 +352,16 @@ class ProcessState:
             self.deliver(task, False, error)
 
     def kill(self, worker: Worker, error: BaseException | None) -> None:
-        """Kill ``worker`` now; its task fails with ``error`` (None: it was cancelled)."""
+        """Kill ``worker`` now; its task fails with ``error`` (None: it was cancelled).
+
+        The tasks it held behind that one were never started: they are
+        requeued (see :meth:`requeue_locked`).
+        """
         with self.lock:
             if worker.state is State.DYING:
                 return
-            task = worker.task
-            worker.task = None
+            task = worker.tasks.popleft() if worker.tasks else None
+            unrun = self.requeue_locked(worker)
             if worker.state in (State.STARTING, State.IDLE, State.BUSY):
                 self.core.lose(1)
                 if worker.state is State.STARTING:
@@ -312,6 +373,7 @@ class ProcessState:
                 self.counts["timed_out"] += 1
         with contextlib.suppress(OSError, ValueError):  # already gone: the sentinel reaps it
             worker.process.kill()
+        self.fail_unrun(unrun)
         if task is None:
             return
         if error is None:
@@ -350,7 +412,7 @@ class ProcessState:
                     return True
                 worker = self.idle.pop()
                 self.core.unpark(worker)
-                self.assign_locked(worker, task)
+                self.assign_locked(worker, task, time.monotonic())
                 if task.timeout is not None:
                     self.wake_locked()  # a new deadline for the dispatcher's timer
             else:
@@ -359,7 +421,7 @@ class ProcessState:
                 if backlog > self.starting and self.core.workers < self.core.max_workers:
                     self.wake_locked()  # the dispatcher starts a worker
         if worker is not None:
-            self.send(worker, task.payload)
+            self.send(worker)
         return True
 
     def admit_locked(self, block: bool) -> bool:
@@ -404,7 +466,9 @@ class ProcessState:
                 workers=core.workers,
                 idle_workers=len(self.idle),
                 running=sum(1 for w in self.workers.values() if w.state is State.BUSY),
-                queued=len(self.queue),
+                # Tasks a worker holds behind the one it runs wait too.
+                queued=len(self.queue)
+                + sum(max(0, len(w.tasks) - 1) for w in self.workers.values()),
                 blocked=core.intake.blocked,
                 submitted=c["submitted"],
                 completed=c["succeeded"] + c["failed"],

@@ -1,8 +1,10 @@
 """ProcessPool's records of tasks and worker processes, and how a worker is started.
 
 A :class:`Worker` is one process plus the parent's end of its own pipe; the
-parent always knows which :class:`Task` it runs (``Worker.task``), which is
-what makes per-task timeouts, cancellation and crash attribution exact.
+parent always knows which :class:`Task` it runs (``Worker.task``, the oldest
+of ``Worker.tasks`` not answered yet) and which it holds behind it (the rest
+of ``Worker.tasks``, pipelined), which is what makes per-task timeouts,
+cancellation and crash attribution exact.
 
 Under ``spawn`` and ``forkserver`` a new worker first re-imports the parent's
 main module (multiprocessing's rule, so that functions defined there unpickle).
@@ -20,11 +22,13 @@ Two kinds of main break that, and :func:`start_worker` handles both:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import enum
 import multiprocessing
 import multiprocessing.context
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -37,6 +41,7 @@ from poolkit.processes import _child as child
 __all__ = [
     "EXIT_UNGUARDED_MAIN",
     "FORKSERVER_PRELOAD",
+    "FRAME_OVERHEAD",
     "Sink",
     "State",
     "Task",
@@ -55,6 +60,11 @@ __all__ = [
 # Preloaded, both imports are sys.modules hits: a script's pool start to first
 # result went from ~25 ms to ~9 ms on the 2-core VM (no change under -m).
 FORKSERVER_PRELOAD = ["__main__", "poolkit.processes._pool"]
+
+# Bytes a message costs on the pipe beyond its own (the frame header).
+FRAME_OVERHEAD = 8
+# Held task bytes when a pipe's buffer size is unknown: a page, what any pipe holds.
+_MIN_HELD_LIMIT = 4096
 
 # Exit code of a would-be worker whose import of the parent's main module tried
 # to start a ProcessPool (no `if __name__ == "__main__":` guard). Not 1 (an
@@ -97,7 +107,7 @@ class Task:
     or neither (``go``: failures go to ``on_error``).
     """
 
-    __slots__ = ("fn", "future", "payload", "sink", "timeout")
+    __slots__ = ("fn", "future", "payload", "sent", "sink", "timeout")
 
     def __init__(
         self,
@@ -112,6 +122,9 @@ class Task:
         self.future = future
         self.timeout = timeout
         self.sink = sink
+        # Given to a worker once already (its Future is RUNNING): a task
+        # requeued from a killed worker's pipeline is not marked again.
+        self.sent = False
 
 
 class Worker:
@@ -121,29 +134,75 @@ class Worker:
         "conn",
         "deadline",
         "done",
+        "draining",
         "exited",
+        "fd",
+        "held_bytes",
+        "held_limit",
         "idle_since",
+        "outbox",
         "pid",
         "process",
+        "reader",
+        "send_lock",
         "sentinel",
+        "started",
         "state",
-        "task",
+        "tasks",
     )
 
     def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection) -> None:
         self.process = process
-        self.conn = conn
+        self.conn = conn  # owns the descriptor ``fd``
+        self.fd = conn.fileno()
         self.pid: int = process.pid or 0
         self.sentinel: int = process.sentinel
         self.state = State.STARTING
-        self.task: Task | None = None
-        self.deadline: float | None = None
+        # Given and not answered, in the order sent: the first runs, the
+        # rest wait in the worker (pipelined). BUSY iff not empty.
+        self.tasks: collections.deque[Task] = collections.deque()
+        self.held_bytes = 0  # frame bytes of ``tasks``: what the child may not have read
+        self.held_limit = held_limit(self.fd)
+        self.outbox: list[bytes] = []  # messages assigned, not written yet (in order)
+        self.send_lock = threading.Lock()  # writes to the pipe, in outbox order
+        self.reader = child.FrameReader()
+        self.deadline: float | None = None  # of tasks[0]
+        self.started = 0.0  # when tasks[0] started, as the parent saw it
         self.done = 0
+        self.draining = False  # over its memory cap: no new task, retired when empty
         self.idle_since = 0.0
         self.exited = False  # its sentinel fired: it takes no new task
 
+    @property
+    def task(self) -> Task | None:
+        """The task this worker runs (None when it runs none)."""
+        return self.tasks[0] if self.tasks else None
+
     def __repr__(self) -> str:
-        return f"<worker pid={self.pid} {self.state.value} tasks={self.done}>"
+        return (
+            f"<worker pid={self.pid} {self.state.value} tasks={self.done} held={len(self.tasks)}>"
+        )
+
+
+def held_limit(fd: int) -> int:
+    """Bytes of held task messages the pipe ``fd`` surely buffers: a quarter of its socket buffers.
+
+    A quarter leaves room for the kernel's accounting of each write. A pipe
+    whose buffers cannot be read holds 4 KiB, what any pipe buffers.
+    """
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return _MIN_HELD_LIMIT
+    with sock:
+        try:
+            size = min(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
+            )
+        except OSError:
+            return _MIN_HELD_LIMIT
+    return max(_MIN_HELD_LIMIT, size // 4)
 
 
 def _default_method() -> str:
