@@ -108,7 +108,9 @@ def map_options(
     if use_lifo is not None:
         check_bool("pool_use_lifo", use_lifo)
         if "order" in extra:
-            raise ValueError("pool_use_lifo and poolkit_options['order'] set the same thing; give one")
+            raise ValueError(
+                "pool_use_lifo and poolkit_options['order'] set the same thing; give one"
+            )
     options: dict[str, Any] = {
         "max_size": max_size,
         "max_idle": size if size > 0 else max_size,
@@ -132,7 +134,8 @@ def _check_poolkit_options(value: object) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise TypeError(
-            f"poolkit_options must be a mapping of ConnectionPool options, got {type(value).__name__}"
+            "poolkit_options must be a mapping of ConnectionPool options, got "
+            f"{type(value).__name__}"
         )
     out: dict[str, Any] = {}
     for key, item in value.items():

@@ -39,13 +39,17 @@ from sqlalchemy.pool import ConnectionPoolEntry, Pool, PoolProxiedConnection
 from sqlalchemy.pool import _ConnectionRecord as ConnectionRecord
 
 from poolkit._errors import PoolTimeout
-from poolkit.connections._leaks import Holder
+from poolkit.connections._leaks import Holder, skip_frames_of
 from poolkit.connections._pooled import PooledConnection
 from poolkit.connections._stats import ConnectionPoolStats
 from poolkit.connections._sync import ConnectionPool
 from poolkit.integrations.sqlalchemy._options import map_options
 
 __all__ = ["PoolkitPool", "PoolkitTimeoutError"]
+
+# holders() and leak warnings name the line that opened the Session or the
+# Connection, not the SQLAlchemy or PoolkitPool frames below it.
+skip_frames_of("sqlalchemy.", "poolkit.integrations.sqlalchemy.")
 
 
 class PoolkitTimeoutError(sa_exc.TimeoutError, PoolTimeout):
@@ -57,6 +61,15 @@ class PoolkitTimeoutError(sa_exc.TimeoutError, PoolTimeout):
     """
 
 
+class _Record(ConnectionRecord):
+    """SQLAlchemy's connection record, shown as its DB-API connection in poolkit's reports."""
+
+    def __repr__(self) -> str:
+        if self.dbapi_connection is None:
+            return "<SQLAlchemy connection record, not connected>"
+        return repr(self.dbapi_connection)
+
+
 class _RecordConnector:
     """poolkit's connector for a PoolkitPool: its connections are SQLAlchemy's records."""
 
@@ -65,7 +78,7 @@ class _RecordConnector:
 
     def create(self) -> ConnectionRecord:
         # Unconnected: it connects at checkout, in the caller's thread.
-        return ConnectionRecord(self._pool, connect=False)
+        return _Record(self._pool, connect=False)
 
     def close(self, record: ConnectionRecord) -> None:
         record.close()  # fires SQLAlchemy's close event; nothing if never connected
