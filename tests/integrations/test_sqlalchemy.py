@@ -168,9 +168,10 @@ def test_pool_timeout_raises_sqlalchemys_timeout_error_which_is_also_poolkits(
     engine = make_engine(pool_size=1, max_overflow=0, pool_timeout=0.05)
     with engine.connect(), pytest.raises(sa_exc.TimeoutError) as caught:
         engine.connect()
-    assert isinstance(caught.value, PoolTimeout)
-    assert isinstance(caught.value, PoolkitTimeoutError)
-    assert "limit of size 1 overflow 0 reached" in str(caught.value)
+    error: BaseException = caught.value
+    assert isinstance(error, PoolkitTimeoutError)
+    assert isinstance(error, PoolTimeout)
+    assert "limit of size 1 overflow 0 reached" in str(error)
     assert pool_of(engine).stats().timeouts == 1
     with engine.connect() as conn:  # the pool serves again once the holder is gone
         assert conn.exec_driver_sql("SELECT 1").scalar() == 1

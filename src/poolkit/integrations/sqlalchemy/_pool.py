@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import ConnectionPoolEntry, Pool, PoolProxiedConnection
-from sqlalchemy.pool import _ConnectionRecord as ConnectionRecord
+from sqlalchemy.pool.base import _ConnectionRecord as ConnectionRecord
 
 from poolkit._errors import PoolTimeout
 from poolkit.connections._leaks import Holder, skip_frames_of
@@ -301,8 +301,13 @@ class PoolkitPool(Pool):
 
 
 def _invalidated(record: ConnectionPoolEntry) -> bool:
-    """Whether SQLAlchemy gave up on ``record``'s connection (hard or soft)."""
-    check = getattr(record, "_is_hard_or_soft_invalidated", None)
-    if check is not None:
-        return bool(check())
-    return record.dbapi_connection is None
+    """Whether SQLAlchemy gave up on this very connection (invalidated, hard or soft).
+
+    One invalidated with the whole pool (older than ``_invalidate_time``) goes
+    back as usual: the drain that came with it closes it, counted as drained.
+    """
+    if record.dbapi_connection is None:
+        return True
+    soft: float = getattr(record, "_soft_invalidate_time", 0)
+    started: float = getattr(record, "starttime", 0.0)
+    return soft > started
