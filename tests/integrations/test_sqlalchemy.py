@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from poolkit import PoolTimeout
-from tests.optional import in_ci
+from tests.optional import in_ci, require
 
 try:
     import sqlalchemy as sa
@@ -369,3 +369,67 @@ def test_stats_and_holders_report_poolkits_diagnostics(
     popped = pool.pop_stats()
     assert (popped.acquired, popped.created) == (1, 1)
     assert pool.stats().acquired == 0
+
+
+def test_a_ping_error_that_is_no_disconnect_replaces_that_connection_only(
+    make_engine: Callable[..., sa.Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(pool_size=2, pool_pre_ping=True)
+    first, second = engine.connect(), engine.connect()
+    first_dbapi, second_dbapi = (
+        first.connection.dbapi_connection,
+        second.connection.dbapi_connection,
+    )
+    second.close()
+    first.close()  # LIFO: first is handed out next
+    failures = iter([sqlite3.OperationalError("disk I/O error")])
+
+    def ping(dbapi_connection: Any) -> bool:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return True
+
+    monkeypatch.setattr(engine.dialect, "do_ping", ping)
+    with engine.connect() as conn:  # no error reaches the caller
+        assert conn.connection.dbapi_connection is second_dbapi
+    stats = pool_of(engine).stats()
+    assert (stats.closed_by_reason["ping_failed"], stats.closed_by_reason["drained"]) == (1, 0)
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        first_dbapi.execute("SELECT 1")  # type: ignore[union-attr]
+
+
+def test_max_overflow_minus_one_and_pool_size_zero_mean_what_they_mean_in_sqlalchemy(
+    make_engine: Callable[..., sa.Engine],
+) -> None:
+    from poolkit.integrations.sqlalchemy._options import UNLIMITED
+
+    assert pool_of(make_engine(pool_size=3, max_overflow=-1)).stats().max_size == UNLIMITED
+    engine = make_engine(pool_size=0, max_overflow=3)  # no cap on idle connections
+    conns = [engine.connect() for _ in range(3)]
+    for conn in conns:
+        conn.close()
+    stats = pool_of(engine).stats()
+    assert (stats.max_size, stats.idle, stats.closed_by_reason["max_idle"]) == (3, 3, 0)
+
+
+def test_detach_takes_the_connection_out_of_the_pool_and_frees_its_slot(
+    make_engine: Callable[..., sa.Engine],
+) -> None:
+    engine = make_engine(pool_size=1, max_overflow=0)
+    conn = engine.connect()
+    dbapi = conn.connection.dbapi_connection
+    conn.detach()
+    assert pool_of(engine).stats().size == 0
+    with engine.connect() as other:  # the slot is free: no wait for the detached one
+        assert other.connection.dbapi_connection is not dbapi
+    conn.close()  # closes the detached connection itself
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        dbapi.execute("SELECT 1")  # type: ignore[union-attr]
+
+
+def test_an_asyncio_dialect_refuses_the_thread_pool() -> None:
+    """The check create_async_engine relies on (it also needs greenlet, which we skip)."""
+    require("asyncpg", "bench")
+    with pytest.raises(sa_exc.ArgumentError, match="cannot be used with asyncio engine"):
+        sa.create_engine("postgresql+asyncpg://u@127.0.0.1/db", poolclass=PoolkitPool)

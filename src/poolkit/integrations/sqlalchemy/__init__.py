@@ -16,7 +16,7 @@ SQLAlchemy's pool arguments keep their meaning (``pool_size``,
 ``pool_use_lifo``, ``pool_reset_on_return``); a timeout raises
 :class:`PoolkitTimeoutError`, both ``sqlalchemy.exc.TimeoutError`` and
 :class:`poolkit.PoolTimeout`. SQLAlchemy's pool events fire as with
-``QueuePool``. ``docs/connections.md`` ("Under SQLAlchemy") has the details.
+``QueuePool``. ``docs/sqlalchemy.md`` has the details.
 
 The pool is a thread pool: ``create_async_engine`` refuses it.
 """
