@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import sqlite3
 import threading
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from poolkit import PoolTimeout
+from poolkit import LeakWarning, PoolTimeout
 from tests.optional import in_ci, require
 
 try:
@@ -433,3 +434,46 @@ def test_an_asyncio_dialect_refuses_the_thread_pool() -> None:
     require("asyncpg", "bench")
     with pytest.raises(sa_exc.ArgumentError, match="cannot be used with asyncio engine"):
         sa.create_engine("postgresql+asyncpg://u@127.0.0.1/db", poolclass=PoolkitPool)
+
+
+class _Cycle:
+    """Holds a pool connection in a reference cycle: only the cyclic GC frees it."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.me = self
+
+
+def test_a_connection_dropped_without_close_goes_back_to_the_pool(
+    make_engine: Callable[..., sa.Engine],
+) -> None:
+    engine = make_engine(pool_size=1, max_overflow=0)
+    raw = engine.raw_connection()
+    dbapi = raw.dbapi_connection
+    del raw  # SQLAlchemy's cleanup resets it and checks it in, as with QueuePool
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection is dbapi
+
+
+def test_a_connection_collected_inside_the_pools_locked_section_does_not_deadlock(
+    make_engine: Callable[..., sa.Engine],
+) -> None:
+    """The cyclic GC may run SQLAlchemy's cleanup while this thread holds poolkit's lock."""
+    engine = make_engine(pool_size=1, max_overflow=0, pool_timeout=5)
+    pool = pool_of(engine)
+    _Cycle(engine.raw_connection())
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        # As if the collection began inside the pool's locked section.
+        with (
+            pool.connection_pool._lock,
+            pytest.warns(LeakWarning, match="garbage-collected without being released"),
+        ):
+            gc.collect()
+        with engine.connect() as conn:  # the slot came back: no wait
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    assert pool.stats().closed_by_reason["dropped"] == 1

@@ -21,6 +21,13 @@ Where each SQLAlchemy behaviour lands:
   (``do_ping`` with SQLAlchemy's disconnect classification and
   ``handle_error`` events); a failed ping means the server dropped its
   connections, so, as SQLAlchemy does, every pooled connection is replaced.
+- A connection SQLAlchemy's garbage-collection cleanup returns (a ``Session``
+  or ``Connection`` dropped without ``close()``) goes back as usual, unless
+  the collector runs it in the middle of a cyclic collection: that may be
+  inside the poolkit pool's own locked section in this very thread, where a
+  release would deadlock. Then the poolkit proxy is dropped instead, and
+  poolkit's lock-free path closes the connection and warns
+  (:class:`~poolkit.LeakWarning`), as for any pooled connection never given back.
 - A record SQLAlchemy invalidated (``conn.invalidate()``, a disconnect error,
   a failed connect, ``detach()``, a soft invalidation) is discarded when it
   comes back, never handed out again. A pool-wide invalidation (a disconnect
@@ -30,6 +37,8 @@ Where each SQLAlchemy behaviour lands:
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -50,6 +59,22 @@ __all__ = ["PoolkitPool", "PoolkitTimeoutError"]
 # holders() and leak warnings name the line that opened the Session or the
 # Connection, not the SQLAlchemy or PoolkitPool frames below it.
 skip_frames_of("sqlalchemy.", "poolkit.integrations.sqlalchemy.")
+
+
+class _Collecting(threading.local):
+    """Whether this thread is inside a cyclic garbage collection (finalizers run there)."""
+
+    now = False
+
+
+_collecting = _Collecting()
+
+
+def _track_collections(phase: str, info: dict[str, int]) -> None:
+    _collecting.now = phase == "start"
+
+
+gc.callbacks.append(_track_collections)
 
 
 class PoolkitTimeoutError(sa_exc.TimeoutError, PoolTimeout):
@@ -201,6 +226,13 @@ class PoolkitPool(Pool):
         proxy = self._leases.pop(record, None)
         if proxy is None:
             return  # SQLAlchemy warns of a double checkin before it gets here
+        if _collecting.now:
+            # A finalizer of the cyclic collector, maybe inside the poolkit
+            # pool's locked section in this thread: never take its lock here.
+            # Dropping the proxy hands the connection to poolkit's lock-free
+            # path for unreleased connections (closed as "dropped", warned).
+            del proxy
+            return
         if _invalidated(record):
             self._connections.discard(proxy)
         else:
