@@ -18,11 +18,14 @@ SQLAlchemy's pool arguments keep their meaning (``pool_size``,
 :class:`poolkit.PoolTimeout`. SQLAlchemy's pool events fire as with
 ``QueuePool``. ``docs/sqlalchemy.md`` has the details.
 
-The pool is a thread pool: ``create_async_engine`` refuses it.
+For ``create_async_engine``, ``poolclass=AsyncPoolkitPool`` (the same
+arguments; SQLAlchemy's asyncio support needs greenlet, which the extra
+installs).
 """
 
 from __future__ import annotations
 
+from poolkit.integrations.sqlalchemy._async_pool import AsyncPoolkitPool
 from poolkit.integrations.sqlalchemy._pool import PoolkitPool, PoolkitTimeoutError
 
-__all__ = ["PoolkitPool", "PoolkitTimeoutError"]
+__all__ = ["AsyncPoolkitPool", "PoolkitPool", "PoolkitTimeoutError"]

@@ -48,13 +48,20 @@ from sqlalchemy.pool import ConnectionPoolEntry, Pool, PoolProxiedConnection
 from sqlalchemy.pool.base import _ConnectionRecord as ConnectionRecord
 
 from poolkit._errors import PoolTimeout
+from poolkit.connections._driver import DriverBase
 from poolkit.connections._leaks import Holder, skip_frames_of
-from poolkit.connections._pooled import PooledConnection
 from poolkit.connections._stats import ConnectionPoolStats
 from poolkit.connections._sync import ConnectionPool
 from poolkit.integrations.sqlalchemy._options import map_options
 
-__all__ = ["PoolkitPool", "PoolkitTimeoutError"]
+__all__ = [
+    "PoolkitPool",
+    "PoolkitTimeoutError",
+    "in_collection",
+    "invalidated",
+    "new_record",
+    "ping_record",
+]
 
 # holders() and leak warnings name the line that opened the Session or the
 # Connection, not the SQLAlchemy or PoolkitPool frames below it.
@@ -72,6 +79,11 @@ _collecting = _Collecting()
 
 def _track_collections(phase: str, info: dict[str, int]) -> None:
     _collecting.now = phase == "start"
+
+
+def in_collection() -> bool:
+    """Whether this thread is running finalizers of a cyclic garbage collection."""
+    return _collecting.now
 
 
 gc.callbacks.append(_track_collections)
@@ -95,6 +107,11 @@ class _Record(ConnectionRecord):
         return repr(self.dbapi_connection)
 
 
+def new_record(pool: Pool) -> ConnectionRecord:
+    """An unconnected record: it connects at checkout, in the caller's thread."""
+    return _Record(pool, connect=False)
+
+
 class _RecordConnector:
     """poolkit's connector for a PoolkitPool: its connections are SQLAlchemy's records."""
 
@@ -102,28 +119,31 @@ class _RecordConnector:
         self._pool = pool
 
     def create(self) -> ConnectionRecord:
-        # Unconnected: it connects at checkout, in the caller's thread.
-        return _Record(self._pool, connect=False)
+        return new_record(self._pool)
 
     def close(self, record: ConnectionRecord) -> None:
         record.close()  # fires SQLAlchemy's close event; nothing if never connected
 
     def ping(self, record: ConnectionRecord) -> bool:
-        """The dialect's ping; False (and the whole pool replaced) on a disconnect.
+        return ping_record(self._pool, record)
 
-        A record not connected yet is not pinged: it connects next, and
-        SQLAlchemy does not ping a fresh connection either. An error that is
-        not a disconnect propagates, and poolkit discards the connection too.
-        """
-        dbapi_connection = record.dbapi_connection
-        if dbapi_connection is None:
-            return True
-        dialect: Any = self._pool._dialect
-        ping = getattr(dialect, "_do_ping_w_event", dialect.do_ping)
-        if ping(dbapi_connection):
-            return True
-        self._pool._invalidate_all()
-        return False
+
+def ping_record(pool: PoolkitPool, record: ConnectionRecord) -> bool:
+    """The dialect's ping; False (and the whole pool replaced) on a disconnect.
+
+    A record not connected yet is not pinged: it connects next, and
+    SQLAlchemy does not ping a fresh connection either. An error that is not
+    a disconnect propagates, and poolkit discards the connection too.
+    """
+    dbapi_connection = record.dbapi_connection
+    if dbapi_connection is None:
+        return True
+    dialect: Any = pool._dialect
+    ping = getattr(dialect, "_do_ping_w_event", dialect.do_ping)
+    if ping(dbapi_connection):
+        return True
+    pool._invalidate_all()
+    return False
 
 
 class PoolkitPool(Pool):
@@ -199,11 +219,16 @@ class PoolkitPool(Pool):
         }
         if not options.get("name") and self._orig_logging_name:
             options["name"] = self._orig_logging_name
+        # The poolkit pool, for what both kinds share (stats, drain, limits).
+        self._kit: DriverBase = self._build_connections(options)
+        # The poolkit proxy of each checked-out record, until it comes back.
+        self._leases: dict[ConnectionPoolEntry, Any] = {}
+
+    def _build_connections(self, options: dict[str, Any]) -> DriverBase:
         self._connections: ConnectionPool[ConnectionRecord] = ConnectionPool(
             _RecordConnector(self), **options
         )
-        # The poolkit proxy of each checked-out record, until it comes back.
-        self._leases: dict[ConnectionPoolEntry, PooledConnection[ConnectionRecord]] = {}
+        return self._connections
 
     # -- the Pool contract ------------------------------------------------------
 
@@ -211,29 +236,32 @@ class PoolkitPool(Pool):
         try:
             proxy = self._connections.acquire()
         except PoolTimeout as exc:
-            args = self._args
-            raise PoolkitTimeoutError(
-                f"PoolkitPool limit of size {args['pool_size']} overflow "
-                f"{args['max_overflow']} reached, connection timed out, timeout "
-                f"{self._connections._timeout:.2f}: {exc}",
-                code="3o7r",
-            ) from exc
-        record = proxy.raw
+            raise self._timeout_error(exc) from exc
+        record: ConnectionRecord = proxy.raw
         self._leases[record] = proxy
         return record
+
+    def _timeout_error(self, exc: PoolTimeout) -> PoolkitTimeoutError:
+        args = self._args
+        return PoolkitTimeoutError(
+            f"{type(self).__name__} limit of size {args['pool_size']} overflow "
+            f"{args['max_overflow']} reached, connection timed out, timeout "
+            f"{self._kit._timeout:.2f}: {exc}",
+            code="3o7r",
+        )
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         proxy = self._leases.pop(record, None)
         if proxy is None:
             return  # SQLAlchemy warns of a double checkin before it gets here
-        if _collecting.now:
+        if in_collection():
             # A finalizer of the cyclic collector, maybe inside the poolkit
             # pool's locked section in this thread: never take its lock here.
             # Dropping the proxy hands the connection to poolkit's lock-free
             # path for unreleased connections (closed as "dropped", warned).
             del proxy
             return
-        if _invalidated(record):
+        if invalidated(record):
             self._connections.discard(proxy)
         else:
             self._connections.release(proxy)
@@ -249,12 +277,12 @@ class PoolkitPool(Pool):
         newer = record is None or self._invalidate_time < record.starttime
         super()._invalidate(connection, exception, _checkin)
         if newer:
-            self._connections.drain()
+            self._kit.drain()
 
     def _invalidate_all(self) -> None:
         # What Pool._invalidate records, so SQLAlchemy's own checks agree.
         self._invalidate_time = time.time()
-        self._connections.drain()
+        self._kit.drain()
 
     def recreate(self) -> PoolkitPool:
         """A new, empty PoolkitPool with the same arguments and event listeners."""
@@ -274,15 +302,16 @@ class PoolkitPool(Pool):
 
         The pool stays usable: the next checkout opens a new connection.
         """
-        self._connections.drain()
+        self._kit.drain()
         self.logger.info("Pool disposed. %s", self.status())
 
     def status(self) -> str:
         """One line: limits and what each connection is doing."""
-        s = self._connections.stats()
+        s = self._kit.stats()
         args = self._args
         return (
-            f"PoolkitPool pool_size={args['pool_size']} max_overflow={args['max_overflow']}: "
+            f"{type(self).__name__} pool_size={args['pool_size']} "
+            f"max_overflow={args['max_overflow']}: "
             f"{s.size} open, {s.idle} idle, {s.in_use} checked out, {s.waiting} waiting"
         )
 
@@ -295,44 +324,46 @@ class PoolkitPool(Pool):
 
     def timeout(self) -> float:
         """Seconds a checkout waits (``pool_timeout``)."""
-        return self._connections._timeout
+        return self._kit._timeout
 
     def checkedin(self) -> int:
         """Idle connections in the pool."""
-        return self._connections.stats().idle
+        return self._kit.stats().idle
 
     def checkedout(self) -> int:
         """Connections checked out now."""
-        return self._connections.stats().in_use
+        return self._kit.stats().in_use
 
     def overflow(self) -> int:
         """Connections open beyond ``pool_size`` (negative while below it, as QueuePool)."""
-        return self._connections.stats().size - self.size()
+        return self._kit.stats().size - self.size()
 
     # -- poolkit's diagnostics ----------------------------------------------------
 
     @property
-    def connection_pool(self) -> ConnectionPool[Any]:
-        """The poolkit pool behind this one (``resize()``, ``drain()``...)."""
-        return self._connections
+    def connection_pool(self) -> Any:
+        """The poolkit pool behind this one (``resize()``, ``drain()``...): a
+        :class:`~poolkit.ConnectionPool` (an :class:`~poolkit.AsyncConnectionPool`
+        under :class:`AsyncPoolkitPool`)."""
+        return self._kit
 
     def stats(self) -> ConnectionPoolStats:
         """poolkit's gauges and counters (see :class:`~poolkit.ConnectionPoolStats`)."""
-        return self._connections.stats()
+        return self._kit.stats()
 
     def pop_stats(self) -> ConnectionPoolStats:
         """Like :meth:`stats`, then reset the counters."""
-        return self._connections.pop_stats()
+        return self._kit.pop_stats()
 
     def holders(self) -> list[Holder]:
         """Who holds each checked-out connection, longest-held first.
 
         Thread and stack are recorded with ``poolkit_options={"leak_timeout": ...}``.
         """
-        return self._connections.holders()
+        return self._kit.holders()
 
 
-def _invalidated(record: ConnectionPoolEntry) -> bool:
+def invalidated(record: ConnectionPoolEntry) -> bool:
     """Whether SQLAlchemy gave up on this very connection (invalidated, hard or soft).
 
     One invalidated with the whole pool (older than ``_invalidate_time``) goes
