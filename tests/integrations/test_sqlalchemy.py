@@ -20,7 +20,7 @@ try:
     from sqlalchemy import exc as sa_exc
     from sqlalchemy import orm
 
-    from poolkit.integrations.sqlalchemy import PoolkitPool, PoolkitTimeoutError
+    from poolkit.integrations.sqlalchemy import AsyncPoolkitPool, PoolkitPool, PoolkitTimeoutError
 except ImportError as _exc:  # pragma: no cover - the extra is missing
     _why = f"sqlalchemy is not installed (pip install 'poolkit[sqlalchemy]'): {_exc}"
     if in_ci():
@@ -477,3 +477,8 @@ def test_a_connection_collected_inside_the_pools_locked_section_does_not_deadloc
         if gc_was_enabled:
             gc.enable()
     assert pool.stats().closed_by_reason["dropped"] == 1
+
+
+def test_a_sync_engine_refuses_the_asyncio_pool(tmp_path: Path) -> None:
+    with pytest.raises(sa_exc.ArgumentError, match="cannot be used with non-asyncio engine"):
+        sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}", poolclass=AsyncPoolkitPool)
