@@ -430,7 +430,7 @@ def test_detach_takes_the_connection_out_of_the_pool_and_frees_its_slot(
 
 
 def test_an_asyncio_dialect_refuses_the_thread_pool() -> None:
-    """The check create_async_engine relies on (it also needs greenlet, which we skip)."""
+    """An asyncio dialect (create_async_engine's) refuses the thread pool: SQLAlchemy's check."""
     require("asyncpg", "bench")
     with pytest.raises(sa_exc.ArgumentError, match="cannot be used with asyncio engine"):
         sa.create_engine("postgresql+asyncpg://u@127.0.0.1/db", poolclass=PoolkitPool)
