@@ -7,11 +7,14 @@ alone (``engine.pool.connect()`` and ``close()``: SQLAlchemy's checkout and
 checkin with the reset on return, no statement). The engines differ only in
 ``poolclass``. Two databases: a SQLite file (``synchronous=OFF``, so the
 figures are not the disk's) and the machine's PostgreSQL (``POOLKIT_BENCH_PG``,
-``synchronous_commit=off``), skipped with a note when it does not answer.
+``synchronous_commit=off``), skipped with a note when it does not answer;
+there, through asyncpg, ``AsyncPoolkitPool`` against ``AsyncAdaptedQueuePool``
+from 8 tasks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import tempfile
@@ -30,6 +33,7 @@ POOL_SIZE = 4
 MAX_OVERFLOW = 2
 THREADS = 8
 SUBJECTS = ("poolkit", "SQLAlchemy QueuePool")
+ASYNC_SUBJECTS = ("poolkit", "SQLAlchemy AsyncAdaptedQueuePool")
 
 
 def _note(text: str) -> None:
@@ -187,9 +191,93 @@ def _postgres(ctx: BenchContext) -> None:
     _compare(ctx, "PostgreSQL", make)
 
 
+async def _async_main(ctx: BenchContext) -> None:
+    import asyncpg
+    from psycopg.conninfo import conninfo_to_dict
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+    from poolkit.integrations.sqlalchemy import AsyncPoolkitPool
+
+    table = Table(
+        f"poolkit_bench_{uuid.uuid4().hex[:10]}",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("name", String(16)),
+    )
+    engines = {
+        subject: create_async_engine(
+            "postgresql+asyncpg://",
+            async_creator=lambda: asyncpg.connect(
+                host="127.0.0.1",
+                port=5432,
+                user="postgres",
+                database="test",
+                server_settings={"synchronous_commit": "off"},
+            ),
+            poolclass=AsyncPoolkitPool if subject == "poolkit" else AsyncAdaptedQueuePool,
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
+        )  # fmt: skip
+        for subject in ASYNC_SUBJECTS
+    }
+    n = 400 if ctx.quick else 3000
+    per_task = max(1, n // THREADS)
+
+    async def op(engine: Any) -> None:
+        async with AsyncSession(engine) as session:
+            key = (
+                await session.execute(insert(table).values(name="bench").returning(table.c.id))
+            ).scalar_one()
+            await session.commit()
+            await session.scalar(select(table.c.name).where(table.c.id == key))
+
+    async def worker(engine: Any) -> None:
+        for _ in range(per_task):
+            await op(engine)
+
+    async with engines["poolkit"].begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+    try:
+        best: dict[str, float] = {}
+        for engine in engines.values():
+            await asyncio.gather(*(op(engine) for _ in range(THREADS)))  # warm
+        for _ in range(ctx.repeat):
+            for subject, engine in engines.items():
+                start = time.perf_counter()
+                await asyncio.gather(*(worker(engine) for _ in range(THREADS)))
+                rate = per_task * THREADS / (time.perf_counter() - start)
+                best[subject] = max(best.get(subject, 0.0), rate)
+        bench = f"ORM insert+select, PostgreSQL asyncpg, {THREADS} tasks"
+        for subject in ASYNC_SUBJECTS:
+            ctx.record(bench, subject, "ops_per_s", best[subject])
+    finally:
+        async with engines["poolkit"].begin() as conn:
+            await conn.run_sync(table.metadata.drop_all)
+        for engine in engines.values():
+            await engine.dispose()
+
+
+def _postgres_async(ctx: BenchContext) -> None:
+    for subject, module in (
+        ("asyncpg", "asyncpg"),
+        ("greenlet", "greenlet"),
+        ("psycopg", "psycopg"),
+    ):
+        if not peer_installed(subject, module):
+            _note(f"async PostgreSQL part skipped: {module} not installed")
+            return
+    try:
+        asyncio.run(_async_main(ctx))
+    except OSError as exc:
+        _note(f"async PostgreSQL part skipped ({exc!r})")
+
+
 def run(ctx: BenchContext) -> None:
     """Both databases, in one process, so the ratios compare like with like."""
     if not peer_installed("SQLAlchemy QueuePool", "sqlalchemy"):
         return
     _sqlite(ctx)
     _postgres(ctx)
+    _postgres_async(ctx)
