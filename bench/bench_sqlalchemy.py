@@ -206,20 +206,22 @@ async def _async_main(ctx: BenchContext) -> None:
         Column("id", Integer, primary_key=True),
         Column("name", String(16)),
     )
+    params = conninfo_to_dict(PG_DSN)
+    connect_args = {
+        "host": params.get("host"),
+        "port": int(params.get("port") or 5432),
+        "user": params.get("user"),
+        "database": params.get("dbname"),
+        "server_settings": {"synchronous_commit": "off"},
+    }
     engines = {
         subject: create_async_engine(
             "postgresql+asyncpg://",
-            async_creator=lambda: asyncpg.connect(
-                host="127.0.0.1",
-                port=5432,
-                user="postgres",
-                database="test",
-                server_settings={"synchronous_commit": "off"},
-            ),
+            async_creator=lambda: asyncpg.connect(**connect_args),
             poolclass=AsyncPoolkitPool if subject == "poolkit" else AsyncAdaptedQueuePool,
             pool_size=POOL_SIZE,
             max_overflow=MAX_OVERFLOW,
-        )  # fmt: skip
+        )
         for subject in ASYNC_SUBJECTS
     }
     n = 400 if ctx.quick else 3000
