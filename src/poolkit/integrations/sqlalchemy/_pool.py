@@ -180,7 +180,7 @@ class PoolkitPool(Pool):
         ValueError: an argument is out of range, or given twice.
     """
 
-    # A thread pool: create_async_engine refuses it with a clear error.
+    # A thread pool: create_async_engine refuses it (AsyncPoolkitPool is for that).
     _is_asyncio = False
 
     def __init__(
