@@ -482,3 +482,22 @@ def test_a_connection_collected_inside_the_pools_locked_section_does_not_deadloc
 def test_a_sync_engine_refuses_the_asyncio_pool(tmp_path: Path) -> None:
     with pytest.raises(sa_exc.ArgumentError, match="cannot be used with non-asyncio engine"):
         sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}", poolclass=AsyncPoolkitPool)
+
+
+@pytest.mark.parametrize(
+    ("use_lifo", "reused"), [(None, "second"), (True, "second"), (False, "first")]
+)
+def test_pool_use_lifo_picks_the_order_lifo_by_default(
+    make_engine: Callable[..., sa.Engine], use_lifo: bool | None, reused: str
+) -> None:
+    kwargs = {} if use_lifo is None else {"pool_use_lifo": use_lifo}
+    engine = make_engine(pool_size=2, **kwargs)
+    first, second = engine.connect(), engine.connect()
+    dbapi = {
+        "first": first.connection.dbapi_connection,
+        "second": second.connection.dbapi_connection,
+    }
+    first.close()
+    second.close()
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection is dbapi[reused]
