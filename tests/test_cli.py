@@ -100,7 +100,18 @@ def test_help_lists_the_bench_families_and_the_demo_parts(
 ) -> None:
     """`--help` says what can be chosen, each with its module's one-line description."""
     for command, names in (
-        ("bench", ["adapters", "buffers", "connections", "processes", "scaleout", "workers"]),
+        (
+            "bench",
+            [
+                "adapters",
+                "buffers",
+                "connections",
+                "processes",
+                "scaleout",
+                "sqlalchemy",
+                "workers",
+            ],
+        ),
         ("demo", ["buffers", "connections", "sqlite", "workers", "scaleout"]),
     ):
         with pytest.raises(SystemExit):

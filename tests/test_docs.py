@@ -21,7 +21,12 @@ NO_RUN = "# doc: no-run"
 # ("# doc: needs cloudpickle"): skipped without it, failed in CI (tests/optional.py).
 NEEDS = "# doc: needs "
 # The poolkit extra that installs each package an example may need.
-EXTRA_OF = {"cloudpickle": "cloudpickle", "pymemcache": "memcache", "psycopg": "postgres"}
+EXTRA_OF = {
+    "cloudpickle": "cloudpickle",
+    "pymemcache": "memcache",
+    "psycopg": "postgres",
+    "sqlalchemy": "sqlalchemy",
+}
 _FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 _NODE_ID = re.compile(r"`?(tests/[\w/]+\.py)::([\w:]+)(?:\[[^\]]*\])?`?")
 

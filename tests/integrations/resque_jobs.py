@@ -8,6 +8,7 @@ tests.integrations.resque_jobs URL QUEUE MARKER``), so they live here.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,9 @@ def main(argv: list[str]) -> None:
     worker.register("AppendLine", append_line)
     print(",".join(worker.worker_ids), flush=True)
     worker.run()
+    # run() restored the default handlers; a test that signals until this
+    # process exits may still send one, which must not end it before it reports.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stats = worker.stats()
     print(f"done {stats.succeeded} {stats.cancelled}", flush=True)
 

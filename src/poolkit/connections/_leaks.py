@@ -20,7 +20,15 @@ from types import CodeType, FrameType
 from poolkit._errors import LeakWarning
 from poolkit.connections._core import Entry, PoolCore
 
-__all__ = ["Holder", "capture", "describe_holders", "timeout_message", "warn_dropped", "warn_held"]
+__all__ = [
+    "Holder",
+    "capture",
+    "describe_holders",
+    "skip_frames_of",
+    "timeout_message",
+    "warn_dropped",
+    "warn_held",
+]
 
 # Frames kept from the acquiring stack: enough to reach the user's request
 # handler through a web framework's layers, small enough to read in a warning.
@@ -28,7 +36,9 @@ STACK_LIMIT = 12
 # Holders named in a PoolTimeout message: the longest-held few answer "who has
 # my connections?" without flooding the log.
 TIMEOUT_HOLDERS = 3
-_OWN_PACKAGE = "poolkit.connections."
+# Modules whose frames are skipped to find the acquiring call: the pool's own,
+# and those of the layers that integrations put between the user and the pool.
+_skipped_packages: tuple[str, ...] = ("poolkit.connections.",)
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,8 @@ def capture() -> _Record:
     frame: FrameType | None = sys._getframe(1)
     # Skip the pool's own frames (acquire, the context manager...): the
     # interesting frame is the user's call.
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(_OWN_PACKAGE):
+    skipped = _skipped_packages
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(skipped):
         frame = frame.f_back
     while frame is not None and len(frames) < STACK_LIMIT:
         frames.append((frame.f_code, frame.f_lineno))
@@ -102,6 +113,16 @@ def capture() -> _Record:
     return _Record(
         threading.current_thread().name, task.get_name() if task is not None else None, frames
     )
+
+
+def skip_frames_of(*packages: str) -> None:
+    """Record the acquiring call outside ``packages`` too (``"sqlalchemy."``).
+
+    An integration calls it once at import, so that a holder's ``where``
+    names the user's line rather than the library between it and the pool.
+    """
+    global _skipped_packages
+    _skipped_packages = tuple(dict.fromkeys(_skipped_packages + packages))
 
 
 def _holder(entry: Entry, now: float) -> Holder:

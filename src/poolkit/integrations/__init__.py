@@ -7,6 +7,10 @@
 - :mod:`poolkit.integrations.dask` (``pip install 'poolkit[dask]'``):
   ``DaskPool``, the worker-pool vocabulary (``submit``, bounded ``map``,
   ``group``, ``wait``, ``stats``) on a Dask distributed cluster.
+- :mod:`poolkit.integrations.sqlalchemy` (``pip install 'poolkit[sqlalchemy]'``):
+  ``PoolkitPool``, a SQLAlchemy pool class backed by a ``ConnectionPool``
+  (``create_engine(url, poolclass=PoolkitPool)``), and ``AsyncPoolkitPool``
+  over an ``AsyncConnectionPool`` for ``create_async_engine``.
 
-Nothing is imported here: ``import poolkit`` never needs redis or dask.
+Nothing is imported here: ``import poolkit`` never needs redis, dask or SQLAlchemy.
 """
