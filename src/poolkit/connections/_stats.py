@@ -56,6 +56,8 @@ class ConnectionPoolStats:
         overloads: acquisitions refused with ``PoolOverload`` (``max_waiting``).
         created: connections opened.
         create_errors: failed attempts to open one.
+        retries: operations ``run()`` ran again on another connection after
+            the first one failed as broken (database/sql's bad-connection retry).
         closed_by_reason: connections retired per reason (see ``CLOSE_REASONS``),
             counted when the pool decides to close them.
         broken: the pool is broken (its cleaner died): ``acquire()`` raises
@@ -78,6 +80,7 @@ class ConnectionPoolStats:
     overloads: int
     created: int
     create_errors: int
+    retries: int
     closed_by_reason: Mapping[str, int]
     broken: bool = False
 
