@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from poolkit.workers._func_pool import FuncPool
     from poolkit.workers._future import PoolFuture
     from poolkit.workers._group import CancelToken, TaskCancelled, TaskGroup
+    from poolkit.workers._interrupt import current_token
     from poolkit.workers._multi import MultiPool
     from poolkit.workers._subpool import Subpool, SubpoolStats
     from poolkit.workers._thread_pool import WorkerPool
@@ -40,6 +41,7 @@ __all__ = [
     "TaskGroup",
     "WorkerPool",
     "WorkerPoolStats",
+    "current_token",
 ]
 
 # Each module and the public names it defines, imported on first use.
@@ -51,6 +53,7 @@ _EXPORTS = {
     "poolkit.workers._func_pool": ("FuncPool",),
     "poolkit.workers._future": ("PoolFuture",),
     "poolkit.workers._group": ("CancelToken", "TaskCancelled", "TaskGroup"),
+    "poolkit.workers._interrupt": ("current_token",),
     "poolkit.workers._multi": ("MultiPool",),
     "poolkit.workers._subpool": ("Subpool", "SubpoolStats"),
     "poolkit.workers._thread_pool": ("WorkerPool",),

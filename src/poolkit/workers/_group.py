@@ -80,6 +80,8 @@ class CancelToken:
         """Call ``method`` (a bound method) when this token is cancelled (now, if it is)."""
         with _LINKS:
             if not self._cancelled:
+                if len(self._links) >= 64:  # a long-lived parent: forget dead children
+                    self._links = [ref for ref in self._links if ref() is not None]
                 self._links.append(weakref.WeakMethod(method))
                 return
         method()
