@@ -8,13 +8,14 @@ uses it, so the worker is free again instead of busy until the job ends.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
 import pytest
 
 from poolkit import CancelToken, PoolTimeout, TaskCancelled
-from poolkit.workers import FuncPool, current_token
+from poolkit.workers import AsyncFuncPool, FuncPool, current_token
 
 PATIENCE = 30.0
 
@@ -145,3 +146,106 @@ def test_process_refuses_a_cancel_that_is_not_a_token() -> None:
         with pytest.raises(TypeError, match="cancel must be a CancelToken"):
             pool.process("1", cancel=threading.Event())  # type: ignore[arg-type]
         assert pool.process("1") == 1
+
+
+# -- asyncio: AsyncFuncPool ------------------------------------------------------
+
+
+class AsyncBlocker:
+    """An asyncio worker whose job waits until it is interrupted."""
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.started = asyncio.Event()
+        self.readies = 0
+        self.interrupts = 0
+
+    async def ready(self) -> None:
+        self.readies += 1
+        self.wake.clear()
+
+    async def process(self, arg: str) -> str:
+        if arg != "block":
+            return arg
+        self.started.set()
+        await self.wake.wait()
+        return "woken"
+
+    async def interrupt(self) -> None:
+        self.interrupts += 1
+        self.wake.set()
+
+
+def async_blockers() -> tuple[AsyncFuncPool[Any, Any], list[AsyncBlocker]]:
+    made: list[AsyncBlocker] = []
+
+    def factory() -> AsyncBlocker:
+        made.append(AsyncBlocker())
+        return made[-1]
+
+    return AsyncFuncPool.with_worker(factory, 1), made
+
+
+async def until(predicate: Any, what: str) -> None:
+    for _ in range(int(PATIENCE / 0.002)):
+        if predicate():
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_async_timeout_interrupts_and_ready_is_awaited_before_the_next_job() -> None:
+    async def main() -> None:
+        pool, made = async_blockers()
+        async with pool:
+            with pytest.raises(PoolTimeout):
+                await pool.process("block", timeout=0.05)
+            await until(lambda: pool.stats().running == 0, "the interrupted job to end")
+            assert made[0].interrupts == 1
+            assert await pool.process("next") == "next"
+            assert made[0].readies == 2
+
+    asyncio.run(main())
+
+
+def test_async_caller_cancellation_and_a_token_cancelled_elsewhere_interrupt_the_job() -> None:
+    async def main() -> None:
+        pool, made = async_blockers()
+        async with pool:
+            caller = asyncio.ensure_future(pool.process("block"))
+            await until(lambda: bool(made) and made[0].started.is_set(), "the job to start")
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            assert made[0].interrupts == 1
+            await until(lambda: pool.stats().running == 0, "the interrupted job to end")
+
+            token = CancelToken()
+            made[0].started.clear()
+            call = asyncio.ensure_future(pool.process("block", cancel=token))
+            await until(made[0].started.is_set, "the second job to start")
+            await asyncio.to_thread(token.cancel)
+            with pytest.raises(TaskCancelled):
+                await call
+            assert made[0].interrupts == 2
+
+    asyncio.run(main())
+
+
+def test_async_stateless_job_sees_its_token_cancelled() -> None:
+    async def main() -> None:
+        seen: list[CancelToken | None] = []
+
+        async def job(_: int) -> None:
+            seen.append(current_token())
+            await asyncio.sleep(PATIENCE)
+
+        async with AsyncFuncPool(job, 1) as pool:
+            with pytest.raises(PoolTimeout):
+                await pool.process(1, timeout=0.05)
+            await until(lambda: pool.stats().running == 0, "the job to be cancelled")
+        assert len(seen) == 1
+        assert seen[0] is not None
+        assert seen[0].cancelled
+
+    asyncio.run(main())

@@ -15,6 +15,7 @@ from poolkit import _lazy
 
 TYPE_CHECKING = False  # see poolkit/__init__.py: typing is not imported at run time
 if TYPE_CHECKING:
+    from poolkit.workers._async_func_pool import AsyncFuncPool
     from poolkit.workers._async_group import AsyncTaskGroup
     from poolkit.workers._async_pool import AsyncWorkerPool
     from poolkit.workers._async_subpool import AsyncSubpool
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from poolkit.workers._thread_pool import WorkerPool
 
 __all__ = [
+    "AsyncFuncPool",
     "AsyncSubpool",
     "AsyncTaskGroup",
     "AsyncWorkerPool",
@@ -46,6 +48,7 @@ __all__ = [
 
 # Each module and the public names it defines, imported on first use.
 _EXPORTS = {
+    "poolkit.workers._async_func_pool": ("AsyncFuncPool",),
     "poolkit.workers._async_group": ("AsyncTaskGroup",),
     "poolkit.workers._async_pool": ("AsyncWorkerPool",),
     "poolkit.workers._async_subpool": ("AsyncSubpool",),

@@ -124,9 +124,14 @@ class FuncPool(Generic[A, R]):
         fut: Future[R] = self.pool.submit(job, arg)
         settled = threading.Event()
         fut.add_done_callback(lambda _: settled.set())
-        if cancel is not None:
-            cancel._on_cancel(settled.set)
-        event_wait(settled, seconds)
+        try:
+            if cancel is not None:
+                cancel._on_cancel(settled.set)
+            event_wait(settled, seconds)
+        except BaseException as exc:  # KeyboardInterrupt in the wait: nobody waits any more
+            if not fut.cancel():
+                job.interrupt(exc)
+            raise
         if fut.done():
             return fut.result()
         if cancel is not None and cancel.cancelled:

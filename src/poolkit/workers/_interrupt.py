@@ -17,6 +17,9 @@ Before each job a stateful worker's ``ready()`` runs on its thread (tunny's
 ``BlockUntilReady``): after an interrupted job it can restore its state (a
 fresh connection, a cleared flag) before the next job starts.
 
+On asyncio (:class:`AsyncJob`, ``AsyncFuncPool``) the running coroutine is
+also cancelled at its await point, and ``ready()`` may be a coroutine.
+
 For work that must be killed rather than asked, use
 :class:`~poolkit.ProcessPool`: its ``timeout=`` kills the worker process.
 """
@@ -24,13 +27,14 @@ For work that must be killed rather than asked, use
 from __future__ import annotations
 
 import contextvars
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from poolkit.workers._group import CancelToken, TaskCancelled
 
-__all__ = ["Job", "current_token"]
+__all__ = ["AsyncJob", "Job", "current_token"]
 
 _TOKEN: contextvars.ContextVar[CancelToken | None] = contextvars.ContextVar(
     "poolkit_job_token", default=None
@@ -86,22 +90,52 @@ class Job:
             with self._lock:
                 self._running_on = None
 
-    def interrupt(self, reason: BaseException) -> None:
+    def interrupt(self, reason: BaseException) -> object:
         """Cancel the job's token and call its worker's ``interrupt()``, if it runs.
 
-        The worker's ``interrupt()`` runs in the caller's thread, while the job
-        still runs on the worker's: it must be safe to call from another
-        thread. An exception from it is raised here.
+        The worker's ``interrupt()`` runs in the caller's thread (task), while
+        the job still runs on the worker's: on threads it must be safe to call
+        from another thread. An exception from it is raised here.
+
+        Returns:
+            What ``interrupt()`` returned (an awaitable for an async worker's).
         """
         with self._lock:
             self.token.cancel(reason)
             state = self._running_on
         if state is None:
-            return
+            return None
         interrupt = _hook(state, "interrupt")
-        if interrupt is not None:
-            self.interrupted = True
-            interrupt()
+        if interrupt is None:
+            return None
+        self.interrupted = True
+        return interrupt()
 
     def __repr__(self) -> str:
         return f"<Job {self._fn!r}>"
+
+
+class AsyncJob(Job):
+    """The asyncio twin of :class:`Job`: ``ready()`` (sync or async) is awaited
+    before the job, and the job's coroutine runs with its token current."""
+
+    __slots__ = ()
+
+    async def run(self, *args: Any) -> Any:
+        """The coroutine function the pool runs: ``job.run(state, *args)`` or ``job.run(*args)``."""
+        state = args[0] if self._stateful else None
+        if state is not None:
+            ready = _hook(state, "ready")
+            if ready is not None:
+                result = ready()
+                if inspect.isawaitable(result):
+                    await result
+        if self.token.cancelled:
+            raise TaskCancelled("the caller gave up before the job started")
+        self._running_on = state
+        reset = _TOKEN.set(self.token)
+        try:
+            return await self._fn(*args)
+        finally:
+            _TOKEN.reset(reset)
+            self._running_on = None
