@@ -16,6 +16,7 @@ import pytest
 
 from poolkit import CancelToken, PoolTimeout, TaskCancelled
 from poolkit.workers import AsyncFuncPool, FuncPool, current_token
+from tests.workers.conftest import eventually
 
 PATIENCE = 30.0
 
@@ -47,15 +48,6 @@ class Blocker:
 
     def close(self) -> None:
         self.closed = True
-
-
-def eventually(predicate: Any, what: str) -> None:
-    pause = threading.Event()
-    for _ in range(int(PATIENCE / 0.002)):
-        if predicate():
-            return
-        pause.wait(0.002)
-    raise AssertionError(f"never happened: {what}")
 
 
 def blockers() -> tuple[FuncPool[Any, Any], list[Blocker]]:

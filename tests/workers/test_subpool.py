@@ -12,7 +12,6 @@ import asyncio
 import random
 import threading
 from concurrent.futures import Future
-from typing import Any
 
 import pytest
 
@@ -26,6 +25,7 @@ from poolkit import (
 )
 from poolkit.workers import Subpool
 from poolkit.workers._thread_worker import current_pool
+from tests.workers.conftest import eventually
 
 PATIENCE = 30.0
 
@@ -46,15 +46,6 @@ class Gauge:
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self.now -= 1
-
-
-def eventually(predicate: Any, what: str) -> None:
-    done = threading.Event()
-    for _ in range(int(PATIENCE / 0.002)):
-        if predicate():
-            return
-        done.wait(0.002)
-    raise AssertionError(f"never happened: {what}")
 
 
 def test_a_subpool_runs_at_most_its_limit_on_the_parents_threads() -> None:

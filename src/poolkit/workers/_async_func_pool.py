@@ -17,12 +17,11 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from poolkit._errors import PoolTimeout
 from poolkit._validate import check_callable, check_optional_seconds
 from poolkit.workers._async_pool import AsyncWorkerPool
 from poolkit.workers._core import WorkerPoolStats
-from poolkit.workers._group import CancelToken, TaskCancelled
-from poolkit.workers._interrupt import AsyncJob
+from poolkit.workers._group import CancelToken
+from poolkit.workers._interrupt import AsyncJob, check_cancel, give_up_reason
 
 __all__ = ["AsyncFuncPool"]
 
@@ -104,8 +103,7 @@ class AsyncFuncPool(Generic[A, R]):
             BaseException: whatever the job raised.
         """
         seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
-        if cancel is not None and not isinstance(cancel, CancelToken):
-            raise TypeError(f"cancel must be a CancelToken, got {type(cancel).__name__}")
+        check_cancel(cancel)
         job = AsyncJob(self._fn, stateful=self._stateful)
         fut: asyncio.Future[R] = await self.pool.submit(job.run, arg)
         waits: set[asyncio.Future[Any]] = {fut}
@@ -128,14 +126,7 @@ class AsyncFuncPool(Generic[A, R]):
                 watcher.cancel()
         if fut.done():
             return fut.result()
-        if cancel is not None and cancel.cancelled:
-            reason: BaseException = TaskCancelled(
-                f"{self._fn!r}({arg!r}) was cancelled by its caller's token ({cancel.reason!r})"
-            )
-        else:
-            reason = PoolTimeout(
-                f"{self._fn!r}({arg!r}) gave no result within {seconds} s; raise timeout"
-            )
+        reason = give_up_reason(self._fn, arg, cancel, seconds)
         await self._give_up(job, fut, reason)
         raise reason
 

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from poolkit._errors import PoolClosed, PoolTimeout
+from poolkit._errors import PoolClosed
 from poolkit._validate import check_bool, check_callable, check_optional_seconds
 from poolkit.workers._async_group import AsyncTaskGroup
 from poolkit.workers._group import CancelToken, GroupCore
-from poolkit.workers._subpool import SubpoolStats, check_limits
+from poolkit.workers._subpool import SubpoolBase
 
 if TYPE_CHECKING:
     from poolkit.workers._async_pool import AsyncWorkerPool
@@ -31,8 +30,6 @@ __all__ = ["AsyncSubpool"]
 T = TypeVar("T")
 
 _copy_context = contextvars.copy_context
-
-_COUNTERS = ("submitted", "succeeded", "failed", "dropped", "cancelled", "lost")
 
 
 class _Drain:
@@ -44,7 +41,7 @@ class _Drain:
         self.started = False
 
 
-class AsyncSubpool:
+class AsyncSubpool(SubpoolBase):
     """A view of an :class:`~poolkit.AsyncWorkerPool` with its own concurrency limit.
 
     Create with ``pool.subpool(max_concurrency, queue_size=None)`` (or
@@ -62,52 +59,9 @@ class AsyncSubpool:
         *,
         queue_size: int | None = None,
     ) -> None:
-        self._queue_size = check_limits(parent.max_workers, max_concurrency, queue_size)
-        self._limit: int = max_concurrency
-        self._parent = parent
-        self._report: Callable[[BaseException, object], None] = parent._report
-        self._pending: deque[tuple[Any, ...]] = deque()
-        self._workers = 0
-        self._running = 0
-        self._closed = False
-        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._setup(parent, max_concurrency, queue_size)
         # Woken whenever a queued task is taken or a drain ends.
         self._changed: asyncio.Event | None = None
-
-    # -- views ----------------------------------------------------------------
-
-    @property
-    def max_workers(self) -> int:
-        """The subpool's limit (``max_concurrency``), the bound nested subpools check."""
-        return self._limit
-
-    max_concurrency = max_workers
-
-    @property
-    def closed(self) -> bool:
-        """Whether the subpool, or a pool above it, is stopped."""
-        return self._closed or self._parent.closed
-
-    def stats(self) -> SubpoolStats:
-        """A snapshot of the subpool's gauges and counters."""
-        c = self._counts
-        return SubpoolStats(
-            max_concurrency=self._limit,
-            workers=self._workers,
-            running=self._running,
-            queued=len(self._pending),
-            completed=c["succeeded"] + c["failed"],
-            closed=self.closed,
-            **c,
-        )
-
-    def __repr__(self) -> str:
-        s = self.stats()
-        state = "closed" if s.closed else "open"
-        return (
-            f"<AsyncSubpool {state} [{s.running}/{s.max_concurrency} running, {s.queued} "
-            f"queued | done: {s.succeeded} ok, {s.failed} failed, {s.cancelled} cancelled]>"
-        )
 
     # -- submission -----------------------------------------------------------
 
@@ -161,14 +115,6 @@ class AsyncSubpool:
         """
         return await (await self.submit(fn, *args, **kwargs))
 
-    def _closed_error(self) -> PoolClosed:
-        return PoolClosed(
-            "the subpool is stopped" if self._closed else "the subpool's parent pool is stopped"
-        )
-
-    def _room(self, bound: int) -> bool:
-        return self._workers < self._limit or len(self._pending) < bound
-
     def _wake(self) -> None:
         changed = self._changed
         if changed is not None:
@@ -192,10 +138,7 @@ class AsyncSubpool:
                 await self._until_changed()
                 if self.closed:
                     raise self._closed_error()
-        self._pending.append(item)
-        self._counts["submitted"] += 1
-        if self._workers < self._limit:
-            self._workers += 1
+        if self._queue(item):
             await self._start_drain(item)
         return True
 
@@ -208,21 +151,12 @@ class AsyncSubpool:
             # submitter was cancelled while waiting for room there).
             self._workers -= 1
             orphans = self._orphans()
+            self._wake()
             self._fail(orphans, exc)
             if any(o is item for o in orphans):
                 raise
             return
         handle.add_done_callback(lambda h: self._drain_ended(h, drain))
-
-    def _orphans(self) -> list[tuple[Any, ...]]:
-        """The queued tasks no drain will take (none runs)."""
-        if self._workers:
-            return []
-        orphans = list(self._pending)
-        self._pending.clear()
-        self._counts["lost"] += len(orphans)
-        self._wake()
-        return orphans
 
     @staticmethod
     def _fail(items: list[tuple[Any, ...]], exc: BaseException) -> None:
@@ -234,6 +168,7 @@ class AsyncSubpool:
         if drain.started:
             return  # it ran: _drain gave its slot back itself
         self._workers -= 1
+        self._wake()
         self._fail(self._orphans(), PoolClosed("the parent pool stopped before running it"))
 
     async def _drain(self, drain: _Drain) -> None:
@@ -249,6 +184,7 @@ class AsyncSubpool:
             # Cancelled by the parent (its stop cancelled running tasks), or
             # interrupted: free the slot; the tasks left may be orphans.
             self._workers -= 1
+            self._wake()
             self._fail(self._orphans(), PoolClosed("a drain of the subpool was cancelled"))
             raise
         self._workers -= 1
@@ -323,7 +259,7 @@ class AsyncSubpool:
 
     def _in_own_task(self) -> bool:
         # Groups ask it before waiting; the parent pool knows its own tasks.
-        return self._parent._in_own_task()
+        return bool(self._parent._in_own_task())
 
     # -- stop -------------------------------------------------------------------
 
@@ -339,10 +275,7 @@ class AsyncSubpool:
                 while self._workers:
                     await self._until_changed()
         except TimeoutError:
-            raise PoolTimeout(
-                f"subpool still busy after {seconds} s ({self._running} running, "
-                f"{len(self._pending)} queued)"
-            ) from None
+            raise self._busy_error(seconds) from None
 
     async def stop(
         self, wait: bool = True, *, cancel_pending: bool = False, timeout: float | None = None
@@ -358,15 +291,9 @@ class AsyncSubpool:
             PoolTimeout: ``wait`` and still busy after ``timeout`` seconds.
         """
         check_bool("wait", wait)
-        check_bool("cancel_pending", cancel_pending)
-        self._closed = True
-        if cancel_pending:
-            dropped = list(self._pending)
-            self._pending.clear()
-            self._counts["cancelled"] += len(dropped)
-            for *_, fut in dropped:
-                if fut is not None:
-                    fut.cancel()
+        for *_, fut in self._shut(cancel_pending):
+            if fut is not None:
+                fut.cancel()
         self._wake()
         if wait:
             await self.wait(timeout)

@@ -23,12 +23,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
-from poolkit._errors import PoolTimeout
 from poolkit._validate import check_callable, check_optional_seconds
 from poolkit._waits import event_wait
 from poolkit.workers._core import WorkerPoolStats
-from poolkit.workers._group import CancelToken, TaskCancelled
-from poolkit.workers._interrupt import Job
+from poolkit.workers._group import CancelToken
+from poolkit.workers._interrupt import Job, check_cancel, give_up_reason
 from poolkit.workers._thread_pool import WorkerPool
 
 __all__ = ["FuncPool"]
@@ -118,8 +117,7 @@ class FuncPool(Generic[A, R]):
             BaseException: whatever the job raised.
         """
         seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
-        if cancel is not None and not isinstance(cancel, CancelToken):
-            raise TypeError(f"cancel must be a CancelToken, got {type(cancel).__name__}")
+        check_cancel(cancel)
         job = Job(self._fn, stateful=self._stateful)
         fut: Future[R] = self.pool.submit(job, arg)
         settled = threading.Event()
@@ -134,14 +132,7 @@ class FuncPool(Generic[A, R]):
             raise
         if fut.done():
             return fut.result()
-        if cancel is not None and cancel.cancelled:
-            reason: BaseException = TaskCancelled(
-                f"{self._fn!r}({arg!r}) was cancelled by its caller's token ({cancel.reason!r})"
-            )
-        else:
-            reason = PoolTimeout(
-                f"{self._fn!r}({arg!r}) gave no result within {seconds} s; raise timeout"
-            )
+        reason = give_up_reason(self._fn, arg, cancel, seconds)
         if not fut.cancel():  # not started: skipped; running: interrupted
             job.interrupt(reason)
         raise reason

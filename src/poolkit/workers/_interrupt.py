@@ -32,9 +32,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from poolkit._errors import PoolTimeout
 from poolkit.workers._group import CancelToken, TaskCancelled
 
-__all__ = ["AsyncJob", "Job", "current_token"]
+__all__ = ["AsyncJob", "Job", "check_cancel", "current_token", "give_up_reason"]
 
 _TOKEN: contextvars.ContextVar[CancelToken | None] = contextvars.ContextVar(
     "poolkit_job_token", default=None
@@ -48,6 +49,27 @@ def current_token() -> CancelToken | None:
     ``cancel=`` token fires: poll it, or wait on it, to give up early.
     """
     return _TOKEN.get()
+
+
+def check_cancel(cancel: object) -> None:
+    """Validate ``process()``'s ``cancel=``.
+
+    Raises:
+        TypeError: not a :class:`~poolkit.CancelToken` (nor ``None``).
+    """
+    if cancel is not None and not isinstance(cancel, CancelToken):
+        raise TypeError(f"cancel must be a CancelToken, got {type(cancel).__name__}")
+
+
+def give_up_reason(
+    fn: object, arg: object, cancel: CancelToken | None, seconds: float | None
+) -> BaseException:
+    """What ``process()`` raises when it gives up: the token's cancel, or the timeout."""
+    if cancel is not None and cancel.cancelled:
+        return TaskCancelled(
+            f"{fn!r}({arg!r}) was cancelled by its caller's token ({cancel.reason!r})"
+        )
+    return PoolTimeout(f"{fn!r}({arg!r}) gave no result within {seconds} s; raise timeout")
 
 
 def _hook(state: object, name: str) -> Callable[[], object] | None:

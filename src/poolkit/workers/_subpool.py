@@ -107,7 +107,112 @@ def check_limits(parent_limit: int, max_concurrency: object, queue_size: object)
     return check_int("queue_size", queue_size, minimum=0)
 
 
-class Subpool:
+_COUNTERS = ("submitted", "succeeded", "failed", "dropped", "cancelled", "lost")
+
+
+class SubpoolBase:
+    """What the thread and asyncio subpools share: limits, queue, counters, views.
+
+    Plain state and decisions, no lock and no waiting: the thread subpool
+    calls these under its lock, the asyncio one on its loop.
+    """
+
+    _parent: Any
+
+    def _setup(self, parent: Any, max_concurrency: int, queue_size: int | None) -> None:
+        self._queue_size = check_limits(parent.max_workers, max_concurrency, queue_size)
+        self._limit: int = max_concurrency
+        self._parent = parent
+        self._report: Callable[[BaseException, object], None] = parent._report
+        self._pending: deque[tuple[Any, ...]] = deque()
+        self._workers = 0  # drains running (or about to start)
+        self._running = 0  # tasks running
+        self._closed = False
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+
+    @property
+    def max_workers(self) -> int:
+        """The subpool's limit (``max_concurrency``), the bound nested subpools check."""
+        return self._limit
+
+    max_concurrency = max_workers
+
+    @property
+    def closed(self) -> bool:
+        """Whether the subpool, or a pool above it, is stopped."""
+        return self._closed or bool(self._parent.closed)
+
+    def _snapshot(self) -> SubpoolStats:
+        c = self._counts
+        return SubpoolStats(
+            max_concurrency=self._limit,
+            workers=self._workers,
+            running=self._running,
+            queued=len(self._pending),
+            completed=c["succeeded"] + c["failed"],
+            closed=self.closed,
+            **c,
+        )
+
+    def stats(self) -> SubpoolStats:
+        """A snapshot of the subpool's gauges and counters."""
+        return self._snapshot()
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        state = "closed" if s.closed else "open"
+        return (
+            f"<{type(self).__name__} {state} [{s.running}/{s.max_concurrency} running, "
+            f"{s.queued} queued | done: {s.succeeded} ok, {s.failed} failed, "
+            f"{s.cancelled} cancelled]>"
+        )
+
+    def _closed_error(self) -> PoolClosed:
+        return PoolClosed(
+            "the subpool is stopped" if self._closed else "the subpool's parent pool is stopped"
+        )
+
+    def _room(self, bound: int) -> bool:
+        # A free drain slot takes the task at once; otherwise it must fit the queue.
+        return self._workers < self._limit or len(self._pending) < bound
+
+    def _queue(self, item: tuple[Any, ...]) -> bool:
+        """Queue an admitted task; True when a drain must start for it (slot taken)."""
+        self._pending.append(item)
+        self._counts["submitted"] += 1
+        if self._workers < self._limit:
+            self._workers += 1
+            return True
+        return False
+
+    def _orphans(self) -> list[tuple[Any, ...]]:
+        """The queued tasks no drain will take (none runs), taken off the queue."""
+        if self._workers:
+            return []
+        orphans = list(self._pending)
+        self._pending.clear()
+        self._counts["lost"] += len(orphans)
+        return orphans
+
+    def _shut(self, cancel_pending: bool) -> list[tuple[Any, ...]]:
+        """Close the subpool; the queued tasks to cancel (``cancel_pending``)."""
+        check_bool("cancel_pending", cancel_pending)
+        self._closed = True
+        if not cancel_pending:
+            return []
+        dropped = list(self._pending)
+        self._pending.clear()
+        self._counts["cancelled"] += len(dropped)
+        return dropped
+
+    def _busy_error(self, seconds: float | None) -> PoolTimeout:
+        return PoolTimeout(
+            f"subpool still busy after {seconds} s ({self._running} running, "
+            f"{len(self._pending)} queued)"
+        )
+
+
+class Subpool(SubpoolBase):
     """A view of a :class:`~poolkit.WorkerPool` with its own concurrency limit.
 
     Create with ``pool.subpool(max_concurrency, queue_size=None)`` (or
@@ -132,55 +237,14 @@ class Subpool:
         *,
         queue_size: int | None = None,
     ) -> None:
-        self._queue_size = check_limits(parent.max_workers, max_concurrency, queue_size)
-        self._limit: int = max_concurrency
-        self._parent = parent
-        self._report: Callable[[BaseException, object], None] = parent._report
+        self._setup(parent, max_concurrency, queue_size)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # room freed, or a drain ended
-        self._pending: deque[tuple[Any, ...]] = deque()
-        self._workers = 0
-        self._running = 0
-        self._closed = False
-        self._counts = dict.fromkeys(
-            ("submitted", "succeeded", "failed", "dropped", "cancelled", "lost"), 0
-        )
-
-    # -- views ----------------------------------------------------------------
-
-    @property
-    def max_workers(self) -> int:
-        """The subpool's limit (``max_concurrency``), the bound nested subpools check."""
-        return self._limit
-
-    max_concurrency = max_workers
-
-    @property
-    def closed(self) -> bool:
-        """Whether the subpool, or a pool above it, is stopped."""
-        return self._closed or self._parent.closed
 
     def stats(self) -> SubpoolStats:
         """A snapshot of the subpool's gauges and counters."""
         with self._lock:
-            c = self._counts
-            return SubpoolStats(
-                max_concurrency=self._limit,
-                workers=self._workers,
-                running=self._running,
-                queued=len(self._pending),
-                completed=c["succeeded"] + c["failed"],
-                closed=self.closed,
-                **c,
-            )
-
-    def __repr__(self) -> str:
-        s = self.stats()
-        state = "closed" if s.closed else "open"
-        return (
-            f"<Subpool {state} [{s.running}/{s.max_concurrency} running, {s.queued} queued | "
-            f"done: {s.succeeded} ok, {s.failed} failed, {s.cancelled} cancelled]>"
-        )
+            return self._snapshot()
 
     # -- submission -----------------------------------------------------------
 
@@ -232,11 +296,6 @@ class Subpool:
         """
         return self.submit(fn, *args, **kwargs).result()
 
-    def _closed_error(self) -> PoolClosed:
-        return PoolClosed(
-            "the subpool is stopped" if self._closed else "the subpool's parent pool is stopped"
-        )
-
     def _put(self, item: tuple[Any, ...], *, wait: bool) -> bool:
         with self._changed:
             if self.closed:
@@ -249,18 +308,10 @@ class Subpool:
                 wait_for(self._changed, lambda: self.closed or self._room(bound), math.inf)
                 if self.closed:
                     raise self._closed_error()
-            self._pending.append(item)
-            self._counts["submitted"] += 1
-            start = self._workers < self._limit
-            if start:
-                self._workers += 1
+            start = self._queue(item)
         if start:
             self._start_drain(item)
         return True
-
-    def _room(self, bound: int) -> bool:
-        # A free drain slot takes the task at once; otherwise it must fit the queue.
-        return self._workers < self._limit or len(self._pending) < bound
 
     def _start_drain(self, item: tuple[Any, ...]) -> None:
         """Run one more drain as a task of the parent."""
@@ -273,22 +324,13 @@ class Subpool:
             with self._changed:
                 self._workers -= 1
                 orphans = self._orphans()
+                self._changed.notify_all()
             if any(o is item for o in orphans):
                 self._fail(orphans, exc)
                 raise
             self._fail(orphans, exc)
             return
         handle.add_done_callback(self._drain_ended)
-
-    def _orphans(self) -> list[tuple[Any, ...]]:
-        """Under the lock: the queued tasks no drain will take (none runs)."""
-        if self._workers:
-            return []
-        orphans = list(self._pending)
-        self._pending.clear()
-        self._counts["lost"] += len(orphans)
-        self._changed.notify_all()
-        return orphans
 
     @staticmethod
     def _fail(items: list[tuple[Any, ...]], exc: BaseException) -> None:
@@ -304,6 +346,7 @@ class Subpool:
         with self._changed:
             self._workers -= 1
             orphans = self._orphans()
+            self._changed.notify_all()
         self._fail(orphans, PoolClosed("the parent pool stopped before running it"))
 
     def _drain(self) -> None:
@@ -325,6 +368,7 @@ class Subpool:
                 with lock:
                     self._workers -= 1
                     orphans = self._orphans()
+                    changed.notify_all()
                 self._fail(orphans, PoolClosed("a drain of the subpool was interrupted"))
                 raise
 
@@ -389,10 +433,7 @@ class Subpool:
         seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
         with self._changed:
             if not wait_for(self._changed, lambda: not self._workers, deadline_after(seconds)):
-                raise PoolTimeout(
-                    f"subpool still busy after {seconds} s ({self._running} running, "
-                    f"{len(self._pending)} queued)"
-                )
+                raise self._busy_error(seconds)
 
     def stop(
         self, wait: bool = True, *, cancel_pending: bool = False, timeout: float | None = None
@@ -408,13 +449,8 @@ class Subpool:
             PoolTimeout: ``wait`` and still busy after ``timeout`` seconds.
         """
         check_bool("wait", wait)
-        check_bool("cancel_pending", cancel_pending)
         with self._changed:
-            self._closed = True
-            dropped = list(self._pending) if cancel_pending else []
-            if cancel_pending:
-                self._pending.clear()
-                self._counts["cancelled"] += len(dropped)
+            dropped = self._shut(cancel_pending)
             self._changed.notify_all()
         for *_, fut in dropped:
             if fut is not None:
