@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from poolkit import AsyncConnectionPool, AsyncPooledConnection, BadConnection, PoolClosed
+from poolkit import (
+    AsyncConnectionPool,
+    AsyncKeyedConnectionPool,
+    AsyncPooledConnection,
+    BadConnection,
+    PoolClosed,
+)
 from poolkit.connections._core import PoolCore
 from poolkit.connections._options import make_options
 from poolkit.testing import AsyncFakeConnector, FakeConnection
@@ -213,5 +219,31 @@ def test_run_refuses_bad_arguments_naming_them() -> None:
         await pool.close()
         with pytest.raises(PoolClosed):
             await pool.run(fn)
+
+    async_run(main)
+
+
+def test_a_keyed_pool_retries_on_the_same_key_and_sums_the_retries() -> None:
+    async def main() -> None:
+        fakes: dict[str, AsyncFakeConnector] = {}
+
+        def factory(key: str) -> AsyncFakeConnector:
+            fakes[key] = AsyncFakeConnector()
+            return fakes[key]
+
+        pool = AsyncKeyedConnectionPool(factory, max_size_per_key=3, timeout=5.0)
+        seen: list[tuple[str, int]] = []
+
+        async def fn(conn: Conn, key: str) -> int:
+            seen.append((key, conn.raw.id))
+            if len(seen) == 1:
+                raise BadConnection("dead before the write")
+            return conn.raw.use()
+
+        assert await pool.run("a", fn, "a") == 2
+        assert seen == [("a", 1), ("a", 2)]
+        assert pool.stats().retries == 1
+        assert list(fakes) == ["a"]
+        await pool.close()
 
     async_run(main)

@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
-from poolkit import BadConnection, ConnectionPool, PoolClosed, PooledConnection
+from poolkit import (
+    BadConnection,
+    ConnectionPool,
+    KeyedConnectionPool,
+    PoolClosed,
+    PooledConnection,
+)
 from poolkit.connections._core import PoolCore
 from poolkit.connections._options import make_options
 from poolkit.testing import FakeConnection, FakeConnector
@@ -213,5 +219,31 @@ def test_run_refuses_bad_arguments_naming_them() -> None:
         pool.close()
         with pytest.raises(PoolClosed):
             pool.run(fn)
+
+    run(main)
+
+
+def test_a_keyed_pool_retries_on_the_same_key_and_sums_the_retries() -> None:
+    def main() -> None:
+        fakes: dict[str, FakeConnector] = {}
+
+        def factory(key: str) -> FakeConnector:
+            fakes[key] = FakeConnector()
+            return fakes[key]
+
+        pool = KeyedConnectionPool(factory, max_size_per_key=3, timeout=5.0)
+        seen: list[tuple[str, int]] = []
+
+        def fn(conn: Conn, key: str) -> int:
+            seen.append((key, conn.raw.id))
+            if len(seen) == 1:
+                raise BadConnection("dead before the write")
+            return conn.raw.use()
+
+        assert pool.run("a", fn, "a") == 2
+        assert seen == [("a", 1), ("a", 2)]
+        assert pool.stats().retries == 1
+        assert list(fakes) == ["a"]
+        pool.close()
 
     run(main)
