@@ -19,6 +19,7 @@ from poolkit import (
     AsyncWorkerPool,
     CancelToken,
     PoolClosed,
+    PoolDeadlock,
     ProcessPool,
     TaskCancelled,
     WorkerPool,
@@ -164,6 +165,18 @@ def test_stopping_the_parent_stops_the_subpool_and_leaves_no_future_pending() ->
         sub.submit(int)
     stats = other.stats()
     assert (stats.lost, stats.workers) == (3, 0)
+
+
+def test_a_task_waiting_for_room_in_its_own_full_subpool_is_a_deadlock_error() -> None:
+    with WorkerPool(2) as pool:
+        sub = pool.subpool(1, queue_size=0)
+
+        def nested() -> int:
+            return sub.submit(int).result()  # no room: the only slot is this task's
+
+        with pytest.raises(PoolDeadlock, match="own full queue"):
+            sub.submit(nested).result(PATIENCE)
+        assert sub.submit(int, "4").result(PATIENCE) == 4
 
 
 def test_bad_arguments_name_the_parameter() -> None:

@@ -35,7 +35,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from poolkit._errors import PoolClosed, PoolTimeout
+from poolkit._errors import PoolClosed, PoolDeadlock, PoolTimeout
 from poolkit._validate import check_bool, check_callable, check_int, check_optional_seconds
 from poolkit._waits import deadline_after, wait_for
 from poolkit.workers._core import PondNames
@@ -51,6 +51,10 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _copy_context = contextvars.copy_context
+
+# The subpools whose drains run on this thread, innermost last: a task that
+# would wait for room in one of them would wait for itself.
+_DRAINS = threading.local()
 
 
 @dataclass(frozen=True)
@@ -305,6 +309,11 @@ class Subpool(SubpoolBase):
                 if not wait:
                     self._counts["dropped"] += 1
                     return False
+                if self in getattr(_DRAINS, "stack", ()):
+                    raise PoolDeadlock(
+                        "a task of this subpool would wait for room in its own full queue; "
+                        "use try_submit(), a larger queue_size, or another pool"
+                    )
                 wait_for(self._changed, lambda: self.closed or self._room(bound), math.inf)
                 if self.closed:
                     raise self._closed_error()
@@ -352,6 +361,16 @@ class Subpool(SubpoolBase):
     def _drain(self) -> None:
         """One drain: run queued tasks until the queue is empty (a parent task)."""
         lock, pending, changed = self._lock, self._pending, self._changed
+        stack = _DRAINS.__dict__.setdefault("stack", [])
+        stack.append(self)
+        try:
+            self._drain_loop(lock, pending, changed)
+        finally:
+            stack.pop()
+
+    def _drain_loop(
+        self, lock: threading.Lock, pending: deque[Any], changed: threading.Condition
+    ) -> None:
         while True:
             with lock:
                 if not pending:
