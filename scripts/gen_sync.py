@@ -40,7 +40,9 @@ PAIRS = [
     ("src/poolkit/connections/_keyed_async.py", "src/poolkit/connections/_keyed.py"),
     ("src/poolkit/connections/_lease_async.py", "src/poolkit/connections/_lease.py"),
     ("src/poolkit/connections/_pooled_async.py", "src/poolkit/connections/_pooled.py"),
+    ("src/poolkit/connections/_run_async.py", "src/poolkit/connections/_run.py"),
     ("tests/connections/test_async_pool.py", "tests/connections/test_pool.py"),
+    ("tests/connections/test_async_run.py", "tests/connections/test_run.py"),
 ]
 
 # (pattern, replacement), applied in order to every line the directives keep.

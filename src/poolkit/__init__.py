@@ -32,6 +32,7 @@ from poolkit import _lazy
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from poolkit._errors import (
+        BadConnection,
         BufferExportedError,
         ConnectionDetached,
         EventLoopMismatch,
@@ -103,6 +104,7 @@ __all__ = [
     "AsyncPooledConnection",
     "AsyncTaskGroup",
     "AsyncWorkerPool",
+    "BadConnection",
     "BufferExportedError",
     "BufferPool",
     "ByteBuffer",

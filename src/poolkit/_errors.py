@@ -16,6 +16,7 @@ from __future__ import annotations
 from concurrent.futures import BrokenExecutor
 
 __all__ = [
+    "BadConnection",
     "BufferExportedError",
     "ConnectionDetached",
     "EventLoopMismatch",
@@ -71,6 +72,19 @@ class ReleaseError(PoolError, ValueError):
     release of an object the pool never handed out, and on a buffer whose size
     is not one of the pool's size classes. Taking it would hand one object to
     two holders, or file a buffer where a later request would find it too small.
+    """
+
+
+class BadConnection(PoolError):
+    """The connection is unusable and the operation was **not** sent (database/sql ``ErrBadConn``).
+
+    Raise it (chained from the cause: ``raise BadConnection(...) from exc``)
+    from the function given to a connection pool's ``run()`` only when nothing
+    of the operation can have reached the server: a dead socket found before
+    the write, a connection closed before the first statement. ``run()`` then
+    discards the connection and runs the function again on another one, whatever
+    its ``retry=`` mode. A failure after the write never qualifies: the server
+    may have done the work, and doing it twice is worse than an error.
     """
 
 

@@ -1,6 +1,7 @@
 """A Hypothesis state machine over the sans-io core.
 
 Rules: acquire (hit, or queue a waiter and let planned connections open),
+a connection opened for one caller (``run()``'s last try, or its failure),
 release (normal, broken, or by a waiter giving up), a pending close returning
 (closes are slow: the driver reports each one back), time passing with the
 cleaner's pass, drain, resize, close, the pool breaking. Invariants after every
@@ -130,6 +131,25 @@ class CoreMachine(RuleBasedStateMachine):
             else:
                 self.waiters.append(waiter)
                 self.queued += 1
+        self._flush()
+        self._serve_waiters()
+
+    @precondition(lambda self: self.core is not None)
+    @rule(fails=st.booleans())
+    def acquire_new(self, fails: bool) -> None:
+        """run()'s last try: a connection opened for the caller, only below max_size."""
+        core = self.core
+        assert core is not None
+        room = not core.closed and core.broken is None and core.size < core.max_size
+        reserved = core.reserve_new()
+        assert reserved == room
+        if reserved:
+            if fails:
+                core.new_failed(ConnectionRefusedError("refused"))
+            else:
+                self.next_id += 1
+                self.open_conns.add(self.next_id)
+                self.held.append(core.opened_for_caller(self.next_id, self.now))
         self._flush()
         self._serve_waiters()
 

@@ -8,6 +8,8 @@ database/sql's contract, for Python drivers::
     db = dbapi.sqlite_pool("app.db", max_size=4)
     with db.connection() as conn:          # commits on success, rolls back on error
         conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    db.execute("INSERT INTO t VALUES (?)", (1,))        # one statement, committed
+    rows = db.fetchall("SELECT x FROM t", retry="idempotent")
 
 What the connector does for the pool:
 
@@ -31,7 +33,9 @@ What the connector does for the pool:
 :class:`DBPool` is the thin client that makes a pooled connection behave like a
 DB-API connection to its user (``close()`` gives it back, ``with conn:``
 commits or rolls back, then gives it back; after ``close()`` the connection and
-its cursors raise the driver's ``ProgrammingError``).
+its cursors raise the driver's ``ProgrammingError``), and runs single
+statements with database/sql's bad-connection retry (``execute``,
+``fetchone``, ``fetchall``, over ``ConnectionPool.run``).
 
 In a forked child, the connector never commits, rolls back or closes a
 connection the parent opened (see ``poolkit.adapters._forks``).
@@ -39,6 +43,7 @@ connection the parent opened (see ``poolkit.adapters._forks``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sqlite3
 import sys
@@ -172,13 +177,18 @@ class DBAPIConnector(Generic[C]):
             mean "broken" (default: found from ``connect``, else from each
             connection's DB-API ``conn.OperationalError`` attributes).
         is_broken: replaces the exception rule entirely (``exc -> bool``).
+        check: a cheap liveness test (``conn -> bool``, no round trip) run at
+            every checkout, e.g. ``psycopg``'s :func:`poolkit.adapters.psycopg.is_alive`:
+            a connection it calls dead is replaced before anything is sent on
+            it, which is what lets :meth:`DBPool.execute` retry a restart away
+            without ``retry="idempotent"``.
         **kwargs: keyword arguments for ``connect``. With ``sqlite3.connect``,
             ``check_same_thread`` defaults to False: the pool opens connections
             in its own threads and hands each to one thread at a time.
 
     Raises:
-        TypeError: ``connect``, ``configure``, ``reset`` or ``is_broken`` is not
-            callable, ``ping_query`` is not a non-empty str, ``module`` is not
+        TypeError: ``connect``, ``configure``, ``reset``, ``is_broken`` or
+            ``check`` is not callable, ``ping_query`` is not a non-empty str, ``module`` is not
             a module, or ``connect``'s signature refuses ``*args, **kwargs``.
     """
 
@@ -191,9 +201,12 @@ class DBAPIConnector(Generic[C]):
         ping_query: str = "SELECT 1",
         module: ModuleType | None = None,
         is_broken: Callable[[BaseException], bool] | None = None,
+        check: Callable[[C], bool] | None = None,
         **kwargs: Any,
     ) -> None:
         self._connect = check_callable("connect", connect)
+        # The pool looks the optional hooks up by name: None means "no check".
+        self.check: Callable[[C], bool] | None = check_callable("check", check, optional=True)
         self._configure = check_callable("configure", configure, optional=True)
         self._reset = check_callable("reset", reset, optional=True)
         self._is_broken = check_callable("is_broken", is_broken, optional=True)
@@ -516,6 +529,27 @@ def _driver_commit(conn: Any) -> None:
     conn.commit()
 
 
+# What a single-statement helper returns: the row count, one row, all rows.
+_ROWCOUNT, _ONE, _ALL = 0, 1, 2
+
+
+def _run_statement(proxy: PooledConnection[Any], sql: str, params: Any, fetch: int) -> Any:
+    """One try of :meth:`DBPool.execute` and its fetch twins (``pool.run`` calls it)."""
+    cur = proxy.raw.cursor()
+    try:
+        cur.execute(sql, params)
+        if fetch == _ONE:
+            return cur.fetchone()
+        if fetch == _ALL:
+            return list(cur.fetchall())
+        return cur.rowcount
+    finally:
+        # A dead connection's cursor may fail to close: the statement's own
+        # error (or its result) is what the caller needs.
+        with contextlib.suppress(Exception):
+            cur.close()
+
+
 class DBPool(Generic[C, W]):
     """A pool of DB-API connections that a user handles like DB-API connections.
 
@@ -623,6 +657,78 @@ class DBPool(Generic[C, W]):
                 pool.release(proxy)
             raise
         pool.release(proxy)
+
+    # -- single statements, with database/sql's bad-connection retry ---------
+
+    def execute(
+        self,
+        sql: str,
+        params: Any = (),
+        *,
+        retry: str = "safe",
+        timeout: float | None = None,
+    ) -> int:
+        """Run one statement on a pooled connection and commit it (``db.Exec``).
+
+        Runs through :meth:`ConnectionPool.run`: a connection found dead before
+        the statement is sent (the connector's ``check`` at checkout) is
+        replaced without the caller noticing; an error after the send is
+        raised as it is, unless ``retry="idempotent"`` says the statement may
+        run twice (then any error that broke the connection is retried: two
+        tries on pooled connections, then one on a new connection).
+
+        Args:
+            sql: the statement, in the driver's parameter style.
+            params: its parameters (a sequence or mapping, as the driver takes).
+            retry: ``"safe"`` (default) or ``"idempotent"``.
+            timeout: for each checkout, as for :meth:`ConnectionPool.acquire`.
+
+        Returns:
+            The cursor's ``rowcount`` (-1 when the driver does not know).
+
+        Raises:
+            TypeError: ``sql`` is not a str.
+            ValueError: ``retry`` is not a mode.
+            PoolTimeout, PoolClosed: from the checkout.
+            Exception: the driver's error, when it may not be retried.
+        """
+        return int(self._statement(sql, params, _ROWCOUNT, retry, timeout))
+
+    def fetchone(
+        self,
+        sql: str,
+        params: Any = (),
+        *,
+        retry: str = "safe",
+        timeout: float | None = None,
+    ) -> Any:
+        """Run a query and return its first row, or ``None`` (``db.QueryRow``).
+
+        The rule of :meth:`execute` (a read is a natural ``retry="idempotent"``).
+        """
+        return self._statement(sql, params, _ONE, retry, timeout)
+
+    def fetchall(
+        self,
+        sql: str,
+        params: Any = (),
+        *,
+        retry: str = "safe",
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """Run a query and return all its rows as a list (``db.Query``).
+
+        The rule of :meth:`execute` (a read is a natural ``retry="idempotent"``).
+        """
+        rows: list[Any] = self._statement(sql, params, _ALL, retry, timeout)
+        return rows
+
+    def _statement(
+        self, sql: str, params: Any, fetch: int, retry: str, timeout: float | None
+    ) -> Any:
+        if not isinstance(sql, str):
+            raise TypeError(f"sql must be a str, got {type(sql).__name__}")
+        return self.pool.run(_run_statement, sql, params, fetch, retry=retry, timeout=timeout)
 
     def stats(self) -> ConnectionPoolStats:
         """The pool's statistics (see :class:`~poolkit.connections.ConnectionPoolStats`)."""

@@ -51,6 +51,19 @@
   cursors forward every cursor method, and ``with conn:`` (``async with``)
   commits on success or rolls back on an error, leaving the connection open
   for the pool, as psycopg does for a connection that belongs to a pool.
+- **Single statements with database/sql's retry**: :func:`execute`,
+  :func:`fetchone`, :func:`fetchall` (and ``async_`` twins) run one statement
+  through ``pool.run``. Nothing is ever sent twice by default: a connection
+  is retried only when it was found dead *before* the statement was written.
+  The signal is the read-only look of the checkout check, taken again right
+  before the write: the connection is closed or broken, libpq's status is not
+  OK, or its socket already holds the server's FATAL or an EOF (a terminated
+  backend sends its FATAL, then closes; it never reads what comes after).
+  Then :class:`~poolkit.BadConnection` is raised, the connection discarded
+  and the statement sent on another one. A failure once the statement is on
+  the wire (a backend terminated mid-query, an EOF while waiting for the
+  result) may come after the server committed it, so it goes to the caller,
+  unless ``retry="idempotent"`` says running it twice is harmless.
 - **ping** (with the pool's ``ping_after``): an empty query in autocommit mode,
   so no transaction is left open; with ``require_writable=True`` it also asks
   ``SHOW transaction_read_only`` and rejects a read-only server.
@@ -72,11 +85,13 @@ try:
     import psycopg
     from psycopg import errors as pg_errors
     from psycopg import pq
+    from psycopg.abc import Params, Query
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
     from psycopg.pq import abc as pq_abc
 except ImportError as exc:
     raise missing_extra("psycopg", "psycopg 3", "postgres") from exc
 
+from poolkit._errors import BadConnection
 from poolkit._validate import check_bool, check_callable, check_int
 from poolkit.adapters._forks import Owners
 from poolkit.adapters._guard import (
@@ -88,7 +103,12 @@ from poolkit.adapters._guard import (
 from poolkit.connections import AsyncPooledConnection, PooledConnection
 
 if TYPE_CHECKING:
-    from poolkit.connections import AsyncPooledConnectionBase, PooledConnectionBase
+    from poolkit.connections import (
+        AsyncConnectionPool,
+        AsyncPooledConnectionBase,
+        ConnectionPool,
+        PooledConnectionBase,
+    )
 
     # For type checkers the proxies are psycopg's connections, plus what every
     # proxy has (see poolkit/connections/_proxy.py); psycopg's class first, so
@@ -110,7 +130,13 @@ __all__ = [
     "PsycopgConnector",
     "PsycopgPooledConnection",
     "async_connector",
+    "async_execute",
+    "async_fetchall",
+    "async_fetchone",
     "connector",
+    "execute",
+    "fetchall",
+    "fetchone",
     "is_alive",
     "is_broken",
 ]
@@ -689,6 +715,159 @@ class AsyncPsycopgConnector(_Base[Callable[[psycopg.AsyncConnection[Any]], Await
             return row is not None and row[0] == "off"
         finally:
             await conn.set_autocommit(autocommit)
+
+
+# -- single statements with database/sql's bad-connection retry -------------
+
+# What a statement helper returns: the row count, one row, all rows.
+_ROWCOUNT, _ONE, _ALL = 0, 1, 2
+
+
+def _dead_before_send(conn: _AnyConnection) -> bool:
+    """Whether the connection is dead before anything was written on it (reads only).
+
+    :func:`is_alive` without its transaction test: a statement helper runs on
+    a connection just checked out, and only death counts here.
+    """
+    if conn.closed or conn.broken:
+        return True
+    pgconn = conn.pgconn
+    if pgconn.status != _OK:
+        return True
+    return _readable(pgconn.socket) and not _drain_unasked(pgconn)
+
+
+def _not_sent() -> BadConnection:
+    return BadConnection(
+        "the connection was found dead before the statement was sent (closed, or "
+        "the server's FATAL or EOF already in its socket): it runs on another connection"
+    )
+
+
+def _sync_statement(
+    proxy: PooledConnection[psycopg.Connection[Any]], query: Any, params: Any, fetch: int
+) -> Any:
+    conn = proxy.raw
+    if _dead_before_send(conn):
+        raise _not_sent()
+    with conn.execute(query, params) as cur:
+        if fetch == _ONE:
+            return cur.fetchone()
+        if fetch == _ALL:
+            return cur.fetchall()
+        return cur.rowcount
+
+
+async def _async_statement(
+    proxy: AsyncPooledConnection[psycopg.AsyncConnection[Any]], query: Any, params: Any, fetch: int
+) -> Any:
+    conn = proxy.raw
+    if _dead_before_send(conn):
+        raise _not_sent()
+    async with await conn.execute(query, params) as cur:
+        if fetch == _ONE:
+            return await cur.fetchone()
+        if fetch == _ALL:
+            return await cur.fetchall()
+        return cur.rowcount
+
+
+def execute(
+    pool: ConnectionPool[psycopg.Connection[Any], Any],
+    query: Query,
+    params: Params | None = None,
+    *,
+    retry: str = "safe",
+    timeout: float | None = None,
+) -> int:
+    """Run one statement on ``pool`` and commit it, with database/sql's retry.
+
+    ``pool.run`` with one statement: a connection found dead before the write
+    (see the module docstring) is replaced and the statement sent on another
+    one; an error after the write goes to the caller unless
+    ``retry="idempotent"``.
+
+    Args:
+        pool: a :class:`~poolkit.ConnectionPool` of psycopg connections.
+        query: the statement (``%s`` placeholders, or a ``psycopg.sql`` object).
+        params: its parameters.
+        retry: ``"safe"`` (default) or ``"idempotent"``.
+        timeout: for each checkout, as for ``pool.acquire``.
+
+    Returns:
+        The statement's ``rowcount``.
+
+    Raises:
+        ValueError: ``retry`` is not a mode.
+        psycopg.Error: the statement's error, when it may not be retried.
+        PoolTimeout, PoolClosed: from the checkout.
+    """
+    return int(pool.run(_sync_statement, query, params, _ROWCOUNT, retry=retry, timeout=timeout))
+
+
+def fetchone(
+    pool: ConnectionPool[psycopg.Connection[Any], Any],
+    query: Query,
+    params: Params | None = None,
+    *,
+    retry: str = "safe",
+    timeout: float | None = None,
+) -> Any:
+    """Run a query on ``pool``; its first row or ``None`` (the rule of :func:`execute`)."""
+    return pool.run(_sync_statement, query, params, _ONE, retry=retry, timeout=timeout)
+
+
+def fetchall(
+    pool: ConnectionPool[psycopg.Connection[Any], Any],
+    query: Query,
+    params: Params | None = None,
+    *,
+    retry: str = "safe",
+    timeout: float | None = None,
+) -> list[Any]:
+    """Run a query on ``pool``; all its rows (the rule of :func:`execute`)."""
+    rows: list[Any] = pool.run(_sync_statement, query, params, _ALL, retry=retry, timeout=timeout)
+    return rows
+
+
+async def async_execute(
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any], Any],
+    query: Query,
+    params: Params | None = None,
+    *,
+    retry: str = "safe",
+    timeout: float | None = None,
+) -> int:
+    """:func:`execute` on an :class:`~poolkit.AsyncConnectionPool`."""
+    count = await pool.run(_async_statement, query, params, _ROWCOUNT, retry=retry, timeout=timeout)
+    return int(count)
+
+
+async def async_fetchone(
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any], Any],
+    query: Query,
+    params: Params | None = None,
+    *,
+    retry: str = "safe",
+    timeout: float | None = None,
+) -> Any:
+    """:func:`fetchone` on an :class:`~poolkit.AsyncConnectionPool`."""
+    return await pool.run(_async_statement, query, params, _ONE, retry=retry, timeout=timeout)
+
+
+async def async_fetchall(
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any], Any],
+    query: Query,
+    params: Params | None = None,
+    *,
+    retry: str = "safe",
+    timeout: float | None = None,
+) -> list[Any]:
+    """:func:`fetchall` on an :class:`~poolkit.AsyncConnectionPool`."""
+    rows: list[Any] = await pool.run(
+        _async_statement, query, params, _ALL, retry=retry, timeout=timeout
+    )
+    return rows
 
 
 # The factory spellings: the classes themselves, so their signatures are the

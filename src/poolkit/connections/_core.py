@@ -181,6 +181,7 @@ class PoolCore:
         self.created = 0
         self.create_errors = 0
         self.reconnects_failed = 0
+        self.retries = 0
         self.closed_by_reason = dict.fromkeys(CLOSE_REASONS, 0)
 
     @property
@@ -374,13 +375,7 @@ class PoolCore:
         Returns:
             Its entry (for the driver's ``on_create`` hook).
         """
-        self.creating -= 1
-        self.created += 1
-        self.last_create_error = None
-        self.refill_held = False
-        life = self.max_lifetime * (1.0 - self.jitter * self.rng.random())
-        entry = Entry(self, conn, now, now + life)
-        self.in_use.add(entry)  # checkin() takes it from there
+        entry = self._new_entry(conn, now)  # in use: checkin() takes it from there
         # A creation still in flight when close() ran finishes with the new
         # generation: without this it would land idle in a closed pool and be
         # handed out by a racing acquire.
@@ -389,6 +384,49 @@ class PoolCore:
             self.to_wake.append(waiter)
             self.dirty = True
         return entry
+
+    def _new_entry(self, conn: Any, now: float) -> Entry:
+        """A reserved creation opened: its entry, in use."""
+        self.creating -= 1
+        self.created += 1
+        self.last_create_error = None
+        self.refill_held = False  # the server is reachable again
+        life = self.max_lifetime * (1.0 - self.jitter * self.rng.random())
+        entry = Entry(self, conn, now, now + life)
+        self.in_use.add(entry)
+        return entry
+
+    def reserve_new(self) -> bool:
+        """Reserve a slot for a connection opened for one caller, idle ones aside.
+
+        database/sql's ``alwaysNewConn``: the last try of ``run()`` after
+        pooled connections failed takes a brand-new connection. Only below
+        ``max_size``; at the limit the caller takes a pooled one as usual
+        (database/sql then waits for a returned connection too).
+
+        Returns:
+            True when reserved: the driver opens the connection, then calls
+            :meth:`opened_for_caller`, or :meth:`abandon_create` if it failed.
+        """
+        if self.closed or self.broken is not None or not self._room(True):
+            return False
+        self.creating += 1
+        if self.budget is not None:
+            self.budget.total += 1
+        return True
+
+    def opened_for_caller(self, conn: Any, now: float) -> Entry:
+        """The connection reserved by :meth:`reserve_new` opened: it is checked out."""
+        entry = self._new_entry(conn, now)
+        entry.acquired_at = now
+        self.acquired += 1
+        return entry
+
+    def new_failed(self, exc: BaseException) -> None:
+        """The connection reserved by :meth:`reserve_new` failed to open."""
+        self.create_errors += 1
+        self.last_create_error = exc
+        self.abandon_create()
 
     def create_failed(self, exc: BaseException) -> bool:
         """A planned connection failed to open.
@@ -599,6 +637,7 @@ class PoolCore:
             created=self.created,
             create_errors=self.create_errors,
             reconnects_failed=self.reconnects_failed,
+            retries=self.retries,
             closed_by_reason=dict(self.closed_by_reason),
             broken=self.broken is not None,
         )

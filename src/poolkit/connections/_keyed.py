@@ -36,6 +36,7 @@ from poolkit.connections._lease import Lease
 from poolkit.connections._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, KeyOptions
 from poolkit.connections._pooled import PooledConnection, PooledConnectionBase
 from poolkit.connections._protocols import Connector, ProxiedConnector
+from poolkit.connections._run import RunFn
 from poolkit.connections._stats import ConnectionPoolStats
 from poolkit.connections._sync import ConnectionPool
 
@@ -44,6 +45,7 @@ __all__ = ["KeyedConnectionPool", "sum_stats"]
 
 K = TypeVar("K", bound=Hashable)
 C = TypeVar("C")
+T = TypeVar("T")
 if TYPE_CHECKING:
     from typing_extensions import TypeVar as DefaultTypeVar
 
@@ -303,6 +305,29 @@ class KeyedConnectionPool(Generic[K, C, P]):
     def connection(self, key: K, timeout: float | None = None) -> _KeyedLease[K, P]:
         """``with kpool.connection(key) as conn:`` — acquire, then release on exit."""
         return _KeyedLease(self, key, timeout)
+
+    def run(
+        self,
+        key: K,
+        fn: RunFn[T],
+        *args: Any,
+        retry: str = "safe",
+        timeout: float | None = None,
+    ) -> T:
+        """``fn(conn, *args)`` on a connection to ``key``, with database/sql's
+        bad-connection retry (see :meth:`ConnectionPool.run`); the tries stay on
+        ``key``, the last one on a new connection to it.
+
+        Raises:
+            TypeError, ValueError: a bad ``fn`` or ``retry``.
+            PoolTimeout, PoolClosed, PoolOverload: from the checkout.
+            Exception: ``fn``'s error, when it may not (or can no longer) be retried.
+        """
+        pool = self._enter(key)
+        try:
+            return pool.run(fn, *args, retry=retry, timeout=timeout)
+        finally:
+            self._leave(pool)
 
     def keys(self) -> list[K]:
         """The keys that currently have connections or waiters."""

@@ -35,6 +35,7 @@ from poolkit.connections._lease_async import AsyncLease
 from poolkit.connections._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, KeyOptions
 from poolkit.connections._pooled_async import AsyncPooledConnection, AsyncPooledConnectionBase
 from poolkit.connections._protocols import AsyncConnector, AsyncProxiedConnector
+from poolkit.connections._run_async import AsyncRunFn
 from poolkit.connections._stats import ConnectionPoolStats
 
 # sum_stats too: the memcache adapter imports it from the threaded twin.
@@ -42,6 +43,7 @@ __all__ = ["AsyncKeyedConnectionPool", "sum_stats"]
 
 K = TypeVar("K", bound=Hashable)
 C = TypeVar("C")
+T = TypeVar("T")
 if TYPE_CHECKING:
     from typing_extensions import TypeVar as DefaultTypeVar
 
@@ -277,6 +279,29 @@ class AsyncKeyedConnectionPool(Generic[K, C, P]):
     def connection(self, key: K, timeout: float | None = None) -> _AsyncKeyedLease[K, P]:
         """``async with kpool.connection(key) as conn:`` — acquire, then release on exit."""
         return _AsyncKeyedLease(self, key, timeout)
+
+    async def run(
+        self,
+        key: K,
+        fn: AsyncRunFn[T],
+        *args: Any,
+        retry: str = "safe",
+        timeout: float | None = None,
+    ) -> T:
+        """``await fn(conn, *args)`` on a connection to ``key``, with database/sql's
+        bad-connection retry (see :meth:`AsyncConnectionPool.run`); the tries stay on
+        ``key``, the last one on a new connection to it.
+
+        Raises:
+            TypeError, ValueError: a bad ``fn`` or ``retry``.
+            PoolTimeout, PoolClosed, PoolOverload: from the checkout.
+            Exception: ``fn``'s error, when it may not (or can no longer) be retried.
+        """
+        pool = self._enter(key)
+        try:
+            return await pool.run(fn, *args, retry=retry, timeout=timeout)
+        finally:
+            self._leave(pool)
 
     def keys(self) -> list[K]:
         """The keys that currently have connections or waiters."""

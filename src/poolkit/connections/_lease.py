@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from poolkit.connections._pooled import PooledConnectionBase
     from poolkit.connections._sync import ConnectionPool
 
-__all__ = ["Lease"]
+__all__ = ["Lease", "end_use"]
 
 # What the pool hands out: an PooledConnection, or the connector's typed proxy.
 P = TypeVar("P", bound="PooledConnectionBase[Any]")
@@ -50,29 +50,36 @@ class Lease(Generic[P]):
         return self._proxy
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        proxy, pool = self._proxy, self._pool
-        entry = proxy._entry
-        if entry is None:
-            return  # released or discarded inside the block
-        if pool._foreign(entry):
-            pool.release(proxy)  # forgets the parent's connection, calls nothing
-            return
-        hooks = pool._hooks
-        if exc is not None:
-            if hooks.broken(exc):
-                # Broken, or interrupted mid-use (the wire may hold half a request).
+        end_use(self._pool, self._proxy, exc)
+
+
+def end_use(pool: ConnectionPool[Any, P], proxy: P, exc: BaseException | None) -> None:
+    """Leave a use of ``proxy`` that ended with ``exc`` (None: normally), as the module says.
+
+    ``connection()`` blocks and ``run()`` end by this one rule.
+    """
+    entry = proxy._entry
+    if entry is None:
+        return  # released or discarded inside the block
+    if pool._foreign(entry):
+        pool.release(proxy)  # forgets the parent's connection, calls nothing
+        return
+    hooks = pool._hooks
+    if exc is not None:
+        if hooks.broken(exc):
+            # Broken, or interrupted mid-use (the wire may hold half a request).
+            pool.discard(proxy, "broken")
+        else:
+            pool.release(proxy)
+        return
+    if hooks.commit is not None:
+        try:
+            hooks.commit(entry.conn)
+        except BaseException as err:
+            # Interrupted mid-commit too: the transaction's fate is unknown.
+            if hooks.broken(err):
                 pool.discard(proxy, "broken")
             else:
                 pool.release(proxy)
-            return
-        if hooks.commit is not None:
-            try:
-                hooks.commit(entry.conn)
-            except BaseException as err:
-                # Interrupted mid-commit too: the transaction's fate is unknown.
-                if hooks.broken(err):
-                    pool.discard(proxy, "broken")
-                else:
-                    pool.release(proxy)
-                raise
-        pool.release(proxy)
+            raise
+    pool.release(proxy)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from poolkit.connections._async import AsyncConnectionPool
     from poolkit.connections._pooled_async import AsyncPooledConnectionBase
 
-__all__ = ["AsyncLease"]
+__all__ = ["AsyncLease", "async_end_use"]
 
 # What the pool hands out: an AsyncPooledConnection, or the connector's typed proxy.
 P = TypeVar("P", bound="AsyncPooledConnectionBase[Any]")
@@ -48,29 +48,38 @@ class AsyncLease(Generic[P]):
         return self._proxy
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        proxy, pool = self._proxy, self._pool
-        entry = proxy._entry
-        if entry is None:
-            return  # released or discarded inside the block
-        if pool._foreign(entry):
-            await pool.release(proxy)  # forgets the parent's connection, calls nothing
-            return
-        hooks = pool._hooks
-        if exc is not None:
-            if hooks.broken(exc):
-                # Broken, or interrupted mid-use (the wire may hold half a request).
+        await async_end_use(self._pool, self._proxy, exc)
+
+
+async def async_end_use(
+    pool: AsyncConnectionPool[Any, P], proxy: P, exc: BaseException | None
+) -> None:
+    """Leave a use of ``proxy`` that ended with ``exc`` (None: normally), as the module says.
+
+    ``connection()`` blocks and ``run()`` end by this one rule.
+    """
+    entry = proxy._entry
+    if entry is None:
+        return  # released or discarded inside the block
+    if pool._foreign(entry):
+        await pool.release(proxy)  # forgets the parent's connection, calls nothing
+        return
+    hooks = pool._hooks
+    if exc is not None:
+        if hooks.broken(exc):
+            # Broken, or interrupted mid-use (the wire may hold half a request).
+            await pool.discard(proxy, "broken")
+        else:
+            await pool.release(proxy)
+        return
+    if hooks.commit is not None:
+        try:
+            await hooks.commit(entry.conn)
+        except BaseException as err:
+            # Interrupted mid-commit too: the transaction's fate is unknown.
+            if hooks.broken(err):
                 await pool.discard(proxy, "broken")
             else:
                 await pool.release(proxy)
-            return
-        if hooks.commit is not None:
-            try:
-                await hooks.commit(entry.conn)
-            except BaseException as err:
-                # Interrupted mid-commit too: the transaction's fate is unknown.
-                if hooks.broken(err):
-                    await pool.discard(proxy, "broken")
-                else:
-                    await pool.release(proxy)
-                raise
-        await pool.release(proxy)
+            raise
+    await pool.release(proxy)

@@ -43,6 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from poolkit._errors import BadConnection
 from poolkit.connections._pooled import PooledConnection
 from poolkit.connections._pooled_async import AsyncPooledConnection
 
@@ -166,10 +167,11 @@ class ConnectorHooks:
 
         The one policy of both pools: a ``BaseException`` that is not an
         ``Exception`` (``KeyboardInterrupt``, a cancellation) always does, as
-        half a request may be on the wire; otherwise the connector's
+        half a request may be on the wire, and so does
+        :class:`~poolkit.BadConnection` (its raiser found it dead); otherwise the connector's
         ``is_broken`` decides, and without one any ``OSError`` does.
         """
-        if not isinstance(exc, Exception):
+        if not isinstance(exc, Exception) or isinstance(exc, BadConnection):
             return True
         if self.is_broken is None:
             return isinstance(exc, OSError)

@@ -58,6 +58,8 @@ class ConnectionPoolStats:
         create_errors: failed attempts to open one.
         reconnects_failed: background attempts to open one that gave up after
             ``reconnect_timeout`` (each called ``reconnect_failed``).
+        retries: operations ``run()`` ran again on another connection after
+            the first one failed as broken (database/sql's bad-connection retry).
         closed_by_reason: connections retired per reason (see ``CLOSE_REASONS``),
             counted when the pool decides to close them.
         broken: the pool is broken (its cleaner died): ``acquire()`` raises
@@ -80,6 +82,7 @@ class ConnectionPoolStats:
     overloads: int
     created: int
     create_errors: int
+    retries: int
     closed_by_reason: Mapping[str, int]
     broken: bool = False
     reconnects_failed: int = 0

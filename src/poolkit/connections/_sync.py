@@ -66,10 +66,12 @@ from poolkit.connections._options import (
 from poolkit.connections._pooled import PooledConnection, PooledConnectionBase
 from poolkit.connections._protocols import Connector, ProxiedConnector
 from poolkit.connections._proxy import attach, set_entry, set_pool
+from poolkit.connections._run import RunFn, run_with_retries
 
 __all__ = ["ConnectionPool"]
 
 C = TypeVar("C")
+T = TypeVar("T")
 if TYPE_CHECKING:
     from typing_extensions import TypeVar as DefaultTypeVar
 
@@ -543,6 +545,96 @@ class ConnectionPool(DriverBase, Generic[C, P]):
 
     def _rouse_cleaner(self) -> None:
         self._runner.rouse()
+
+    def _acquire_new(self, timeout: float | None) -> P:
+        """A connection opened for this caller (``run()``'s last try), or, at
+        ``max_size``, a pooled one as :meth:`acquire` gives.
+
+        The connection is opened by the calling thread or task: the
+        connector's own connect timeout bounds it.
+
+        Raises:
+            Exception: what ``connector.create()`` raised.
+            PoolClosed: the pool was closed meanwhile.
+        """
+        core = self._core
+        self._lock.acquire()
+        try:
+            reserved = core.reserve_new()
+        finally:
+            self._lock.release()
+        if not reserved:
+            return self.acquire(timeout)
+        try:
+            conn = self._connector.create()
+        except BaseException as exc:
+            self._lock.acquire()
+            try:
+                core.new_failed(exc)
+            finally:
+                self._lock.release()
+            self._flush()
+            raise
+        now = self._clock()
+        self._lock.acquire()
+        try:
+            entry = core.opened_for_caller(conn, now)
+        finally:
+            self._lock.release()
+        if self._opts.on_create is not None:
+            call_hook(self._opts.on_create, conn)
+        if core.closed:
+            self._give_back(entry, "pool_closed")
+            raise PoolClosed("the connection pool was closed while opening a connection")
+        self._checked_out(entry, now)
+        return attach(self._proxy_class, self, entry)
+
+    def _count_retry(self) -> None:
+        self._lock.acquire()
+        try:
+            self._core.retries += 1
+        finally:
+            self._lock.release()
+
+    def run(
+        self,
+        fn: RunFn[T],
+        *args: Any,
+        retry: str = "safe",
+        timeout: float | None = None,
+    ) -> T:
+        """Run ``fn(conn, *args)`` on a pooled connection, retrying on a bad one.
+
+        database/sql's rule (``_run.py`` has it in full): a connection
+        found dead before anything was sent costs the caller nothing. The
+        checkout's ``check`` replaces it before ``fn`` gets it; ``fn`` raising
+        :class:`~poolkit.BadConnection` (dead before the write) runs ``fn``
+        again. With ``retry="idempotent"``, any error the connector calls
+        broken runs it again too. Two tries on pooled connections, then one on
+        a connection opened for the call. An error after the write is never
+        retried in the default mode: the statement may have run.
+
+        On success the connection is committed (the connector's ``commit``)
+        and given back, as a ``connection()`` block does; the retries count in
+        ``stats().retries``.
+
+        Args:
+            fn: ``def fn(conn, *args)``; its result is returned.
+            *args: passed to ``fn`` after the connection.
+            retry: ``"safe"`` (default: only what was not sent) or
+                ``"idempotent"`` (``fn`` may run twice).
+            timeout: for each checkout, as for :meth:`acquire`.
+
+        Returns:
+            What ``fn`` returned.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            ValueError: ``retry`` is not ``"safe"`` or ``"idempotent"``.
+            PoolTimeout, PoolClosed, PoolOverload: from the checkout.
+            Exception: ``fn``'s error, when it may not (or can no longer) be retried.
+        """
+        return run_with_retries(self, fn, args, retry, timeout)
 
     def connection(self, timeout: float | None = None) -> Lease[P]:
         """A context manager: acquire on entry, release on exit.

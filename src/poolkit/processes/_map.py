@@ -26,7 +26,7 @@ from poolkit.processes import _child as child
 from poolkit.processes._options import NO_OPTIONS, GroupTaskOptions, Options
 from poolkit.processes._wire import dumps
 from poolkit.processes._workers import Task
-from poolkit.workers._group import TaskGroup
+from poolkit.workers._group import CancelToken, GroupCore, TaskGroup
 from poolkit.workers._map import MapArgs, lazy_map
 
 if TYPE_CHECKING:
@@ -111,9 +111,14 @@ class ProcessTaskGroup(TaskGroup[T]):
     """
 
     def __init__(
-        self, pool: ProcessPool, *, cancel_on_error: bool = False, options: Options = NO_OPTIONS
+        self,
+        pool: ProcessPool,
+        *,
+        cancel_on_error: bool = False,
+        options: Options = NO_OPTIONS,
+        parent: CancelToken | GroupCore | None = None,
     ) -> None:
-        super().__init__(cast("WorkerPool", pool), cancel_on_error=cancel_on_error)
+        super().__init__(cast("WorkerPool", pool), cancel_on_error=cancel_on_error, parent=parent)
         self._process_pool = pool
         self._task_options = options
 

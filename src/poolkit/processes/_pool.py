@@ -29,7 +29,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._typing import Result
@@ -53,6 +53,9 @@ from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import Step
 from poolkit.workers._map import MapArgs
 from poolkit.workers._verbs import CoreViews, MapVerb, ShutdownVerb
+
+if TYPE_CHECKING:
+    from poolkit.workers._group import CancelToken, GroupCore
 
 __all__ = ["ProcessPool"]
 
@@ -333,7 +336,9 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[m
     ) -> Iterator[T]:
         return process_map(self, fn, iterables, how, options)
 
-    def group(self, *, cancel_on_error: bool = False) -> ProcessTaskGroup[Result]:
+    def group(
+        self, *, cancel_on_error: bool = False, parent: CancelToken | GroupCore | None = None
+    ) -> ProcessTaskGroup[Result]:
         """A task group on this pool (errgroup, pond ``Group``).
 
         Per-task options for the group's tasks: ``pool.options(...).group()``
@@ -342,14 +347,24 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[m
         Args:
             cancel_on_error: the first failure cancels the group's other
                 tasks — running ones too when the pool has ``cancel_running``.
+            parent: a :class:`~poolkit.CancelToken` or another group: cancelling
+                it cancels this group (pond ``NewGroupContext(ctx)``).
 
         Raises:
-            TypeError: ``cancel_on_error`` is not a bool.
+            TypeError: ``cancel_on_error`` is not a bool, ``parent`` not a
+                token or group.
         """
-        return self._group(cancel_on_error, NO_OPTIONS)
+        return self._group(cancel_on_error, NO_OPTIONS, parent)
 
-    def _group(self, cancel_on_error: bool, options: Options) -> ProcessTaskGroup[Any]:
-        return ProcessTaskGroup(self, cancel_on_error=cancel_on_error, options=options)
+    def _group(
+        self,
+        cancel_on_error: bool,
+        options: Options,
+        parent: CancelToken | GroupCore | None = None,
+    ) -> ProcessTaskGroup[Any]:
+        return ProcessTaskGroup(
+            self, cancel_on_error=cancel_on_error, options=options, parent=parent
+        )
 
     # -- lifecycle ----------------------------------------------------------
 

@@ -21,12 +21,20 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._validate import check_callable, check_optional_seconds
 from poolkit._waits import deadline_after, left_until
-from poolkit.workers._group import WAIT_DOC, GroupCore
+from poolkit.workers._group import WAIT_DOC, CancelToken, GroupCore
 
 if TYPE_CHECKING:
     from poolkit.workers._async_pool import AsyncWorkerPool
 
 __all__ = ["AsyncTaskGroup"]
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -40,8 +48,18 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
     tasks, running ones included (as ``asyncio.TaskGroup``).
     """
 
-    def __init__(self, pool: AsyncWorkerPool, *, cancel_on_error: bool = False) -> None:
-        super().__init__(cancel_on_error=cancel_on_error)
+    def __init__(
+        self,
+        pool: AsyncWorkerPool,
+        *,
+        cancel_on_error: bool = False,
+        parent: CancelToken | GroupCore | None = None,
+    ) -> None:
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        super().__init__(cancel_on_error=cancel_on_error, parent=parent)
         self._pool = pool
         # Members whose coroutine has already ended (raised): cancelling the
         # group must not cancel the Future of the member that is failing and
@@ -72,6 +90,15 @@ class AsyncTaskGroup(GroupCore, Generic[T]):
         self._number_of[fut] = number
         self._record(fut)
         return fut
+
+    def _parent_cancelled(self) -> None:
+        # asyncio Futures are cancelled on their loop: a parent cancelled
+        # from another thread hands the cancel over to it.
+        loop = self._loop
+        if loop is None or _on_loop(loop):
+            self.cancel()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self.cancel)
 
     def _cancel_member(self, fut: Any) -> None:
         # Cancelling the Future of a running member throws CancelledError into

@@ -30,6 +30,7 @@ from poolkit._validate import (
 from poolkit.workers._async_crew import AsyncCrew
 from poolkit.workers._async_group import AsyncTaskGroup
 from poolkit.workers._async_map import async_map
+from poolkit.workers._async_subpool import AsyncSubpool
 from poolkit.workers._core import (
     DEFAULT_IDLE_TIMEOUT,
     Admission,
@@ -40,6 +41,7 @@ from poolkit.workers._core import (
     WorkerPoolStats,
     stop_mode,
 )
+from poolkit.workers._group import CancelToken, GroupCore
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._verbs import CoreViews, with_worker
 
@@ -390,9 +392,34 @@ class AsyncWorkerPool(CoreViews):
         """
         return async_map(self, fn, iterables, ordered, buffersize, timeout, progress)
 
-    def group(self, *, cancel_on_error: bool = False) -> AsyncTaskGroup[Result]:
-        """An asyncio task group on this pool (see :class:`AsyncTaskGroup`)."""
-        return AsyncTaskGroup(self, cancel_on_error=cancel_on_error)
+    def group(
+        self, *, cancel_on_error: bool = False, parent: CancelToken | GroupCore | None = None
+    ) -> AsyncTaskGroup[Result]:
+        """An asyncio task group on this pool (see :class:`AsyncTaskGroup`).
+
+        Args:
+            cancel_on_error: the first failure cancels the group's other tasks.
+            parent: a :class:`~poolkit.CancelToken` or another group: cancelling
+                it cancels this group (pond ``NewGroupContext(ctx)``).
+        """
+        return AsyncTaskGroup(self, cancel_on_error=cancel_on_error, parent=parent)
+
+    def subpool(self, max_concurrency: int, *, queue_size: int | None = None) -> AsyncSubpool:
+        """A view of this pool with its own concurrency limit (pond v2 ``NewSubpool``).
+
+        The asyncio twin of ``WorkerPool.subpool`` (see
+        :class:`~poolkit.workers.AsyncSubpool`).
+
+        Raises:
+            TypeError: an argument is not an int.
+            ValueError: ``max_concurrency`` below 1 or above ``max_workers``;
+                ``queue_size`` below 0.
+        """
+        return AsyncSubpool(self, max_concurrency, queue_size=queue_size)
+
+    def _report(self, exc: BaseException, fn: object) -> None:
+        """A subpool's fire-and-forget failure: this pool's ``on_error``."""
+        self._crew.report(exc, fn)
 
     async def wait(self, timeout: float | None = None) -> None:
         """Wait until every task submitted so far has finished, without stopping.

@@ -41,6 +41,7 @@ __all__ = [
     "ErrorHandler",
     "Expired",
     "Expiring",
+    "PondNames",
     "PoolOptions",
     "WorkerHooks",
     "WorkerPoolStats",
@@ -282,12 +283,32 @@ def spawn_count(*, workers: int, max_workers: int, backlog: int, idle: int) -> i
     return max(0, min(max_workers - workers, backlog - idle))
 
 
+class PondNames:
+    """pond's names for two counters of a stats snapshot (``WaitingTasks``, ``SuccessfulTasks``)."""
+
+    queued: int
+    succeeded: int
+
+    @property
+    def waiting(self) -> int:
+        """Tasks accepted and not started: ``queued`` (pond ``WaitingTasks``)."""
+        return self.queued
+
+    @property
+    def successful(self) -> int:
+        """Tasks that returned: ``succeeded`` (pond ``SuccessfulTasks``)."""
+        return self.succeeded
+
+
 @dataclass(frozen=True)
-class WorkerPoolStats:
+class WorkerPoolStats(PondNames):
     """A snapshot of a worker pool (pond's metrics, and more).
 
     Counters only grow. After a stop that waited,
-    ``submitted == completed + cancelled + expired``.
+    ``submitted == completed + cancelled + expired``. pond's metric names
+    read the same numbers: ``waiting`` is ``queued``, ``successful`` is
+    ``succeeded`` (``submitted``, ``failed``, ``completed``, ``dropped`` are
+    pond's own).
 
     Attributes:
         max_workers: the current bound on workers.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, as_completed
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -53,18 +54,37 @@ class TaskCancelled(PoolError, CancelledError):
     """
 
 
+# Guards the links between tokens (a cancel racing with a link): both are rare.
+_LINKS = threading.Lock()
+
+
 class CancelToken:
     """A flag a group sets when it is cancelled; tasks poll it to stop early.
 
     Works for threads and asyncio alike (reading it is one attribute load).
+    Create one yourself to cancel several groups at once: pass it as their
+    ``parent`` (pond's ``NewGroupContext(ctx)``, a Go context).
     """
 
-    __slots__ = ("_cancelled", "_event", "reason")
+    __slots__ = ("__weakref__", "_cancelled", "_event", "_links", "reason")
 
     def __init__(self) -> None:
         self._cancelled = False
         self._event = threading.Event()
         self.reason: BaseException | None = None
+        # What cancel() also cancels: bound methods of child groups, held
+        # weakly so a long-lived parent does not keep finished groups alive.
+        self._links: list[weakref.WeakMethod[Callable[[], None]]] = []
+
+    def _on_cancel(self, method: Callable[[], None]) -> None:
+        """Call ``method`` (a bound method) when this token is cancelled (now, if it is)."""
+        with _LINKS:
+            if not self._cancelled:
+                if len(self._links) >= 64:  # a long-lived parent: forget dead children
+                    self._links = [ref for ref in self._links if ref() is not None]
+                self._links.append(weakref.WeakMethod(method))
+                return
+        method()
 
     @property
     def cancelled(self) -> bool:
@@ -73,10 +93,17 @@ class CancelToken:
 
     def cancel(self, reason: BaseException | None = None) -> None:
         """Set the token (idempotent; the first reason is kept)."""
-        if not self._cancelled:
+        with _LINKS:
+            if self._cancelled:
+                return
             self.reason = reason
             self._cancelled = True
-            self._event.set()
+            links, self._links = self._links, []
+        self._event.set()
+        for ref in links:
+            method = ref()
+            if method is not None:
+                method()
 
     def raise_if_cancelled(self) -> None:
         """Raise :class:`TaskCancelled` if the token is set.
@@ -98,6 +125,19 @@ class CancelToken:
 
     def __repr__(self) -> str:
         return f"<CancelToken cancelled={self._cancelled} reason={self.reason!r}>"
+
+
+def parent_token_of(parent: object) -> CancelToken | None:
+    """The token a group's ``parent=`` stands for (a group's own token).
+
+    Raises:
+        TypeError: ``parent`` is neither a :class:`CancelToken` nor a task group.
+    """
+    if parent is None or isinstance(parent, CancelToken):
+        return parent
+    if isinstance(parent, GroupCore):
+        return parent.token
+    raise TypeError(f"parent must be a CancelToken or a task group, got {type(parent).__name__}")
 
 
 # The contract of wait(), one text for the thread and the asyncio group.
@@ -127,8 +167,11 @@ class GroupCore:
     ``cancel()``, ``cancelled()``, ``done()`` and ``exception()``.
     """
 
-    def __init__(self, *, cancel_on_error: bool) -> None:
+    def __init__(
+        self, *, cancel_on_error: bool, parent: CancelToken | GroupCore | None = None
+    ) -> None:
         self._cancel_on_error = check_bool("cancel_on_error", cancel_on_error)
+        parent_token = parent_token_of(parent)
         self._futures: list[Any] = []
         self._lock = threading.Lock()  # thread groups call back from workers
         self._settled_cv = threading.Condition(self._lock)  # thread wait() sleeps here
@@ -137,6 +180,12 @@ class GroupCore:
         self.token = CancelToken()
         # One bound method, so _on_done can find itself in a callback list.
         self._on_done_cb = self._on_done
+        if parent_token is not None:
+            parent_token._on_cancel(self._parent_cancelled)
+
+    def _parent_cancelled(self) -> None:
+        """The parent token or group was cancelled: so is this group."""
+        self.cancel()
 
     def _submit_failed(self, exc: BaseException) -> None:
         """A submission to the group raised: that is a failure of the group.
@@ -248,8 +297,14 @@ class TaskGroup(GroupCore, Generic[T]):
     not yet started.
     """
 
-    def __init__(self, pool: WorkerPool, *, cancel_on_error: bool = False) -> None:
-        super().__init__(cancel_on_error=cancel_on_error)
+    def __init__(
+        self,
+        pool: WorkerPool,
+        *,
+        cancel_on_error: bool = False,
+        parent: CancelToken | GroupCore | None = None,
+    ) -> None:
+        super().__init__(cancel_on_error=cancel_on_error, parent=parent)
         self._pool = pool
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:

@@ -37,9 +37,10 @@ from poolkit.workers._core import (
     stop_mode,
 )
 from poolkit.workers._future import PoolFuture
-from poolkit.workers._group import TaskGroup
+from poolkit.workers._group import CancelToken, GroupCore, TaskGroup
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._map import MapArgs, lazy_map
+from poolkit.workers._subpool import Subpool
 from poolkit.workers._thread_crew import ThreadCrew
 from poolkit.workers._thread_worker import current_pool
 from poolkit.workers._verbs import CoreViews, MapVerb, ShutdownVerb, with_worker
@@ -279,17 +280,41 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[mi
     ) -> Iterator[T]:
         return lazy_map(self, fn, iterables, how)
 
-    def group(self, *, cancel_on_error: bool = False) -> TaskGroup[Result]:
+    def group(
+        self, *, cancel_on_error: bool = False, parent: CancelToken | GroupCore | None = None
+    ) -> TaskGroup[Result]:
         """A task group on this pool (pond ``Group``, errgroup, go-playground ``Batch``).
 
         Args:
             cancel_on_error: the first failure cancels the group's tasks not
                 yet started and sets its cancel token.
+            parent: a :class:`~poolkit.CancelToken` or another group: cancelling
+                it cancels this group (pond ``NewGroupContext(ctx)``).
 
         Returns:
             A :class:`~poolkit.workers.TaskGroup`.
         """
-        return TaskGroup(self, cancel_on_error=cancel_on_error)
+        return TaskGroup(self, cancel_on_error=cancel_on_error, parent=parent)
+
+    def subpool(self, max_concurrency: int, *, queue_size: int | None = None) -> Subpool:
+        """A view of this pool with its own concurrency limit (pond v2 ``NewSubpool``).
+
+        Its tasks run on this pool's threads, at most ``max_concurrency`` at
+        once, and count against this pool's limit too; it has its own queue
+        (``queue_size``: ``None`` unbounded, ``N``, or ``0``), its own
+        ``stats()``, and stops on its own or with this pool. See
+        :class:`~poolkit.workers.Subpool`.
+
+        Raises:
+            TypeError: an argument is not an int.
+            ValueError: ``max_concurrency`` below 1 or above ``max_workers``;
+                ``queue_size`` below 0.
+        """
+        return Subpool(self, max_concurrency, queue_size=queue_size)
+
+    def _report(self, exc: BaseException, fn: object) -> None:
+        """A subpool's fire-and-forget failure: this pool's ``on_error``."""
+        self._crew.report(exc, fn)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until every task submitted so far has finished, without stopping.
