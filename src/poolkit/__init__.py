@@ -14,6 +14,8 @@
   :class:`AsyncWorkerPool` (asyncio) and :class:`ProcessPool` (processes); the
   ants and tunny ports in :mod:`poolkit.workers`, the process pool's helper
   types in :mod:`poolkit.processes`.
+- Observability: :func:`pools` lists the live pools of the process, each
+  with its ``name`` and ``stats()`` (docs/stats.md).
 
 Here are the pools, the errors (every one derives from :class:`PoolError`)
 and the names the README's examples use; statistics classes and the niche
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
         TaskTimeout,
         WorkerCrashed,
     )
+    from poolkit._registry import pools
     from poolkit.buffers import (
         BufferPool,
         ByteBuffer,
@@ -133,6 +136,7 @@ __all__ = [
     "WorkerPool",
     "__version__",
     "accept_by_capacity",
+    "pools",
 ]
 
 # Each module and the public names it defines, imported on first use; the
@@ -156,6 +160,7 @@ _EXPORTS = {
         "KeyedConnectionPool",
         "PooledConnection",
     ),
+    "poolkit._registry": ("pools",),
     "poolkit.processes": ("ProcessPool",),
     "poolkit.workers": (
         "AsyncTaskGroup",

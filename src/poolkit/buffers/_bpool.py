@@ -38,7 +38,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from poolkit import _registry
 from poolkit._errors import PoolClosed, ReleaseError
+from poolkit._registry import NamedClosable
 from poolkit._validate import check_int
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
 from poolkit.buffers._snapshot import snapshot
@@ -82,10 +84,11 @@ class BoundedPoolStats:
     replaced: int
 
 
-class _FifoPool(Generic[T]):
+class _FifoPool(NamedClosable, Generic[T]):
     """A fixed-count, non-blocking FIFO store shared by the three pools."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, name: str | None = None) -> None:
+        self._name = _registry.name_for(self, name)
         self._size = check_int("size", size, minimum=0)
         # The most idle items the pool may keep now: size while open, 0 once
         # closed, so put's "full?" test also refuses everything after close().
@@ -95,6 +98,8 @@ class _FifoPool(Generic[T]):
         self._closed = False
         self._hits = self._misses = self._kept = self._dropped = 0
         self._rejected = self._replaced = 0
+        # Subclasses' own fields are set before they call this: listed complete.
+        _registry.add(self)
 
     def _take(self) -> T | None:
         """The coldest idle item, or ``None`` (empty pool or busy lock).
@@ -210,6 +215,8 @@ class BoundedBufferPool(_FifoPool[ByteBuffer]):
 
     Args:
         size: the most idle buffers kept.
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``BoundedBufferPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         ValueError: ``size`` is negative.
@@ -265,16 +272,18 @@ class SizedBufferPool(BoundedBufferPool):
     Args:
         size: the most idle buffers kept.
         alloc: capacity of new buffers, and the largest capacity kept.
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``SizedBufferPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         ValueError: ``size`` or ``alloc`` is negative.
         TypeError: either is not an int.
     """
 
-    def __init__(self, size: int, alloc: int) -> None:
-        super().__init__(size)
+    def __init__(self, size: int, alloc: int, *, name: str | None = None) -> None:
         self._alloc = check_int("alloc", alloc, minimum=0)
         self._new_capacity = self._alloc
+        super().__init__(size, name=name)
 
     @property
     def alloc(self) -> int:
@@ -309,15 +318,17 @@ class BytesPool(_FifoPool[bytearray]):
     Args:
         size: the most idle arrays kept.
         width: the length of every array.
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``BytesPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         ValueError: ``size`` negative or ``width`` < 1.
         TypeError: either is not an int.
     """
 
-    def __init__(self, size: int, width: int) -> None:
-        super().__init__(size)
+    def __init__(self, size: int, width: int, *, name: str | None = None) -> None:
         self._width = check_int("width", width, minimum=1)
+        super().__init__(size, name=name)
 
     @property
     def width(self) -> int:

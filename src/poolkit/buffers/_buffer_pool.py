@@ -50,7 +50,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from poolkit import _registry
 from poolkit._errors import PoolClosed, ReleaseError
+from poolkit._registry import NamedClosable
 from poolkit._validate import (
     Clock,
     check_bool,
@@ -128,7 +130,7 @@ class BufferPoolStats:
     dropped_closed: int = 0
 
 
-class BufferPool:
+class BufferPool(NamedClosable):
     """A thread-safe, never-blocking pool of ``bytearray`` buffers in size classes.
 
     Classes are ``min_size * 2**k`` below ``max_size``, then ``max_size``
@@ -161,6 +163,8 @@ class BufferPool:
             idleness; a pool nobody calls keeps its buffers until
             :meth:`clear`.
         clock: monotonic seconds for aging (tests pass a fake clock).
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``BufferPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         TypeError: a size is not an int, ``zero`` is not a bool, ``clock`` is
@@ -179,7 +183,9 @@ class BufferPool:
         zero: bool = False,
         max_idle_time: float | None = None,
         clock: Clock = time.monotonic,
+        name: str | None = None,
     ) -> None:
+        self._name = _registry.name_for(self, name)
         classes = SizeClasses(min_size, max_size)
         budget = check_optional_int("max_idle_bytes", max_idle_bytes, minimum=0)
         per_class = check_optional_int("max_idle_per_class", max_idle_per_class, minimum=0)
@@ -220,6 +226,7 @@ class BufferPool:
         self._hits = self._misses = self._oversize = self._returns = self._aged = 0
         self._dropped_oversize = self._dropped_budget = self._dropped_class_full = 0
         self._dropped_in_use = self._dropped_closed = self._evicted = self._refused = 0
+        _registry.add(self)
 
     # -- public API ----------------------------------------------------------
 

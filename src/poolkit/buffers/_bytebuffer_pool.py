@@ -45,7 +45,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from poolkit import _registry
 from poolkit._errors import PoolClosed
+from poolkit._registry import NamedClosable
 from poolkit._validate import Clock, check_callable, check_int, check_optional_seconds
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
 from poolkit.buffers._snapshot import snapshot
@@ -109,7 +111,7 @@ class ByteBufferPoolStats:
     dropped_closed: int = 0
 
 
-class ByteBufferPool:
+class ByteBufferPool(NamedClosable):
     """A pool of :class:`ByteBuffer` that calibrates to the sizes it sees.
 
     Args:
@@ -124,6 +126,8 @@ class ByteBufferPool:
             apply). Checked lazily on ``put``: no background thread. It plays
             the part of ``sync.Pool``'s release after two garbage collections.
         clock: monotonic seconds, for ``max_idle_time`` (tests pass a fake).
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``ByteBufferPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         TypeError: ``retention`` has no ``admit`` method, a bound is not an
@@ -146,7 +150,9 @@ class ByteBufferPool:
         max_idle_bytes: int = MAX_IDLE_BYTES,
         max_idle_time: float | None = None,
         clock: Clock = time.monotonic,
+        name: str | None = None,
     ) -> None:
+        self._name = _registry.name_for(self, name)
         if retention is None:
             retention = Calibrated()
         else:
@@ -169,6 +175,7 @@ class ByteBufferPool:
         self._idle_bytes = self._hits = self._misses = self._kept = self._expired = 0
         self._dropped = self._dropped_exported = self._dropped_closed = self._evicted = 0
         self._contended_gets = self._contended_puts = 0
+        _registry.add(self)
 
     @property
     def retention(self) -> RetentionPolicy:

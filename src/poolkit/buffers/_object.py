@@ -59,6 +59,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from poolkit import _registry
+from poolkit._registry import Named
 from poolkit._validate import (
     Clock,
     check_bool,
@@ -145,7 +147,7 @@ class ObjectPoolStats:
         )
 
 
-class ObjectPool(Generic[T]):
+class ObjectPool(Named, Generic[T]):
     """A bounded, thread-safe free list of reusable objects: Go's ``sync.Pool``.
 
     ``get()`` returns an idle object, or a new one from ``factory`` when none is
@@ -208,6 +210,8 @@ class ObjectPool(Generic[T]):
             identities of idle objects, at ~0.3 µs per get+put. Without it a
             double put goes unnoticed, and the object may later be handed to
             two holders.
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``ObjectPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         TypeError: ``factory``, ``reset``, ``accept`` or ``clock`` is not
@@ -215,7 +219,7 @@ class ObjectPool(Generic[T]):
         ValueError: ``max_idle`` < 0, ``max_idle_time`` negative or not finite.
     """
 
-    __slots__ = ("__weakref__", "_core", "_counts", "_finalizer", "_rewire", "get", "put")
+    __slots__ = ("__weakref__", "_core", "_counts", "_finalizer", "_name", "_rewire", "get", "put")
 
     get: Callable[[], T]
     put: Callable[[T], None]
@@ -231,7 +235,9 @@ class ObjectPool(Generic[T]):
         gc_aging: bool = False,
         clock: Clock = time.monotonic,
         debug: bool = False,
+        name: str | None = None,
     ) -> None:
+        self._name = _registry.name_for(self, name)
         core: ObjectPoolCore[T] = ObjectPoolCore(
             factory=check_callable("factory", factory),
             reset=check_callable("reset", reset, optional=True),
@@ -251,6 +257,7 @@ class ObjectPool(Generic[T]):
             hook = _GcHook(core)
             gc.callbacks.append(hook)
             self._finalizer = weakref.finalize(self, _unregister, hook)
+        _registry.add(self)
 
     def borrow(self) -> _Borrow[T]:
         """A context manager that gets an object and puts it back on exit.

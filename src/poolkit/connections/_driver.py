@@ -236,6 +236,11 @@ class DriverBase:
         """True once ``close()`` was called."""
         return self._core.closed
 
+    @property
+    def name(self) -> str:
+        """The pool's name (given, or generated like ``ConnectionPool-1``)."""
+        return self._name
+
     # -- observability ------------------------------------------------------
 
     def stats(self) -> ConnectionPoolStats:

@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-from poolkit import _fork
+from poolkit import _fork, _registry
 from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._validate import check_callable
 from poolkit.connections._async import AsyncConnectionPool
@@ -72,6 +72,8 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         **options: Any,
     ) -> None:
         self._factory = check_callable("connector_for_key", connector_for_key)
+        # One name for the keyed pool; its keys' pools log and name threads with it.
+        self._name = options["name"] = _registry.name_for(self, options.get("name"))
         self._options, self._budget, probe = keyed_setup(
             "AsyncKeyedConnectionPool",
             max_size_per_key,
@@ -86,6 +88,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         self._broken: BaseException | None = None
         self._start()
         _fork.track(self)
+        _registry.add(self)
 
     def _start(self) -> None:
         self._lock = async_new_lock()
@@ -273,6 +276,11 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         """True once :meth:`close` was called."""
         return self._closed
 
+    @property
+    def name(self) -> str:
+        """The pool's name (given, or generated like ``AsyncKeyedConnectionPool-1``)."""
+        return self._name
+
     async def close(self, timeout: float | None = None) -> None:
         """Close every key's pool (see :meth:`AsyncConnectionPool.close`). Idempotent."""
         self._closed = True
@@ -292,7 +300,8 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         s = self.stats()
         state = "closed " if self._closed else "broken " if s.broken else ""
         return (
-            f"<AsyncKeyedConnectionPool {state}[{len(self._pools)} keys | size {s.size}: "
+            f"<AsyncKeyedConnectionPool {self._name!r} {state}[{len(self._pools)} keys | "
+            f"size {s.size}: "
             f"{s.idle} idle, {s.in_use} in use, {s.creating} creating | {s.waiting} waiting]>"
         )
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Self, TypeVar
 
-from poolkit import _fork
+from poolkit import _fork, _registry
 from poolkit._errors import PoolClosed, PoolTimeout
 from poolkit._validate import Clock
 from poolkit._waits import deadline_after
@@ -97,7 +97,9 @@ class ConnectionPool(DriverBase, Generic[C]):
         on_acquire: ``hook(conn)`` after a connection is checked out.
         on_release: ``hook(conn)`` when a connection is given back.
         on_discard: ``hook(conn, reason)`` before a connection is closed.
-        name: shown in ``repr()``, thread names, warnings and logs.
+        name: shown in ``repr()``, thread names, warnings, logs and metrics
+            (``None``: a generated one, ``ConnectionPool-1``...); see
+            :func:`poolkit.pools`.
 
     Raises:
         TypeError: an argument has the wrong type (the message names it).
@@ -126,6 +128,7 @@ class ConnectionPool(DriverBase, Generic[C]):
         on_discard: Callable[[C, str], object] | None = None,
         name: str | None = None,
     ) -> None:
+        name = _registry.name_for(self, name)
         opts = make_options(
             min_size=min_size, max_size=max_size, max_idle=max_idle, timeout=timeout,
             max_waiting=max_waiting, max_lifetime=max_lifetime,
@@ -135,6 +138,7 @@ class ConnectionPool(DriverBase, Generic[C]):
             on_discard=on_discard, name=name,
         )  # fmt: skip
         self._build(connector, opts, None, new_lock(), None)
+        _registry.add(self)
 
     @classmethod
     def _for_key(

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from poolkit import _fork
+from poolkit import _fork, _registry
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._validate import (
     Clock,
@@ -108,7 +108,7 @@ class AsyncWorkerPool(CoreViews):
             nonblocking=nonblocking,
             max_blocking=max_blocking,
             on_error=on_error,
-            name=name if name is not None else f"AsyncWorkerPool-{id(self):x}",
+            name=_registry.name_for(self, name),
         )
         hooks = WorkerHooks.build(initializer, initargs, finalizer, self._factory)
         self._clock = check_callable("clock", clock)
@@ -121,6 +121,7 @@ class AsyncWorkerPool(CoreViews):
             eager=eager,
         )
         _fork.track(self)
+        _registry.add(self)
 
     def go_nowait(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> None:
         """Queue ``fn(*args, **kwargs)`` without waiting; no result handle.

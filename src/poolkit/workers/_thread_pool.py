@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-from poolkit import _fork
+from poolkit import _fork, _registry
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._validate import (
     Clock,
@@ -124,7 +124,7 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):
             nonblocking=nonblocking,
             max_blocking=max_blocking,
             on_error=on_error,
-            name=name if name is not None else (thread_name_prefix or f"WorkerPool-{id(self):x}"),
+            name=_registry.name_for(self, thread_name_prefix or None if name is None else name),
         )
         hooks = WorkerHooks.build(initializer, initargs, finalizer, self._factory)
         self._clock = check_callable("clock", clock)
@@ -145,6 +145,7 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):
             count = self._core.start_min()
         if count:
             self._crew.start_threads(count)
+        _registry.add(self)
 
     def go(self, fn: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
         """Run ``fn(*args, **kwargs)`` on a worker; no result handle (fast path).

@@ -10,7 +10,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from poolkit import PoolClosed, PoolTimeout
+from poolkit import PoolClosed, PoolTimeout, _registry
+from poolkit._registry import NamedClosable
 from poolkit._validate import (
     check_bool,
     check_callable,
@@ -73,7 +74,7 @@ class _DaskFuture(Future[Any]):
         return True
 
 
-class DaskPool:
+class DaskPool(NamedClosable):
     """Submit work to a Dask cluster with WorkerPool's vocabulary.
 
     Args:
@@ -82,6 +83,8 @@ class DaskPool:
             ``submit`` waits for room beyond it and ``map`` keeps at most this
             many inputs out. ``None``: ``submit`` never waits and ``map`` keeps
             ``max(512, 8 × cluster threads)`` out.
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``DaskPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         TypeError: ``client`` is not a ``distributed.Client``, or a bad
@@ -90,7 +93,10 @@ class DaskPool:
         ImportError: distributed is not installed.
     """
 
-    def __init__(self, client: Any, *, max_in_flight: int | None = None) -> None:
+    def __init__(
+        self, client: Any, *, max_in_flight: int | None = None, name: str | None = None
+    ) -> None:
+        self._name = _registry.name_for(self, name)
         try:
             import distributed
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -113,6 +119,7 @@ class DaskPool:
         self._reserved = 0  # room taken by submitters and by ordered maps' batches
         self._peak = 0
         self._submitted = self._succeeded = self._failed = self._cancelled = 0
+        _registry.add(self)
 
     # -- submission ---------------------------------------------------------
 
