@@ -53,6 +53,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from poolkit import _fork
+from poolkit._stats import StatsBase
 from poolkit._validate import Clock, check_bool, check_int, check_optional_int, check_seconds
 from poolkit.adapters._timeouts import check_idle_timeout, check_pool_timeout, check_timeout
 from poolkit.adapters.sockets import is_socket_alive, socket_timeout
@@ -242,7 +243,7 @@ class HTTPConnector:
 
 
 @dataclass(frozen=True)
-class HTTPPoolStats:
+class HTTPPoolStats(StatsBase):
     """What an :class:`HTTPPool` did, and its connection pool's statistics.
 
     Attributes:
@@ -252,6 +253,8 @@ class HTTPPoolStats:
         server_closed: responses after which the server asked to close.
         pool: the keyed connection pool's totals across hosts.
     """
+
+    family = "connections"
 
     requests: int
     reused: int

@@ -41,9 +41,10 @@ from typing import Any, Generic, TypeVar
 from poolkit import _registry
 from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._registry import NamedClosable
+from poolkit._stats import renamed
 from poolkit._validate import check_int
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
-from poolkit.buffers._snapshot import snapshot
+from poolkit.buffers._snapshot import BufferStats, snapshot
 
 __all__ = ["BoundedBufferPool", "BoundedPoolStats", "BytesPool", "SizedBufferPool"]
 
@@ -51,37 +52,42 @@ T = TypeVar("T")
 P = TypeVar("P", bound="_FifoPool[Any]")
 
 
+@renamed(pooled="idle", size="max_idle", rejected="refused")
 @dataclass(frozen=True, slots=True)
-class BoundedPoolStats:
+class BoundedPoolStats(BufferStats):
     """A snapshot of a bpool-style pool.
 
+    Field names follow docs/stats.md; the old ones (``pooled``, ``size``,
+    ``rejected``) warn for one release.
+
     Attributes:
-        pooled: buffers waiting in the pool (bpool's ``NumPooled()``).
-        size: the most buffers it keeps.
+        idle: buffers waiting in the pool (bpool's ``NumPooled()``).
+        max_idle: the most buffers it keeps (the ``size`` argument).
         hits: ``get`` calls served from the pool.
         misses: ``get`` calls that allocated (pool empty or its lock busy).
         kept: ``put`` calls that filed the buffer.
         dropped: ``put`` calls that dropped it (pool full, lock busy, or
             pool closed).
-        rejected: ``put`` calls refused for size (``BytesPool``: wrong width)
+        refused: ``put`` calls refused for size (``BytesPool``: wrong width)
             or for a live ``view()`` (``ByteBuffer`` pools).
         replaced: grown buffers whose storage was replaced by a fresh
             ``alloc``-sized one (``SizedBufferPool``).
 
-    ``pooled``, ``hits`` and ``kept`` change only under the pool's lock and are
+    ``idle``, ``hits`` and ``kept`` change only under the pool's lock and are
     exact; the other counters are also bumped on paths that run without the
     lock (a busy lock, a refused buffer) and may miss an increment when
     threads race.
     """
 
-    pooled: int
-    size: int
+    idle: int
+    max_idle: int
     hits: int
     misses: int
     kept: int
     dropped: int
-    rejected: int
+    refused: int
     replaced: int
+    name: str = ""
 
 
 class _FifoPool(NamedClosable, Generic[T]):
@@ -196,7 +202,14 @@ class _FifoPool(NamedClosable, Generic[T]):
     def stats(self) -> BoundedPoolStats:
         """A snapshot of the pool's counters."""
         with self._lock:
-            return snapshot(BoundedPoolStats, self, pooled=len(self._idle), size=self._size)
+            return snapshot(
+                BoundedPoolStats,
+                self,
+                idle=len(self._idle),
+                max_idle=self._size,
+                refused=self._rejected,
+                name=self._name,
+            )
 
     def __repr__(self) -> str:
         return (

@@ -48,9 +48,10 @@ from dataclasses import dataclass
 from poolkit import _registry
 from poolkit._errors import PoolClosed
 from poolkit._registry import NamedClosable
+from poolkit._stats import renamed
 from poolkit._validate import Clock, check_callable, check_int, check_optional_seconds
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
-from poolkit.buffers._snapshot import snapshot
+from poolkit.buffers._snapshot import BufferStats, snapshot
 from poolkit.buffers.retention import Calibrated, RetentionPolicy, check_policy
 
 __all__ = ["ByteBufferPool", "ByteBufferPoolStats"]
@@ -64,9 +65,18 @@ MAX_IDLE = 256
 MAX_IDLE_BYTES = 64 << 20
 
 
+@renamed(
+    dropped="dropped_by_accept",
+    dropped_exported="dropped_in_use",
+    default_size="default_buffer_size",
+    max_size="max_buffer_size",
+)
 @dataclass(frozen=True, slots=True)
-class ByteBufferPoolStats:
+class ByteBufferPoolStats(BufferStats):
     """A snapshot of a :class:`ByteBufferPool`.
+
+    Field names follow docs/stats.md; the old ones (``dropped``,
+    ``dropped_exported``, ``default_size``, ``max_size``) warn for one release.
 
     Attributes:
         idle: buffers waiting in the pool.
@@ -76,8 +86,8 @@ class ByteBufferPoolStats:
         hits: ``get`` calls served from the pool.
         misses: ``get`` calls that allocated because the pool was empty.
         kept: ``put`` calls that filed the buffer.
-        dropped: ``put`` calls whose buffer the retention policy refused.
-        dropped_exported: buffers dropped because a ``view()`` was still alive.
+        dropped_by_accept: ``put`` calls whose buffer the retention policy refused.
+        dropped_in_use: buffers dropped because a ``view()`` was still alive.
         evicted: idle buffers released to respect ``max_idle``/``max_idle_bytes``
             or a lowered ``max_size`` (and ``put`` buffers above the byte bound).
         expired: idle buffers released after ``max_idle_time`` unused.
@@ -85,11 +95,12 @@ class ByteBufferPoolStats:
             instead of waiting (counted outside the lock: approximate).
         contended_puts: ``put`` calls that found the lock held and dropped the
             buffer instead of waiting (approximate, likewise).
-        default_size: capacity of a newly allocated buffer (0: not calibrated).
-        max_size: largest capacity kept (0: not calibrated, no limit).
+        default_buffer_size: capacity of a newly allocated buffer (0: not calibrated).
+        max_buffer_size: largest capacity kept (0: not calibrated, no limit).
         calibrations: how many times the policy recalibrated.
         dropped_closed: ``put`` calls after ``close()`` whose buffer would
             otherwise have been kept (it is dropped).
+        name: the pool's name (see :func:`poolkit.pools`).
     """
 
     idle: int
@@ -99,16 +110,17 @@ class ByteBufferPoolStats:
     hits: int
     misses: int
     kept: int
-    dropped: int
-    dropped_exported: int
+    dropped_by_accept: int
+    dropped_in_use: int
     evicted: int
     expired: int
     contended_gets: int
     contended_puts: int
-    default_size: int
-    max_size: int
+    default_buffer_size: int
+    max_buffer_size: int
     calibrations: int
     dropped_closed: int = 0
+    name: str = ""
 
 
 class ByteBufferPool(NamedClosable):
@@ -363,8 +375,11 @@ class ByteBufferPool(NamedClosable):
                 ByteBufferPoolStats,
                 self,
                 idle=len(self._idle),
-                default_size=self.default_size,
-                max_size=self.max_size,
+                default_buffer_size=self.default_size,
+                max_buffer_size=self.max_size,
+                dropped_by_accept=self._dropped,
+                dropped_in_use=self._dropped_exported,
+                name=self._name,
                 calibrations=0 if cal is None else cal.calibrations,
             )
 

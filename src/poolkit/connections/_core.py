@@ -125,6 +125,7 @@ class PoolCore:
     def __init__(
         self, options: PoolOptions, rng: random.Random | None = None, budget: Any = None
     ) -> None:
+        self.name = options.name
         self.min_size = options.min_size
         self.max_size = options.max_size
         self.max_idle = options.max_idle
@@ -562,7 +563,7 @@ class PoolCore:
     def stats(self, pop: bool = False) -> ConnectionPoolStats:
         """A snapshot; ``pop`` resets the counters afterwards."""
         snap = ConnectionPoolStats(
-            size=self.size,
+            total=self.size,
             idle=len(self.idle),
             in_use=len(self.in_use),
             creating=self.creating,
@@ -580,6 +581,7 @@ class PoolCore:
             create_errors=self.create_errors,
             closed_by_reason=dict(self.closed_by_reason),
             broken=self.broken is not None,
+            name=self.name,
         )
         if pop:
             self._reset_counters()

@@ -273,7 +273,7 @@ class KeyedConnectionPool(Generic[K, C]):
             parts = [p._core.stats() for p in self._pools.values()]
         finally:
             self._lock.release()
-        stats = sum_stats([*parts, self._forgotten], self._budget)
+        stats = sum_stats([*parts, self._forgotten], self._budget, self._name)
         if self._broken is not None:
             stats = dataclasses.replace(stats, broken=True)
         return stats
@@ -339,7 +339,7 @@ class KeyedConnectionPool(Generic[K, C]):
         state = "closed " if self._closed else "broken " if s.broken else ""
         return (
             f"<KeyedConnectionPool {self._name!r} {state}[{len(self._pools)} keys | "
-            f"size {s.size}: "
+            f"size {s.total}: "
             f"{s.idle} idle, {s.in_use} in use, {s.creating} creating | {s.waiting} waiting]>"
         )
 

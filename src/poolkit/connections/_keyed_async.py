@@ -239,7 +239,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
     def stats(self) -> ConnectionPoolStats:
         """Totals across keys (``max_size`` is the global cap when set)."""
         parts = [p._core.stats() for p in self._pools.values()]  # locked
-        stats = sum_stats([*parts, self._forgotten], self._budget)
+        stats = sum_stats([*parts, self._forgotten], self._budget, self._name)
         if self._broken is not None:
             stats = dataclasses.replace(stats, broken=True)
         return stats
@@ -301,7 +301,7 @@ class AsyncKeyedConnectionPool(Generic[K, C]):
         state = "closed " if self._closed else "broken " if s.broken else ""
         return (
             f"<AsyncKeyedConnectionPool {self._name!r} {state}[{len(self._pools)} keys | "
-            f"size {s.size}: "
+            f"size {s.total}: "
             f"{s.idle} idle, {s.in_use} in use, {s.creating} creating | {s.waiting} waiting]>"
         )
 

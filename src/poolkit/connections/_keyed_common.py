@@ -30,16 +30,18 @@ def check_caps(
 
 
 # The gauges of a pool: what it holds now (the other numeric fields count events).
-_GAUGES = ("size", "idle", "in_use", "creating", "closing", "waiting", "min_size", "max_size")
+_GAUGES = ("total", "idle", "in_use", "creating", "closing", "waiting", "min_size", "max_size")
 # Every numeric field of the stats, summed over the keys.
 _SUMMED = tuple(
     f.name
     for f in dataclasses.fields(ConnectionPoolStats)
-    if f.name not in ("closed_by_reason", "broken")
+    if f.name not in ("closed_by_reason", "broken", "name")
 )
 
 
-def sum_stats(parts: list[ConnectionPoolStats], budget: Budget) -> ConnectionPoolStats:
+def sum_stats(
+    parts: list[ConnectionPoolStats], budget: Budget, name: str = ""
+) -> ConnectionPoolStats:
     """One pool's statistics for all keys: sums, with the global cap as ``max_size``."""
     reasons: dict[str, int] = {}
     for s in parts:
@@ -49,7 +51,7 @@ def sum_stats(parts: list[ConnectionPoolStats], budget: Budget) -> ConnectionPoo
     if not math.isinf(budget.max_size):
         summed["max_size"] = int(budget.max_size)
     return ConnectionPoolStats(
-        **summed, closed_by_reason=reasons, broken=any(s.broken for s in parts)
+        **summed, closed_by_reason=reasons, broken=any(s.broken for s in parts), name=name
     )
 
 

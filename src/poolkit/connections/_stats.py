@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from poolkit._stats import StatsBase, renamed
 
 __all__ = ["CLOSE_REASONS", "ConnectionPoolStats"]
 
@@ -25,17 +27,20 @@ CLOSE_REASONS: tuple[str, ...] = (
 )
 
 
+@renamed(size="total")
 @dataclass(frozen=True)
-class ConnectionPoolStats:
+class ConnectionPoolStats(StatsBase):
     """A snapshot of a connection pool: gauges now, counters since the last pop.
 
-    Gauges (``size`` .. ``max_size``) describe the pool at the time of the call;
+    Field names follow the glossary in docs/stats.md (``size`` is now
+    ``total``; the old name warns for one release). Gauges (``total`` ..
+    ``max_size``) describe the pool at the time of the call;
     counters count events since the pool was built or :meth:`pop_stats` last
     reset them. A superset of database/sql ``DBStats`` and psycopg_pool's
     ``get_stats()``.
 
     Attributes:
-        size: connections the server may see: open ones, those being created and
+        total: connections the server may see: open ones, those being created and
             those being closed (``max_size`` caps it).
         idle: connections waiting in the pool.
         in_use: connections held by callers.
@@ -60,9 +65,13 @@ class ConnectionPoolStats:
             counted when the pool decides to close them.
         broken: the pool is broken (its cleaner died): ``acquire()`` raises
             :class:`~poolkit.PoolBroken` chained from the cause.
+        name: the pool's name (see :func:`poolkit.pools`).
     """
 
-    size: int
+    family = "connections"
+    _derived = ("closed",)
+
+    total: int
     idle: int
     in_use: int
     creating: int
@@ -80,6 +89,7 @@ class ConnectionPoolStats:
     create_errors: int
     closed_by_reason: Mapping[str, int]
     broken: bool = False
+    name: str = field(default="", kw_only=True)
 
     @property
     def closed(self) -> int:

@@ -402,15 +402,15 @@ class ProcessState:
             return ProcessPoolStats(
                 max_workers=core.max_workers,
                 workers=core.workers,
-                idle_workers=len(self.idle),
+                idle=len(self.idle),
                 running=sum(1 for w in self.workers.values() if w.state is State.BUSY),
                 queued=len(self.queue),
-                blocked=core.intake.blocked,
+                waiting=core.intake.blocked,
                 submitted=c["submitted"],
                 completed=c["succeeded"] + c["failed"],
                 succeeded=c["succeeded"],
                 failed=c["failed"],
-                dropped=core.intake.dropped,
+                overloads=core.intake.dropped,
                 cancelled=c["cancelled"],
                 expired=0,
                 paused=False,
@@ -420,6 +420,7 @@ class ProcessState:
                 recycled=c["recycled"],
                 started=c["started"],
                 broken=core.broken is not None,
+                name=core.name,
             )
 
     def pids(self) -> list[int]:

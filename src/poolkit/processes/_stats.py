@@ -26,6 +26,8 @@ class ProcessPoolStats(WorkerPoolStats):
     dispatcher thread failed: tasks then fail with ``PoolBroken``.
     """
 
+    family = "processes"
+
     timed_out: int
     crashed: int
     recycled: int

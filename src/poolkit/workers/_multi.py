@@ -131,6 +131,8 @@ class MultiPool(Executor):
         all_stats = [pool.stats() for pool in self.pools]
         total: dict[str, Any] = {}
         for field in fields(WorkerPoolStats):
+            if field.name == "name":
+                continue  # the sub-pools' own names
             values = [getattr(s, field.name) for s in all_stats]
             total[field.name] = any(values) if isinstance(values[0], bool) else sum(values)
         return WorkerPoolStats(**total)

@@ -41,8 +41,8 @@ class DaskPoolStats(WorkerPoolStats):
 
     ``max_workers`` and ``workers`` are the cluster's threads; ``running``
     counts tasks on the cluster (sent, not finished: running or waiting
-    there); ``blocked`` counts callers waiting for room under
-    ``max_in_flight``. ``queued``, ``dropped`` and ``expired`` are 0.
+    there); ``waiting`` counts callers waiting for room under
+    ``max_in_flight``. ``queued``, ``overloads`` and ``expired`` are 0.
 
     Attributes:
         in_flight: tasks on the cluster (same as ``running``).
@@ -50,6 +50,8 @@ class DaskPoolStats(WorkerPoolStats):
         peak_in_flight: the most tasks that were on the cluster at once.
         cluster_workers: Dask workers connected to the scheduler.
     """
+
+    family = "dask"
 
     in_flight: int
     max_in_flight: int | None
@@ -429,15 +431,15 @@ class DaskPool(NamedClosable):
             return DaskPoolStats(
                 max_workers=threads,
                 workers=threads,
-                idle_workers=max(0, threads - out),
+                idle=max(0, threads - out),
                 running=out,
                 queued=0,
-                blocked=self._blocked,
+                waiting=self._blocked,
                 submitted=self._submitted,
                 completed=self._succeeded + self._failed,
                 succeeded=self._succeeded,
                 failed=self._failed,
-                dropped=0,
+                overloads=0,
                 cancelled=self._cancelled,
                 expired=0,
                 paused=False,
@@ -446,6 +448,7 @@ class DaskPool(NamedClosable):
                 max_in_flight=self._max,
                 peak_in_flight=self._peak,
                 cluster_workers=len(nthreads),
+                name=self._name,
             )
 
     def __repr__(self) -> str:

@@ -508,15 +508,15 @@ class ResqueWorker(NamedClosable):
         return ResqueWorkerStats(
             max_workers=self._opt.concurrency,
             workers=self._opt.concurrency if active else 0,
-            idle_workers=self._opt.concurrency - running if active else 0,
+            idle=self._opt.concurrency - running if active else 0,
             running=running,
             queued=0,
-            blocked=0,
+            waiting=0,
             submitted=c.submitted,
             completed=c.succeeded + c.failed,
             succeeded=c.succeeded,
             failed=c.failed,
-            dropped=0,
+            overloads=0,
             cancelled=c.cancelled,
             expired=0,
             paused=self._paused,
@@ -527,6 +527,7 @@ class ResqueWorker(NamedClosable):
             recovered=c.recovered,
             pruned=c.pruned,
             polls=c.polls,
+            name=self._name,
         )
 
     def __repr__(self) -> str:
