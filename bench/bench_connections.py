@@ -2,7 +2,8 @@
 
 Three figures, each side by side with the peers in one process:
 
-- ``sync uncontended``: one thread, acquire then release, pool of 4;
+- ``sync uncontended``: one thread, acquire then release, pool of 4 (and
+  poolkit with ``timings=False``: the cost of the stats' histograms);
 - ``8 threads on 4``: eight threads cycling through a pool capped at 4
   (wall time per cycle across all threads);
 - ``async uncontended``: see ``connections_async.py``.
@@ -225,6 +226,14 @@ def run(ctx: BenchContext) -> None:
     """Sync uncontended and contended figures, then the async part."""
     bench = "connections: sync acquire+release, uncontended"
     ctx.record(bench, "poolkit", "ns_per_op", _uncontended(ctx, poolkit_pool(SIZE)))
+    # What the stats' histograms cost (they are on by default): the same pool
+    # without them; its ratio is the overhead of timings (issue: within 10 %).
+    ctx.record(
+        bench,
+        "poolkit (timings=False)",
+        "ns_per_op",
+        _uncontended(ctx, poolkit_pool(SIZE, timings=False)),
+    )
     leak: dict[str, Any] = {"leak_timeout": 60.0}
     ctx.record(
         bench,
@@ -241,6 +250,12 @@ def run(ctx: BenchContext) -> None:
 
     bench = f"connections: {THREADS} threads on {SIZE} connections, per cycle"
     ctx.record(bench, "poolkit", "ns_per_op", _contended(ctx, poolkit_pool(SIZE)))
+    ctx.record(
+        bench,
+        "poolkit (timings=False)",
+        "ns_per_op",
+        _contended(ctx, poolkit_pool(SIZE, timings=False)),
+    )
     ctx.record(bench, "queue.LifoQueue", "ns_per_op", _contended(ctx, std_queue(SIZE)))
     for name, factory in _installed_peers().items():
         trio = factory(SIZE)

@@ -184,6 +184,11 @@ class DriverBase:
         if opts.on_acquire is not None:
             call_hook(opts.on_acquire, entry.conn)
 
+    def _timed_out(self, waited: float) -> None:
+        """An acquisition gave up after ``waited`` seconds: the ``on_timeout`` hook."""
+        if self._opts.on_timeout is not None:
+            call_hook(self._opts.on_timeout, waited)
+
     def _detach(self, conn: object, proxy_type: type) -> Entry:
         if type(conn) is not proxy_type:
             raise ReleaseError(

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from poolkit._validate import (
     Clock,
+    check_bool,
     check_callable,
     check_int,
     check_optional_int,
@@ -71,6 +72,10 @@ class PoolOptions:
     on_release: Hook | None
     on_discard: Hook | None
     name: str
+    # Observability: record acquire-wait, hold and creation times in stats();
+    # on_timeout(seconds waited) runs when an acquisition gives up.
+    timings: bool = True
+    on_timeout: Hook | None = None
 
 
 def make_options(
@@ -92,6 +97,8 @@ def make_options(
     on_release: object = None,
     on_discard: object = None,
     name: object = None,
+    timings: object = True,
+    on_timeout: object = None,
 ) -> PoolOptions:
     """Check every option and fill in defaults.
 
@@ -124,6 +131,7 @@ def make_options(
         ("on_acquire", on_acquire),
         ("on_release", on_release),
         ("on_discard", on_discard),
+        ("on_timeout", on_timeout),
     ):
         hooks[hook_name] = check_callable(hook_name, hook, optional=True)
 
@@ -150,6 +158,8 @@ def make_options(
         on_release=hooks["on_release"],
         on_discard=hooks["on_discard"],
         name="" if name is None else name,
+        timings=check_bool("timings", timings),
+        on_timeout=hooks["on_timeout"],
     )
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from poolkit._histogram import Histogram
 from poolkit._stats import StatsBase, renamed
 from poolkit._validate import (
     check_bool,
@@ -314,6 +315,10 @@ class WorkerPoolStats(StatsBase):
             its background threads or tasks died): it is closed too, and
             submissions raise ``PoolBroken`` chained from the cause.
         name: the pool's name (see :func:`poolkit.pools`).
+        queue_wait: seconds each task waited between submission and start
+            (a :class:`~poolkit.Histogram`; ``None`` unless the pool was made
+            with ``timings=True``).
+        run_time: seconds each task ran, likewise.
     """
 
     family = "workers"
@@ -337,6 +342,8 @@ class WorkerPoolStats(StatsBase):
     # fields) that never break need not pass it.
     broken: bool = field(default=False, kw_only=True)
     name: str = field(default="", kw_only=True)
+    queue_wait: Histogram | None = field(default=None, kw_only=True)
+    run_time: Histogram | None = field(default=None, kw_only=True)
 
 
 def describe(kind: str, stats: WorkerPoolStats, name: str) -> str:

@@ -57,6 +57,7 @@ from poolkit.workers._thread_worker import (
     current_worker,
     is_control,
 )
+from poolkit.workers._timing import unwrap
 
 __all__ = ["ThreadCrew"]
 
@@ -235,7 +236,7 @@ class ThreadCrew:
     def report(self, exc: BaseException, fn: object) -> None:
         """Hand a fire-and-forget task's failure to ``on_error``."""
         try:
-            self.on_error(exc, fn)
+            self.on_error(exc, unwrap(fn))
         except BaseException as handler_exc:
             _LOG.error("on_error handler %r raised", self.on_error, exc_info=handler_exc)
 
