@@ -28,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from logging import ERROR, WARNING
 from typing import Any, Generic, Self, TypeVar
 
 from poolkit import _fork, _registry
-from poolkit._errors import EventLoopMismatch, PoolClosed, PoolTimeout
+from poolkit._errors import EventLoopMismatch, PoolClosed, PoolOverload, PoolTimeout
+from poolkit._log import log
 from poolkit._validate import Clock
 from poolkit._waits import deadline_after
 from poolkit.connections._budget import Budget
@@ -295,8 +297,8 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
                     deadline = deadline_after(limit)
                 try:
                     entry = await self._wait(deadline, limit)
-                except PoolTimeout:
-                    self._timed_out(limit)
+                except (PoolTimeout, PoolOverload) as exc:
+                    self._refused(exc, limit)
                     raise
             if core.dirty or self._dropped_entries:
                 try:
@@ -584,7 +586,14 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
             try:
                 await self._connector.close(entry.conn)
             except Exception:
-                logger.warning("closing a connection (%s) failed", reason, exc_info=True)
+                log(
+                    logger,
+                    WARNING,
+                    self._name,
+                    "closing a connection (%s) failed",
+                    reason,
+                    exc_info=True,
+                )
             finally:
                 # Only now is its slot free (the server may count it until then).
                 self._close_done(entry)  # locked
@@ -603,7 +612,7 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
                 try:
                     conn = await self._connector.create()
                 except self._runner.create_failures as exc:
-                    logger.warning("opening a connection failed: %r", exc)
+                    self._create_failed(exc)
                     # A forked child's pool has a new core: this one is the parent's.
                     retry = core.create_failed(exc) and core is self._core  # locked
                     reserved = retry
@@ -616,13 +625,15 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
                         return
                     continue
                 reserved = False
+                if core.last_create_error is not None:
+                    self._recovered(core.last_create_error)
                 core.opened(conn, self._clock(), time.monotonic() - started)  # locked
                 if self._opts.on_create is not None:
                     try:
                         call_hook(self._opts.on_create, conn)
                     except BaseException:
                         # No caller to raise to: the connection is in the pool.
-                        logger.exception("connection pool on_create hook failed")
+                        log(logger, ERROR, self._name, "on_create hook failed", exc_info=True)
                 return
         except BaseException:
             # Cancelled by close() mid-create or mid-backoff: drop the
@@ -676,10 +687,11 @@ class AsyncConnectionPool(DriverBase, Generic[C]):
         self._flush()
         deadline = deadline_after(limit)
         if not await self._runner.wait_drained(self._drained, deadline):
-            logger.warning(
-                "pool %s closed with %d connections still in use; they will be "
-                "closed when returned",
+            log(
+                logger,
+                WARNING,
                 self._name,
+                "closed with %d connections still in use; they will be closed when returned",
                 len(self._core.in_use),
             )
         await self._runner.join(deadline)

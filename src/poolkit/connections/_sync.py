@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from logging import ERROR, WARNING
 from typing import Any, Generic, Self, TypeVar
 
 from poolkit import _fork, _registry
-from poolkit._errors import PoolClosed, PoolTimeout
+from poolkit._errors import PoolClosed, PoolOverload, PoolTimeout
+from poolkit._log import log
 from poolkit._validate import Clock
 from poolkit._waits import deadline_after
 from poolkit.connections._budget import Budget
@@ -272,8 +274,8 @@ class ConnectionPool(DriverBase, Generic[C]):
                     deadline = deadline_after(limit)
                 try:
                     entry = self._wait(deadline, limit)
-                except PoolTimeout:
-                    self._timed_out(limit)
+                except (PoolTimeout, PoolOverload) as exc:
+                    self._refused(exc, limit)
                     raise
             if core.dirty or self._dropped_entries:
                 try:
@@ -583,7 +585,14 @@ class ConnectionPool(DriverBase, Generic[C]):
             try:
                 self._connector.close(entry.conn)
             except Exception:
-                logger.warning("closing a connection (%s) failed", reason, exc_info=True)
+                log(
+                    logger,
+                    WARNING,
+                    self._name,
+                    "closing a connection (%s) failed",
+                    reason,
+                    exc_info=True,
+                )
             finally:
                 # Only now is its slot free (the server may count it until then).
                 self._lock.acquire()
@@ -606,7 +615,7 @@ class ConnectionPool(DriverBase, Generic[C]):
                 try:
                     conn = self._connector.create()
                 except self._runner.create_failures as exc:
-                    logger.warning("opening a connection failed: %r", exc)
+                    self._create_failed(exc)
                     # A forked child's pool has a new core: this one is the parent's.
                     self._lock.acquire()
                     try:
@@ -627,6 +636,8 @@ class ConnectionPool(DriverBase, Generic[C]):
                         return
                     continue
                 reserved = False
+                if core.last_create_error is not None:
+                    self._recovered(core.last_create_error)
                 self._lock.acquire()
                 try:
                     core.opened(conn, self._clock(), time.monotonic() - started)
@@ -637,7 +648,7 @@ class ConnectionPool(DriverBase, Generic[C]):
                         call_hook(self._opts.on_create, conn)
                     except BaseException:
                         # No caller to raise to: the connection is in the pool.
-                        logger.exception("connection pool on_create hook failed")
+                        log(logger, ERROR, self._name, "on_create hook failed", exc_info=True)
                 return
         except BaseException:
             # Cancelled by close() mid-create or mid-backoff: drop the
@@ -697,10 +708,11 @@ class ConnectionPool(DriverBase, Generic[C]):
         self._flush()
         deadline = deadline_after(limit)
         if not self._runner.wait_drained(self._drained, deadline):
-            logger.warning(
-                "pool %s closed with %d connections still in use; they will be "
-                "closed when returned",
+            log(
+                logger,
+                WARNING,
                 self._name,
+                "closed with %d connections still in use; they will be closed when returned",
                 len(self._core.in_use),
             )
         self._runner.join(deadline)

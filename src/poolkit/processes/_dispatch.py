@@ -9,11 +9,13 @@ expiry). It alone starts, stops, kills and reaps worker processes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import selectors
 import time
 
 from poolkit._errors import TaskTimeout, WorkerCrashed
+from poolkit._log import log
 from poolkit._waits import slice_of
 from poolkit.processes import _child as child
 from poolkit.processes._state import _LOG, ProcessState
@@ -327,6 +329,15 @@ class Dispatcher:
             self.state.break_(None, *exited_before_ready(code))
         elif task is not None:
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            log(
+                _LOG,
+                logging.WARNING,
+                self.state.core.name,
+                "the worker process (pid %d) running %r died (%s)",
+                worker.pid,
+                task.fn,
+                how,
+            )
             error = WorkerCrashed(
                 f"the worker process (pid {worker.pid}) running {task.fn!r} died ({how}); "
                 "the pool replaced it. Look for a crash in native code, os._exit, or an "

@@ -51,6 +51,7 @@ from typing import Any
 
 from poolkit import _fork
 from poolkit._errors import PoolBroken, PoolClosed, PoolDeadlock, TaskTimeout
+from poolkit._log import log, log_overload
 from poolkit._waits import deadline_after
 from poolkit.processes import _child as child
 from poolkit.processes._stats import ProcessPoolStats
@@ -290,7 +291,13 @@ class ProcessState:
             self.queue.clear()
             error = self.closed_error()
         if first:  # other workers failing the same way add nothing
-            _LOG.error("%s: %s; no more workers will be started", self.core.name, why)
+            log(
+                _LOG,
+                logging.ERROR,
+                self.core.name,
+                "the pool is broken: %s; no more workers will be started",
+                why,
+            )
         for task in tasks:
             self.deliver(task, False, error)
 
@@ -312,6 +319,15 @@ class ProcessState:
                 self.counts["timed_out"] += 1
         with contextlib.suppress(OSError, ValueError):  # already gone: the sentinel reaps it
             worker.process.kill()
+        if isinstance(error, TaskTimeout):
+            log(
+                _LOG,
+                logging.WARNING,
+                self.core.name,
+                "%s; its worker (pid %d) was killed",
+                error,
+                worker.pid,
+            )
         if task is None:
             return
         if error is None:
@@ -373,7 +389,9 @@ class ProcessState:
                 if not block:
                     intake.count_drop()
                     return False
-                raise intake.overload(pending=self.unfinished, blocked=intake.blocked)
+                overload = intake.overload(pending=self.unfinished, blocked=intake.blocked)
+                log_overload(self.core.name, overload, "processes")
+                raise overload
             if threading.current_thread() is self.thread:
                 intake.count_drop()
                 raise PoolDeadlock(

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from poolkit._errors import EventLoopMismatch, PoolOverload, PoolTimeout
+from poolkit._log import log, log_overload
 from poolkit.workers import _async_worker as aw
 from poolkit.workers._core import Admission, WorkerHooks, WorkerPoolStats
 from poolkit.workers._lifecycle import Lifecycle
@@ -133,7 +134,9 @@ class AsyncCrew:
 
     def overload(self, count: bool = True) -> PoolOverload:
         """Count a refused submission (unless ``count`` is false) and return its error."""
-        return self.core.intake.overload(pending=self.pending, blocked=len(self.room), count=count)
+        error = self.core.intake.overload(pending=self.pending, blocked=len(self.room), count=count)
+        log_overload(self.name, error)
+        return error
 
     async def admit(self) -> None:
         """Wait for room in a bounded pool; cancellation-safe."""
@@ -467,6 +470,7 @@ class AsyncCrew:
         ``stats()`` say broken.
         """
         self.core.break_(what, exc)
+        log(_LOG, logging.ERROR, self.name, "the pool is broken: %s", what)
         self.sync_gate()
         self.cancel_queued()
         self.wake_all()
