@@ -7,6 +7,8 @@
 - :mod:`poolkit.integrations.dask` (``pip install 'poolkit[dask]'``):
   ``DaskPool``, the worker-pool vocabulary (``submit``, bounded ``map``,
   ``group``, ``wait``, ``stats``) on a Dask distributed cluster.
+- :mod:`poolkit.integrations.prometheus` (``pip install 'poolkit[prometheus]'``):
+  ``register()`` a collector exporting every live pool's stats.
 
 Nothing is imported here: ``import poolkit`` never needs redis or dask.
 """
