@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import threading
 import urllib.request
@@ -11,7 +12,17 @@ from typing import Any
 
 import pytest
 
-from poolkit import BufferPool, ConnectionPool, PoolTimeout, WorkerPool
+import poolkit
+from poolkit import (
+    BufferPool,
+    ByteBufferPool,
+    ConnectionPool,
+    ObjectPool,
+    PoolTimeout,
+    ProcessPool,
+    WorkerPool,
+)
+from poolkit.buffers import SizedBufferPool
 from poolkit.testing import FakeConnector
 from tests.optional import require
 
@@ -20,6 +31,17 @@ from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from poolkit.integrations import prometheus  # noqa: E402
+
+# One pool of each stats class, for the completeness check of the mapping table.
+_STATS_MAKERS: dict[str, Any] = {
+    "ConnectionPool": lambda: ConnectionPool(FakeConnector()),
+    "WorkerPool": lambda: WorkerPool(1, timings=True),
+    "ProcessPool": lambda: ProcessPool(1),
+    "ObjectPool": lambda: ObjectPool(list),
+    "BufferPool": lambda: BufferPool(),
+    "ByteBufferPool": lambda: ByteBufferPool(),
+    "SizedBufferPool": lambda: SizedBufferPool(2, 64),
+}
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -107,11 +129,111 @@ def test_a_closed_pool_leaves_the_next_scrape(scrape: Any) -> None:
     assert not [key for key in samples if ("pool", "prom-gone") in key[1]]
 
 
-def test_a_second_collector_on_one_registry_is_refused() -> None:
+def test_register_twice_on_one_registry_is_a_no_op() -> None:
+    """The second call returns the first collector; unregister removes it once."""
     registry = CollectorRegistry()
-    prometheus.register(registry)
+    first = prometheus.register(registry)
+    assert prometheus.register(registry) is first
+    assert prometheus.unregister(registry) is True
+    assert prometheus.unregister(registry) is False
+    assert prometheus.register(registry) is not first
+
+
+def test_another_collector_of_the_same_names_is_refused_by_the_registry() -> None:
+    registry = CollectorRegistry()
+    registry.register(prometheus.PoolCollector())
     with pytest.raises(ValueError, match="Duplicated"):
         prometheus.register(registry)
+
+
+def test_a_pool_whose_stats_raise_is_logged_and_the_others_still_scrape(
+    scrape: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = ConnectionPool(FakeConnector(), max_size=3, name="prom-good")
+    bad = ConnectionPool(FakeConnector(), name="prom-bad")
+
+    def broken_stats() -> Any:
+        raise RuntimeError("stats exploded")
+
+    monkeypatch.setattr(bad, "stats", broken_stats)
+    with caplog.at_level(logging.WARNING, logger="poolkit.integrations"):
+        samples, _ = scrape()
+    assert _one(samples, "poolkit_connections_max", "prom-good") == 3
+    assert not [key for key in samples if ("pool", "prom-bad") in key[1]]
+    [record] = [r for r in caplog.records if getattr(r, "pool", None) == "prom-bad"]
+    assert "stats exploded" in record.getMessage()
+    good.close()
+    bad.close()
+
+
+def test_a_pool_closed_between_pools_and_stats_does_not_break_the_scrape(
+    scrape: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pools() listed it open; it is closed (and its stats read) during the scrape."""
+    from poolkit.integrations import _metrics
+
+    pool = ConnectionPool(FakeConnector(), name="prom-closing")
+    listed = poolkit.pools()
+    pool.close()
+    monkeypatch.setattr(_metrics, "pools", lambda: listed)
+    samples, _ = scrape()
+    assert _one(samples, "poolkit_connections_in_use", "prom-closing") == 0
+
+
+def test_two_pools_of_one_name_get_distinct_labels(scrape: Any) -> None:
+    first = WorkerPool(1, name="prom-twin")
+    second = WorkerPool(3, name="prom-twin")
+    samples, _ = scrape()
+    assert _one(samples, "poolkit_workers_max", "prom-twin") == 1
+    assert _one(samples, "poolkit_workers_max", "prom-twin#2") == 3
+    first.close()
+    second.close()
+
+
+@pytest.mark.parametrize("family", sorted(_STATS_MAKERS))
+def test_every_stats_field_of_every_family_is_exported_or_listed_as_not(family: str) -> None:
+    """The mapping table is complete: a new stats field must be mapped or skipped on purpose."""
+    pool = _STATS_MAKERS[family]()
+    try:
+        fields = set(pool.stats().to_dict())
+    finally:
+        pool.close()
+    kind = pool.stats().family
+    mapped = {spec.field for spec in prometheus.METRICS if kind in spec.families}
+    skipped = set().union(*(v for k, v in prometheus.UNEXPORTED.items() if kind in k))
+    assert fields - mapped - skipped == set()
+
+
+def test_serve_exports_on_loopback_and_closes() -> None:
+    registry = CollectorRegistry()
+    pool = ConnectionPool(FakeConnector(), max_size=7, name="prom-served")
+    with prometheus.serve(0, registry=registry) as server:
+        assert server.url == f"http://127.0.0.1:{server.port}/metrics"
+        with urllib.request.urlopen(server.url, timeout=30) as response:
+            text = response.read().decode()
+    pool.close()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    [sample] = [
+        s for s in families["poolkit_connections_max"].samples if s.labels["pool"] == "prom-served"
+    ]
+    assert sample.value == 7
+    with pytest.raises(OSError):  # the port is released: nothing answers any more
+        urllib.request.urlopen(server.url, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"port": -1}, ValueError, "port"),
+        ({"port": 70000}, ValueError, "port"),
+        ({"port": "80"}, TypeError, "port"),
+        ({"port": 0, "addr": ""}, TypeError, "addr"),
+        ({"port": 0, "registry": "default"}, TypeError, "registry"),
+    ],
+)
+def test_serve_rejects_bad_arguments(kwargs: dict[str, Any], error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        prometheus.serve(**kwargs)
 
 
 def test_register_takes_a_registry_only() -> None:
