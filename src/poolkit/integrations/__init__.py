@@ -8,7 +8,9 @@
   ``DaskPool``, the worker-pool vocabulary (``submit``, bounded ``map``,
   ``group``, ``wait``, ``stats``) on a Dask distributed cluster.
 - :mod:`poolkit.integrations.prometheus` (``pip install 'poolkit[prometheus]'``):
-  ``register()`` a collector exporting every live pool's stats.
+  ``register()`` a collector exporting every live pool's stats, ``serve()`` ``/metrics``.
+- :mod:`poolkit.integrations.opentelemetry` (``pip install 'poolkit[opentelemetry]'``):
+  ``instrument()``: the same metrics as OpenTelemetry observable instruments.
 
 Nothing is imported here: ``import poolkit`` never needs redis or dask.
 """

@@ -17,7 +17,7 @@ from typing import Any
 from poolkit import _log
 from poolkit._registry import pools
 
-__all__ = ["CLOSED", "METRICS", "UNEXPORTED", "MetricSpec", "snapshots"]
+__all__ = ["CLOSED", "METRICS", "UNEXPORTED", "MetricSpec", "le_text", "snapshots"]
 
 _LOG = logging.getLogger("poolkit.integrations")
 
@@ -46,13 +46,16 @@ class MetricSpec:
 
     @property
     def otel_name(self) -> str:
-        """The OpenTelemetry name: dots for the first two underscores, no unit suffix
-        (``poolkit_connections_in_use`` → ``poolkit.connections.in_use``)."""
-        base = self.name.removesuffix("_seconds").removesuffix("_bytes")
-        if base.endswith("_wait") and self.kind == "counter":
-            base += "_time"  # poolkit_connection_wait_seconds: a total of seconds
-        parts = base.split("_", 2)
-        return ".".join(parts)
+        """The OpenTelemetry name: ``poolkit.<subject>.<rest>``
+        (``poolkit_connections_in_use`` → ``poolkit.connections.in_use``; bytes keep
+        their suffix, ``poolkit.buffers.idle_bytes``, beside ``.idle``); durations
+        and ``poolkit_connections`` take the glossary's word, as OTel's semantic
+        conventions do (``poolkit_connection_hold_seconds`` →
+        ``poolkit.connection.hold_time``, ``poolkit.connections.total``)."""
+        _, subject, *rest = self.name.split("_", 2)
+        if not rest or self.name.endswith("_seconds"):  # poolkit_connections: .total
+            rest = [self.field]
+        return f"poolkit.{subject}.{rest[0]}"
 
     @property
     def unit(self) -> str:
@@ -277,3 +280,8 @@ def snapshots() -> list[dict[str, Any]]:
         snapshot["name"] = name if n == 1 else f"{name}#{n}"
         out.append(snapshot)
     return out
+
+
+def le_text(bound: float | str) -> str:
+    """A histogram bucket's upper bound as Prometheus writes it (``"0.001"``, ``"+Inf"``)."""
+    return bound if isinstance(bound, str) else repr(float(bound))

@@ -31,7 +31,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from poolkit._validate import check_int
-from poolkit.integrations._metrics import CLOSED, METRICS, UNEXPORTED, MetricSpec, snapshots
+from poolkit.integrations._metrics import (
+    CLOSED,
+    METRICS,
+    UNEXPORTED,
+    MetricSpec,
+    le_text,
+    snapshots,
+)
 
 try:
     from prometheus_client import start_http_server
@@ -100,7 +107,7 @@ def _family(spec: MetricSpec, stats: list[dict[str, Any]]) -> Metric | None:
     if spec.kind == "histogram":
         hist = HistogramMetricFamily(spec.name, spec.doc, labels=("pool",))
         for name, data in samples:
-            buckets = [(_le(le), n) for le, n in data["buckets"]]
+            buckets = [(le_text(le), n) for le, n in data["buckets"]]
             hist.add_metric((name,), buckets, sum_value=data["sum"])
         return hist
     cls = GaugeMetricFamily if spec.kind == "gauge" else CounterMetricFamily
@@ -108,10 +115,6 @@ def _family(spec: MetricSpec, stats: list[dict[str, Any]]) -> Metric | None:
     for name, value in samples:
         metric.add_metric((name,), float(value))
     return metric
-
-
-def _le(bound: float | str) -> str:
-    return bound if isinstance(bound, str) else repr(float(bound))
 
 
 _lock = threading.Lock()
