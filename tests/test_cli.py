@@ -101,7 +101,7 @@ def test_help_lists_the_bench_families_and_the_demo_parts(
     """`--help` says what can be chosen, each with its module's one-line description."""
     for command, names in (
         ("bench", ["adapters", "buffers", "connections", "processes", "scaleout", "workers"]),
-        ("demo", ["buffers", "connections", "sqlite", "workers", "scaleout"]),
+        ("demo", ["buffers", "connections", "sqlite", "workers", "observe", "scaleout"]),
     ):
         with pytest.raises(SystemExit):
             _cli.main([command, "--help"])

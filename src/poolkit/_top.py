@@ -27,7 +27,8 @@ from typing import TextIO
 from poolkit._exposition import Sample, parse, quantile
 from poolkit._table import format_table
 
-__all__ = ["COLUMNS", "HEADERS", "TopError", "fetch", "run_top"]
+__all__ = ["COLUMNS", "HEADERS", "PoolView", "TopError", "by_pool", "fetch"]
+__all__ += ["format_duration", "interval_quantile", "run_top"]
 
 # Column -> the metrics (first found wins) that fill it, across the families.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -57,12 +58,17 @@ class TopError(Exception):
 
 
 @dataclass
-class _Pool:
-    """What one scrape says of one pool."""
+class PoolView:
+    """What one scrape says of one pool.
+
+    Attributes:
+        kind: ``connections``, ``workers`` or ``buffers`` (from its metrics' names).
+        values: metric name -> value of the gauges and counters.
+        buckets: histogram name -> {le: cumulative count}.
+    """
 
     kind: str = ""
     values: dict[str, float] = field(default_factory=dict)
-    # histogram name -> {le: cumulative count}
     buckets: dict[str, dict[float, float]] = field(default_factory=dict)
 
 
@@ -86,13 +92,14 @@ def fetch(url: str, timeout: float = FETCH_TIMEOUT) -> list[Sample]:
         raise TopError(f"{url} did not answer Prometheus text: {exc}") from None
 
 
-def _pools(samples: list[Sample]) -> dict[str, _Pool]:
-    pools: dict[str, _Pool] = {}
+def by_pool(samples: list[Sample]) -> dict[str, PoolView]:
+    """The ``poolkit_`` samples of a scrape, per ``pool`` label."""
+    pools: dict[str, PoolView] = {}
     for s in samples:
         name = s.labels.get("pool")
         if name is None or not s.name.startswith("poolkit_"):
             continue
-        pool = pools.setdefault(name, _Pool())
+        pool = pools.setdefault(name, PoolView())
         if not pool.kind:
             pool.kind = next((k for p, k in KINDS.items() if s.name.startswith(p)), "")
         if s.name.endswith("_bucket") and "le" in s.labels:
@@ -103,22 +110,34 @@ def _pools(samples: list[Sample]) -> dict[str, _Pool]:
     return pools
 
 
-def _first(pool: _Pool, names: tuple[str, ...]) -> float | None:
+def _first(pool: PoolView, names: tuple[str, ...]) -> float | None:
     return next((pool.values[n] for n in names if n in pool.values), None)
 
 
-def _p99(now: _Pool, before: _Pool | None) -> str:
+def interval_quantile(
+    q: float, now: dict[float, float], before: dict[float, float] | None = None
+) -> float:
+    """The ``q``-quantile (0..1) of the observations between two scrapes of a histogram.
+
+    ``now`` and ``before`` are its ``{le: cumulative count}`` buckets (``before``
+    None: since the start). NaN when nothing was observed in between.
+    """
+    old = before or {}
+    return quantile(q, [(le, n - old.get(le, 0.0)) for le, n in now.items()])
+
+
+def _p99(now: PoolView, before: PoolView | None) -> str:
     """The p99 wait over the interval (since the start on the first refresh)."""
     for name in WAITS:
         if name in now.buckets:
-            old = before.buckets.get(name, {}) if before else {}
-            delta = [(le, n - old.get(le, 0.0)) for le, n in now.buckets[name].items()]
-            seconds = quantile(0.99, delta)
-            return "-" if math.isnan(seconds) else _duration(seconds)
+            old = before.buckets.get(name) if before else None
+            seconds = interval_quantile(0.99, now.buckets[name], old)
+            return "-" if math.isnan(seconds) else format_duration(seconds)
     return ""
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """Seconds as ``1.23 s``, ``4.5 ms`` or ``80 µs``."""
     if seconds >= 1:
         return f"{seconds:.2f} s"
     if seconds >= 0.001:
@@ -133,7 +152,7 @@ def _number(value: float | None) -> str:
 
 
 def _rows(
-    now: dict[str, _Pool], before: dict[str, _Pool] | None, elapsed: float
+    now: dict[str, PoolView], before: dict[str, PoolView] | None, elapsed: float
 ) -> list[list[str]]:
     rows = []
     for name, pool in now.items():
@@ -174,7 +193,7 @@ def run_top(
     if "://" not in url:
         url = "http://" + url
     redraw = out.isatty()
-    before: dict[str, _Pool] | None = None
+    before: dict[str, PoolView] | None = None
     taken = 0.0
     refresh = 0
     while count is None or refresh < count:
@@ -189,7 +208,7 @@ def run_top(
                 raise
             body = f"scrape failed: {exc}"
         else:
-            now, elapsed = _pools(samples), clock() - taken
+            now, elapsed = by_pool(samples), clock() - taken
             taken += elapsed
             rows = _rows(now, before, elapsed)
             before = now
