@@ -97,6 +97,9 @@ def test_a_connection_pool_is_exported_with_its_gauges_counters_and_histograms(
     inf = _one(samples, "poolkit_connection_acquire_wait_seconds_bucket", "prom-db", le="+Inf")
     assert inf == count
     assert _one(samples, "poolkit_connection_hold_seconds_count", "prom-db") == 1
+    assert _one(samples, "poolkit_connection_create_seconds_count", "prom-db") >= 1
+    assert _one(samples, "poolkit_connections_waiting", "prom-db") == 0
+    assert _one(samples, "poolkit_connections", "prom-db") >= 1
     assert types["poolkit_connection_timeouts"] == "counter"
     assert _one(samples, "poolkit_connection_timeouts_total", "prom-db") == 1
     assert _one(samples, "poolkit_connections_closed_total", "prom-db", reason="lifetime") == 0
