@@ -174,3 +174,18 @@ def test_a_task_timeout_and_a_worker_crash_are_warnings(process_log: Any) -> Non
 @pytest.mark.parametrize("family", ["connections", "workers", "processes", "buffers"])
 def test_each_family_has_its_logger_under_poolkit(family: str) -> None:
     assert _log.logger(family) is logging.getLogger(f"poolkit.{family}")
+
+
+def test_the_rate_limit_table_forgets_pools_whose_interval_is_over(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.WARNING, logger="poolkit.connections")
+    monkeypatch.setattr(_log, "_MAX_KEYS", 3)
+    monkeypatch.setattr(_log, "_limits", {})
+    now = [0.0]
+    log = logging.getLogger("poolkit.connections")
+    for i in range(5):
+        assert _log.log_limited(log, logging.WARNING, f"p{i}", "timeout", "x", clock=lambda: now[0])
+        now[0] += _log.INTERVAL
+    assert len(_log._limits) <= 3
+    assert len(caplog.records) == 5

@@ -15,7 +15,8 @@
   ants and tunny ports in :mod:`poolkit.workers`, the process pool's helper
   types in :mod:`poolkit.processes`.
 - Observability: :func:`pools` lists the live pools of the process, each
-  with its ``name`` and ``stats()`` (docs/stats.md).
+  with its ``name`` and ``stats()`` (docs/stats.md); durations in stats are
+  :class:`Histogram` objects.
 
 Here are the pools, the errors (every one derives from :class:`PoolError`)
 and the names the README's examples use; statistics classes and the niche
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         TaskTimeout,
         WorkerCrashed,
     )
+    from poolkit._histogram import Histogram
     from poolkit._registry import pools
     from poolkit.buffers import (
         BufferPool,
@@ -115,6 +117,7 @@ __all__ = [
     "ConnectionPool",
     "Connector",
     "EventLoopMismatch",
+    "Histogram",
     "KeyedConnectionPool",
     "LeakWarning",
     "MaxCapacity",
@@ -160,6 +163,7 @@ _EXPORTS = {
         "KeyedConnectionPool",
         "PooledConnection",
     ),
+    "poolkit._histogram": ("Histogram",),
     "poolkit._registry": ("pools",),
     "poolkit.processes": ("ProcessPool",),
     "poolkit.workers": (

@@ -28,6 +28,8 @@ __all__ = ["INTERVAL", "log", "log_limited", "log_overload", "logger"]
 
 # Seconds between two records of one kind for one pool (the rest are counted).
 INTERVAL = 10.0
+# Past this many (pool, kind) entries, stale ones are forgotten.
+_MAX_KEYS = 1024
 
 _lock = threading.Lock()
 # (logger name, pool name, kind) -> [when the last record went out, records left out since]
@@ -85,6 +87,11 @@ def log_limited(
             return False
         suppressed = 0 if state is None else int(state[1])
         since = 0.0 if state is None else now - state[0]
+        if state is None and len(_limits) >= _MAX_KEYS:
+            # Pools come and go (generated names are never reused): forget
+            # the ones whose interval is over, so the table stays small.
+            for old in [k for k, (last, _) in _limits.items() if now - last >= INTERVAL]:
+                del _limits[old]
         _limits[key] = [now, 0]
     if suppressed:
         msg += " (%d similar records suppressed in the last %.0f s)"

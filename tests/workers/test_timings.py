@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
 import pytest
 
-from poolkit import WorkerPool
-from poolkit.workers import MultiPool
+from poolkit import AsyncWorkerPool, WorkerPool
+from poolkit.workers import MultiPool, WorkerPoolStats
 
 
 def test_timings_are_off_by_default() -> None:
@@ -66,3 +67,30 @@ def test_a_multipool_adds_its_sub_pools_timings() -> None:
 def test_timings_must_be_a_bool(bad: object) -> None:
     with pytest.raises(TypeError, match="timings"):
         WorkerPool(1, timings=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_an_async_pool_times_its_tasks_too(eager: bool) -> None:
+    seen: list[object] = []
+
+    async def work(x: int) -> int:
+        await asyncio.sleep(0)
+        return x
+
+    async def boom() -> None:
+        raise ValueError("boom")
+
+    async def main() -> WorkerPoolStats:
+        pool = AsyncWorkerPool(2, timings=True, eager=eager, on_error=lambda e, fn: seen.append(fn))
+        async with pool:
+            futures = [await pool.submit(work, i) for i in range(3)]
+            assert [await f for f in futures] == [0, 1, 2]
+            await pool.go(boom)
+            await pool.wait()
+            return pool.stats()
+
+    stats = asyncio.run(main())
+    assert seen == [boom]
+    assert stats.queue_wait is not None
+    assert stats.run_time is not None
+    assert stats.run_time.count == stats.queue_wait.count == stats.completed == 4

@@ -251,6 +251,8 @@ class Dispatcher:
             worker.task = None
             worker.deadline = None
             worker.done += 1
+            if task is not None:
+                self.state.run_time.record(time.monotonic() - task.started_at)
             recycle = (
                 self.state.max_tasks is not None and worker.done >= self.state.max_tasks
             ) or (

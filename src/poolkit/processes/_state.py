@@ -51,6 +51,7 @@ from typing import Any
 
 from poolkit import _fork
 from poolkit._errors import PoolBroken, PoolClosed, PoolDeadlock, TaskTimeout
+from poolkit._histogram import Recorder
 from poolkit._log import log, log_overload
 from poolkit._waits import deadline_after
 from poolkit.processes import _child as child
@@ -113,6 +114,9 @@ class ProcessState:
         self.terminating = False
         self.unfinished = 0
         self.counts = collections.Counter[str]()
+        # Each task's wait for a worker and its run, recorded under the lock.
+        self.queue_wait = Recorder()
+        self.run_time = Recorder()
         self.worker_seq = 0
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -172,6 +176,8 @@ class ProcessState:
     def assign_locked(self, worker: Worker, task: Task) -> None:
         worker.state = State.BUSY
         worker.task = task
+        task.started_at = now = time.monotonic()
+        self.queue_wait.record(now - task.queued_at)
         # Any finite timeout (1e300 included) gives a float deadline; the
         # dispatcher waits for it in slices (poolkit._waits).
         worker.deadline = None if task.timeout is None else deadline_after(task.timeout)
@@ -439,6 +445,8 @@ class ProcessState:
                 started=c["started"],
                 broken=core.broken is not None,
                 name=core.name,
+                queue_wait=self.queue_wait.snapshot(),
+                run_time=self.run_time.snapshot(),
             )
 
     def pids(self) -> list[int]:

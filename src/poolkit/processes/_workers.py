@@ -27,6 +27,7 @@ import multiprocessing.context
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
@@ -97,7 +98,7 @@ class Task:
     or neither (``go``: failures go to ``on_error``).
     """
 
-    __slots__ = ("fn", "future", "payload", "sink", "timeout")
+    __slots__ = ("fn", "future", "payload", "queued_at", "sink", "started_at", "timeout")
 
     def __init__(
         self,
@@ -112,6 +113,9 @@ class Task:
         self.future = future
         self.timeout = timeout
         self.sink = sink
+        # For the pool's queue_wait and run_time (time.monotonic()).
+        self.queued_at = time.monotonic()
+        self.started_at = self.queued_at
 
 
 class Worker:

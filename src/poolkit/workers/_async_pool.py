@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import math
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
@@ -40,6 +41,7 @@ from poolkit.workers._core import (
     stop_mode,
 )
 from poolkit.workers._lifecycle import Lifecycle
+from poolkit.workers._timing import TaskTimings
 from poolkit.workers._verbs import CoreViews, with_worker
 
 __all__ = ["AsyncWorkerPool"]
@@ -75,6 +77,10 @@ class AsyncWorkerPool(CoreViews):
     suspended cancels the caller). Turn it on only for coroutines that use
     none of them before their first ``await``.
 
+    ``timings=True`` records each task's ``queue_wait`` and ``run_time`` in
+    :meth:`stats`, as for :class:`WorkerPool` (an eagerly started task
+    waited 0 s); off by default.
+
     Raises:
         TypeError, ValueError: a bad option (the message names it).
     """
@@ -99,6 +105,7 @@ class AsyncWorkerPool(CoreViews):
         name: str | None = None,
         clock: Clock = time.monotonic,
         eager: bool = False,
+        timings: bool = False,
     ) -> None:
         options = PoolOptions.build(
             max_workers=100 if max_workers is None else max_workers,
@@ -119,6 +126,7 @@ class AsyncWorkerPool(CoreViews):
             hooks=hooks,
             clock=self._clock,
             eager=eager,
+            timings=TaskTimings() if check_bool("timings", timings) else None,
         )
         _fork.track(self)
         _registry.add(self)
@@ -430,8 +438,12 @@ class AsyncWorkerPool(CoreViews):
         await self.stop(wait=True, timeout=timeout)
 
     def stats(self) -> WorkerPoolStats:
-        """A snapshot of workers, tasks and outcome counters."""
-        return self._crew.stats()
+        """A snapshot of workers, tasks and outcome counters (and timings, if on)."""
+        stats = self._crew.stats()
+        if self._crew.timings is None:
+            return stats
+        queue_wait, run_time = self._crew.timings.snapshot()
+        return dataclasses.replace(stats, queue_wait=queue_wait, run_time=run_time)
 
     def _in_own_task(self) -> bool:
         """Whether the caller is one of this pool's tasks (groups refuse to wait there)."""

@@ -2,7 +2,8 @@
 
 Off by default: a worker pool's fast path is about a microsecond a task, and
 three clock reads and two histogram updates would add a third to it. When on,
-each queued task is wrapped in :class:`Timed`, which notes when it was queued
+each queued task is wrapped in :class:`Timed` (:class:`AsyncTimed` for an
+asyncio pool, whose eagerly started tasks wait 0 s), which notes when it was queued
 and, on a worker, when it started and ended; nothing else in the pool changes
 (the worker loop, the queue's items, the pills stay as they are).
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from poolkit._histogram import Histogram, Recorder
 
-__all__ = ["TaskTimings", "Timed", "unwrap"]
+__all__ = ["AsyncTimed", "TaskTimings", "Timed", "unwrap"]
 
 
 class TaskTimings:
@@ -77,6 +78,23 @@ class Timed:
         return repr(self.fn)
 
 
+class AsyncTimed(Timed):
+    """:class:`Timed` for an asyncio pool: the task's coroutine, timed to its end."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._run(args, kwargs)
+
+    async def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        timings = self.timings
+        started = timings.clock()
+        try:
+            return await self.fn(*args, **kwargs)
+        finally:
+            timings.record(self.queued, started, timings.clock())
+
+
 def unwrap(fn: object) -> object:
     """The user's callable behind a :class:`Timed` task (for ``on_error``)."""
-    return fn.fn if type(fn) is Timed else fn
+    return fn.fn if isinstance(fn, Timed) else fn
