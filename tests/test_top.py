@@ -266,3 +266,33 @@ def test_top_error_is_what_run_top_raises_on_the_first_scrape() -> None:
     with pytest.raises(TopError, match="cannot reach http://"):
         run_top(url, interval=1, count=3, out=io.StringIO(), sleep=slept.append)
     assert slept == []  # the first scrape fails at once, not after a refresh
+
+
+def test_poolkit_top_runs_as_a_command_for_a_couple_of_refreshes(endpoint: Any) -> None:
+    """`python -m poolkit top URL --count 2`: two plain tables on a pipe, then exit 0."""
+    import subprocess
+    import sys
+
+    pool = WorkerPool(1, name="top-command")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "poolkit",
+            "top",
+            endpoint.url,
+            "--count",
+            "2",
+            "--interval",
+            "0.05",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    pool.close()
+    assert done.returncode == 0, done.stderr
+    tables = _tables(done.stdout)
+    assert len(tables) == 2
+    assert all(table["top-command"]["max"] == "1" for table in tables)

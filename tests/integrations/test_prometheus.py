@@ -207,6 +207,26 @@ def test_every_stats_field_of_every_family_is_exported_or_listed_as_not(family: 
     assert fields - mapped - skipped == set()
 
 
+@pytest.mark.parametrize("stats_class", ["ResqueWorkerStats", "DaskPoolStats"])
+def test_resque_and_dask_stats_fields_are_exported_or_listed_as_not(stats_class: str) -> None:
+    """The same completeness rule for the pools that need a server, from their fields."""
+    import dataclasses
+
+    from poolkit.integrations.dask._pool import DaskPoolStats
+    from poolkit.integrations.resque._stats import ResqueWorkerStats
+    from poolkit.workers import WorkerPoolStats
+
+    classes: dict[str, type[WorkerPoolStats]] = {
+        "ResqueWorkerStats": ResqueWorkerStats,
+        "DaskPoolStats": DaskPoolStats,
+    }
+    cls = classes[stats_class]
+    fields = {f.name for f in dataclasses.fields(cls)} | set(cls._derived)
+    mapped = {spec.field for spec in prometheus.METRICS if cls.family in spec.families}
+    skipped = set().union(*(v for k, v in prometheus.UNEXPORTED.items() if cls.family in k))
+    assert fields - mapped - skipped == set()
+
+
 def test_serve_exports_on_loopback_and_closes() -> None:
     registry = CollectorRegistry()
     pool = ConnectionPool(FakeConnector(), max_size=7, name="prom-served")
