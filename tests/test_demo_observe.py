@@ -29,17 +29,19 @@ def test_observe_reads_waits_and_timeouts_back_from_metrics_and_logs_one_timeout
     batch = rows["burst + batch job"]
     # The batch job holds all 4 connections 3x as long as a request waits: the
     # requests queued behind it time out, and the scrapes saw the pool full.
-    assert int(str(batch[4])) >= 1
-    assert batch[7] == observe.MAX_SIZE
-    assert str(batch[6]).endswith(("µs", "ms", " s"))
-    timeouts = sum(int(str(row[4])) for row in section.rows)
+    assert int(str(batch[5])) >= 1
+    assert int(str(batch[4])) >= int(str(batch[5]))  # a timeout queued first
+    assert batch[8] == observe.MAX_SIZE
+    assert str(batch[7]).endswith(("µs", "ms", " s"))
+    timeouts = sum(int(str(row[5])) for row in section.rows)
     finding = section.findings[1]
     assert finding.startswith(f"{timeouts} requests timed out")
     assert "WARNING poolkit.connections: orders-db" in finding
     assert "PoolTimeout after 0.1 s" in finding
     logged = int(finding.split("the pool logged ")[1].split()[0])
     assert 1 <= logged < max(2, timeouts)  # rate-limited: not one record per timeout
-    assert "/metrics" in section.findings[2]
+    assert "/metrics" in section.findings[3]
+    assert f", {timeouts} gave up" in section.findings[2]
     for file_name, _ in section.charts:
         assert (tmp_path / file_name).stat().st_size > 0
 
