@@ -77,7 +77,7 @@ class _Snapshots:
     def get(self) -> list[dict[str, Any]]:
         with self._lock:
             now = self._clock()
-            if now - self._taken >= self._max_age or self._max_age == 0:
+            if now - self._taken >= self._max_age:
                 self._stats = snapshots()
                 self._taken = now
             return self._stats
