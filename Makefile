@@ -16,7 +16,7 @@ demo: $(BIN)/python
 	$(BIN)/poolkit demo
 
 test: $(BIN)/python
-	$(PIP) install --quiet -e '.[dev,cli,bench,progress,postgres,memcache,cloudpickle,resque,dask,sqlalchemy]'
+	$(PIP) install --quiet -e '.[dev,cli,bench,progress,postgres,memcache,cloudpickle,resque,dask,sqlalchemy,prometheus,opentelemetry]'
 	bash scripts/install-test-servers.sh
 	$(BIN)/python scripts/gen_sync.py --check
 	$(BIN)/ruff check .

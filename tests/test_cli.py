@@ -112,7 +112,7 @@ def test_help_lists_the_bench_families_and_the_demo_parts(
                 "workers",
             ],
         ),
-        ("demo", ["buffers", "connections", "sqlite", "workers", "scaleout"]),
+        ("demo", ["buffers", "connections", "sqlite", "workers", "observe", "scaleout"]),
     ):
         with pytest.raises(SystemExit):
             _cli.main([command, "--help"])

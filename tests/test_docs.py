@@ -27,6 +27,7 @@ EXTRA_OF = {
     "psycopg": "postgres",
     "sqlalchemy": "sqlalchemy",
 }
+EXTRA_OF |= {"prometheus_client": "prometheus", "opentelemetry.sdk": "dev"}
 _FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 _NODE_ID = re.compile(r"`?(tests/[\w/]+\.py)::([\w:]+)(?:\[[^\]]*\])?`?")
 
@@ -154,3 +155,22 @@ REQUIRED_ANCHORS = [
 def test_anchors_page_covers_every_named_anchor(anchor: str) -> None:
     rows = _mapping_rows(ROOT / "docs" / "anchors.md")
     assert any(anchor in " ".join(cells[:2]) for cells in rows), f"no row maps {anchor}"
+
+
+def test_stats_page_lists_every_exported_metric_as_the_exporters_name_it() -> None:
+    """docs/stats.md's table of names is the exporters' table, row for row."""
+    from poolkit.integrations._metrics import CLOSED, METRICS
+
+    text = (ROOT / "docs" / "stats.md").read_text(encoding="utf-8")
+    table = text.split("| field | families | kind | Prometheus | OpenTelemetry |")[1]
+    rows = [
+        [c.strip().strip("`") for c in line.strip("|").split("|")]
+        for line in table.strip().splitlines()[1:]
+        if line.startswith("|")
+    ]
+    documented = [(r[0], r[2], r[3].split("`")[0], r[4]) for r in rows]
+    expected = [
+        (s.field, s.kind, s.name + ("_total" if s.kind == "counter" else ""), s.otel_name)
+        for s in (*METRICS, CLOSED)
+    ]
+    assert documented == expected

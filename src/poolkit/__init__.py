@@ -14,6 +14,9 @@
   :class:`AsyncWorkerPool` (asyncio) and :class:`ProcessPool` (processes); the
   ants and tunny ports in :mod:`poolkit.workers`, the process pool's helper
   types in :mod:`poolkit.processes`.
+- Observability: :func:`pools` lists the live pools of the process, each
+  with its ``name`` and ``stats()`` (docs/stats.md); durations in stats are
+  :class:`Histogram` objects.
 
 Here are the pools, the errors (every one derives from :class:`PoolError`)
 and the names the README's examples use; statistics classes and the niche
@@ -47,6 +50,8 @@ if TYPE_CHECKING:
         TaskTimeout,
         WorkerCrashed,
     )
+    from poolkit._histogram import Histogram
+    from poolkit._registry import pools
     from poolkit.buffers import (
         BufferPool,
         ByteBuffer,
@@ -114,6 +119,7 @@ __all__ = [
     "ConnectionPool",
     "Connector",
     "EventLoopMismatch",
+    "Histogram",
     "KeyedConnectionPool",
     "LeakWarning",
     "MaxCapacity",
@@ -135,6 +141,7 @@ __all__ = [
     "WorkerPool",
     "__version__",
     "accept_by_capacity",
+    "pools",
 ]
 
 # Each module and the public names it defines, imported on first use; the
@@ -158,6 +165,8 @@ _EXPORTS = {
         "KeyedConnectionPool",
         "PooledConnection",
     ),
+    "poolkit._histogram": ("Histogram",),
+    "poolkit._registry": ("pools",),
     "poolkit.processes": ("ProcessPool",),
     "poolkit.workers": (
         "AsyncTaskGroup",

@@ -1,4 +1,4 @@
-"""The ``poolkit`` command: ``poolkit demo`` and ``poolkit bench``."""
+"""The ``poolkit`` command: ``poolkit demo``, ``poolkit bench`` and ``poolkit top``."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         description="poolkit: object, buffer, connection and worker pools for Python.",
     )
     parser.add_argument("--version", action="version", version=f"poolkit {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench,top}")
 
     demo = _command(sub, "demo", "parts", _demo_parts())
     demo.add_argument(
@@ -49,7 +49,35 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, metavar="PATH", help="also write records as JSON")
     bench.add_argument("--quick", action="store_true", help="keep the run under a minute")
     bench.add_argument("--bench-dir", type=Path, help="folder with bench_<family>.py modules")
+
+    summary, description = _COMMANDS["top"]
+    top = sub.add_parser("top", help=summary, description=textwrap.fill(description, HELP_WIDTH))
+    top.add_argument("url", help="the /metrics URL, e.g. http://127.0.0.1:9000/metrics")
+    top.add_argument(
+        "--interval", type=_positive(float), default=2.0, help="seconds between refreshes (2)"
+    )
+    how_long = top.add_mutually_exclusive_group()
+    how_long.add_argument(
+        "--count", type=_positive(int), metavar="N", help="refresh N times, then exit"
+    )
+    how_long.add_argument("--once", action="store_true", help="print one table and exit")
     return parser
+
+
+def _positive(kind: type[float] | type[int]) -> Any:
+    """An argparse type: a number of ``kind`` above 0."""
+
+    def convert(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its errors
+    return convert
 
 
 # Each subcommand's one-line summary and description.
@@ -65,6 +93,13 @@ _COMMANDS = {
         "Run the benchmarks, each side by side with its peers in one process, and print a "
         "table with ratios. Peers that are not installed are skipped and listed (pip install "
         "'poolkit[bench]' installs them all).",
+    ),
+    "top": (
+        "live table of a process's pools, read from its /metrics",
+        "Scrape a /metrics endpoint (poolkit.integrations.prometheus) every --interval "
+        "seconds and show one row per pool: in use / idle / max, waiting, timeouts, queued "
+        "tasks, the p99 wait and tasks completed per second over the last interval. On a "
+        "terminal the table is redrawn in place; otherwise tables follow one another.",
     ),
 }
 
@@ -177,9 +212,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_top(args: argparse.Namespace) -> int:
+    from poolkit._top import TopError, run_top
+
+    count = 1 if args.once else args.count
+    try:
+        run_top(args.url, interval=args.interval, count=count, out=sys.stdout)
+    except TopError as exc:
+        print(f"poolkit top: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C is how one leaves a live view
+        return 0
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     args = _parser().parse_args(argv)
     if args.command == "bench":
         return _cmd_bench(args)
+    if args.command == "top":
+        return _cmd_top(args)
     return _cmd_demo(args)

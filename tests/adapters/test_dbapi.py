@@ -291,7 +291,7 @@ def test_sqlite_pool_sets_wal_and_shares_the_file_between_threads(tmp_path: Path
     for t in threads:
         t.join()
     assert _count(db) == 100
-    assert db.stats().size <= 4
+    assert db.stats().total <= 4
     db.close()
     with pytest.raises(PoolClosed):
         db.connect()

@@ -171,7 +171,7 @@ def test_request_on_a_fresh_connection_is_not_retried() -> None:
         with pytest.raises(ConnectionRefusedError):
             client.get(f"http://127.0.0.1:{port}/")
         assert client.stats().retried == 0
-        assert client.stats().pool.size == 0
+        assert client.stats().pool.total == 0
 
 
 def test_max_conns_per_host_makes_callers_wait(http_server: LoopbackHTTPServer) -> None:

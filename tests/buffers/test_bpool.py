@@ -39,7 +39,7 @@ def test_bounded_put_when_full_drops() -> None:
     pool.put(a)
     pool.put(b)
     stats = pool.stats()
-    assert (stats.pooled, stats.dropped) == (1, 1)
+    assert (stats.idle, stats.dropped) == (1, 1)
 
 
 def test_bounded_num_pooled() -> None:
@@ -70,7 +70,7 @@ def test_bounded_live_view_is_not_kept() -> None:
     buf.write(b"x")
     view = buf.view()
     pool.put(buf)
-    assert (pool.num_pooled(), pool.stats().rejected) == (0, 1)
+    assert (pool.num_pooled(), pool.stats().refused) == (0, 1)
     view.release()
 
 
@@ -122,7 +122,7 @@ def test_sized_no_replacement_allocated_when_full() -> None:
     b.write(b"z" * 1000)
     pool.put(b)
     stats = pool.stats()
-    assert (stats.pooled, stats.dropped, stats.replaced) == (1, 1, 0)
+    assert (stats.idle, stats.dropped, stats.replaced) == (1, 1, 0)
     assert b.capacity > 64  # its storage was not replaced
 
 
@@ -162,7 +162,7 @@ def test_bytes_rejects_too_small_and_too_large() -> None:
     assert not pool.put(bytearray(8))
     assert not pool.put(bytearray(1 << 20))
     stats = pool.stats()
-    assert (stats.pooled, stats.rejected) == (0, 2)
+    assert (stats.idle, stats.refused) == (0, 2)
 
 
 def test_bytes_full_pool_drops() -> None:
@@ -225,7 +225,7 @@ def test_stats_and_repr() -> None:
     pool.put(pool.get())
     stats = pool.stats()
     assert isinstance(stats, BoundedPoolStats)
-    assert (stats.pooled, stats.size, stats.misses, stats.kept) == (1, 3, 1, 1)
+    assert (stats.idle, stats.max_idle, stats.misses, stats.kept) == (1, 3, 1, 1)
     assert "pooled=1/3" in repr(pool)
     assert pool.clear() == 1
 

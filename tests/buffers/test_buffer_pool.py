@@ -49,7 +49,7 @@ def test_borrow_returns_the_buffer_for_the_next_borrow() -> None:
     with pool.borrow(900) as view:
         assert first is _backing(view)
     stats = pool.stats()
-    assert (stats.hits, stats.misses, stats.returns) == (1, 1, 2)
+    assert (stats.hits, stats.misses, stats.kept) == (1, 1, 2)
 
 
 def test_view_touched_after_the_block_raises() -> None:
@@ -68,7 +68,7 @@ def test_borrow_returns_the_buffer_when_the_block_raises() -> None:
     pool = BufferPool(512, 8192)
     with pytest.raises(KeyError), pool.borrow(100):
         raise KeyError("boom")
-    assert pool.stats().idle_buffers == 1
+    assert pool.stats().idle == 1
 
 
 def test_borrow_is_single_use() -> None:
@@ -89,7 +89,7 @@ def test_slice_outliving_the_block_keeps_the_buffer_out_of_the_pool() -> None:
         buffer = _backing(view)
     kept[0] = 42  # still valid: the slice owns its own export
     stats = pool.stats()
-    assert (stats.dropped_in_use, stats.idle_buffers) == (1, 0)
+    assert (stats.dropped_in_use, stats.idle) == (1, 0)
     with pool.borrow(100) as view:
         assert buffer is not _backing(view)
     kept.release()
@@ -109,7 +109,7 @@ def test_borrow_above_max_size_is_fresh_and_never_pooled() -> None:
     with pool.borrow(10_000) as view:
         assert 10_000 == len(view) == len(_backing(view))
     stats = pool.stats()
-    assert (stats.oversize, stats.idle_buffers, stats.misses) == (1, 0, 0)
+    assert (stats.oversize, stats.idle, stats.misses) == (1, 0, 0)
 
 
 def test_failed_allocation_leaves_the_pool_usable() -> None:
@@ -121,7 +121,7 @@ def test_failed_allocation_leaves_the_pool_usable() -> None:
         pool.get(1 << 62)
     with pool.borrow(100) as view:
         assert len(view) == 100
-    assert pool.stats().idle_buffers == 1
+    assert pool.stats().idle == 1
 
 
 # -- get / put ------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_get_above_max_size_is_unpooled_and_its_put_is_dropped() -> None:
     assert len(buf) == 16385
     pool.put(buf)
     stats = pool.stats()
-    assert (stats.oversize, stats.dropped_oversize, stats.idle_buffers) == (1, 1, 0)
+    assert (stats.oversize, stats.dropped_oversize, stats.idle) == (1, 1, 0)
 
 
 def test_put_of_a_wrong_size_is_refused_naming_sizes() -> None:
@@ -162,7 +162,7 @@ def test_put_never_files_a_buffer_under_a_larger_class() -> None:
         with pytest.raises(ReleaseError):
             pool.put(bytearray(size))
     assert len(pool.get(2000)) >= 2048
-    assert pool.stats().idle_buffers == 0
+    assert pool.stats().idle == 0
 
 
 def test_resized_pool_buffer_is_refused() -> None:
@@ -182,7 +182,7 @@ def test_double_put_raises_release_error() -> None:
     with pytest.raises(ReleaseError, match="returned twice"):
         pool.put(buf)
     stats = pool.stats()
-    assert (stats.idle_buffers, stats.refused) == (1, 1)
+    assert (stats.idle, stats.refused) == (1, 1)
 
 
 def test_put_of_the_borrowed_buffer_inside_its_block_is_refused() -> None:
@@ -190,7 +190,7 @@ def test_put_of_the_borrowed_buffer_inside_its_block_is_refused() -> None:
     pool = BufferPool(1024, 16384)
     with pool.borrow(100) as view, pytest.raises(ReleaseError, match="memoryviews"):
         pool.put(_backing(view))
-    assert pool.stats().idle_buffers == 1
+    assert pool.stats().idle == 1
 
 
 def test_foreign_bytearray_of_a_class_size_is_accepted() -> None:
@@ -208,10 +208,10 @@ def test_put_with_a_live_memoryview_is_refused_until_released() -> None:
     view = memoryview(buf)[:100]
     with pytest.raises(ReleaseError, match="memoryviews into it are alive"):
         pool.put(buf)
-    assert pool.stats().idle_buffers == 0
+    assert pool.stats().idle == 0
     view.release()
     pool.put(buf)
-    assert pool.stats().idle_buffers == 1
+    assert pool.stats().idle == 1
 
 
 @pytest.mark.parametrize(
@@ -238,7 +238,7 @@ def test_bytearray_subclass_is_accepted() -> None:
 
     pool = BufferPool(1024, 16384)
     pool.put(Tagged(1024))
-    assert pool.stats().idle_buffers == 1
+    assert pool.stats().idle == 1
 
 
 @pytest.mark.parametrize(
@@ -295,7 +295,7 @@ def test_put_inside_the_block_after_releasing_the_view_fails_the_exit() -> None:
     pool.put(buf)
     with pytest.raises(ReleaseError, match="already put back"):
         loan.__exit__(None, None, None)
-    assert pool.stats().idle_buffers == 1
+    assert pool.stats().idle == 1
 
 
 def test_view_reexported_past_the_block_keeps_the_buffer_out_of_the_pool() -> None:
@@ -304,7 +304,7 @@ def test_view_reexported_past_the_block_keeps_the_buffer_out_of_the_pool() -> No
     with pool.borrow(100) as view:
         held = pickle.PickleBuffer(view)
     stats = pool.stats()
-    assert (stats.dropped_in_use, stats.idle_buffers) == (1, 0)
+    assert (stats.dropped_in_use, stats.idle) == (1, 0)
     held.release()
 
 
@@ -358,7 +358,7 @@ def test_budget_drops_the_returned_buffer_when_nothing_larger_is_idle() -> None:
     for buf in bufs:
         pool.put(buf)
     stats = pool.stats()
-    assert (stats.idle_buffers, stats.idle_bytes, stats.dropped_budget) == (3, 3 * 4096, 1)
+    assert (stats.idle, stats.idle_bytes, stats.dropped_budget) == (3, 3 * 4096, 1)
 
 
 def test_budget_evicts_larger_idle_buffers_before_dropping_small_ones() -> None:
@@ -396,7 +396,7 @@ def test_zero_budget_keeps_nothing() -> None:
     pool = BufferPool(1024, 4096, max_idle_bytes=0)
     pool.put(pool.get(10))
     stats = pool.stats()
-    assert (stats.idle_buffers, stats.dropped_budget) == (0, 1)
+    assert (stats.idle, stats.dropped_budget) == (0, 1)
 
 
 def test_no_budget_when_asked_by_name() -> None:
@@ -406,7 +406,7 @@ def test_no_budget_when_asked_by_name() -> None:
     for buf in bufs:
         pool.put(buf)
     stats = pool.stats()
-    assert (stats.idle_buffers, stats.max_idle_bytes) == (100, None)
+    assert (stats.idle, stats.max_idle_bytes) == (100, None)
 
 
 def test_max_idle_per_class_caps_each_class() -> None:
@@ -446,7 +446,7 @@ def test_max_idle_time_releases_buffers_idle_for_a_whole_interval() -> None:
             pass
     stats = pool.stats()
     assert (stats.idle_by_class[0], stats.idle_by_class[-1]) == ((1024, 1), (MIB, 0))
-    assert stats.aged == 7
+    assert stats.expired == 7
 
 
 def test_no_aging_by_default() -> None:
@@ -498,14 +498,14 @@ def test_clear_drops_idle_buffers_and_reports_bytes() -> None:
         pool.put(buf)
     assert pool.clear() == 5120
     stats = pool.stats()
-    assert (stats.idle_buffers, stats.idle_bytes) == (0, 0)
+    assert (stats.idle, stats.idle_bytes) == (0, 0)
 
 
 def test_pool_as_context_manager_clears_on_exit() -> None:
     """with BufferPool() as pool: idle buffers are dropped when the block ends."""
     with BufferPool(1024, 4096) as pool:
         pool.put(pool.get(1))
-    assert pool.stats().idle_buffers == 0
+    assert pool.stats().idle == 0
 
 
 def test_repr_shows_live_state() -> None:
@@ -623,8 +623,8 @@ def test_threads_never_hold_one_buffer_at_once(api: str) -> None:
     if getattr(sys, "_is_gil_enabled", lambda: True)():
         # Exact under the GIL; free-threaded builds may lose a counter increment.
         assert threads * rounds == stats.hits + stats.misses
-        assert threads * rounds == stats.returns + stats.dropped_budget
-        assert stats.returns == stats.hits + stats.evicted + stats.aged + stats.idle_buffers
+        assert threads * rounds == stats.kept + stats.dropped_budget
+        assert stats.kept == stats.hits + stats.evicted + stats.expired + stats.idle
 
 
 def test_racing_double_put_files_the_buffer_once() -> None:
@@ -633,7 +633,7 @@ def test_racing_double_put_files_the_buffer_once() -> None:
         pool = BufferPool(1024, 4096)
         outcomes = _race_puts(pool, pool.get(1024), threads=4)
         assert sorted(outcomes) == ["ok", "refused", "refused", "refused"]
-        assert pool.stats().idle_buffers == 1
+        assert pool.stats().idle == 1
 
 
 def _race_puts(pool: BufferPool, buf: bytearray, threads: int) -> list[str]:

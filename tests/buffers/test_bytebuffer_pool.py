@@ -84,7 +84,7 @@ def test_put_with_live_view_drops_the_buffer() -> None:
     view = buf.view()
     pool.put(buf)
     stats = pool.stats()
-    assert (stats.idle, stats.dropped_exported) == (0, 1)
+    assert (stats.idle, stats.dropped_in_use) == (0, 1)
     assert pool.get() is not buf
     assert bytes(view) == b"secret"  # the old holder's view still sees its data
     view.release()
@@ -112,7 +112,7 @@ def test_reset_before_put_does_not_calibrate_down() -> None:
         buf.reset()
         pool.put(buf)
     stats = pool.stats()
-    assert (stats.default_size, stats.max_size, stats.calibrations) == (2048, 2048, 1)
+    assert (stats.default_buffer_size, stats.max_buffer_size, stats.calibrations) == (2048, 2048, 1)
     assert stats.idle == 1  # the 2 KiB buffer is still reused
 
 
@@ -126,7 +126,7 @@ def test_calibration_drops_buffers_above_max_size() -> None:
     big.write(b"b" * 100_000)
     pool.put(big)
     assert big not in list(pool._idle_buffers())
-    assert pool.stats().dropped >= 1
+    assert pool.stats().dropped_by_accept >= 1
 
 
 class NaivePool:
@@ -174,7 +174,7 @@ def test_leak_burst_then_small_stream_releases_big_buffers() -> None:
     stats = pool.stats()
     assert stats.calibrations >= 1
     assert stats.idle_bytes <= 4 * KIB
-    assert stats.max_size == 1024
+    assert stats.max_buffer_size == 1024
 
 
 def test_byte_budget_evicts_coldest() -> None:
@@ -213,7 +213,7 @@ def test_max_capacity_policy_applies() -> None:
     buf = pool.get()
     buf.write(b"m" * (65 * KIB))
     pool.put(buf)
-    assert (pool.stats().idle, pool.stats().dropped) == (0, 1)
+    assert (pool.stats().idle, pool.stats().dropped_by_accept) == (0, 1)
 
 
 def test_utilization_strikes_are_kept_on_the_buffer() -> None:
@@ -231,7 +231,7 @@ def test_utilization_strikes_are_kept_on_the_buffer() -> None:
     last = pool.get()
     last.write(b"u")
     pool.put(last)
-    assert (pool.stats().idle, pool.stats().dropped) == (0, 1)
+    assert (pool.stats().idle, pool.stats().dropped_by_accept) == (0, 1)
 
 
 def test_clear_releases_idle_buffers() -> None:

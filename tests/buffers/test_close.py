@@ -25,7 +25,7 @@ KINDS = {
     "BufferPool": Kind(
         lambda: BufferPool(1024, 8192),
         lambda pool: pool.get(1000),
-        lambda pool: pool.stats().idle_buffers,
+        lambda pool: pool.stats().idle,
     ),
     "ByteBufferPool": Kind(ByteBufferPool, lambda pool: pool.get(), lambda pool: pool.stats().idle),
     "BoundedBufferPool": Kind(
@@ -105,7 +105,7 @@ def test_buffer_pool_loan_open_across_close_is_dropped_on_exit(options: dict[str
         pool.close()
         view[:3] = b"abc"
     stats = pool.stats()
-    assert (stats.idle_buffers, stats.dropped_closed, stats.returns) == (0, 1, 0)
+    assert (stats.idle, stats.dropped_closed, stats.kept) == (0, 1, 0)
 
 
 def test_buffer_pool_put_after_close_counts_dropped_closed() -> None:
@@ -114,7 +114,7 @@ def test_buffer_pool_put_after_close_counts_dropped_closed() -> None:
     buf = pool.get(1000)
     pool.close()
     pool.put(buf)
-    assert (pool.stats().dropped_closed, pool.stats().idle_buffers) == (1, 0)
+    assert (pool.stats().dropped_closed, pool.stats().idle) == (1, 0)
     assert "closed" in repr(pool)
 
 

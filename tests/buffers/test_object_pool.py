@@ -42,14 +42,14 @@ def check_accounting(stats: ObjectPoolStats) -> None:
         + stats.idle
         + stats.dropped_by_accept
         + stats.dropped_by_error
-        + stats.dropped_overflow
-        + stats.dropped_aged
+        + stats.evicted
+        + stats.expired
         + stats.dropped_by_gc
         + stats.dropped_closed
         + stats.cleared
         + stats.refused
     )
-    assert stats.puts == accounted
+    assert stats.returned == accounted
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_put_then_get_reuses_the_object() -> None:
     assert len(pool) == 1
     assert pool.get() is obj
     stats = pool.stats()
-    assert (stats.hits, stats.misses, stats.puts, stats.idle) == (1, 1, 1, 0)
+    assert (stats.hits, stats.misses, stats.returned, stats.idle) == (1, 1, 1, 0)
 
 
 def test_get_is_lifo_the_most_recently_put_object_comes_first() -> None:
@@ -111,7 +111,7 @@ def test_put_none_is_a_type_error_and_not_counted() -> None:
     pool: ObjectPool[Any] = ObjectPool(Thing)
     with pytest.raises(TypeError, match=r"put\(None\)"):
         pool.put(None)
-    assert pool.stats().puts == 0
+    assert pool.stats().returned == 0
 
 
 def test_a_factory_returning_none_is_a_type_error() -> None:
@@ -133,7 +133,7 @@ def test_default_max_idle_is_bounded() -> None:
     for _ in range(DEFAULT_MAX_IDLE * 2):
         pool.put(Thing())
     assert len(pool) == DEFAULT_MAX_IDLE
-    assert pool.stats().dropped_overflow == DEFAULT_MAX_IDLE
+    assert pool.stats().evicted == DEFAULT_MAX_IDLE
 
 
 def test_overflow_drops_the_coldest_idle_object() -> None:
@@ -143,7 +143,7 @@ def test_overflow_drops_the_coldest_idle_object() -> None:
         pool.put(obj)
     assert [c, b] == [pool.get(), pool.get()]  # a, the coldest, was dropped
     stats = pool.stats()
-    assert stats.dropped_overflow == 1
+    assert stats.evicted == 1
     check_accounting(stats)
 
 
@@ -161,7 +161,7 @@ def test_max_idle_zero_keeps_nothing() -> None:
     pool = ObjectPool(Thing, max_idle=0)
     pool.put(Thing())
     assert len(pool) == 0
-    assert pool.stats().dropped_overflow == 1
+    assert pool.stats().evicted == 1
 
 
 def test_max_idle_none_is_unbounded_when_asked_by_name() -> None:
@@ -295,7 +295,7 @@ def test_a_reset_that_raises_drops_the_object_and_propagates() -> None:
     assert len(pool) == 0
     pool.put(Thing())
     stats = pool.stats()
-    assert (stats.dropped_by_error, stats.idle, stats.puts) == (1, 1, 2)
+    assert (stats.dropped_by_error, stats.idle, stats.returned) == (1, 1, 2)
     check_accounting(stats)
 
 
@@ -352,7 +352,7 @@ def test_an_object_idle_longer_than_max_idle_time_is_not_handed_out() -> None:
     fresh = pool.get()
     assert fresh is not old
     stats = pool.stats()
-    assert (stats.dropped_aged, stats.hits, stats.misses) == (1, 0, 1)
+    assert (stats.expired, stats.hits, stats.misses) == (1, 0, 1)
 
 
 def test_max_idle_time_is_strictly_greater_than() -> None:
@@ -373,7 +373,7 @@ def test_stale_objects_are_released_lazily_on_put() -> None:
     clock.now = 12
     pool.put(Thing())  # the t=0 object is 12 s old: released now
     assert len(pool) == 2
-    assert pool.stats().dropped_aged == 1
+    assert pool.stats().expired == 1
 
 
 def test_stale_objects_are_released_lazily_on_get() -> None:
@@ -386,7 +386,7 @@ def test_stale_objects_are_released_lazily_on_get() -> None:
     clock.now = 12
     assert pool.get() is hot  # 7 s idle: still good
     assert len(pool) == 0  # the 12 s old one went with that get
-    assert pool.stats().dropped_aged == 1
+    assert pool.stats().expired == 1
 
 
 def test_when_the_freshest_is_stale_every_idle_object_goes() -> None:
@@ -398,7 +398,7 @@ def test_when_the_freshest_is_stale_every_idle_object_goes() -> None:
     pool.get()
     assert len(pool) == 0
     stats = pool.stats()
-    assert (stats.dropped_aged, stats.misses) == (5, 1)
+    assert (stats.expired, stats.misses) == (5, 1)
     check_accounting(stats)
 
 
@@ -620,11 +620,11 @@ def test_stats_snapshot_is_frozen_and_adds_up() -> None:
     assert (
         stats.hits,
         stats.misses,
-        stats.puts,
+        stats.returned,
         stats.idle,
         stats.max_idle,
         stats.dropped_by_accept,
-        stats.dropped_overflow,
+        stats.evicted,
     ) == (1, 4, 5, 1, 2, 1, 2)
     assert stats.gets == 5
     assert math.isclose(0.2, stats.hit_ratio)
@@ -732,7 +732,7 @@ def test_threads_never_share_an_object_and_counts_add_up(options: dict[str, Any]
     assert shared == []
     stats = pool.stats()
     assert threads * rounds == stats.gets
-    assert threads * rounds == stats.puts
+    assert threads * rounds == stats.returned
     assert stats.idle == 0
     check_accounting(stats)
 

@@ -147,7 +147,7 @@ def test_keyboard_interrupt_in_a_hook_closes_the_connection_instead_of_leaking_i
     with pytest.raises(KeyboardInterrupt):
         pool.acquire().close()  # check and ping run in acquire(), reset in close()
     stats = pool.stats()
-    assert (stats.in_use, stats.size) == (0, 0)
+    assert (stats.in_use, stats.total) == (0, 0)
     assert fake.connections[0].closed
     with pool.connection(timeout=5) as c:
         assert c.raw.id == 2

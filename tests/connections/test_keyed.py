@@ -87,7 +87,7 @@ def test_global_cap_evicts_the_least_recently_used_idle_of_another_key() -> None
     assert made["a"].connections[0].closed
     assert not made["b"].connections[0].closed
     assert kpool.stats().closed_by_reason["evicted"] == 1
-    assert kpool.stats().size <= 2
+    assert kpool.stats().total <= 2
     kpool.close()
 
 

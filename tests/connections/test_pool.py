@@ -81,7 +81,7 @@ def test_discard_closes_instead_of_returning() -> None:
         settle()
         assert raw.closed
         assert pool.stats().closed_by_reason["discarded"] == 1
-        assert pool.stats().size == 0
+        assert pool.stats().total == 0
         pool.close()
 
     run(main)
@@ -388,7 +388,7 @@ def test_resize_grows_for_waiters_and_shrinks_on_return() -> None:
             conn.close()
         settle()
         stats = pool.stats()
-        assert (stats.size, stats.closed_by_reason["resized"]) == (1, 2)
+        assert (stats.total, stats.closed_by_reason["resized"]) == (1, 2)
         with pytest.raises(ValueError, match="min_size must be <= max_size"):
             pool.resize(min_size=3)
         pool.close()
@@ -424,9 +424,9 @@ def test_stats_count_and_pop_resets_counters() -> None:
         with pytest.raises(PoolTimeout), pool.connection(), pool.connection(timeout=0):
             pass
         stats = pool.pop_stats()
-        assert (stats.acquired, stats.created, stats.timeouts, stats.size) == (2, 1, 1, 1)
+        assert (stats.acquired, stats.created, stats.timeouts, stats.total) == (2, 1, 1, 1)
         assert pool.stats().acquired == 0
-        assert pool.stats().size == 1
+        assert pool.stats().total == 1
         pool.close()
 
     run(main)

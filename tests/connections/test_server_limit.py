@@ -83,7 +83,7 @@ def test_a_retired_connection_holds_its_slot_until_its_close_returns() -> None:
         pool: AsyncConnectionPool[int] = AsyncConnectionPool(server, max_size=1, timeout=30)
         conn = await pool.acquire()
         await conn.discard()
-        assert (pool.stats().closing, pool.stats().size) == (1, 1)
+        assert (pool.stats().closing, pool.stats().total) == (1, 1)
         async with pool.connection() as fresh:
             assert server.open == {fresh.raw}
         await pool.close()

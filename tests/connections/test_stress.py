@@ -119,7 +119,7 @@ def test_thread_hammer_with_exceptions_and_base_exceptions_in_every_hook() -> No
     assert faults.raised > 10
     assert cycles[0] > 100
     pool.close()
-    assert pool.stats().size == 0
+    assert pool.stats().total == 0
     assert_nothing_lost(server, 4)
 
 
@@ -189,7 +189,7 @@ def test_async_cancellation_storm_loses_nothing() -> None:
         assert outcomes["served"] > 100
         assert outcomes["cancelled"] > 10
         await pool.close()
-        assert pool.stats().size == 0
+        assert pool.stats().total == 0
         assert_nothing_lost(server, 4)
 
     asyncio.run(main())

@@ -211,7 +211,7 @@ def test_eight_threads_on_four_plus_two_lose_no_row(
     assert {t * 1000 + i for t in range(threads) for i in range(per_thread)} == ids
     stats = pool_of(engine).stats()
     assert stats.in_use == 0
-    assert stats.size <= 6
+    assert stats.total <= 6
     assert peak <= 6
 
 
@@ -281,7 +281,7 @@ def test_invalidate_makes_poolkit_discard_the_connection(
         first = conn.connection.dbapi_connection
         conn.invalidate()
     stats = pool_of(engine).stats()
-    assert (stats.closed_by_reason["discarded"], stats.size) == (1, 0)
+    assert (stats.closed_by_reason["discarded"], stats.total) == (1, 0)
     with engine.connect() as conn:
         assert first is not conn.connection.dbapi_connection
         assert conn.exec_driver_sql("SELECT 1").scalar() == 1
@@ -310,7 +310,7 @@ def test_a_failed_connect_raises_at_checkout_and_frees_its_slot(tmp_path: Path) 
     for _ in range(2):  # the slot is not held by the failed attempt
         with pytest.raises(sa_exc.OperationalError, match="unable to open"):
             engine.connect()
-    assert pool_of(engine).stats().size == 0
+    assert pool_of(engine).stats().total == 0
 
 
 # -- reset on return, events, diagnostics -------------------------------------------
@@ -421,7 +421,7 @@ def test_detach_takes_the_connection_out_of_the_pool_and_frees_its_slot(
     conn = engine.connect()
     dbapi = conn.connection.dbapi_connection
     conn.detach()
-    assert pool_of(engine).stats().size == 0
+    assert pool_of(engine).stats().total == 0
     with engine.connect() as other:  # the slot is free: no wait for the detached one
         assert other.connection.dbapi_connection is not dbapi
     conn.close()  # closes the detached connection itself

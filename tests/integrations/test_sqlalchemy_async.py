@@ -163,7 +163,7 @@ def test_async_eight_tasks_on_four_plus_two_lose_no_row(
         assert ids == {t * 1000 + i for t in range(8) for i in range(20)}
         stats = pool_of(engine).stats()
         assert stats.in_use == 0
-        assert stats.size <= 6
+        assert stats.total <= 6
         assert peak <= 6
         await engine.dispose()
 
@@ -220,7 +220,7 @@ def test_async_dispose_closes_the_idle_connections_before_it_returns(
         assert pool_of(engine).stats().idle == 3
         old = pool_of(engine)
         await engine.dispose()
-        assert (old.stats().size, old.stats().closed_by_reason["drained"]) == (0, 3)
+        assert (old.stats().total, old.stats().closed_by_reason["drained"]) == (0, 3)
 
     run(main)
     eventually(lambda: sessions(pg_dsn, app_name) == 0, "the server saw the closes")

@@ -167,7 +167,7 @@ def test_a_dispatcher_fault_wakes_blocked_submitters_and_fails_map_and_groups(
 
     thread = threading.Thread(target=submit_blocked)
     thread.start()
-    eventually(lambda: pool.stats().blocked == 1, "a submitter blocks on the full pool")
+    eventually(lambda: pool.stats().waiting == 1, "a submitter blocks on the full pool")
     _fail_once(monkeypatch, _dispatch, "decode_reply", fault)
     gate.touch()
     thread.join(PROMPT)

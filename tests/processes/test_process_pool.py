@@ -140,7 +140,7 @@ def test_try_submit_returns_none_when_the_bounded_pool_is_full(tmp_path: Any) ->
         assert pool.try_submit(tasks.identity, 1) is None
         open(gate, "w").close()
         assert first.result(PROMPT) == "first"
-        assert pool.stats().dropped == 1
+        assert pool.stats().overloads == 1
 
 
 def test_nonblocking_full_pool_raises_overload(tmp_path: Any) -> None:
@@ -473,7 +473,7 @@ def test_asubmit_cancelled_while_waiting_for_room_never_runs_its_task(tmp_path: 
 
     async def main(pool: ProcessPool) -> None:
         task = asyncio.ensure_future(pool.asubmit(tasks.init_mark, str(marks)))
-        while pool.stats().blocked == 0:
+        while pool.stats().waiting == 0:
             await asyncio.sleep(0.005)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -89,7 +89,7 @@ def test_resize_wakes_blocked_submitters() -> None:
 
         t = threading.Thread(target=blocked)
         t.start()
-        eventually(lambda: wp.stats().blocked == 1, "submitter blocked")
+        eventually(lambda: wp.stats().waiting == 1, "submitter blocked")
         wp.resize(max_workers=2)
         assert done.wait(PROMPT)
         t.join(PROMPT)

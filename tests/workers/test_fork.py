@@ -192,7 +192,7 @@ def test_task_that_forked_finishes_in_the_child_and_the_pool_stays_usable(
                         ]
                         wp.wait(CHILD_WAIT)
                         stats = wp.stats()
-                        report["stats"] = [stats.queued, stats.running, stats.blocked]
+                        report["stats"] = [stats.queued, stats.running, stats.waiting]
                     except BaseException as exc:
                         report["error"] = repr(exc)
                     with os.fdopen(write_end, "w") as out:

@@ -47,7 +47,7 @@ def test_idle_timeout_of_any_size_keeps_the_worker(idle_timeout: float) -> None:
     """A worker idling with a huge idle_timeout lives on and takes the next task."""
     with WorkerPool(2, idle_timeout=idle_timeout, thread_name_prefix="idle-huge") as wp:
         assert wp.submit(identity, 1).result(PROMPT) == 1
-        eventually(lambda: wp.stats().idle_workers == 1, "the worker went idle")
+        eventually(lambda: wp.stats().idle == 1, "the worker went idle")
         threads = pool_threads("idle-huge")
         assert len(threads) == 1
         assert wp.submit(identity, 2).result(PROMPT) == 2
@@ -126,7 +126,7 @@ def test_async_pool_waits_with_a_huge_timeout(timeout: float) -> None:
         assert [f.result() async for f in g.as_completed(timeout=timeout)] == [4]
         fut = await ap.submit_before(timeout, sleepy, 5)
         assert await fut == 5
-        assert ap.stats().idle_workers > 0
+        assert ap.stats().idle > 0
         await ap.stop(timeout=timeout)
         assert not ap.stats().broken
 

@@ -362,6 +362,6 @@ def test_stats_combine_the_drivers_counters_with_the_cores_state() -> None:
     stats = core.stats(
         submitted=3, succeeded=1, failed=1, cancelled=0, expired=0, running=1, queued=0
     )
-    assert (stats.workers, stats.idle_workers, stats.completed, stats.paused) == (2, 1, 2, True)
+    assert (stats.workers, stats.idle, stats.completed, stats.paused) == (2, 1, 2, True)
     assert not stats.closed
     assert not stats.broken

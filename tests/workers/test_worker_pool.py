@@ -119,7 +119,7 @@ def test_try_submit_returns_none_when_full() -> None:
         first = wp.try_submit(release.wait)
         assert first is not None
         assert None is wp.try_submit(lambda: None)
-        assert wp.stats().dropped == 1
+        assert wp.stats().overloads == 1
         release.set()
         first.result(PROMPT)
 
@@ -188,7 +188,7 @@ def test_bounded_queue_blocks_until_room() -> None:
         t = threading.Thread(target=third)
         t.start()
         entered.wait(PROMPT)
-        eventually(lambda: wp.stats().blocked == 1, "third submitter blocked")
+        eventually(lambda: wp.stats().waiting == 1, "third submitter blocked")
         assert not done.is_set()
         release.set()
         assert done.wait(PROMPT)
@@ -204,7 +204,7 @@ def test_nonblocking_pool_raises_overload_when_full() -> None:
         wp.go(lambda: None)
         with pytest.raises(PoolOverload, match="nonblocking=True"):
             wp.go(lambda: None)
-        assert wp.stats().dropped == 1
+        assert wp.stats().overloads == 1
         release.set()
 
 
@@ -320,7 +320,7 @@ def test_min_workers_start_at_once_and_idle_surplus_exits_when_the_clock_says() 
         wp.wait()
         # Every worker parked before the clock moves (a worker still on its
         # way to park would start its idle time after the move).
-        eventually(lambda: wp.stats().idle_workers == 4, "the four workers parked")
+        eventually(lambda: wp.stats().idle == 4, "the four workers parked")
         assert wp.stats().workers == 4  # idle, but the pool's clock has not moved
         clock.advance(0.01)
         eventually(lambda: wp.stats().workers == 1, "surplus workers exited")

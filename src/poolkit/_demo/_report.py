@@ -37,6 +37,7 @@ PARTS: dict[str, str] = {
     "connections": "poolkit._demo.connections",
     "sqlite": "poolkit._demo.sqlite",
     "workers": "poolkit._demo.workers",
+    "observe": "poolkit._demo.observe",
 }
 # Said on the terminal before the run and in the report, when matplotlib is missing.
 NO_CHARTS = (

@@ -73,6 +73,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 from urllib.parse import urljoin, urlsplit
 
 from poolkit import _fork
+from poolkit._stats import StatsBase
 from poolkit._validate import Clock, check_bool, check_int, check_optional_int, check_seconds
 from poolkit._waits import event_wait
 from poolkit.adapters._http_retry import (
@@ -319,7 +320,7 @@ class HTTPConnector:
 
 
 @dataclass(frozen=True)
-class HTTPPoolStats:
+class HTTPPoolStats(StatsBase):
     """What an :class:`HTTPPool` did, and its connection pool's statistics.
 
     Attributes:
@@ -331,6 +332,8 @@ class HTTPPoolStats:
         retries: attempts made again by the retry policy (errors and statuses).
         redirects: redirects followed.
     """
+
+    family = "connections"
 
     requests: int
     reused: int

@@ -38,10 +38,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from poolkit import _registry
 from poolkit._errors import PoolClosed, ReleaseError
+from poolkit._registry import NamedClosable
+from poolkit._stats import renamed
 from poolkit._validate import check_int
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
-from poolkit.buffers._snapshot import snapshot
+from poolkit.buffers._snapshot import BufferStats, snapshot
 
 __all__ = ["BoundedBufferPool", "BoundedPoolStats", "BytesPool", "SizedBufferPool"]
 
@@ -49,43 +52,49 @@ T = TypeVar("T")
 P = TypeVar("P", bound="_FifoPool[Any]")
 
 
+@renamed(pooled="idle", size="max_idle", rejected="refused")
 @dataclass(frozen=True, slots=True)
-class BoundedPoolStats:
+class BoundedPoolStats(BufferStats):
     """A snapshot of a bpool-style pool.
 
+    Field names follow docs/stats.md; the old ones (``pooled``, ``size``,
+    ``rejected``) warn for one release.
+
     Attributes:
-        pooled: buffers waiting in the pool (bpool's ``NumPooled()``).
-        size: the most buffers it keeps.
+        idle: buffers waiting in the pool (bpool's ``NumPooled()``).
+        max_idle: the most buffers it keeps (the ``size`` argument).
         hits: ``get`` calls served from the pool.
         misses: ``get`` calls that allocated (pool empty or its lock busy).
         kept: ``put`` calls that filed the buffer.
         dropped: ``put`` calls that dropped it (pool full, lock busy, or
             pool closed).
-        rejected: ``put`` calls refused for size (``BytesPool``: wrong width)
+        refused: ``put`` calls refused for size (``BytesPool``: wrong width)
             or for a live ``view()`` (``ByteBuffer`` pools).
         replaced: grown buffers whose storage was replaced by a fresh
             ``alloc``-sized one (``SizedBufferPool``).
 
-    ``pooled``, ``hits`` and ``kept`` change only under the pool's lock and are
+    ``idle``, ``hits`` and ``kept`` change only under the pool's lock and are
     exact; the other counters are also bumped on paths that run without the
     lock (a busy lock, a refused buffer) and may miss an increment when
     threads race.
     """
 
-    pooled: int
-    size: int
+    idle: int
+    max_idle: int
     hits: int
     misses: int
     kept: int
     dropped: int
-    rejected: int
+    refused: int
     replaced: int
+    name: str = ""
 
 
-class _FifoPool(Generic[T]):
+class _FifoPool(NamedClosable, Generic[T]):
     """A fixed-count, non-blocking FIFO store shared by the three pools."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, name: str | None = None) -> None:
+        self._name = _registry.name_for(self, name)
         self._size = check_int("size", size, minimum=0)
         # The most idle items the pool may keep now: size while open, 0 once
         # closed, so put's "full?" test also refuses everything after close().
@@ -95,6 +104,8 @@ class _FifoPool(Generic[T]):
         self._closed = False
         self._hits = self._misses = self._kept = self._dropped = 0
         self._rejected = self._replaced = 0
+        # Subclasses' own fields are set before they call this: listed complete.
+        _registry.add(self)
 
     def _take(self) -> T | None:
         """The coldest idle item, or ``None`` (empty pool or busy lock).
@@ -191,7 +202,14 @@ class _FifoPool(Generic[T]):
     def stats(self) -> BoundedPoolStats:
         """A snapshot of the pool's counters."""
         with self._lock:
-            return snapshot(BoundedPoolStats, self, pooled=len(self._idle), size=self._size)
+            return snapshot(
+                BoundedPoolStats,
+                self,
+                idle=len(self._idle),
+                max_idle=self._size,
+                refused=self._rejected,
+                name=self._name,
+            )
 
     def __repr__(self) -> str:
         return (
@@ -210,6 +228,8 @@ class BoundedBufferPool(_FifoPool[ByteBuffer]):
 
     Args:
         size: the most idle buffers kept.
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``BoundedBufferPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         ValueError: ``size`` is negative.
@@ -265,16 +285,18 @@ class SizedBufferPool(BoundedBufferPool):
     Args:
         size: the most idle buffers kept.
         alloc: capacity of new buffers, and the largest capacity kept.
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``SizedBufferPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         ValueError: ``size`` or ``alloc`` is negative.
         TypeError: either is not an int.
     """
 
-    def __init__(self, size: int, alloc: int) -> None:
-        super().__init__(size)
+    def __init__(self, size: int, alloc: int, *, name: str | None = None) -> None:
         self._alloc = check_int("alloc", alloc, minimum=0)
         self._new_capacity = self._alloc
+        super().__init__(size, name=name)
 
     @property
     def alloc(self) -> int:
@@ -309,15 +331,17 @@ class BytesPool(_FifoPool[bytearray]):
     Args:
         size: the most idle arrays kept.
         width: the length of every array.
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``BytesPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         ValueError: ``size`` negative or ``width`` < 1.
         TypeError: either is not an int.
     """
 
-    def __init__(self, size: int, width: int) -> None:
-        super().__init__(size)
+    def __init__(self, size: int, width: int, *, name: str | None = None) -> None:
         self._width = check_int("width", width, minimum=1)
+        super().__init__(size, name=name)
 
     @property
     def width(self) -> int:

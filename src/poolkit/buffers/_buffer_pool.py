@@ -50,7 +50,10 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from poolkit import _registry
 from poolkit._errors import PoolClosed, ReleaseError
+from poolkit._registry import NamedClosable
+from poolkit._stats import renamed
 from poolkit._validate import (
     Clock,
     check_bool,
@@ -61,7 +64,7 @@ from poolkit._validate import (
 )
 from poolkit.buffers._buffer_loan import BufferLoan
 from poolkit.buffers._size_classes import SizeClasses, human_size
-from poolkit.buffers._snapshot import snapshot
+from poolkit.buffers._snapshot import BufferStats, snapshot
 
 __all__ = [
     "DEFAULT_MAX_IDLE_BYTES",
@@ -84,51 +87,57 @@ DEFAULT_MAX_SIZE = 4 << 20
 DEFAULT_MAX_IDLE_BYTES = 64 << 20
 
 
+@renamed(returns="kept", aged="expired", idle_buffers="idle")
 @dataclass(frozen=True, slots=True)
-class BufferPoolStats:
+class BufferPoolStats(BufferStats):
     """A snapshot of a :class:`BufferPool`'s counters and idle memory.
+
+    Field names follow docs/stats.md; the old ones (``returns``, ``aged``,
+    ``idle_buffers``) warn for one release.
 
     Attributes:
         hits: requests served with an idle buffer.
         misses: requests within ``max_size`` that allocated a new buffer.
         oversize: requests above ``max_size``, served with a fresh unpooled buffer.
-        returns: buffers taken back into the pool.
+        kept: buffers taken back into the pool (was ``returns``).
         dropped_oversize: returned buffers above ``max_size``, dropped.
         dropped_budget: returned buffers dropped to stay within ``max_idle_bytes``.
         evicted: idle buffers of larger classes dropped to make room for a
             return within ``max_idle_bytes``.
         dropped_class_full: returned buffers dropped because their class
             already held ``max_idle_per_class``.
-        aged: idle buffers released by ``max_idle_time``.
+        expired: idle buffers released by ``max_idle_time`` (was ``aged``).
         dropped_in_use: borrowed buffers not taken back because a memoryview
             into them outlived the ``with`` block.
         refused: ``put`` calls refused with :class:`poolkit.ReleaseError`.
-        idle_buffers: buffers idle in the pool now.
+        idle: buffers idle in the pool now (was ``idle_buffers``).
         idle_bytes: bytes those buffers hold.
         max_idle_bytes: the byte budget for idle buffers (``None``: no limit).
         idle_by_class: ``(class size, idle buffers)`` per class, smallest first.
         dropped_closed: buffers given back after ``close()``, dropped.
+        name: the pool's name (see :func:`poolkit.pools`).
     """
 
     hits: int
     misses: int
     oversize: int
-    returns: int
+    kept: int
     dropped_oversize: int
     dropped_budget: int
     evicted: int
-    aged: int
+    expired: int
     dropped_class_full: int
     dropped_in_use: int
     refused: int
-    idle_buffers: int
+    idle: int
     idle_bytes: int
     max_idle_bytes: int | None
     idle_by_class: tuple[tuple[int, int], ...]
     dropped_closed: int = 0
+    name: str = ""
 
 
-class BufferPool:
+class BufferPool(NamedClosable):
     """A thread-safe, never-blocking pool of ``bytearray`` buffers in size classes.
 
     Classes are ``min_size * 2**k`` below ``max_size``, then ``max_size``
@@ -161,6 +170,8 @@ class BufferPool:
             idleness; a pool nobody calls keeps its buffers until
             :meth:`clear`.
         clock: monotonic seconds for aging (tests pass a fake clock).
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``BufferPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         TypeError: a size is not an int, ``zero`` is not a bool, ``clock`` is
@@ -179,7 +190,9 @@ class BufferPool:
         zero: bool = False,
         max_idle_time: float | None = None,
         clock: Clock = time.monotonic,
+        name: str | None = None,
     ) -> None:
+        self._name = _registry.name_for(self, name)
         classes = SizeClasses(min_size, max_size)
         budget = check_optional_int("max_idle_bytes", max_idle_bytes, minimum=0)
         per_class = check_optional_int("max_idle_per_class", max_idle_per_class, minimum=0)
@@ -220,6 +233,7 @@ class BufferPool:
         self._hits = self._misses = self._oversize = self._returns = self._aged = 0
         self._dropped_oversize = self._dropped_budget = self._dropped_class_full = 0
         self._dropped_in_use = self._dropped_closed = self._evicted = self._refused = 0
+        _registry.add(self)
 
     # -- public API ----------------------------------------------------------
 
@@ -347,7 +361,10 @@ class BufferPool:
         return snapshot(
             BufferPoolStats,
             self,
-            idle_buffers=sum(counts),
+            idle=sum(counts),
+            kept=self._returns,
+            expired=self._aged,
+            name=self._name,
             idle_bytes=sum(c * s for c, s in zip(counts, self._sizes, strict=True)),
             idle_by_class=tuple(zip(self._sizes, counts, strict=True)),
         )

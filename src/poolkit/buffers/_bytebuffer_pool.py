@@ -45,10 +45,13 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from poolkit import _registry
 from poolkit._errors import PoolClosed
+from poolkit._registry import NamedClosable
+from poolkit._stats import renamed
 from poolkit._validate import Clock, check_callable, check_int, check_optional_seconds
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
-from poolkit.buffers._snapshot import snapshot
+from poolkit.buffers._snapshot import BufferStats, snapshot
 from poolkit.buffers.retention import Calibrated, RetentionPolicy, check_policy
 
 __all__ = ["ByteBufferPool", "ByteBufferPoolStats"]
@@ -62,9 +65,18 @@ MAX_IDLE = 256
 MAX_IDLE_BYTES = 64 << 20
 
 
+@renamed(
+    dropped="dropped_by_accept",
+    dropped_exported="dropped_in_use",
+    default_size="default_buffer_size",
+    max_size="max_buffer_size",
+)
 @dataclass(frozen=True, slots=True)
-class ByteBufferPoolStats:
+class ByteBufferPoolStats(BufferStats):
     """A snapshot of a :class:`ByteBufferPool`.
+
+    Field names follow docs/stats.md; the old ones (``dropped``,
+    ``dropped_exported``, ``default_size``, ``max_size``) warn for one release.
 
     Attributes:
         idle: buffers waiting in the pool.
@@ -74,8 +86,8 @@ class ByteBufferPoolStats:
         hits: ``get`` calls served from the pool.
         misses: ``get`` calls that allocated because the pool was empty.
         kept: ``put`` calls that filed the buffer.
-        dropped: ``put`` calls whose buffer the retention policy refused.
-        dropped_exported: buffers dropped because a ``view()`` was still alive.
+        dropped_by_accept: ``put`` calls whose buffer the retention policy refused.
+        dropped_in_use: buffers dropped because a ``view()`` was still alive.
         evicted: idle buffers released to respect ``max_idle``/``max_idle_bytes``
             or a lowered ``max_size`` (and ``put`` buffers above the byte bound).
         expired: idle buffers released after ``max_idle_time`` unused.
@@ -83,11 +95,12 @@ class ByteBufferPoolStats:
             instead of waiting (counted outside the lock: approximate).
         contended_puts: ``put`` calls that found the lock held and dropped the
             buffer instead of waiting (approximate, likewise).
-        default_size: capacity of a newly allocated buffer (0: not calibrated).
-        max_size: largest capacity kept (0: not calibrated, no limit).
+        default_buffer_size: capacity of a newly allocated buffer (0: not calibrated).
+        max_buffer_size: largest capacity kept (0: not calibrated, no limit).
         calibrations: how many times the policy recalibrated.
         dropped_closed: ``put`` calls after ``close()`` whose buffer would
             otherwise have been kept (it is dropped).
+        name: the pool's name (see :func:`poolkit.pools`).
     """
 
     idle: int
@@ -97,19 +110,20 @@ class ByteBufferPoolStats:
     hits: int
     misses: int
     kept: int
-    dropped: int
-    dropped_exported: int
+    dropped_by_accept: int
+    dropped_in_use: int
     evicted: int
     expired: int
     contended_gets: int
     contended_puts: int
-    default_size: int
-    max_size: int
+    default_buffer_size: int
+    max_buffer_size: int
     calibrations: int
     dropped_closed: int = 0
+    name: str = ""
 
 
-class ByteBufferPool:
+class ByteBufferPool(NamedClosable):
     """A pool of :class:`ByteBuffer` that calibrates to the sizes it sees.
 
     Args:
@@ -124,6 +138,8 @@ class ByteBufferPool:
             apply). Checked lazily on ``put``: no background thread. It plays
             the part of ``sync.Pool``'s release after two garbage collections.
         clock: monotonic seconds, for ``max_idle_time`` (tests pass a fake).
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``ByteBufferPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         TypeError: ``retention`` has no ``admit`` method, a bound is not an
@@ -146,7 +162,9 @@ class ByteBufferPool:
         max_idle_bytes: int = MAX_IDLE_BYTES,
         max_idle_time: float | None = None,
         clock: Clock = time.monotonic,
+        name: str | None = None,
     ) -> None:
+        self._name = _registry.name_for(self, name)
         if retention is None:
             retention = Calibrated()
         else:
@@ -169,6 +187,7 @@ class ByteBufferPool:
         self._idle_bytes = self._hits = self._misses = self._kept = self._expired = 0
         self._dropped = self._dropped_exported = self._dropped_closed = self._evicted = 0
         self._contended_gets = self._contended_puts = 0
+        _registry.add(self)
 
     @property
     def retention(self) -> RetentionPolicy:
@@ -356,8 +375,11 @@ class ByteBufferPool:
                 ByteBufferPoolStats,
                 self,
                 idle=len(self._idle),
-                default_size=self.default_size,
-                max_size=self.max_size,
+                default_buffer_size=self.default_size,
+                max_buffer_size=self.max_size,
+                dropped_by_accept=self._dropped,
+                dropped_in_use=self._dropped_exported,
+                name=self._name,
                 calibrations=0 if cal is None else cal.calibrations,
             )
 

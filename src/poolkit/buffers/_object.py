@@ -59,6 +59,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from poolkit import _registry
+from poolkit._registry import Named
+from poolkit._stats import renamed
 from poolkit._validate import (
     Clock,
     check_bool,
@@ -67,7 +70,7 @@ from poolkit._validate import (
     check_optional_seconds,
 )
 from poolkit.buffers._object_core import ObjectPoolCore
-from poolkit.buffers._snapshot import snapshot
+from poolkit.buffers._snapshot import BufferStats, snapshot
 
 __all__ = ["DEFAULT_MAX_IDLE", "ObjectPool", "ObjectPoolStats"]
 
@@ -80,8 +83,9 @@ T = TypeVar("T")
 DEFAULT_MAX_IDLE = 64
 
 
+@renamed(puts="returned", dropped_overflow="evicted", dropped_aged="expired")
 @dataclass(frozen=True, slots=True)
-class ObjectPoolStats:
+class ObjectPoolStats(BufferStats):
     """A snapshot of an :class:`ObjectPool`'s counters.
 
     Every object that was put back ends in exactly one of: taken again by a
@@ -92,34 +96,42 @@ class ObjectPoolStats:
     Attributes:
         hits: gets served by an idle object.
         misses: gets that called the factory (including calls that raised).
-        puts: objects given back with ``put`` (``None`` is refused and not counted).
+        returned: objects given back with ``put`` (``None`` is refused and not
+            counted); was ``puts``.
         idle: objects idle in the pool now.
         max_idle: the cap on idle objects (``None``: unbounded).
         dropped_by_accept: puts the ``accept`` guard refused.
         dropped_by_error: puts dropped because ``accept`` or ``reset`` raised.
-        dropped_overflow: idle objects dropped (the coldest first) to stay
-            within ``max_idle``.
-        dropped_aged: idle objects released after ``max_idle_time`` seconds.
+        evicted: idle objects dropped (the coldest first) to stay within
+            ``max_idle``; was ``dropped_overflow``.
+        expired: idle objects released after ``max_idle_time`` seconds; was
+            ``dropped_aged``.
         dropped_by_gc: idle objects released by ``gc_aging`` (unused across
             two full collections).
         dropped_closed: puts after ``close()``.
         cleared: idle objects released by ``clear()`` or ``close()``.
         refused: double puts caught by ``debug=True`` (``ReleaseError``).
+        name: the pool's name (see :func:`poolkit.pools`).
+
+    Field names follow docs/stats.md; the old ones warn for one release.
     """
+
+    _derived = ("hit_ratio", "gets", "dropped")
 
     hits: int
     misses: int
-    puts: int
+    returned: int
     idle: int
     max_idle: int | None
     dropped_by_accept: int
     dropped_by_error: int
-    dropped_overflow: int
-    dropped_aged: int
+    evicted: int
+    expired: int
     dropped_by_gc: int
     dropped_closed: int
     cleared: int
     refused: int
+    name: str = ""
 
     @property
     def gets(self) -> int:
@@ -127,25 +139,19 @@ class ObjectPoolStats:
         return self.hits + self.misses
 
     @property
-    def hit_ratio(self) -> float:
-        """Share of gets served from the pool (0.0 before the first get)."""
-        gets = self.hits + self.misses
-        return self.hits / gets if gets else 0.0
-
-    @property
     def dropped(self) -> int:
         """Objects the pool let go of, for any reason except ``clear()``."""
         return (
             self.dropped_by_accept
             + self.dropped_by_error
-            + self.dropped_overflow
-            + self.dropped_aged
+            + self.evicted
+            + self.expired
             + self.dropped_by_gc
             + self.dropped_closed
         )
 
 
-class ObjectPool(Generic[T]):
+class ObjectPool(Named, Generic[T]):
     """A bounded, thread-safe free list of reusable objects: Go's ``sync.Pool``.
 
     ``get()`` returns an idle object, or a new one from ``factory`` when none is
@@ -208,6 +214,8 @@ class ObjectPool(Generic[T]):
             identities of idle objects, at ~0.3 µs per get+put. Without it a
             double put goes unnoticed, and the object may later be handed to
             two holders.
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``ObjectPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         TypeError: ``factory``, ``reset``, ``accept`` or ``clock`` is not
@@ -215,7 +223,7 @@ class ObjectPool(Generic[T]):
         ValueError: ``max_idle`` < 0, ``max_idle_time`` negative or not finite.
     """
 
-    __slots__ = ("__weakref__", "_core", "_counts", "_finalizer", "_rewire", "get", "put")
+    __slots__ = ("__weakref__", "_core", "_counts", "_finalizer", "_name", "_rewire", "get", "put")
 
     get: Callable[[], T]
     put: Callable[[T], None]
@@ -231,7 +239,9 @@ class ObjectPool(Generic[T]):
         gc_aging: bool = False,
         clock: Clock = time.monotonic,
         debug: bool = False,
+        name: str | None = None,
     ) -> None:
+        self._name = _registry.name_for(self, name)
         core: ObjectPoolCore[T] = ObjectPoolCore(
             factory=check_callable("factory", factory),
             reset=check_callable("reset", reset, optional=True),
@@ -251,6 +261,7 @@ class ObjectPool(Generic[T]):
             hook = _GcHook(core)
             gc.callbacks.append(hook)
             self._finalizer = weakref.finalize(self, _unregister, hook)
+        _registry.add(self)
 
     def borrow(self) -> _Borrow[T]:
         """A context manager that gets an object and puts it back on exit.
@@ -337,9 +348,11 @@ class ObjectPool(Generic[T]):
             "",
             hits=hits,
             misses=misses,
-            puts=puts,
+            returned=puts,
             idle=idle,
-            dropped_overflow=overflow,
+            evicted=overflow,
+            expired=core.dropped_aged,
+            name=self._name,
         )
 
     def __repr__(self) -> str:

@@ -10,12 +10,14 @@ one ``name=self._name`` line per field in each pool.
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from poolkit._stats import StatsBase
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["snapshot"]
+__all__ = ["BufferStats", "snapshot"]
 
 S = TypeVar("S", bound="DataclassInstance")
 
@@ -40,3 +42,25 @@ def snapshot(stats_class: type[S], source: object, prefix: str = "_", **given: A
         f.name: getattr(source, prefix + f.name) for f in fields(stats_class) if f.name not in given
     }
     return stats_class(**given, **counters)
+
+
+class BufferStats(StatsBase):
+    """What every buffer and object pool snapshot shares: family, hit ratio.
+
+    Buffer and object pools never block and time nothing: the figure that
+    says whether one works is its hit ratio.
+    """
+
+    __slots__ = ()
+
+    family = "buffers"
+    _derived: ClassVar[tuple[str, ...]] = ("hit_ratio",)
+
+    hits: int
+    misses: int
+
+    @property
+    def hit_ratio(self) -> float:
+        """Share of gets served from the pool (0.0 before the first get)."""
+        gets = self.hits + self.misses
+        return self.hits / gets if gets else 0.0

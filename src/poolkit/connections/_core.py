@@ -46,6 +46,7 @@ from collections.abc import Callable
 from typing import Any
 
 from poolkit._errors import PoolBroken, PoolClosed, PoolOverload, ReleaseError
+from poolkit._histogram import FIRST_BOUND, Histogram, Recorder
 from poolkit.connections._options import PoolOptions
 from poolkit.connections._stats import CLOSE_REASONS, ConnectionPoolStats
 
@@ -125,6 +126,8 @@ class PoolCore:
     def __init__(
         self, options: PoolOptions, rng: random.Random | None = None, budget: Any = None
     ) -> None:
+        self.name = options.name
+        self.timings = options.timings
         self.min_size = options.min_size
         self.max_size = options.max_size
         self.max_idle = options.max_idle
@@ -183,6 +186,13 @@ class PoolCore:
         self.reconnects_failed = 0
         self.retries = 0
         self.closed_by_reason = dict.fromkeys(CLOSE_REASONS, 0)
+        # Durations (None with timings=False). Acquisitions that found an idle
+        # connection are not timed (they waited 0 s): stats() adds them as
+        # zeros, so the fast path pays nothing for acquire_wait.
+        timings = self.timings
+        self.acquire_wait = Recorder() if timings else None
+        self.hold_time = Recorder() if timings else None
+        self.create_time = Recorder() if timings else None
 
     @property
     def size(self) -> int:
@@ -308,6 +318,18 @@ class PoolCore:
                 "release each acquired connection exactly once"
             ) from None
         entry.holder = None
+        hold = self.hold_time
+        if hold is not None:
+            # Recorder.record() inlined: half the cost of timings on this path
+            # is the method call.
+            held = now - entry.acquired_at
+            if held <= FIRST_BOUND:
+                hold.counts[0] += 1
+            else:
+                hold.record_bucket(held)
+            hold.sum += held
+            if held > hold.max:
+                hold.max = held
         if reason is None:
             # close() and drain() bump the generation, so one test covers both.
             if entry.generation != self.generation:
@@ -369,8 +391,10 @@ class PoolCore:
             self.to_create += planned
             self.dirty = True
 
-    def opened(self, conn: Any, now: float) -> Entry:
+    def opened(self, conn: Any, now: float, seconds: float | None = None) -> Entry:
         """A planned connection opened: hand it to the first waiter or keep it idle.
+
+        ``seconds``: how long ``create()`` took (recorded in ``create_time``).
 
         Returns:
             Its entry (for the driver's ``on_create`` hook).
@@ -379,7 +403,14 @@ class PoolCore:
         # A creation still in flight when close() ran finishes with the new
         # generation: without this it would land idle in a closed pool and be
         # handed out by a racing acquire.
-        waiter = self.checkin(entry, now, "pool_closed" if self.closed else None)
+        if seconds is not None and self.create_time is not None:
+            self.create_time.record(seconds)
+        # Filed through checkin(), but nobody held it: no hold time.
+        hold, self.hold_time = self.hold_time, None
+        try:
+            waiter = self.checkin(entry, now, "pool_closed" if self.closed else None)
+        finally:
+            self.hold_time = hold
         if waiter is not None:
             self.to_wake.append(waiter)
             self.dirty = True
@@ -617,10 +648,27 @@ class PoolCore:
         self.dirty = False
         return out
 
+    def end_wait(self, seconds: float, served: bool) -> None:
+        """A queued acquisition stopped waiting after ``seconds``; ``served``: it got one."""
+        self.wait_time += seconds
+        if served and self.acquire_wait is not None:
+            self.acquire_wait.record(seconds)
+
+    def _timings(self) -> dict[str, Histogram | None]:
+        if self.acquire_wait is None or self.hold_time is None or self.create_time is None:
+            return {"acquire_wait": None, "hold_time": None, "create_time": None}
+        # Checkouts that never queued waited 0 s.
+        zeros = self.acquired - self.acquire_wait.count
+        return {
+            "acquire_wait": self.acquire_wait.snapshot(zeros),
+            "hold_time": self.hold_time.snapshot(),
+            "create_time": self.create_time.snapshot(),
+        }
+
     def stats(self, pop: bool = False) -> ConnectionPoolStats:
         """A snapshot; ``pop`` resets the counters afterwards."""
         snap = ConnectionPoolStats(
-            size=self.size,
+            total=self.size,
             idle=len(self.idle),
             in_use=len(self.in_use),
             creating=self.creating,
@@ -640,6 +688,8 @@ class PoolCore:
             retries=self.retries,
             closed_by_reason=dict(self.closed_by_reason),
             broken=self.broken is not None,
+            name=self.name,
+            **self._timings(),
         )
         if pop:
             self._reset_counters()

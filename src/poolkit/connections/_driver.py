@@ -16,7 +16,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from poolkit._errors import ReleaseError
+from poolkit._errors import PoolTimeout, ReleaseError
+from poolkit._log import log, log_limited
 from poolkit._validate import Clock, check_optional_int
 from poolkit._waits import MAX_WAIT_SLICE, slice_of
 from poolkit.connections._core import Entry, PoolCore
@@ -116,8 +117,16 @@ def cleaner_pass(
 
 def cleaner_died(ref: Callable[[], Any], exc: BaseException) -> None:
     """A cleaner died of ``exc``: break its pool (``ref()``), if it still exists."""
-    logger.critical("connection pool cleaner died of %r; the pool is broken", exc, exc_info=exc)
     pool = ref()
+    name = "connection pool" if pool is None else pool.name
+    log(
+        logger,
+        logging.CRITICAL,
+        name,
+        "the cleaner died of %r; the pool is broken",
+        exc,
+        exc_info=exc,
+    )
     if pool is not None:
         pool._break(exc)
 
@@ -196,6 +205,50 @@ class DriverBase:
         if opts.on_acquire is not None:
             call_hook(opts.on_acquire, entry.conn)
 
+    def _refused(self, exc: BaseException, waited: float) -> None:
+        """An acquisition failed with ``PoolTimeout`` after ``waited`` seconds, or
+        with ``PoolOverload``: a WARNING (rate-limited), and the ``on_timeout`` hook."""
+        core = self._core
+        if isinstance(exc, PoolTimeout):
+            log_limited(
+                logger,
+                logging.WARNING,
+                self._name,
+                "timeout",
+                "PoolTimeout after %.3g s: %d in use, %d idle, max_size %d, %d waiting",
+                waited,
+                len(core.in_use),
+                len(core.idle),
+                core.max_size,
+                len(core.waiters),
+            )
+            if self._opts.on_timeout is not None:
+                call_hook(self._opts.on_timeout, waited)
+        else:
+            log_limited(
+                logger,
+                logging.WARNING,
+                self._name,
+                "overload",
+                "PoolOverload: %d callers already waiting (max_waiting=%s)",
+                len(core.waiters),
+                core.max_waiting,
+            )
+
+    def _create_failed(self, exc: BaseException) -> None:
+        log_limited(
+            logger, logging.WARNING, self._name, "connect", "opening a connection failed: %r", exc
+        )
+
+    def _recovered(self, last_error: BaseException) -> None:
+        log(
+            logger,
+            logging.INFO,
+            self._name,
+            "opened a connection again (it had failed: %r)",
+            last_error,
+        )
+
     def _detach(self, conn: object, proxy_type: type) -> Entry:
         if type(conn) is not proxy_type:
             raise ReleaseError(
@@ -247,6 +300,11 @@ class DriverBase:
     def closed(self) -> bool:
         """True once ``close()`` was called."""
         return self._core.closed
+
+    @property
+    def name(self) -> str:
+        """The pool's name (given, or generated like ``ConnectionPool-1``)."""
+        return self._name
 
     # -- observability ------------------------------------------------------
 

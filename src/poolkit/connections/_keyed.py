@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
-from poolkit import _fork
+from poolkit import _fork, _registry
 from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._typing import with_default
 from poolkit._validate import check_callable
@@ -108,6 +108,8 @@ class KeyedConnectionPool(Generic[K, C, P]):
         **options: Any,
     ) -> None:
         self._factory = check_callable("connector_for_key", connector_for_key)
+        # One name for the keyed pool; its keys' pools log and name threads with it.
+        self._name = options["name"] = _registry.name_for(self, options.get("name"))
         self._options, self._budget, probe = keyed_setup(
             "KeyedConnectionPool",
             max_size_per_key,
@@ -122,6 +124,7 @@ class KeyedConnectionPool(Generic[K, C, P]):
         self._broken: BaseException | None = None
         self._start()
         _fork.track(self)
+        _registry.add(self)
 
     if not TYPE_CHECKING:
 
@@ -344,7 +347,7 @@ class KeyedConnectionPool(Generic[K, C, P]):
             parts = [p._core.stats() for p in self._pools.values()]
         finally:
             self._lock.release()
-        stats = sum_stats([*parts, self._forgotten], self._budget)
+        stats = sum_stats([*parts, self._forgotten], self._budget, self._name)
         if self._broken is not None:
             stats = dataclasses.replace(stats, broken=True)
         return stats
@@ -385,6 +388,11 @@ class KeyedConnectionPool(Generic[K, C, P]):
         """True once :meth:`close` was called."""
         return self._closed
 
+    @property
+    def name(self) -> str:
+        """The pool's name (given, or generated like ``KeyedConnectionPool-1``)."""
+        return self._name
+
     def close(self, timeout: float | None = None) -> None:
         """Close every key's pool (see :meth:`ConnectionPool.close`). Idempotent."""
         self._closed = True
@@ -404,7 +412,8 @@ class KeyedConnectionPool(Generic[K, C, P]):
         s = self.stats()
         state = "closed " if self._closed else "broken " if s.broken else ""
         return (
-            f"<KeyedConnectionPool {state}[{len(self._pools)} keys | size {s.size}: "
+            f"<KeyedConnectionPool {self._name!r} {state}[{len(self._pools)} keys | "
+            f"size {s.total}: "
             f"{s.idle} idle, {s.in_use} in use, {s.creating} creating | {s.waiting} waiting]>"
         )
 

@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
-from poolkit import _fork
+from poolkit import _fork, _registry
 from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._typing import with_default
 from poolkit._validate import check_callable
@@ -106,6 +106,8 @@ class AsyncKeyedConnectionPool(Generic[K, C, P]):
         **options: Any,
     ) -> None:
         self._factory = check_callable("connector_for_key", connector_for_key)
+        # One name for the keyed pool; its keys' pools log and name threads with it.
+        self._name = options["name"] = _registry.name_for(self, options.get("name"))
         self._options, self._budget, probe = keyed_setup(
             "AsyncKeyedConnectionPool",
             max_size_per_key,
@@ -120,6 +122,7 @@ class AsyncKeyedConnectionPool(Generic[K, C, P]):
         self._broken: BaseException | None = None
         self._start()
         _fork.track(self)
+        _registry.add(self)
 
     if not TYPE_CHECKING:
 
@@ -310,7 +313,7 @@ class AsyncKeyedConnectionPool(Generic[K, C, P]):
     def stats(self) -> ConnectionPoolStats:
         """Totals across keys (``max_size`` is the global cap when set)."""
         parts = [p._core.stats() for p in self._pools.values()]  # locked
-        stats = sum_stats([*parts, self._forgotten], self._budget)
+        stats = sum_stats([*parts, self._forgotten], self._budget, self._name)
         if self._broken is not None:
             stats = dataclasses.replace(stats, broken=True)
         return stats
@@ -347,6 +350,11 @@ class AsyncKeyedConnectionPool(Generic[K, C, P]):
         """True once :meth:`close` was called."""
         return self._closed
 
+    @property
+    def name(self) -> str:
+        """The pool's name (given, or generated like ``AsyncKeyedConnectionPool-1``)."""
+        return self._name
+
     async def close(self, timeout: float | None = None) -> None:
         """Close every key's pool (see :meth:`AsyncConnectionPool.close`). Idempotent."""
         self._closed = True
@@ -366,7 +374,8 @@ class AsyncKeyedConnectionPool(Generic[K, C, P]):
         s = self.stats()
         state = "closed " if self._closed else "broken " if s.broken else ""
         return (
-            f"<AsyncKeyedConnectionPool {state}[{len(self._pools)} keys | size {s.size}: "
+            f"<AsyncKeyedConnectionPool {self._name!r} {state}[{len(self._pools)} keys | "
+            f"size {s.total}: "
             f"{s.idle} idle, {s.in_use} in use, {s.creating} creating | {s.waiting} waiting]>"
         )
 

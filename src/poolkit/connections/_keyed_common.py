@@ -7,7 +7,9 @@ The keyed pools themselves are one source (``_keyed_async.py``, from which
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import operator
 from typing import Any
 
 from poolkit._validate import check_optional_int
@@ -30,16 +32,20 @@ def check_caps(
 
 
 # The gauges of a pool: what it holds now (the other numeric fields count events).
-_GAUGES = ("size", "idle", "in_use", "creating", "closing", "waiting", "min_size", "max_size")
+_GAUGES = ("total", "idle", "in_use", "creating", "closing", "waiting", "min_size", "max_size")
+# The histograms, added up over the keys (None with timings=False).
+_TIMINGS = ("acquire_wait", "hold_time", "create_time")
 # Every numeric field of the stats, summed over the keys.
 _SUMMED = tuple(
     f.name
     for f in dataclasses.fields(ConnectionPoolStats)
-    if f.name not in ("closed_by_reason", "broken")
+    if f.name not in ("closed_by_reason", "broken", "name", *_TIMINGS)
 )
 
 
-def sum_stats(parts: list[ConnectionPoolStats], budget: Budget) -> ConnectionPoolStats:
+def sum_stats(
+    parts: list[ConnectionPoolStats], budget: Budget, name: str = ""
+) -> ConnectionPoolStats:
     """One pool's statistics for all keys: sums, with the global cap as ``max_size``."""
     reasons: dict[str, int] = {}
     for s in parts:
@@ -48,8 +54,11 @@ def sum_stats(parts: list[ConnectionPoolStats], budget: Budget) -> ConnectionPoo
     summed: dict[str, Any] = {name: sum(getattr(s, name) for s in parts) for name in _SUMMED}
     if not math.isinf(budget.max_size):
         summed["max_size"] = int(budget.max_size)
+    for timing in _TIMINGS:
+        found = [h for s in parts if (h := getattr(s, timing)) is not None]
+        summed[timing] = functools.reduce(operator.add, found) if found else None
     return ConnectionPoolStats(
-        **summed, closed_by_reason=reasons, broken=any(s.broken for s in parts)
+        **summed, closed_by_reason=reasons, broken=any(s.broken for s in parts), name=name
     )
 
 

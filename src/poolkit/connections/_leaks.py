@@ -9,6 +9,7 @@ costs a stack walk per acquisition, which is why it is opt-in.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import traceback
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 
 from poolkit._errors import LeakWarning
+from poolkit._log import log, logger
 from poolkit.connections._core import Entry, PoolCore
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
     "warn_dropped",
     "warn_held",
 ]
+
+_LOG = logger("connections")
 
 # Frames kept from the acquiring stack: enough to reach the user's request
 # handler through a web framework's layers, small enough to read in a warning.
@@ -153,11 +157,23 @@ def warn_held(entries: Iterable[Entry], now: float, name: str) -> None:
     """Warn once per entry held past ``leak_timeout``, with its acquiring stack."""
     for entry in entries:
         holder = _holder(entry, now)
+        who = (holder.task and "task " + holder.task) or "thread " + str(holder.thread)
+        # Logged first (the warnings filter may turn the warning into an
+        # error), and every time: the warnings module shows one per line.
+        log(
+            _LOG,
+            logging.WARNING,
+            name,
+            "%s has been held for %.1f s (leak_timeout) by %s. Acquired at:\n%s",
+            holder.connection,
+            holder.held_for,
+            who,
+            holder.stack or "",
+        )
         warnings.warn(
             LeakWarning(
                 f"connection pool {name!r}: {holder.connection} has been held for "
-                f"{holder.held_for:.1f} s (leak_timeout) by "
-                f"{(holder.task and 'task ' + holder.task) or 'thread ' + str(holder.thread)}; "
+                f"{holder.held_for:.1f} s (leak_timeout) by {who}; "
                 f"release it (use pool.connection()) or raise leak_timeout. "
                 f"Acquired at:\n{holder.stack or ''}"
             ),
@@ -172,6 +188,14 @@ def warn_dropped(entry: Entry, name: str) -> None:
         stack = " Acquired at:\n" + entry.holder.format()
     else:
         stack = " Set leak_timeout= on the pool to see where it was acquired."
+    log(
+        _LOG,
+        logging.WARNING,
+        name,
+        "a pooled connection (%r) was garbage-collected without being released; it was closed.%s",
+        entry.conn,
+        stack,
+    )
     warnings.warn(
         LeakWarning(
             f"connection pool {name!r}: a pooled connection ({entry.conn!r}) was "

@@ -10,6 +10,7 @@ from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from poolkit._validate import (
     Clock,
+    check_bool,
     check_callable,
     check_int,
     check_optional_int,
@@ -81,6 +82,9 @@ class KeyOptions(TypedDict, Generic[C], total=False):
     # Called with the pool (a keyed pool passes its key's pool).
     reconnect_failed: Callable[[Any], object] | None
     clock: Clock | None
+    timings: bool
+    # Called with the seconds waited when an acquisition gives up.
+    on_timeout: Callable[[float], object] | None
     on_create: Callable[[C], object] | None
     on_acquire: Callable[[C], object] | None
     on_release: Callable[[C], object] | None
@@ -120,6 +124,10 @@ class PoolOptions:
     on_release: Hook | None
     on_discard: Hook | None
     name: str
+    # Observability: record acquire-wait, hold and creation times in stats();
+    # on_timeout(seconds waited) runs when an acquisition gives up.
+    timings: bool = True
+    on_timeout: Hook | None = None
 
 
 def make_options(
@@ -144,6 +152,8 @@ def make_options(
     on_release: object = None,
     on_discard: object = None,
     name: object = None,
+    timings: object = True,
+    on_timeout: object = None,
 ) -> PoolOptions:
     """Check every option and fill in defaults.
 
@@ -178,6 +188,7 @@ def make_options(
         ("on_discard", on_discard),
         ("check", check),
         ("reconnect_failed", reconnect_failed),
+        ("on_timeout", on_timeout),
     ):
         hooks[hook_name] = check_callable(hook_name, hook, optional=True)
 
@@ -207,6 +218,8 @@ def make_options(
         on_release=hooks["on_release"],
         on_discard=hooks["on_discard"],
         name="" if name is None else name,
+        timings=check_bool("timings", timings),
+        on_timeout=hooks["on_timeout"],
     )
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from poolkit._histogram import Histogram
+from poolkit._stats import StatsBase, renamed
 
 __all__ = ["CLOSE_REASONS", "ConnectionPoolStats"]
 
@@ -25,17 +28,20 @@ CLOSE_REASONS: tuple[str, ...] = (
 )
 
 
+@renamed(size="total")
 @dataclass(frozen=True)
-class ConnectionPoolStats:
+class ConnectionPoolStats(StatsBase):
     """A snapshot of a connection pool: gauges now, counters since the last pop.
 
-    Gauges (``size`` .. ``max_size``) describe the pool at the time of the call;
+    Field names follow the glossary in docs/stats.md (``size`` is now
+    ``total``; the old name warns for one release). Gauges (``total`` ..
+    ``max_size``) describe the pool at the time of the call;
     counters count events since the pool was built or :meth:`pop_stats` last
     reset them. A superset of database/sql ``DBStats`` and psycopg_pool's
     ``get_stats()``.
 
     Attributes:
-        size: connections the server may see: open ones, those being created and
+        total: connections the server may see: open ones, those being created and
             those being closed (``max_size`` caps it).
         idle: connections waiting in the pool.
         in_use: connections held by callers.
@@ -64,9 +70,19 @@ class ConnectionPoolStats:
             counted when the pool decides to close them.
         broken: the pool is broken (its cleaner died): ``acquire()`` raises
             :class:`~poolkit.PoolBroken` chained from the cause.
+        name: the pool's name (see :func:`poolkit.pools`).
+        acquire_wait: seconds from asking to getting a connection, one per
+            successful checkout (0 for one that found an idle connection);
+            ``acquire_wait.percentile(99)`` is the p99 wait. ``None`` with
+            ``timings=False``, as the next two.
+        hold_time: seconds each connection was held, checkout to give-back.
+        create_time: seconds each successful ``create()`` took.
     """
 
-    size: int
+    family = "connections"
+    _derived = ("closed",)
+
+    total: int
     idle: int
     in_use: int
     creating: int
@@ -86,6 +102,10 @@ class ConnectionPoolStats:
     closed_by_reason: Mapping[str, int]
     broken: bool = False
     reconnects_failed: int = 0
+    name: str = field(default="", kw_only=True)
+    acquire_wait: Histogram | None = field(default=None, kw_only=True)
+    hold_time: Histogram | None = field(default=None, kw_only=True)
+    create_time: Histogram | None = field(default=None, kw_only=True)
 
     @property
     def closed(self) -> int:

@@ -11,6 +11,10 @@
   ``PoolkitPool``, a SQLAlchemy pool class backed by a ``ConnectionPool``
   (``create_engine(url, poolclass=PoolkitPool)``), and ``AsyncPoolkitPool``
   over an ``AsyncConnectionPool`` for ``create_async_engine``.
+- :mod:`poolkit.integrations.prometheus` (``pip install 'poolkit[prometheus]'``):
+  ``register()`` a collector exporting every live pool's stats, ``serve()`` ``/metrics``.
+- :mod:`poolkit.integrations.opentelemetry` (``pip install 'poolkit[opentelemetry]'``):
+  ``instrument()``: the same metrics as OpenTelemetry observable instruments.
 
 Nothing is imported here: ``import poolkit`` never needs redis, dask or SQLAlchemy.
 """

@@ -9,6 +9,7 @@ expiry). It alone starts, stops, kills and reaps worker processes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import selectors
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from poolkit._errors import TaskTimeout, WorkerCrashed
+from poolkit._log import log
 from poolkit._waits import deadline_after, slice_of
 from poolkit.processes import _child as child
 from poolkit.processes._state import _LOG, ProcessState
@@ -317,6 +319,7 @@ class Dispatcher:
             worker.held_bytes -= len(task.payload) + FRAME_OVERHEAD
             worker.done += 1
             took = now - worker.started
+            state.run_time.record(took)
             self.task_seconds = (
                 took if self.task_seconds is None else self.task_seconds * 0.875 + took * 0.125
             )
@@ -324,6 +327,7 @@ class Dispatcher:
                 # The worker answered and went straight on to the next task it
                 # held: that one runs from now (as far as the parent can see).
                 worker.started = now
+                state.queue_wait.record(now - worker.tasks[0].queued_at)
                 timeout = worker.tasks[0].timeout
                 worker.deadline = None if timeout is None else deadline_after(timeout)
             else:
@@ -445,6 +449,15 @@ class Dispatcher:
             self.state.break_(None, *exited_before_ready(code))
         elif task is not None:
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            log(
+                _LOG,
+                logging.WARNING,
+                self.state.core.name,
+                "the worker process (pid %d) running %r died (%s)",
+                worker.pid,
+                task.fn,
+                how,
+            )
             error = WorkerCrashed(
                 f"the worker process (pid {worker.pid}) running {task.fn!r} died ({how}); "
                 "the pool replaced it. Look for a crash in native code, os._exit, or an "

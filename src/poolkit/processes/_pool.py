@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from poolkit import _registry
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._typing import Result
 from poolkit._validate import (
@@ -133,7 +134,7 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[m
             nonblocking=nonblocking,
             max_blocking=max_blocking,
             on_error=on_error,
-            name=name if name is not None else f"ProcessPool-{id(self):x}",
+            name=_registry.name_for(self, name),
         )
         ctx = resolve_context(mp_context)
         hooks = WorkerHooks.build(initializer, initargs, finalizer)
@@ -156,6 +157,7 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[m
         self._state = ProcessState(self._core, ctx, config, max_tasks, max_memory, cancel_running)
         self._dispatcher = Dispatcher(self._state)
         self._state.start(self._dispatcher.run)
+        _registry.add(self)
 
     # -- what the map, group and options helpers use -----------------------
 

@@ -57,6 +57,8 @@ from typing import Any
 
 from poolkit import _fork
 from poolkit._errors import PoolBroken, PoolClosed, PoolDeadlock, TaskTimeout
+from poolkit._histogram import Recorder
+from poolkit._log import log, log_overload
 from poolkit._waits import deadline_after
 from poolkit.processes import _child as child
 from poolkit.processes._stats import ProcessPoolStats
@@ -118,6 +120,9 @@ class ProcessState:
         self.terminating = False
         self.unfinished = 0
         self.counts = collections.Counter[str]()
+        # Each task's wait for a worker and its run, recorded under the lock.
+        self.queue_wait = Recorder()
+        self.run_time = Recorder()
         self.worker_seq = 0
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -183,6 +188,7 @@ class ProcessState:
         if not worker.tasks:
             worker.state = State.BUSY
             worker.started = now
+            self.queue_wait.record(now - task.queued_at)
             # Any finite timeout (1e300 included) gives a float deadline; the
             # dispatcher waits for it in slices (poolkit._waits).
             worker.deadline = None if task.timeout is None else deadline_after(task.timeout)
@@ -347,7 +353,13 @@ class ProcessState:
             self.queue.clear()
             error = self.closed_error()
         if first:  # other workers failing the same way add nothing
-            _LOG.error("%s: %s; no more workers will be started", self.core.name, why)
+            log(
+                _LOG,
+                logging.ERROR,
+                self.core.name,
+                "the pool is broken: %s; no more workers will be started",
+                why,
+            )
         for task in tasks:
             self.deliver(task, False, error)
 
@@ -374,6 +386,15 @@ class ProcessState:
         with contextlib.suppress(OSError, ValueError):  # already gone: the sentinel reaps it
             worker.process.kill()
         self.fail_unrun(unrun)
+        if isinstance(error, TaskTimeout):
+            log(
+                _LOG,
+                logging.WARNING,
+                self.core.name,
+                "%s; its worker (pid %d) was killed",
+                error,
+                worker.pid,
+            )
         if task is None:
             return
         if error is None:
@@ -435,7 +456,9 @@ class ProcessState:
                 if not block:
                     intake.count_drop()
                     return False
-                raise intake.overload(pending=self.unfinished, blocked=intake.blocked)
+                overload = intake.overload(pending=self.unfinished, blocked=intake.blocked)
+                log_overload(self.core.name, overload, "processes")
+                raise overload
             if threading.current_thread() is self.thread:
                 intake.count_drop()
                 raise PoolDeadlock(
@@ -464,17 +487,17 @@ class ProcessState:
             return ProcessPoolStats(
                 max_workers=core.max_workers,
                 workers=core.workers,
-                idle_workers=len(self.idle),
+                idle=len(self.idle),
                 running=sum(1 for w in self.workers.values() if w.state is State.BUSY),
                 # Tasks a worker holds behind the one it runs wait too.
                 queued=len(self.queue)
                 + sum(max(0, len(w.tasks) - 1) for w in self.workers.values()),
-                blocked=core.intake.blocked,
+                waiting=core.intake.blocked,
                 submitted=c["submitted"],
                 completed=c["succeeded"] + c["failed"],
                 succeeded=c["succeeded"],
                 failed=c["failed"],
-                dropped=core.intake.dropped,
+                overloads=core.intake.dropped,
                 cancelled=c["cancelled"],
                 expired=0,
                 paused=False,
@@ -484,6 +507,9 @@ class ProcessState:
                 recycled=c["recycled"],
                 started=c["started"],
                 broken=core.broken is not None,
+                name=core.name,
+                queue_wait=self.queue_wait.snapshot(),
+                run_time=self.run_time.snapshot(),
             )
 
     def pids(self) -> list[int]:

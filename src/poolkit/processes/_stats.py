@@ -24,7 +24,12 @@ class ProcessPoolStats(WorkerPoolStats):
 
     ``broken`` (inherited) is true when a worker could not start or the
     dispatcher thread failed: tasks then fail with ``PoolBroken``.
+    ``queue_wait`` and ``run_time`` (inherited) are always recorded: the wait
+    of every task that reached a worker, the run of every task that returned
+    or raised there.
     """
+
+    family = "processes"
 
     timed_out: int
     crashed: int

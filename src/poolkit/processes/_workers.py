@@ -31,6 +31,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
@@ -107,7 +108,7 @@ class Task:
     or neither (``go``: failures go to ``on_error``).
     """
 
-    __slots__ = ("fn", "future", "payload", "sent", "sink", "timeout")
+    __slots__ = ("fn", "future", "payload", "queued_at", "sent", "sink", "timeout")
 
     def __init__(
         self,
@@ -125,6 +126,9 @@ class Task:
         # Given to a worker once already (its Future is RUNNING): a task
         # requeued from a killed worker's pipeline is not marked again.
         self.sent = False
+        # For the pool's queue_wait (time.monotonic()); it starts when the
+        # worker answers the task it held before it (see Dispatcher._on_reply).
+        self.queued_at = time.monotonic()
 
 
 class Worker:

@@ -27,10 +27,12 @@ from collections.abc import Callable
 from typing import Any
 
 from poolkit._errors import EventLoopMismatch, PoolOverload, PoolTimeout
+from poolkit._log import log, log_overload
 from poolkit.workers import _async_worker as aw
 from poolkit.workers._core import Admission, WorkerHooks, WorkerPoolStats
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import INF, Step
+from poolkit.workers._timing import AsyncTimed, TaskTimings, unwrap
 
 __all__ = ["AsyncCrew"]
 
@@ -56,8 +58,10 @@ class AsyncCrew:
         hooks: WorkerHooks,
         clock: Callable[[], float],
         eager: bool,
+        timings: TaskTimings | None = None,
     ) -> None:
         self.core = core
+        self.timings = timings
         self.name = core.name
         self.on_error = core.options.on_error
         self.hooks = hooks
@@ -133,7 +137,9 @@ class AsyncCrew:
 
     def overload(self, count: bool = True) -> PoolOverload:
         """Count a refused submission (unless ``count`` is false) and return its error."""
-        return self.core.intake.overload(pending=self.pending, blocked=len(self.room), count=count)
+        error = self.core.intake.overload(pending=self.pending, blocked=len(self.room), count=count)
+        log_overload(self.name, error)
+        return error
 
     async def admit(self) -> None:
         """Wait for room in a bounded pool; cancellation-safe."""
@@ -172,6 +178,10 @@ class AsyncCrew:
         """Queue an admitted item and make sure a worker will take it."""
         if self.loop is not _running_loop():
             self.bind()  # first use binds; another loop is refused
+        timings = self.timings
+        if timings is not None:
+            fn, args, kwargs, ctx, fut = item
+            item = (AsyncTimed(fn, timings, timings.clock()), args, kwargs, ctx, fut)
         self.queue.append(item)
         self.submitted += 1
         self.pending += 1
@@ -229,6 +239,8 @@ class AsyncCrew:
         """
         ctx = _copy_context()
         self.submitted += 1
+        if self.timings is not None:
+            fn = AsyncTimed(fn, self.timings, self.timings.clock())
         self.eager_depth = 1
         try:
             coro = fn(*args, **kwargs)
@@ -270,7 +282,7 @@ class AsyncCrew:
     def report(self, exc: BaseException, fn: object) -> None:
         """Hand a fire-and-forget task's failure to ``on_error``."""
         try:
-            self.on_error(exc, fn)
+            self.on_error(exc, unwrap(fn))
         except Exception as handler_exc:
             _LOG.error("on_error handler %r raised", self.on_error, exc_info=handler_exc)
 
@@ -467,6 +479,7 @@ class AsyncCrew:
         ``stats()`` say broken.
         """
         self.core.break_(what, exc)
+        log(_LOG, logging.ERROR, self.name, "the pool is broken: %s", what)
         self.sync_gate()
         self.cancel_queued()
         self.wake_all()

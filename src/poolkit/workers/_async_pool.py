@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import math
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
-from poolkit import _fork
+from poolkit import _fork, _registry
 from poolkit._errors import PoolDeadlock, PoolTimeout
 from poolkit._typing import Result
 from poolkit._validate import (
@@ -43,6 +44,7 @@ from poolkit.workers._core import (
 )
 from poolkit.workers._group import CancelToken, GroupCore
 from poolkit.workers._lifecycle import Lifecycle
+from poolkit.workers._timing import TaskTimings
 from poolkit.workers._verbs import CoreViews, with_worker
 
 __all__ = ["AsyncWorkerPool"]
@@ -93,6 +95,10 @@ class AsyncWorkerPool(CoreViews):
     suspended cancels the caller). Turn it on only for coroutines that use
     none of them before their first ``await``.
 
+    ``timings=True`` records each task's ``queue_wait`` and ``run_time`` in
+    :meth:`stats`, as for :class:`WorkerPool` (an eagerly started task
+    waited 0 s); off by default.
+
     Raises:
         TypeError, ValueError: a bad option (the message names it).
     """
@@ -117,6 +123,7 @@ class AsyncWorkerPool(CoreViews):
         name: str | None = None,
         clock: Clock = time.monotonic,
         eager: bool = False,
+        timings: bool = False,
     ) -> None:
         options = PoolOptions.build(
             max_workers=100 if max_workers is None else max_workers,
@@ -126,7 +133,7 @@ class AsyncWorkerPool(CoreViews):
             nonblocking=nonblocking,
             max_blocking=max_blocking,
             on_error=on_error,
-            name=name if name is not None else f"AsyncWorkerPool-{id(self):x}",
+            name=_registry.name_for(self, name),
         )
         hooks = WorkerHooks.build(initializer, initargs, finalizer, self._factory)
         self._clock = check_callable("clock", clock)
@@ -137,8 +144,10 @@ class AsyncWorkerPool(CoreViews):
             hooks=hooks,
             clock=self._clock,
             eager=eager,
+            timings=TaskTimings() if check_bool("timings", timings) else None,
         )
         _fork.track(self)
+        _registry.add(self)
 
     def go_nowait(
         self, fn: Callable[P, Awaitable[object]], /, *args: P.args, **kwargs: P.kwargs
@@ -524,8 +533,12 @@ class AsyncWorkerPool(CoreViews):
         await self.stop(wait=True, timeout=timeout)
 
     def stats(self) -> WorkerPoolStats:
-        """A snapshot of workers, tasks and outcome counters."""
-        return self._crew.stats()
+        """A snapshot of workers, tasks and outcome counters (and timings, if on)."""
+        stats = self._crew.stats()
+        if self._crew.timings is None:
+            return stats
+        queue_wait, run_time = self._crew.timings.snapshot()
+        return dataclasses.replace(stats, queue_wait=queue_wait, run_time=run_time)
 
     def _in_own_task(self) -> bool:
         """Whether the caller is one of this pool's tasks (groups refuse to wait there)."""

@@ -94,7 +94,7 @@ class AsyncSubpool(SubpoolBase):
     async def try_submit(
         self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
     ) -> asyncio.Future[T] | None:
-        """Like :meth:`submit`, but ``None`` (counted as ``dropped``) when the queue is full.
+        """Like :meth:`submit`, but ``None`` (counted as ``overloads``) when the queue is full.
 
         Raises:
             PoolClosed: the subpool or its parent is stopped.
@@ -133,7 +133,7 @@ class AsyncSubpool(SubpoolBase):
         if bound is not None:
             while not self._room(bound):
                 if not wait:
-                    self._counts["dropped"] += 1
+                    self._counts["overloads"] += 1
                     return False
                 await self._until_changed()
                 if self.closed:

@@ -20,6 +20,7 @@ from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from poolkit._errors import PoolTimeout
+from poolkit._log import log
 from poolkit.workers._core import Expired
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ class AsyncWorker:
             # Task failures never get here (the loop delivers them): the
             # worker itself failed. A pool quietly short of a worker could
             # leave tasks queued for ever, so it breaks, loudly.
-            _LOG.error("a worker task of %s died", crew.name, exc_info=exc)
+            log(_LOG, logging.ERROR, crew.name, "a worker task died", exc_info=exc)
             crew.break_(exc, f"a worker task of {crew.name} died: {exc!r}")
         finally:
             try:

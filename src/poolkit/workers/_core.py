@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from poolkit._histogram import Histogram
+from poolkit._stats import StatsBase, renamed
 from poolkit._validate import (
     check_bool,
     check_callable,
@@ -41,7 +43,6 @@ __all__ = [
     "ErrorHandler",
     "Expired",
     "Expiring",
-    "PondNames",
     "PoolOptions",
     "WorkerHooks",
     "WorkerPoolStats",
@@ -283,45 +284,29 @@ def spawn_count(*, workers: int, max_workers: int, backlog: int, idle: int) -> i
     return max(0, min(max_workers - workers, backlog - idle))
 
 
-class PondNames:
-    """pond's names for two counters of a stats snapshot (``WaitingTasks``, ``SuccessfulTasks``)."""
-
-    queued: int
-    succeeded: int
-
-    @property
-    def waiting(self) -> int:
-        """Tasks accepted and not started: ``queued`` (pond ``WaitingTasks``)."""
-        return self.queued
-
-    @property
-    def successful(self) -> int:
-        """Tasks that returned: ``succeeded`` (pond ``SuccessfulTasks``)."""
-        return self.succeeded
-
-
+@renamed(idle_workers="idle", blocked="waiting", dropped="overloads")
 @dataclass(frozen=True)
-class WorkerPoolStats(PondNames):
+class WorkerPoolStats(StatsBase):
     """A snapshot of a worker pool (pond's metrics, and more).
 
     Counters only grow. After a stop that waited,
-    ``submitted == completed + cancelled + expired``. pond's metric names
-    read the same numbers: ``waiting`` is ``queued``, ``successful`` is
-    ``succeeded`` (``submitted``, ``failed``, ``completed``, ``dropped`` are
-    pond's own).
+    ``submitted == completed + cancelled + expired``. Field names follow the
+    glossary in docs/stats.md (``idle_workers``, ``blocked`` and ``dropped``
+    are now ``idle``, ``waiting`` and ``overloads``; the old names warn for
+    one release).
 
     Attributes:
         max_workers: the current bound on workers.
         workers: workers alive (running a task or idle).
-        idle_workers: workers waiting for a task.
+        idle: workers waiting for a task.
         running: tasks running now.
         queued: tasks accepted and not started.
-        blocked: callers waiting for room (bounded pools).
+        waiting: callers waiting for room (bounded pools).
         submitted: tasks accepted.
         completed: tasks that ran to the end (``succeeded + failed``).
         succeeded: tasks that returned.
         failed: tasks that raised.
-        dropped: submissions refused (``PoolOverload``, ``try_submit`` → None).
+        overloads: submissions refused (``PoolOverload``, ``try_submit`` → None).
         cancelled: accepted tasks cancelled before they started.
         expired: ``submit_before`` tasks skipped because their deadline passed.
         paused: whether the pool is paused.
@@ -329,19 +314,26 @@ class WorkerPoolStats(PondNames):
         broken: whether the pool broke (a worker failed to start, or one of
             its background threads or tasks died): it is closed too, and
             submissions raise ``PoolBroken`` chained from the cause.
+        name: the pool's name (see :func:`poolkit.pools`).
+        queue_wait: seconds each task waited between submission and start
+            (a :class:`~poolkit.Histogram`; ``None`` unless the pool was made
+            with ``timings=True``).
+        run_time: seconds each task ran, likewise.
     """
+
+    family = "workers"
 
     max_workers: int
     workers: int
-    idle_workers: int
+    idle: int
     running: int
     queued: int
-    blocked: int
+    waiting: int
     submitted: int
     completed: int
     succeeded: int
     failed: int
-    dropped: int
+    overloads: int
     cancelled: int
     expired: int
     paused: bool
@@ -349,6 +341,9 @@ class WorkerPoolStats(PondNames):
     # Keyword-only with a default, so pools (and subclasses with their own
     # fields) that never break need not pass it.
     broken: bool = field(default=False, kw_only=True)
+    name: str = field(default="", kw_only=True)
+    queue_wait: Histogram | None = field(default=None, kw_only=True)
+    run_time: Histogram | None = field(default=None, kw_only=True)
 
 
 def describe(kind: str, stats: WorkerPoolStats, name: str) -> str:
@@ -359,8 +354,8 @@ def describe(kind: str, stats: WorkerPoolStats, name: str) -> str:
         state = "closed" if stats.closed else ("paused" if stats.paused else "open")
     return (
         f"<{kind} {name!r} {state} [workers: {stats.workers}/{stats.max_workers}, "
-        f"{stats.idle_workers} idle | tasks: {stats.running} running, {stats.queued} queued, "
-        f"{stats.blocked} blocked | done: {stats.succeeded} ok, {stats.failed} failed, "
+        f"{stats.idle} idle | tasks: {stats.running} running, {stats.queued} queued, "
+        f"{stats.waiting} blocked | done: {stats.succeeded} ok, {stats.failed} failed, "
         f"{stats.cancelled} cancelled]>"
     )
 

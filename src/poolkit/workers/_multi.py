@@ -9,13 +9,16 @@ is retried once on the least loaded sub-pool.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import fields
 from typing import Any, ParamSpec, TypeVar
 
 from poolkit._errors import PoolOverload
+from poolkit._histogram import Histogram
 from poolkit._validate import check_bool, check_callable, check_int
 from poolkit.workers._core import WorkerPoolStats
 from poolkit.workers._thread_pool import WorkerPool
@@ -131,8 +134,15 @@ class MultiPool(Executor):
         all_stats = [pool.stats() for pool in self.pools]
         total: dict[str, Any] = {}
         for field in fields(WorkerPoolStats):
+            if field.name == "name":
+                continue  # the sub-pools' own names
             values = [getattr(s, field.name) for s in all_stats]
-            total[field.name] = any(values) if isinstance(values[0], bool) else sum(values)
+            if values[0] is None or isinstance(values[0], Histogram):
+                # Timings: added up when every sub-pool records them.
+                untimed = None in values
+                total[field.name] = None if untimed else functools.reduce(operator.add, values)
+            else:
+                total[field.name] = any(values) if isinstance(values[0], bool) else sum(values)
         return WorkerPoolStats(**total)
 
     def stats_by_index(self, index: int) -> WorkerPoolStats:

@@ -19,9 +19,10 @@ The invariant, under the subpool's lock: a queued task always has a drain
 coming for it. A drain leaves only when it finds the queue empty, and a
 submission starts a drain whenever fewer than ``max_concurrency`` run.
 
-Stats follow pond's metric names (``submitted``, ``waiting``, ``successful``,
-``failed``, ``completed``, ``dropped``) with poolkit's (``queued``,
-``succeeded``) alongside.
+Stats follow the glossary (docs/stats.md), which reads pond's metrics as
+``submitted``, ``queued`` (pond's ``WaitingTasks``), ``succeeded``
+(``SuccessfulTasks``), ``failed``, ``completed`` and ``overloads``
+(``DroppedTasks``).
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from poolkit._errors import PoolClosed, PoolDeadlock, PoolTimeout
+from poolkit._stats import StatsBase
 from poolkit._validate import check_bool, check_callable, check_int, check_optional_seconds
 from poolkit._waits import deadline_after, wait_for
-from poolkit.workers._core import PondNames
 from poolkit.workers._future import PoolFuture
 from poolkit.workers._group import CancelToken, GroupCore, TaskGroup
 
@@ -58,7 +59,7 @@ _DRAINS = threading.local()
 
 
 @dataclass(frozen=True)
-class SubpoolStats(PondNames):
+class SubpoolStats(StatsBase):
     """A snapshot of a subpool (pond v2's metrics).
 
     After a stop that waited, ``submitted == completed + cancelled + lost``.
@@ -72,12 +73,15 @@ class SubpoolStats(PondNames):
         completed: tasks that ran to the end (``succeeded + failed``).
         succeeded: tasks that returned (pond ``SuccessfulTasks``).
         failed: tasks that raised.
-        dropped: submissions refused because the queue was full (``try_submit``).
+        overloads: submissions refused because the queue was full (``try_submit``;
+            pond ``DroppedTasks``).
         cancelled: accepted tasks cancelled before they started.
         lost: accepted tasks the parent refused to run (it stopped first);
             their Futures fail with ``PoolClosed``.
         closed: whether the subpool (or its parent) is stopped.
     """
+
+    family = "workers"
 
     max_concurrency: int
     workers: int
@@ -87,7 +91,7 @@ class SubpoolStats(PondNames):
     completed: int
     succeeded: int
     failed: int
-    dropped: int
+    overloads: int
     cancelled: int
     lost: int
     closed: bool
@@ -111,7 +115,7 @@ def check_limits(parent_limit: int, max_concurrency: object, queue_size: object)
     return check_int("queue_size", queue_size, minimum=0)
 
 
-_COUNTERS = ("submitted", "succeeded", "failed", "dropped", "cancelled", "lost")
+_COUNTERS = ("submitted", "succeeded", "failed", "overloads", "cancelled", "lost")
 
 
 class SubpoolBase:
@@ -279,7 +283,7 @@ class Subpool(SubpoolBase):
     def try_submit(
         self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
     ) -> Future[T] | None:
-        """Like :meth:`submit`, but ``None`` (counted as ``dropped``) instead of waiting.
+        """Like :meth:`submit`, but ``None`` (counted as ``overloads``) instead of waiting.
 
         Raises:
             PoolClosed: the subpool or its parent is stopped.
@@ -307,7 +311,7 @@ class Subpool(SubpoolBase):
             bound = self._queue_size
             if bound is not None and not self._room(bound):
                 if not wait:
-                    self._counts["dropped"] += 1
+                    self._counts["overloads"] += 1
                     return False
                 if self in getattr(_DRAINS, "stack", ()):
                     raise PoolDeadlock(

@@ -43,6 +43,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from poolkit._errors import PoolClosed, PoolTimeout
+from poolkit._log import log, log_overload
 from poolkit._waits import join_thread, left_until, wait_for
 from poolkit.workers._core import Admission, Expired, WorkerHooks, WorkerPoolStats
 from poolkit.workers._lifecycle import Lifecycle
@@ -57,6 +58,7 @@ from poolkit.workers._thread_worker import (
     current_worker,
     is_control,
 )
+from poolkit.workers._timing import unwrap
 
 __all__ = ["ThreadCrew"]
 
@@ -129,9 +131,11 @@ class ThreadCrew:
                 if decision is Admission.OVERLOAD:
                     if not block:
                         return False
-                    raise intake.overload(
+                    overload = intake.overload(
                         pending=intake.outstanding, blocked=intake.blocked, count=False
                     )
+                    log_overload(self.name, overload)
+                    raise overload
                 if current_pool() is self.owner:
                     # Every worker could be doing the same: a task waiting
                     # for room in its own full pool may wait for itself.
@@ -235,7 +239,7 @@ class ThreadCrew:
     def report(self, exc: BaseException, fn: object) -> None:
         """Hand a fire-and-forget task's failure to ``on_error``."""
         try:
-            self.on_error(exc, fn)
+            self.on_error(exc, unwrap(fn))
         except BaseException as handler_exc:
             _LOG.error("on_error handler %r raised", self.on_error, exc_info=handler_exc)
 
@@ -249,6 +253,7 @@ class ThreadCrew:
             pills = self.core.break_(what, exc)
             self.room.notify_all()
             self.resume_cv.notify_all()
+        log(_LOG, logging.ERROR, self.name, "the pool is broken: %s", what)
         self.cancel_queued()
         # Idle workers sleep in the queue: as stop() does on the first
         # close, send each a stop pill, or a later stop() (which sends none

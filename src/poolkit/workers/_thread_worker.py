@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from poolkit._errors import PoolTimeout
+from poolkit._log import log
 from poolkit._waits import slice_of
 from poolkit.workers._core import Expired, Expiring
 from poolkit.workers._lifecycle_plans import INF, Gate
@@ -182,7 +183,7 @@ class Worker(Counts):
             # Task failures never get here (the loop delivers them): this is
             # the worker itself failing. A pool quietly short of a worker can
             # leave tasks queued for ever, so the pool breaks, loudly.
-            _LOG.error("a worker thread of %s died", crew.name, exc_info=exc)
+            log(_LOG, logging.ERROR, crew.name, "a worker thread died", exc_info=exc)
             crew.break_(exc, f"a worker thread of {crew.name} died: {exc!r}")
         finally:
             crew.retire(self, state)

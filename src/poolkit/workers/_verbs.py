@@ -41,7 +41,7 @@ class MapOptions(TypedDict, total=False):
 
 
 class CoreViews:
-    """``max_workers``, ``closed`` and ``repr`` of a pool that holds its core as ``_core``."""
+    """``max_workers``, ``closed``, ``name`` and ``repr`` of a pool whose core is ``_core``."""
 
     __slots__ = ()
 
@@ -56,6 +56,11 @@ class CoreViews:
     def closed(self) -> bool:
         """Whether the pool is stopped or stopping (a broken pool is closed too)."""
         return self._core.closed
+
+    @property
+    def name(self) -> str:
+        """The pool's name (given, or generated like ``WorkerPool-1``)."""
+        return self._core.name
 
     def stats(self) -> WorkerPoolStats:
         """A snapshot of workers, tasks and outcome counters."""

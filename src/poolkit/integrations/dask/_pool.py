@@ -10,7 +10,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from poolkit import PoolClosed, PoolTimeout
+from poolkit import PoolClosed, PoolTimeout, _registry
+from poolkit._registry import NamedClosable
 from poolkit._typing import Result
 from poolkit._validate import (
     check_bool,
@@ -42,8 +43,8 @@ class DaskPoolStats(WorkerPoolStats):
 
     ``max_workers`` and ``workers`` are the cluster's threads; ``running``
     counts tasks on the cluster (sent, not finished: running or waiting
-    there); ``blocked`` counts callers waiting for room under
-    ``max_in_flight``. ``queued``, ``dropped`` and ``expired`` are 0.
+    there); ``waiting`` counts callers waiting for room under
+    ``max_in_flight``. ``queued``, ``overloads`` and ``expired`` are 0.
 
     Attributes:
         in_flight: tasks on the cluster (same as ``running``).
@@ -51,6 +52,8 @@ class DaskPoolStats(WorkerPoolStats):
         peak_in_flight: the most tasks that were on the cluster at once.
         cluster_workers: Dask workers connected to the scheduler.
     """
+
+    family = "dask"
 
     in_flight: int
     max_in_flight: int | None
@@ -75,7 +78,7 @@ class _DaskFuture(Future[Any]):
         return True
 
 
-class DaskPool:
+class DaskPool(NamedClosable):
     """Submit work to a Dask cluster with WorkerPool's vocabulary.
 
     Args:
@@ -84,6 +87,8 @@ class DaskPool:
             ``submit`` waits for room beyond it and ``map`` keeps at most this
             many inputs out. ``None``: ``submit`` never waits and ``map`` keeps
             ``max(512, 8 × cluster threads)`` out.
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``DaskPool-1``); see :func:`poolkit.pools`.
 
     Raises:
         TypeError: ``client`` is not a ``distributed.Client``, or a bad
@@ -92,7 +97,10 @@ class DaskPool:
         ImportError: distributed is not installed.
     """
 
-    def __init__(self, client: Any, *, max_in_flight: int | None = None) -> None:
+    def __init__(
+        self, client: Any, *, max_in_flight: int | None = None, name: str | None = None
+    ) -> None:
+        self._name = _registry.name_for(self, name)
         try:
             import distributed
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -115,6 +123,7 @@ class DaskPool:
         self._reserved = 0  # room taken by submitters and by ordered maps' batches
         self._peak = 0
         self._submitted = self._succeeded = self._failed = self._cancelled = 0
+        _registry.add(self)
 
     # -- submission ---------------------------------------------------------
 
@@ -424,15 +433,15 @@ class DaskPool:
             return DaskPoolStats(
                 max_workers=threads,
                 workers=threads,
-                idle_workers=max(0, threads - out),
+                idle=max(0, threads - out),
                 running=out,
                 queued=0,
-                blocked=self._blocked,
+                waiting=self._blocked,
                 submitted=self._submitted,
                 completed=self._succeeded + self._failed,
                 succeeded=self._succeeded,
                 failed=self._failed,
-                dropped=0,
+                overloads=0,
                 cancelled=self._cancelled,
                 expired=0,
                 paused=False,
@@ -441,6 +450,7 @@ class DaskPool:
                 max_in_flight=self._max,
                 peak_in_flight=self._peak,
                 cluster_workers=len(nthreads),
+                name=self._name,
             )
 
     def __repr__(self) -> str:

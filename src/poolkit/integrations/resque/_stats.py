@@ -17,9 +17,9 @@ class ResqueWorkerStats(WorkerPoolStats):
     (``succeeded`` or ``failed``, the failure pushed on ``<ns>:failed``) or
     *cancelled* (put back at the head of its queue by a stop whose grace ran
     out). After ``run()`` returns, ``submitted == completed + cancelled``.
-    ``max_workers`` is ``concurrency``; ``workers`` and ``idle_workers``
-    count handler slots while the worker runs; ``queued``, ``blocked``,
-    ``dropped`` and ``expired`` are always 0 (a job is only taken for a free
+    ``max_workers`` is ``concurrency``; ``workers`` and ``idle``
+    count handler slots while the worker runs; ``queued``, ``waiting``,
+    ``overloads`` and ``expired`` are always 0 (a job is only taken for a free
     slot). ``paused`` is true while ``<ns>:pause-all-workers`` is set.
 
     Attributes:
@@ -30,6 +30,8 @@ class ResqueWorkerStats(WorkerPoolStats):
         pruned: dead worker registrations this worker removed.
         polls: fetch round trips to Redis.
     """
+
+    family = "resque"
 
     unknown_class: int
     timed_out: int

@@ -34,7 +34,8 @@ from datetime import UTC, datetime
 from inspect import iscoroutinefunction
 from typing import Any
 
-from poolkit import PoolClosed, TaskTimeout
+from poolkit import PoolClosed, TaskTimeout, _registry
+from poolkit._registry import NamedClosable
 from poolkit._validate import check_bool, check_seconds
 from poolkit._waits import event_wait
 from poolkit.integrations.resque._options import (
@@ -97,7 +98,7 @@ class _Counts:
     polls: int = 0
 
 
-class ResqueWorker:
+class ResqueWorker(NamedClosable):
     """A Resque-compatible worker: jobs from Redis, handlers on a poolkit pool.
 
     Consumes what Ruby Resque, goworker or :func:`enqueue` put in Redis, in
@@ -126,6 +127,8 @@ class ResqueWorker:
         pool_options: more keyword arguments for the pool (``initializer``,
             ``max_tasks_per_child``, ...); ``max_workers`` is ``concurrency``.
         hostname: the host part of the worker ids (default: this host's name).
+        name: shown in ``repr()``, logs and metrics (``None``: generated, like
+            ``ResqueWorker-1``); see :func:`poolkit.pools`.
 
     Raises:
         TypeError, ValueError: a bad argument (the message names it).
@@ -146,7 +149,9 @@ class ResqueWorker:
         prune_interval: float = PRUNE_INTERVAL,
         pool_options: Mapping[str, Any] | None = None,
         hostname: str | None = None,
+        name: str | None = None,
     ) -> None:
+        self._name = _registry.name_for(self, name)
         self._opt = opt = WorkerOptions.build(
             queues=queues,
             concurrency=concurrency,
@@ -174,6 +179,7 @@ class ResqueWorker:
         self._started = self._closed = self._paused = self._broken = False
         self._aborting = False
         self._stop_asked = 0
+        _registry.add(self)
 
     # -- configuration ------------------------------------------------------
 
@@ -502,15 +508,15 @@ class ResqueWorker:
         return ResqueWorkerStats(
             max_workers=self._opt.concurrency,
             workers=self._opt.concurrency if active else 0,
-            idle_workers=self._opt.concurrency - running if active else 0,
+            idle=self._opt.concurrency - running if active else 0,
             running=running,
             queued=0,
-            blocked=0,
+            waiting=0,
             submitted=c.submitted,
             completed=c.succeeded + c.failed,
             succeeded=c.succeeded,
             failed=c.failed,
-            dropped=0,
+            overloads=0,
             cancelled=c.cancelled,
             expired=0,
             paused=self._paused,
@@ -521,6 +527,7 @@ class ResqueWorker:
             recovered=c.recovered,
             pruned=c.pruned,
             polls=c.polls,
+            name=self._name,
         )
 
     def __repr__(self) -> str:

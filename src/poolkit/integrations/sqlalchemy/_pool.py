@@ -312,7 +312,7 @@ class PoolkitPool(Pool):
         return (
             f"{type(self).__name__} pool_size={args['pool_size']} "
             f"max_overflow={args['max_overflow']}: "
-            f"{s.size} open, {s.idle} idle, {s.in_use} checked out, {s.waiting} waiting"
+            f"{s.total} open, {s.idle} idle, {s.in_use} checked out, {s.waiting} waiting"
         )
 
     # QueuePool's gauges, for code that reads them.
@@ -336,7 +336,7 @@ class PoolkitPool(Pool):
 
     def overflow(self) -> int:
         """Connections open beyond ``pool_size`` (negative while below it, as QueuePool)."""
-        return self._kit.stats().size - self.size()
+        return self._kit.stats().total - self.size()
 
     # -- poolkit's diagnostics ----------------------------------------------------
 
