@@ -123,7 +123,7 @@ class CoreMachine(RuleBasedStateMachine):
             assert self.now < entry.expires_at, "an expired connection was handed out"
             self.held.append(entry)
         else:
-            waiter = Waiter(lambda: None)
+            waiter = Waiter(lambda: None, self.now)
             try:
                 core.add_waiter(waiter)
             except (PoolOverload, PoolBroken):

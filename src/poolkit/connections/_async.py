@@ -440,7 +440,7 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
 
     async def _wait(self, deadline: float, timeout: float) -> Entry:
         gate = AsyncGate()
-        waiter = Waiter(gate.wake)
+        waiter = Waiter(gate.wake, self._clock())
         entry = self._enqueue(waiter, deadline, timeout)  # locked
         if entry is not None:
             return entry

@@ -431,7 +431,7 @@ class ConnectionPool(DriverBase, Generic[C, P]):
 
     def _wait(self, deadline: float, timeout: float) -> Entry:
         gate = Gate()
-        waiter = Waiter(gate.wake)
+        waiter = Waiter(gate.wake, self._clock())
         self._lock.acquire()
         try:
             entry = self._enqueue(waiter, deadline, timeout)

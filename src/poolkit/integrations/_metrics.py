@@ -113,7 +113,7 @@ poolkit_connection_timeouts timeouts Acquisitions that gave up with PoolTimeout.
 poolkit_connection_overloads overloads Acquisitions refused with PoolOverload.
 poolkit_connections_created created Connections opened.
 poolkit_connection_create_errors create_errors Failed attempts to open a connection.
-poolkit_connection_reconnects_failed reconnects_failed Background connects that gave up after reconnect_timeout.
+poolkit_connection_reconnects_failed reconnects_failed Connects given up (reconnect_timeout).
 poolkit_connection_retries retries Operations run() ran again on another connection.
 """,
     ),
