@@ -350,11 +350,12 @@ def _section(
             "histogram: alert on both",
             f"{timeouts} requests timed out ({rows[-1][5]} behind the batch job); the pool "
             f"logged {len(logged)} WARNING for them (rate-limited per pool): {line}",
-            f"of the {queued} acquisitions that queued at the limit, {timeouts} gave up: a "
-            "caller that finds an idle connection takes it before a woken waiter (no lock "
-            "convoy, connections/_core.py), so under saturation most requests wait ~0 and a "
-            "few wait out their timeout; poolkit_connection_waits_total and _timeouts_total "
-            "show it where the wait percentiles do not",
+            f"of the {queued} acquisitions that queued at the limit, {timeouts} gave up "
+            f"({rows[1][5]} in the burst without the batch job): a waiter that has waited "
+            "1 ms is handed the next connection that comes back, ahead of callers looping "
+            "release/acquire, so under saturation requests share the wait instead of a few "
+            "waiting out their timeout (connections/_core.py); poolkit_connection_waits_total "
+            "and _timeouts_total show the queueing the percentiles leave out",
             f"metrics served at {url} while the part ran (prometheus-client text format, "
             "label pool)",
         ],
