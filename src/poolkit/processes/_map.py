@@ -74,13 +74,11 @@ class _ChunkSubmitter:
     def max_workers(self) -> int:
         return self._pool.max_workers
 
-    def go(self, _run_chunk: object, state: Any, index: int, chunk: list[tuple[Any, ...]]) -> None:
+    def go(self, _run_chunk: object, state: Any, index: int, chunk: list[Any]) -> None:
         fn = state.fn
-        message: tuple[Any, ...]
-        if len(chunk[0]) == 1:  # one iterable: the bare items pickle faster than 1-tuples
-            message = (child.EACH, fn, [item[0] for item in chunk], None)
-        else:
-            message = (child.CHUNK, fn, chunk, None)
+        # One iterable: lazy_map's chunk holds the bare items (they pickle
+        # faster than 1-tuples); several: argument tuples.
+        message = (child.EACH if state.single else child.CHUNK, fn, chunk, None)
         payload = dumps(message, f"the map function {fn!r} or its items", fn)
         self._pool._accept(Task(payload, fn, None, self._timeout, _ChunkSink(state, index)), True)
 
