@@ -69,6 +69,10 @@ class _ChunkSubmitter:
     def __init__(self, pool: ProcessPool, options: Options) -> None:
         self._pool = pool
         self._timeout = options.timeout
+        # The map function pickled once for every chunk of this map (the wire's
+        # pickled-function form, see _child): pickling a function by reference
+        # costs about as much as pickling a 100-item chunk of small items.
+        self._fn_blob: bytes | None = None
 
     @property
     def max_workers(self) -> int:
@@ -76,9 +80,12 @@ class _ChunkSubmitter:
 
     def go(self, _run_chunk: object, state: Any, index: int, chunk: list[Any]) -> None:
         fn = state.fn
+        blob = self._fn_blob
+        if blob is None:
+            blob = self._fn_blob = dumps(fn, f"the map function {fn!r}", fn)
         # One iterable: lazy_map's chunk holds the bare items (they pickle
         # faster than 1-tuples); several: argument tuples.
-        message = (child.EACH if state.single else child.CHUNK, fn, chunk, None)
+        message = (child.EACH if state.single else child.CHUNK, blob, chunk, None)
         payload = dumps(message, f"the map function {fn!r} or its items", fn)
         self._pool._accept(Task(payload, fn, None, self._timeout, _ChunkSink(state, index)), True)
 
