@@ -19,7 +19,9 @@ holds behind it (pipelined, see ``_dispatch``).
   ``mode`` is :data:`CALL` (``fn(*args, **kwargs)``), :data:`CHUNK`
   (``[fn(*a) for a in args]``, for ``map``) or :data:`EACH` (``[fn(a) for a
   in args]``, a ``map`` over one iterable: its items travel without a tuple
-  each).
+  each). In the two map modes ``fn`` may travel pickled on its own (a
+  ``bytes`` object, never a callable): a map pickles its function once, not
+  once per chunk.
 * child → parent: ``pickle((kind, value, traceback_text, rss))``; ``kind`` is
   :data:`READY`, :data:`OK`, :data:`FAILED` or :data:`INIT_FAILED`; ``rss`` is
   the resident set size in bytes after the task when the pool caps memory.
@@ -229,6 +231,8 @@ def _run(data: bytes, report_rss: bool) -> bytes:
     """Run one task message; return the reply message (never raises)."""
     try:
         mode, fn, args, kwargs = pickle.loads(data)
+        if type(fn) is bytes:  # a map's function, pickled once by the parent
+            fn = pickle.loads(fn)
     except BaseException as exc:
         why = pickle.UnpicklingError(
             f"couldn't unpickle the task in the worker: {exc!r}; the function must be "

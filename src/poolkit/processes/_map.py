@@ -69,18 +69,23 @@ class _ChunkSubmitter:
     def __init__(self, pool: ProcessPool, options: Options) -> None:
         self._pool = pool
         self._timeout = options.timeout
+        # The map function pickled once for every chunk of this map (the wire's
+        # pickled-function form, see _child): pickling a function by reference
+        # costs about as much as pickling a 100-item chunk of small items.
+        self._fn_blob: bytes | None = None
 
     @property
     def max_workers(self) -> int:
         return self._pool.max_workers
 
-    def go(self, _run_chunk: object, state: Any, index: int, chunk: list[tuple[Any, ...]]) -> None:
+    def go(self, _run_chunk: object, state: Any, index: int, chunk: list[Any]) -> None:
         fn = state.fn
-        message: tuple[Any, ...]
-        if len(chunk[0]) == 1:  # one iterable: the bare items pickle faster than 1-tuples
-            message = (child.EACH, fn, [item[0] for item in chunk], None)
-        else:
-            message = (child.CHUNK, fn, chunk, None)
+        blob = self._fn_blob
+        if blob is None:
+            blob = self._fn_blob = dumps(fn, f"the map function {fn!r}", fn)
+        # One iterable: lazy_map's chunk holds the bare items (they pickle
+        # faster than 1-tuples); several: argument tuples.
+        message = (child.EACH if state.single else child.CHUNK, blob, chunk, None)
         payload = dumps(message, f"the map function {fn!r} or its items", fn)
         self._pool._accept(Task(payload, fn, None, self._timeout, _ChunkSink(state, index)), True)
 

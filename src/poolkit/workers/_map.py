@@ -75,27 +75,37 @@ def map_buffersize(buffersize: object, max_workers: int) -> int:
 
 
 class _MapState:
-    """Shared by a map's chunks: where to report, and whether to bother."""
+    """Shared by a map's chunks: where to report, and whether to bother.
 
-    __slots__ = ("abandoned", "done", "fn")
+    ``single``: the map has one iterable, so a chunk holds the bare items
+    (``fn(x)``), not argument tuples (``fn(*args)``): no 1-tuple is built per
+    item, and a process pool pickles the chunk as it is.
+    """
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    __slots__ = ("abandoned", "done", "fn", "single")
+
+    def __init__(self, fn: Callable[..., Any], single: bool = False) -> None:
         self.fn = fn
+        self.single = single
         self.done: queue.SimpleQueue[tuple[int, list[Any], BaseException | None]] = (
             queue.SimpleQueue()
         )
         self.abandoned = False
 
 
-def _run_chunk(state: _MapState, index: int, chunk: list[tuple[Any, ...]]) -> None:
+def _run_chunk(state: _MapState, index: int, chunk: list[Any]) -> None:
     """Run one chunk; report its results and the first error, never raise."""
     results: list[Any] = []
     error: BaseException | None = None
     if not state.abandoned:
         fn = state.fn
         try:
-            for args in chunk:
-                results.append(fn(*args))
+            if state.single:
+                for item in chunk:
+                    results.append(fn(item))
+            else:
+                for args in chunk:
+                    results.append(fn(*args))
         except BaseException as exc:  # delivered to the consumer, in order
             error = exc
     state.done.put((index, results, error))
@@ -124,8 +134,11 @@ def lazy_map(
         raise TypeError("map() needs at least one iterable")
     total = known_length(iterables)
     deadline = deadline_after(seconds)
-    args_iter = zip(*iterables, strict=False)  # stops at the shortest, as map()
-    state = _MapState(fn)
+    single = len(iterables) == 1
+    # One iterable: chunks of its items as they are; several: argument tuples,
+    # stopping at the shortest iterable, as map() does.
+    args_iter = iter(iterables[0]) if single else zip(*iterables, strict=False)
+    state = _MapState(fn, single)
     chunks = iter(lambda: list(itertools.islice(args_iter, size)), [])
     counter = itertools.count()
     in_flight = 0
@@ -141,7 +154,7 @@ def lazy_map(
 def _results(
     pool: WorkerPool,
     state: _MapState,
-    chunks: Iterator[list[tuple[Any, ...]]],
+    chunks: Iterator[list[Any]],
     counter: Iterator[int],
     in_flight: int,
     deadline: float,
@@ -164,7 +177,8 @@ def _results(
             in_flight -= 1
             # Refill before yielding so workers stay busy while the caller
             # handles this chunk's results.
-            for chunk in itertools.islice(chunks, 1):
+            chunk = next(chunks, None)
+            if chunk is not None:
                 pool.go(_run_chunk, state, next(counter), chunk)
                 in_flight += 1
             # Yield, then drop: pop each result as it goes out, so neither
