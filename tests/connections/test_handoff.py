@@ -19,7 +19,7 @@ import pytest
 
 from poolkit import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from poolkit.connections._core import HANDOFF_AFTER
-from poolkit.testing import AsyncFakeConnector, FakeClock, FakeConnector
+from poolkit.testing import AsyncFakeConnector, FakeClock, FakeConnection, FakeConnector
 
 
 def wait_until(condition: object, seconds: float = 10.0) -> None:
@@ -29,7 +29,7 @@ def wait_until(condition: object, seconds: float = 10.0) -> None:
         time.sleep(0.001)
 
 
-def start_waiter(pool: ConnectionPool[object]) -> tuple[threading.Thread, list[object]]:
+def start_waiter(pool: ConnectionPool[FakeConnection]) -> tuple[threading.Thread, list[object]]:
     got: list[object] = []
 
     def wait() -> None:
@@ -45,7 +45,7 @@ def start_waiter(pool: ConnectionPool[object]) -> tuple[threading.Thread, list[o
 
 def test_a_starved_waiter_is_handed_the_returned_connection_ahead_of_a_newcomer() -> None:
     clock = FakeClock()
-    pool: ConnectionPool[object] = ConnectionPool(FakeConnector(), max_size=1, clock=clock)
+    pool: ConnectionPool[FakeConnection] = ConnectionPool(FakeConnector(), max_size=1, clock=clock)
     held = pool.acquire()
     raw = held.raw
     t, got = start_waiter(pool)
@@ -63,7 +63,7 @@ def test_a_starved_waiter_is_handed_the_returned_connection_ahead_of_a_newcomer(
 
 def test_before_the_threshold_a_returned_connection_goes_to_whoever_runs_first() -> None:
     clock = FakeClock()
-    pool: ConnectionPool[object] = ConnectionPool(FakeConnector(), max_size=1, clock=clock)
+    pool: ConnectionPool[FakeConnection] = ConnectionPool(FakeConnector(), max_size=1, clock=clock)
     held = pool.acquire()
     t, got = start_waiter(pool)
     held.close()  # the waiter waited 0 s on the pool's clock: no hand-off
