@@ -663,20 +663,25 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
             ReleaseError: released twice, or not acquired from this pool.
             EventLoopMismatch: called from a loop other than the pool's.
         """
-        # _detach() inlined: this is half of every acquire/release cycle.
-        entry = conn._entry if type(conn) is self._proxy_class and conn._pool is self else None
+        # _detach() inlined: this is half of every acquire/release cycle. An
+        # entry of this pool's core was acquired here (each pool has its own
+        # core), so the proxy's _pool is read only off the fast path: every
+        # read on a proxy goes through its __getattr__ hook (~40 ns).
         core = self._core
-        if entry is not None and entry.core is not core:
-            # Acquired before a fork: the parent's. Forgotten here, never
-            # reset, committed or closed (that would end the parent's work).
-            set_entry(conn, None)
+        entry = conn._entry if type(conn) is self._proxy_class else None
+        if entry is None or entry.core is not core:
+            if entry is not None and conn._pool is self:
+                # Acquired before a fork: the parent's. Forgotten here, never
+                # reset, committed or closed (that would end the parent's work).
+                set_entry(conn, None)
+                return
+            if asyncio.get_running_loop() is not self._loop:  # async-only
+                self._bind()
+            self._detach(conn, self._proxy_class)  # raises the precise error
             return
         if asyncio.get_running_loop() is not self._loop:  # async-only
             # Checked first: a refused release must leave the proxy attached.
             self._bind()
-        if entry is None:
-            self._detach(conn, self._proxy_class)  # raises the precise error
-            return
         set_entry(conn, None)
         if self._extra_release:
             self._give_back(entry, await self._release_extras(entry))
