@@ -431,3 +431,45 @@ def test_open_wait_returns_with_min_size_connections_ready(pg_dsn: str) -> None:
         await pool.close()
 
     asyncio.run(main())
+
+
+def test_check_connection_replaces_a_terminated_backend_and_leaves_no_transaction(
+    pg_dsn: str,
+) -> None:
+    """psycopg_pool's check_connection as the pool's check=: one round trip per checkout."""
+    pool = _make(pg_dsn, max_size=1, check=pg.check_connection)
+    with pool.connection() as conn:
+        old = conn.info.backend_pid
+        socket = conn.pgconn.socket
+    _terminate(pg_dsn, [old])
+    wait_readable([socket])
+    with pool.connection() as conn:
+        # The check ran in autocommit mode and put the setting back.
+        assert conn.autocommit is False
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.info.backend_pid != old
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert pool.stats().closed_by_reason["check_failed"] == 1
+    pool.close()
+
+
+def test_async_check_connection_replaces_a_terminated_backend(pg_dsn: str) -> None:
+    async def main() -> None:
+        pool = AsyncConnectionPool(
+            pg.async_connector(pg_dsn), max_size=1, timeout=10.0, check=pg.async_check_connection
+        )
+        async with pool.connection() as conn:
+            old = conn.info.backend_pid
+            socket = conn.pgconn.socket
+        _terminate(pg_dsn, [old])
+        wait_readable([socket])
+        async with pool.connection() as conn:
+            assert conn.autocommit is False
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            assert conn.info.backend_pid != old
+            cur = await conn.execute("SELECT 1")
+            assert await cur.fetchone() == (1,)
+        assert pool.stats().closed_by_reason["check_failed"] == 1
+        await pool.close()
+
+    asyncio.run(main())

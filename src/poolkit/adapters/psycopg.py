@@ -129,10 +129,12 @@ __all__ = [
     "AsyncPsycopgPooledConnection",
     "PsycopgConnector",
     "PsycopgPooledConnection",
+    "async_check_connection",
     "async_connector",
     "async_execute",
     "async_fetchall",
     "async_fetchone",
+    "check_connection",
     "connector",
     "execute",
     "fetchall",
@@ -195,6 +197,45 @@ def is_alive(conn: _AnyConnection) -> bool:
     if not _readable(pgconn.socket):
         return True
     return _drain_unasked(pgconn)
+
+
+def check_connection(conn: psycopg.Connection[Any]) -> None:
+    """A round trip to the server (psycopg_pool's ``check_connection``), for ``check=``.
+
+    ``ConnectionPool(pg.connector(dsn), check=pg.check_connection)`` checks
+    each connection with an empty query at checkout, where the default check
+    (:func:`is_alive`) reads only what already reached the socket. It costs a
+    round trip per checkout, and catches what only a round trip shows (a
+    server gone without closing the TCP connection, a network partition). The
+    query runs in autocommit mode, so no transaction is left open for the
+    caller; the connection's own autocommit setting is restored.
+
+    Raises:
+        psycopg.Error: the server did not answer (the pool then discards the
+            connection and takes another).
+    """
+    if conn.autocommit:
+        conn.execute("")
+        return
+    conn.autocommit = True
+    try:
+        conn.execute("")
+    finally:
+        if not conn.closed:
+            conn.autocommit = False
+
+
+async def async_check_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The asyncio twin of :func:`check_connection`, for ``AsyncConnectionPool(check=)``."""
+    if conn.autocommit:
+        await conn.execute("")
+        return
+    await conn.set_autocommit(True)
+    try:
+        await conn.execute("")
+    finally:
+        if not conn.closed:
+            await conn.set_autocommit(False)
 
 
 def _drain_unasked(pgconn: pq_abc.PGconn) -> bool:
