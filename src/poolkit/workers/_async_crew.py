@@ -1,11 +1,14 @@
 """The asyncio side of AsyncWorkerPool: queue, worker tasks, acting on the core.
 
 Queued items are tuples ``(coro_fn, args, kwargs, context, future_or_None)``
-in a deque; up to ``max_workers`` worker Tasks take them and run them
-themselves, with no Task per item (creating and scheduling a Task costs
-~6 µs). Coroutine *functions* are queued, not coroutine objects: nothing is
-created for a task until a worker takes it, and a dropped task leaves no
-"coroutine was never awaited" warning.
+in a deque, or *bare*: for a ``go()`` without arguments from an empty context
+(the common case), the coroutine function alone, which a worker runs in an
+empty context of its own (no tuple and no context copy kept per task). Up
+to ``max_workers`` worker Tasks take them and run them themselves, with no
+Task per item (creating and scheduling a Task costs ~6 µs). Coroutine
+*functions* are queued, not coroutine objects: nothing is created for a task
+until a worker takes it, and a dropped task leaves no "coroutine was never
+awaited" warning.
 
 Everything runs on the pool's event loop (the loop of first use), so the
 crew's counters are plain attributes with no lock, written only here.
@@ -41,6 +44,7 @@ _copy_context = contextvars.copy_context
 _new_context = contextvars.Context
 _running_loop = asyncio.get_running_loop
 Item = tuple[Any, ...]
+Bare = Callable[[], Any]  # a bare item: the coroutine function alone
 
 
 class AsyncCrew:
@@ -67,7 +71,7 @@ class AsyncCrew:
         self.hooks = hooks
         self.clock = clock
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.queue: deque[Item] = deque()
+        self.queue: deque[Item | Bare] = deque()
         self.parked: deque[asyncio.Future[bool]] = deque()  # idle workers' wake-ups
         self.room: deque[asyncio.Future[None]] = deque()  # blocked submitters
         self.idle_waiters: list[asyncio.Future[None]] = []  # wait() callers
@@ -88,6 +92,10 @@ class AsyncCrew:
         plain = hooks.factory is None and hooks.initializer is None
         self.eager = eager and plain and not self.bounded
         self.eager_ready = False  # see sync_gate
+        # Whether go() may queue straight away once it checked the loop and
+        # ``closed``: bound, unbounded (no admission), eager start off and no
+        # timings. Set by bind(); every condition is fixed from then on.
+        self.direct = False
         self.eager_depth = 0
         self.accepted: asyncio.Future[None]
         self.tick_handle: asyncio.TimerHandle | None = None
@@ -108,6 +116,7 @@ class AsyncCrew:
             # done Future costs no coroutine and no trip through the loop.
             self.accepted = loop.create_future()
             self.accepted.set_result(None)
+            self.direct = not (self.eager or self.bounded or self.timings is not None)
             self.sync_gate()
             self.start_tasks(self.core.start_min())
         elif self.loop is not loop:
@@ -462,7 +471,8 @@ class AsyncCrew:
         """Cancel every queued task (fail it with ``PoolBroken`` if the pool broke)."""
         broken = self.core.broken
         while self.queue:
-            _fn, _args, _kwargs, _ctx, fut = self.queue.popleft()
+            item = self.queue.popleft()
+            fut = item[4] if type(item) is tuple else None
             if fut is not None and not fut.done():
                 if broken is not None:
                     fut.set_exception(self.core.broken_error())

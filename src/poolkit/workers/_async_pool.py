@@ -66,6 +66,7 @@ class AsyncMapOptions(TypedDict, total=False):
 
 
 _copy_context = contextvars.copy_context
+_running_loop = asyncio.get_running_loop
 
 
 class AsyncWorkerPool(CoreViews):
@@ -204,6 +205,19 @@ class AsyncWorkerPool(CoreViews):
         if not callable(fn):
             check_callable("fn", fn)  # type: ignore[unreachable]
         crew = self._crew
+        if crew.direct and crew.loop is _running_loop() and not self._core.closed:
+            # The default pool's fast path: straight to the queue (see put).
+            ctx = _copy_context()
+            # From an empty context, a task without arguments is queued as
+            # the bare function (see poolkit.workers._async_crew): nothing is kept per task.
+            crew.queue.append(
+                fn if not ctx and not args and not kwargs else (fn, args, kwargs, ctx, None)
+            )
+            crew.submitted += 1
+            crew.pending += 1
+            if crew.parked or self._core.workers < crew.max_workers:
+                crew.dispatch()
+            return crew.accepted
         if (
             crew.eager_ready
             and not crew.queue

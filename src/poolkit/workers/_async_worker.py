@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncWorker", "drive", "explain", "maybe_await", "resume"]
 
 _LOG = logging.getLogger("poolkit.workers")
+_new_context = contextvars.Context
 
 
 class _Yield:
@@ -165,12 +166,44 @@ class AsyncWorker:
         core = crew.core
         next_item = crew.next_item
         stateless = crew.hooks.factory is None
+        # Where bare items (see poolkit.workers._async_crew) run: an empty context, kept
+        # while the tasks leave it empty and replaced once one sets a variable,
+        # so no task sees another's variables and no copy is made per task.
+        bare_ctx = _new_context()
+        item: Any
         while True:
             if (not queue or core.gate) and not await next_item(self):
                 return
             if not queue:
                 continue
-            fn, args, kwargs, ctx, fut = popleft()
+            item = popleft()
+            if type(item) is not tuple:
+                # A bare go() item: the function alone (no arguments, submitted
+                # from an empty context). Most cheap coroutines end in one send.
+                try:
+                    coro = item() if stateless else item(state)
+                    yielded = bare_ctx.run(coro.send, None)
+                except StopIteration:
+                    pass  # successes are derived in stats()
+                except BaseException as exc:
+                    self._failed(exc, item, None)
+                    del exc
+                else:
+                    try:
+                        await drive(coro, bare_ctx, yielded)
+                    except BaseException as exc:
+                        self._failed(exc, item, None)
+                        del exc
+                    yielded = None
+                if bare_ctx:
+                    bare_ctx = _new_context()
+                item = coro = None
+                crew.pending -= 1
+                if crew.room or not crew.pending:
+                    crew.finished_slow()
+                continue
+            fn, args, kwargs, ctx, fut = item
+            item = None
             if fut is None:
                 # Fast path: a go() item. Most cheap coroutines finish in one send.
                 try:
