@@ -472,6 +472,38 @@ def test_a_pool_refuses_a_second_event_loop() -> None:
         asyncio.run(use())
 
 
+def test_a_pool_refuses_a_loop_of_another_thread_while_its_own_runs() -> None:
+    """Submissions check the loop they run on, not only the thread that bound it."""
+    errors: list[BaseException] = []
+
+    async def noop() -> None:
+        pass
+
+    async def main() -> None:
+        async with AsyncWorkerPool(1) as ap:
+            await ap.go(noop)  # binds the pool to this loop
+
+            async def other_loop() -> None:
+                try:
+                    await ap.go(noop)
+                except BaseException as exc:
+                    errors.append(exc)
+
+            def other_thread() -> None:
+                try:
+                    ap.go(noop)  # no loop at all in this thread
+                except BaseException as exc:
+                    errors.append(exc)
+                asyncio.run(other_loop())
+
+            await asyncio.to_thread(other_thread)
+            await ap.wait()
+            assert ap.stats().submitted == 1
+
+    run(main())
+    assert [type(exc) for exc in errors] == [RuntimeError, EventLoopMismatch]
+
+
 def test_no_stale_reference_to_finished_task_arguments() -> None:
     class Payload:
         pass

@@ -25,6 +25,7 @@ import asyncio
 import contextvars
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,7 @@ _LOG = logging.getLogger("poolkit.workers")
 _copy_context = contextvars.copy_context
 _new_context = contextvars.Context
 _running_loop = asyncio.get_running_loop
+_get_ident = threading.get_ident
 Item = tuple[Any, ...]
 Bare = Callable[[], Any]  # a bare item: the coroutine function alone
 
@@ -92,10 +94,11 @@ class AsyncCrew:
         plain = hooks.factory is None and hooks.initializer is None
         self.eager = eager and plain and not self.bounded
         self.eager_ready = False  # see sync_gate
-        # Whether go() may queue straight away once it checked the loop and
-        # ``closed``: bound, unbounded (no admission), eager start off and no
-        # timings. Set by bind(); every condition is fixed from then on.
-        self.direct = False
+        # The pool's loop if it records its thread (an asyncio loop, see
+        # bind), else None; the same when go() may also queue straight away
+        # (unbounded: no admission; eager start off; no timings), else None.
+        self.own_loop: Any = None
+        self.direct_loop: Any = None
         self.eager_depth = 0
         self.accepted: asyncio.Future[None]
         self.tick_handle: asyncio.TimerHandle | None = None
@@ -116,7 +119,14 @@ class AsyncCrew:
             # done Future costs no coroutine and no trip through the loop.
             self.accepted = loop.create_future()
             self.accepted.set_result(None)
-            self.direct = not (self.eager or self.bounded or self.timings is not None)
+            if isinstance(loop, asyncio.BaseEventLoop):
+                # Submissions check they run on this loop by the loop's own
+                # record of its thread (``_thread_id``, what asyncio's debug
+                # mode checks): get_running_loop() calls getpid(), a system
+                # call that cost half of a go(). Other loops ask get_running_loop.
+                self.own_loop = loop
+                if not (self.eager or self.bounded or self.timings is not None):
+                    self.direct_loop = loop
             self.sync_gate()
             self.start_tasks(self.core.start_min())
         elif self.loop is not loop:
@@ -185,7 +195,8 @@ class AsyncCrew:
 
     def put(self, item: Item) -> None:
         """Queue an admitted item and make sure a worker will take it."""
-        if self.loop is not _running_loop():
+        own = self.own_loop
+        if (own is None or own._thread_id != _get_ident()) and self.loop is not _running_loop():
             self.bind()  # first use binds; another loop is refused
         timings = self.timings
         if timings is not None:

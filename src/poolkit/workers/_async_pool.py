@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack, overload
@@ -66,7 +67,7 @@ class AsyncMapOptions(TypedDict, total=False):
 
 
 _copy_context = contextvars.copy_context
-_running_loop = asyncio.get_running_loop
+_get_ident = threading.get_ident
 
 
 class AsyncWorkerPool(CoreViews):
@@ -205,7 +206,8 @@ class AsyncWorkerPool(CoreViews):
         if not callable(fn):
             check_callable("fn", fn)  # type: ignore[unreachable]
         crew = self._crew
-        if crew.direct and crew.loop is _running_loop() and not self._core.closed:
+        loop = crew.direct_loop
+        if loop is not None and loop._thread_id == _get_ident() and not self._core.closed:
             # The default pool's fast path: straight to the queue (see put).
             ctx = _copy_context()
             # From an empty context, a task without arguments is queued as
