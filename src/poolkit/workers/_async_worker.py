@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import types
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,68 @@ async def drive(coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielde
             yielded = ctx.run(send, None)
         except StopIteration as stop:
             return stop.value
+
+
+class _Failed:
+    """What the bare runner hands back when a task raised."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()  # what the bare runner hands back when a task ended
+
+
+@types.coroutine
+def _hand_over(out: object) -> Generator[Any, Any, Any]:
+    """Give the worker ``out`` (``_DONE`` or a ``_Failed``) and take its next function."""
+    return (yield out)
+
+
+async def bare_runner(stateless: bool, state: object) -> None:
+    """Run a worker's bare items one after another, each awaited natively.
+
+    Stepping each task's coroutine from outside costs a ``StopIteration`` per
+    task; this one coroutine per worker instead takes functions through
+    ``send`` and awaits them, handing ``_DONE`` or a ``_Failed`` back. A
+    task that suspends suspends it: the worker drives it (:func:`drive_bare`)
+    until it hands back. ``coro.send`` is looked up first so that a plain
+    function's result fails as in :func:`explain`.
+    """
+    out: object = _DONE
+    while True:
+        fn = await _hand_over(out)
+        try:
+            coro = fn() if stateless else fn(state)
+            coro.send  # noqa: B018
+            await coro
+        except GeneratorExit:
+            raise  # the runner itself is being closed (its worker is gone)
+        except BaseException as exc:
+            out = _Failed(exc)
+            del exc
+        else:
+            out = _DONE
+        fn = coro = None  # a finished task must not be kept alive
+
+
+async def drive_bare(
+    runner: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any
+) -> object:
+    """Drive the bare runner, whose task just yielded ``yielded``, until it hands back."""
+    send = runner.send
+    throw = runner.throw
+    while True:
+        try:
+            await _Yield(yielded)
+        except BaseException as exc:  # cancellation, or a bad yield: the task decides
+            yielded = ctx.run(throw, exc)
+        else:
+            yielded = ctx.run(send, None)
+        if yielded is _DONE or type(yielded) is _Failed:
+            return yielded
 
 
 async def resume(coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any) -> Any:
@@ -170,7 +233,11 @@ class AsyncWorker:
         # while the tasks leave it empty and replaced once one sets a variable,
         # so no task sees another's variables and no copy is made per task.
         bare_ctx = _new_context()
+        runner = bare_runner(stateless, state)
+        runner.send(None)  # to its first hand-over
+        run_bare = runner.send
         item: Any
+        out: Any
         while True:
             if (not queue or core.gate) and not await next_item(self):
                 return
@@ -179,25 +246,15 @@ class AsyncWorker:
             item = popleft()
             if type(item) is not tuple:
                 # A bare go() item: the function alone (no arguments, submitted
-                # from an empty context). Most cheap coroutines end in one send.
-                try:
-                    coro = item() if stateless else item(state)
-                    yielded = bare_ctx.run(coro.send, None)
-                except StopIteration:
-                    pass  # successes are derived in stats()
-                except BaseException as exc:
-                    self._failed(exc, item, None)
-                    del exc
-                else:
-                    try:
-                        await drive(coro, bare_ctx, yielded)
-                    except BaseException as exc:
-                        self._failed(exc, item, None)
-                        del exc
-                    yielded = None
+                # from an empty context), run by the runner in bare_ctx.
+                out = bare_ctx.run(run_bare, item)
+                if out is not _DONE and type(out) is not _Failed:
+                    out = await drive_bare(runner, bare_ctx, out)  # it suspended
+                if out is not _DONE:
+                    self._failed(out.exc, item, None)
                 if bare_ctx:
                     bare_ctx = _new_context()
-                item = coro = None
+                item = out = None
                 crew.pending -= 1
                 if crew.room or not crew.pending:
                     crew.finished_slow()
