@@ -45,8 +45,14 @@ class _Yield:
         yield self.value
 
 
-async def drive(coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any) -> Any:
-    """Run ``coro`` (which just yielded ``yielded``) to completion inside ``ctx``."""
+async def drive(
+    coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any, bare: bool = False
+) -> Any:
+    """Run ``coro`` (which just yielded ``yielded``) to completion inside ``ctx``.
+
+    ``bare``: ``coro`` is a worker's :func:`bare_runner`, driven until it
+    hands back (``_DONE`` or a ``_Failed``, returned) instead of to its end.
+    """
     send = coro.send
     throw = coro.throw
     while True:
@@ -57,11 +63,13 @@ async def drive(coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielde
                 yielded = ctx.run(throw, exc)
             except StopIteration as stop:
                 return stop.value
-            continue
-        try:
-            yielded = ctx.run(send, None)
-        except StopIteration as stop:
-            return stop.value
+        else:
+            try:
+                yielded = ctx.run(send, None)
+            except StopIteration as stop:
+                return stop.value
+        if bare and (yielded is _DONE or type(yielded) is _Failed):
+            return yielded
 
 
 class _Failed:
@@ -88,7 +96,7 @@ async def bare_runner(stateless: bool, state: object) -> None:
     Stepping each task's coroutine from outside costs a ``StopIteration`` per
     task; this one coroutine per worker instead takes functions through
     ``send`` and awaits them, handing ``_DONE`` or a ``_Failed`` back. A
-    task that suspends suspends it: the worker drives it (:func:`drive_bare`)
+    task that suspends suspends it: the worker drives it (:func:`drive`)
     until it hands back. ``coro.send`` is looked up first so that a plain
     function's result fails as in :func:`explain`.
     """
@@ -107,23 +115,6 @@ async def bare_runner(stateless: bool, state: object) -> None:
         else:
             out = _DONE
         fn = coro = None  # a finished task must not be kept alive
-
-
-async def drive_bare(
-    runner: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any
-) -> object:
-    """Drive the bare runner, whose task just yielded ``yielded``, until it hands back."""
-    send = runner.send
-    throw = runner.throw
-    while True:
-        try:
-            await _Yield(yielded)
-        except BaseException as exc:  # cancellation, or a bad yield: the task decides
-            yielded = ctx.run(throw, exc)
-        else:
-            yielded = ctx.run(send, None)
-        if yielded is _DONE or type(yielded) is _Failed:
-            return yielded
 
 
 async def resume(coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any) -> Any:
@@ -249,7 +240,7 @@ class AsyncWorker:
                 # from an empty context), run by the runner in bare_ctx.
                 out = bare_ctx.run(run_bare, item)
                 if out is not _DONE and type(out) is not _Failed:
-                    out = await drive_bare(runner, bare_ctx, out)  # it suspended
+                    out = await drive(runner, bare_ctx, out, bare=True)  # it suspended
                 if out is not _DONE:
                     self._failed(out.exc, item, None)
                 if bare_ctx:
