@@ -8,6 +8,8 @@ line up:
 * threads — ``go_wait`` (fire and forget, then a barrier), ``submit_result``
   (a Future per task, then every result), ``map``: WorkerPool vs
   ThreadPoolExecutor vs multiprocessing.pool.ThreadPool vs pebble.ThreadPool;
+  ``go_wait`` also against the floor: four threads calling what they take
+  from one ``queue.SimpleQueue``;
 * asyncio — ``async_go_wait``: AsyncWorkerPool vs gather + Semaphore,
   TaskGroup + Semaphore, aiojobs, asyncio-pool and a hand-written
   asyncio.Queue worker set; ``async_go_wait_no_eager``: the same with eager
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import os
+import queue
 import resource
 import threading
 from collections.abc import Callable, Coroutine
@@ -71,6 +74,7 @@ def _thread_benches(ctx: BenchContext, n: int) -> None:
     tpe = cf.ThreadPoolExecutor(THREADS)
     mp = MpThreadPool(THREADS)
     pebble_pool = _pebble()
+    floor = _SimpleQueueWorkers(THREADS)
     try:
 
         def wp_go(k: int) -> None:
@@ -96,6 +100,7 @@ def _thread_benches(ctx: BenchContext, n: int) -> None:
             tpe_go,
             mp_go,
             _pebble_go(pebble_pool),
+            floor=floor.go_wait,
         )
 
         def wp_submit(k: int) -> None:
@@ -157,6 +162,7 @@ def _thread_benches(ctx: BenchContext, n: int) -> None:
             ctx, "WorkerPool map chunksize=256", n, wp_map_chunked, None, mp_map_chunked, None
         )
     finally:
+        floor.stop()
         wp.stop()
         tpe.shutdown()
         mp.terminate()
@@ -174,16 +180,55 @@ def _record_all(
     tpe: Callable[[int], None] | None,
     mp: Callable[[int], None] | None,
     pebble: Callable[[int], None] | None,
+    floor: Callable[[int], None] | None = None,
 ) -> None:
     subjects = {
         "poolkit": ours,
         "ThreadPoolExecutor": tpe,
         "multiprocessing ThreadPool": mp,
         "pebble ThreadPool": pebble,
+        "SimpleQueue workers (floor)": floor,
     }
     for subject, loop in subjects.items():
         if loop is not None:
             ctx.record(bench, subject, "ops_per_s", 1e9 / ctx.time_ns_per_op(loop, n))
+
+
+class _SimpleQueueWorkers:
+    """The floor: the least a Python thread pool can do for go+wait.
+
+    ``workers`` threads take callables from one ``queue.SimpleQueue`` and call
+    them; no admission, no counters, no error handling. ``go_wait`` ends with
+    one barrier item per worker: a worker takes its barrier item only after
+    finishing its previous task, and every task was queued before the barriers.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.queue: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self) -> None:
+        get = self.queue.get
+        while (fn := get()) is not None:
+            fn()
+
+    def go_wait(self, k: int) -> None:
+        put = self.queue.put
+        for _ in range(k):
+            put(noop)
+        barrier = threading.Barrier(self.workers + 1)
+        for _ in range(self.workers):
+            put(barrier.wait)
+        barrier.wait()
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
 
 
 def _pebble() -> Any:
@@ -310,7 +355,12 @@ def _async_benches(ctx: BenchContext, n: int) -> None:
                 )
         # The same workload with every task going through the worker queue
         # (eager=False): what a task that always suspends pays for dispatch.
-        for subject, body in (("poolkit", ours_queued), ("asyncio.Queue workers", queue_workers)):
+        default_subjects = (
+            ("poolkit", ours_queued),
+            ("asyncio.Queue workers", queue_workers),
+            ("gather+Semaphore", gather_sem),
+        )
+        for subject, body in default_subjects:
             ns = ctx.time_ns_per_op(on_loop(body), n)
             ctx.record(
                 "AsyncWorkerPool go+wait, eager start off (default)", subject, "ops_per_s", 1e9 / ns

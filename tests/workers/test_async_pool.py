@@ -369,6 +369,48 @@ def test_context_variables_propagate_and_do_not_leak() -> None:
     run(main())
 
 
+def test_tasks_from_an_empty_context_do_not_see_each_others_variables() -> None:
+    # go() without arguments from an empty context queues the bare function;
+    # the worker reuses one empty context until a task sets a variable in it.
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("bare", default="clean")
+    seen: list[str] = []
+    errors: list[BaseException] = []
+
+    async def dirty() -> None:
+        var.set("dirty")
+
+    async def dirty_after_suspending() -> None:
+        await asyncio.sleep(0)
+        var.set("dirty later")
+
+    async def look() -> None:
+        seen.append(var.get())
+
+    async def broken() -> None:
+        var.set("dirty, then failed")
+        raise ValueError("task failed")
+
+    async def main() -> None:
+        async with AsyncWorkerPool(1, on_error=lambda exc, fn: errors.append(exc)) as ap:
+            for task in (dirty, look, dirty_after_suspending, look, broken, look):
+                await ap.go(task)
+            await ap.wait()
+            stats = ap.stats()
+        assert seen == ["clean", "clean", "clean"]
+        assert [type(exc) for exc in errors] == [ValueError]
+        assert (stats.succeeded, stats.failed) == (5, 1)
+
+    # The submitting task starts from an empty context (nothing set anywhere).
+    _run_in_empty_context(main)
+
+
+def _run_in_empty_context(main: Any) -> None:
+    async def outer() -> None:
+        await asyncio.get_running_loop().create_task(main(), context=contextvars.Context())
+
+    run(outer())
+
+
 def test_with_worker_initializer_and_finalizer() -> None:
     events: list[str] = []
 
@@ -428,6 +470,38 @@ def test_a_pool_refuses_a_second_event_loop() -> None:
     asyncio.run(use())
     with pytest.raises(EventLoopMismatch, match="another event loop"):
         asyncio.run(use())
+
+
+def test_a_pool_refuses_a_loop_of_another_thread_while_its_own_runs() -> None:
+    """Submissions check the loop they run on, not only the thread that bound it."""
+    errors: list[BaseException] = []
+
+    async def noop() -> None:
+        pass
+
+    async def main() -> None:
+        async with AsyncWorkerPool(1) as ap:
+            await ap.go(noop)  # binds the pool to this loop
+
+            async def other_loop() -> None:
+                try:
+                    await ap.go(noop)
+                except BaseException as exc:
+                    errors.append(exc)
+
+            def other_thread() -> None:
+                try:
+                    ap.go(noop)  # no loop at all in this thread
+                except BaseException as exc:
+                    errors.append(exc)
+                asyncio.run(other_loop())
+
+            await asyncio.to_thread(other_thread)
+            await ap.wait()
+            assert ap.stats().submitted == 1
+
+    run(main())
+    assert [type(exc) for exc in errors] == [RuntimeError, EventLoopMismatch]
 
 
 def test_no_stale_reference_to_finished_task_arguments() -> None:

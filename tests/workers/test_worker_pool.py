@@ -304,6 +304,36 @@ def test_context_changes_in_a_task_do_not_leak_to_the_next(pool: WorkerPool) -> 
     assert [pool.submit(var.get).result(PROMPT) for _ in range(8)] == ["clean"] * 8
 
 
+def test_go_from_an_empty_context_keeps_tasks_apart() -> None:
+    """go() without arguments from an empty context queues the bare function;
+    the worker reuses one empty context until a task sets a variable in it."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("bare", default="clean")
+    seen: list[str] = []
+    errors: list[BaseException] = []
+
+    def dirty() -> None:
+        var.set("dirty")
+
+    def broken() -> None:
+        var.set("dirty, then failed")
+        raise ValueError("task failed")
+
+    def look() -> None:
+        seen.append(var.get())
+
+    def main() -> None:
+        with WorkerPool(1, on_error=lambda exc, fn: errors.append(exc)) as wp:
+            for task in (dirty, look, broken, look):
+                wp.go(task)
+            wp.wait()
+            stats = wp.stats()
+        assert seen == ["clean", "clean"]
+        assert [type(exc) for exc in errors] == [ValueError]
+        assert (stats.succeeded, stats.failed) == (3, 1)
+
+    contextvars.Context().run(main)  # the submitter's context is empty
+
+
 def test_min_workers_start_at_once_and_idle_surplus_exits_when_the_clock_says() -> None:
     """min_workers are kept; surplus workers exit once the pool's clock passes
     idle_timeout (the rules themselves are tested on the core, test_lifecycle)."""

@@ -1,11 +1,14 @@
 """The asyncio side of AsyncWorkerPool: queue, worker tasks, acting on the core.
 
 Queued items are tuples ``(coro_fn, args, kwargs, context, future_or_None)``
-in a deque; up to ``max_workers`` worker Tasks take them and run them
-themselves, with no Task per item (creating and scheduling a Task costs
-~6 µs). Coroutine *functions* are queued, not coroutine objects: nothing is
-created for a task until a worker takes it, and a dropped task leaves no
-"coroutine was never awaited" warning.
+in a deque, or *bare*: for a ``go()`` without arguments from an empty context
+(the common case), the coroutine function alone, which a worker runs in an
+empty context of its own (no tuple and no context copy kept per task). Up
+to ``max_workers`` worker Tasks take them and run them themselves, with no
+Task per item (creating and scheduling a Task costs ~6 µs). Coroutine
+*functions* are queued, not coroutine objects: nothing is created for a task
+until a worker takes it, and a dropped task leaves no "coroutine was never
+awaited" warning.
 
 Everything runs on the pool's event loop (the loop of first use), so the
 crew's counters are plain attributes with no lock, written only here.
@@ -22,6 +25,7 @@ import asyncio
 import contextvars
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +44,9 @@ _LOG = logging.getLogger("poolkit.workers")
 _copy_context = contextvars.copy_context
 _new_context = contextvars.Context
 _running_loop = asyncio.get_running_loop
+_get_ident = threading.get_ident
 Item = tuple[Any, ...]
+Bare = Callable[[], Any]  # a bare item: the coroutine function alone
 
 
 class AsyncCrew:
@@ -67,7 +73,7 @@ class AsyncCrew:
         self.hooks = hooks
         self.clock = clock
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.queue: deque[Item] = deque()
+        self.queue: deque[Item | Bare] = deque()
         self.parked: deque[asyncio.Future[bool]] = deque()  # idle workers' wake-ups
         self.room: deque[asyncio.Future[None]] = deque()  # blocked submitters
         self.idle_waiters: list[asyncio.Future[None]] = []  # wait() callers
@@ -88,6 +94,11 @@ class AsyncCrew:
         plain = hooks.factory is None and hooks.initializer is None
         self.eager = eager and plain and not self.bounded
         self.eager_ready = False  # see sync_gate
+        # The pool's loop if it records its thread (an asyncio loop, see
+        # bind), else None; the same when go() may also queue straight away
+        # (unbounded: no admission; eager start off; no timings), else None.
+        self.own_loop: Any = None
+        self.direct_loop: Any = None
         self.eager_depth = 0
         self.accepted: asyncio.Future[None]
         self.tick_handle: asyncio.TimerHandle | None = None
@@ -108,6 +119,14 @@ class AsyncCrew:
             # done Future costs no coroutine and no trip through the loop.
             self.accepted = loop.create_future()
             self.accepted.set_result(None)
+            if isinstance(loop, asyncio.BaseEventLoop):
+                # Submissions check they run on this loop by the loop's own
+                # record of its thread (``_thread_id``, what asyncio's debug
+                # mode checks): get_running_loop() calls getpid(), a system
+                # call that cost half of a go(). Other loops ask get_running_loop.
+                self.own_loop = loop
+                if not (self.eager or self.bounded or self.timings is not None):
+                    self.direct_loop = loop
             self.sync_gate()
             self.start_tasks(self.core.start_min())
         elif self.loop is not loop:
@@ -176,7 +195,8 @@ class AsyncCrew:
 
     def put(self, item: Item) -> None:
         """Queue an admitted item and make sure a worker will take it."""
-        if self.loop is not _running_loop():
+        own = self.own_loop
+        if (own is None or own._thread_id != _get_ident()) and self.loop is not _running_loop():
             self.bind()  # first use binds; another loop is refused
         timings = self.timings
         if timings is not None:
@@ -462,7 +482,8 @@ class AsyncCrew:
         """Cancel every queued task (fail it with ``PoolBroken`` if the pool broke)."""
         broken = self.core.broken
         while self.queue:
-            _fn, _args, _kwargs, _ctx, fut = self.queue.popleft()
+            item = self.queue.popleft()
+            fut = item[4] if type(item) is tuple else None
             if fut is not None and not fut.done():
                 if broken is not None:
                     fut.set_exception(self.core.broken_error())

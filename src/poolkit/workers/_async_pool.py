@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack, overload
@@ -66,6 +67,7 @@ class AsyncMapOptions(TypedDict, total=False):
 
 
 _copy_context = contextvars.copy_context
+_get_ident = threading.get_ident
 
 
 class AsyncWorkerPool(CoreViews):
@@ -204,6 +206,20 @@ class AsyncWorkerPool(CoreViews):
         if not callable(fn):
             check_callable("fn", fn)  # type: ignore[unreachable]
         crew = self._crew
+        loop = crew.direct_loop
+        if loop is not None and loop._thread_id == _get_ident() and not self._core.closed:
+            # The default pool's fast path: straight to the queue (see put).
+            ctx = _copy_context()
+            # From an empty context, a task without arguments is queued as
+            # the bare function (see poolkit.workers._async_crew): nothing is kept per task.
+            crew.queue.append(
+                fn if not ctx and not args and not kwargs else (fn, args, kwargs, ctx, None)
+            )
+            crew.submitted += 1
+            crew.pending += 1
+            if crew.parked or self._core.workers < crew.max_workers:
+                crew.dispatch()
+            return crew.accepted
         if (
             crew.eager_ready
             and not crew.queue

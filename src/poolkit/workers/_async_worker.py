@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import types
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncWorker", "drive", "explain", "maybe_await", "resume"]
 
 _LOG = logging.getLogger("poolkit.workers")
+_new_context = contextvars.Context
 
 
 class _Yield:
@@ -43,8 +45,14 @@ class _Yield:
         yield self.value
 
 
-async def drive(coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any) -> Any:
-    """Run ``coro`` (which just yielded ``yielded``) to completion inside ``ctx``."""
+async def drive(
+    coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any, bare: bool = False
+) -> Any:
+    """Run ``coro`` (which just yielded ``yielded``) to completion inside ``ctx``.
+
+    ``bare``: ``coro`` is a worker's :func:`bare_runner`, driven until it
+    hands back (``_DONE`` or a ``_Failed``, returned) instead of to its end.
+    """
     send = coro.send
     throw = coro.throw
     while True:
@@ -55,11 +63,58 @@ async def drive(coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielde
                 yielded = ctx.run(throw, exc)
             except StopIteration as stop:
                 return stop.value
-            continue
+        else:
+            try:
+                yielded = ctx.run(send, None)
+            except StopIteration as stop:
+                return stop.value
+        if bare and (yielded is _DONE or type(yielded) is _Failed):
+            return yielded
+
+
+class _Failed:
+    """What the bare runner hands back when a task raised."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()  # what the bare runner hands back when a task ended
+
+
+@types.coroutine
+def _hand_over(out: object) -> Generator[Any, Any, Any]:
+    """Give the worker ``out`` (``_DONE`` or a ``_Failed``) and take its next function."""
+    return (yield out)
+
+
+async def bare_runner(stateless: bool, state: object) -> None:
+    """Run a worker's bare items one after another, each awaited natively.
+
+    Stepping each task's coroutine from outside costs a ``StopIteration`` per
+    task; this one coroutine per worker instead takes functions through
+    ``send`` and awaits them, handing ``_DONE`` or a ``_Failed`` back. A
+    task that suspends suspends it: the worker drives it (:func:`drive`)
+    until it hands back. ``coro.send`` is looked up first so that a plain
+    function's result fails as in :func:`explain`.
+    """
+    out: object = _DONE
+    while True:
+        fn = await _hand_over(out)
         try:
-            yielded = ctx.run(send, None)
-        except StopIteration as stop:
-            return stop.value
+            coro = fn() if stateless else fn(state)
+            coro.send  # noqa: B018
+            await coro
+        except GeneratorExit:
+            raise  # the runner itself is being closed (its worker is gone)
+        except BaseException as exc:
+            out = _Failed(exc)
+            del exc
+        else:
+            out = _DONE
+        fn = coro = None  # a finished task must not be kept alive
 
 
 async def resume(coro: Coroutine[Any, Any, Any], ctx: contextvars.Context, yielded: Any) -> Any:
@@ -165,12 +220,38 @@ class AsyncWorker:
         core = crew.core
         next_item = crew.next_item
         stateless = crew.hooks.factory is None
+        # Where bare items (see poolkit.workers._async_crew) run: an empty context, kept
+        # while the tasks leave it empty and replaced once one sets a variable,
+        # so no task sees another's variables and no copy is made per task.
+        bare_ctx = _new_context()
+        runner = bare_runner(stateless, state)
+        runner.send(None)  # to its first hand-over
+        run_bare = runner.send
+        item: Any
+        out: Any
         while True:
             if (not queue or core.gate) and not await next_item(self):
                 return
             if not queue:
                 continue
-            fn, args, kwargs, ctx, fut = popleft()
+            item = popleft()
+            if type(item) is not tuple:
+                # A bare go() item: the function alone (no arguments, submitted
+                # from an empty context), run by the runner in bare_ctx.
+                out = bare_ctx.run(run_bare, item)
+                if out is not _DONE and type(out) is not _Failed:
+                    out = await drive(runner, bare_ctx, out, bare=True)  # it suspended
+                if out is not _DONE:
+                    self._failed(out.exc, item, None)
+                if bare_ctx:
+                    bare_ctx = _new_context()
+                item = out = None
+                crew.pending -= 1
+                if crew.room or not crew.pending:
+                    crew.finished_slow()
+                continue
+            fn, args, kwargs, ctx, fut = item
+            item = None
             if fut is None:
                 # Fast path: a go() item. Most cheap coroutines finish in one send.
                 try:

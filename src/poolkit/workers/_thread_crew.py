@@ -4,7 +4,11 @@ Design:
 
 * Tasks wait in one ``queue.SimpleQueue`` as plain tuples
   ``(fn, args, kwargs, context, future_or_None)``. ``go`` builds no Future at
-  all; ``submit`` builds one ``concurrent.futures.Future``.
+  all; ``submit`` builds one ``concurrent.futures.Future``. A ``go`` without
+  arguments from an empty context (the common case) queues the function
+  alone, a *bare* item: no tuple and no context copy kept per task; the
+  worker runs it in an empty context of its own (``as_full`` gives the
+  tuple where a slow path needs one).
 * The submit fast path takes no lock: ``next()`` on an ``itertools.count``
   (atomic, in C) counts the submission, ``SimpleQueue.put`` (atomic, in C)
   queues it. Bounded pools take the lock to take a slot from the core.
@@ -54,6 +58,7 @@ from poolkit.workers._thread_worker import (
     WAKE,
     Counts,
     Worker,
+    as_full,
     current_pool,
     current_worker,
     is_control,
@@ -64,6 +69,7 @@ __all__ = ["ThreadCrew"]
 
 _LOG = logging.getLogger("poolkit.workers")
 Item = tuple[Any, ...]
+Bare = Callable[..., Any]  # a bare item: the function alone (see the module docstring)
 
 
 class ThreadCrew:
@@ -100,7 +106,7 @@ class ThreadCrew:
         self.thread_counter = itertools.count(1)
 
     def _new_sync(self) -> None:
-        self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[Item | Bare] = queue.SimpleQueue()
         self.put = self.queue.put
         # An RLock: Condition.wait on it saves and restores the lock in C, so
         # a KeyboardInterrupt landing in wait() cannot leave it half-released
@@ -263,9 +269,9 @@ class ThreadCrew:
 
     # --------------------------------------------------------------- drains
 
-    def cancel_item(self, item: Item, counts: Counts | None) -> None:
+    def cancel_item(self, item: Item | Bare, counts: Counts | None) -> None:
         """Cancel a task that will not run; count it on ``counts`` (or the crew)."""
-        fn, _args, _kwargs, _ctx, fut = item
+        fn, _args, _kwargs, _ctx, fut = as_full(item)
         if is_control(fn):
             return
         core = self.core
@@ -315,9 +321,9 @@ class ThreadCrew:
             else:
                 self._run_late(item)
 
-    def _run_late(self, item: Item) -> None:
+    def _run_late(self, item: Item | Bare) -> None:
         """Run a task that raced past stop() into a pool with no worker left."""
-        fn, args, kwargs, ctx, fut = item
+        fn, args, kwargs, ctx, fut = as_full(item)
         if is_control(fn):
             return
         counts = Counts()
@@ -465,7 +471,7 @@ class ThreadCrew:
         queued = 0
         while True:
             try:
-                fn, _args, _kwargs, _ctx, fut = old_queue.get_nowait()
+                fn, _args, _kwargs, _ctx, fut = as_full(old_queue.get_nowait())
             except queue.Empty:
                 break
             if is_control(fn):

@@ -180,7 +180,11 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[mi
         if self._bounded:
             self._crew.admit(True)
         next(self._seq)
-        self._put((fn, args, kwargs, _copy_context(), None))
+        ctx = _copy_context()
+        if args or kwargs or ctx or self._timings is not None:
+            self._put((fn, args, kwargs, ctx, None))
+        else:
+            self._put(fn)  # a bare item (see ThreadCrew): nothing kept per task
         # Re-read after queueing: stop() may have run in between (see
         # ThreadCrew.raced_with_stop). mypy cannot know another thread changed it.
         if core.closed:

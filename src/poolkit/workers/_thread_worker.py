@@ -17,6 +17,7 @@ exception path, so they cost nothing per ordinary task.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -47,6 +48,7 @@ __all__ = [
 
 _LOG = logging.getLogger("poolkit.workers")
 _LOCAL = threading.local()
+_new_context = contextvars.Context
 NO_STATE = object()  # a worker without a with_worker() object
 
 
@@ -121,14 +123,17 @@ STOP = _pill(_stop)  # exit (sent once per worker by the first stop)
 WAKE = _pill(_wake)  # wake an idle worker so it meets the gate (resize down)
 
 
+def as_full(item: Any) -> tuple[Any, ...]:
+    """A queued item as a full tuple: a bare item (the function alone) gets the rest."""
+    return item if type(item) is tuple else (item, (), {}, _new_context(), None)
+
+
 def is_control(fn: object) -> bool:
     """Whether a queued item's function is a pill, not a task."""
     return fn is _stop or fn is _wake
 
 
-def get_until(
-    q: queue.SimpleQueue[tuple[Any, ...]], due: float, clock: Callable[[], float]
-) -> tuple[Any, ...] | None:
+def get_until(q: queue.SimpleQueue[Any], due: float, clock: Callable[[], float]) -> Any:
     """The next queued item, or ``None`` once ``clock()`` reaches ``due`` (any size).
 
     ``SimpleQueue.get`` refuses timeouts above ``threading.TIMEOUT_MAX``, so
@@ -198,7 +203,11 @@ class Worker(Counts):
         stateless = state is NO_STATE
         empty = queue.Empty
         result: Any = None
-        item: tuple[Any, ...] | None
+        item: Any
+        # Where bare items (see ThreadCrew) run: an empty context, kept while
+        # the tasks leave it empty and replaced once one sets a variable, so
+        # no task sees another's variables and no copy is made per task.
+        bare_ctx = _new_context()
         while True:
             try:
                 item = get_nowait()
@@ -218,6 +227,30 @@ class Worker(Counts):
                     if verdict:
                         return
                     continue
+            if type(item) is not tuple:
+                # A bare go() item: the function alone (no arguments,
+                # submitted from an empty context). Never a pill. Its own
+                # copy of the run below: through ``ctx.run(fn, *args,
+                # **kwargs)`` the go+wait benchmark loses ~40%.
+                try:
+                    if stateless:
+                        bare_ctx.run(item)
+                    else:
+                        bare_ctx.run(item, state)
+                except Expired:
+                    self.expired += 1
+                except BaseException as exc:
+                    self.failed += 1
+                    crew.report(exc, item)
+                    del exc
+                else:
+                    self.succeeded += 1
+                if bare_ctx:
+                    bare_ctx = _new_context()
+                item = None
+                if bounded and self.counted:
+                    crew.release_slot()
+                continue
             fn, args, kwargs, ctx, fut = item
             del item
             if fut is None:
@@ -286,7 +319,7 @@ class Worker(Counts):
             if bounded and self.counted:
                 crew.release_slot()
 
-    def wait_for_task(self) -> tuple[Any, ...] | None:
+    def wait_for_task(self) -> Any:
         """The queue was empty: park (telling ``wait()``), block for work, maybe retire.
 
         Returns the next task, or ``None`` when this worker must exit (the
@@ -339,14 +372,14 @@ class Worker(Counts):
             if extra:
                 crew.start_threads(extra)
 
-    def _at_gate(self, item: tuple[Any, ...]) -> bool | None:
+    def _at_gate(self, item: Any) -> bool | None:
         """Pause, shrink and stop for a task just taken from the queue.
 
         Returns ``None`` to run the task, ``True`` to exit, ``False`` to take
         the next task (this one was cancelled).
         """
         crew = self.crew
-        fn = item[0]
+        fn = as_full(item)[0]
         control = is_control(fn)
         with crew.lock:
             verdict = crew.core.at_gate(control)
