@@ -28,14 +28,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from poolkit import AsyncConnectionPool, ConnectionPool
-from poolkit._bench import BenchContext, peer_installed
+from poolkit._bench import BenchContext, peer_installed, repeat, time_threads
 
 FAMILY = "adapters"
 PG_DSN = os.environ.get("POOLKIT_BENCH_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
@@ -88,25 +87,6 @@ def _installed(part: str, needs: dict[str, str]) -> bool:
     return not missing
 
 
-def _run_threads(op: Callable[[], object], threads: int, per_thread: int) -> float:
-    """Seconds for ``threads`` threads to run ``op`` ``per_thread`` times each."""
-    start_line = threading.Barrier(threads + 1)
-
-    def worker() -> None:
-        start_line.wait()
-        for _ in range(per_thread):
-            op()
-
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    start_line.wait()
-    start = time.perf_counter()
-    for w in workers:
-        w.join()
-    return time.perf_counter() - start
-
-
 def _record_rates(
     ctx: BenchContext,
     bench: str,
@@ -125,7 +105,7 @@ def _record_rates(
     for _ in range(ctx.repeat):
         for subject, op, total in subjects:
             per_thread = max(1, total // threads)
-            rate = per_thread * threads / _run_threads(op, threads, per_thread)
+            rate = per_thread * threads / time_threads(threads, repeat(per_thread, op))
             best[subject] = max(best.get(subject, 0.0), rate)
     for subject, _op, _total in subjects:
         ctx.record(bench, subject, "ops_per_s", best[subject])

@@ -18,14 +18,13 @@ import asyncio
 import os
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from poolkit._bench import BenchContext, peer_installed
+from poolkit._bench import BenchContext, peer_installed, repeat, time_threads
 
 FAMILY = "sqlalchemy"
 PG_DSN = os.environ.get("POOLKIT_BENCH_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
@@ -38,25 +37,6 @@ ASYNC_SUBJECTS = ("poolkit", "SQLAlchemy AsyncAdaptedQueuePool")
 
 def _note(text: str) -> None:
     print(f"bench sqlalchemy: {text}", file=sys.stderr)
-
-
-def _run_threads(op: Callable[[], object], threads: int, per_thread: int) -> float:
-    """Seconds for ``threads`` threads to run ``op`` ``per_thread`` times each."""
-    start_line = threading.Barrier(threads + 1)
-
-    def worker() -> None:
-        start_line.wait()
-        for _ in range(per_thread):
-            op()
-
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    start_line.wait()
-    start = time.perf_counter()
-    for w in workers:
-        w.join()
-    return time.perf_counter() - start
 
 
 def _orm_op(engine: Any, model: Any) -> Callable[[], object]:
@@ -97,7 +77,7 @@ def _rates(
     for _ in range(ctx.repeat):
         for subject, op in ops.items():
             per_thread = max(1, n // threads)
-            rate = per_thread * threads / _run_threads(op, threads, per_thread)
+            rate = per_thread * threads / time_threads(threads, repeat(per_thread, op))
             best[subject] = max(best.get(subject, 0.0), rate)
     for subject in SUBJECTS:
         ctx.record(bench, subject, "ops_per_s", best[subject])

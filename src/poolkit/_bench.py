@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -45,8 +46,10 @@ __all__ = [
     "format_records",
     "not_installed",
     "peer_installed",
+    "repeat",
     "run_family",
     "time_loop",
+    "time_threads",
 ]
 
 Metric = Literal["ns_per_op", "ops_per_s", "bytes"]
@@ -196,6 +199,38 @@ def time_loop(loop: Callable[[int], object], number: int, repeat: int) -> float:
         if was_enabled:
             gc.enable()
     return best
+
+
+def time_threads(threads: int, work: Callable[[int], None]) -> float:
+    """Seconds for ``threads`` threads to each run ``work(i)`` (``i``: 0, 1, ...).
+
+    The threads are started first and released together, so thread start-up is
+    not timed; the clock stops when the last one is done.
+    """
+    start_line = threading.Barrier(threads + 1)
+
+    def run(i: int) -> None:
+        start_line.wait()
+        work(i)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    start_line.wait()
+    start = time.perf_counter()
+    for w in workers:
+        w.join()
+    return time.perf_counter() - start
+
+
+def repeat(times: int, one: Callable[[], object]) -> Callable[[int], None]:
+    """A thread's work for :func:`time_threads`: ``one()``, ``times`` times."""
+
+    def work(_: int) -> None:
+        for _ in range(times):
+            one()
+
+    return work
 
 
 def discover(bench_dir: Path) -> dict[str, Path]:

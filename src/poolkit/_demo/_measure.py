@@ -13,11 +13,10 @@ import json
 import resource
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from poolkit._bench import repeat, time_threads
 from poolkit._demo._report import DemoContext
 
 __all__ = [
@@ -46,38 +45,6 @@ def rss_bytes() -> int:
     except (OSError, ValueError, IndexError):
         return 0
     return pages * resource.getpagesize()
-
-
-def time_threads(threads: int, work: Callable[[int], None]) -> float:
-    """Seconds for ``threads`` threads to each run ``work(i)`` (``i``: 0, 1, ...).
-
-    The threads are started first and released together, so thread start-up is
-    not timed; the clock stops when the last one is done.
-    """
-    start_line = threading.Barrier(threads + 1)
-
-    def run(i: int) -> None:
-        start_line.wait()
-        work(i)
-
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    start_line.wait()
-    start = time.perf_counter()
-    for w in workers:
-        w.join()
-    return time.perf_counter() - start
-
-
-def repeat(times: int, one: Callable[[], None]) -> Callable[[int], None]:
-    """A thread's work for :func:`time_threads`: ``one()``, ``times`` times."""
-
-    def work(_: int) -> None:
-        for _ in range(times):
-            one()
-
-    return work
 
 
 def compare_ways(
