@@ -98,6 +98,9 @@ def test_a_cancelled_waiter_gives_back_the_connection_it_was_handed() -> None:
         await conn.close()
         stats = pool.stats()
         assert (stats.acquired, stats.in_use, stats.idle, stats.total) == (2, 0, 1, 1)
+        # Two holds: the first caller's and the second waiter's, not the abandoned hand-off.
+        assert stats.hold_time is not None
+        assert stats.hold_time.count == 2
         await pool.close()
         assert connector.open_connections == []
 

@@ -311,7 +311,7 @@ class PoolCore:
         if entry is not None:
             waiter.entry = None
             self.acquired -= 1  # it never reached the caller
-            nxt = self.checkin(entry, entry.acquired_at)
+            nxt = self.checkin(entry, entry.acquired_at, held=False)
             if nxt is not None:
                 self.to_wake.append(nxt)
             self.dirty = True
@@ -334,8 +334,13 @@ class PoolCore:
 
     # -- return -------------------------------------------------------------
 
-    def checkin(self, entry: Entry, now: float, reason: str | None = None) -> Waiter | None:
+    def checkin(
+        self, entry: Entry, now: float, reason: str | None = None, held: bool = True
+    ) -> Waiter | None:
         """Take ``entry`` back; close it if ``reason`` is given or it is due.
+
+        ``held=False``: no caller ever held it (a hand-off its waiter gave
+        up), so no hold time is recorded.
 
         Returns:
             A waiter to wake (the first one not woken yet), if any.
@@ -349,7 +354,7 @@ class PoolCore:
             ) from None
         entry.holder = None
         hold = self.hold_time
-        if hold is not None:
+        if hold is not None and held:
             # Recorder.record() inlined: half the cost of timings on this path
             # is the method call.
             held = now - entry.acquired_at
