@@ -357,14 +357,14 @@ class PoolCore:
         if hold is not None and held:
             # Recorder.record() inlined: half the cost of timings on this path
             # is the method call.
-            held = now - entry.acquired_at
-            if held <= FIRST_BOUND:
+            seconds = now - entry.acquired_at
+            if seconds <= FIRST_BOUND:
                 hold.counts[0] += 1
             else:
-                hold.record_bucket(held)
-            hold.sum += held
-            if held > hold.max:
-                hold.max = held
+                hold.record_bucket(seconds)
+            hold.sum += seconds
+            if seconds > hold.max:
+                hold.max = seconds
         if reason is None:
             # close() and drain() bump the generation, so one test covers both.
             if entry.generation != self.generation:
