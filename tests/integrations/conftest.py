@@ -17,8 +17,13 @@ from typing import Any
 
 import pytest
 
+from tests.adapters import conftest as adapters
 from tests.adapters.conftest import PROMPT, eventually, free_port, missing
 from tests.integrations.dask_cluster import distributed
+
+# The machine's PostgreSQL, as the adapter tests reach it (skip locally, fail in
+# CI when it is absent): the SQLAlchemy tests use it too.
+pg_dsn = adapters.pg_dsn
 
 
 class RedisServer:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
 
-from tests.adapters.conftest import DEFAULT_PG_DSN, eventually, missing
+from tests.adapters.conftest import eventually
 from tests.integrations.test_sqlalchemy_pg import terminate
 from tests.optional import in_ci
 
@@ -30,18 +29,7 @@ except ImportError as _exc:  # pragma: no cover - an extra is missing
         pytest.fail(f"{_why}; CI (CI=true) installs them", pytrace=False)
     pytest.skip(_why, allow_module_level=True)
 
-DSN = os.environ.get("POOLKIT_TEST_PG_DSN", DEFAULT_PG_DSN)
 EngineFactory = Callable[..., AsyncEngine]
-
-
-@pytest.fixture(scope="module")
-def pg_dsn() -> str:
-    try:
-        with psycopg.connect(DSN) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        missing(f"PostgreSQL at {DSN!r} ({exc})")
-    return DSN
 
 
 @pytest.fixture

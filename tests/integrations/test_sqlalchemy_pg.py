@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.conftest import DEFAULT_PG_DSN, eventually, missing
+from tests.adapters.conftest import eventually
 from tests.optional import in_ci
 
 try:
@@ -25,18 +24,6 @@ except ImportError as _exc:  # pragma: no cover - an extra is missing
     if in_ci():
         pytest.fail(f"{_why}; CI (CI=true) installs both", pytrace=False)
     pytest.skip(_why, allow_module_level=True)
-
-DSN = os.environ.get("POOLKIT_TEST_PG_DSN", DEFAULT_PG_DSN)
-
-
-@pytest.fixture(scope="module")
-def pg_dsn() -> str:
-    try:
-        with psycopg.connect(DSN) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        missing(f"PostgreSQL at {DSN!r} ({exc})")
-    return DSN
 
 
 @pytest.fixture
