@@ -52,10 +52,11 @@ def main(argv: list[str]) -> None:
     worker.register("MarkThenBlock", mark_then_block)
     worker.register("AppendLine", append_line)
     print(",".join(worker.worker_ids), flush=True)
-    worker.run()
-    # run() restored the default handlers; a test that signals until this
-    # process exits may still send one, which must not end it before it reports.
+    # run() installs its own handlers and, on return, restores these: a test
+    # that signals until this process exits may still send one, which must not
+    # end it before it reports. Set before run(), no SIGTERM falls in between.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    worker.run()
     stats = worker.stats()
     print(f"done {stats.succeeded} {stats.cancelled}", flush=True)
 
