@@ -74,7 +74,7 @@ from poolkit._validate import (
 )
 from poolkit.adapters._ejection import Ejections
 from poolkit.adapters._timeouts import check_idle_timeout, check_pool_timeout, check_timeout
-from poolkit.adapters.sockets import is_socket_alive, socket_timeout
+from poolkit.adapters.sockets import SocketProbe, socket_timeout
 from poolkit.connections import ConnectionPool, ConnectionPoolStats
 from poolkit.connections._budget import Budget
 from poolkit.connections._keyed import sum_stats
@@ -261,20 +261,38 @@ class MemcacheConnector:
 
     def create(self) -> Client:
         """A new client (not connected until its first command)."""
-        return Client(
+        client = Client(
             self.server,
             timeout=socket_timeout(self.timeout),
             connect_timeout=socket_timeout(self.connect_timeout),
             **self._kwargs,
         )
+        # The checkout check's poll object for the client's socket (see check).
+        client._poolkit_probe = None
+        return client
 
     def close(self, conn: Client) -> None:
         """Close the client's socket."""
         conn.close()
 
     def check(self, conn: Client) -> bool:
-        """Not connected yet, or the socket shows neither a FIN nor stray bytes."""
-        return conn.sock is None or is_socket_alive(conn.sock)
+        """Not connected yet, or the socket shows neither a FIN nor stray bytes.
+
+        The test of :func:`~poolkit.adapters.sockets.is_socket_alive`, through
+        a :class:`~poolkit.adapters.sockets.SocketProbe` kept on the client for
+        its current socket (the client makes a new socket when it reconnects,
+        and the probe a new poll object for it).
+        """
+        sock = conn.sock
+        if sock is None:
+            return True
+        probe: SocketProbe | None = getattr(conn, "_poolkit_probe", None)
+        if probe is not None:
+            verdict = probe.alive(sock)
+            if verdict is not None:
+                return verdict
+        conn._poolkit_probe = probe = SocketProbe(sock)
+        return bool(probe.alive(sock))
 
     def is_broken(self, exc: BaseException) -> bool:
         """See :func:`is_broken`."""
@@ -517,7 +535,7 @@ class MemcacheClient:
             )
         return self._addresses[ring.server_for(key)]
 
-    def _run(self, address: Address, fallback: Any, method: str, *args: Any, **kw: Any) -> Any:
+    def _run(self, address: Address, fallback: Any, method: str, *args: Any) -> Any:
         # acquire/release by hand rather than `with pool.connection()`: the
         # same rule (broken errors discard, others keep), one object fewer on
         # the path every cache operation takes.
@@ -531,7 +549,7 @@ class MemcacheClient:
         pool = self._pools[address]
         proxy = pool.acquire()
         try:
-            result = getattr(proxy.raw, method)(*args, **kw)
+            result = getattr(proxy.raw, method)(*args)
         except BaseException as exc:
             if not isinstance(exc, Exception) or is_broken(exc):
                 pool.discard(proxy, "broken")
@@ -548,8 +566,12 @@ class MemcacheClient:
                 ejections.succeeded(self._labels[address])
         return result
 
-    def _one(self, key: str | bytes, fallback: Any, method: str, *args: Any, **kw: Any) -> Any:
-        return self._run(self.server_for(key), fallback, method, key, *args, **kw)
+    def _one(self, key: str | bytes, fallback: Any, method: str, *args: Any) -> Any:
+        # One server and a str key (the common case): no call to route it.
+        address = self._only
+        if address is None or type(key) is not str:
+            address = self.server_for(key)  # checks the key
+        return self._run(address, fallback, method, key, *args)
 
     def get(self, key: str | bytes, default: Any = None) -> Any:
         """The value stored at ``key``, or ``default`` on a miss."""
@@ -561,7 +583,9 @@ class MemcacheClient:
         return result
 
     def _value(self, value: Any) -> Any:
-        return _check_value(value) if self._check_values else value
+        if type(value) is bytes or not self._check_values:
+            return value
+        return _check_value(value)
 
     def set(self, key: str | bytes, value: Any, expire: int = 0) -> bool:
         """Store ``value``; True when stored.

@@ -69,6 +69,7 @@ __all__ = [
     "AsyncUnixConnector",
     "PooledSocket",
     "PooledStream",
+    "SocketProbe",
     "Stream",
     "TCPConnector",
     "UnixConnector",
@@ -134,13 +135,18 @@ def is_socket_alive(sock: socket.socket) -> bool:
     # One zero-timeout poll is the common answer ("nothing to read"). recv()
     # alone would not do: on a socket with a timeout Python waits for
     # readability first, so the check would block for the whole timeout.
-    if hasattr(select, "poll"):
+    if _HAS_POLL:
         poller = select.poll()
-        poller.register(fd, select.POLLIN | select.POLLPRI)
+        poller.register(fd, _POLL_READ)
         if not poller.poll(0):
             return True
     elif not select.select([sock], [], [], 0)[0]:
         return True
+    return _peek_alive(sock)
+
+
+def _peek_alive(sock: socket.socket) -> bool:
+    """The verdict on a socket that polled readable: a spurious wake-up, a FIN or stray bytes."""
     previous = sock.gettimeout()
     sock.setblocking(False)
     try:
@@ -152,6 +158,63 @@ def is_socket_alive(sock: socket.socket) -> bool:
     finally:
         sock.settimeout(previous)
     return False  # b"": closed by the peer; bytes: out of step with the protocol
+
+
+_HAS_POLL = hasattr(select, "poll")
+_POLL_READ = select.POLLIN | select.POLLPRI if _HAS_POLL else 0
+
+
+class SocketProbe:
+    """:func:`is_socket_alive` for one socket, with its poll object made once.
+
+    A connection is checked at every checkout; building, registering and
+    dropping a ``select.poll()`` each time costs about twice the zero-timeout
+    ``poll`` itself. A probe keeps one per socket. It answers as
+    :func:`is_socket_alive` does, for ``sock`` only (:meth:`alive` returns
+    None for any other socket, so the caller makes a new probe for it):
+
+    - the poll object is registered on ``sock``'s descriptor number, so the
+      probe first checks that ``sock`` still has that descriptor: a closed
+      socket (``fileno()`` -1) is dead, never polled, so a number the system
+      reused for another file after the close is never read as this one's;
+    - a ``select.poll`` object is plain memory (no kernel object, unlike
+      ``epoll``): nothing to close, and a forked child's copy is as good as
+      the parent's;
+    - CPython refuses one poll object in two threads at once, and a pooled
+      connection is checked by the one thread checking it out; a concurrent
+      use anyway (``RuntimeError``) falls back to a poll object of its own.
+
+    Args:
+        sock: the socket (connected; a closed one is never alive).
+    """
+
+    __slots__ = ("_fd", "_poll", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._fd = fd = sock.fileno()
+        self._poll: Callable[[int], list[tuple[int, int]]] | None = None
+        if _HAS_POLL and fd >= 0:
+            poller = select.poll()
+            poller.register(fd, _POLL_READ)
+            self._poll = poller.poll
+
+    def alive(self, sock: socket.socket) -> bool | None:
+        """:func:`is_socket_alive` of ``sock``; None if ``sock`` is not this probe's socket."""
+        if sock is not self.sock:
+            return None
+        fd = sock.fileno()
+        if fd < 0:
+            return False
+        poll = self._poll
+        if poll is None or fd != self._fd:
+            return is_socket_alive(sock)
+        try:
+            if not poll(0):
+                return True
+        except RuntimeError:  # polled by another thread right now
+            return is_socket_alive(sock)
+        return _peek_alive(sock)
 
 
 def _is_broken(exc: BaseException) -> bool:
