@@ -18,7 +18,7 @@ connectors' proxies.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from poolkit._errors import ConnectionDetached
@@ -123,9 +123,12 @@ class _CursorGuard:
     _cursor: Any
 
     def __init__(self, proxy: Any, raw: object, cursor: Any) -> None:
-        object.__setattr__(self, "_proxy", proxy)
-        object.__setattr__(self, "_raw", raw)
-        object.__setattr__(self, "_cursor", cursor)
+        # The slots' own setters: __setattr__ forwards to the cursor, and
+        # object.__setattr__ costs twice a descriptor call (one guard per
+        # execute() on a pooled psycopg connection).
+        _set_proxy(self, proxy)
+        _set_raw(self, raw)
+        _set_cursor(self, cursor)
 
     def _live(self, name: str) -> Any:
         if self._proxy._entry is None:
@@ -143,6 +146,11 @@ class _CursorGuard:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._cursor!r}>"
+
+
+_set_proxy: Callable[[Any, Any], None] = vars(_CursorGuard)["_proxy"].__set__
+_set_raw: Callable[[Any, Any], None] = vars(_CursorGuard)["_raw"].__set__
+_set_cursor: Callable[[Any, Any], None] = vars(_CursorGuard)["_cursor"].__set__
 
 
 class PooledCursor(_CursorGuard):

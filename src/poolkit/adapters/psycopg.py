@@ -74,7 +74,6 @@ Needs psycopg 3: ``pip install 'poolkit[postgres]'``.
 from __future__ import annotations
 
 import logging
-import select
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar
@@ -150,27 +149,75 @@ __all__ = [
 # read-only standby, and pings pass on it (gpustack#6105).
 BROKEN_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25006"})
 
-# Either kind of psycopg connection: the checks below read state only, no I/O.
+# Either kind of psycopg connection: the checks below never wait (one
+# non-blocking read at most).
 _AnyConnection: TypeAlias = "psycopg.Connection[Any] | psycopg.AsyncConnection[Any]"
 # The type of a connector's configure and reset hooks (sync or async).
 H = TypeVar("H")
 
-_IDLE = pq.TransactionStatus.IDLE
-_OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
-_OK = pq.ConnStatus.OK
+# Plain ints: libpq's answers are ints, and an int compares faster with an
+# int than with an IntEnum member (these run several times per checkout).
+_IDLE = int(pq.TransactionStatus.IDLE)
+_OPEN = (int(pq.TransactionStatus.INTRANS), int(pq.TransactionStatus.INERROR))
+_OK = int(pq.ConnStatus.OK)
 _SEVERITY = pq.DiagnosticField.SEVERITY_NONLOCALIZED
 # Severities after which the server closes the session (PostgreSQL's elog
 # levels): FATAL ends the backend, PANIC the whole server.
 _SESSION_ENDING = frozenset({b"FATAL", b"PANIC"})
-# Reads of unasked input per check: the FATAL and the EOF take one each; more
-# only when LISTEN notifications pile up, which must not stall a checkout.
-_MAX_UNASKED_READS = 8
 
 
-def _readable(fd: int) -> bool:
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLPRI)
-    return bool(poller.poll(0))
+class _SessionEndWatch:
+    """A libpq notice handler that remembers a session-ending notice, then chains.
+
+    Installed on a connection's ``pgconn`` by its first checkout check (see
+    :func:`_quiet`), in front of psycopg's own handler, which still gets every
+    notice (and passes it to the application's ``add_notice_handler``
+    callbacks). libpq hands an error that arrives while the connection is
+    idle to the notice handler: a terminated backend's FATAL lands here.
+    """
+
+    __slots__ = ("chained", "ended")
+
+    def __init__(self, chained: Callable[[pq_abc.PGresult], None] | None) -> None:
+        self.chained = chained
+        self.ended = False
+
+    def __call__(self, res: pq_abc.PGresult) -> None:
+        if res.error_field(_SEVERITY) in _SESSION_ENDING:
+            self.ended = True
+        if self.chained is not None:
+            self.chained(res)
+
+
+def _quiet(pgconn: pq_abc.PGconn) -> bool:
+    """Whether nothing the server sent while the connection was idle ends its session.
+
+    Called with libpq's status OK. One non-blocking read takes whatever
+    reached the socket into libpq's buffer (an EOF raises), and
+    ``get_result()`` has libpq parse it: on an idle connection it returns
+    None, and an error that arrived meanwhile (the FATAL of a terminated
+    backend) goes to the notice handler, here a :class:`_SessionEndWatch`.
+    Why not ``poll()`` first: every call that waits in CPython lets go of the
+    GIL, and with threads contending for it the way back can cost far more
+    than the call; psycopg's C implementation makes both calls holding it.
+    A read with nothing waiting costs about as much as the poll would.
+    """
+    watch = pgconn.notice_handler
+    if type(watch) is not _SessionEndWatch:
+        # The first check of this connection, or someone replaced the
+        # handler: put the watch in front of whatever handles notices now.
+        watch = _SessionEndWatch(watch)
+        pgconn.notice_handler = watch
+    try:
+        pgconn.consume_input()  # raises once it reads the EOF
+        # Parses what the read brought; notifications (LISTEN) stay queued
+        # in libpq for the application. A result on an idle connection
+        # means it is out of step: not usable either.
+        if pgconn.get_result() is not None:
+            return False
+    except (psycopg.OperationalError, OSError):
+        return False
+    return not watch.ended and pgconn.status == _OK
 
 
 def is_alive(conn: _AnyConnection) -> bool:
@@ -181,22 +228,22 @@ def is_alive(conn: _AnyConnection) -> bool:
     of severity FATAL and then closes the socket. The two may reach the client
     apart: reading only the FATAL leaves libpq's status OK (libpq hands an error
     that arrives while idle to the notice processor), and the EOF may still be
-    in flight. So this reads everything the socket holds, lets libpq parse it,
-    and takes a FATAL (or PANIC) as death even before the EOF is seen.
+    in flight. So this reads what the socket holds, lets libpq parse it, and
+    takes a FATAL (or PANIC) as death even before the EOF is seen. The first
+    check of a connection puts a watch for that FATAL in front of its notice
+    handler (psycopg's, which still gets every notice).
 
     Returns:
         False if it is closed or broken, libpq's status is not OK, a transaction
         is open, or what the server sent unasked shows that it ended the session.
     """
-    if conn.closed or conn.broken:
-        return False
+    # libpq's status answers for psycopg's ``closed`` and ``broken`` too (both
+    # are CONNECTION_BAD; a closed connection's pgconn reports BAD): one read
+    # instead of three properties.
     pgconn = conn.pgconn
     if pgconn.status != _OK or pgconn.transaction_status != _IDLE:
         return False
-    # Fast path (every checkout): nothing arrived since the last use.
-    if not _readable(pgconn.socket):
-        return True
-    return _drain_unasked(pgconn)
+    return _quiet(pgconn)
 
 
 def check_connection(conn: psycopg.Connection[Any]) -> None:
@@ -238,39 +285,6 @@ async def async_check_connection(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.set_autocommit(False)
 
 
-def _drain_unasked(pgconn: pq_abc.PGconn) -> bool:
-    """Read and parse what the server sent while idle; False if it ended the session."""
-    fatal = False
-    chained = pgconn.notice_handler
-
-    def on_notice(res: pq_abc.PGresult) -> None:
-        nonlocal fatal
-        if res.error_field(_SEVERITY) in _SESSION_ENDING:
-            fatal = True
-        if chained is not None:
-            chained(res)  # the application's own notice handlers still see it
-
-    pgconn.notice_handler = on_notice
-    try:
-        for _ in range(_MAX_UNASKED_READS):
-            pgconn.consume_input()  # raises once it reads the EOF
-            # consume_input() only buffers; is_busy() makes libpq parse the
-            # buffer, which is when an idle-time error reaches on_notice.
-            # Notifications (LISTEN) stay queued in libpq for the application.
-            pgconn.is_busy()
-            if fatal or pgconn.status != _OK:
-                return False
-            if not _readable(pgconn.socket):
-                return True
-    except (psycopg.OperationalError, OSError):
-        return False
-    finally:
-        pgconn.notice_handler = chained
-    # Still readable after many reads: a flood of notifications; nothing says
-    # the session ended, so the connection is kept.
-    return True
-
-
 def is_broken(exc: BaseException) -> bool:
     """Whether ``exc``, raised while a connection was in use, broke it (see module doc).
 
@@ -295,13 +309,15 @@ def _return_plan(conn: _AnyConnection) -> bool:
         psycopg.InterfaceError: it cannot be made clean (closed, query running,
             unknown state); the pool discards it.
     """
-    if conn.closed or conn.broken:
-        raise psycopg.InterfaceError("the connection is closed")
     # libpq's own answer: conn.info builds a ConnectionInfo and an enum on
-    # every read (~0.9 us), and this runs at every give-back.
+    # every read (~0.9 us), and this runs at every give-back. IDLE first:
+    # libpq says IDLE only on a connection whose status is OK, so neither
+    # closed nor broken, and the common case needs no other read.
     status = conn.pgconn.transaction_status
     if status == _IDLE:
         return False
+    if conn.closed or conn.broken:
+        raise psycopg.InterfaceError("the connection is closed")
     if status in _OPEN:
         return True
     state = pq.TransactionStatus(status).name
@@ -330,15 +346,17 @@ def _commit_plan(conn: _AnyConnection) -> bool:
             the block (the error was caught there). psycopg's ``commit()`` would
             turn it into a silent rollback; the block's writes are lost, so say so.
     """
+    status = conn.pgconn.transaction_status
+    if status == _IDLE:
+        # Autocommit, or nothing run since the last commit. (libpq says IDLE
+        # only on an open, unbroken connection, so this comes first.)
+        return False
     if conn.closed and not conn.broken:
         # Closed by its holder inside the block (which rolled back), as
         # psycopg's own ``with conn`` leaves it; the pool discards it on return.
         # A connection *lost* mid-block is different: its commit() raises, so
         # the writes that vanished with it do not go unnoticed.
         return False
-    status = conn.pgconn.transaction_status
-    if status == _IDLE:
-        return False  # autocommit, or nothing run since the last commit
     if status == pq.TransactionStatus.INERROR:
         raise pg_errors.InFailedSqlTransaction(
             "the transaction failed inside the connection() block (an error was caught "
@@ -431,7 +449,10 @@ class PsycopgPooledConnection(_Face, _Proxy):
                 psycopg.ProgrammingError: the connection was given back.
                 psycopg.Error: what the statement raised.
             """
-            conn: psycopg.Connection[Any] = _held(self, "execute")
+            entry = self._entry  # _held() inlined: once per statement
+            if entry is None:
+                raise _gone(self, "execute")
+            conn: psycopg.Connection[Any] = entry.conn
             return PooledCursor(self, conn, conn.execute(*args, **kwargs))
 
     def __enter__(self) -> Self:
@@ -542,6 +563,8 @@ class _Base(Generic[H]):
         Raises:
             psycopg.errors.InFailedSqlTransaction: see :func:`_commit_plan`.
         """
+        if conn.pgconn.transaction_status == _IDLE:
+            return False  # nothing to commit: the common case, one read
         return not self._owners.foreign(conn) and _commit_plan(conn)
 
     def _needs_rollback(self, conn: _AnyConnection) -> bool:
@@ -773,12 +796,8 @@ def _dead_before_send(conn: _AnyConnection) -> bool:
     :func:`is_alive` without its transaction test: a statement helper runs on
     a connection just checked out, and only death counts here.
     """
-    if conn.closed or conn.broken:
-        return True
     pgconn = conn.pgconn
-    if pgconn.status != _OK:
-        return True
-    return _readable(pgconn.socket) and not _drain_unasked(pgconn)
+    return pgconn.status != _OK or not _quiet(pgconn)
 
 
 def _not_sent() -> BadConnection:
