@@ -184,7 +184,9 @@ class PooledCursor(_CursorGuard):
 
     def fetchone(self) -> Any:
         """The next row, or None."""
-        return self._live("fetchone").fetchone()
+        if self._proxy._entry is None:  # _live() inlined: the most frequent call
+            raise detached_error(self._raw, "fetchone")
+        return self._cursor.fetchone()
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         """The next rows (the driver's ``fetchmany``)."""

@@ -91,7 +91,7 @@ from poolkit.adapters._http_retry import (
     as_timeout,
 )
 from poolkit.adapters._timeouts import check_idle_timeout, check_pool_timeout, check_timeout
-from poolkit.adapters.sockets import is_socket_alive, socket_timeout
+from poolkit.adapters.sockets import probe_alive, socket_timeout
 from poolkit.connections import ConnectionPoolStats, KeyedConnectionPool, PooledConnection
 
 if TYPE_CHECKING:
@@ -311,8 +311,13 @@ class HTTPConnector:
         conn.close()
 
     def check(self, conn: http.client.HTTPConnection) -> bool:
-        """Still usable: never connected, or the socket shows no FIN and no stray bytes."""
-        return conn.sock is None or is_socket_alive(conn.sock)
+        """Still usable: never connected, or the socket shows no FIN and no stray bytes.
+
+        Checked through a probe kept on the connection for its socket
+        (:func:`~poolkit.adapters.sockets.probe_alive`).
+        """
+        sock = conn.sock
+        return sock is None or probe_alive(conn, sock)
 
     def is_broken(self, exc: BaseException) -> bool:
         """Socket errors and protocol errors (``http.client.HTTPException``) break it."""

@@ -74,7 +74,7 @@ from poolkit._validate import (
 )
 from poolkit.adapters._ejection import Ejections
 from poolkit.adapters._timeouts import check_idle_timeout, check_pool_timeout, check_timeout
-from poolkit.adapters.sockets import SocketProbe, socket_timeout
+from poolkit.adapters.sockets import probe_alive, socket_timeout
 from poolkit.connections import ConnectionPool, ConnectionPoolStats
 from poolkit.connections._budget import Budget
 from poolkit.connections._keyed import sum_stats
@@ -267,7 +267,8 @@ class MemcacheConnector:
             connect_timeout=socket_timeout(self.connect_timeout),
             **self._kwargs,
         )
-        # The checkout check's poll object for the client's socket (see check).
+        # The checkout check's probe for the client's socket (see check); set
+        # here so that the check finds the attribute on the instance.
         client._poolkit_probe = None
         return client
 
@@ -280,19 +281,12 @@ class MemcacheConnector:
 
         The test of :func:`~poolkit.adapters.sockets.is_socket_alive`, through
         a :class:`~poolkit.adapters.sockets.SocketProbe` kept on the client for
-        its current socket (the client makes a new socket when it reconnects,
-        and the probe a new poll object for it).
+        its current socket (:func:`~poolkit.adapters.sockets.probe_alive`).
         """
         sock = conn.sock
         if sock is None:
             return True
-        probe: SocketProbe | None = getattr(conn, "_poolkit_probe", None)
-        if probe is not None:
-            verdict = probe.alive(sock)
-            if verdict is not None:
-                return verdict
-        conn._poolkit_probe = probe = SocketProbe(sock)
-        return bool(probe.alive(sock))
+        return probe_alive(conn, sock)
 
     def is_broken(self, exc: BaseException) -> bool:
         """See :func:`is_broken`."""

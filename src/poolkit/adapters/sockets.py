@@ -75,6 +75,7 @@ __all__ = [
     "UnixConnector",
     "is_socket_alive",
     "is_stream_alive",
+    "probe_alive",
     "socket_timeout",
 ]
 
@@ -168,24 +169,25 @@ class SocketProbe:
     """:func:`is_socket_alive` for one socket, with its poll object made once.
 
     A connection is checked at every checkout; building, registering and
-    dropping a ``select.poll()`` each time costs about twice the zero-timeout
-    ``poll`` itself. A probe keeps one per socket. It answers as
-    :func:`is_socket_alive` does, for ``sock`` only (:meth:`alive` returns
-    None for any other socket, so the caller makes a new probe for it):
+    dropping a ``select.poll()`` each time costs about as much again as the
+    zero-timeout ``poll`` itself. A probe keeps one for its socket, and
+    answers as :func:`is_socket_alive` does:
 
-    - the poll object is registered on ``sock``'s descriptor number, so the
-      probe first checks that ``sock`` still has that descriptor: a closed
-      socket (``fileno()`` -1) is dead, never polled, so a number the system
-      reused for another file after the close is never read as this one's;
+    - the poll object is registered on the descriptor number the socket had
+      when the probe was made, so each check first asks the socket for its
+      descriptor: a closed socket (-1) is dead and never polled, so a number
+      the system reused for another file after the close is never read as
+      this socket's;
     - a ``select.poll`` object is plain memory (no kernel object, unlike
       ``epoll``): nothing to close, and a forked child's copy is as good as
       the parent's;
-    - CPython refuses one poll object in two threads at once, and a pooled
-      connection is checked by the one thread checking it out; a concurrent
-      use anyway (``RuntimeError``) falls back to a poll object of its own.
+    - CPython refuses one poll object in two threads at once; a pooled
+      connection is checked by the one thread checking it out, and a
+      concurrent use anyway (``RuntimeError``) falls back to a poll object
+      of its own.
 
     Args:
-        sock: the socket (connected; a closed one is never alive).
+        sock: the socket the probe checks (:attr:`sock`).
     """
 
     __slots__ = ("_fd", "_poll", "sock")
@@ -199,22 +201,32 @@ class SocketProbe:
             poller.register(fd, _POLL_READ)
             self._poll = poller.poll
 
-    def alive(self, sock: socket.socket) -> bool | None:
-        """:func:`is_socket_alive` of ``sock``; None if ``sock`` is not this probe's socket."""
-        if sock is not self.sock:
-            return None
-        fd = sock.fileno()
-        if fd < 0:
-            return False
+    def alive(self) -> bool:
+        """:func:`is_socket_alive` of :attr:`sock`."""
+        sock = self.sock
         poll = self._poll
-        if poll is None or fd != self._fd:
-            return is_socket_alive(sock)
+        if poll is None or sock.fileno() != self._fd:
+            return is_socket_alive(sock)  # closed (-1), or no poll() here
         try:
             if not poll(0):
                 return True
         except RuntimeError:  # polled by another thread right now
             return is_socket_alive(sock)
         return _peek_alive(sock)
+
+
+def probe_alive(owner: Any, sock: socket.socket) -> bool:
+    """:func:`is_socket_alive` of ``sock`` through a :class:`SocketProbe` kept on ``owner``.
+
+    For a client object that holds its socket in an attribute and makes a new
+    one when it reconnects (pymemcache's ``Client``, ``http.client``'s
+    connections): the probe lives in the client's ``_poolkit_probe``
+    attribute and is replaced when the client's socket is not its socket.
+    """
+    probe: SocketProbe | None = getattr(owner, "_poolkit_probe", None)
+    if probe is None or probe.sock is not sock:
+        owner._poolkit_probe = probe = SocketProbe(sock)
+    return probe.alive()
 
 
 def _is_broken(exc: BaseException) -> bool:
