@@ -18,8 +18,10 @@ from poolkit import AsyncConnectionPool, ConnectionPool
 from poolkit.adapters.sockets import (
     AsyncTCPConnector,
     AsyncUnixConnector,
+    SocketProbe,
     TCPConnector,
     UnixConnector,
+    probe_alive,
     socket_timeout,
 )
 from poolkit.testing import EchoServer
@@ -65,6 +67,60 @@ def test_check_detects_a_peer_that_closed_idle_connections(server: EchoServer) -
         assert roundtrip(sock.raw) == b"ping"
     assert pool.stats().closed_by_reason["check_failed"] == 1
     pool.close()
+
+
+def test_a_probe_answers_for_its_socket_across_checks(server: EchoServer) -> None:
+    """One poll object per socket, asked at every check: quiet is alive; then a
+    stray byte, a FIN or a close makes it dead."""
+    sock = socket.create_connection(server.address)
+    probe = SocketProbe(sock)
+    for _ in range(3):
+        assert probe.alive()
+        assert roundtrip(sock) == b"ping"
+    sock.sendall(b"x")  # echoed back: a byte nobody asked for
+    wait_readable(sock)
+    assert not probe.alive()
+    assert sock.recv(1) == b"x"
+    assert probe.alive()
+    server.close_clients()
+    wait_readable(sock)
+    assert not probe.alive()
+    sock.close()
+    assert not probe.alive()
+
+
+def test_a_probe_of_a_closed_socket_never_polls_the_number_reused(server: EchoServer) -> None:
+    """The descriptor number of a closed socket goes to the next file opened
+    (here a quiet socket: polled, it would look alive); the probe of the
+    closed socket says dead instead of polling that file."""
+    first = socket.create_connection(server.address)
+    probe = SocketProbe(first)
+    first.close()
+    second = socket.create_connection(server.address)
+    try:
+        assert not probe.alive()
+    finally:
+        second.close()
+
+
+def test_probe_alive_replaces_the_probe_when_the_client_reconnects(server: EchoServer) -> None:
+    """``probe_alive(client, client.sock)`` keeps a probe on the client for its
+    current socket, so a client that reconnects is checked on its new socket."""
+
+    class Client:
+        sock: socket.socket
+
+    client = Client()
+    client.sock = socket.create_connection(server.address)
+    assert probe_alive(client, client.sock)
+    kept = client._poolkit_probe  # type: ignore[attr-defined]
+    assert probe_alive(client, client.sock)
+    assert client._poolkit_probe is kept  # type: ignore[attr-defined]
+    client.sock.close()
+    client.sock = socket.create_connection(server.address)
+    assert probe_alive(client, client.sock)
+    assert client._poolkit_probe is not kept  # type: ignore[attr-defined]
+    client.sock.close()
 
 
 def test_unexpected_bytes_on_an_idle_socket_discard_it(server: EchoServer) -> None:
