@@ -9,13 +9,14 @@
     with pool.connection() as conn:        # commits on success, rolls back on error
         conn.execute("INSERT INTO t VALUES (1)")
 
-- **Checkout check** (every checkout, no round trip): the connection is open,
-  libpq's status is OK, no transaction is open, and if the socket has bytes
-  waiting (a server that ends a session sends a FATAL error, then closes),
-  libpq reads and parses all of them without blocking: a FATAL or an EOF
-  means dead. A backend killed by ``pg_terminate_backend()`` or a restart is
-  caught by the first checkout after its FATAL arrived, before the user's
-  query fails on it.
+- **Checkout check** (every checkout, no round trip): libpq's status is OK
+  (so the connection is neither closed nor broken), no transaction is open,
+  and one non-blocking read takes what the socket holds into libpq, which
+  parses it (a server that ends a session sends a FATAL error, then closes):
+  a FATAL or an EOF means dead. A backend killed by ``pg_terminate_backend()``
+  or a restart is caught by the first checkout after its FATAL arrived,
+  before the user's query fails on it. With psycopg's C implementation the
+  check never lets go of the GIL (see :func:`is_alive`).
 - **Commit on success** (psycopg_pool's ``connection()``): a ``with
   pool.connection()`` block that exits normally commits the transaction it
   left open; an exception in the block rolls it back. A transaction that
