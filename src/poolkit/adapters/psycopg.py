@@ -202,6 +202,11 @@ def _quiet(pgconn: pq_abc.PGconn) -> bool:
     GIL, and with threads contending for it the way back can cost far more
     than the call; psycopg's C implementation makes both calls holding it.
     A read with nothing waiting costs about as much as the poll would.
+
+    One read takes up to libpq's input buffer (16 KiB at least): a FATAL and
+    an EOF, or hundreds of notifications (LISTEN). A FATAL queued behind more
+    unasked notifications than that is not seen by this check; the query it
+    lands on fails and discards the connection as broken.
     """
     watch = pgconn.notice_handler
     if type(watch) is not _SessionEndWatch:
