@@ -19,9 +19,10 @@ holds behind it (pipelined, see ``_dispatch``).
   ``mode`` is :data:`CALL` (``fn(*args, **kwargs)``), :data:`CHUNK`
   (``[fn(*a) for a in args]``, for ``map``) or :data:`EACH` (``[fn(a) for a
   in args]``, a ``map`` over one iterable: its items travel without a tuple
-  each). In the two map modes ``fn`` may travel pickled on its own (a
-  ``bytes`` object, never a callable): a map pickles its function once, not
-  once per chunk.
+  each). In every mode ``fn`` may travel pickled on its own (a ``bytes``
+  object, never a callable): a map pickles its function once, not once per
+  chunk, and a module-level function's pickled reference is kept for the
+  tasks after (``_wire.function_blob``).
 * child → parent: ``pickle((kind, value, traceback_text, rss))``; ``kind`` is
   :data:`READY`, :data:`OK`, :data:`FAILED` or :data:`INIT_FAILED`; ``rss`` is
   the resident set size in bytes after the task when the pool caps memory.

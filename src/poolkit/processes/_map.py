@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from poolkit._errors import PoolDeadlock
 from poolkit.processes import _child as child
 from poolkit.processes._options import NO_OPTIONS, GroupTaskOptions, Options
-from poolkit.processes._wire import dumps
+from poolkit.processes._wire import dumps, function_blob
 from poolkit.processes._workers import Task
 from poolkit.workers._group import CancelToken, GroupCore, TaskGroup
 from poolkit.workers._map import MapArgs, lazy_map
@@ -82,11 +82,12 @@ class _ChunkSubmitter:
         fn = state.fn
         blob = self._fn_blob
         if blob is None:
-            blob = self._fn_blob = dumps(fn, f"the map function {fn!r}", fn)
+            blob = function_blob(fn) or dumps(fn, "the map function {fn!r}", fn)
+            self._fn_blob = blob
         # One iterable: lazy_map's chunk holds the bare items (they pickle
         # faster than 1-tuples); several: argument tuples.
         message = (child.EACH if state.single else child.CHUNK, blob, chunk, None)
-        payload = dumps(message, f"the map function {fn!r} or its items", fn)
+        payload = dumps(message, "the map function {fn!r} or its items", fn)
         self._pool._accept(Task(payload, fn, None, self._timeout, _ChunkSink(state, index)), True)
 
 

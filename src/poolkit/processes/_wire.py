@@ -3,6 +3,8 @@
 * :func:`dumps` pickles a task with :mod:`pickle` (C, fast) and falls back to
   ``cloudpickle`` (lambdas, closures, notebook functions) when it is installed
   and plain pickle fails or would pickle a function the workers cannot import.
+* :func:`function_blob` keeps the pickled reference of module-level functions
+  a pool sends again and again, so a task pickles its arguments only.
 * :func:`decode_reply` turns a worker's reply into ``(ok, value)``, attaching
   the worker's traceback to exceptions as ``__cause__`` (as
   ``ProcessPoolExecutor`` does), so the remote frames print with the error.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+import types
 from collections.abc import Callable
 from concurrent.futures._base import (
     CANCELLED,
@@ -27,7 +30,7 @@ from typing import Any, TypeVar
 from poolkit.processes import _child as child
 from poolkit.workers._future import PoolFuture
 
-__all__ = ["ProcessFuture", "RemoteTraceback", "decode_reply", "dumps"]
+__all__ = ["ProcessFuture", "RemoteTraceback", "decode_reply", "dumps", "function_blob"]
 
 T = TypeVar("T")
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -44,6 +47,58 @@ def _interactive_main(fn: object) -> bool:
     return not path or path[0] == "<"
 
 
+# Pickled references of module-level functions, by function (see function_blob).
+# Bounded: a program that makes functions on the fly must not grow it for ever.
+_BLOBS: dict[Any, tuple[bytes, Any, str]] = {}
+_MAX_BLOBS = 256
+_FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType)
+
+
+def function_blob(fn: object) -> bytes | None:
+    """``fn`` pickled by reference (its module and name), kept for its next task; or None.
+
+    Pickling a function by reference looks the name up through its module
+    on every call, which costs several times what pickling a task's small
+    arguments does. The kept bytes are what ``pickle.dumps(fn)`` returns, and
+    are used only while the name still leads to ``fn`` (as pickle checks),
+    so a rebound name is pickled afresh. Only plain functions and a module's
+    builtins qualify: their pickle holds nothing but the name (a builtin
+    bound to an object, such as ``random.random``, pickles that object's
+    state, and a bound method its instance). A worker unpickles the bytes
+    before the call (the wire's pickled-function form, see ``_child``).
+
+    Returns:
+        The bytes, or None when ``fn`` does not qualify (the caller pickles
+        it with the task as before).
+    """
+    if type(fn) not in _FUNCTION_TYPES:
+        return None  # before the lookup: any other callable may be unhashable
+    kept = _BLOBS.get(fn)
+    if kept is not None:
+        if getattr(kept[1], kept[2], None) is fn:
+            return kept[0]
+        _BLOBS.pop(fn, None)  # pop: another thread may have dropped it too
+    if _interactive_main(fn):
+        return None
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        return None
+    name = getattr(fn, "__qualname__", None)
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    # A nested name (a class's staticmethod, a function's local) is left to
+    # the task's own pickling: checking it would walk the dotted path.
+    if not isinstance(name, str) or "." in name or getattr(module, name, None) is not fn:
+        return None
+    try:
+        blob = pickle.dumps(fn, _PROTOCOL)
+    except _PICKLE_ERRORS:
+        return None
+    if len(_BLOBS) >= _MAX_BLOBS:
+        _BLOBS.clear()
+    _BLOBS[fn] = (blob, module, name)
+    return blob
+
+
 def _cloudpickle() -> Any:
     try:
         import cloudpickle
@@ -57,7 +112,9 @@ def dumps(obj: object, what: str, fn: object = None) -> bytes:
 
     Args:
         obj: what to pickle.
-        what: named in the error ("the task", "the initializer").
+        what: named in the error ("the task {fn!r}", "the initializer"); a
+            ``{fn!r}`` in it is replaced by ``fn``'s repr, on the error path
+            only (a repr per task would cost as much as pickling small arguments).
         fn: the function inside, checked for an interactive ``__main__``.
 
     Raises:
@@ -71,6 +128,7 @@ def dumps(obj: object, what: str, fn: object = None) -> bytes:
         except _PICKLE_ERRORS as exc:
             cp = _cloudpickle()
             if cp is None:
+                what = what.replace("{fn!r}", repr(fn))
                 raise pickle.PicklingError(
                     f"couldn't pickle {what} for a worker process: {exc}; pass a module-level "
                     "function and picklable arguments, or install cloudpickle "
@@ -79,6 +137,7 @@ def dumps(obj: object, what: str, fn: object = None) -> bytes:
     try:
         data: bytes = cp.dumps(obj, _PROTOCOL)
     except Exception as exc:
+        what = what.replace("{fn!r}", repr(fn))
         raise pickle.PicklingError(
             f"couldn't pickle {what} for a worker process, even with cloudpickle: {exc}; "
             "pass picklable arguments (no locks, sockets, open files or generators)"
