@@ -18,6 +18,7 @@ import pickle
 import sys
 import types
 from collections.abc import Callable
+from concurrent.futures import InvalidStateError
 from concurrent.futures._base import (
     CANCELLED,
     CANCELLED_AND_NOTIFIED,
@@ -33,6 +34,7 @@ from poolkit.workers._future import PoolFuture
 __all__ = ["ProcessFuture", "RemoteTraceback", "decode_reply", "dumps", "function_blob"]
 
 T = TypeVar("T")
+_DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _PICKLE_ERRORS = (pickle.PicklingError, AttributeError, TypeError, RecursionError)
 
@@ -199,6 +201,51 @@ class ProcessFuture(PoolFuture[T]):
     def __init__(self, kill: Callable[[ProcessFuture[Any]], None] | None) -> None:
         super().__init__()
         self._kill = kill
+
+    # The three calls every task makes (the dispatcher marks it running and
+    # sets its result; the caller takes it) cost several microseconds as
+    # Future writes them: `with` on the Condition and a callback loop are
+    # Python calls. These take the Condition's lock by its own bound methods
+    # and skip empty loops; the states and notifications are Future's.
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """As ``Future.set_running_or_notify_cancel``."""
+        condition = self._condition
+        condition.acquire()
+        try:
+            if self._state == PENDING:
+                self._state = RUNNING
+                return True
+        finally:
+            condition.release()
+        return super().set_running_or_notify_cancel()  # cancelled (or misused): Future's path
+
+    def set_result(self, result: T) -> None:
+        """As ``Future.set_result``."""
+        condition = self._condition
+        condition.acquire()
+        try:
+            if self._state in _DONE:
+                raise InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = FINISHED
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            condition.notify_all()
+        finally:
+            condition.release()
+        if self._done_callbacks:
+            self._invoke_callbacks()
+
+    def result(self, timeout: float | None = None) -> T:
+        """As ``Future.result``; a finished result is returned without taking the lock.
+
+        ``set_result`` stores the result before the FINISHED state, so a
+        FINISHED future without an exception has its result.
+        """
+        if self._state == FINISHED and self._exception is None:
+            return self._result  # type: ignore[return-value]
+        return super().result(timeout)
 
     def cancel(self) -> bool:
         """Cancel the task; a running one only if the pool has ``cancel_running=True``.
