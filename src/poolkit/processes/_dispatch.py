@@ -300,11 +300,14 @@ class Dispatcher:
             return
         # Answers only (the common case): one lock hold for the whole read.
         send = None
+        last = len(replies) - 1
         with self.state.lock:
-            for kind, value, rss in replies:
+            for i, (kind, value, rss) in enumerate(replies):
                 if worker.state is State.DYING:
                     break
-                outcome, stop = self._on_answer_locked(worker, kind, value, rss, now)
+                # The worker is fed once, after its last answer of this read:
+                # the same tasks in one pass instead of one pass per answer.
+                outcome, stop = self._on_answer_locked(worker, kind, value, rss, now, i == last)
                 if outcome is not None:
                     outcomes.append(outcome)
                 if stop is not None:  # STOP is b"": test for None
@@ -337,9 +340,19 @@ class Dispatcher:
         return outcome
 
     def _on_answer_locked(
-        self, worker: Worker, kind: int, value: Any, rss: int | None, now: float
+        self,
+        worker: Worker,
+        kind: int,
+        value: Any,
+        rss: int | None,
+        now: float,
+        feed: bool = True,
     ) -> tuple[Outcome | None, bytes | None]:
         """Account ``worker``'s answer to the task it ran and give it its next tasks.
+
+        ``feed``: give it its next tasks now (else the caller does, after more
+        answers of the same read; it still holds tasks then, so it is not
+        parked nor retired in between).
 
         Returns the task's outcome (to deliver) and a message to send after
         the outbox (its STOP when it is recycled), either maybe None.
@@ -377,7 +390,7 @@ class Dispatcher:
                 state.counts["recycled"] += 1
                 state.core.retire(counted=True)
                 send = state.retire_locked(worker)
-        else:
+        elif feed or not worker.tasks:
             send = self._feed_locked(worker, now)
         return (task, kind == child.OK, value), send
 
