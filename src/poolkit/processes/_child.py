@@ -84,14 +84,21 @@ def write_frames(fd: int, messages: list[bytes]) -> None:
     Blocking: returns once every byte is written (a short write is resumed).
     """
     buffers: list[bytes] = []
+    pack = _HEADER.pack
     for message in messages:
-        buffers.append(_HEADER.pack(len(message)))
+        buffers.append(pack(len(message)))
         buffers.append(message)
     while buffers:
-        batch = buffers[:_MAX_IOV]
-        del buffers[:_MAX_IOV]
-        total = sum(len(b) for b in batch)
+        if len(buffers) <= _MAX_IOV:  # the usual case: one call, no slicing
+            batch = buffers
+            buffers = []
+        else:
+            batch = buffers[:_MAX_IOV]
+            del buffers[:_MAX_IOV]
         written = os.writev(fd, batch)
+        total = 0
+        for buffer in batch:
+            total += len(buffer)
         if written < total:
             rest = memoryview(b"".join(batch))[written:]
             while rest:
@@ -277,7 +284,17 @@ def main(conn: Any, config: bytes) -> None:
     fd = conn.fileno()  # conn stays referenced here: it owns the descriptor
 
     def send(message: bytes) -> None:
-        write_frames(fd, [message])
+        if len(message) > _READ_SIZE:
+            write_frames(fd, [message])
+            return
+        # A small reply (the usual one) goes out as one buffer: a copy of a
+        # few bytes costs less than building write_frames' iovec list.
+        data = _HEADER.pack(len(message)) + message
+        written = os.write(fd, data)
+        if written < len(data):
+            rest = memoryview(data)[written:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
 
     try:
         initializer, initargs, finalizer, report_rss, method, pool_pid = pickle.loads(config)
