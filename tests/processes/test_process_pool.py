@@ -95,6 +95,33 @@ def test_a_module_function_travels_as_its_kept_reference(
     assert old_square not in original
 
 
+def test_a_worker_keeps_a_function_only_while_its_name_leads_to_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's side (in this process): what it runs is what unpickling gives."""
+    from poolkit.processes import _child
+
+    monkeypatch.setattr(_child, "_FUNCTIONS", {})
+    square = pickle.dumps(tasks.square, pickle.HIGHEST_PROTOCOL)
+    assert _child._load_function(square) is tasks.square
+    assert {square: tasks.square} == _child._FUNCTIONS
+    assert _child._load_function(square) is tasks.square
+    # The name rebound: the reference now means the other function, which is
+    # not kept under it (its own name is another); rebound back, the original.
+    original = tasks.square
+    monkeypatch.setattr(tasks, "square", tasks.identity)
+    assert _child._load_function(square) is tasks.identity
+    assert {square: original} == _child._FUNCTIONS
+    monkeypatch.setattr(tasks, "square", original)
+    assert _child._load_function(square) is tasks.square
+    # By value (a partial pickles its function and arguments): never kept.
+    import functools
+
+    partial = pickle.dumps(functools.partial(tasks.add, 1), pickle.HIGHEST_PROTOCOL)
+    assert _child._load_function(partial)(2) == 3
+    assert partial not in _child._FUNCTIONS
+
+
 def test_unpicklable_result_fails_the_future_and_the_pool_goes_on(ppool: ProcessPool) -> None:
     with pytest.raises(pickle.PicklingError, match="result"):
         ppool.submit(tasks.return_lock).result(PROMPT)
