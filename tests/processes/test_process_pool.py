@@ -62,6 +62,66 @@ def test_unpicklable_argument_is_a_clear_error_and_the_pool_goes_on(ppool: Proce
     assert ppool.submit(tasks.identity, 1).result(PROMPT) == 1
 
 
+def test_unpicklable_argument_error_names_the_function(ppool: ProcessPool) -> None:
+    with pytest.raises(pickle.PicklingError, match="the task <function identity"):
+        ppool.submit(tasks.identity, threading.Lock())
+
+
+def test_a_module_function_travels_as_its_kept_reference(
+    ppool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept bytes are pickle's own, and are dropped once the name leads elsewhere."""
+    import random
+
+    from poolkit.processes._wire import function_blob
+
+    blob = function_blob(tasks.square)
+    assert blob == pickle.dumps(tasks.square, pickle.HIGHEST_PROTOCOL)
+    assert function_blob(tasks.square) is blob
+    assert function_blob(abs) == pickle.dumps(abs, pickle.HIGHEST_PROTOCOL)
+    assert ppool.submit(tasks.square, 3).result(PROMPT) == 9
+    assert ppool.submit(abs, -3).result(PROMPT) == 3
+    # Not by name alone: a builtin bound to an object, a bound method, a lambda.
+    assert function_blob(random.random) is None
+    assert function_blob([].append) is None
+    assert function_blob(lambda: None) is None
+    # A rebound name: the old function is no longer what the name means, so
+    # it is pickled with the task as before (pickle refuses it by name).
+    monkeypatch.setattr(tasks, "square", tasks.identity)
+    original = function_blob.__globals__["_BLOBS"]
+    assert any(fn.__name__ == "square" for fn in original)
+    old_square = next(fn for fn in original if fn.__name__ == "square")
+    assert function_blob(old_square) is None
+    assert old_square not in original
+
+
+def test_a_worker_keeps_a_function_only_while_its_name_leads_to_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's side (in this process): what it runs is what unpickling gives."""
+    from poolkit.processes import _child
+
+    monkeypatch.setattr(_child, "_FUNCTIONS", {})
+    square = pickle.dumps(tasks.square, pickle.HIGHEST_PROTOCOL)
+    assert _child._load_function(square) is tasks.square
+    assert {square: tasks.square} == _child._FUNCTIONS
+    assert _child._load_function(square) is tasks.square
+    # The name rebound: the reference now means the other function, which is
+    # not kept under it (its own name is another); rebound back, the original.
+    original = tasks.square
+    monkeypatch.setattr(tasks, "square", tasks.identity)
+    assert _child._load_function(square) is tasks.identity
+    assert {square: original} == _child._FUNCTIONS
+    monkeypatch.setattr(tasks, "square", original)
+    assert _child._load_function(square) is tasks.square
+    # By value (a partial pickles its function and arguments): never kept.
+    import functools
+
+    partial = pickle.dumps(functools.partial(tasks.add, 1), pickle.HIGHEST_PROTOCOL)
+    assert _child._load_function(partial)(2) == 3
+    assert partial not in _child._FUNCTIONS
+
+
 def test_unpicklable_result_fails_the_future_and_the_pool_goes_on(ppool: ProcessPool) -> None:
     with pytest.raises(pickle.PicklingError, match="result"):
         ppool.submit(tasks.return_lock).result(PROMPT)
@@ -94,6 +154,22 @@ def test_map_is_lazy_on_an_endless_input(ppool: ProcessPool) -> None:
 
     results = ppool.map(tasks.square, itertools.count(), chunksize=4, buffersize=2)
     assert list(itertools.islice(results, 5)) == [0, 1, 4, 9, 16]
+
+
+def test_map_default_buffersize_bounds_an_endless_input(ppool: ProcessPool) -> None:
+    """The default keeps two full pipelines per worker in flight, no more."""
+    import itertools
+
+    from poolkit.processes._map import process_buffersize
+
+    taken = itertools.count()
+    endless = (next(taken) for _ in itertools.count())
+    results = ppool.map(tasks.square, endless, chunksize=3)
+    assert list(itertools.islice(results, 4)) == [0, 1, 4, 9]
+    limit = process_buffersize(ppool.max_workers)
+    assert limit == 2 * 16 * 2
+    # At most `limit` chunks were read, plus the refills of the two taken chunks.
+    assert next(taken) <= (limit + 2) * 3
 
 
 def test_map_raises_the_error_at_its_item(ppool: ProcessPool) -> None:

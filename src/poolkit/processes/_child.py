@@ -19,9 +19,11 @@ holds behind it (pipelined, see ``_dispatch``).
   ``mode`` is :data:`CALL` (``fn(*args, **kwargs)``), :data:`CHUNK`
   (``[fn(*a) for a in args]``, for ``map``) or :data:`EACH` (``[fn(a) for a
   in args]``, a ``map`` over one iterable: its items travel without a tuple
-  each). In the two map modes ``fn`` may travel pickled on its own (a
-  ``bytes`` object, never a callable): a map pickles its function once, not
-  once per chunk.
+  each). In every mode ``fn`` may travel pickled on its own (a ``bytes``
+  object, never a callable): a map pickles its function once, not once per
+  chunk, and a module-level function's pickled reference is kept for the
+  tasks after (``_wire.function_blob``); the worker keeps what such a
+  reference unpickles to (:func:`_load_function`).
 * child → parent: ``pickle((kind, value, traceback_text, rss))``; ``kind`` is
   :data:`READY`, :data:`OK`, :data:`FAILED` or :data:`INIT_FAILED`; ``rss`` is
   the resident set size in bytes after the task when the pool caps memory.
@@ -83,14 +85,21 @@ def write_frames(fd: int, messages: list[bytes]) -> None:
     Blocking: returns once every byte is written (a short write is resumed).
     """
     buffers: list[bytes] = []
+    pack = _HEADER.pack
     for message in messages:
-        buffers.append(_HEADER.pack(len(message)))
+        buffers.append(pack(len(message)))
         buffers.append(message)
     while buffers:
-        batch = buffers[:_MAX_IOV]
-        del buffers[:_MAX_IOV]
-        total = sum(len(b) for b in batch)
+        if len(buffers) <= _MAX_IOV:  # the usual case: one call, no slicing
+            batch = buffers
+            buffers = []
+        else:
+            batch = buffers[:_MAX_IOV]
+            del buffers[:_MAX_IOV]
         written = os.writev(fd, batch)
+        total = 0
+        for buffer in batch:
+            total += len(buffer)
         if written < total:
             rest = memoryview(b"".join(batch))[written:]
             while rest:
@@ -227,12 +236,46 @@ def _failure(exc: BaseException, partial: list[Any] | None) -> bytes:
         return pickle.dumps((FAILED, ([], _portable(exc)), text, None), _PROTOCOL)
 
 
+# Functions unpickled from their pickled reference, by those bytes: unpickling
+# a reference imports through the module system, which costs more than a
+# trivial task. Bounded, as the parent's side (_wire.function_blob).
+_FUNCTIONS: dict[bytes, Any] = {}
+_MAX_FUNCTIONS = 256
+
+
+def _by_name(fn: Any) -> bool:
+    """Whether ``fn`` is what its module's attribute of its name holds (pickle's by-reference)."""
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    name = getattr(fn, "__qualname__", None)
+    return isinstance(name, str) and getattr(module, name, None) is fn
+
+
+def _load_function(blob: bytes) -> Any:
+    """The function pickled in ``blob``: as ``pickle.loads``, kept when it is a reference.
+
+    Kept only when ``blob`` is exactly the reference to the function's own
+    name (not an older name rebound to it), and used only while that name
+    still leads to it, so the result is what unpickling the reference again
+    would give; a function pickled by value (cloudpickle) is never kept: each
+    task gets its own copy.
+    """
+    fn = _FUNCTIONS.get(blob)
+    if fn is not None and _by_name(fn):
+        return fn
+    fn = pickle.loads(blob)
+    if _by_name(fn) and pickle.dumps(fn, _PROTOCOL) == blob:
+        if len(_FUNCTIONS) >= _MAX_FUNCTIONS:
+            _FUNCTIONS.clear()
+        _FUNCTIONS[blob] = fn
+    return fn
+
+
 def _run(data: bytes, report_rss: bool) -> bytes:
     """Run one task message; return the reply message (never raises)."""
     try:
         mode, fn, args, kwargs = pickle.loads(data)
-        if type(fn) is bytes:  # a map's function, pickled once by the parent
-            fn = pickle.loads(fn)
+        if type(fn) is bytes:  # pickled on its own by the parent (a map's, or kept)
+            fn = _load_function(fn)
     except BaseException as exc:
         why = pickle.UnpicklingError(
             f"couldn't unpickle the task in the worker: {exc!r}; the function must be "
@@ -276,7 +319,17 @@ def main(conn: Any, config: bytes) -> None:
     fd = conn.fileno()  # conn stays referenced here: it owns the descriptor
 
     def send(message: bytes) -> None:
-        write_frames(fd, [message])
+        if len(message) > _READ_SIZE:
+            write_frames(fd, [message])
+            return
+        # A small reply (the usual one) goes out as one buffer: a copy of a
+        # few bytes costs less than building write_frames' iovec list.
+        data = _HEADER.pack(len(message)) + message
+        written = os.write(fd, data)
+        if written < len(data):
+            rest = memoryview(data)[written:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
 
     try:
         initializer, initargs, finalizer, report_rss, method, pool_pid = pickle.loads(config)

@@ -54,6 +54,8 @@ Outcome = tuple[Task, bool, Any]
 # What a selector key watches: a worker's process sentinel or its pipe.
 _EXIT = "exit"
 _REPLY = "reply"
+# Reply kinds that answer no task (a starting worker's).
+_NOT_ANSWERS = (child.READY, child.INIT_FAILED)
 
 
 class Dispatcher:
@@ -206,8 +208,8 @@ class Dispatcher:
         for worker in fed:
             if worker.outbox:
                 self.state.send(worker)
-        for task, ok, value in outcomes:
-            self.state.finish(task, ok, value)
+        if outcomes:
+            self.state.finish_all(outcomes)
         if timeout is not None:
             self._on_timers()
         return True
@@ -287,16 +289,36 @@ class Dispatcher:
             self.state.unwatch_reply(worker)  # it died; its sentinel tells us how
             return
         now = time.monotonic()
-        for data in messages:
-            if worker.state is State.DYING:
-                return
-            outcome = self._on_reply(worker, data, now)
-            if outcome is not None:
-                outcomes.append(outcome)
+        replies = [decode_reply(data) for data in messages]
+        if any(reply[0] in _NOT_ANSWERS for reply in replies):
+            for kind, value, rss in replies:  # a new worker's first words: one by one
+                if worker.state is State.DYING:
+                    return
+                outcome = self._on_reply(worker, kind, value, rss, now)
+                if outcome is not None:
+                    outcomes.append(outcome)
+            return
+        # Answers only (the common case): one lock hold for the whole read.
+        send = None
+        last = len(replies) - 1
+        with self.state.lock:
+            for i, (kind, value, rss) in enumerate(replies):
+                if worker.state is State.DYING:
+                    break
+                # The worker is fed once, after its last answer of this read:
+                # the same tasks in one pass instead of one pass per answer.
+                outcome, stop = self._on_answer_locked(worker, kind, value, rss, now, i == last)
+                if outcome is not None:
+                    outcomes.append(outcome)
+                if stop is not None:  # STOP is b"": test for None
+                    send = stop
+        if send is not None:
+            self.state.send(worker, send)
 
-    def _on_reply(self, worker: Worker, data: bytes, now: float) -> Outcome | None:
-        """Act on one reply of ``worker``; the outcome of the task it answers, to deliver."""
-        kind, value, rss = decode_reply(data)
+    def _on_reply(
+        self, worker: Worker, kind: int, value: Any, rss: int | None, now: float
+    ) -> Outcome | None:
+        """Act on one decoded reply of ``worker``; the outcome of the task it answers."""
         if kind == child.INIT_FAILED:
             with self.state.lock:
                 self.state.core.lose(1)
@@ -311,45 +333,66 @@ class Dispatcher:
             if send is not None:
                 self.state.send(worker, send)
             return None
-        state = self.state
-        with state.lock:
-            if not worker.tasks:
-                return None  # not expected: the worker answers only what it was given
-            task = worker.tasks.popleft()
-            worker.held_bytes -= len(task.payload) + FRAME_OVERHEAD
-            worker.done += 1
-            took = now - worker.started
-            state.run_time.record(took)
-            self.task_seconds = (
-                took if self.task_seconds is None else self.task_seconds * 0.875 + took * 0.125
-            )
-            if worker.tasks:
-                # The worker answered and went straight on to the next task it
-                # held: that one runs from now (as far as the parent can see).
-                worker.started = now
-                state.queue_wait.record(now - worker.tasks[0].queued_at)
-                timeout = worker.tasks[0].timeout
-                worker.deadline = None if timeout is None else deadline_after(timeout)
-            else:
-                worker.deadline = None
-            if state.max_memory is not None and rss is not None and rss > state.max_memory:
-                worker.draining = True  # it runs what it holds, takes nothing new
-            recycle = worker.draining or (
-                state.max_tasks is not None and worker.done >= state.max_tasks
-            )
-            send = None
-            if worker.exited:
-                pass  # reaped by _on_exit right after; it takes no new task
-            elif recycle:
-                if not worker.tasks:
-                    state.counts["recycled"] += 1
-                    state.core.retire(counted=True)
-                    send = state.retire_locked(worker)
-            else:
-                send = self._feed_locked(worker, now)
+        with self.state.lock:
+            outcome, send = self._on_answer_locked(worker, kind, value, rss, now)
         if send is not None:
-            state.send(worker, send)
-        return task, kind == child.OK, value
+            self.state.send(worker, send)
+        return outcome
+
+    def _on_answer_locked(
+        self,
+        worker: Worker,
+        kind: int,
+        value: Any,
+        rss: int | None,
+        now: float,
+        feed: bool = True,
+    ) -> tuple[Outcome | None, bytes | None]:
+        """Account ``worker``'s answer to the task it ran and give it its next tasks.
+
+        ``feed``: give it its next tasks now (else the caller does, after more
+        answers of the same read; it still holds tasks then, so it is not
+        parked nor retired in between).
+
+        Returns the task's outcome (to deliver) and a message to send after
+        the outbox (its STOP when it is recycled), either maybe None.
+        """
+        state = self.state
+        if not worker.tasks:
+            return None, None  # not expected: the worker answers only what it was given
+        task = worker.tasks.popleft()
+        worker.held_bytes -= len(task.payload) + FRAME_OVERHEAD
+        worker.done += 1
+        took = now - worker.started
+        state.run_time.record(took)
+        self.task_seconds = (
+            took if self.task_seconds is None else self.task_seconds * 0.875 + took * 0.125
+        )
+        if worker.tasks:
+            # The worker answered and went straight on to the next task it
+            # held: that one runs from now (as far as the parent can see).
+            worker.started = now
+            state.queue_wait.record(now - worker.tasks[0].queued_at)
+            timeout = worker.tasks[0].timeout
+            worker.deadline = None if timeout is None else deadline_after(timeout)
+        else:
+            worker.deadline = None
+        if state.max_memory is not None and rss is not None and rss > state.max_memory:
+            worker.draining = True  # it runs what it holds, takes nothing new
+        recycle = worker.draining or (
+            state.max_tasks is not None and worker.done >= state.max_tasks
+        )
+        send = None
+        if worker.exited:
+            pass  # reaped by _on_exit right after; it takes no new task
+        elif recycle:
+            if not worker.tasks:
+                state.counts["recycled"] += 1
+                state.core.retire(counted=True)
+                send = state.retire_locked(worker)
+        elif feed or not worker.tasks:
+            send = self._feed_locked(worker, now)
+        return (task, kind == child.OK, value), send
 
     def _depth_locked(self, worker: Worker) -> int:
         """How many tasks ``worker`` may hold, the one it runs included (pipelining).
@@ -478,7 +521,8 @@ class Dispatcher:
                     return
                 now = time.monotonic()
                 for data in messages:
-                    outcome = self._on_reply(worker, data, now)
+                    kind, value, rss = decode_reply(data)
+                    outcome = self._on_reply(worker, kind, value, rss, now)
                     if outcome is not None:
                         outcomes.append(outcome)
         except (EOFError, OSError):

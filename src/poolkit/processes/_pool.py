@@ -47,7 +47,7 @@ from poolkit.processes._map import ProcessTaskGroup, process_map
 from poolkit.processes._options import NO_OPTIONS, Options, TaskOptions
 from poolkit.processes._state import ProcessState
 from poolkit.processes._stats import ProcessPoolStats
-from poolkit.processes._wire import ProcessFuture, dumps
+from poolkit.processes._wire import ProcessFuture, dumps, function_blob
 from poolkit.processes._workers import Task, resolve_context
 from poolkit.workers._core import ErrorHandler, PoolOptions, WorkerHooks, stop_mode
 from poolkit.workers._lifecycle import Lifecycle
@@ -211,7 +211,11 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[m
         future: Future[Any] | None,
     ) -> Task:
         check_callable("fn", fn)
-        payload = dumps((child.CALL, fn, args, kwargs), f"the task {fn!r}", fn)
+        # A module-level function travels as its kept pickled reference (see
+        # function_blob): the task's pickling is then its arguments'.
+        blob = function_blob(fn)
+        message = (child.CALL, fn if blob is None else blob, args, kwargs)
+        payload = dumps(message, "the task {fn!r}", fn)
         return Task(payload, fn, future, options.timeout)
 
     def _future(self) -> ProcessFuture[Any]:

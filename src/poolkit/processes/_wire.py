@@ -3,6 +3,8 @@
 * :func:`dumps` pickles a task with :mod:`pickle` (C, fast) and falls back to
   ``cloudpickle`` (lambdas, closures, notebook functions) when it is installed
   and plain pickle fails or would pickle a function the workers cannot import.
+* :func:`function_blob` keeps the pickled reference of module-level functions
+  a pool sends again and again, so a task pickles its arguments only.
 * :func:`decode_reply` turns a worker's reply into ``(ok, value)``, attaching
   the worker's traceback to exceptions as ``__cause__`` (as
   ``ProcessPoolExecutor`` does), so the remote frames print with the error.
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import pickle
 import sys
+import types
 from collections.abc import Callable
+from concurrent.futures import InvalidStateError
 from concurrent.futures._base import (
     CANCELLED,
     CANCELLED_AND_NOTIFIED,
@@ -27,9 +31,10 @@ from typing import Any, TypeVar
 from poolkit.processes import _child as child
 from poolkit.workers._future import PoolFuture
 
-__all__ = ["ProcessFuture", "RemoteTraceback", "decode_reply", "dumps"]
+__all__ = ["ProcessFuture", "RemoteTraceback", "decode_reply", "dumps", "function_blob"]
 
 T = TypeVar("T")
+_DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _PICKLE_ERRORS = (pickle.PicklingError, AttributeError, TypeError, RecursionError)
 
@@ -42,6 +47,58 @@ def _interactive_main(fn: object) -> bool:
     # __main__ function, and the call would double its cost.
     path = getattr(sys.modules.get("__main__"), "__file__", None)
     return not path or path[0] == "<"
+
+
+# Pickled references of module-level functions, by function (see function_blob).
+# Bounded: a program that makes functions on the fly must not grow it for ever.
+_BLOBS: dict[Any, tuple[bytes, Any, str]] = {}
+_MAX_BLOBS = 256
+_FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType)
+
+
+def function_blob(fn: object) -> bytes | None:
+    """``fn`` pickled by reference (its module and name), kept for its next task; or None.
+
+    Pickling a function by reference looks the name up through its module
+    on every call, which costs several times what pickling a task's small
+    arguments does. The kept bytes are what ``pickle.dumps(fn)`` returns, and
+    are used only while the name still leads to ``fn`` (as pickle checks),
+    so a rebound name is pickled afresh. Only plain functions and a module's
+    builtins qualify: their pickle holds nothing but the name (a builtin
+    bound to an object, such as ``random.random``, pickles that object's
+    state, and a bound method its instance). A worker unpickles the bytes
+    before the call (the wire's pickled-function form, see ``_child``).
+
+    Returns:
+        The bytes, or None when ``fn`` does not qualify (the caller pickles
+        it with the task as before).
+    """
+    if type(fn) not in _FUNCTION_TYPES:
+        return None  # before the lookup: any other callable may be unhashable
+    kept = _BLOBS.get(fn)
+    if kept is not None:
+        if getattr(kept[1], kept[2], None) is fn:
+            return kept[0]
+        _BLOBS.pop(fn, None)  # pop: another thread may have dropped it too
+    if _interactive_main(fn):
+        return None
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        return None
+    name = getattr(fn, "__qualname__", None)
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    # A nested name (a class's staticmethod, a function's local) is left to
+    # the task's own pickling: checking it would walk the dotted path.
+    if not isinstance(name, str) or "." in name or getattr(module, name, None) is not fn:
+        return None
+    try:
+        blob = pickle.dumps(fn, _PROTOCOL)
+    except _PICKLE_ERRORS:
+        return None
+    if len(_BLOBS) >= _MAX_BLOBS:
+        _BLOBS.clear()
+    _BLOBS[fn] = (blob, module, name)
+    return blob
 
 
 def _cloudpickle() -> Any:
@@ -57,7 +114,9 @@ def dumps(obj: object, what: str, fn: object = None) -> bytes:
 
     Args:
         obj: what to pickle.
-        what: named in the error ("the task", "the initializer").
+        what: named in the error ("the task {fn!r}", "the initializer"); a
+            ``{fn!r}`` in it is replaced by ``fn``'s repr, on the error path
+            only (a repr per task would cost as much as pickling small arguments).
         fn: the function inside, checked for an interactive ``__main__``.
 
     Raises:
@@ -71,6 +130,7 @@ def dumps(obj: object, what: str, fn: object = None) -> bytes:
         except _PICKLE_ERRORS as exc:
             cp = _cloudpickle()
             if cp is None:
+                what = what.replace("{fn!r}", repr(fn))
                 raise pickle.PicklingError(
                     f"couldn't pickle {what} for a worker process: {exc}; pass a module-level "
                     "function and picklable arguments, or install cloudpickle "
@@ -79,6 +139,7 @@ def dumps(obj: object, what: str, fn: object = None) -> bytes:
     try:
         data: bytes = cp.dumps(obj, _PROTOCOL)
     except Exception as exc:
+        what = what.replace("{fn!r}", repr(fn))
         raise pickle.PicklingError(
             f"couldn't pickle {what} for a worker process, even with cloudpickle: {exc}; "
             "pass picklable arguments (no locks, sockets, open files or generators)"
@@ -140,6 +201,51 @@ class ProcessFuture(PoolFuture[T]):
     def __init__(self, kill: Callable[[ProcessFuture[Any]], None] | None) -> None:
         super().__init__()
         self._kill = kill
+
+    # The three calls every task makes (the dispatcher marks it running and
+    # sets its result; the caller takes it) cost several microseconds as
+    # Future writes them: `with` on the Condition and a callback loop are
+    # Python calls. These take the Condition's lock by its own bound methods
+    # and skip empty loops; the states and notifications are Future's.
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """As ``Future.set_running_or_notify_cancel``."""
+        condition = self._condition
+        condition.acquire()
+        try:
+            if self._state == PENDING:
+                self._state = RUNNING
+                return True
+        finally:
+            condition.release()
+        return super().set_running_or_notify_cancel()  # cancelled (or misused): Future's path
+
+    def set_result(self, result: T) -> None:
+        """As ``Future.set_result``."""
+        condition = self._condition
+        condition.acquire()
+        try:
+            if self._state in _DONE:
+                raise InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = FINISHED
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            condition.notify_all()
+        finally:
+            condition.release()
+        if self._done_callbacks:
+            self._invoke_callbacks()
+
+    def result(self, timeout: float | None = None) -> T:
+        """As ``Future.result``; a finished result is returned without taking the lock.
+
+        ``set_result`` stores the result before the FINISHED state, so a
+        FINISHED future without an exception has its result.
+        """
+        if self._state == FINISHED and self._exception is None:
+            return self._result  # type: ignore[return-value]
+        return super().result(timeout)
 
     def cancel(self) -> bool:
         """Cancel the task; a running one only if the pool has ``cancel_running=True``.
