@@ -19,6 +19,10 @@ import pytest
 
 from poolkit import ProcessPool, TaskTimeout, WorkerCrashed
 from poolkit.processes import _dispatch
+from poolkit.processes._state import ProcessState
+from poolkit.processes._workers import Task
+from poolkit.workers._core import PoolOptions
+from poolkit.workers._lifecycle import Lifecycle
 from tests.processes import tasks
 from tests.processes.conftest import PROMPT, eventually
 
@@ -172,3 +176,40 @@ def test_cancel_running_pools_hold_no_task_behind_a_running_one(tmp_path: Path) 
         second_gate.touch()
         assert (gated.result(PROMPT), running.result(PROMPT)) == ("gated", "ran")
         assert pool.stats().crashed == 0
+
+
+def test_a_round_whose_done_callback_raises_leaves_the_rest_to_the_failure_handler() -> None:
+    """finish_all: a callback's KeyboardInterrupt delivers nothing twice and loses nothing.
+
+    The dispatcher resolves a round's outcomes in one pass. When a done-callback
+    raises partway, the outcome it rode on counts as delivered, and the tasks
+    after it go back to ``pending`` (where the dispatcher's failure handler fails
+    them loudly) instead of vanishing, with the counts matching what happened.
+    """
+    state = ProcessState(Lifecycle(PoolOptions.build(max_workers=1)), None, b"", None, None, False)
+    try:
+        futures: list[Future[Any]] = [Future() for _ in range(4)]
+        round_ = [Task(b"", None, future, None) for future in futures]
+        state.pending.update(round_)
+        state.unfinished = len(round_)
+
+        def interrupt(_: Future[Any]) -> None:
+            raise KeyboardInterrupt
+
+        futures[1].add_done_callback(interrupt)
+        outcomes = [(round_[0], True, "a"), (round_[1], False, ValueError("b"))]
+        outcomes += [(round_[2], True, "c"), (round_[3], True, "d")]
+        with pytest.raises(KeyboardInterrupt):
+            state.finish_all(outcomes)
+
+        assert futures[0].result(0) == "a"
+        assert isinstance(futures[1].exception(0), ValueError)
+        assert not futures[2].done()
+        assert not futures[3].done()
+        assert state.pending == {round_[2], round_[3]}
+        assert (state.counts["succeeded"], state.counts["failed"]) == (1, 1)
+        assert state.unfinished == 2
+    finally:
+        os.close(state.wake_r)
+        os.close(state.wake_w)
+        state.selector.close()
