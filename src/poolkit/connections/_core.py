@@ -88,6 +88,7 @@ class Entry:
         "holder",
         "idle_since",
         "leak_reported",
+        "proxy",
     )
 
     def __init__(self, core: PoolCore, conn: Any, now: float, expires_at: float) -> None:
@@ -104,6 +105,9 @@ class Entry:
         # tracking is on; None otherwise.
         self.holder: Any = None
         self.leak_reported = False
+        # While idle, the proxy of its last lease, for the next one to reuse
+        # (the driver's business: see poolkit.connections._proxy.reusable).
+        self.proxy: Any = None
 
     def __repr__(self) -> str:
         return f"<Entry {self.conn!r}>"

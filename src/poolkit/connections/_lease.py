@@ -58,8 +58,8 @@ def end_use(pool: ConnectionPool[Any, P], proxy: P, exc: BaseException | None) -
 
     ``connection()`` blocks and ``run()`` end by this one rule.
     """
-    entry = proxy._entry
-    if entry is None:
+    entry = proxy._bound
+    if entry is None or entry.proxy is not None:
         return  # released or discarded inside the block
     if pool._foreign(entry):
         pool.release(proxy)  # forgets the parent's connection, calls nothing
