@@ -212,6 +212,14 @@ class PoolCore:
         self.acquire_wait = Recorder() if timings else None
         self.hold_time = Recorder() if timings else None
         self.create_time = Recorder() if timings else None
+        # Holds of the first bucket are not counted one by one either: every
+        # checkout comes back once (with a hold time), so stats() works their
+        # number out from the checkouts (see _timings). These are the
+        # connections out now, whose holds end after the reset, uncounted by it.
+        self.holds_carried = len(self.in_use)
+        # A hold at most this long changes neither the longest hold nor a
+        # bucket of its own: min(FIRST_BOUND, hold_time.max), see checkin().
+        self.hold_floor = 0.0
 
     @property
     def size(self) -> int:
@@ -359,21 +367,20 @@ class PoolCore:
         entry.holder = None
         hold = self.hold_time
         if hold is not None and held:
-            # Recorder.record() inlined: half the cost of timings on this path
-            # is the method call.
+            # Recorder.record(), cheaper: a hold in the first bucket is not
+            # counted here (stats() counts those from the checkouts, see
+            # _reset_counters), so one that is no longer than hold_floor, all
+            # a busy fast path sees, costs a sum and a compare.
             seconds = now - entry.acquired_at
-            if seconds <= FIRST_BOUND:
-                hold.counts[0] += 1
-            else:
-                hold.record_bucket(seconds)
             hold.sum += seconds
-            if seconds > hold.max:
-                hold.max = seconds
+            if seconds > self.hold_floor:
+                self._long_hold(hold, seconds)
+        expires = entry.expires_at
         if reason is None:
             # close() and drain() bump the generation, so one test covers both.
             if entry.generation != self.generation:
                 reason = "pool_closed" if self.closed else "drained"
-            elif now >= entry.expires_at:
+            elif now >= expires:
                 reason = "lifetime"
             elif self.shrunk:
                 # Counted without this entry: do the others already fill the
@@ -389,8 +396,8 @@ class PoolCore:
             return None
         entry.idle_since = now
         due = now + self.max_idle_time
-        if entry.expires_at < due:
-            due = entry.expires_at
+        if expires < due:
+            due = expires
         entry.due = due
         if self.waiters:
             first = self.waiters[0]
@@ -423,6 +430,14 @@ class PoolCore:
             self.next_wake = due
             self.wake_cleaner = self.dirty = True
         return None
+
+    def _long_hold(self, hold: Recorder, seconds: float) -> None:
+        """Record a hold longer than :attr:`hold_floor`: its bucket, the maximum."""
+        if seconds > FIRST_BOUND:
+            hold.record_bucket(seconds)
+        if seconds > hold.max:
+            hold.max = seconds
+            self.hold_floor = min(seconds, FIRST_BOUND)
 
     # -- creation -----------------------------------------------------------
 
@@ -715,9 +730,12 @@ class PoolCore:
             return {"acquire_wait": None, "hold_time": None, "create_time": None}
         # Checkouts that never queued waited 0 s.
         zeros = self.acquired - self.acquire_wait.count
+        # Every checkout comes back once, with its hold time: those not in a
+        # bucket of their own were in the first one (see checkin()).
+        holds = self.acquired - len(self.in_use) + self.holds_carried
         return {
             "acquire_wait": self.acquire_wait.snapshot(zeros),
-            "hold_time": self.hold_time.snapshot(),
+            "hold_time": self.hold_time.snapshot(holds - self.hold_time.count),
             "create_time": self.create_time.snapshot(),
         }
 
