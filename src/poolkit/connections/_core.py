@@ -176,6 +176,7 @@ class PoolCore:
         # Set by resize() when max_size fell below the size: returns close
         # surplus connections until the pool fits again.
         self.shrunk = False
+        self._set_plain()
         # Outbox, emptied by the driver through take_outbox().
         self.dirty = False
         self.to_close: list[tuple[Entry, str]] = []
@@ -376,6 +377,25 @@ class PoolCore:
             if seconds > self.hold_floor:
                 self._long_hold(hold, seconds)
         expires = entry.expires_at
+        if (
+            reason is None
+            and self.plain
+            and not self.waiters
+            and entry.generation == self.generation
+            and now < expires
+        ):
+            # The common give-back, in one test: filed idle, no cap to check
+            # (see _set_plain), no waiter to serve, not due to close.
+            entry.idle_since = now
+            due = now + self.max_idle_time
+            if expires < due:
+                due = expires
+            entry.due = due
+            self.idle.append(entry)
+            if due < self.next_wake:
+                self.next_wake = due
+                self.wake_cleaner = self.dirty = True
+            return None
         if reason is None:
             # close() and drain() bump the generation, so one test covers both.
             if entry.generation != self.generation:
@@ -391,6 +411,7 @@ class PoolCore:
                     reason = "resized"
                 elif self.size < self.max_size:
                     self.shrunk = False
+                    self._set_plain()
         if reason is not None:
             self._retire(entry, reason)
             return None
@@ -430,6 +451,17 @@ class PoolCore:
             self.next_wake = due
             self.wake_cleaner = self.dirty = True
         return None
+
+    def _set_plain(self) -> None:
+        """Work out :attr:`plain`: whether a give-back can skip the idle caps.
+
+        True when no cap can refuse a connection coming back: ``max_idle`` is
+        at least ``max_size`` (a returning connection was counted in the size,
+        so the idle ones are fewer than ``max_size``), the pool is not above
+        a lowered ``max_size`` and no keyed pool's budget applies. Called
+        wherever one of those changes.
+        """
+        self.plain = not self.shrunk and self.budget is None and self.max_idle >= self.max_size
 
     def _long_hold(self, hold: Recorder, seconds: float) -> None:
         """Record a hold longer than :attr:`hold_floor`: its bucket, the maximum."""
@@ -570,6 +602,7 @@ class PoolCore:
             self.budget.closing -= 1
         if self.shrunk and self.size <= self.max_size:
             self.shrunk = False
+            self._set_plain()
         self._slot_freed()
 
     def _slot_freed(self) -> None:
@@ -600,6 +633,7 @@ class PoolCore:
         self.min_size = min_size
         self.max_size = max_size
         self.max_idle = max(min(self.max_idle, max_size), min_size)
+        self._set_plain()
         while self.idle and self.live > max_size:
             self._retire(self.idle.popleft(), "resized")
         self._plan_creates()
