@@ -105,8 +105,9 @@ class Entry:
         # tracking is on; None otherwise.
         self.holder: Any = None
         self.leak_reported = False
-        # While idle, the proxy of its last lease, for the next one to reuse
-        # (the driver's business: see poolkit.connections._proxy.reusable).
+        # The driver's: None while a proxy holds the connection; once given
+        # back, the proxy it came back through, detached by this very store
+        # and kept for the next lease to reuse (poolkit.connections._proxy).
         self.proxy: Any = None
 
     def __repr__(self) -> str:
