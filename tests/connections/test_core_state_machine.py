@@ -46,6 +46,7 @@ class CoreMachine(RuleBasedStateMachine):
         self.down = False
         self.pending = 0
         self.gave_up = 0
+        self.given_back = 0
 
     @rule(
         max_size=st.integers(1, 5),
@@ -160,6 +161,7 @@ class CoreMachine(RuleBasedStateMachine):
         assert core is not None
         entry = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
         waiter = core.checkin(entry, self.now, "broken" if broken else None)
+        self.given_back += 1
         if waiter is not None:
             assert waiter.notified
         self._flush()
@@ -328,6 +330,27 @@ class CoreMachine(RuleBasedStateMachine):
         assert stats.reconnects_failed == self.gave_up
         # Every creation in flight is counted, none twice.
         assert core.creating == self.pending
+
+    @invariant()
+    def the_plain_give_back_flag_is_current(self) -> None:
+        """A give-back skips the idle caps only while none can refuse it."""
+        core = self.core
+        if core is None:
+            return
+        assert core.plain == (
+            not core.shrunk and core.budget is None and core.max_idle >= core.max_size
+        )
+
+    @invariant()
+    def every_give_back_has_one_hold(self) -> None:
+        """Holds counted from the checkouts: one per connection given back."""
+        core = self.core
+        if core is None or core.hold_time is None:
+            return
+        stats = core.stats()
+        assert stats.hold_time is not None
+        assert stats.hold_time.count == self.given_back
+        assert min(stats.hold_time.counts) >= 0
 
     @invariant()
     def no_idle_connection_while_a_waiter_sleeps(self) -> None:

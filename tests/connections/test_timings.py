@@ -135,3 +135,29 @@ def test_the_async_pool_records_the_same_histograms() -> None:
         assert stats.acquire_wait.count == 1
 
     asyncio.run(main())
+
+
+def test_hold_counts_include_short_holds_and_holds_across_pop_stats() -> None:
+    """Short holds are counted from the checkouts: one per give-back, none twice."""
+    clock = FakeClock()
+    with _pool(clock=clock) as pool:
+        held = pool.acquire()
+        for _ in range(3):
+            with pool.connection():
+                pass  # 0 s: the first bucket
+        with pool.connection():
+            clock.advance(0.5)
+        first = pool.pop_stats()
+        pool.release(held)  # held across the reset: counted after it
+        second = pool.stats()
+        with pool.connection():
+            clock.advance(2.0)
+        third = pool.stats()
+    assert first.hold_time is not None
+    assert (first.hold_time.count, first.hold_time.counts[0]) == (4, 3)
+    assert first.hold_time.max == 0.5
+    assert second.hold_time is not None
+    assert (second.hold_time.count, second.hold_time.sum) == (1, 0.5)
+    assert third.hold_time is not None
+    assert (third.hold_time.count, third.hold_time.max) == (2, 2.0)
+    assert third.hold_time.counts[0] == 0

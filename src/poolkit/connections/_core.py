@@ -88,6 +88,7 @@ class Entry:
         "holder",
         "idle_since",
         "leak_reported",
+        "proxy",
     )
 
     def __init__(self, core: PoolCore, conn: Any, now: float, expires_at: float) -> None:
@@ -104,6 +105,10 @@ class Entry:
         # tracking is on; None otherwise.
         self.holder: Any = None
         self.leak_reported = False
+        # The driver's: None while a proxy holds the connection; once given
+        # back, the proxy it came back through, detached by this very store
+        # and kept for the next lease to reuse (poolkit.connections._proxy).
+        self.proxy: Any = None
 
     def __repr__(self) -> str:
         return f"<Entry {self.conn!r}>"
@@ -172,6 +177,7 @@ class PoolCore:
         # Set by resize() when max_size fell below the size: returns close
         # surplus connections until the pool fits again.
         self.shrunk = False
+        self._set_plain()
         # Outbox, emptied by the driver through take_outbox().
         self.dirty = False
         self.to_close: list[tuple[Entry, str]] = []
@@ -208,6 +214,14 @@ class PoolCore:
         self.acquire_wait = Recorder() if timings else None
         self.hold_time = Recorder() if timings else None
         self.create_time = Recorder() if timings else None
+        # Holds of the first bucket are not counted one by one either: every
+        # checkout comes back once (with a hold time), so stats() works their
+        # number out from the checkouts (see _timings). These are the
+        # connections out now, whose holds end after the reset, uncounted by it.
+        self.holds_carried = len(self.in_use)
+        # A hold at most this long changes neither the longest hold nor a
+        # bucket of its own: min(FIRST_BOUND, hold_time.max), see checkin().
+        self.hold_floor = 0.0
 
     @property
     def size(self) -> int:
@@ -355,21 +369,39 @@ class PoolCore:
         entry.holder = None
         hold = self.hold_time
         if hold is not None and held:
-            # Recorder.record() inlined: half the cost of timings on this path
-            # is the method call.
+            # Recorder.record(), cheaper: a hold in the first bucket is not
+            # counted here (stats() counts those from the checkouts, see
+            # _reset_counters), so one that is no longer than hold_floor, all
+            # a busy fast path sees, costs a sum and a compare.
             seconds = now - entry.acquired_at
-            if seconds <= FIRST_BOUND:
-                hold.counts[0] += 1
-            else:
-                hold.record_bucket(seconds)
             hold.sum += seconds
-            if seconds > hold.max:
-                hold.max = seconds
+            if seconds > self.hold_floor:
+                self._long_hold(hold, seconds)
+        expires = entry.expires_at
+        if (
+            reason is None
+            and self.plain
+            and not self.waiters
+            and entry.generation == self.generation
+            and now < expires
+        ):
+            # The common give-back, in one test: filed idle, no cap to check
+            # (see _set_plain), no waiter to serve, not due to close.
+            entry.idle_since = now
+            due = now + self.max_idle_time
+            if expires < due:
+                due = expires
+            entry.due = due
+            self.idle.append(entry)
+            if due < self.next_wake:
+                self.next_wake = due
+                self.wake_cleaner = self.dirty = True
+            return None
         if reason is None:
             # close() and drain() bump the generation, so one test covers both.
             if entry.generation != self.generation:
                 reason = "pool_closed" if self.closed else "drained"
-            elif now >= entry.expires_at:
+            elif now >= expires:
                 reason = "lifetime"
             elif self.shrunk:
                 # Counted without this entry: do the others already fill the
@@ -380,13 +412,14 @@ class PoolCore:
                     reason = "resized"
                 elif self.size < self.max_size:
                     self.shrunk = False
+                    self._set_plain()
         if reason is not None:
             self._retire(entry, reason)
             return None
         entry.idle_since = now
         due = now + self.max_idle_time
-        if entry.expires_at < due:
-            due = entry.expires_at
+        if expires < due:
+            due = expires
         entry.due = due
         if self.waiters:
             first = self.waiters[0]
@@ -419,6 +452,25 @@ class PoolCore:
             self.next_wake = due
             self.wake_cleaner = self.dirty = True
         return None
+
+    def _set_plain(self) -> None:
+        """Work out :attr:`plain`: whether a give-back can skip the idle caps.
+
+        True when no cap can refuse a connection coming back: ``max_idle`` is
+        at least ``max_size`` (a returning connection was counted in the size,
+        so the idle ones are fewer than ``max_size``), the pool is not above
+        a lowered ``max_size`` and no keyed pool's budget applies. Called
+        wherever one of those changes.
+        """
+        self.plain = not self.shrunk and self.budget is None and self.max_idle >= self.max_size
+
+    def _long_hold(self, hold: Recorder, seconds: float) -> None:
+        """Record a hold longer than :attr:`hold_floor`: its bucket, the maximum."""
+        if seconds > FIRST_BOUND:
+            hold.record_bucket(seconds)
+        if seconds > hold.max:
+            hold.max = seconds
+            self.hold_floor = min(seconds, FIRST_BOUND)
 
     # -- creation -----------------------------------------------------------
 
@@ -551,6 +603,7 @@ class PoolCore:
             self.budget.closing -= 1
         if self.shrunk and self.size <= self.max_size:
             self.shrunk = False
+            self._set_plain()
         self._slot_freed()
 
     def _slot_freed(self) -> None:
@@ -581,6 +634,7 @@ class PoolCore:
         self.min_size = min_size
         self.max_size = max_size
         self.max_idle = max(min(self.max_idle, max_size), min_size)
+        self._set_plain()
         while self.idle and self.live > max_size:
             self._retire(self.idle.popleft(), "resized")
         self._plan_creates()
@@ -711,9 +765,12 @@ class PoolCore:
             return {"acquire_wait": None, "hold_time": None, "create_time": None}
         # Checkouts that never queued waited 0 s.
         zeros = self.acquired - self.acquire_wait.count
+        # Every checkout comes back once, with its hold time: those not in a
+        # bucket of their own were in the first one (see checkin()).
+        holds = self.acquired - len(self.in_use) + self.holds_carried
         return {
             "acquire_wait": self.acquire_wait.snapshot(zeros),
-            "hold_time": self.hold_time.snapshot(),
+            "hold_time": self.hold_time.snapshot(holds - self.hold_time.count),
             "create_time": self.create_time.snapshot(),
         }
 

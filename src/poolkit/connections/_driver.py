@@ -24,7 +24,6 @@ from poolkit.connections._core import Entry, PoolCore
 from poolkit.connections._leaks import Holder, capture, describe_holders
 from poolkit.connections._options import PoolOptions
 from poolkit.connections._protocols import discover_hooks
-from poolkit.connections._proxy import set_entry
 from poolkit.connections._stats import ConnectionPoolStats
 
 __all__ = [
@@ -257,12 +256,12 @@ class DriverBase:
             )
         if getattr(conn, "_pool", None) is not self:
             raise ReleaseError("this connection belongs to another pool; release it there")
-        entry: Entry | None = getattr(conn, "_entry", None)
-        if entry is None:
+        entry: Entry | None = getattr(conn, "_bound", None)
+        if entry is None or entry.proxy is not None:
             raise ReleaseError(
                 "this connection was already released; release each acquired connection once"
             )
-        set_entry(conn, None)
+        entry.proxy = conn  # detached (see _proxy.py)
         return entry
 
     # -- management ---------------------------------------------------------

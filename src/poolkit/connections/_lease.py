@@ -50,7 +50,14 @@ class Lease(Generic[P]):
         return self._proxy
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        end_use(self._pool, self._proxy, exc)
+        pool, proxy = self._pool, self._proxy
+        entry = proxy._bound
+        if exc is None and entry is not None and entry.proxy is None and pool._hooks.commit is None:
+            # end_use()'s common case without its call: a clean exit,
+            # still held, nothing to commit.
+            pool.release(proxy)
+            return
+        end_use(pool, proxy, exc)
 
 
 def end_use(pool: ConnectionPool[Any, P], proxy: P, exc: BaseException | None) -> None:
@@ -58,8 +65,8 @@ def end_use(pool: ConnectionPool[Any, P], proxy: P, exc: BaseException | None) -
 
     ``connection()`` blocks and ``run()`` end by this one rule.
     """
-    entry = proxy._entry
-    if entry is None:
+    entry = proxy._bound
+    if entry is None or entry.proxy is not None:
         return  # released or discarded inside the block
     if pool._foreign(entry):
         pool.release(proxy)  # forgets the parent's connection, calls nothing

@@ -48,7 +48,14 @@ class AsyncLease(Generic[P]):
         return self._proxy
 
     async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        await async_end_use(self._pool, self._proxy, exc)
+        pool, proxy = self._pool, self._proxy
+        entry = proxy._bound
+        if exc is None and entry is not None and entry.proxy is None and pool._hooks.commit is None:
+            # async_end_use()'s common case without its call: a clean exit,
+            # still held, nothing to commit.
+            await pool.release(proxy)
+            return
+        await async_end_use(pool, proxy, exc)
 
 
 async def async_end_use(
@@ -58,8 +65,8 @@ async def async_end_use(
 
     ``connection()`` blocks and ``run()`` end by this one rule.
     """
-    entry = proxy._entry
-    if entry is None:
+    entry = proxy._bound
+    if entry is None or entry.proxy is not None:
         return  # released or discarded inside the block
     if pool._foreign(entry):
         await pool.release(proxy)  # forgets the parent's connection, calls nothing

@@ -67,7 +67,14 @@ from poolkit.connections._options import (
 )
 from poolkit.connections._pooled import PooledConnection, PooledConnectionBase
 from poolkit.connections._protocols import Connector, ProxiedConnector
-from poolkit.connections._proxy import attach, set_entry, set_pool
+from poolkit.connections._proxy import (
+    SOLE_REFS,
+    attach,
+    bind,
+    getweakrefcount,
+    refcount,
+    reusable_class,
+)
 from poolkit.connections._run import RunFn, run_with_retries
 
 __all__ = ["ConnectionPool"]
@@ -238,6 +245,8 @@ class ConnectionPool(DriverBase, Generic[C, P]):
         self._init_common(connector, opts, is_async=False)
         # PooledConnection, or the connector's subclass (its proxy_class).
         self._proxy_class: type[P] = self._hooks.proxy_class
+        # refcount(entry.proxy) when a released proxy may be reused; -1: never (_proxy.py).
+        self._sole_refs = SOLE_REFS if reusable_class(self._proxy_class) else -1
         self._budget = budget
         self._keyed = budget is not None
         self._shared_wake = wake
@@ -387,10 +396,11 @@ class ConnectionPool(DriverBase, Generic[C, P]):
         if entry is None or self._extra_checkout or core.dirty or self._dropped_entries:
             return self._acquire_slow(entry, timeout)
         # attach() inlined: this is half of every acquire/release cycle.
-        proxy = self._proxy_class()
-        set_pool(proxy, self)
-        set_entry(proxy, entry)
-        return proxy
+        if refcount(entry.proxy) == self._sole_refs and not getweakrefcount(entry.proxy):
+            proxy: P = entry.proxy
+            entry.proxy = None  # leased: the caller holds the only reference
+            return proxy
+        return bind(self._proxy_class, self, entry)
 
     def _acquire_slow(self, entry: Entry | None, timeout: float | None) -> P:
         """Acquire's other paths: wait, flush the outbox, run the checkout extras."""
@@ -426,7 +436,7 @@ class ConnectionPool(DriverBase, Generic[C, P]):
                     self._give_back(entry, None)
                     raise
             if not self._extra_checkout or self._checkout_extras(entry):
-                return attach(self._proxy_class, self, entry)
+                return attach(self._proxy_class, self, entry, self._sole_refs)
             entry = None
 
     def _wait(self, deadline: float, timeout: float) -> Entry:
@@ -605,7 +615,7 @@ class ConnectionPool(DriverBase, Generic[C, P]):
             self._give_back(entry, "pool_closed")
             raise PoolClosed("the connection pool was closed while opening a connection")
         self._checked_out(entry, now)
-        return attach(self._proxy_class, self, entry)
+        return attach(self._proxy_class, self, entry, self._sole_refs)
 
     def _count_retry(self) -> None:
         self._lock.acquire()
@@ -686,16 +696,17 @@ class ConnectionPool(DriverBase, Generic[C, P]):
         # core), so the proxy's _pool is read only off the fast path: every
         # read on a proxy goes through its __getattr__ hook (~40 ns).
         core = self._core
-        entry = conn._entry if type(conn) is self._proxy_class else None
-        if entry is None or entry.core is not core:
-            if entry is not None and conn._pool is self:
+        entry = conn._bound if type(conn) is self._proxy_class else None
+        if entry is None or entry.proxy is not None or entry.core is not core:
+            if entry is not None and entry.proxy is None and conn._pool is self:
                 # Acquired before a fork: the parent's. Forgotten here, never
                 # reset, committed or closed (that would end the parent's work).
-                set_entry(conn, None)
+                entry.proxy = conn
                 return
             self._detach(conn, self._proxy_class)  # raises the precise error
             return
-        set_entry(conn, None)
+        # Detaches the proxy (see _proxy.py) and keeps it for the next lease.
+        entry.proxy = conn
         if self._extra_release:
             self._give_back(entry, self._release_extras(entry))
             return
