@@ -404,6 +404,37 @@ def test_tasks_from_an_empty_context_do_not_see_each_others_variables() -> None:
     _run_in_empty_context(main)
 
 
+def test_variables_set_around_tasks_do_not_reach_bare_tasks() -> None:
+    """An initializer or an on_error handler runs in the worker, outside any
+    task: a variable either sets is not seen by a bare go() task after it."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("around", default="clean")
+    seen: list[str] = []
+
+    def init() -> None:
+        var.set("set by the initializer")
+
+    def on_error(exc: BaseException, fn: object) -> None:
+        var.set("set by on_error")
+
+    async def look() -> None:
+        seen.append(var.get())
+
+    async def broken() -> None:
+        raise ValueError("task failed")
+
+    async def main() -> None:
+        async with AsyncWorkerPool(1, initializer=init, on_error=on_error) as ap:
+            await ap.go(look)
+            await ap.wait()
+        async with AsyncWorkerPool(1, on_error=on_error) as ap:
+            for task in (look, broken, look):
+                await ap.go(task)
+            await ap.wait()
+        assert seen == ["clean", "clean", "clean"]
+
+    _run_in_empty_context(main)
+
+
 def _run_in_empty_context(main: Any) -> None:
     async def outer() -> None:
         await asyncio.get_running_loop().create_task(main(), context=contextvars.Context())
