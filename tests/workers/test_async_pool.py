@@ -272,6 +272,26 @@ def test_stop_drains_abandons_and_times_out() -> None:
     run(main())
 
 
+def test_stop_with_timeout_ends_a_stuck_bare_task() -> None:
+    """A go() without arguments from an empty context is awaited in the worker's
+    own loop: stop(timeout=) still cancels it, accounts for it, and leaves no worker."""
+    errors: list[BaseException] = []
+
+    async def main() -> None:
+        forever = asyncio.Event()
+        ap = AsyncWorkerPool(1, name="stuck-bare", on_error=lambda exc, fn: errors.append(exc))
+        await ap.go(forever.wait)
+        await asyncio.sleep(0)  # the worker takes it and suspends in it
+        with pytest.raises(PoolTimeout, match="did not stop within"):
+            await ap.stop(timeout=0.001)
+        assert worker_tasks(ap) == []
+        stats = ap.stats()
+        assert stats.submitted == 1
+        assert stats.submitted == stats.completed + stats.cancelled + stats.expired
+
+    _run_in_empty_context(main)
+
+
 def test_stop_from_own_task_raises_deadlock() -> None:
     async def main() -> None:
         async with AsyncWorkerPool(1) as ap:
