@@ -272,6 +272,26 @@ def test_stop_drains_abandons_and_times_out() -> None:
     run(main())
 
 
+def test_stop_with_timeout_ends_a_stuck_bare_task() -> None:
+    """A go() without arguments from an empty context is awaited in the worker's
+    own loop: stop(timeout=) still cancels it, accounts for it, and leaves no worker."""
+    errors: list[BaseException] = []
+
+    async def main() -> None:
+        forever = asyncio.Event()
+        ap = AsyncWorkerPool(1, name="stuck-bare", on_error=lambda exc, fn: errors.append(exc))
+        await ap.go(forever.wait)
+        await asyncio.sleep(0)  # the worker takes it and suspends in it
+        with pytest.raises(PoolTimeout, match="did not stop within"):
+            await ap.stop(timeout=0.001)
+        assert worker_tasks(ap) == []
+        stats = ap.stats()
+        assert stats.submitted == 1
+        assert stats.submitted == stats.completed + stats.cancelled + stats.expired
+
+    _run_in_empty_context(main)
+
+
 def test_stop_from_own_task_raises_deadlock() -> None:
     async def main() -> None:
         async with AsyncWorkerPool(1) as ap:
@@ -401,6 +421,37 @@ def test_tasks_from_an_empty_context_do_not_see_each_others_variables() -> None:
         assert (stats.succeeded, stats.failed) == (5, 1)
 
     # The submitting task starts from an empty context (nothing set anywhere).
+    _run_in_empty_context(main)
+
+
+def test_variables_set_around_tasks_do_not_reach_bare_tasks() -> None:
+    """An initializer or an on_error handler runs in the worker, outside any
+    task: a variable either sets is not seen by a bare go() task after it."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("around", default="clean")
+    seen: list[str] = []
+
+    def init() -> None:
+        var.set("set by the initializer")
+
+    def on_error(exc: BaseException, fn: object) -> None:
+        var.set("set by on_error")
+
+    async def look() -> None:
+        seen.append(var.get())
+
+    async def broken() -> None:
+        raise ValueError("task failed")
+
+    async def main() -> None:
+        async with AsyncWorkerPool(1, initializer=init, on_error=on_error) as ap:
+            await ap.go(look)
+            await ap.wait()
+        async with AsyncWorkerPool(1, on_error=on_error) as ap:
+            for task in (look, broken, look):
+                await ap.go(task)
+            await ap.wait()
+        assert seen == ["clean", "clean", "clean"]
+
     _run_in_empty_context(main)
 
 

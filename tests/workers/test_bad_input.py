@@ -5,6 +5,7 @@ no late failure in the error log); and submit/go pass every keyword to ``fn``
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -143,6 +144,25 @@ def test_async_pool_names_a_plain_function_that_returned_no_coroutine(eager: boo
         assert "returned int" in str(errors[0])
 
     run(main())
+
+
+def test_async_pool_names_a_bare_plain_function_that_returned_no_coroutine() -> None:
+    """The same for a go() without arguments from an empty context, which the
+    worker awaits right in its loop (the bare function, no tuple)."""
+
+    def five() -> int:
+        return 5
+
+    async def main() -> None:
+        errors: list[BaseException] = []
+        async with AsyncWorkerPool(2, on_error=lambda e, t: errors.append(e)) as ap:
+            await ap.go(five)  # type: ignore[arg-type]
+            await ap.wait(PROMPT)
+        assert len(errors) == 1
+        assert isinstance(errors[0], TypeError)
+        assert "returned int" in str(errors[0])
+
+    contextvars.Context().run(run, main())  # an empty context: the bare path
 
 
 def test_an_attribute_error_named_send_from_the_task_is_not_rewritten() -> None:

@@ -304,6 +304,38 @@ def test_context_changes_in_a_task_do_not_leak_to_the_next(pool: WorkerPool) -> 
     assert [pool.submit(var.get).result(PROMPT) for _ in range(8)] == ["clean"] * 8
 
 
+def test_variables_set_around_bare_tasks_do_not_reach_them() -> None:
+    """An on_error handler and a Future's done-callback run in the worker
+    thread, outside any task: a variable either sets is not seen by the bare
+    go() task that runs next on that worker."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("around", default="clean")
+    seen: list[str] = []
+
+    def on_error(exc: BaseException, fn: object) -> None:
+        var.set("set by on_error")
+
+    def broken() -> None:
+        raise ValueError("task failed")
+
+    def look() -> None:
+        seen.append(var.get())
+
+    def main() -> None:
+        with WorkerPool(1, on_error=on_error) as wp:
+            wp.go(broken)
+            wp.go(look)
+            wp.wait()
+            gate = threading.Event()
+            fut = wp.submit(gate.wait, PROMPT)
+            fut.add_done_callback(lambda _: var.set("set by a done-callback"))
+            wp.go(look)
+            gate.set()
+            wp.wait()
+        assert seen == ["clean", "clean"]
+
+    contextvars.Context().run(main)  # the submitter's context is empty
+
+
 def test_go_from_an_empty_context_keeps_tasks_apart() -> None:
     """go() without arguments from an empty context queues the bare function;
     the worker reuses one empty context until a task sets a variable in it."""

@@ -95,10 +95,12 @@ class AsyncCrew:
         self.eager = eager and plain and not self.bounded
         self.eager_ready = False  # see sync_gate
         # The pool's loop if it records its thread (an asyncio loop, see
-        # bind), else None; the same when go() may also queue straight away
-        # (unbounded: no admission; eager start off; no timings), else None.
+        # bind), else None; the same while go() may queue straight away
+        # (unbounded: no admission; eager start off; no timings; open: see
+        # sync_gate), else None.
         self.own_loop: Any = None
         self.direct_loop: Any = None
+        self.direct_ok = not (self.eager or self.bounded or timings is not None)
         self.eager_depth = 0
         self.accepted: asyncio.Future[None]
         self.tick_handle: asyncio.TimerHandle | None = None
@@ -125,8 +127,6 @@ class AsyncCrew:
                 # mode checks): get_running_loop() calls getpid(), a system
                 # call that cost half of a go(). Other loops ask get_running_loop.
                 self.own_loop = loop
-                if not (self.eager or self.bounded or self.timings is not None):
-                    self.direct_loop = loop
             self.sync_gate()
             self.start_tasks(self.core.start_min())
         elif self.loop is not loop:
@@ -136,13 +136,18 @@ class AsyncCrew:
         return loop
 
     def sync_gate(self) -> None:
-        """Refresh ``eager_ready`` after the core's gate may have changed.
+        """Refresh ``eager_ready`` and ``direct_loop`` after the core's gate may have changed.
 
         ``eager_ready`` folds every fixed condition of an eager start (on,
         bound to a loop, open, not paused or shrinking) into one attribute
-        the submission methods test first.
+        the submission methods test first; ``direct_loop`` is cleared once
+        the pool is closed, so ``go()``'s fast path needs no test of its own
+        for that. Every change of the core's ``closed`` (close, break, fork)
+        is followed by this call.
         """
-        self.eager_ready = self.eager and self.loop is not None and not self.core.gate
+        core = self.core
+        self.eager_ready = self.eager and self.loop is not None and not core.gate
+        self.direct_loop = self.own_loop if self.direct_ok and not core.closed else None
 
     def in_own_task(self) -> bool:
         """Whether the caller is one of this pool's tasks (a worker, or an eager start)."""
@@ -222,8 +227,17 @@ class AsyncCrew:
         """Create ``count`` worker Tasks the core already reserved."""
         loop = self.loop
         assert loop is not None
+        own = self.own_loop is not None  # an asyncio loop: create_task takes a context
         for _ in range(count):
-            task = loop.create_task(aw.AsyncWorker(self).run(), name=f"{self.name}-worker")
+            # Each worker Task runs in an empty context of its own: while it
+            # stays empty, the worker awaits bare items directly (see
+            # AsyncWorker._loop). Other loops get the creator's context copy.
+            ctx = _new_context() if own else None
+            worker = aw.AsyncWorker(self, ctx)
+            if ctx is None:
+                task = loop.create_task(worker.run(), name=f"{self.name}-worker")
+            else:
+                task = loop.create_task(worker.run(), name=f"{self.name}-worker", context=ctx)
             self.tasks.add(task)
 
     def can_start_now(self) -> bool:

@@ -207,8 +207,9 @@ class AsyncWorkerPool(CoreViews):
             check_callable("fn", fn)  # type: ignore[unreachable]
         crew = self._crew
         loop = crew.direct_loop
-        if loop is not None and loop._thread_id == _get_ident() and not self._core.closed:
-            # The default pool's fast path: straight to the queue (see put).
+        if loop is not None and loop._thread_id == _get_ident():
+            # The default pool's fast path, open pools only (sync_gate clears
+            # direct_loop on close): straight to the queue (see put).
             ctx = _copy_context()
             # From an empty context, a task without arguments is queued as
             # the bare function (see poolkit.workers._async_crew): nothing is kept per task.

@@ -164,10 +164,13 @@ class AsyncWorker:
     does).
     """
 
-    __slots__ = ("counted", "crew")
+    __slots__ = ("counted", "crew", "own_ctx")
 
-    def __init__(self, crew: AsyncCrew) -> None:
+    def __init__(self, crew: AsyncCrew, own_ctx: contextvars.Context | None = None) -> None:
         self.crew = crew
+        # The empty context the worker's Task was created in (None: unknown,
+        # a loop whose create_task takes no context); see _loop.
+        self.own_ctx = own_ctx
         # Whether the core still counts this worker in ``workers``: cleared
         # the moment the core counts it out (an exit step, or reaped while
         # parked), so a cancellation landing after that is not counted twice.
@@ -220,24 +223,52 @@ class AsyncWorker:
         core = crew.core
         next_item = crew.next_item
         stateless = crew.hooks.factory is None
-        # Where bare items (see poolkit.workers._async_crew) run: an empty context, kept
-        # while the tasks leave it empty and replaced once one sets a variable,
-        # so no task sees another's variables and no copy is made per task.
+        # Where bare items (see poolkit.workers._async_crew) run: an empty
+        # context, kept while the tasks leave it empty, so no task sees
+        # another's variables and no copy is made per task. First the
+        # worker Task's own context (empty when the crew created it): a
+        # bare item is awaited right here, as a worker of a hand-written
+        # asyncio.Queue set would. Once anything leaves a variable in it (a
+        # task, the initializer, an on_error handler), and while it holds
+        # one, bare items go to a runner coroutine stepped inside bare_ctx,
+        # itself replaced once a task sets a variable in it.
+        own_ctx = self.own_ctx
+        direct = own_ctx is not None
         bare_ctx = _new_context()
         runner = bare_runner(stateless, state)
         runner.send(None)  # to its first hand-over
         run_bare = runner.send
         item: Any
         out: Any
+        coro: Any
         while True:
             if (not queue or core.gate) and not await next_item(self):
                 return
             if not queue:
                 continue
             item = popleft()
+            if type(item) is not tuple and direct and not own_ctx:
+                # A bare go() item (the function alone: no arguments,
+                # submitted from an empty context) in this Task's own
+                # context, empty now. ``coro.send`` is looked up first so
+                # that a plain function's result fails as in explain().
+                try:
+                    coro = item() if stateless else item(state)
+                    coro.send  # noqa: B018
+                    await coro
+                except GeneratorExit:
+                    raise  # the worker itself is being closed
+                except BaseException as exc:
+                    self._failed(exc, item, None)
+                    del exc
+                item = coro = None
+                crew.pending -= 1
+                if crew.room or not crew.pending:
+                    crew.finished_slow()
+                continue
             if type(item) is not tuple:
-                # A bare go() item: the function alone (no arguments, submitted
-                # from an empty context), run by the runner in bare_ctx.
+                # A bare go() item while this Task's context is not empty
+                # (or unknown): run by the runner in bare_ctx.
                 out = bare_ctx.run(run_bare, item)
                 if out is not _DONE and type(out) is not _Failed:
                     out = await drive(runner, bare_ctx, out, bare=True)  # it suspended

@@ -196,6 +196,20 @@ class Worker(Counts):
             _LOCAL.worker = None
 
     def _loop(self, state: object) -> None:
+        # Bare items (see ThreadCrew) run in an empty context, kept while the
+        # tasks leave it empty and replaced once one sets a variable, so no
+        # task sees another's variables and no copy is made per task. The
+        # loop itself runs inside that context, so a bare item is a plain
+        # call (``ctx.run`` per task cost ~15% of go+wait); it returns to get
+        # a fresh context once the current one holds a variable, whoever set
+        # it (a task, an ``on_error`` handler, a Future's done-callback).
+        while True:
+            bare_ctx = _new_context()
+            if bare_ctx.run(self._run, state, bare_ctx):
+                return
+
+    def _run(self, state: object, bare_ctx: contextvars.Context) -> bool:
+        """Run tasks inside ``bare_ctx``: True to exit, False for a fresh context."""
         crew = self.crew
         core = crew.core
         get_nowait = crew.queue.get_nowait
@@ -204,17 +218,15 @@ class Worker(Counts):
         empty = queue.Empty
         result: Any = None
         item: Any
-        # Where bare items (see ThreadCrew) run: an empty context, kept while
-        # the tasks leave it empty and replaced once one sets a variable, so
-        # no task sees another's variables and no copy is made per task.
-        bare_ctx = _new_context()
         while True:
+            if bare_ctx:
+                return False
             try:
                 item = get_nowait()
             except empty:
                 item = self.wait_for_task()
                 if item is None:
-                    return
+                    return True
             if core.gate:
                 try:
                     verdict = self._at_gate(item)
@@ -225,18 +237,19 @@ class Worker(Counts):
                     raise
                 if verdict is not None:
                     if verdict:
-                        return
+                        return True
                     continue
             if type(item) is not tuple:
                 # A bare go() item: the function alone (no arguments,
                 # submitted from an empty context). Never a pill. Its own
                 # copy of the run below: through ``ctx.run(fn, *args,
-                # **kwargs)`` the go+wait benchmark loses ~40%.
+                # **kwargs)`` the go+wait benchmark loses ~40%. Called
+                # directly: this loop runs in the bare context.
                 try:
                     if stateless:
-                        bare_ctx.run(item)
+                        item()
                     else:
-                        bare_ctx.run(item, state)
+                        item(state)
                 except Expired:
                     self.expired += 1
                 except BaseException as exc:
@@ -245,8 +258,6 @@ class Worker(Counts):
                     del exc
                 else:
                     self.succeeded += 1
-                if bare_ctx:
-                    bare_ctx = _new_context()
                 item = None
                 if bounded and self.counted:
                     crew.release_slot()
@@ -261,7 +272,7 @@ class Worker(Counts):
                         ctx.run(fn, state, *args, **kwargs)
                 except _Control as control:
                     if control.exit_worker and crew.may_exit():
-                        return
+                        return True
                     continue
                 except Expired:
                     self.expired += 1
