@@ -41,9 +41,18 @@ def test_write_accepts_any_buffer_format() -> None:
     assert arr.tobytes() == buf.getvalue()
 
 
-def test_write_str_is_refused_with_a_hint() -> None:
-    """Writing a str raises TypeError saying to encode it."""
+def test_write_str_is_refused() -> None:
+    """Writing a str raises TypeError naming str (write() is io.BytesIO's own)."""
     buf = ByteBuffer()
+    with pytest.raises(TypeError, match="str"):
+        buf.write("text")  # type: ignore[arg-type]
+    assert buf.getvalue() == b""
+
+
+def test_write_str_after_a_view_says_to_encode() -> None:
+    """While write() is the checking method (a view was handed out), a str gets a hint."""
+    buf = ByteBuffer()
+    buf.view().release()
     with pytest.raises(TypeError, match="encode"):
         buf.write("text")  # type: ignore[arg-type]
 
@@ -102,15 +111,27 @@ def test_set_replaces_content() -> None:
     assert buf.getvalue() == b"new"
 
 
-def test_growth_doubles_capacity() -> None:
-    """Appending past the capacity at least doubles it (amortised O(1) appends)."""
-    buf = ByteBuffer(capacity=100)
-    buf.write(b"a" * 100)
-    buf.write(b"b")
-    assert buf.capacity == 200
+def test_growth_is_geometric() -> None:
+    """Appending past the capacity grows it by a factor (amortised O(1) appends).
+
+    write() grows as io.BytesIO does (by an eighth, or to the size a larger
+    write needs); grow() and read_from() at least double it, as Go's append.
+    """
+    buf = ByteBuffer()
+    capacities = set()
+    for _ in range(10_000):
+        buf.write(b"a")
+        capacities.add(buf.capacity)
+    assert len(buf) == 10_000 <= buf.capacity + 1
+    assert len(capacities) < 100  # about log(10 000) / log(1.125)
+    big = ByteBuffer(capacity=100)
+    big.write(b"b" * 100)
+    big.grow(1)
+    assert big.capacity == 200
     empty = ByteBuffer()
-    empty.write(b"z")
+    empty.grow(1)
     assert empty.capacity == 64
+    assert big.getvalue() == b"b" * 100
 
 
 def test_grow_reserves_space() -> None:

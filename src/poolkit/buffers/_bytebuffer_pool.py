@@ -222,7 +222,7 @@ class ByteBufferPool(NamedClosable):
             idle = self._idle
             if idle:
                 buf = idle.pop()
-                self._idle_bytes -= len(buf._buf)
+                self._idle_bytes -= buf._cap
                 self._hits += 1
                 lock.release()
                 buf._lease.append(True)
@@ -234,9 +234,7 @@ class ByteBufferPool(NamedClosable):
         if self._closed:
             raise PoolClosed("get() on a closed ByteBufferPool; create a new pool")
         cal = self._calibrated
-        buf = ByteBuffer(capacity=0 if cal is None else cal.default_size)
-        buf._owner = self
-        return buf
+        return ByteBuffer._for_pool(0 if cal is None else cal.default_size, self)
 
     def put(self, buf: ByteBuffer) -> None:
         """Give a buffer back. Stop using it (and its views) afterwards.
@@ -259,10 +257,8 @@ class ByteBufferPool(NamedClosable):
             buf._lease.pop()  # atomic test-and-clear: one of two racing puts wins
         except IndexError:
             _check_release(buf, self, "pool")  # raises "returned twice"
-        capacity = len(buf._buf)
-        used = buf._high if buf._high > buf._len else buf._len
-        buf._len = 0
-        buf._high = 0
+        used = buf._take_back()
+        capacity = buf._cap
         # The policy and the export probe run outside the lock: policies are
         # thread-safe, and the probe only touches this buffer, which no one
         # else may hold now that its lease token is taken. Keeping calls out
@@ -295,7 +291,7 @@ class ByteBufferPool(NamedClosable):
                 self._idle_bytes += capacity
                 self._kept += 1
                 while len(idle) > self._max_idle or self._idle_bytes > self._max_idle_bytes:
-                    self._idle_bytes -= len(idle.popleft()._buf)
+                    self._idle_bytes -= idle.popleft()._cap
                     self._evicted += 1
             if max_idle_time is not None:
                 # The left end is the coldest (LIFO reuse at the right), so
@@ -303,7 +299,7 @@ class ByteBufferPool(NamedClosable):
                 idle = self._idle
                 deadline = now - max_idle_time
                 while idle and idle[0]._idle_since <= deadline:
-                    self._idle_bytes -= len(idle.popleft()._buf)
+                    self._idle_bytes -= idle.popleft()._cap
                     self._expired += 1
             cal = self._calibrated
             if cal is not None and cal.calibrations != self._seen_calibrations:
@@ -321,12 +317,12 @@ class ByteBufferPool(NamedClosable):
         """
         if max_size == 0:
             return
-        keep = [b for b in self._idle if len(b._buf) <= max_size]
+        keep = [b for b in self._idle if b._cap <= max_size]
         if len(keep) == len(self._idle):
             return
         self._evicted += len(self._idle) - len(keep)
         self._idle = deque(keep)
-        self._idle_bytes = sum(len(b._buf) for b in keep)
+        self._idle_bytes = sum(b._cap for b in keep)
 
     def borrow(self) -> AbstractContextManager[ByteBuffer]:
         """``with pool.borrow() as buf:`` — get a buffer, put it back on exit.
