@@ -305,19 +305,26 @@ def test_bad_arguments_name_the_parameter(
 
 
 def test_contended_lock_never_blocks() -> None:
-    """With the pool's lock held elsewhere, get() allocates and put() drops: no waiting."""
+    """With the pool's lock held elsewhere nothing waits.
+
+    get() takes an idle buffer without the lock; with none idle it allocates
+    (a contended get); put() drops (a contended put).
+    """
     pool = ByteBufferPool()
     buf = pool.get()
     pool.put(buf)
     pool._lock.acquire()
     try:
+        again = pool.get()
+        assert again is buf
         fresh = pool.get()
         assert fresh is not buf
         pool.put(fresh)
+        pool.put(again)
     finally:
         pool._lock.release()
     stats = pool.stats()
-    assert (stats.contended_gets, stats.contended_puts, stats.idle) == (1, 1, 1)
+    assert (stats.hits, stats.contended_gets, stats.contended_puts, stats.idle) == (1, 1, 2, 0)
 
 
 def test_many_threads_never_share_a_buffer() -> None:
