@@ -500,3 +500,18 @@ def test_thread_hammer_keeps_the_retention_cap_the_bounds_and_the_counts() -> No
     # Every put filed its buffer, or had it refused, or found the lock busy.
     returned = stats.kept + stats.dropped_by_accept + stats.contended_puts
     assert rounds * threads == returned
+
+
+def test_put_counts_returns_in_the_calibrated_size_classes() -> None:
+    """put's inlined counting files each return in Calibrated.size_class(high water)."""
+    policy = Calibrated()
+    pool = ByteBufferPool(retention=policy)
+    lengths = [0, 1, 63, 64, 65, 127, 128, 129, 4096, 4097, 65_535, 65_536, 65_537, 1 << 20]
+    for length in lengths:
+        buf = pool.get()
+        buf.write(b"z" * length)
+        pool.put(buf)
+    expected = [0] * len(policy._calls)
+    for length in lengths:
+        expected[Calibrated.size_class(length)] += 1
+    assert expected == policy._calls

@@ -85,6 +85,18 @@ MAX_IDLE = 256
 MAX_IDLE_BYTES = 64 << 20
 
 
+# Calibrated's size class of a length up to 64 KiB, by 64-byte block: a table
+# lookup on put's hot path instead of a bit_length() call. The class of n > 0
+# bytes is that of its block count ceil(n / 64), and of 0 bytes class 0.
+_BLOCK_BITS = CALIBRATE_MIN_BITS
+_BLOCK = 1 << _BLOCK_BITS
+_CLASS_TABLE_TOP = 64 * 1024
+_CLASS_OF_BLOCK = tuple(
+    min((blocks - 1).bit_length(), CALIBRATE_STEPS - 1) if blocks else 0
+    for blocks in range((_CLASS_TABLE_TOP >> _BLOCK_BITS) + 1)
+)
+
+
 @renamed(
     dropped="dropped_by_accept",
     dropped_exported="dropped_in_use",
@@ -303,9 +315,11 @@ class ByteBufferPool(NamedClosable):
         f = buf._f
         used = f.tell()
         f.seek(0)
-        if buf._high > used:
-            used = buf._high
-        buf._high = 0
+        high = buf._high
+        if high:
+            if high > used:
+                used = high
+            buf._high = 0
         capacity = buf._cap
         if used > capacity:
             capacity = buf._measure()
@@ -317,9 +331,12 @@ class ByteBufferPool(NamedClosable):
             # Calibrated.admit inlined (the call is a fifth of a put): count
             # the return in its size class, recalibrate when one is full,
             # keep it unless above max_size. Same arithmetic as admit.
-            index = ((used - 1) >> CALIBRATE_MIN_BITS).bit_length() if used > 0 else 0
-            if index >= CALIBRATE_STEPS:
-                index = CALIBRATE_STEPS - 1
+            if used <= _CLASS_TABLE_TOP:
+                index = _CLASS_OF_BLOCK[(used + _BLOCK - 1) >> _BLOCK_BITS]
+            else:
+                index = ((used - 1) >> CALIBRATE_MIN_BITS).bit_length()
+                if index >= CALIBRATE_STEPS:
+                    index = CALIBRATE_STEPS - 1
             calls = cal._calls
             count = calls[index] + 1
             calls[index] = count
@@ -331,7 +348,9 @@ class ByteBufferPool(NamedClosable):
             verdict = self._admit(capacity, used, buf._strikes)
             buf._strikes = verdict.strikes
             keep = verdict.keep
-        if not keep or buf._viewed or capacity > self._fast_bytes:
+        # A buffer that had a view out is probed here (and keeps the fast
+        # path when none is left); a live view sends it to the slow path.
+        if not keep or capacity > self._fast_bytes or (buf._viewed and buf._exported()):
             self._put_slow(buf, capacity, keep)
             return
         token = self._token
