@@ -365,7 +365,12 @@ class ByteBuffer:
         Returns:
             A writable memoryview of exactly ``len(buf)`` bytes.
         """
-        self._watch_views()
+        # _watch_views(), inlined: view() is on the hot path of zero-copy use.
+        self._viewed = True
+        checked = self._checked
+        if checked is None:
+            checked = self._checked = functools.partial(_checked_write, weakref.ref(self))
+        self.write = checked
         f = self._f
         return f.getbuffer()[: f.tell()]
 
