@@ -26,10 +26,15 @@ Invariants:
 * :meth:`ByteBuffer.view` returns a slice of ``_f.getbuffer()``; while one is
   alive ``BytesIO`` refuses every write (``BufferError``), so a view's bytes
   never change under it. After a view is handed out, ``write`` is switched to
-  a Python method that turns that error into a :class:`BufferExportedError`
+  a Python function (:func:`_checked_write`, bound to a weak reference, so no
+  reference cycle) that turns that error into a :class:`BufferExportedError`
   saying to release the view (a ``write`` fetched before the ``view()`` call
   raises io's plain ``BufferError``); it switches back once a write succeeds
   or a pool finds no view alive (``_viewed`` tells the pool to probe).
+* Nothing hands out the storage itself except ``getvalue()`` in one case
+  (``BytesIO.read`` returns it when the content fills it exactly); ``BytesIO``
+  copies it before its next change, and :meth:`ByteBuffer._measure` before
+  measuring, so the caller's ``bytes`` never changes.
 * ``_lease`` holds one token while the buffer is out of a pool and none while
   it is idle in one. ``list.append``/``list.pop`` are single operations on one
   object (atomic under the GIL, and under the per-object locks of the
