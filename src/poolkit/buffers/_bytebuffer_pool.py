@@ -85,15 +85,18 @@ MAX_IDLE = 256
 MAX_IDLE_BYTES = 64 << 20
 
 
-# Calibrated's size class of a length up to 64 KiB, by 64-byte block: a table
-# lookup on put's hot path instead of a bit_length() call. The class of n > 0
-# bytes is that of its block count ceil(n / 64), and of 0 bytes class 0.
+# Calibrated's size class of a length up to 64 KiB, as a table lookup on put's
+# hot path instead of a bit_length() call: n > 0 bytes is at index
+# (n - 1) >> 6 (its whole 64-byte blocks before the last), and 0 bytes at
+# index -1, the extra last entry, class 0.
 _BLOCK_BITS = CALIBRATE_MIN_BITS
-_BLOCK = 1 << _BLOCK_BITS
 _CLASS_TABLE_TOP = 64 * 1024
-_CLASS_OF_BLOCK = tuple(
-    min((blocks - 1).bit_length(), CALIBRATE_STEPS - 1) if blocks else 0
-    for blocks in range((_CLASS_TABLE_TOP >> _BLOCK_BITS) + 1)
+_CLASS_OF_BLOCK = (
+    *(
+        min(Calibrated.size_class(n), CALIBRATE_STEPS - 1)
+        for n in range(1, _CLASS_TABLE_TOP + 1, 1 << _BLOCK_BITS)
+    ),
+    0,
 )
 
 
@@ -303,12 +306,14 @@ class ByteBufferPool(NamedClosable):
             ReleaseError: ``buf`` is not a ByteBuffer from this pool, or was
                 already put back.
         """
-        if type(buf) is not ByteBuffer or buf._owner is not self:
-            _check_release(buf, self, "pool")  # raises the precise error
         try:
+            # Only this pool's get() hands out buffers with _owner = self (a
+            # foreign object lacks _owner, or has another one).
+            if buf._owner is not self:
+                _check_release(buf, self, "pool")  # raises the precise error
             buf._lease.pop()  # atomic test-and-clear: one of two racing puts wins
-        except IndexError:
-            _check_release(buf, self, "pool")  # raises "returned twice"
+        except (AttributeError, IndexError):
+            _check_release(buf, self, "pool")  # raises the precise error
         # Empty it and take its high-water length (ByteBuffer._take_back,
         # inlined: this is the hot path). Its storage only grew if the length
         # passed the capacity last measured, so only then is it measured.
@@ -332,7 +337,7 @@ class ByteBufferPool(NamedClosable):
             # the return in its size class, recalibrate when one is full,
             # keep it unless above max_size. Same arithmetic as admit.
             if used <= _CLASS_TABLE_TOP:
-                index = _CLASS_OF_BLOCK[(used + _BLOCK - 1) >> _BLOCK_BITS]
+                index = _CLASS_OF_BLOCK[(used - 1) >> _BLOCK_BITS]  # 0 bytes: [-1]
             else:
                 index = ((used - 1) >> CALIBRATE_MIN_BITS).bit_length()
                 if index >= CALIBRATE_STEPS:
