@@ -74,6 +74,16 @@ _BYTESIO_ALONE = io.BytesIO().__sizeof__()
 _BYTES_HEADER = b"".__sizeof__()
 
 
+# BytesIO's methods as plain functions, for the hot paths: CPython 3.11 does
+# not specialize a method lookup on a BytesIO (``f.tell``), so each one takes
+# the generic path (~200 instructions); a module global and a call of the
+# method descriptor are both specialized.
+_tell = io.BytesIO.tell
+_seek = io.BytesIO.seek
+_read = io.BytesIO.read
+_getbuffer = io.BytesIO.getbuffer
+
+
 def _sizeof_storage(f: io.BytesIO) -> int:
     """Length of ``f``'s storage, or -1 while it is shared (see getvalue)."""
     return f.__sizeof__() - _BYTESIO_ALONE - _BYTES_HEADER
@@ -209,7 +219,7 @@ class ByteBuffer:
 
     def __len__(self) -> int:
         """Number of bytes written (the logical length)."""
-        return self._f.tell()
+        return _tell(self._f)
 
     @property
     def capacity(self) -> int:
@@ -319,10 +329,10 @@ class ByteBuffer:
     def reset(self) -> None:
         """Empty the buffer; its capacity is kept (O(1), nothing is freed)."""
         f = self._f
-        n = f.tell()
+        n = _tell(f)
         if n > self._high:
             self._high = n
-        f.seek(0)
+        _seek(f, 0)
 
     def truncate(self, size: int) -> None:
         """Cut the content to its first ``size`` bytes (the capacity is kept).
@@ -346,9 +356,9 @@ class ByteBuffer:
         # Read back from 0; read() leaves the position at the end again. (Not
         # BytesIO.getvalue: it would cut the storage down to the content.)
         f = self._f
-        n = f.tell()
-        f.seek(0)
-        return f.read(n)
+        n = _tell(f)
+        _seek(f, 0)
+        return _read(f, n)
 
     def bytes(self) -> _Bytes:
         """A copy of the content as ``bytes`` (same as :meth:`getvalue`)."""
@@ -377,7 +387,7 @@ class ByteBuffer:
             checked = self._checked = functools.partial(_checked_write, weakref.ref(self))
         self.write = checked
         f = self._f
-        return f.getbuffer()[: f.tell()]
+        return _getbuffer(f)[: _tell(f)]
 
     def _watch_views(self) -> None:
         """Mark that a view may escape; make ``write`` the checking one."""

@@ -64,7 +64,7 @@ from poolkit._errors import PoolClosed
 from poolkit._registry import NamedClosable
 from poolkit._stats import renamed
 from poolkit._validate import Clock, check_callable, check_int, check_optional_seconds
-from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
+from poolkit.buffers._bytebuffer import ByteBuffer, _check_release, _seek, _tell
 from poolkit.buffers._snapshot import BufferStats, snapshot
 from poolkit.buffers.retention import (
     CALIBRATE_MIN_BITS,
@@ -318,8 +318,8 @@ class ByteBufferPool(NamedClosable):
         # inlined: this is the hot path). Its storage only grew if the length
         # passed the capacity last measured, so only then is it measured.
         f = buf._f
-        used = f.tell()
-        f.seek(0)
+        used = _tell(f)
+        _seek(f, 0)
         high = buf._high
         if high:
             if high > used:
