@@ -41,9 +41,18 @@ def test_write_accepts_any_buffer_format() -> None:
     assert arr.tobytes() == buf.getvalue()
 
 
-def test_write_str_is_refused_with_a_hint() -> None:
-    """Writing a str raises TypeError saying to encode it."""
+def test_write_str_is_refused() -> None:
+    """Writing a str raises TypeError naming str (write() is io.BytesIO's own)."""
     buf = ByteBuffer()
+    with pytest.raises(TypeError, match="str"):
+        buf.write("text")  # type: ignore[arg-type]
+    assert buf.getvalue() == b""
+
+
+def test_write_str_after_a_view_says_to_encode() -> None:
+    """While write() is the checking method (a view was handed out), a str gets a hint."""
+    buf = ByteBuffer()
+    buf.view().release()
     with pytest.raises(TypeError, match="encode"):
         buf.write("text")  # type: ignore[arg-type]
 
@@ -102,15 +111,27 @@ def test_set_replaces_content() -> None:
     assert buf.getvalue() == b"new"
 
 
-def test_growth_doubles_capacity() -> None:
-    """Appending past the capacity at least doubles it (amortised O(1) appends)."""
-    buf = ByteBuffer(capacity=100)
-    buf.write(b"a" * 100)
-    buf.write(b"b")
-    assert buf.capacity == 200
+def test_growth_is_geometric() -> None:
+    """Appending past the capacity grows it by a factor (amortised O(1) appends).
+
+    write() grows as io.BytesIO does (by an eighth, or to the size a larger
+    write needs); grow() and read_from() at least double it, as Go's append.
+    """
+    buf = ByteBuffer()
+    capacities = set()
+    for _ in range(10_000):
+        buf.write(b"a")
+        capacities.add(buf.capacity)
+    assert len(buf) == 10_000 <= buf.capacity + 1
+    assert len(capacities) < 100  # about log(10 000) / log(1.125)
+    big = ByteBuffer(capacity=100)
+    big.write(b"b" * 100)
+    big.grow(1)
+    assert big.capacity == 200
     empty = ByteBuffer()
-    empty.write(b"z")
+    empty.grow(1)
     assert empty.capacity == 64
+    assert big.getvalue() == b"b" * 100
 
 
 def test_grow_reserves_space() -> None:
@@ -436,3 +457,58 @@ def test_matches_a_bytearray_model(ops: list[tuple[str, object]]) -> None:
     assert buf.getvalue() == bytes(model)
     assert len(buf) == len(model)
     assert buf.high_water == high
+
+
+def test_write_within_capacity_with_live_view_raises() -> None:
+    """Any write while a view is alive raises BufferExportedError; the view's bytes stay put."""
+    buf = ByteBuffer(b"abc", capacity=100)
+    view = buf.view()
+    with pytest.raises(BufferExportedError, match=r"release\(\)"):
+        buf.write(b"d")
+    buf.reset()
+    with pytest.raises(BufferExportedError):
+        buf.write(b"xyz")
+    assert bytes(view) == b"abc"
+    view.release()
+    assert buf.write(b"xyz") == 3
+    assert buf.getvalue() == b"xyz"
+
+
+def test_write_is_a_c_method_again_after_the_view_is_released() -> None:
+    """After a view, write() checks for it; once a write succeeds it is io's C write again."""
+    buf = ByteBuffer()
+    fast = buf.write
+    buf.view().release()
+    assert buf.write is not fast
+    buf.write(b"a")
+    assert type(buf.write) is type(fast)
+    assert buf.getvalue() == b"a"
+
+
+def test_getvalue_of_an_exactly_full_buffer_stays_a_private_copy() -> None:
+    """Filling the storage to its last byte and calling getvalue() shares nothing for long.
+
+    io.BytesIO.read hands out its own storage when the content fills it
+    exactly; later writes, views and capacity checks must not disturb it.
+    """
+    buf = ByteBuffer(capacity=100)
+    buf.write(b"a" * 101)  # the storage holds capacity + 1 bytes
+    first = buf.getvalue()
+    assert buf.capacity >= 100
+    buf.reset()
+    buf.write(b"b" * 101)
+    with buf.view() as view:
+        view[0] = ord("c")
+    assert first == b"a" * 101
+    assert buf.getvalue() == b"c" + b"b" * 100
+
+
+def test_capacity_is_exact_after_writes_grow_the_buffer() -> None:
+    """capacity reports the storage a write grew to, and reset() keeps it."""
+    buf = ByteBuffer()
+    buf.write(b"x" * 5000)
+    grown = buf.capacity
+    assert grown >= 5000
+    buf.reset()
+    buf.write(b"y" * grown)
+    assert grown == buf.capacity

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -305,19 +306,26 @@ def test_bad_arguments_name_the_parameter(
 
 
 def test_contended_lock_never_blocks() -> None:
-    """With the pool's lock held elsewhere, get() allocates and put() drops: no waiting."""
+    """With the pool's lock held elsewhere nothing waits.
+
+    get() takes an idle buffer without the lock; with none idle it allocates
+    (a contended get); put() drops (a contended put).
+    """
     pool = ByteBufferPool()
     buf = pool.get()
     pool.put(buf)
     pool._lock.acquire()
     try:
+        again = pool.get()
+        assert again is buf
         fresh = pool.get()
         assert fresh is not buf
         pool.put(fresh)
+        pool.put(again)
     finally:
         pool._lock.release()
     stats = pool.stats()
-    assert (stats.contended_gets, stats.contended_puts, stats.idle) == (1, 1, 1)
+    assert (stats.hits, stats.contended_gets, stats.contended_puts, stats.idle) == (1, 1, 2, 0)
 
 
 def test_many_threads_never_share_a_buffer() -> None:
@@ -409,3 +417,101 @@ def test_max_idle_time_keeps_recently_used_buffers() -> None:
     clock.now += 9.0
     pool.put(b)
     assert (pool.stats().idle, pool.stats().expired) == (2, 0)
+
+
+def test_byte_bound_is_exact_after_lock_free_gets() -> None:
+    """A get does not lower the byte count; put recounts before evicting, so nothing is lost.
+
+    Taking a buffer out leaves the pool's running byte count high; the next
+    put must not evict (or drop) buffers that actually fit.
+    """
+    pool = ByteBufferPool(retention=KeepAll(), max_idle_bytes=12 * KIB)
+    a, b = pool.get(), pool.get()
+    a.write(b"a" * (8 * KIB))
+    b.write(b"b" * (8 * KIB))
+    pool.put(a)
+    assert pool.get() is a  # idle again empty; the running count still says 8 KiB
+    pool.put(b)
+    stats = pool.stats()
+    assert (stats.idle, stats.idle_bytes, stats.evicted) == (1, b.capacity, 0)
+    pool.put(a)  # now the two really exceed 12 KiB: the colder one (b) goes
+    stats = pool.stats()
+    assert (stats.idle, stats.evicted) == (1, 1)
+    assert [a] == list(pool._idle_buffers())
+
+
+def test_thread_hammer_keeps_the_retention_cap_the_bounds_and_the_counts() -> None:
+    """Under 8 threads of get/write/getvalue/put the fast paths keep every rule.
+
+    Buffers above the retention cap are never kept, the count and byte bounds
+    hold, no buffer is held twice, each holder reads back what it wrote, and
+    the counters add up exactly.
+    """
+    cap = 8 * KIB
+    pool = ByteBufferPool(retention=MaxCapacity(cap), max_idle=3, max_idle_bytes=12 * KIB)
+    holders: set[int] = set()
+    guard = threading.Lock()
+    errors: list[str] = []
+    start = threading.Event()
+    rounds, threads = 1500, 8
+    sizes = [100, 3000, 7000, 9000, 20_000]  # two of them grow past the cap
+
+    def worker(tag: int) -> None:
+        start.wait()
+        for i in range(rounds):
+            buf = pool.get()
+            with guard:
+                if id(buf) in holders:
+                    errors.append("buffer handed to two holders")
+                holders.add(id(buf))
+            data = bytes([tag]) * sizes[(i + tag) % len(sizes)]
+            buf.write(data[:50])
+            buf.write(data[50:])
+            if buf.getvalue() != data:
+                errors.append("buffer content changed under its holder")
+            if i % 7 == 0:
+                with buf.view() as view:
+                    if bytes(view[:1]) != data[:1]:
+                        errors.append("view shows another holder's data")
+            with guard:
+                holders.discard(id(buf))
+            pool.put(buf)
+
+    pool_threads = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: inside get/put too
+    try:
+        for t in pool_threads:
+            t.start()
+        start.set()
+        for t in pool_threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    stats = pool.stats()
+    idle = list(pool._idle_buffers())
+    assert rounds * threads == stats.hits + stats.misses + stats.contended_gets
+    assert stats.idle == len(idle) <= 3
+    assert stats.idle == stats.kept - stats.hits - stats.evicted
+    assert stats.idle_bytes == sum(b.capacity for b in idle) <= 12 * KIB
+    assert all(b.capacity <= cap for b in idle)
+    assert stats.dropped_by_accept > 0  # the large sizes were refused, not kept
+    # Every put filed its buffer, or had it refused, or found the lock busy.
+    returned = stats.kept + stats.dropped_by_accept + stats.contended_puts
+    assert rounds * threads == returned
+
+
+def test_put_counts_returns_in_the_calibrated_size_classes() -> None:
+    """put's inlined counting files each return in Calibrated.size_class(high water)."""
+    policy = Calibrated()
+    pool = ByteBufferPool(retention=policy)
+    lengths = [0, 1, 63, 64, 65, 127, 128, 129, 4096, 4097, 65_535, 65_536, 65_537, 1 << 20]
+    for length in lengths:
+        buf = pool.get()
+        buf.write(b"z" * length)
+        pool.put(buf)
+    expected = [0] * len(policy._calls)
+    for length in lengths:
+        expected[Calibrated.size_class(length)] += 1
+    assert expected == policy._calls

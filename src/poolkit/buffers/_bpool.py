@@ -247,8 +247,7 @@ class BoundedBufferPool(_FifoPool[ByteBuffer]):
         """
         buf = self._take()
         if buf is None:
-            buf = ByteBuffer(capacity=self._new_capacity)
-            buf._owner = self
+            buf = ByteBuffer._for_pool(self._new_capacity, self)
         else:
             buf._lease.append(True)
         return buf
@@ -260,7 +259,7 @@ class BoundedBufferPool(_FifoPool[ByteBuffer]):
             ReleaseError: ``buf`` is not from this pool, or already put back.
         """
         _check_release(buf, self, "pool")
-        buf._len = buf._high = 0
+        buf._take_back()
         if buf._exported():
             self._rejected += 1
             return
@@ -308,13 +307,12 @@ class SizedBufferPool(BoundedBufferPool):
 
         The replacement is made only when the pool has room to keep it.
         """
-        if len(buf._buf) <= self._alloc:
+        if buf._cap <= self._alloc:
             return True
         if not self._has_room():  # checked again under the lock by _file
             self._dropped += 1
             return False
-        buf._mv = None  # the storage view would keep the large array alive
-        buf._buf = bytearray(self._alloc)
+        buf._replace_storage(self._alloc)
         self._replaced += 1
         return True
 

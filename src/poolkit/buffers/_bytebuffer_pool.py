@@ -17,28 +17,42 @@ What it fixes:
 * silent misuse: a double put, a foreign buffer and a buffer returned with a
   live ``view()`` are each caught (the first two raise, the last is dropped).
 
-Concurrency (thread-safe, never blocking): the idle store (a ``deque``, LIFO
-so the most recently used, cache-warm buffer is reused first), its byte count
-and the exact counters change only under ``_lock``, which is taken with
-``acquire(blocking=False)``. A caller that finds it held never waits: ``get``
-allocates a fresh buffer and ``put`` drops the buffer (counted in
-``contended_gets``/``contended_puts``). Nothing inside the lock blocks or runs
-user code; the retention policy (thread-safe by contract) is asked before the
-lock is taken. The double-put test is the lease token of :class:`ByteBuffer`, an
-atomic ``list.pop``, done before the lock. A plain blocking lock would convoy
-under the GIL (a holder preempted inside the section makes every other
-thread sleep in the OS: a Lock-based pool measured 1.3-3.2 us per get+put at
-2-4 threads against 0.1 us for lock-free deque operations, CPython 3.11).
+Concurrency (thread-safe, never blocking):
+
+* ``get`` takes no lock: the idle store is a ``deque`` (LIFO, so the most
+  recently used, cache-warm buffer is reused first) and ``deque.pop`` is
+  atomic, so two racing gets never take the same buffer. A hit is not counted
+  on its own: ``hits = kept - removed - idle``, where ``kept`` counts buffers
+  filed and ``removed`` those the pool itself took out (evicted, expired,
+  trimmed, cleared), both changed under the lock only. Nor does a get
+  subtract from ``_idle_bytes``, which is therefore an overestimate: ``put``
+  recounts it exactly before it evicts anything for bytes, so the byte bound
+  is exact; ``stats()`` sums the idle capacities itself.
+* Everything else that changes the store or the counters runs under
+  ``_lock``, a :class:`_TryLock` taken without waiting: a ``put`` that finds
+  it held drops its buffer (counted in ``contended_puts``), a missing ``get``
+  allocates (``contended_gets``). Nothing inside the lock blocks or runs user
+  code; the retention policy (thread-safe by contract) is asked before the
+  lock is taken. A plain blocking lock would convoy under the GIL (a holder
+  preempted inside the section makes every other thread sleep in the OS: a
+  Lock-based pool measured 1.3-3.2 us per get+put at 2-4 threads against 0.1
+  us for lock-free deque operations, CPython 3.11).
+* The pool's own removals (eviction, aging, trimming, ``clear``) pop from the
+  cold end while gets pop from the warm end; each tolerates a get having
+  emptied the store (``_remove_coldest``), and the deque is filtered in
+  place, never replaced, since gets hold it.
+* The double-put test is the lease token of :class:`ByteBuffer`, an atomic
+  ``list.pop``, done before anything else.
 
 ``close()`` marks the pool closed under the lock (and lowers the largest
 capacity ``put`` keeps to -1) and empties it; ``put`` files only under the
-lock after that size test, so the store stays empty for good and only the
-allocating path of ``get`` needs to look at the mark.
+lock, after that size test (slow path) or a look at the mark (fast path), so
+the store stays empty for good and only the allocating path of ``get`` needs
+to look at the mark.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -50,9 +64,15 @@ from poolkit._errors import PoolClosed
 from poolkit._registry import NamedClosable
 from poolkit._stats import renamed
 from poolkit._validate import Clock, check_callable, check_int, check_optional_seconds
-from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
+from poolkit.buffers._bytebuffer import ByteBuffer, _check_release, _seek, _tell
 from poolkit.buffers._snapshot import BufferStats, snapshot
-from poolkit.buffers.retention import Calibrated, RetentionPolicy, check_policy
+from poolkit.buffers.retention import (
+    CALIBRATE_MIN_BITS,
+    CALIBRATE_STEPS,
+    Calibrated,
+    RetentionPolicy,
+    check_policy,
+)
 
 __all__ = ["ByteBufferPool", "ByteBufferPoolStats"]
 
@@ -63,6 +83,21 @@ MAX_IDLE = 256
 # burst of large buffers can be reused, while a burst of many cannot pin more
 # than this (the 64 MiB budget poolkit's BufferPool examples use).
 MAX_IDLE_BYTES = 64 << 20
+
+
+# Calibrated's size class of a length up to 64 KiB, as a table lookup on put's
+# hot path instead of a bit_length() call: n > 0 bytes is at index
+# (n - 1) >> 6 (its whole 64-byte blocks before the last), and 0 bytes at
+# index -1, the extra last entry, class 0.
+_BLOCK_BITS = CALIBRATE_MIN_BITS
+_CLASS_TABLE_TOP = 64 * 1024
+_CLASS_OF_BLOCK = (
+    *(
+        min(Calibrated.size_class(n), CALIBRATE_STEPS - 1)
+        for n in range(1, _CLASS_TABLE_TOP + 1, 1 << _BLOCK_BITS)
+    ),
+    0,
+)
 
 
 @renamed(
@@ -171,6 +206,9 @@ class ByteBufferPool(NamedClosable):
             retention = check_policy("retention", retention)
         self._retention = retention
         self._calibrated = retention if isinstance(retention, Calibrated) else None
+        # A Calibrated policy exactly (not a subclass that may override admit):
+        # put counts into it inline instead of calling admit.
+        self._inline_cal = retention if type(retention) is Calibrated else None
         self._seen_calibrations = 0
         self._max_idle = check_int("max_idle", max_idle, minimum=0)
         self._max_idle_bytes = check_int("max_idle_bytes", max_idle_bytes, minimum=0)
@@ -178,13 +216,25 @@ class ByteBufferPool(NamedClosable):
             "max_idle_time", max_idle_time, allow_zero=False
         )
         self._clock: Clock = check_callable("clock", clock)
-        self._lock = threading.Lock()
+        self._lock = _TryLock()
+        self._token = self._lock.token  # the hot paths inline its acquire/release
+        # Never replaced: lock-free gets pop from it (see get).
         self._idle: deque[ByteBuffer] = deque()
+        self._pop = self._idle.pop
         self._closed = False
         # The largest capacity a put may keep now: max_idle_bytes while open,
         # -1 once closed, so put's size test also refuses everything after close().
         self._keep_bytes = self._max_idle_bytes
-        self._idle_bytes = self._hits = self._misses = self._kept = self._expired = 0
+        # The largest capacity put's fast path files: -1 (never) when aging or
+        # max_idle=0 need the slow path, or once closed.
+        self._fast_bytes = (
+            self._max_idle_bytes if max_idle_time is None and self._max_idle > 0 else -1
+        )
+        self._admit = retention.admit
+        # Buffers the pool itself took out of the store (evicted, expired,
+        # trimmed, cleared): with kept, this yields hits (see get).
+        self._removed = 0
+        self._idle_bytes = self._misses = self._kept = self._expired = 0
         self._dropped = self._dropped_exported = self._dropped_closed = self._evicted = 0
         self._contended_gets = self._contended_puts = 0
         _registry.add(self)
@@ -217,16 +267,21 @@ class ByteBufferPool(NamedClosable):
         Raises:
             PoolClosed: the pool was closed.
         """
+        # No lock: deque.pop is atomic, so of two racing gets each takes a
+        # different buffer (or finds the store empty). A hit counts itself
+        # (hits = kept - removed by the pool - idle), and the byte count is
+        # left high until a put recounts it (see _evict).
+        try:
+            buf = self._pop()
+        except IndexError:
+            return self._miss()
+        buf._lease.append(True)
+        return buf
+
+    def _miss(self) -> ByteBuffer:
+        """get() with an empty store: count the miss, allocate."""
         lock = self._lock
-        if lock.acquire(False):
-            idle = self._idle
-            if idle:
-                buf = idle.pop()
-                self._idle_bytes -= len(buf._buf)
-                self._hits += 1
-                lock.release()
-                buf._lease.append(True)
-                return buf
+        if lock.acquire(blocking=False):
             self._misses += 1
             lock.release()
         else:
@@ -234,9 +289,7 @@ class ByteBufferPool(NamedClosable):
         if self._closed:
             raise PoolClosed("get() on a closed ByteBufferPool; create a new pool")
         cal = self._calibrated
-        buf = ByteBuffer(capacity=0 if cal is None else cal.default_size)
-        buf._owner = self
-        return buf
+        return ByteBuffer._for_pool(0 if cal is None else cal.default_size, self)
 
     def put(self, buf: ByteBuffer) -> None:
         """Give a buffer back. Stop using it (and its views) afterwards.
@@ -253,33 +306,98 @@ class ByteBufferPool(NamedClosable):
             ReleaseError: ``buf`` is not a ByteBuffer from this pool, or was
                 already put back.
         """
-        if type(buf) is not ByteBuffer or buf._owner is not self:
-            _check_release(buf, self, "pool")  # raises the precise error
         try:
+            # Only this pool's get() hands out buffers with _owner = self (a
+            # foreign object lacks _owner, or has another one).
+            if buf._owner is not self:
+                _check_release(buf, self, "pool")  # raises the precise error
             buf._lease.pop()  # atomic test-and-clear: one of two racing puts wins
+        except (AttributeError, IndexError):
+            _check_release(buf, self, "pool")  # raises the precise error
+        # Empty it and take its high-water length (ByteBuffer._take_back,
+        # inlined: this is the hot path). Its storage only grew if the length
+        # passed the capacity last measured, so only then is it measured.
+        f = buf._f
+        used = _tell(f)
+        _seek(f, 0)
+        high = buf._high
+        if high:
+            if high > used:
+                used = high
+            buf._high = 0
+        capacity = buf._cap
+        if used > capacity:
+            capacity = buf._measure()
+        # The policy runs outside the lock: policies are thread-safe, and
+        # keeping calls out of the locked section makes a GIL switch inside
+        # it rarer.
+        cal = self._inline_cal
+        if cal is not None:
+            # Calibrated.admit inlined (the call is a fifth of a put): count
+            # the return in its size class, recalibrate when one is full,
+            # keep it unless above max_size. Same arithmetic as admit.
+            if used <= _CLASS_TABLE_TOP:
+                index = _CLASS_OF_BLOCK[(used - 1) >> _BLOCK_BITS]  # 0 bytes: [-1]
+            else:
+                index = ((used - 1) >> CALIBRATE_MIN_BITS).bit_length()
+                if index >= CALIBRATE_STEPS:
+                    index = CALIBRATE_STEPS - 1
+            calls = cal._calls
+            count = calls[index] + 1
+            calls[index] = count
+            if count > cal.calibrate_calls:
+                cal.calibrate()
+            limit = cal.max_size
+            keep = limit == 0 or capacity <= limit
+        else:
+            verdict = self._admit(capacity, used, buf._strikes)
+            buf._strikes = verdict.strikes
+            keep = verdict.keep
+        # A buffer that had a view out is probed here (and keeps the fast
+        # path when none is left); a live view sends it to the slow path.
+        if not keep or capacity > self._fast_bytes or (buf._viewed and buf._exported()):
+            self._put_slow(buf, capacity, keep)
+            return
+        token = self._token
+        try:
+            token.pop()  # the lock, taken without waiting (see _TryLock)
         except IndexError:
-            _check_release(buf, self, "pool")  # raises "returned twice"
-        capacity = len(buf._buf)
-        used = buf._high if buf._high > buf._len else buf._len
-        buf._len = 0
-        buf._high = 0
-        # The policy and the export probe run outside the lock: policies are
-        # thread-safe, and the probe only touches this buffer, which no one
-        # else may hold now that its lease token is taken. Keeping calls out
-        # of the locked section makes a GIL switch inside it rarer.
-        verdict = self._retention.admit(capacity, used, buf._strikes)
-        buf._strikes = verdict.strikes
-        # Probes for a view() still alive, only if one was handed out.
-        exported = verdict.keep and buf._viewed and buf._exported()
+            self._contended_puts += 1
+            return
+        try:
+            # Checked again under the lock: close() may have run since the
+            # size test above; after it nothing may be filed.
+            if self._closed:
+                self._dropped_closed += 1
+                return
+            idle = self._idle
+            idle.append(buf)
+            self._kept += 1
+            idle_bytes = self._idle_bytes = self._idle_bytes + capacity
+            if len(idle) > self._max_idle or idle_bytes > self._max_idle_bytes:
+                self._evict()
+            cal = self._calibrated
+            if cal is not None and cal.calibrations != self._seen_calibrations:
+                self._seen_calibrations = cal.calibrations
+                self._trim(cal.max_size)
+        finally:
+            token.append(True)
+
+    def _put_slow(self, buf: ByteBuffer, capacity: int, keep: bool) -> None:
+        """put() for a refused, oversize or viewed buffer, or with max_idle_time."""
+        # Probes for a view() still alive, only if one was handed out; the
+        # probe only touches this buffer, which no one else may hold now that
+        # its lease token is taken.
+        exported = keep and buf._exported()
         max_idle_time = self._max_idle_time
         # The clock (user code when injected) runs before the lock is taken.
         now = 0.0 if max_idle_time is None else self._clock()
         lock = self._lock
-        if not lock.acquire(False):
+        if not lock.acquire(blocking=False):
             self._contended_puts += 1
             return
         try:
-            if not verdict.keep:
+            if not keep:
                 self._dropped += 1
             elif exported:
                 self._dropped_exported += 1
@@ -289,22 +407,13 @@ class ByteBufferPool(NamedClosable):
                 else:
                     self._evicted += 1
             else:
-                idle = self._idle
                 buf._idle_since = now
-                idle.append(buf)
+                self._idle.append(buf)
                 self._idle_bytes += capacity
                 self._kept += 1
-                while len(idle) > self._max_idle or self._idle_bytes > self._max_idle_bytes:
-                    self._idle_bytes -= len(idle.popleft()._buf)
-                    self._evicted += 1
+                self._evict()
             if max_idle_time is not None:
-                # The left end is the coldest (LIFO reuse at the right), so
-                # expired buffers are found there, oldest first.
-                idle = self._idle
-                deadline = now - max_idle_time
-                while idle and idle[0]._idle_since <= deadline:
-                    self._idle_bytes -= len(idle.popleft()._buf)
-                    self._expired += 1
+                self._expire(now - max_idle_time)
             cal = self._calibrated
             if cal is not None and cal.calibrations != self._seen_calibrations:
                 self._seen_calibrations = cal.calibrations
@@ -312,21 +421,78 @@ class ByteBufferPool(NamedClosable):
         finally:
             lock.release()
 
+    def _remove_coldest(self) -> ByteBuffer | None:
+        """Take the coldest idle buffer out for good (lock held); None if none."""
+        try:
+            buf = self._idle.popleft()
+        except IndexError:  # empty, maybe because a lock-free get took the last one
+            return None
+        self._idle_bytes -= buf._cap
+        self._removed += 1
+        return buf
+
+    def _unremove(self, buf: ByteBuffer, *, warm: bool) -> None:
+        """Put back a buffer _remove_coldest took (lock held)."""
+        if warm:
+            self._idle.append(buf)
+        else:
+            self._idle.appendleft(buf)
+        self._idle_bytes += buf._cap
+        self._removed -= 1
+
+    def _evict(self) -> None:
+        """Evict the coldest idle buffers until both bounds hold (lock held).
+
+        ``_idle_bytes`` can only be too high (gets take buffers without
+        subtracting them), so it is recounted before anything is evicted for
+        bytes: the byte bound is exact, and a recount is needed only once the
+        overestimate reaches it.
+        """
+        idle = self._idle
+        while len(idle) > self._max_idle:
+            if self._remove_coldest() is None:
+                return
+            self._evicted += 1
+        if self._idle_bytes > self._max_idle_bytes:
+            self._idle_bytes = sum(b._cap for b in list(idle))
+            while self._idle_bytes > self._max_idle_bytes:
+                if self._remove_coldest() is None:
+                    return
+                self._evicted += 1
+
+    def _expire(self, deadline: float) -> None:
+        """Release idle buffers filed at or before ``deadline`` (lock held).
+
+        The left end is the coldest (LIFO reuse at the right), so expired
+        buffers are found there, oldest first. The first fresh one goes back
+        where it was.
+        """
+        while (buf := self._remove_coldest()) is not None:
+            if buf._idle_since > deadline:
+                self._unremove(buf, warm=False)
+                return
+            self._expired += 1
+
     def _trim(self, max_size: int) -> None:
         """Release idle buffers above ``max_size`` (lock held).
 
         After a recalibration, idle buffers the new ``max_size`` would refuse
         are released now: with LIFO reuse the cold ones might never come back
-        through ``put`` to be judged, and would pin their memory forever.
+        through ``put`` to be judged, and would pin their memory forever. The
+        deque is filtered in place, each buffer taken from the cold end and a
+        kept one put back at the warm end, so the order survives: lock-free
+        gets pop from this very deque, which must never be replaced.
         """
         if max_size == 0:
             return
-        keep = [b for b in self._idle if len(b._buf) <= max_size]
-        if len(keep) == len(self._idle):
-            return
-        self._evicted += len(self._idle) - len(keep)
-        self._idle = deque(keep)
-        self._idle_bytes = sum(len(b._buf) for b in keep)
+        for _ in range(len(self._idle)):
+            buf = self._remove_coldest()
+            if buf is None:
+                return
+            if buf._cap <= max_size:
+                self._unremove(buf, warm=True)
+            else:
+                self._evicted += 1
 
     def borrow(self) -> AbstractContextManager[ByteBuffer]:
         """``with pool.borrow() as buf:`` — get a buffer, put it back on exit.
@@ -343,9 +509,10 @@ class ByteBufferPool(NamedClosable):
 
         Buffers currently out are not affected.
         """
+        count = 0
         with self._lock:  # not a hot path: waiting here is fine
-            count = len(self._idle)
-            self._idle.clear()
+            while self._remove_coldest() is not None:
+                count += 1
             self._idle_bytes = 0
             self._evicted += count
         return count
@@ -358,7 +525,7 @@ class ByteBufferPool(NamedClosable):
         """
         with self._lock:
             self._closed = True
-            self._keep_bytes = -1
+            self._keep_bytes = self._fast_bytes = -1
         self.clear()
 
     def __enter__(self) -> ByteBufferPool:
@@ -371,10 +538,13 @@ class ByteBufferPool(NamedClosable):
         """A consistent snapshot of the pool's counters and calibration."""
         cal = self._calibrated
         with self._lock:
+            idle = list(self._idle)  # one atomic copy: gets may pop meanwhile
             return snapshot(
                 ByteBufferPoolStats,
                 self,
-                idle=len(self._idle),
+                idle=len(idle),
+                idle_bytes=sum(b._cap for b in idle),
+                hits=self._kept - self._removed - len(idle),
                 default_buffer_size=self.default_size,
                 max_buffer_size=self.max_size,
                 dropped_by_accept=self._dropped,
@@ -402,10 +572,13 @@ class ByteBufferPool(NamedClosable):
                 f"calibrated {cal.calibrations}x: new buffers {_size(cal.default_size)}, "
                 f"keeps up to {_size(cal.max_size)}"
             )
+        idle = list(self._idle)  # one atomic copy: gets may pop meanwhile
+        idle_bytes = sum(b._cap for b in idle)
+        hits = self._kept - self._removed - len(idle)
         return (
-            f"<ByteBufferPool | idle {len(self._idle)}/{self._max_idle} buffers, "
-            f"{_size(self._idle_bytes)} of {_size(self._max_idle_bytes)} | {sizing}"
-            f" | hits {self._hits}, misses {self._misses}, dropped {self._dropped}>"
+            f"<ByteBufferPool | idle {len(idle)}/{self._max_idle} buffers, "
+            f"{_size(idle_bytes)} of {_size(self._max_idle_bytes)} | {sizing}"
+            f" | hits {hits}, misses {self._misses}, dropped {self._dropped}>"
         )
 
 
@@ -415,6 +588,58 @@ def _size(n: int) -> str:
         if n >= scale:
             return f"{n // scale} {unit}" if n % scale == 0 else f"{n / scale:.1f} {unit}"
     return f"{n} B"
+
+
+class _TryLock:
+    """A mutex whose non-blocking acquire is one ``list.pop``.
+
+    The lock is a one-token list: ``pop`` takes the token or raises
+    ``IndexError`` when another thread holds it, ``append`` gives it back.
+    Both are single operations on one object (atomic under the GIL, and
+    under the list's own lock, with its memory ordering, in the free-threaded
+    build). ``threading.Lock().acquire(False)`` parses its arguments on every
+    call: with ``release`` it measured ~125 ns against ~20 ns for the pair of
+    list calls (CPython 3.11), on a put path that takes it once.
+
+    Holders never block or run user code, so the rare blocking acquire
+    (``clear``, ``close``, ``stats``) waits by yielding, briefly.
+    """
+
+    __slots__ = ("token",)
+
+    def __init__(self) -> None:
+        self.token: list[bool] = [True]
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock; with ``blocking=False`` give up at once if it is held."""
+        token = self.token
+        delay = 0.0
+        while True:
+            try:
+                token.pop()
+            except IndexError:
+                if not blocking:
+                    return False
+                time.sleep(delay)  # 0 first: just let the holder run
+                delay = min(max(delay * 2, 1e-6), 1e-3)
+            else:
+                return True
+
+    def release(self) -> None:
+        """Give the lock back (only its holder may).
+
+        Raises:
+            RuntimeError: the lock was not held.
+        """
+        if self.token:
+            raise RuntimeError("release of an unlocked _TryLock")
+        self.token.append(True)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.release()
 
 
 class _Borrow:

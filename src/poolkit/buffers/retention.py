@@ -247,6 +247,8 @@ class Calibrated:
             raise ValueError(f"percentile must be in (0, 1], got {percentile!r}")
         self.calibrate_calls = calls
         self.percentile = float(percentile)
+        # Returns per size class. ByteBufferPool.put counts into this list
+        # itself (admit inlined there); calibrate() replaces it whole.
         self._calls = [0] * CALIBRATE_STEPS
         self._calibrating = threading.Lock()
         self.default_size = 0
