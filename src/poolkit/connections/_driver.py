@@ -160,6 +160,9 @@ class DriverBase:
             or opts.on_acquire is not None
         )
         self._extra_release = self._hooks.reset is not None or opts.on_release is not None
+        # The connector's reset when it is the only release extra (the
+        # adapters' connectors): release runs it inline, off _release_extras.
+        self._reset_only = self._hooks.reset if opts.on_release is None else None
 
     def _flush(self) -> None:
         raise NotImplementedError

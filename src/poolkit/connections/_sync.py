@@ -727,8 +727,21 @@ class ConnectionPool(DriverBase, Generic[C, P]):
         # Detaches the proxy (see _proxy.py) and keeps it for the next lease.
         entry.proxy = conn
         if self._extra_release:
-            self._give_back(entry, self._release_extras(entry))
-            return
+            reset = self._reset_only
+            if reset is None:
+                self._give_back(entry, self._release_extras(entry))
+                return
+            # _release_extras inlined for a reset alone.
+            try:
+                reset(entry.conn)
+            except Exception:
+                logger.debug("connection reset raised", exc_info=True)
+                self._give_back(entry, "reset_failed")
+                return
+            except BaseException:
+                # Interrupted mid-reset: the connection's state is unknown.
+                self._give_back(entry, "reset_failed")
+                raise
         self._lock.acquire()
         try:
             waiter = core.checkin(entry, self._clock())
