@@ -155,6 +155,26 @@ def test_keyboard_interrupt_in_a_hook_closes_the_connection_instead_of_leaking_i
     assert fake.open_connections == []
 
 
+@pytest.mark.parametrize("on_acquire", [None, lambda conn: None])
+def test_keyboard_interrupt_in_the_check_closes_the_connection_with_or_without_other_extras(
+    on_acquire: Any,
+) -> None:
+    """The check alone runs inline in acquire(), with a hook beside it in the
+    checkout's slow path: either way an interrupted check closes the connection."""
+    fake = Interrupting("")
+    pool = ConnectionPool(fake, max_size=1, timeout=5, on_acquire=on_acquire)
+    pool.acquire().close()
+    fake.armed = "check"
+    with pytest.raises(KeyboardInterrupt):
+        pool.acquire()
+    stats = pool.stats()
+    assert (stats.in_use, stats.total, stats.closed_by_reason["check_failed"]) == (0, 0, 1)
+    with pool.connection(timeout=5) as c:
+        assert c.raw.id == 2
+    pool.close()
+    assert fake.open_connections == []
+
+
 class AsyncInterrupting(AsyncFakeConnector):
     def __init__(self) -> None:
         super().__init__()

@@ -432,6 +432,30 @@ def test_stats_count_and_pop_resets_counters() -> None:
     run(main)
 
 
+@pytest.mark.parametrize("with_hook", [False, True])
+def test_a_failed_reset_discards_with_or_without_an_on_release_hook(with_hook: bool) -> None:
+    """The reset alone runs inline in release(), beside an on_release hook in
+    the release's slow path: either way a reset that raises closes the
+    connection, and the hook still runs."""
+
+    def main() -> None:
+        released: list[int] = []
+        options: dict[str, Any] = {}
+        if with_hook:
+            options["on_release"] = lambda c: released.append(c.id)
+        pool, fake = make(**options)
+        fake.fail_resets = True
+        with pool.connection() as c:
+            raw = c.raw
+        settle()
+        assert raw.closed
+        assert pool.stats().closed_by_reason["reset_failed"] == 1
+        assert released == ([1] if with_hook else [])
+        pool.close()
+
+    run(main)
+
+
 def test_event_hooks_see_create_acquire_release_discard() -> None:
     def main() -> None:
         events: list[tuple[str, int]] = []

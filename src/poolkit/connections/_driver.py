@@ -151,15 +151,18 @@ class DriverBase:
         self._check: Callable[[Any], object] | None = (
             opts.check if opts.check is not None else self._hooks.check
         )
-        # Anything beyond a bare pop at checkout: health checks, pings, leak
-        # records, hooks. One flag keeps the hot path to a single test.
+        # Anything at checkout beyond a bare pop and the check: pings, leak
+        # records, hooks (and a broken pool, see _break). One flag keeps the
+        # hot path to a single test; acquire runs the check itself, inline.
         self._extra_checkout = (
-            self._check is not None
-            or (self._hooks.ping is not None and opts.ping_after is not None)
+            (self._hooks.ping is not None and opts.ping_after is not None)
             or opts.leak_timeout is not None
             or opts.on_acquire is not None
         )
         self._extra_release = self._hooks.reset is not None or opts.on_release is not None
+        # The connector's reset when it is the only release extra (the
+        # adapters' connectors): release runs it inline, off _release_extras.
+        self._reset_only = self._hooks.reset if opts.on_release is None else None
 
     def _flush(self) -> None:
         raise NotImplementedError

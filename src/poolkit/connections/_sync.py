@@ -395,6 +395,24 @@ class ConnectionPool(DriverBase, Generic[C, P]):
             self._lock.release()
         if entry is None or self._extra_checkout or core.dirty or self._dropped_entries:
             return self._acquire_slow(entry, timeout)
+        check = self._check
+        if check is not None:
+            # _checkout_extras' check stage inlined, for a pool whose only
+            # checkout extra is the check (the adapters' connectors): a
+            # failed one goes on in the slow path, which opens or waits for
+            # another connection exactly as after a failed check there.
+            try:
+                verdict = check(entry.conn)
+            except Exception:
+                logger.debug("connection check raised", exc_info=True)
+                verdict = False
+            except BaseException:
+                # Interrupted mid-check: the connection's state is unknown.
+                self._give_back(entry, "check_failed")
+                raise
+            if verdict is False:
+                self._give_back(entry, "check_failed")
+                return self._acquire_slow(None, timeout)
         # attach() inlined: this is half of every acquire/release cycle.
         if refcount(entry.proxy) == self._sole_refs and not getweakrefcount(entry.proxy):
             proxy: P = entry.proxy
@@ -435,7 +453,8 @@ class ConnectionPool(DriverBase, Generic[C, P]):
                     # error, and the connection it was about to get goes back.
                     self._give_back(entry, None)
                     raise
-            if not self._extra_checkout or self._checkout_extras(entry):
+            bare = self._check is None and not self._extra_checkout
+            if bare or self._checkout_extras(entry):
                 return attach(self._proxy_class, self, entry, self._sole_refs)
             entry = None
 
@@ -708,8 +727,21 @@ class ConnectionPool(DriverBase, Generic[C, P]):
         # Detaches the proxy (see _proxy.py) and keeps it for the next lease.
         entry.proxy = conn
         if self._extra_release:
-            self._give_back(entry, self._release_extras(entry))
-            return
+            reset = self._reset_only
+            if reset is None:
+                self._give_back(entry, self._release_extras(entry))
+                return
+            # _release_extras inlined for a reset alone.
+            try:
+                reset(entry.conn)
+            except Exception:
+                logger.debug("connection reset raised", exc_info=True)
+                self._give_back(entry, "reset_failed")
+                return
+            except BaseException:
+                # Interrupted mid-reset: the connection's state is unknown.
+                self._give_back(entry, "reset_failed")
+                raise
         self._lock.acquire()
         try:
             waiter = core.checkin(entry, self._clock())
