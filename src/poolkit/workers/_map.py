@@ -17,10 +17,10 @@ import itertools
 import math
 import queue
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from poolkit._errors import PoolTimeout
 from poolkit._validate import (
@@ -116,8 +116,13 @@ def lazy_map(
     fn: Callable[..., T],
     iterables: tuple[Iterable[Any], ...],
     how: MapArgs,
+    go_all: Callable[[Any, list[tuple[int, list[Any]]]], None] | None = None,
 ) -> Iterator[T]:
     """Start the map (first chunks submitted now) and return its result iterator.
+
+    ``go_all(state, [(index, chunk), ...])``, if given, submits the first
+    chunks at once (a process pool hands them out in one pass); later chunks
+    go one by one through ``pool.go``, as each result is taken.
 
     Raises:
         PoolClosed: the pool is stopped.
@@ -142,13 +147,35 @@ def lazy_map(
     chunks = iter(lambda: list(itertools.islice(args_iter, size)), [])
     counter = itertools.count()
     in_flight = 0
-    for chunk in itertools.islice(chunks, limit):
-        pool.go(_run_chunk, state, next(counter), chunk)
-        in_flight += 1
+    if go_all is not None:
+        first = list(itertools.islice(chunks, limit))
+        go_all(state, [(next(counter), chunk) for chunk in first])
+        in_flight = len(first)
+    else:
+        for chunk in itertools.islice(chunks, limit):
+            pool.go(_run_chunk, state, next(counter), chunk)
+            in_flight += 1
     results = _results(pool, state, chunks, counter, in_flight, deadline, seconds, ordered)
     if progress:
         return _with_progress(results, total)
     return results
+
+
+class _Results(itertools.chain[T]):
+    """A map's result iterator: its chunks' results, one by one, taken in C.
+
+    ``_chunks`` (a generator) waits for each chunk's report and gives an
+    iterator over its results; chaining them runs the per-item step in C
+    (no generator frame resumed per result). ``close()`` stops the map, as
+    closing ``Executor.map``'s generator does; so does dropping it.
+    """
+
+    __slots__ = ("_chunks",)
+    _chunks: Generator[Iterator[T], None, None]
+
+    def close(self) -> None:
+        """Stop the map early: chunks not started yet are skipped."""
+        self._chunks.close()
 
 
 def _results(
@@ -161,6 +188,23 @@ def _results(
     seconds: float | None,
     ordered: bool,
 ) -> Iterator[Any]:
+    source = _chunk_results(pool, state, chunks, counter, in_flight, deadline, seconds, ordered)
+    results = cast("_Results[Any]", _Results.from_iterable(source))  # an instance of cls
+    results._chunks = source
+    return results
+
+
+def _chunk_results(
+    pool: WorkerPool,
+    state: _MapState,
+    chunks: Iterator[list[Any]],
+    counter: Iterator[int],
+    in_flight: int,
+    deadline: float,
+    seconds: float | None,
+    ordered: bool,
+) -> Generator[Iterator[Any], None, None]:
+    """Each chunk's results in turn (see :class:`_Results`); then its error, if any."""
     get = state.done.get
     early: dict[int, tuple[list[Any], BaseException | None]] = {}
     want = 0
@@ -181,13 +225,14 @@ def _results(
             if chunk is not None:
                 pool.go(_run_chunk, state, next(counter), chunk)
                 in_flight += 1
-            # Yield, then drop: pop each result as it goes out, so neither
-            # this chunk's list nor a local keeps a result the consumer has
-            # taken alive while it waits for the next one (Executor.map's
-            # contract, bpo-27144).
-            results.reverse()
-            while results:
-                yield results.pop()
+            # Yield, then drop: each result is popped as it goes out, so
+            # neither this chunk's list nor a local keeps a result the
+            # consumer has taken alive while it waits for the next one
+            # (Executor.map's contract, bpo-27144).
+            if results:
+                results.reverse()
+                yield map(results.pop, itertools.repeat(-1, len(results)))
+            del results
             if error is not None:
                 raise error
     finally:
