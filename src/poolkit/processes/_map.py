@@ -81,6 +81,14 @@ class _ChunkSubmitter:
         return self._pool.max_workers
 
     def go(self, _run_chunk: object, state: Any, index: int, chunk: list[Any]) -> None:
+        self._pool._accept(self._task(state, index, chunk), True)
+
+    def go_all(self, state: Any, chunks: list[tuple[int, list[Any]]]) -> None:
+        """Submit the map's first chunks together (see ``ProcessState.accept_all``)."""
+        if chunks:
+            self._pool._accept_all([self._task(state, index, chunk) for index, chunk in chunks])
+
+    def _task(self, state: Any, index: int, chunk: list[Any]) -> Task:
         fn = state.fn
         blob = self._fn_blob
         if blob is None:
@@ -90,7 +98,7 @@ class _ChunkSubmitter:
         # faster than 1-tuples); several: argument tuples.
         message = (child.EACH if state.single else child.CHUNK, blob, chunk, None)
         payload = dumps(message, "the map function {fn!r} or its items", fn)
-        self._pool._accept(Task(payload, fn, None, self._timeout, _ChunkSink(state, index)), True)
+        return Task(payload, fn, None, self._timeout, _ChunkSink(state, index))
 
 
 def process_buffersize(max_workers: int) -> int:
@@ -125,7 +133,8 @@ def process_map(
     """
     if how.buffersize is None:
         how = dataclasses.replace(how, buffersize=process_buffersize(pool.max_workers))
-    return lazy_map(cast("WorkerPool", _ChunkSubmitter(pool, options)), fn, iterables, how)
+    submitter = _ChunkSubmitter(pool, options)
+    return lazy_map(cast("WorkerPool", submitter), fn, iterables, how, submitter.go_all)
 
 
 class ProcessTaskGroup(TaskGroup[T]):
