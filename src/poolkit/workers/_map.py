@@ -140,11 +140,15 @@ def lazy_map(
     total = known_length(iterables)
     deadline = deadline_after(seconds)
     single = len(iterables) == 1
+    state = _MapState(fn, single)
     # One iterable: chunks of its items as they are; several: argument tuples,
     # stopping at the shortest iterable, as map() does.
-    args_iter = iter(iterables[0]) if single else zip(*iterables, strict=False)
-    state = _MapState(fn, single)
-    chunks = iter(lambda: list(itertools.islice(args_iter, size)), [])
+    chunks: Iterator[list[Any]]
+    if single and type(iterables[0]) is list:
+        chunks = _slices(iterables[0], size)
+    else:
+        args_iter = iter(iterables[0]) if single else zip(*iterables, strict=False)
+        chunks = iter(lambda: list(itertools.islice(args_iter, size)), [])
     counter = itertools.count()
     in_flight = 0
     if go_all is not None:
@@ -176,6 +180,18 @@ class _Results(itertools.chain[T]):
     def close(self) -> None:
         """Stop the map early: chunks not started yet are skipped."""
         self._chunks.close()
+
+
+def _slices(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """A list's chunks as slices, each taken when asked for (as its iterator would read it).
+
+    A slice copies the items in one step; ``islice`` over the list's
+    iterator takes them one by one (several times the cost on a chunk of 100).
+    """
+    start = 0
+    while chunk := items[start : start + size]:
+        start += size
+        yield chunk
 
 
 def _results(
