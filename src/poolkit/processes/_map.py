@@ -1,10 +1,12 @@
 """ProcessPool's ``map`` and ``group``, built on WorkerPool's.
 
 ``map`` reuses :func:`poolkit.workers._map.lazy_map` (bounded in-flight chunks,
-ordering, early-exit, progress): lazy_map hands each chunk to ``pool.go(
+ordering, early-exit, progress): lazy_map hands its first chunks to
+``go_all(state, [(index, chunk), ...])`` and each later one to ``pool.go(
 _run_chunk, state, index, chunk)``; :class:`_ChunkSubmitter` stands in for the
-pool and turns that call into one process task in :data:`CHUNK` (or :data:`EACH`) mode whose
-outcome is put where lazy_map reads it (``state.done``). The chunk runs in the
+pool and turns each chunk into one process task in :data:`CHUNK` (or :data:`EACH`) mode whose
+outcome is put where lazy_map reads it (``state.done``); the first chunks are
+accepted in one pass (``ProcessState.accept_all``). The chunk runs in the
 worker as ``[fn(*args) for args in chunk]`` (``[fn(x) for x in items]`` over
 one iterable).
 
