@@ -245,3 +245,11 @@ def test_map_over_a_list_yields_every_item_once_in_order(pool: WorkerPool, chunk
     items = list(range(10))
     assert [2 * x for x in items] == list(pool.map(lambda x: 2 * x, items, chunksize=chunksize))
     assert not list(pool.map(abs, [], chunksize=chunksize))
+
+
+@pytest.mark.parametrize("chunksize", [1, 50])
+def test_map_close_stops_it_mid_chunk(pool: WorkerPool, chunksize: int) -> None:
+    results = pool.map(abs, range(1000), chunksize=chunksize)
+    assert next(results) == 0
+    results.close()  # type: ignore[attr-defined]
+    assert not list(results)

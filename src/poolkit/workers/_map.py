@@ -44,6 +44,10 @@ T = TypeVar("T")
 # own Executor.map(buffersize=) leaves the choice to the caller).
 _CHUNKS_PER_WORKER = 4
 _MIN_BUFFER = 16
+# From this chunksize on, the result iterator pops each chunk's results in C
+# (_Results); below it, the iterator objects it makes per chunk cost more
+# than resuming a generator per result saves.
+_CHAINED_CHUNKSIZE = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,27 +163,31 @@ def lazy_map(
         for chunk in itertools.islice(chunks, limit):
             pool.go(_run_chunk, state, next(counter), chunk)
             in_flight += 1
-    results = _results(pool, state, chunks, counter, in_flight, deadline, seconds, ordered)
+    results = _results(pool, state, chunks, counter, in_flight, deadline, seconds, ordered, size)
     if progress:
         return _with_progress(results, total)
     return results
 
 
 class _Results(itertools.chain[T]):
-    """A map's result iterator: its chunks' results, one by one, taken in C.
+    """A map's result iterator over long chunks: their results, one by one, taken in C.
 
-    ``_chunks`` (a generator) waits for each chunk's report and gives an
-    iterator over its results; chaining them runs the per-item step in C
-    (no generator frame resumed per result). ``close()`` stops the map, as
-    closing ``Executor.map``'s generator does; so does dropping it.
+    ``_lists`` (a generator) waits for each chunk's report and gives its
+    results; chaining an iterator that pops each of them runs the per-item
+    step in C (no generator frame resumed per result). ``close()`` stops the
+    map, as closing ``Executor.map``'s generator does; so does dropping it.
     """
 
-    __slots__ = ("_chunks",)
-    _chunks: Generator[Iterator[T], None, None]
+    __slots__ = ("_lists",)
+    _lists: Generator[list[T], None, None]
 
     def close(self) -> None:
         """Stop the map early: chunks not started yet are skipped."""
-        self._chunks.close()
+        self._lists.close()
+        # Then drop the rest of the chunk being taken: nothing more comes
+        # out, as from a closed generator.
+        for _ in self:
+            pass
 
 
 def _slices(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -203,14 +211,28 @@ def _results(
     deadline: float,
     seconds: float | None,
     ordered: bool,
+    size: int,
 ) -> Iterator[Any]:
-    source = _chunk_results(pool, state, chunks, counter, in_flight, deadline, seconds, ordered)
-    results = cast("_Results[Any]", _Results.from_iterable(source))  # an instance of cls
-    results._chunks = source
+    lists = _result_lists(pool, state, chunks, counter, in_flight, deadline, seconds, ordered)
+    if size < _CHAINED_CHUNKSIZE:
+        return _each_result(lists)
+    popping = (map(results.pop, itertools.repeat(-1, len(results))) for results in lists)
+    results = cast("_Results[Any]", _Results.from_iterable(popping))  # an instance of cls
+    results._lists = lists
     return results
 
 
-def _chunk_results(
+def _each_result(lists: Generator[list[Any], None, None]) -> Iterator[Any]:
+    """A map's result iterator over short chunks: each list's results, popped one by one."""
+    try:
+        for results in lists:
+            while results:
+                yield results.pop()
+    finally:
+        lists.close()
+
+
+def _result_lists(
     pool: WorkerPool,
     state: _MapState,
     chunks: Iterator[list[Any]],
@@ -219,8 +241,13 @@ def _chunk_results(
     deadline: float,
     seconds: float | None,
     ordered: bool,
-) -> Generator[Iterator[Any], None, None]:
-    """Each chunk's results in turn (see :class:`_Results`); then its error, if any."""
+) -> Generator[list[Any], None, None]:
+    """Each chunk's results in turn, reversed (the first last), then its error, if any.
+
+    The caller pops each result as it goes out, so neither the chunk's list
+    nor a local keeps a result the consumer has taken alive while it waits
+    for the next one (Executor.map's contract, bpo-27144).
+    """
     get = state.done.get
     early: dict[int, tuple[list[Any], BaseException | None]] = {}
     want = 0
@@ -241,13 +268,9 @@ def _chunk_results(
             if chunk is not None:
                 pool.go(_run_chunk, state, next(counter), chunk)
                 in_flight += 1
-            # Yield, then drop: each result is popped as it goes out, so
-            # neither this chunk's list nor a local keeps a result the
-            # consumer has taken alive while it waits for the next one
-            # (Executor.map's contract, bpo-27144).
             if results:
                 results.reverse()
-                yield map(results.pop, itertools.repeat(-1, len(results)))
+                yield results
             del results
             if error is not None:
                 raise error
