@@ -172,18 +172,18 @@ def lazy_map(
 class _Results(itertools.chain[T]):
     """A map's result iterator over long chunks: their results, one by one, taken in C.
 
-    ``_lists`` (a generator) waits for each chunk's report and gives its
-    results; chaining an iterator that pops each of them runs the per-item
-    step in C (no generator frame resumed per result). ``close()`` stops the
+    ``_source`` (a :func:`_result_source` generator) waits for each chunk's
+    report and gives an iterator that pops its results; chaining those runs
+    the per-item step in C (no generator frame resumed per result). ``close()`` stops the
     map, as closing ``Executor.map``'s generator does; so does dropping it.
     """
 
-    __slots__ = ("_lists",)
-    _lists: Generator[list[T], None, None]
+    __slots__ = ("_source",)
+    _source: Generator[Iterator[T], None, None]
 
     def close(self) -> None:
         """Stop the map early: chunks not started yet are skipped."""
-        self._lists.close()
+        self._source.close()
         # Then drop the rest of the chunk being taken: nothing more comes
         # out, as from a closed generator.
         for _ in self:
@@ -213,12 +213,14 @@ def _results(
     ordered: bool,
     size: int,
 ) -> Iterator[Any]:
-    lists = _result_lists(pool, state, chunks, counter, in_flight, deadline, seconds, ordered)
-    if size < _CHAINED_CHUNKSIZE:
-        return _each_result(lists)
-    popping = (map(results.pop, itertools.repeat(-1, len(results))) for results in lists)
-    results = cast("_Results[Any]", _Results.from_iterable(popping))  # an instance of cls
-    results._lists = lists
+    chained = size >= _CHAINED_CHUNKSIZE
+    lists = _result_source(
+        pool, state, chunks, counter, in_flight, deadline, seconds, ordered, chained
+    )
+    if not chained:
+        return _each_result(cast("Generator[list[Any], None, None]", lists))
+    results = cast("_Results[Any]", _Results.from_iterable(lists))  # an instance of cls
+    results._source = lists
     return results
 
 
@@ -232,7 +234,7 @@ def _each_result(lists: Generator[list[Any], None, None]) -> Iterator[Any]:
         lists.close()
 
 
-def _result_lists(
+def _result_source(
     pool: WorkerPool,
     state: _MapState,
     chunks: Iterator[list[Any]],
@@ -241,12 +243,15 @@ def _result_lists(
     deadline: float,
     seconds: float | None,
     ordered: bool,
-) -> Generator[list[Any], None, None]:
+    popping: bool,
+) -> Generator[Any, None, None]:
     """Each chunk's results in turn, reversed (the first last), then its error, if any.
 
-    The caller pops each result as it goes out, so neither the chunk's list
-    nor a local keeps a result the consumer has taken alive while it waits
-    for the next one (Executor.map's contract, bpo-27144).
+    ``popping``: give, instead of each list, an iterator that pops its
+    results one by one, for :class:`_Results` to chain. Either way each
+    result is popped as it goes out, so neither the chunk's list nor a local
+    keeps a result the consumer has taken alive while it waits for the next
+    one (Executor.map's contract, bpo-27144).
     """
     get = state.done.get
     early: dict[int, tuple[list[Any], BaseException | None]] = {}
@@ -270,7 +275,10 @@ def _result_lists(
                 in_flight += 1
             if results:
                 results.reverse()
-                yield results
+                if popping:
+                    yield map(results.pop, itertools.repeat(-1, len(results)))
+                else:
+                    yield results
             del results
             if error is not None:
                 raise error
