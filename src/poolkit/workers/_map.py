@@ -214,24 +214,14 @@ def _results(
     size: int,
 ) -> Iterator[Any]:
     chained = size >= _CHAINED_CHUNKSIZE
-    lists = _result_source(
+    source = _result_source(
         pool, state, chunks, counter, in_flight, deadline, seconds, ordered, chained
     )
     if not chained:
-        return _each_result(cast("Generator[list[Any], None, None]", lists))
-    results = cast("_Results[Any]", _Results.from_iterable(lists))  # an instance of cls
-    results._source = lists
+        return source  # the results themselves
+    results = cast("_Results[Any]", _Results.from_iterable(source))  # an instance of cls
+    results._source = source
     return results
-
-
-def _each_result(lists: Generator[list[Any], None, None]) -> Iterator[Any]:
-    """A map's result iterator over short chunks: each list's results, popped one by one."""
-    try:
-        for results in lists:
-            while results:
-                yield results.pop()
-    finally:
-        lists.close()
 
 
 def _result_source(
@@ -245,11 +235,11 @@ def _result_source(
     ordered: bool,
     popping: bool,
 ) -> Generator[Any, None, None]:
-    """Each chunk's results in turn, reversed (the first last), then its error, if any.
+    """Each chunk's results in turn, then its error, if any.
 
-    ``popping``: give, instead of each list, an iterator that pops its
-    results one by one, for :class:`_Results` to chain. Either way each
-    result is popped as it goes out, so neither the chunk's list nor a local
+    ``popping``: give, instead of each result, an iterator that pops a
+    chunk's results one by one, for :class:`_Results` to chain. Either way
+    each result is popped as it goes out, so neither the chunk's list nor a local
     keeps a result the consumer has taken alive while it waits for the next
     one (Executor.map's contract, bpo-27144).
     """
@@ -278,7 +268,8 @@ def _result_source(
                 if popping:
                     yield map(results.pop, itertools.repeat(-1, len(results)))
                 else:
-                    yield results
+                    while results:
+                        yield results.pop()
             del results
             if error is not None:
                 raise error
