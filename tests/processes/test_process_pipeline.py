@@ -213,3 +213,44 @@ def test_a_round_whose_done_callback_raises_leaves_the_rest_to_the_failure_handl
         os.close(state.wake_r)
         os.close(state.wake_w)
         state.selector.close()
+
+
+def test_a_maps_first_chunks_fill_every_idle_workers_pipeline_at_once(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    with ProcessPool(2, "fork", min_workers=2) as pool:
+        assert len({fut.result(PROMPT) for fut in [pool.submit(tasks.pid) for _ in range(8)]})
+        eventually(lambda: pool.stats().idle == 2, "both workers idle")
+        results = pool.map(tasks.wait_for_file, [str(gate)] * 8, range(8))
+        with pool._state.lock:  # handed out by map() itself: no dispatcher round yet
+            held = sorted(len(w.tasks) for w in pool._state.workers.values())
+            queued = len(pool._state.queue)
+        gate.touch()
+        assert list(range(8)) == list(results)
+    # Each worker took its pipelined share of the queue (the dispatcher's
+    # rule): more than one chunk each, the rest queued for whoever answers.
+    assert min(held) >= 2
+    assert sum(held) + queued == 8
+
+
+def test_a_maps_chunks_held_behind_a_timed_out_chunk_are_not_failed_with_it() -> None:
+    with ProcessPool(2, "fork", min_workers=2) as pool:
+        assert pool.submit(tasks.pid).result(PROMPT) > 0
+        eventually(lambda: pool.stats().idle == 2, "both workers idle")
+        view = pool.options(timeout=1.0)
+        results = view.map(tasks.sleep_then, [30.0, *[0.0] * 7], range(8), ordered=False)
+        got: list[int] = []
+        with pytest.raises(TaskTimeout):
+            got.extend(results)
+        assert list(range(5)) == list(pool.map(tasks.identity, range(5)))
+    stats = pool.stats()
+    # Only the overrunning chunk failed; the ones held behind it were
+    # requeued (then run, or skipped once the map ended at the error).
+    assert (stats.timed_out, stats.failed, stats.crashed) == (1, 1, 0)
+    assert set(got) <= set(range(1, 8))
+    assert stats.succeeded + stats.cancelled == stats.submitted - 1
+
+
+def test_a_bounded_pools_map_admits_its_first_chunks_one_by_one() -> None:
+    with ProcessPool(1, "fork", queue_size=2) as pool:
+        assert list(range(10)) == list(pool.map(tasks.identity, range(10), buffersize=2))
+        assert list(range(10)) == list(pool.map(tasks.identity, range(10), buffersize=8))

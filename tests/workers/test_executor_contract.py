@@ -237,3 +237,19 @@ def test_future_result_timeout_raises_timeout_error(pool: WorkerPool) -> None:
     release.set()
     assert fut.result(PROMPT) is True
     assert fut.exception() is None
+
+
+@pytest.mark.parametrize("chunksize", [1, 3, 10, 11])
+def test_map_over_a_list_yields_every_item_once_in_order(pool: WorkerPool, chunksize: int) -> None:
+    """A list is cut into chunks by slicing it (the fast path): same results as any iterable."""
+    items = list(range(10))
+    assert [2 * x for x in items] == list(pool.map(lambda x: 2 * x, items, chunksize=chunksize))
+    assert not list(pool.map(abs, [], chunksize=chunksize))
+
+
+@pytest.mark.parametrize("chunksize", [1, 50])
+def test_map_close_stops_it_mid_chunk(pool: WorkerPool, chunksize: int) -> None:
+    results = pool.map(abs, range(1000), chunksize=chunksize)
+    assert next(results) == 0
+    results.close()  # type: ignore[attr-defined]
+    assert not list(results)

@@ -1,10 +1,12 @@
 """ProcessPool's ``map`` and ``group``, built on WorkerPool's.
 
 ``map`` reuses :func:`poolkit.workers._map.lazy_map` (bounded in-flight chunks,
-ordering, early-exit, progress): lazy_map hands each chunk to ``pool.go(
+ordering, early-exit, progress): lazy_map hands its first chunks to
+``go_all(state, [(index, chunk), ...])`` and each later one to ``pool.go(
 _run_chunk, state, index, chunk)``; :class:`_ChunkSubmitter` stands in for the
-pool and turns that call into one process task in :data:`CHUNK` (or :data:`EACH`) mode whose
-outcome is put where lazy_map reads it (``state.done``). The chunk runs in the
+pool and turns each chunk into one process task in :data:`CHUNK` (or :data:`EACH`) mode whose
+outcome is put where lazy_map reads it (``state.done``); the first chunks are
+accepted in one pass (``ProcessState.accept_all``). The chunk runs in the
 worker as ``[fn(*args) for args in chunk]`` (``[fn(x) for x in items]`` over
 one iterable).
 
@@ -81,6 +83,14 @@ class _ChunkSubmitter:
         return self._pool.max_workers
 
     def go(self, _run_chunk: object, state: Any, index: int, chunk: list[Any]) -> None:
+        self._pool._accept(self._task(state, index, chunk), True)
+
+    def go_all(self, state: Any, chunks: list[tuple[int, list[Any]]]) -> None:
+        """Submit the map's first chunks together (see ``ProcessState.accept_all``)."""
+        if chunks:
+            self._pool._accept_all([self._task(state, index, chunk) for index, chunk in chunks])
+
+    def _task(self, state: Any, index: int, chunk: list[Any]) -> Task:
         fn = state.fn
         blob = self._fn_blob
         if blob is None:
@@ -90,7 +100,7 @@ class _ChunkSubmitter:
         # faster than 1-tuples); several: argument tuples.
         message = (child.EACH if state.single else child.CHUNK, blob, chunk, None)
         payload = dumps(message, "the map function {fn!r} or its items", fn)
-        self._pool._accept(Task(payload, fn, None, self._timeout, _ChunkSink(state, index)), True)
+        return Task(payload, fn, None, self._timeout, _ChunkSink(state, index))
 
 
 def process_buffersize(max_workers: int) -> int:
@@ -125,7 +135,8 @@ def process_map(
     """
     if how.buffersize is None:
         how = dataclasses.replace(how, buffersize=process_buffersize(pool.max_workers))
-    return lazy_map(cast("WorkerPool", _ChunkSubmitter(pool, options)), fn, iterables, how)
+    submitter = _ChunkSubmitter(pool, options)
+    return lazy_map(cast("WorkerPool", submitter), fn, iterables, how, submitter.go_all)
 
 
 class ProcessTaskGroup(TaskGroup[T]):

@@ -172,6 +172,9 @@ class ProcessPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[m
     def _accept(self, task: Task, block: bool) -> bool:
         return self._state.accept(task, block)
 
+    def _accept_all(self, tasks: list[Task]) -> None:
+        self._state.accept_all(tasks, self._dispatcher._feed_locked)
+
     def _kill_running(self, future: Future[Any]) -> None:
         self._state.kill_running(future)
 

@@ -487,6 +487,43 @@ class ProcessState:
             self.send(worker)
         return True
 
+    def accept_all(
+        self, tasks: list[Task], feed_locked: Callable[[Worker, float], bytes | None]
+    ) -> None:
+        """:meth:`accept` for several tasks at once (a map's first chunks): one lock hold.
+
+        The tasks join the queue in order, then every idle worker takes its
+        pipelined share (``feed_locked``, the dispatcher's feeding rule) and
+        each gets one write: one chunk per idle worker, the rest left for the
+        dispatcher, had it to wait for the submitting thread's whole burst
+        (it holds the GIL) before it could give the workers their next chunks.
+        A bounded pool (``queue_size``) admits them one by one, since a
+        submitter may wait for room there.
+        """
+        if self.core.intake.limit is not None:
+            for task in tasks:
+                self.accept(task, True)
+            return
+        fed: list[tuple[Worker, bytes | None]] = []
+        with self.lock:
+            self.core.check_open()
+            self.counts["submitted"] += len(tasks)
+            self.unfinished += len(tasks)
+            self.pending.update(tasks)
+            self.queue.extend(tasks)
+            if self.idle:
+                now = time.monotonic()
+                while self.queue and self.idle:
+                    worker = self.idle.pop()
+                    self.core.unpark(worker)
+                    fed.append((worker, feed_locked(worker, now)))
+                if tasks[0].timeout is not None:
+                    self.wake_locked()  # new deadlines for the dispatcher's timer
+            if len(self.queue) > self.starting and self.core.workers < self.core.max_workers:
+                self.wake_locked()  # the dispatcher starts workers
+        for worker, stop in fed:
+            self.send(worker, stop)
+
     def admit_locked(self, block: bool) -> bool:
         """Wait for room in a bounded pool as the core's admission decides; False if refused."""
         intake = self.core.intake

@@ -17,10 +17,10 @@ import itertools
 import math
 import queue
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from poolkit._errors import PoolTimeout
 from poolkit._validate import (
@@ -44,6 +44,10 @@ T = TypeVar("T")
 # own Executor.map(buffersize=) leaves the choice to the caller).
 _CHUNKS_PER_WORKER = 4
 _MIN_BUFFER = 16
+# From this chunksize on, the result iterator pops each chunk's results in C
+# (_Results); below it, the iterator objects it makes per chunk cost more
+# than resuming a generator per result saves.
+_CHAINED_CHUNKSIZE = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +120,13 @@ def lazy_map(
     fn: Callable[..., T],
     iterables: tuple[Iterable[Any], ...],
     how: MapArgs,
+    go_all: Callable[[Any, list[tuple[int, list[Any]]]], None] | None = None,
 ) -> Iterator[T]:
     """Start the map (first chunks submitted now) and return its result iterator.
+
+    ``go_all(state, [(index, chunk), ...])``, if given, submits the first
+    chunks at once (a process pool hands them out in one pass); later chunks
+    go one by one through ``pool.go``, as each result is taken.
 
     Raises:
         PoolClosed: the pool is stopped.
@@ -135,20 +144,62 @@ def lazy_map(
     total = known_length(iterables)
     deadline = deadline_after(seconds)
     single = len(iterables) == 1
+    state = _MapState(fn, single)
     # One iterable: chunks of its items as they are; several: argument tuples,
     # stopping at the shortest iterable, as map() does.
-    args_iter = iter(iterables[0]) if single else zip(*iterables, strict=False)
-    state = _MapState(fn, single)
-    chunks = iter(lambda: list(itertools.islice(args_iter, size)), [])
+    chunks: Iterator[list[Any]]
+    if single and type(iterables[0]) is list:
+        chunks = _slices(iterables[0], size)
+    else:
+        args_iter = iter(iterables[0]) if single else zip(*iterables, strict=False)
+        chunks = iter(lambda: list(itertools.islice(args_iter, size)), [])
     counter = itertools.count()
     in_flight = 0
-    for chunk in itertools.islice(chunks, limit):
-        pool.go(_run_chunk, state, next(counter), chunk)
-        in_flight += 1
-    results = _results(pool, state, chunks, counter, in_flight, deadline, seconds, ordered)
+    if go_all is not None:
+        first = list(itertools.islice(chunks, limit))
+        go_all(state, [(next(counter), chunk) for chunk in first])
+        in_flight = len(first)
+    else:
+        for chunk in itertools.islice(chunks, limit):
+            pool.go(_run_chunk, state, next(counter), chunk)
+            in_flight += 1
+    results = _results(pool, state, chunks, counter, in_flight, deadline, seconds, ordered, size)
     if progress:
         return _with_progress(results, total)
     return results
+
+
+class _Results(itertools.chain[T]):
+    """A map's result iterator over long chunks: their results, one by one, taken in C.
+
+    ``_source`` (a :func:`_result_source` generator) waits for each chunk's
+    report and gives an iterator that pops its results; chaining those runs
+    the per-item step in C (no generator frame resumed per result). ``close()`` stops the
+    map, as closing ``Executor.map``'s generator does; so does dropping it.
+    """
+
+    __slots__ = ("_source",)
+    _source: Generator[Iterator[T], None, None]
+
+    def close(self) -> None:
+        """Stop the map early: chunks not started yet are skipped."""
+        self._source.close()
+        # Then drop the rest of the chunk being taken: nothing more comes
+        # out, as from a closed generator.
+        for _ in self:
+            pass
+
+
+def _slices(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """A list's chunks as slices, each taken when asked for (as its iterator would read it).
+
+    A slice copies the items in one step; ``islice`` over the list's
+    iterator takes them one by one (several times the cost on a chunk of 100).
+    """
+    start = 0
+    while chunk := items[start : start + size]:
+        start += size
+        yield chunk
 
 
 def _results(
@@ -160,7 +211,38 @@ def _results(
     deadline: float,
     seconds: float | None,
     ordered: bool,
+    size: int,
 ) -> Iterator[Any]:
+    chained = size >= _CHAINED_CHUNKSIZE
+    source = _result_source(
+        pool, state, chunks, counter, in_flight, deadline, seconds, ordered, chained
+    )
+    if not chained:
+        return source  # the results themselves
+    results = cast("_Results[Any]", _Results.from_iterable(source))  # an instance of cls
+    results._source = source
+    return results
+
+
+def _result_source(
+    pool: WorkerPool,
+    state: _MapState,
+    chunks: Iterator[list[Any]],
+    counter: Iterator[int],
+    in_flight: int,
+    deadline: float,
+    seconds: float | None,
+    ordered: bool,
+    popping: bool,
+) -> Generator[Any, None, None]:
+    """Each chunk's results in turn, then its error, if any.
+
+    ``popping``: give, instead of each result, an iterator that pops a
+    chunk's results one by one, for :class:`_Results` to chain. Either way
+    each result is popped as it goes out, so neither the chunk's list nor a local
+    keeps a result the consumer has taken alive while it waits for the next
+    one (Executor.map's contract, bpo-27144).
+    """
     get = state.done.get
     early: dict[int, tuple[list[Any], BaseException | None]] = {}
     want = 0
@@ -181,13 +263,14 @@ def _results(
             if chunk is not None:
                 pool.go(_run_chunk, state, next(counter), chunk)
                 in_flight += 1
-            # Yield, then drop: pop each result as it goes out, so neither
-            # this chunk's list nor a local keeps a result the consumer has
-            # taken alive while it waits for the next one (Executor.map's
-            # contract, bpo-27144).
-            results.reverse()
-            while results:
-                yield results.pop()
+            if results:
+                results.reverse()
+                if popping:
+                    yield map(results.pop, itertools.repeat(-1, len(results)))
+                else:
+                    while results:
+                        yield results.pop()
+            del results
             if error is not None:
                 raise error
     finally:
