@@ -66,6 +66,9 @@ class AsyncCrew:
         eager: bool,
         timings: TaskTimings | None = None,
     ) -> None:
+        # CPython (3.11+) shares one key table among a class's instances for
+        # at most 30 attributes; past that every attribute access on the hot
+        # paths gets slower, so the crew keeps to 30.
         self.core = core
         self.timings = timings
         self.name = core.name
@@ -100,7 +103,14 @@ class AsyncCrew:
         # sync_gate), else None.
         self.own_loop: Any = None
         self.direct_loop: Any = None
-        self.direct_ok = not (self.eager or self.bounded or timings is not None)
+        # Whether a new queued item may need dispatch() (a parked worker to
+        # wake, or room to start one): go()'s fast path reads this one
+        # attribute instead of ``parked`` and the core's ``workers``. It may
+        # be True when nothing is needed (dispatch() then recomputes it),
+        # never False when something is: everything that parks a worker,
+        # counts one out or raises ``max_workers`` sets it (see
+        # next_item, tick, retire, resize, sync_gate).
+        self.wake = True
         self.eager_depth = 0
         self.accepted: asyncio.Future[None]
         self.tick_handle: asyncio.TimerHandle | None = None
@@ -146,8 +156,10 @@ class AsyncCrew:
         is followed by this call.
         """
         core = self.core
+        self.wake = True
         self.eager_ready = self.eager and self.loop is not None and not core.gate
-        self.direct_loop = self.own_loop if self.direct_ok and not core.closed else None
+        direct = not (self.eager or self.bounded or self.timings is not None or core.closed)
+        self.direct_loop = self.own_loop if direct else None
 
     def in_own_task(self) -> bool:
         """Whether the caller is one of this pool's tasks (a worker, or an eager start)."""
@@ -220,8 +232,10 @@ class AsyncCrew:
             worker = parked.popleft()
             if not worker.done():
                 worker.set_result(True)
-                return
-        self.start_tasks(self.core.spawn(len(self.queue), idle=0, closed_ok=True))
+                break
+        else:
+            self.start_tasks(self.core.spawn(len(self.queue), idle=0, closed_ok=True))
+        self.wake = bool(parked) or self.core.workers < self.max_workers
 
     def start_tasks(self, count: int) -> None:
         """Create ``count`` worker Tasks the core already reserved."""
@@ -332,6 +346,8 @@ class AsyncCrew:
         assert loop is not None
         core = self.core
         while True:
+            # This worker may park or exit: go() must dispatch again.
+            self.wake = True
             step = core.next_step(len(self.queue))
             if step is Step.RUN:
                 return True
@@ -372,6 +388,7 @@ class AsyncCrew:
         """The reaping timer fired: retire the idle workers the core names."""
         self.tick_handle = None
         self.tick_at = INF
+        self.wake = True  # reaped workers leave room to start new ones
         tick = self.core.maintain(self.clock(), len(self.queue))
         for waiter in tick.retire:
             assert isinstance(waiter, asyncio.Future)
@@ -539,3 +556,4 @@ class AsyncCrew:
         """A worker task ends; ``counted``: it still counts in the core's ``workers``."""
         self.tasks.discard(task)
         self.core.retire(counted)
+        self.wake = True

@@ -218,7 +218,7 @@ class AsyncWorkerPool(CoreViews):
             )
             crew.submitted += 1
             crew.pending += 1
-            if crew.parked or self._core.workers < crew.max_workers:
+            if crew.wake:
                 crew.dispatch()
             return crew.accepted
         if (

@@ -31,6 +31,10 @@ __all__ = ["AsyncWorker", "drive", "explain", "maybe_await", "resume"]
 
 _LOG = logging.getLogger("poolkit.workers")
 _new_context = contextvars.Context
+_Coroutine = types.CoroutineType
+# A context that is never empty (see AsyncWorker._loop).
+_NOT_EMPTY = _new_context()
+_NOT_EMPTY.run(contextvars.ContextVar[bool]("poolkit_not_empty").set, True)
 
 
 class _Yield:
@@ -232,8 +236,9 @@ class AsyncWorker:
         # task, the initializer, an on_error handler), and while it holds
         # one, bare items go to a runner coroutine stepped inside bare_ctx,
         # itself replaced once a task sets a variable in it.
-        own_ctx = self.own_ctx
-        direct = own_ctx is not None
+        # A worker whose Task context is unknown (own_ctx None) uses one
+        # that is never empty, so the test below sends it to the runner.
+        own_ctx = self.own_ctx if self.own_ctx is not None else _NOT_EMPTY
         bare_ctx = _new_context()
         runner = bare_runner(stateless, state)
         runner.send(None)  # to its first hand-over
@@ -242,43 +247,44 @@ class AsyncWorker:
         out: Any
         coro: Any
         while True:
-            if (not queue or core.gate) and not await next_item(self):
-                return
-            if not queue:
-                continue
+            if not queue or core.gate:
+                if not await next_item(self):
+                    return
+                if not queue:
+                    continue
             item = popleft()
-            if type(item) is not tuple and direct and not own_ctx:
-                # A bare go() item (the function alone: no arguments,
-                # submitted from an empty context) in this Task's own
-                # context, empty now. ``coro.send`` is looked up first so
-                # that a plain function's result fails as in explain().
-                try:
-                    coro = item() if stateless else item(state)
-                    coro.send  # noqa: B018
-                    await coro
-                except GeneratorExit:
-                    raise  # the worker itself is being closed
-                except BaseException as exc:
-                    self._failed(exc, item, None)
-                    del exc
-                item = coro = None
-                crew.pending -= 1
-                if crew.room or not crew.pending:
-                    crew.finished_slow()
-                continue
             if type(item) is not tuple:
-                # A bare go() item while this Task's context is not empty
-                # (or unknown): run by the runner in bare_ctx.
-                out = bare_ctx.run(run_bare, item)
-                if out is not _DONE and type(out) is not _Failed:
-                    out = await drive(runner, bare_ctx, out, bare=True)  # it suspended
-                if out is not _DONE:
-                    self._failed(out.exc, item, None)
-                if bare_ctx:
-                    bare_ctx = _new_context()
-                item = out = None
-                crew.pending -= 1
-                if crew.room or not crew.pending:
+                if not own_ctx:
+                    # A bare go() item (the function alone: no arguments,
+                    # submitted from an empty context) in this Task's own
+                    # context, empty now. Anything but a native coroutine
+                    # has ``send`` looked up first, so that a plain
+                    # function's result fails as in explain().
+                    try:
+                        coro = item() if stateless else item(state)
+                        if type(coro) is not _Coroutine:
+                            coro.send  # noqa: B018
+                        await coro
+                    except GeneratorExit:
+                        raise  # the worker itself is being closed
+                    except BaseException as exc:
+                        self._failed(exc, item, None)
+                        del exc
+                    item = coro = None
+                else:
+                    # A bare go() item while this Task's context is not
+                    # empty (or unknown): run by the runner in bare_ctx.
+                    out = bare_ctx.run(run_bare, item)
+                    if out is not _DONE and type(out) is not _Failed:
+                        out = await drive(runner, bare_ctx, out, bare=True)  # it suspended
+                    if out is not _DONE:
+                        self._failed(out.exc, item, None)
+                    if bare_ctx:
+                        bare_ctx = _new_context()
+                    item = out = None
+                pending = crew.pending - 1
+                crew.pending = pending
+                if not pending or crew.room:
                     crew.finished_slow()
                 continue
             fn, args, kwargs, ctx, fut = item
