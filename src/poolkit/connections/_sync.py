@@ -395,22 +395,18 @@ class ConnectionPool(DriverBase, Generic[C, P]):
             self._lock.release()
         if entry is None or self._extra_checkout or core.dirty or self._dropped_entries:
             return self._acquire_slow(entry, timeout)
-        check = self._check
-        if check is not None:
-            # _checkout_extras' check stage inlined, for a pool whose only
+        if self._check is not None:
+            # The check stage of _checkout_extras, for a pool whose only
             # checkout extra is the check (the adapters' connectors): a
             # failed one goes on in the slow path, which opens or waits for
             # another connection exactly as after a failed check there.
             try:
-                verdict = check(entry.conn)
-            except Exception:
-                logger.debug("connection check raised", exc_info=True)
-                verdict = False
+                failed = self._check_fails(entry)
             except BaseException:
                 # Interrupted mid-check: the connection's state is unknown.
                 self._give_back(entry, "check_failed")
                 raise
-            if verdict is False:
+            if failed:
                 self._give_back(entry, "check_failed")
                 return self._acquire_slow(None, timeout)
         # attach() inlined: this is half of every acquire/release cycle.
