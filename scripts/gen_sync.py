@@ -8,6 +8,9 @@ The async module is the one source; its sync twin is derived in three steps:
    - ``# locked``: the statement, with its block, runs under ``self._lock``
      (acquire/try/finally, cheaper than ``with`` on the hot path). On the
      event loop a core call without an ``await`` is atomic and needs no lock.
+     Nothing in it may take the lock again (it is not reentrant) or wait: a
+     block holds core calls and the driver's own locked-section helpers only,
+     never an ``await``.
    - a comment line ``# sync: CODE``: CODE is a line of the sync twin only.
 
 2. Substitutions: the regexes of :data:`SUBS`, word by word on every line
@@ -79,7 +82,10 @@ def header(source: str) -> str:
 
 
 def statement_spans(text: str) -> dict[int, tuple[int, int, bool]]:
-    """First line -> (first, last line, has a block) of the outermost statement there."""
+    """First line -> (first, last line, awaits) of the outermost statement there.
+
+    ``awaits``: an ``await`` is in the statement (its block included).
+    """
     spans: dict[int, tuple[int, int, bool]] = {}
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.stmt) and node.end_lineno is not None:
@@ -88,7 +94,8 @@ def statement_spans(text: str) -> dict[int, tuple[int, int, bool]]:
             start = min([first, *(d.lineno for d in decorators)])
             old = spans.get(first)
             if old is None or node.end_lineno > old[1]:
-                spans[first] = (start, node.end_lineno, hasattr(node, "body"))
+                awaits = any(isinstance(sub, ast.Await) for sub in ast.walk(node))
+                spans[first] = (start, node.end_lineno, awaits)
     return spans
 
 
@@ -112,10 +119,11 @@ def apply_directives(text: str) -> list[str]:
     for number, kind in directives(text).items():
         if number not in spans:
             raise SystemExit(f"gen_sync: line {number}: '# {kind}' is not on a statement's line")
-        first, last, block = spans[number]
-        # A block under the lock would hold it across calls that take it again.
-        if kind == "locked" and block:
-            raise SystemExit(f"gen_sync: line {number}: '# locked' takes a simple statement")
+        first, last, awaits = spans[number]
+        # The lock is held across the whole statement: an await in it would
+        # hold the lock while waiting (and is not atomic on the loop either).
+        if kind == "locked" and awaits:
+            raise SystemExit(f"gen_sync: line {number}: a '# locked' statement may not await")
         marked[first] = (kind, last)
     out: list[str] = []
     number = 1

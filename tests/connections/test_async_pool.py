@@ -99,6 +99,28 @@ def test_double_release_raises() -> None:
     async_run(main)
 
 
+def test_a_racing_second_release_of_one_proxy_raises_and_files_it_once() -> None:
+    """Two releases of one proxy that both pass the proxy's own test (two
+    threads at once): the second raises, and the connection is idle once."""
+
+    async def main() -> None:
+        pool, _ = make()
+        conn = await pool.acquire()
+        entry = conn._bound
+        assert entry is not None
+        await pool.release(conn)
+        entry.proxy = None  # as the racing release saw it: still leased
+        with pytest.raises(ReleaseError, match="released twice"):
+            await pool.release(conn)
+        assert pool.stats().idle == 1
+        async with pool.connection() as again:
+            assert again.raw.id == 1
+            assert pool.stats().idle == 0  # not a second copy of it
+        await pool.close()
+
+    async_run(main)
+
+
 def test_release_of_foreign_connection_raises() -> None:
     async def main() -> None:
         pool, _ = make()
@@ -267,6 +289,41 @@ def test_max_lifetime_closes_at_checkout_and_on_return() -> None:
         assert pool.stats().closed_by_reason["lifetime"] == 1
         async with pool.connection() as c2:
             assert c2.raw.id == 2
+        await pool.close()
+
+    async_run(main)
+
+
+def test_checkout_retires_a_connection_past_its_deadlines_without_the_cleaner() -> None:
+    """net/http's wall-clock check at checkout: the cleaner never ran (a machine
+    resuming from suspend), yet nothing past its lifetime or idle deadline is
+    handed out; past the idle deadline, one is kept only for min_size."""
+
+    async def main() -> None:
+        clock = FakeClock()
+        pool, fake = make(
+            max_size=3,
+            min_size=1,
+            max_idle_time=60,
+            max_lifetime=100,
+            lifetime_jitter=0,
+            clock=clock,
+        )
+        conns = [await pool.acquire() for _ in range(3)]
+        for c in conns:
+            await c.close()
+        clock.advance(61)  # past the idle deadline of all three, no maintain()
+        async with pool.connection() as c:
+            # LIFO: 3 and 2 retire (above min_size), 1 stays for min_size.
+            assert c.raw.id == 1
+        stats = pool.stats()
+        assert (stats.closed_by_reason["idle_time"], stats.idle) == (2, 1)
+        clock.advance(40)  # past its lifetime now
+        async with pool.connection() as c:
+            assert c.raw.id == 4
+        assert pool.stats().closed_by_reason["lifetime"] == 1
+        await async_settle()
+        assert [c.id for c in fake.connections if c.closed] == [1, 2, 3]
         await pool.close()
 
     async_run(main)

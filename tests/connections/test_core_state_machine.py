@@ -340,6 +340,7 @@ class CoreMachine(RuleBasedStateMachine):
         assert core.plain == (
             not core.shrunk and core.budget is None and core.max_idle >= core.max_size
         )
+        assert core.filing == (core.generation if core.plain else -1)
 
     @invariant()
     def every_give_back_has_one_hold(self) -> None:

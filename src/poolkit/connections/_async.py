@@ -358,7 +358,7 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
             raise PoolClosed("the connection pool is closed; create a new pool")
         if core.broken is not None:
             raise broken_error(core.broken) from core.broken
-        opened = len(core.idle) + len(core.in_use)
+        opened = len(core.idle) + core.in_use_count
         if opened >= core.min_size:
             return
         error = core.last_create_error
@@ -376,7 +376,7 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
         return (
             core.closed
             or core.broken is not None
-            or len(core.idle) + len(core.in_use) >= core.min_size
+            or len(core.idle) + core.in_use_count >= core.min_size
         )
 
     # -- acquire ------------------------------------------------------------
@@ -405,7 +405,20 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
         if asyncio.get_running_loop() is not self._loop:  # async-only
             self._bind()
         core = self._core
-        entry = core.checkout(self._clock())  # locked
+        now = self._clock()
+        # core.checkout() inlined for its common case, as a half of every
+        # acquire/release cycle: the next idle connection is not due yet.
+        entry: Entry | None
+        if core.idle:  # locked
+            entry = core.take()
+            if now < entry.due:
+                entry.acquired_at = now
+                entry.out = True
+                core.acquired += 1
+            else:
+                entry = core.checkout_due(entry, now)
+        else:
+            entry = None
         if entry is None or self._extra_checkout or core.dirty or self._dropped_entries:
             return await self._acquire_slow(entry, timeout)
         if self._check is not None:
@@ -725,7 +738,38 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
                 # Interrupted mid-reset: the connection's state is unknown.
                 self._give_back(entry, "reset_failed")
                 raise
-        waiter = core.checkin(entry, self._clock())  # locked
+        now = self._clock()
+        # core.checkin()'s plain give-back inlined, the other half of the
+        # cycle: it stays idle (a plain pool of the entry's generation, see
+        # PoolCore._set_plain), no waiter to serve, not due to close.
+        # entry.out: of two racing releases of one proxy, the second raises
+        # in checkin().
+        if (  # locked
+            entry.generation == core.filing
+            and entry.out
+            and not core.waiters
+            and now < entry.expires_at
+        ):
+            entry.out = False
+            entry.holder = None
+            hold = core.hold_time
+            if hold is not None:
+                seconds = now - entry.acquired_at
+                hold.sum += seconds
+                if seconds > core.hold_floor:
+                    core.long_hold(hold, seconds)
+            entry.idle_since = now
+            due = now + core.max_idle_time
+            if entry.expires_at < due:
+                due = entry.expires_at
+            entry.due = due
+            core.idle.append(entry)
+            if due < core.next_wake:
+                core.next_wake = due
+                core.wake_cleaner = core.dirty = True
+            waiter = None
+        else:
+            waiter = core.checkin(entry, now)
         if waiter is not None:
             waiter.wake()
         if core.dirty or self._dropped_entries:
@@ -813,7 +857,7 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
         wakes: list[Waiter] = []
         while self._dropped_entries:
             entry = self._dropped_entries.pop()
-            if entry.core is core and entry in core.in_use:
+            if entry.core is core and entry.out:
                 waiter = core.checkin(entry, self._clock(), "dropped")
                 if waiter is not None:
                     wakes.append(waiter)
@@ -829,7 +873,7 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
 
     def _drained(self) -> bool:
         core = self._core
-        return not (core.in_use or core.creating or core.closing)
+        return not (core.in_use_count or core.creating or core.closing)
 
     def _notify_if_drained(self) -> None:
         if self._core.closed and self._drained():
@@ -978,7 +1022,7 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
                 WARNING,
                 self._name,
                 "closed with %d connections still in use; they will be closed when returned",
-                len(self._core.in_use),
+                self._core.in_use_count,
             )
         await self._runner.join(deadline)
 

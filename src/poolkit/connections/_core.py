@@ -8,7 +8,7 @@ reason), how many connections to open, waiters to wake.
 
 Invariants (checked by the state-machine test):
 
-- ``size = len(idle) + len(in_use) + creating + closing <= max_size`` at all
+- ``size = len(idle) + in_use_count + creating + closing <= max_size`` at all
   times (unless ``resize()`` just lowered ``max_size``): a connection being
   created counts, so concurrent dials cannot overshoot (database/sql
   ``numOpen``, net/http ``MaxConnsPerHost``), and so does one being closed,
@@ -17,8 +17,9 @@ Invariants (checked by the state-machine test):
 - ``min_size`` counts only live connections (idle, in use, being created):
   one on its way out does not keep the pool from topping up, once its slot
   is free.
-- An entry is in exactly one place: ``idle``, ``in_use``, or the close outbox
-  (then ``closing`` until the driver reports the close done).
+- An entry is in exactly one place: ``idle``, in use (``Entry.out``), or the
+  close outbox (then ``closing`` until the driver reports the close done).
+  ``entries`` holds the first two: every open connection not retired.
 - Waiters are woken first come, first served, one per connection that comes
   back: the core marks the first waiter not yet woken (``notified``) and the
   driver wakes it; the woken waiter then takes an idle connection itself. A
@@ -88,6 +89,7 @@ class Entry:
         "holder",
         "idle_since",
         "leak_reported",
+        "out",
         "proxy",
     )
 
@@ -105,6 +107,9 @@ class Entry:
         # tracking is on; None otherwise.
         self.holder: Any = None
         self.leak_reported = False
+        # Checked out (in use): a flag rather than a set of the entries in
+        # use, whose add and remove cost a tenth of an uncontended cycle.
+        self.out = True
         # The driver's: None while a proxy holds the connection; once given
         # back, the proxy it came back through, detached by this very store
         # and kept for the next lease to reuse (poolkit.connections._proxy).
@@ -161,10 +166,14 @@ class PoolCore:
         self.budget = budget
         self.owner: Any = None  # the driver, for keyed pools' cross-key closes
         self.idle: deque[Entry] = deque()
-        # Most recently returned first (LIFO) or oldest first (FIFO); the deque
-        # object is never replaced, so the bound method stays valid.
-        self._take = self.idle.pop if self.lifo else self.idle.popleft
-        self.in_use: set[Entry] = set()
+        # Takes the next idle connection to hand out: most recently returned
+        # first (LIFO) or oldest first (FIFO). The deque object is never
+        # replaced, so the bound method stays valid. The drivers inline
+        # checkout()'s common case with it (see checkout_due()).
+        self.take = self.idle.pop if self.lifo else self.idle.popleft
+        # Every open connection not retired: idle (in ``idle`` as well) or in
+        # use (``Entry.out``). Changes only when one opens or retires.
+        self.entries: set[Entry] = set()
         self.creating = 0
         # Retired connections whose close() has not returned yet: they still
         # hold their slot (see close_done()).
@@ -218,20 +227,30 @@ class PoolCore:
         # checkout comes back once (with a hold time), so stats() works their
         # number out from the checkouts (see _timings). These are the
         # connections out now, whose holds end after the reset, uncounted by it.
-        self.holds_carried = len(self.in_use)
+        self.holds_carried = self.in_use_count
         # A hold at most this long changes neither the longest hold nor a
         # bucket of its own: min(FIRST_BOUND, hold_time.max), see checkin().
         self.hold_floor = 0.0
 
     @property
+    def in_use_count(self) -> int:
+        """Connections checked out."""
+        return len(self.entries) - len(self.idle)
+
+    @property
+    def in_use(self) -> set[Entry]:
+        """The entries checked out (a new set: the cleaner, leak reports and stats)."""
+        return {entry for entry in self.entries if entry.out}
+
+    @property
     def size(self) -> int:
         """Connections the server may see: open, being created, being closed."""
-        return len(self.idle) + len(self.in_use) + self.creating + self.closing
+        return len(self.entries) + self.creating + self.closing
 
     @property
     def live(self) -> int:
         """Connections that stay: idle, in use, being created (what ``min_size`` counts)."""
-        return len(self.idle) + len(self.in_use) + self.creating
+        return len(self.entries) + self.creating
 
     # -- checkout ---------------------------------------------------------
 
@@ -241,26 +260,42 @@ class PoolCore:
         Returns:
             The entry, now in use, or None when no idle connection is left.
         """
-        idle, take = self.idle, self._take
+        idle, take = self.idle, self.take
         while idle:
             entry = take()
             # The wall-clock check at checkout (net/http): a machine resuming
             # from suspend must not reuse a connection the cleaner had no
             # chance to retire. One comparison against the entry's earliest
             # deadline on the hot path; the reason is worked out only past it.
-            if now >= entry.due:
-                if now >= entry.expires_at:
-                    self._retire(entry, "lifetime")
-                    continue
-                # Counted without this entry: retire it only above min_size.
-                if self.live >= self.min_size:
-                    self._retire(entry, "idle_time")
-                    continue
+            if now >= entry.due and self._retired_due(entry, now):
+                continue
             entry.acquired_at = now
-            self.in_use.add(entry)
+            entry.out = True
             self.acquired += 1
             return entry
         return None
+
+    def checkout_due(self, entry: Entry, now: float) -> Entry | None:
+        """:meth:`checkout` for a driver whose inlined common case took ``entry``
+        (the next idle connection, ``take()``) and found it due."""
+        if self._retired_due(entry, now):
+            return self.checkout(now)
+        entry.acquired_at = now
+        entry.out = True
+        self.acquired += 1
+        return entry
+
+    def _retired_due(self, entry: Entry, now: float) -> bool:
+        """Retire ``entry``, just taken from idle and due, if it must go."""
+        if now >= entry.expires_at:
+            self._retire(entry, "lifetime")
+            return True
+        # Only above min_size (live counts this entry): a connection kept for
+        # min_size past its idle deadline waits for its lifetime.
+        if self.live > self.min_size:
+            self._retire(entry, "idle_time")
+            return True
+        return False
 
     def add_waiter(self, waiter: Waiter) -> None:
         """Queue ``waiter`` and plan the connections it needs.
@@ -359,13 +394,12 @@ class PoolCore:
         Returns:
             A waiter to wake (the first one not woken yet), if any.
         """
-        try:
-            self.in_use.remove(entry)
-        except KeyError:
+        if not entry.out:
             raise ReleaseError(
                 "this connection is not checked out of this pool (released twice?); "
                 "release each acquired connection exactly once"
-            ) from None
+            )
+        entry.out = False
         entry.holder = None
         hold = self.hold_time
         if hold is not None and held:
@@ -376,13 +410,12 @@ class PoolCore:
             seconds = now - entry.acquired_at
             hold.sum += seconds
             if seconds > self.hold_floor:
-                self._long_hold(hold, seconds)
+                self.long_hold(hold, seconds)
         expires = entry.expires_at
         if (
             reason is None
-            and self.plain
+            and entry.generation == self.filing  # plain, and of this generation
             and not self.waiters
-            and entry.generation == self.generation
             and now < expires
         ):
             # The common give-back, in one test: filed idle, no cap to check
@@ -404,13 +437,13 @@ class PoolCore:
             elif now >= expires:
                 reason = "lifetime"
             elif self.shrunk:
-                # Counted without this entry: do the others already fill the
+                # Do the others (live counts this entry) already fill the
                 # max_size that resize() lowered? Connections being closed
                 # are on their way out and do not count here; the pool is
                 # back within its limit once they are gone too.
-                if self.live >= self.max_size:
+                if self.live - 1 >= self.max_size:
                     reason = "resized"
-                elif self.size < self.max_size:
+                elif self.size - 1 < self.max_size:
                     self.shrunk = False
                     self._set_plain()
         if reason is not None:
@@ -436,7 +469,7 @@ class PoolCore:
                 first.entry = entry
                 first.notified = True
                 entry.acquired_at = now
-                self.in_use.add(entry)
+                entry.out = True
                 self.acquired += 1
                 return first
             self.idle.append(entry)
@@ -460,11 +493,16 @@ class PoolCore:
         at least ``max_size`` (a returning connection was counted in the size,
         so the idle ones are fewer than ``max_size``), the pool is not above
         a lowered ``max_size`` and no keyed pool's budget applies. Called
-        wherever one of those changes.
+        wherever one of those, or the generation, changes.
+
+        And :attr:`filing`, the two tests of the plain give-back in one:
+        ``entry.generation == filing`` holds when the pool is plain and the
+        entry of the current generation (-1 when not plain: no entry's).
         """
         self.plain = not self.shrunk and self.budget is None and self.max_idle >= self.max_size
+        self.filing = self.generation if self.plain else -1
 
-    def _long_hold(self, hold: Recorder, seconds: float) -> None:
+    def long_hold(self, hold: Recorder, seconds: float) -> None:
         """Record a hold longer than :attr:`hold_floor`: its bucket, the maximum."""
         if seconds > FIRST_BOUND:
             hold.record_bucket(seconds)
@@ -528,7 +566,7 @@ class PoolCore:
         self.refill_held = False  # the server is reachable again
         life = self.max_lifetime * (1.0 - self.jitter * self.rng.random())
         entry = Entry(self, conn, now, now + life)
-        self.in_use.add(entry)
+        self.entries.add(entry)
         return entry
 
     def reserve_new(self) -> bool:
@@ -586,6 +624,7 @@ class PoolCore:
     def _retire(self, entry: Entry, reason: str) -> None:
         # The slot stays taken until close_done(): freeing it now would let
         # a creation start while the server still counts this connection.
+        self.entries.remove(entry)
         self.closed_by_reason[reason] += 1
         self.closing += 1
         if self.budget is not None:
@@ -625,6 +664,7 @@ class PoolCore:
     def drain(self) -> None:
         """Close every idle connection now, and every busy one when it comes back."""
         self.generation += 1
+        self._set_plain()
         while self.idle:
             self._retire(self.idle.popleft(), "drained")
 
@@ -643,6 +683,7 @@ class PoolCore:
         """Fail every waiter, close idle connections; busy ones close on return."""
         self.closed = True
         self.generation += 1
+        self._set_plain()
         while self.waiters:
             waiter = self.waiters.popleft()
             waiter.closed = True
@@ -717,8 +758,9 @@ class PoolCore:
         for entry, reason in doomed:
             self._retire(entry, reason)
         leaked: list[Entry] = []
+        in_use = self.in_use
         if self.leak_timeout is not None:
-            for entry in self.in_use:
+            for entry in in_use:
                 if entry.leak_reported or entry.holder is None:
                     continue
                 due = entry.acquired_at + self.leak_timeout
@@ -732,9 +774,9 @@ class PoolCore:
         # checkins from rousing the cleaner: a pass that found every connection
         # busy would otherwise plan "no deadline", the next checkin would wake
         # it again, and under load the two would ping-pong on every cycle.
-        if self.in_use:
+        if in_use:
             bound = now + self.max_idle_time
-            for entry in self.in_use:
+            for entry in in_use:
                 if now < entry.expires_at < bound:
                     bound = entry.expires_at
             next_due = min(next_due, bound)
@@ -767,7 +809,7 @@ class PoolCore:
         zeros = self.acquired - self.acquire_wait.count
         # Every checkout comes back once, with its hold time: those not in a
         # bucket of their own were in the first one (see checkin()).
-        holds = self.acquired - len(self.in_use) + self.holds_carried
+        holds = self.acquired - self.in_use_count + self.holds_carried
         return {
             "acquire_wait": self.acquire_wait.snapshot(zeros),
             "hold_time": self.hold_time.snapshot(holds - self.hold_time.count),
@@ -779,7 +821,7 @@ class PoolCore:
         snap = ConnectionPoolStats(
             total=self.size,
             idle=len(self.idle),
-            in_use=len(self.in_use),
+            in_use=self.in_use_count,
             creating=self.creating,
             closing=self.closing,
             waiting=len(self.waiters),

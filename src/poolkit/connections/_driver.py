@@ -219,7 +219,7 @@ class DriverBase:
                 "timeout",
                 "PoolTimeout after %.3g s: %d in use, %d idle, max_size %d, %d waiting",
                 waited,
-                len(core.in_use),
+                core.in_use_count,
                 len(core.idle),
                 core.max_size,
                 len(core.waiters),
@@ -333,7 +333,7 @@ class DriverBase:
         state = "closed" if core.closed else "broken" if core.broken is not None else "open"
         return (
             f"<{type(self).__name__} {self._name!r} {state} [size {core.size}/{core.max_size}: "
-            f"{len(core.idle)} idle, {len(core.in_use)} in use, {core.creating} creating, "
+            f"{len(core.idle)} idle, {core.in_use_count} in use, {core.creating} creating, "
             f"{core.closing} closing | "
             f"{len(core.waiters)} waiting]>"
         )

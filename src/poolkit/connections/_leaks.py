@@ -215,7 +215,7 @@ def timeout_message(core: PoolCore, timeout: float, now: float) -> str:
     is kept for a pool at its limit with connections in use.
     """
     state = (
-        f"{len(core.in_use)} in use (max_size={core.max_size}), {core.creating} being "
+        f"{core.in_use_count} in use (max_size={core.max_size}), {core.creating} being "
         f"created, {len(core.waiters)} waiting"
     )
     head = f"couldn't acquire a connection within {timeout:g} s"
