@@ -13,7 +13,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from poolkit import AsyncConnectionPool, AsyncWorkerPool, ConnectionPool, ProcessPool, WorkerPool
+from poolkit import (
+    AsyncConnectionPool,
+    AsyncWorkerPool,
+    BufferPool,
+    ConnectionPool,
+    ProcessPool,
+    WorkerPool,
+)
 from poolkit.buffers import ByteBufferPool
 from poolkit.connections._core import PoolCore
 from poolkit.testing import AsyncFakeConnector, FakeConnector
@@ -65,12 +72,19 @@ def test_the_worker_crews_stay_below_the_limit() -> None:
     asyncio.run(main())
 
 
-def test_the_process_pool_state_and_the_byte_buffer_pool_stay_below_the_limit() -> None:
-    with ProcessPool(1) as pool:
-        assert pool.submit(abs, -1).result() == 1
-        assert attributes(pool._state) < SHARED_KEYS_LIMIT
+def test_the_buffer_pools_stay_below_the_limit_or_have_slots() -> None:
+    pool = BufferPool()
+    with pool.borrow(4096) as view:
+        view[0] = 1
+    assert not hasattr(pool, "__dict__")
     buffers = ByteBufferPool()
     buf = buffers.get()
     buf.write(b"x")
     buffers.put(buf)
     assert attributes(buffers) < SHARED_KEYS_LIMIT
+
+
+def test_the_process_pool_state_stays_below_the_limit() -> None:
+    with ProcessPool(1) as pool:
+        assert pool.submit(abs, -1).result() == 1
+        assert attributes(pool._state) < SHARED_KEYS_LIMIT
