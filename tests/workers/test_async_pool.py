@@ -635,6 +635,58 @@ def test_eager_start_runs_the_first_step_before_go_returns() -> None:
     run(main())
 
 
+def test_eager_go_finishes_in_the_caller_or_hands_the_suspended_task_to_a_worker() -> None:
+    """go() with eager start: a coroutine that returns (a value or None) is done
+    when go() returns; one that suspends (on a bare ``yield`` as ``sleep(0)``,
+    or on a Future) is finished by a worker; failures at either step reach
+    on_error. Each runs in a copy of the caller's context."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def main() -> None:
+        seen: list[tuple[str, str]] = []
+        errors: list[BaseException] = []
+        release = asyncio.get_running_loop().create_future()
+
+        async def returns(value: object) -> object:
+            seen.append(("returns", var.get()))
+            var.set("changed by the task")
+            return value
+
+        async def sleeps_then(then: str) -> None:
+            seen.append(("before sleep", var.get()))
+            await asyncio.sleep(0)
+            seen.append((then, var.get()))
+            if then == "raise":
+                raise ValueError("after the first step")
+
+        async def waits() -> None:
+            await release
+            seen.append(("after the future", var.get()))
+
+        var.set("caller's")
+        async with AsyncWorkerPool(2, eager=True, on_error=lambda e, t: errors.append(e)) as ap:
+            await ap.go(returns, 42)
+            await ap.go(returns, None)
+            assert seen == [("returns", "caller's"), ("returns", "caller's")]
+            assert var.get() == "caller's"
+            await ap.go(sleeps_then, "woke")
+            assert seen[-1] == ("before sleep", "caller's")
+            await ap.wait()
+            assert seen[-1] == ("woke", "caller's")
+            await ap.go(waits)
+            release.set_result(None)
+            await ap.go(sleeps_then, "raise")
+            await ap.go(fail, 1)  # raises in its first step
+            await ap.wait()
+            assert ("after the future", "caller's") in seen
+            assert sorted(str(e) for e in errors) == ["after the first step", "bad 1"]
+            stats = ap.stats()
+            assert (stats.submitted, stats.succeeded, stats.failed) == (6, 4, 2)
+            assert (stats.queued, stats.running) == (0, 0)
+
+    run(main())
+
+
 def test_no_eager_start_by_default_when_disabled_or_when_tasks_are_queued() -> None:
     async def main() -> None:
         order: list[int] = []
