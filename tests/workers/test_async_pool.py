@@ -687,6 +687,61 @@ def test_eager_go_finishes_in_the_caller_or_hands_the_suspended_task_to_a_worker
     run(main())
 
 
+def test_queued_go_tasks_with_arguments_return_suspend_and_fail_as_tasks_do() -> None:
+    """The default pool's go() with arguments: a task that returns (a value or
+    None), suspends on a bare yield or on a Future, or fails in its first or a
+    later step, each in a copy of the submitter's context."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def main() -> None:
+        seen: list[tuple[object, str]] = []
+        errors: list[str] = []
+        release = asyncio.get_running_loop().create_future()
+
+        async def task(how: str, value: object = None) -> object:
+            seen.append((how, var.get()))
+            var.set("changed by the task")
+            if how == "sleeps":
+                await asyncio.sleep(0)
+            elif how == "waits":
+                await release
+            elif how == "fails first":
+                raise ValueError(how)
+            if how in ("sleeps", "waits"):
+                seen.append((how + " again", var.get()))
+            return value
+
+        async def fails_later() -> None:
+            await asyncio.sleep(0)
+            raise ValueError("fails later")
+
+        var.set("submitter's")
+        async with AsyncWorkerPool(2, on_error=lambda e, t: errors.append(str(e))) as ap:
+            for how, value in (("returns", 42), ("returns", None), ("sleeps", 1), ("waits", 2)):
+                await ap.go(task, how, value)
+            await ap.go(task, "fails first")
+            await ap.go(fails_later)
+            release.set_result(None)
+            await ap.wait()
+            assert var.get() == "submitter's"
+            assert sorted(seen) == sorted(
+                [
+                    ("returns", "submitter's"),
+                    ("returns", "submitter's"),
+                    ("sleeps", "submitter's"),
+                    ("sleeps again", "changed by the task"),
+                    ("waits", "submitter's"),
+                    ("waits again", "changed by the task"),
+                    ("fails first", "submitter's"),
+                ]
+            )
+            assert sorted(errors) == ["fails first", "fails later"]
+            stats = ap.stats()
+            assert (stats.submitted, stats.succeeded, stats.failed) == (6, 4, 2)
+
+    run(main())
+
+
 def test_no_eager_start_by_default_when_disabled_or_when_tasks_are_queued() -> None:
     async def main() -> None:
         order: list[int] = []

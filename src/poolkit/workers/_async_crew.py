@@ -28,7 +28,7 @@ import os
 import threading
 import types
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from poolkit._errors import EventLoopMismatch, PoolOverload, PoolTimeout
@@ -49,21 +49,6 @@ _get_ident = threading.get_ident
 Item = tuple[Any, ...]
 Bare = Callable[[], Any]  # a bare item: the coroutine function alone
 _Coroutine = types.CoroutineType
-# What _first_step returns for a coroutine that finished in its first step.
-_FINISHED: Any = object()
-
-
-def _first_step(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run ``coro`` to its first suspension: what it yielded, or :data:`_FINISHED`.
-
-    A for loop ends on the coroutine's return without a ``StopIteration``
-    raised and caught in Python, which ``coro.send(None)`` costs: about a
-    third of an eager start that finishes at once. The value returned is not
-    kept (go() has no result to keep).
-    """
-    for yielded in coro.__await__():
-        return yielded
-    return _FINISHED
 
 
 class AsyncCrew:
@@ -316,8 +301,8 @@ class AsyncCrew:
             coro = fn(*args, **kwargs)
             if fut is None and type(coro) is _Coroutine:
                 # go(): no result to keep, so no StopIteration to catch.
-                yielded = ctx.run(_first_step, coro)
-                if yielded is _FINISHED:
+                yielded = ctx.run(aw.first_step, coro)
+                if yielded is aw.FINISHED:
                     self.eager_depth = 0
                     return
             else:
