@@ -451,7 +451,7 @@ class PoolCore:
         Returns:
             A waiter to wake (the first one not woken yet), if any.
         """
-        if not entry.out:
+        if not entry.out or entry.core is not self:
             raise ReleaseError(
                 "this connection is not checked out of this pool (released twice?); "
                 "release each acquired connection exactly once"
