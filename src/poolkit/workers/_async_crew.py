@@ -68,7 +68,7 @@ class AsyncCrew:
         eager: bool,
         timings: TaskTimings | None = None,
     ) -> None:
-        # CPython 3.11 shares one key table among a class's instances only
+        # CPython (3.11 to 3.13) shares one key table among a class's instances only
         # while they have fewer than 30 attributes; from the 30th on, every
         # method call on the crew is looked up the slow way (about 40 % more
         # per call), so the crew keeps to 29 (a test holds it there).

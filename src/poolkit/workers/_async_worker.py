@@ -307,7 +307,7 @@ class AsyncWorker:
             fn, args, kwargs, ctx, fut = item
             item = None
             if fut is None:
-                # Fast path: a go() item. Most cheap coroutines finish in one send.
+                # Fast path: a go() item. Most cheap coroutines finish in one step.
                 try:
                     coro = fn(*args, **kwargs) if stateless else fn(state, *args, **kwargs)
                     if type(coro) is _Coroutine:
