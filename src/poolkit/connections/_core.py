@@ -186,7 +186,6 @@ class PoolCore:
         "next_wake",
         "overloads",
         "owner",
-        "plain",
         "reconnects_failed",
         "refill_held",
         "retries",
@@ -324,8 +323,15 @@ class PoolCore:
             # from suspend must not reuse a connection the cleaner had no
             # chance to retire. One comparison against the entry's earliest
             # deadline on the hot path; the reason is worked out only past it.
-            if now >= entry.due and self._retired_due(entry, now):
-                continue
+            if now >= entry.due:
+                if now >= entry.expires_at:
+                    self._retire(entry, "lifetime")
+                    continue
+                # Only above min_size (live counts this entry): a connection
+                # kept for min_size past its idle deadline waits for its lifetime.
+                if self.live > self.min_size:
+                    self._retire(entry, "idle_time")
+                    continue
             entry.acquired_at = now
             entry.out = True
             self.acquired += 1
@@ -334,25 +340,12 @@ class PoolCore:
 
     def checkout_due(self, entry: Entry, now: float) -> Entry | None:
         """:meth:`checkout` for a driver whose inlined common case took ``entry``
-        (the next idle connection, ``take()``) and found it due."""
-        if self._retired_due(entry, now):
-            return self.checkout(now)
-        entry.acquired_at = now
-        entry.out = True
-        self.acquired += 1
-        return entry
+        (the next idle connection, ``take()``) and found it due.
 
-    def _retired_due(self, entry: Entry, now: float) -> bool:
-        """Retire ``entry``, just taken from idle and due, if it must go."""
-        if now >= entry.expires_at:
-            self._retire(entry, "lifetime")
-            return True
-        # Only above min_size (live counts this entry): a connection kept for
-        # min_size past its idle deadline waits for its lifetime.
-        if self.live > self.min_size:
-            self._retire(entry, "idle_time")
-            return True
-        return False
+        The entry goes back where ``take()`` found it, and checkout decides.
+        """
+        (self.idle.append if self.lifo else self.idle.appendleft)(entry)
+        return self.checkout(now)
 
     def add_waiter(self, waiter: Waiter) -> None:
         """Queue ``waiter`` and plan the connections it needs.
@@ -544,20 +537,26 @@ class PoolCore:
         return None
 
     def _set_plain(self) -> None:
-        """Work out :attr:`plain`: whether a give-back can skip the idle caps.
+        """Work out :attr:`filing`, the two tests of the plain give-back in one.
+
+        ``entry.generation == filing`` holds when the pool is :attr:`plain`
+        and the entry is of the current generation; -1 when the pool is not
+        plain (no entry's). Called wherever the generation, or one of the
+        conditions of :attr:`plain`, changes.
+        """
+        plain = not self.shrunk and self.budget is None and self.max_idle >= self.max_size
+        self.filing = self.generation if plain else -1
+
+    @property
+    def plain(self) -> bool:
+        """Whether a give-back can skip the idle caps.
 
         True when no cap can refuse a connection coming back: ``max_idle`` is
         at least ``max_size`` (a returning connection was counted in the size,
         so the idle ones are fewer than ``max_size``), the pool is not above
-        a lowered ``max_size`` and no keyed pool's budget applies. Called
-        wherever one of those, or the generation, changes.
-
-        And :attr:`filing`, the two tests of the plain give-back in one:
-        ``entry.generation == filing`` holds when the pool is plain and the
-        entry of the current generation (-1 when not plain: no entry's).
+        a lowered ``max_size`` and no keyed pool's budget applies.
         """
-        self.plain = not self.shrunk and self.budget is None and self.max_idle >= self.max_size
-        self.filing = self.generation if self.plain else -1
+        return self.filing >= 0
 
     def long_hold(self, hold: Recorder, seconds: float) -> None:
         """Record a hold longer than :attr:`hold_floor`: its bucket, the maximum."""
