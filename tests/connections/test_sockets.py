@@ -7,6 +7,7 @@ import math
 import os
 import select
 import socket
+import struct
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from poolkit import AsyncConnectionPool, ConnectionPool
+from poolkit.adapters import sockets
 from poolkit.adapters.sockets import (
     AsyncTCPConnector,
     AsyncUnixConnector,
@@ -87,6 +89,74 @@ def test_a_probe_answers_for_its_socket_across_checks(server: EchoServer) -> Non
     assert not probe.alive()
     sock.close()
     assert not probe.alive()
+
+
+linux_only = pytest.mark.skipif(
+    os.uname().sysname != "Linux", reason="the GIL-keeping TCP test is Linux's"
+)
+
+
+@linux_only
+def test_a_quiet_tcp_probe_keeps_the_gil_and_polls_only_on_doubt(server: EchoServer) -> None:
+    """On Linux a quiet TCP socket is answered by getsockopt alone (poll would
+    release the GIL at every checkout); a waiting byte or a FIN still goes to
+    poll and the peek, which call it dead."""
+    assert sockets._tcp_quiet_works()
+    sock = socket.create_connection(server.address)
+    probe = SocketProbe(sock)
+    polls: list[int] = []
+    real_poll = probe._poll
+    assert real_poll is not None
+
+    def counting_poll(timeout: int) -> list[tuple[int, int]]:
+        polls.append(timeout)
+        return real_poll(timeout)
+
+    probe._poll = counting_poll
+    assert roundtrip(sock) == b"ping"
+    assert probe.alive()
+    assert polls == []
+    sock.sendall(b"x")  # echoed back: a byte nobody asked for
+    wait_readable(sock)
+    assert not probe.alive()
+    assert polls == [0]
+    assert sock.recv(1) == b"x"
+    assert probe.alive()
+    assert polls == [0]
+    server.close_clients()
+    wait_readable(sock)
+    assert not probe.alive()
+    assert polls == [0, 0]
+    sock.close()
+
+
+@linux_only
+def test_a_tcp_probe_calls_a_reset_connection_dead() -> None:
+    """A peer that resets (SO_LINGER 0) leaves the socket closed with nothing
+    queued: the probe's first answer is dead."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        sock = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+        probe = SocketProbe(sock)
+        assert probe.alive()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()
+        wait_readable(sock)  # the reset has arrived
+        assert not probe.alive()
+        sock.close()
+
+
+def test_a_unix_socket_probe_polls(tmp_path: Any) -> None:
+    """Only TCP sockets take the getsockopt answer: a Unix socket's queued
+    bytes are not counted on the reader, so its probe polls."""
+    ours, peer = socket.socketpair(socket.AF_UNIX)
+    with ours, peer:
+        probe = SocketProbe(ours)
+        assert not probe._tcp
+        assert probe.alive()
+        peer.sendall(b"x")
+        wait_readable(ours)
+        assert not probe.alive()
 
 
 def test_a_probe_of_a_closed_socket_never_polls_the_number_reused(server: EchoServer) -> None:

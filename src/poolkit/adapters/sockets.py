@@ -164,6 +164,75 @@ def _peek_alive(sock: socket.socket) -> bool:
 _HAS_POLL = hasattr(select, "poll")
 _POLL_READ = select.POLLIN | select.POLLPRI if _HAS_POLL else 0
 
+# Linux's SO_MEMINFO (asm-generic; 4.6 and later): its first word is the
+# memory of the skbs queued to be read, a FIN's included. Python's socket
+# module has no name for it. Other architectures number it differently, so
+# _tcp_quiet_works() tests it on a real connection before it is trusted.
+_SO_MEMINFO = 55
+_TCP_INFO: int = getattr(socket, "TCP_INFO", -1)
+_TCP_ESTABLISHED = 1
+_tcp_quiet_verdict: bool | None = None
+
+
+def _tcp_quiet(sock: socket.socket) -> bool:
+    """Whether a TCP socket is established with nothing queued to read.
+
+    Two ``getsockopt`` calls, which CPython makes without releasing the GIL
+    (``poll`` and ``ioctl`` release it). Under threads that matters more than
+    the call itself: a released GIL goes to a waiting thread, and taking it
+    back costs this one a context switch, on every checkout.
+
+    "Established, nothing queued" is when ``poll`` finds nothing to read: a
+    FIN moves the connection to CLOSE_WAIT and is queued itself, stray bytes
+    and urgent data are queued, a reset leaves it CLOSED. Anything else
+    (False) is decided by ``poll`` and a peek, as before.
+    """
+    return (
+        sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)[0] == _TCP_ESTABLISHED
+        and sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO) == 0
+    )
+
+
+def _tcp_quiet_works() -> bool:
+    """Whether :func:`_tcp_quiet` answers right here; tried once per process.
+
+    On a loopback connection: quiet when fresh, not with a byte waiting,
+    quiet once it is read, not after the peer's FIN. Any other answer, or an
+    error (no loopback, an older kernel, another option number), leaves the
+    probes on ``poll``.
+    """
+    global _tcp_quiet_verdict
+    if _tcp_quiet_verdict is None:
+        _tcp_quiet_verdict = False
+        if _TCP_INFO >= 0 and _HAS_POLL and os.uname().sysname == "Linux":
+            with contextlib.suppress(OSError):
+                _tcp_quiet_verdict = _try_tcp_quiet()
+    return _tcp_quiet_verdict
+
+
+def _try_tcp_quiet() -> bool:
+    """:func:`_tcp_quiet_works`' trial on a fresh loopback connection."""
+    with (
+        socket.create_server(("127.0.0.1", 0)) as server,
+        socket.create_connection(server.getsockname(), timeout=5) as ours,
+    ):
+        peer, _ = server.accept()
+        with peer:
+            fresh = _tcp_quiet(ours)
+            peer.sendall(b"x")
+            byte_seen = _wait_readable(ours) and not _tcp_quiet(ours)
+            read = ours.recv(1) == b"x" and _tcp_quiet(ours)
+            peer.shutdown(socket.SHUT_WR)
+            fin_seen = _wait_readable(ours) and not _tcp_quiet(ours)
+    return fresh and byte_seen and read and fin_seen
+
+
+def _wait_readable(sock: socket.socket) -> bool:
+    """Poll ``sock`` for up to 5 s; whether it became readable."""
+    poller = select.poll()
+    poller.register(sock.fileno(), _POLL_READ)
+    return bool(poller.poll(5000))
+
 
 class SocketProbe:
     """:func:`is_socket_alive` for one socket, with its poll object made once.
@@ -184,13 +253,18 @@ class SocketProbe:
     - CPython refuses one poll object in two threads at once; a pooled
       connection is checked by the one thread checking it out, and a
       concurrent use anyway (``RuntimeError``) falls back to a poll object
-      of its own.
+      of its own;
+    - on Linux, a TCP socket is first asked whether it is established with
+      nothing queued to read, by ``getsockopt`` calls that keep the GIL: the
+      usual answer costs no thread switch, where ``poll`` releases the GIL
+      and, under threads, waits to take it back. Any other answer goes to
+      ``poll`` as above.
 
     Args:
         sock: the socket the probe checks (:attr:`sock`).
     """
 
-    __slots__ = ("_fd", "_poll", "sock")
+    __slots__ = ("_fd", "_poll", "_tcp", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -200,6 +274,14 @@ class SocketProbe:
             poller = select.poll()
             poller.register(fd, _POLL_READ)
             self._poll = poller.poll
+        # A TCP socket on Linux is first asked without releasing the GIL
+        # (see _tcp_quiet): the common answer, "quiet", costs no thread switch.
+        self._tcp = (
+            fd >= 0
+            and sock.family in (socket.AF_INET, socket.AF_INET6)
+            and sock.type == socket.SOCK_STREAM
+            and _tcp_quiet_works()
+        )
 
     def alive(self) -> bool:
         """:func:`is_socket_alive` of :attr:`sock`."""
@@ -207,6 +289,12 @@ class SocketProbe:
         poll = self._poll
         if poll is None or sock.fileno() != self._fd:
             return is_socket_alive(sock)  # closed (-1), or no poll() here
+        if self._tcp:
+            try:
+                if _tcp_quiet(sock):
+                    return True
+            except OSError:
+                pass  # poll() and the peek decide
         try:
             if not poll(0):
                 return True
