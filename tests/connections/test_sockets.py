@@ -23,6 +23,7 @@ from poolkit.adapters.sockets import (
     SocketProbe,
     TCPConnector,
     UnixConnector,
+    is_socket_alive,
     probe_alive,
     socket_timeout,
 )
@@ -143,6 +144,21 @@ def test_a_tcp_probe_calls_a_reset_connection_dead() -> None:
         peer.close()
         wait_readable(sock)  # the reset has arrived
         assert not probe.alive()
+        sock.close()
+
+
+@linux_only
+def test_is_socket_alive_calls_a_reset_tcp_connection_dead() -> None:
+    """The probe-less check takes the same getsockopt answer: quiet is alive,
+    a reset connection is dead on the first check."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        sock = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+        assert is_socket_alive(sock)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()
+        wait_readable(sock)  # the reset has arrived
+        assert not is_socket_alive(sock)
         sock.close()
 
 

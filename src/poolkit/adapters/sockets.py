@@ -126,6 +126,10 @@ def _check_port(port: object) -> int:
 def is_socket_alive(sock: socket.socket) -> bool:
     """Whether an idle socket still looks usable, without blocking.
 
+    On Linux a TCP socket that is established with nothing queued to read is
+    alive by two ``getsockopt`` calls, which keep the GIL (see
+    :class:`SocketProbe`); any other socket or answer is polled and peeked.
+
     Returns:
         False if the peer closed it (readable, zero bytes), if unexpected bytes
         are waiting, or if the socket errors; True if nothing is readable.
@@ -133,6 +137,12 @@ def is_socket_alive(sock: socket.socket) -> bool:
     fd = sock.fileno()
     if fd < 0:
         return False
+    if _answers_tcp_quiet(sock):
+        try:
+            if _tcp_quiet(sock):
+                return True
+        except OSError:
+            pass  # poll() and the peek decide
     # One zero-timeout poll is the common answer ("nothing to read"). recv()
     # alone would not do: on a socket with a timeout Python waits for
     # readability first, so the check would block for the whole timeout.
@@ -210,6 +220,15 @@ def _tcp_quiet_works() -> bool:
     return _tcp_quiet_verdict
 
 
+def _answers_tcp_quiet(sock: socket.socket) -> bool:
+    """Whether :func:`_tcp_quiet` may answer for ``sock``: TCP, where it works."""
+    return (
+        sock.type == socket.SOCK_STREAM
+        and sock.family in (socket.AF_INET, socket.AF_INET6)
+        and _tcp_quiet_works()
+    )
+
+
 def _try_tcp_quiet() -> bool:
     """:func:`_tcp_quiet_works`' trial on a fresh loopback connection."""
     with (
@@ -276,12 +295,7 @@ class SocketProbe:
             self._poll = poller.poll
         # A TCP socket on Linux is first asked without releasing the GIL
         # (see _tcp_quiet): the common answer, "quiet", costs no thread switch.
-        self._tcp = (
-            fd >= 0
-            and sock.family in (socket.AF_INET, socket.AF_INET6)
-            and sock.type == socket.SOCK_STREAM
-            and _tcp_quiet_works()
-        )
+        self._tcp = fd >= 0 and _answers_tcp_quiet(sock)
 
     def alive(self) -> bool:
         """:func:`is_socket_alive` of :attr:`sock`."""
