@@ -221,10 +221,14 @@ def _tcp_quiet_works() -> bool:
 
 
 def _answers_tcp_quiet(sock: socket.socket) -> bool:
-    """Whether :func:`_tcp_quiet` may answer for ``sock``: TCP, where it works."""
+    """Whether :func:`_tcp_quiet` may answer for ``sock``: TCP, where it works.
+
+    Read with ``getattr``: a client library's socket stand-in (pymemcache
+    takes a ``socket_module``) may lack the attributes; it is polled.
+    """
     return (
-        sock.type == socket.SOCK_STREAM
-        and sock.family in (socket.AF_INET, socket.AF_INET6)
+        getattr(sock, "type", None) == socket.SOCK_STREAM
+        and getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6)
         and _tcp_quiet_works()
     )
 
