@@ -137,12 +137,8 @@ def is_socket_alive(sock: socket.socket) -> bool:
     fd = sock.fileno()
     if fd < 0:
         return False
-    if _answers_tcp_quiet(sock):
-        try:
-            if _tcp_quiet(sock):
-                return True
-        except OSError:
-            pass  # poll() and the peek decide
+    if _answers_tcp_quiet(sock) and _tcp_quiet(sock):
+        return True
     # One zero-timeout poll is the common answer ("nothing to read"). recv()
     # alone would not do: on a socket with a timeout Python waits for
     # readability first, so the check would block for the whole timeout.
@@ -195,12 +191,15 @@ def _tcp_quiet(sock: socket.socket) -> bool:
     "Established, nothing queued" is when ``poll`` finds nothing to read: a
     FIN moves the connection to CLOSE_WAIT and is queued itself, stray bytes
     and urgent data are queued, a reset leaves it CLOSED. Anything else
-    (False) is decided by ``poll`` and a peek, as before.
+    (False, and an ``OSError``) is decided by ``poll`` and a peek, as before.
     """
-    return (
-        sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)[0] == _TCP_ESTABLISHED
-        and sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO) == 0
-    )
+    try:
+        return (
+            sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)[0] == _TCP_ESTABLISHED
+            and sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO) == 0
+        )
+    except OSError:
+        return False
 
 
 def _tcp_quiet_works() -> bool:
@@ -307,12 +306,8 @@ class SocketProbe:
         poll = self._poll
         if poll is None or sock.fileno() != self._fd:
             return is_socket_alive(sock)  # closed (-1), or no poll() here
-        if self._tcp:
-            try:
-                if _tcp_quiet(sock):
-                    return True
-            except OSError:
-                pass  # poll() and the peek decide
+        if self._tcp and _tcp_quiet(sock):
+            return True
         try:
             if not poll(0):
                 return True
