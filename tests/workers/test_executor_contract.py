@@ -90,6 +90,29 @@ def test_map_is_lazy_and_bounded_on_an_endless_input(pool: WorkerPool) -> None:
     results.close()  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("workers", "chunksize", "chunks"),
+    [(4, 1, 256), (4, 3, 86), (4, 16, 16), (4, 100, 16), (8, 100, 32)],
+)
+def test_map_default_read_ahead_is_256_items_or_4_chunks_per_worker(
+    workers: int, chunksize: int, chunks: int
+) -> None:
+    """The default buffersize: 4 chunks per worker, at least 16, and at least 256 items."""
+    pulled = itertools.count()
+
+    def endless() -> Iterator[int]:
+        while True:
+            yield next(pulled)
+
+    with WorkerPool(workers) as wp:
+        results = wp.map(identity, endless(), chunksize=chunksize)
+        # The first chunks are read and queued before map() returns; no more
+        # until a result is taken.
+        assert next(pulled) == chunks * chunksize
+        assert next(results) == 0
+        results.close()  # type: ignore[attr-defined]
+
+
 def test_map_unordered_yields_every_result(pool: WorkerPool) -> None:
     assert list(range(100)) == sorted(pool.map(lambda x: x, range(100), ordered=False))
 

@@ -31,7 +31,7 @@ from poolkit.processes._options import NO_OPTIONS, GroupTaskOptions, Options
 from poolkit.processes._wire import dumps, function_blob
 from poolkit.processes._workers import Task
 from poolkit.workers._group import CancelToken, GroupCore, TaskGroup
-from poolkit.workers._map import MapArgs, lazy_map, map_buffersize
+from poolkit.workers._map import MapArgs, default_chunks_in_flight, lazy_map
 
 if TYPE_CHECKING:
     from poolkit.processes._pool import ProcessPool
@@ -115,7 +115,7 @@ def process_buffersize(max_workers: int) -> int:
     per worker keeps every pipe fed while the consumer works through
     results, and still bounds what an endless input holds.
     """
-    return max(map_buffersize(None, max_workers), 2 * (MAX_HELD + 1) * max_workers)
+    return max(default_chunks_in_flight(max_workers), 2 * (MAX_HELD + 1) * max_workers)
 
 
 def process_map(

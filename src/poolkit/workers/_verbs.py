@@ -148,7 +148,8 @@ class MapVerb:
                 size, ``None`` or ``math.inf`` for no limit.
             chunksize: items per task; larger chunks cost less per item.
             ordered: yield results in input order (``False``: as completed).
-            buffersize: chunks in flight (default 4 × max_workers, at least 16).
+            buffersize: chunks in flight (default 4 × max_workers, at least
+                16, and at least 256 items' worth on a thread pool).
             progress: draw a progress bar (tqdm if installed).
 
         Returns:
