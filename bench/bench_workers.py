@@ -13,7 +13,9 @@ line up:
 * asyncio — ``async_go_wait``: AsyncWorkerPool vs gather + Semaphore,
   TaskGroup + Semaphore, aiojobs, asyncio-pool and a hand-written
   asyncio.Queue worker set; ``async_go_wait_no_eager``: the same with eager
-  start off, so every task takes the queue and a worker;
+  start off, so every task takes the queue and a worker; ``async_map``:
+  AsyncWorkerPool.map (results in order, taken as they come) vs gather +
+  Semaphore (every result at the end) and asyncio-pool's ``map``;
 * memory — ``queue_1M_peak_rss``: peak RSS growth while 1,000,000 tasks
   (100,000 quick) go through a bounded WorkerPool, an unbounded one and
   ThreadPoolExecutor, each measured in its own child process.
@@ -47,6 +49,10 @@ def noop() -> None:
 
 
 def inc(x: int) -> int:
+    return x + 1
+
+
+async def ainc(x: int) -> int:
     return x + 1
 
 
@@ -365,10 +371,44 @@ def _async_benches(ctx: BenchContext, n: int) -> None:
             ctx.record(
                 "AsyncWorkerPool go+wait, eager start off (default)", subject, "ops_per_s", 1e9 / ns
             )
+        _async_map_benches(ctx, n, queued, on_loop)
         loop.run_until_complete(ap.stop())
         loop.run_until_complete(queued.stop())
     finally:
         loop.close()
+
+
+def _async_map_benches(
+    ctx: BenchContext,
+    n: int,
+    pool: AsyncWorkerPool,
+    on_loop: Callable[[Callable[[int], Coroutine[Any, Any, None]]], Callable[[int], None]],
+) -> None:
+    """``map`` of a trivial coroutine over ``range(k)``, every result taken in order."""
+
+    async def ours(k: int) -> None:
+        async for _ in pool.map(ainc, range(k)):
+            pass
+
+    async def gather_sem(k: int) -> None:
+        sem = asyncio.Semaphore(ASYNC_WORKERS)
+
+        async def limited(x: int) -> int:
+            async with sem:
+                return await ainc(x)
+
+        for _ in await asyncio.gather(*(limited(x) for x in range(k))):
+            pass
+
+    subjects = {
+        "poolkit": ours,
+        "gather+Semaphore": gather_sem,
+        "asyncio-pool": _asyncio_pool_map(),
+    }
+    for subject, body in subjects.items():
+        if body is not None:
+            ns = ctx.time_ns_per_op(on_loop(body), n)
+            ctx.record("AsyncWorkerPool map, trivial coroutines", subject, "ops_per_s", 1e9 / ns)
 
 
 def _aiojobs() -> Callable[[int], Coroutine[Any, Any, None]] | None:
@@ -381,6 +421,19 @@ def _aiojobs() -> Callable[[int], Coroutine[Any, Any, None]] | None:
         for _ in range(k):
             await scheduler.spawn(anoop())
         await scheduler.wait_and_close()
+
+    return body
+
+
+def _asyncio_pool_map() -> Callable[[int], Coroutine[Any, Any, None]] | None:
+    if not peer_installed("asyncio-pool", "asyncio_pool"):
+        return None
+    from asyncio_pool import AioPool
+
+    async def body(k: int) -> None:
+        pool = AioPool(size=ASYNC_WORKERS)
+        for _ in await pool.map(ainc, range(k)):
+            pass
 
     return body
 

@@ -102,6 +102,11 @@ async def _next_done(
     seconds: float | None,
 ) -> asyncio.Future[T]:
     """Remove and return the next Future to report (first, or first done)."""
+    first = in_flight[0]
+    if first.done():
+        # The common case once the workers are ahead of the consumer: no
+        # asyncio.wait (a set, a waiter Future and a callback per Future).
+        return in_flight.popleft()
     left = left_until(deadline)
     timeout = None if left == math.inf else left
     if ordered:
