@@ -365,7 +365,13 @@ def _memcached() -> Iterator[int | None]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "2"]
+    # One worker thread, so one server thread serves every subject. With
+    # two, memcached hands new connections to its threads in turn, and the
+    # thread a subject's connection landed on set its 1-thread figure: the
+    # first subject to connect ran at 6k pairs/s where the second ran at
+    # 10-11k, whichever client it was (the threads' placement against the
+    # client's on two cores). One thread is far from a bottleneck here.
+    args = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "1"]
     if os.geteuid() == 0:
         args += ["-u", "nobody"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
