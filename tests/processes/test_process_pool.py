@@ -172,6 +172,18 @@ def test_map_default_buffersize_bounds_an_endless_input(ppool: ProcessPool) -> N
     assert next(taken) <= (limit + 2) * 3
 
 
+@pytest.mark.parametrize("queue_size", [0, 3])
+def test_map_on_a_nonblocking_bounded_pool_is_not_refused_by_its_own_chunks(
+    queue_size: int,
+) -> None:
+    """The default read-ahead is at most the queue: the map alone never fills the pool."""
+    with ProcessPool(2, queue_size=queue_size, nonblocking=True) as pool:
+        assert list(pool.map(tasks.square, range(300))) == [x * x for x in range(300)]
+        unordered = pool.map(tasks.square, range(300), chunksize=7, ordered=False)
+        assert sorted(unordered) == [x * x for x in range(300)]
+        assert pool.stats().overloads == 0
+
+
 def test_map_raises_the_error_at_its_item(ppool: ProcessPool) -> None:
     results = ppool.map(tasks.fail_on, range(10), [5] * 10, chunksize=3)
     assert [next(results) for _ in range(5)] == [0, 1, 2, 3, 4]

@@ -113,6 +113,38 @@ def test_map_default_read_ahead_is_256_items_or_4_chunks_per_worker(
         results.close()  # type: ignore[attr-defined]
 
 
+def test_map_default_read_ahead_stays_within_a_bounded_pools_queue() -> None:
+    pulled = itertools.count()
+
+    def endless() -> Iterator[int]:
+        while True:
+            yield next(pulled)
+
+    with WorkerPool(4, queue_size=5) as wp:
+        results = wp.map(identity, endless())
+        assert next(pulled) == 5
+        assert next(results) == 0
+        results.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("queue_size", [0, 8, 100])
+@pytest.mark.parametrize("ordered", [True, False])
+def test_map_on_a_nonblocking_bounded_pool_is_not_refused_by_its_own_chunks(
+    queue_size: int, ordered: bool
+) -> None:
+    """The map alone never fills the pool, however fast its results are taken."""
+    with WorkerPool(4, queue_size=queue_size, nonblocking=True) as wp:
+        assert sorted(wp.map(identity, range(2000), ordered=ordered)) == list(range(2000))
+        assert wp.stats().overloads == 0
+
+
+def test_map_run_by_a_task_of_its_own_bounded_pool_does_not_deadlock() -> None:
+    """One worker busy with the task that maps, the other running its chunks."""
+    with WorkerPool(2, queue_size=4) as wp:
+        outer = wp.submit(lambda: sum(wp.map(identity, range(500))))
+        assert outer.result(PROMPT) == sum(range(500))
+
+
 def test_map_unordered_yields_every_result(pool: WorkerPool) -> None:
     assert list(range(100)) == sorted(pool.map(lambda x: x, range(100), ordered=False))
 

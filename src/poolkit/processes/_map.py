@@ -103,7 +103,7 @@ class _ChunkSubmitter:
         return Task(payload, fn, None, self._timeout, _ChunkSink(state, index))
 
 
-def process_buffersize(max_workers: int) -> int:
+def process_buffersize(max_workers: int, queue_size: int | None = None) -> int:
     """A process map's default chunks in flight: two full pipelines per worker.
 
     A thread pool's default (4 per worker, at least 16) starves worker
@@ -115,7 +115,12 @@ def process_buffersize(max_workers: int) -> int:
     per worker keeps every pipe fed while the consumer works through
     results, and still bounds what an endless input holds.
     """
-    return max(default_chunks_in_flight(max_workers), 2 * (MAX_HELD + 1) * max_workers)
+    size = max(default_chunks_in_flight(max_workers), 2 * (MAX_HELD + 1) * max_workers)
+    if queue_size is not None:
+        # A bounded pool: at most its queue, as a thread map (see
+        # map_buffersize), so the map's own chunks never fill the pool.
+        size = min(size, max(1, queue_size))
+    return size
 
 
 def process_map(
@@ -131,10 +136,12 @@ def process_map(
     by lazy_map, which validates ``how``); ``options.timeout`` bounds each
     chunk (the dispatcher kills it).
 
-    The default ``buffersize`` is :func:`process_buffersize`.
+    The default ``buffersize`` is :func:`process_buffersize` (at most the
+    pool's ``queue_size``).
     """
     if how.buffersize is None:
-        how = dataclasses.replace(how, buffersize=process_buffersize(pool.max_workers))
+        size = process_buffersize(pool.max_workers, pool._options.queue_size)
+        how = dataclasses.replace(how, buffersize=size)
     submitter = _ChunkSubmitter(pool, options)
     return lazy_map(cast("WorkerPool", submitter), fn, iterables, how, submitter.go_all)
 

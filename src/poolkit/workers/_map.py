@@ -85,18 +85,28 @@ def default_chunks_in_flight(max_workers: int) -> int:
     return max(_MIN_BUFFER, _CHUNKS_PER_WORKER * max_workers)
 
 
-def map_buffersize(buffersize: object, max_workers: int, chunksize: int) -> int:
+def map_buffersize(
+    buffersize: object, max_workers: int, chunksize: int, queue_size: int | None = None
+) -> int:
     """The validated number of chunks in flight of a thread map.
 
     The default is :func:`default_chunks_in_flight`, raised to hold at least
-    256 items when chunks are small.
+    256 items when chunks are small, and at most ``queue_size`` (at least 1)
+    on a bounded pool: the map's own read-ahead never fills the pool, so a
+    ``nonblocking`` pool does not refuse its chunks and a map run by one of
+    the pool's tasks does not wait on its own full pool (``PoolDeadlock``).
+    ``queue_size`` rather than the capacity: a chunk whose result was taken
+    may hold its slot a moment longer, one per worker.
 
     Raises:
         TypeError, ValueError: ``buffersize`` is not an int ≥ 1.
     """
     size = check_optional_int("buffersize", buffersize, minimum=1)
-    if size is None:
-        return max(default_chunks_in_flight(max_workers), -(-_MIN_ITEMS_IN_FLIGHT // chunksize))
+    if size is not None:
+        return size
+    size = max(default_chunks_in_flight(max_workers), -(-_MIN_ITEMS_IN_FLIGHT // chunksize))
+    if queue_size is not None:
+        size = min(size, max(1, queue_size))
     return size
 
 
@@ -143,6 +153,7 @@ def lazy_map(
     iterables: tuple[Iterable[Any], ...],
     how: MapArgs,
     go_all: Callable[[Any, list[tuple[int, list[Any]]]], None] | None = None,
+    queue_size: int | None = None,
 ) -> Iterator[T]:
     """Start the map (first chunks submitted now) and return its result iterator.
 
@@ -159,7 +170,7 @@ def lazy_map(
     ordered = check_bool("ordered", how.ordered)
     progress = check_bool("progress", how.progress)
     size = check_int("chunksize", how.chunksize, minimum=1)
-    limit = map_buffersize(how.buffersize, pool.max_workers, size)
+    limit = map_buffersize(how.buffersize, pool.max_workers, size, queue_size)
     seconds = check_optional_seconds("timeout", how.timeout, allow_inf=True)
     if not iterables:
         raise TypeError("map() needs at least one iterable")

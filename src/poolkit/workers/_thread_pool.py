@@ -292,7 +292,7 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[mi
     def _map(
         self, fn: Callable[..., T], iterables: tuple[Iterable[Any], ...], how: MapArgs
     ) -> Iterator[T]:
-        return lazy_map(self, fn, iterables, how)
+        return lazy_map(self, fn, iterables, how, queue_size=self._core.options.queue_size)
 
     def group(
         self, *, cancel_on_error: bool = False, parent: CancelToken | GroupCore | None = None

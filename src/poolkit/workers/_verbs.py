@@ -149,7 +149,8 @@ class MapVerb:
             chunksize: items per task; larger chunks cost less per item.
             ordered: yield results in input order (``False``: as completed).
             buffersize: chunks in flight (default 4 × max_workers, at least
-                16, and at least 256 items' worth on a thread pool).
+                16, and at least 256 items' worth on a thread pool; at most
+                ``queue_size`` on a bounded pool).
             progress: draw a progress bar (tqdm if installed).
 
         Returns:
