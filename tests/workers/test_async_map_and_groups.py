@@ -55,6 +55,34 @@ def test_map_over_an_endless_async_iterable_reads_only_ahead_by_buffersize() -> 
     run(main())
 
 
+@pytest.mark.parametrize("queue_size", [0, 4])
+def test_map_on_a_nonblocking_bounded_pool_is_not_refused_by_its_own_tasks(
+    queue_size: int,
+) -> None:
+    """The default read-ahead is at most the queue: the map alone never fills the pool."""
+
+    async def main() -> None:
+        async with AsyncWorkerPool(4, queue_size=queue_size, nonblocking=True) as ap:
+            assert [r async for r in ap.map(double, range(300))] == [2 * x for x in range(300)]
+            unordered = [r async for r in ap.map(sleepy, range(300), ordered=False)]
+            assert sorted(unordered) == list(range(300))
+            assert ap.stats().overloads == 0
+
+    run(main())
+
+
+def test_map_run_by_a_task_of_its_own_bounded_pool_does_not_deadlock() -> None:
+    async def main() -> None:
+        async with AsyncWorkerPool(2, queue_size=2) as ap:
+
+            async def outer() -> list[int]:
+                return [r async for r in ap.map(double, range(100))]
+
+            assert await (await ap.submit(outer)) == [2 * x for x in range(100)]
+
+    run(main())
+
+
 def test_cancelling_the_map_consumer_cancels_its_in_flight_items() -> None:
     """Cancellation at the await point of map: unstarted items never run, the
     running one gets CancelledError."""

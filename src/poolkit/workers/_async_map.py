@@ -65,7 +65,15 @@ def async_map(
     check_bool("ordered", ordered)
     check_bool("progress", progress)
     size = check_optional_int("buffersize", buffersize, minimum=1)
-    limit = size if size is not None else max(_MIN_BUFFER, _PER_WORKER * pool.max_workers)
+    if size is not None:
+        limit = size
+    else:
+        limit = max(_MIN_BUFFER, _PER_WORKER * pool.max_workers)
+        queue_size = pool._core.options.queue_size
+        if queue_size is not None:
+            # A bounded pool: at most its queue, as the thread map (see
+            # map_buffersize), so the map's own tasks never fill the pool.
+            limit = min(limit, max(1, queue_size))
     seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
     if not iterables:
         raise TypeError("map() needs at least one iterable")

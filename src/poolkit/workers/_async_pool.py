@@ -403,11 +403,13 @@ class AsyncWorkerPool(CoreViews):
     ) -> AsyncIterator[T]:
         """Lazily map ``fn`` over ``iterables`` (or one async iterable); ``async for`` it.
 
-        At most ``buffersize`` tasks are in flight; the input is read as
-        results are taken. Results come in input order unless ``ordered`` is
-        false; ``fn``'s exception is raised at its item. ``progress=True``
-        draws a progress bar as :meth:`WorkerPool.map` does (tqdm if
-        installed, else poolkit's own line, which needs inputs with a length).
+        At most ``buffersize`` tasks are in flight (default 4 × max_workers,
+        at least 16; at most ``queue_size`` on a bounded pool, so the map's
+        own tasks never fill it); the input is read as results are taken.
+        Results come in input order unless ``ordered`` is false; ``fn``'s
+        exception is raised at its item. ``progress=True`` draws a progress
+        bar as :meth:`WorkerPool.map` does (tqdm if installed, else poolkit's
+        own line, which needs inputs with a length).
 
         Raises:
             TypeError: a flag is not a bool, no iterable, or an async iterable
