@@ -241,6 +241,13 @@ def test_max_idle_closes_surplus_on_return() -> None:
             await c.close()
         stats = pool.stats()
         assert (stats.idle, stats.closed_by_reason["max_idle"]) == (1, 2)
+        # Below the cap again, returns are kept; at the cap, closed.
+        first, second = await pool.acquire(), await pool.acquire()
+        await first.close()
+        assert (pool.stats().idle, pool.stats().closed_by_reason["max_idle"]) == (1, 2)
+        await second.close()
+        stats = pool.stats()
+        assert (stats.idle, stats.closed_by_reason["max_idle"]) == (1, 3)
         await pool.close()
 
     async_run(main)

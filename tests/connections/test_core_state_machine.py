@@ -341,6 +341,8 @@ class CoreMachine(RuleBasedStateMachine):
             not core.shrunk and core.budget is None and core.max_idle >= core.max_size
         )
         assert core.filing == (core.generation if core.plain else -1)
+        capped = not core.plain and not core.shrunk and core.budget is None
+        assert core.capped_filing == (core.generation if capped else -1)
 
     @invariant()
     def every_give_back_has_one_hold(self) -> None:

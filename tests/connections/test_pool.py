@@ -243,6 +243,13 @@ def test_max_idle_closes_surplus_on_return() -> None:
             c.close()
         stats = pool.stats()
         assert (stats.idle, stats.closed_by_reason["max_idle"]) == (1, 2)
+        # Below the cap again, returns are kept; at the cap, closed.
+        first, second = pool.acquire(), pool.acquire()
+        first.close()
+        assert (pool.stats().idle, pool.stats().closed_by_reason["max_idle"]) == (1, 2)
+        second.close()
+        stats = pool.stats()
+        assert (stats.idle, stats.closed_by_reason["max_idle"]) == (1, 3)
         pool.close()
 
     run(main)

@@ -157,6 +157,7 @@ class PoolCore:
         "acquired",
         "broken",
         "budget",
+        "capped_filing",
         "closed",
         "closed_by_reason",
         "closing",
@@ -464,12 +465,15 @@ class PoolCore:
         expires = entry.expires_at
         if (
             reason is None
-            and entry.generation == self.filing  # plain, and of this generation
+            and (
+                entry.generation == self.filing  # plain, and of this generation
+                or (entry.generation == self.capped_filing and len(self.idle) < self.max_idle)
+            )
             and not self.waiters
             and now < expires
         ):
-            # The common give-back, in one test: filed idle, no cap to check
-            # (see _set_plain), no waiter to serve, not due to close.
+            # The common give-back: filed idle, no cap to check or room below
+            # max_idle (see _set_plain), no waiter to serve, not due to close.
             entry.idle_since = now
             due = now + self.max_idle_time
             if expires < due:
@@ -537,15 +541,20 @@ class PoolCore:
         return None
 
     def _set_plain(self) -> None:
-        """Work out :attr:`filing`, the two tests of the plain give-back in one.
+        """Work out :attr:`filing` and ``capped_filing``, the tests of the plain give-back.
 
         ``entry.generation == filing`` holds when the pool is :attr:`plain`
         and the entry is of the current generation; -1 when the pool is not
-        plain (no entry's). Called wherever the generation, or one of the
-        conditions of :attr:`plain`, changes.
+        plain (no entry's). ``capped_filing`` is the same for a pool that is
+        not plain only because ``max_idle`` is below ``max_size`` (QueuePool's
+        ``pool_size`` with overflow): its give-back is plain while fewer than
+        ``max_idle`` connections are idle. Called wherever the generation, or
+        one of the conditions of :attr:`plain`, changes.
         """
-        plain = not self.shrunk and self.budget is None and self.max_idle >= self.max_size
+        uncapped = not self.shrunk and self.budget is None
+        plain = uncapped and self.max_idle >= self.max_size
         self.filing = self.generation if plain else -1
+        self.capped_filing = self.generation if uncapped and not plain else -1
 
     @property
     def plain(self) -> bool:

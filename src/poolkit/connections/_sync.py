@@ -753,14 +753,18 @@ class ConnectionPool(DriverBase, Generic[C, P]):
                 raise
         now = self._clock()
         # core.checkin()'s plain give-back inlined, the other half of the
-        # cycle: it stays idle (a plain pool of the entry's generation, see
+        # cycle: it stays idle (a plain pool of the entry's generation, or
+        # one capped by max_idle only with room below it, see
         # PoolCore._set_plain), no waiter to serve, not due to close.
         # entry.out: of two racing releases of one proxy, the second raises
         # in checkin().
         self._lock.acquire()
         try:
             if (
-                entry.generation == core.filing
+                (
+                    entry.generation == core.filing
+                    or (entry.generation == core.capped_filing and len(core.idle) < core.max_idle)
+                )
                 and entry.out
                 and not core.waiters
                 and now < entry.expires_at
