@@ -21,6 +21,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
+    Iterator,
 )
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -77,12 +78,15 @@ def async_map(
     seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
     if not iterables:
         raise TypeError("map() needs at least one iterable")
+    source: Iterator[tuple[Any, ...]] | AsyncIterator[tuple[Any, ...]]
     if any(isinstance(it, AsyncIterable) for it in iterables):
         if len(iterables) != 1:
             raise TypeError("map() takes one async iterable, or any number of plain ones")
-        source: AsyncIterator[tuple[Any, ...]] = _aitems(iterables[0])  # type: ignore[arg-type]
+        source = _aitems(iterables[0])  # type: ignore[arg-type]
     else:
-        source = _items(zip(*iterables, strict=False))
+        # Read in step, not through an async generator: one resumed frame
+        # fewer per item.
+        source = zip(*iterables, strict=False)
     deadline = deadline_after(seconds)
     results = _results(pool, fn, source, limit, ordered, deadline, seconds)
     if progress:
@@ -135,11 +139,6 @@ def _take(box: list[asyncio.Future[T]]) -> T:
     return box.pop().result()
 
 
-async def _items(items: Iterable[tuple[Any, ...]]) -> AsyncIterator[tuple[Any, ...]]:
-    for item in items:
-        yield item
-
-
 async def _aitems(items: AsyncIterable[Any]) -> AsyncIterator[tuple[Any, ...]]:
     async for item in items:
         yield (item,)
@@ -148,7 +147,7 @@ async def _aitems(items: AsyncIterable[Any]) -> AsyncIterator[tuple[Any, ...]]:
 async def _results(
     pool: AsyncWorkerPool,
     fn: Callable[..., Awaitable[T]],
-    source: AsyncIterator[tuple[Any, ...]],
+    source: Iterator[tuple[Any, ...]] | AsyncIterator[tuple[Any, ...]],
     limit: int,
     ordered: bool,
     deadline: float,
@@ -157,14 +156,22 @@ async def _results(
     in_flight: deque[asyncio.Future[T]] = deque()
     exhausted = False
 
+    plain = source if isinstance(source, Iterator) else None
+
     async def refill() -> None:
         nonlocal exhausted
         while not exhausted and len(in_flight) < limit:
-            try:
-                args = await source.__anext__()
-            except StopAsyncIteration:
-                exhausted = True
-                return
+            if plain is not None:
+                args = next(plain, None)  # zip gives tuples, never None
+                if args is None:
+                    exhausted = True
+                    return
+            else:
+                try:
+                    args = await source.__anext__()  # type: ignore[union-attr]
+                except StopAsyncIteration:
+                    exhausted = True
+                    return
             in_flight.append(await pool.submit(fn, *args))
 
     try:
