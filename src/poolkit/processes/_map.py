@@ -31,7 +31,7 @@ from poolkit.processes._options import NO_OPTIONS, GroupTaskOptions, Options
 from poolkit.processes._wire import dumps, function_blob
 from poolkit.processes._workers import Task
 from poolkit.workers._group import CancelToken, GroupCore, TaskGroup
-from poolkit.workers._map import MapArgs, default_chunks_in_flight, lazy_map
+from poolkit.workers._map import MapArgs, default_chunks_in_flight, lazy_map, within_queue
 
 if TYPE_CHECKING:
     from poolkit.processes._pool import ProcessPool
@@ -113,14 +113,11 @@ def process_buffersize(max_workers: int, queue_size: int | None = None) -> int:
     a chunk of 100 trivial items, 2 workers, 16 against 64 in flight; fewer
     rounds of the dispatcher per chunk as well). Twice a full pipeline
     per worker keeps every pipe fed while the consumer works through
-    results, and still bounds what an endless input holds.
+    results, and still bounds what an endless input holds. On a bounded
+    pool, at most its queue (see ``within_queue``).
     """
     size = max(default_chunks_in_flight(max_workers), 2 * (MAX_HELD + 1) * max_workers)
-    if queue_size is not None:
-        # A bounded pool: at most its queue, as a thread map (see
-        # map_buffersize), so the map's own chunks never fill the pool.
-        size = min(size, max(1, queue_size))
-    return size
+    return within_queue(size, queue_size)
 
 
 def process_map(

@@ -33,7 +33,7 @@ from poolkit._validate import (
     check_optional_seconds,
 )
 from poolkit._waits import deadline_after, left_until
-from poolkit.workers._map import known_length, progress_bar
+from poolkit.workers._map import known_length, progress_bar, within_queue
 
 if TYPE_CHECKING:
     from poolkit.workers._async_pool import AsyncWorkerPool
@@ -69,12 +69,9 @@ def async_map(
     if size is not None:
         limit = size
     else:
-        limit = max(_MIN_BUFFER, _PER_WORKER * pool.max_workers)
-        queue_size = pool._core.options.queue_size
-        if queue_size is not None:
-            # A bounded pool: at most its queue, as the thread map (see
-            # map_buffersize), so the map's own tasks never fill the pool.
-            limit = min(limit, max(1, queue_size))
+        limit = within_queue(
+            max(_MIN_BUFFER, _PER_WORKER * pool.max_workers), pool._core.options.queue_size
+        )
     seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
     if not iterables:
         raise TypeError("map() needs at least one iterable")

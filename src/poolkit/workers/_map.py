@@ -42,6 +42,7 @@ __all__ = [
     "lazy_map",
     "map_buffersize",
     "progress_bar",
+    "within_queue",
 ]
 
 T = TypeVar("T")
@@ -85,18 +86,26 @@ def default_chunks_in_flight(max_workers: int) -> int:
     return max(_MIN_BUFFER, _CHUNKS_PER_WORKER * max_workers)
 
 
+def within_queue(size: int, queue_size: int | None) -> int:
+    """A default read-ahead of ``size``, at most a bounded pool's ``queue_size`` (at least 1).
+
+    Every map's default (thread, process and asyncio pools): the map's own
+    read-ahead never fills a bounded pool, so a ``nonblocking`` pool does not
+    refuse its tasks and a map run by one of the pool's tasks does not wait on
+    its own full pool (``PoolDeadlock``). ``queue_size`` rather than the
+    capacity: a task whose result was taken may hold its slot a moment
+    longer, at most one per worker.
+    """
+    return size if queue_size is None else min(size, max(1, queue_size))
+
+
 def map_buffersize(
     buffersize: object, max_workers: int, chunksize: int, queue_size: int | None = None
 ) -> int:
     """The validated number of chunks in flight of a thread map.
 
     The default is :func:`default_chunks_in_flight`, raised to hold at least
-    256 items when chunks are small, and at most ``queue_size`` (at least 1)
-    on a bounded pool: the map's own read-ahead never fills the pool, so a
-    ``nonblocking`` pool does not refuse its chunks and a map run by one of
-    the pool's tasks does not wait on its own full pool (``PoolDeadlock``).
-    ``queue_size`` rather than the capacity: a chunk whose result was taken
-    may hold its slot a moment longer, one per worker.
+    256 items when chunks are small, then bounded by :func:`within_queue`.
 
     Raises:
         TypeError, ValueError: ``buffersize`` is not an int ≥ 1.
@@ -105,9 +114,7 @@ def map_buffersize(
     if size is not None:
         return size
     size = max(default_chunks_in_flight(max_workers), -(-_MIN_ITEMS_IN_FLIGHT // chunksize))
-    if queue_size is not None:
-        size = min(size, max(1, queue_size))
-    return size
+    return within_queue(size, queue_size)
 
 
 class _MapState:
