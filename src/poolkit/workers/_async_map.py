@@ -33,7 +33,12 @@ from poolkit._validate import (
     check_optional_seconds,
 )
 from poolkit._waits import deadline_after, left_until
-from poolkit.workers._map import known_length, progress_bar, within_queue
+from poolkit.workers._map import (
+    default_chunks_in_flight,
+    known_length,
+    progress_bar,
+    within_queue,
+)
 
 if TYPE_CHECKING:
     from poolkit.workers._async_pool import AsyncWorkerPool
@@ -41,10 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["async_map"]
 
 T = TypeVar("T")
-
-# Tasks in flight per worker by default; see the thread map's constant.
-_PER_WORKER = 4
-_MIN_BUFFER = 16
 
 
 def async_map(
@@ -69,8 +70,9 @@ def async_map(
     if size is not None:
         limit = size
     else:
+        # The thread map's default without its item floor: a task here is one item.
         limit = within_queue(
-            max(_MIN_BUFFER, _PER_WORKER * pool.max_workers), pool._core.options.queue_size
+            default_chunks_in_flight(pool.max_workers), pool._core.options.queue_size
         )
     seconds = check_optional_seconds("timeout", timeout, allow_inf=True)
     if not iterables:
