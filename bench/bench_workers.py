@@ -16,6 +16,9 @@ line up:
   start off, so every task takes the queue and a worker; ``async_map``:
   AsyncWorkerPool.map (results in order, taken as they come) vs gather +
   Semaphore (every result at the end) and asyncio-pool's ``map``;
+* contexts — go+wait for both pools with one context variable set before
+  the pools are created, then after (every other row runs in an empty
+  context): against the floor, asyncio.Queue workers and gather + Semaphore;
 * memory — ``queue_1M_peak_rss``: peak RSS growth while 1,000,000 tasks
   (100,000 quick) go through a bounded WorkerPool, an unbounded one and
   ThreadPoolExecutor, each measured in its own child process.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextvars
 import os
 import queue
 import resource
@@ -42,6 +46,10 @@ ASYNC_WORKERS = 8  # concurrency limit for every asyncio subject
 # Resident memory is sampled every this many submissions (cheap: one small
 # /proc read) to catch the peak while tasks are queued.
 SAMPLE_EVERY = 10_000
+# When the submitters' one context variable was set (see _context_benches).
+BEFORE_THE_POOL = "a variable set before the pool"
+AFTER_THE_POOL = "a variable set after the pool"
+_REQUEST: contextvars.ContextVar[object] = contextvars.ContextVar("bench_request")
 
 
 def noop() -> None:
@@ -63,8 +71,13 @@ async def anoop() -> None:
 def run(ctx: BenchContext) -> None:
     """Every thread, asyncio and memory benchmark of the family."""
     n = 20_000 if ctx.quick else 200_000
-    _thread_benches(ctx, n)
-    _async_benches(ctx, n)
+    # Each in a context of known content, whatever ran before in this
+    # process (``import psycopg``, in the connections family, sets the
+    # decimal context; poolkit's go() depends on it, see _context_benches).
+    contextvars.Context().run(_thread_benches, ctx, n)
+    contextvars.Context().run(_async_benches, ctx, n)
+    for variable_set in (BEFORE_THE_POOL, AFTER_THE_POOL):
+        contextvars.Context().run(_context_benches, ctx, n, variable_set)
     tasks = 100_000 if ctx.quick else 1_000_000
     for subject in ("poolkit", "poolkit unbounded", "ThreadPoolExecutor"):
         ctx.run_in_child(
@@ -279,6 +292,67 @@ def _pebble_map(pool: Any) -> Callable[[int], None] | None:
     return loop
 
 
+# ------------------------------------------------------------- contexts
+
+
+def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
+    """go+wait with one context variable set: before the pools or after them.
+
+    The other rows run in an empty context. A real program's rarely is:
+    ``import psycopg`` sets the decimal context, a web framework a request
+    variable. poolkit queues a ``go()`` without arguments as the bare
+    function when the submitter's context is the pool's home (the context
+    it was created in); else as a tuple with a copy of the context, which
+    the garbage collector then walks while it is queued. Before the pool:
+    the submitters are at home. After: they are not. The peers do not carry
+    context variables to their tasks, so the state does not change their cost.
+    """
+    if variable_set == BEFORE_THE_POOL:
+        _REQUEST.set(object())
+    wp = WorkerPool(THREADS)
+    floor = _SimpleQueueWorkers(THREADS)
+    loop = asyncio.new_event_loop()
+    ap = AsyncWorkerPool(ASYNC_WORKERS)
+    if variable_set == AFTER_THE_POOL:
+        _REQUEST.set(object())
+    try:
+
+        def wp_go(k: int) -> None:
+            go = wp.go
+            for _ in range(k):
+                go(noop)
+            wp.wait()
+
+        async def ap_go(k: int) -> None:
+            go = ap.go
+            for _ in range(k):
+                await go(anoop)
+            await ap.wait()
+
+        bench = f"WorkerPool go+wait, {variable_set}"
+        for subject, loop_fn in (
+            ("poolkit", wp_go),
+            ("SimpleQueue workers (floor)", floor.go_wait),
+        ):
+            ctx.record(bench, subject, "ops_per_s", 1e9 / ctx.time_ns_per_op(loop_fn, n))
+        bench = f"AsyncWorkerPool go+wait (default), {variable_set}"
+        for subject, body in (
+            ("poolkit", ap_go),
+            ("asyncio.Queue workers", queue_workers),
+            ("gather+Semaphore", gather_sem),
+        ):
+
+            def on_loop(k: int, body: Callable[[int], Coroutine[Any, Any, None]] = body) -> None:
+                loop.run_until_complete(body(k))
+
+            ctx.record(bench, subject, "ops_per_s", 1e9 / ctx.time_ns_per_op(on_loop, n))
+        loop.run_until_complete(ap.stop())
+    finally:
+        wp.stop()
+        floor.stop()
+        loop.close()
+
+
 # ------------------------------------------------------------------ asyncio
 
 
@@ -304,15 +378,6 @@ def _async_benches(ctx: BenchContext, n: int) -> None:
             await go(anoop)
         await queued.wait()
 
-    async def gather_sem(k: int) -> None:
-        sem = asyncio.Semaphore(ASYNC_WORKERS)
-
-        async def limited() -> None:
-            async with sem:
-                await anoop()
-
-        await asyncio.gather(*(limited() for _ in range(k)))
-
     async def taskgroup_sem(k: int) -> None:
         sem = asyncio.Semaphore(ASYNC_WORKERS)
 
@@ -323,23 +388,6 @@ def _async_benches(ctx: BenchContext, n: int) -> None:
         async with asyncio.TaskGroup() as tg:
             for _ in range(k):
                 tg.create_task(limited())
-
-    async def queue_workers(k: int) -> None:
-        q: asyncio.Queue[Callable[[], Coroutine[Any, Any, None]]] = asyncio.Queue()
-
-        async def worker() -> None:
-            while True:
-                fn = await q.get()
-                await fn()
-                q.task_done()
-
-        workers = [asyncio.ensure_future(worker()) for _ in range(ASYNC_WORKERS)]
-        for _ in range(k):
-            q.put_nowait(anoop)
-        await q.join()
-        for w in workers:
-            w.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
 
     subjects: dict[str, Callable[[int], Coroutine[Any, Any, None]] | None] = {
         "poolkit": ours,
@@ -376,6 +424,36 @@ def _async_benches(ctx: BenchContext, n: int) -> None:
         loop.run_until_complete(queued.stop())
     finally:
         loop.close()
+
+
+async def gather_sem(k: int) -> None:
+    """gather + Semaphore: a Task per task, ``ASYNC_WORKERS`` at a time."""
+    sem = asyncio.Semaphore(ASYNC_WORKERS)
+
+    async def limited() -> None:
+        async with sem:
+            await anoop()
+
+    await asyncio.gather(*(limited() for _ in range(k)))
+
+
+async def queue_workers(k: int) -> None:
+    """A hand-written set of ``ASYNC_WORKERS`` Tasks fed by one asyncio.Queue."""
+    q: asyncio.Queue[Callable[[], Coroutine[Any, Any, None]]] = asyncio.Queue()
+
+    async def worker() -> None:
+        while True:
+            fn = await q.get()
+            await fn()
+            q.task_done()
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(ASYNC_WORKERS)]
+    for _ in range(k):
+        q.put_nowait(anoop)
+    await q.join()
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
 
 
 def _async_map_benches(

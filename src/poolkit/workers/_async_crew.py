@@ -1,9 +1,10 @@
 """The asyncio side of AsyncWorkerPool: queue, worker tasks, acting on the core.
 
 Queued items are tuples ``(coro_fn, args, kwargs, context, future_or_None)``
-in a deque, or *bare*: for a ``go()`` without arguments from an empty context
-(the common case), the coroutine function alone, which a worker runs in an
-empty context of its own (no tuple and no context copy kept per task). Up
+in a deque, or *bare*: for a ``go()`` without arguments from the pool's home
+context (the context it was created in, see :mod:`poolkit.workers._home`;
+the common case), the coroutine function alone, which a worker runs in a
+copy of the home (no tuple and no context copy kept per task). Up
 to ``max_workers`` worker Tasks take them and run them themselves, with no
 Task per item (creating and scheduling a Task costs ~6 µs). Coroutine
 *functions* are queued, not coroutine objects: nothing is created for a task
@@ -35,6 +36,7 @@ from poolkit._errors import EventLoopMismatch, PoolOverload, PoolTimeout
 from poolkit._log import log, log_overload
 from poolkit.workers import _async_worker as aw
 from poolkit.workers._core import Admission, WorkerHooks, WorkerPoolStats
+from poolkit.workers._home import HomeContext
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import INF, Step
 from poolkit.workers._timing import AsyncTimed, TaskTimings, unwrap
@@ -74,8 +76,8 @@ class AsyncCrew:
         # per call), so the crew keeps to 29 (a test holds it there).
         self.core = core
         self.timings = timings
-        self.on_error = core.options.on_error
         self.hooks = hooks
+        self.home = HomeContext()  # the creator's context: where bare items run
         self.clock = clock
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queue: deque[Item | Bare] = deque()
@@ -250,10 +252,10 @@ class AsyncCrew:
         assert loop is not None
         own = self.own_loop is not None  # an asyncio loop: create_task takes a context
         for _ in range(count):
-            # Each worker Task runs in an empty context of its own: while it
-            # stays empty, the worker awaits bare items directly (see
-            # AsyncWorker._loop). Other loops get the creator's context copy.
-            ctx = _new_context() if own else None
+            # Each worker Task runs in a copy of the pool's home context:
+            # while it holds the home, the worker awaits bare items directly
+            # (see AsyncWorker._loop). Other loops get the creator's context copy.
+            ctx = self.home.copy() if own else None
             worker = aw.AsyncWorker(self, ctx)
             if ctx is None:
                 task = loop.create_task(worker.run(), name=f"{self.name}-worker")
@@ -343,10 +345,11 @@ class AsyncCrew:
 
     def report(self, exc: BaseException, fn: object) -> None:
         """Hand a fire-and-forget task's failure to ``on_error``."""
+        on_error = self.core.options.on_error
         try:
-            self.on_error(exc, unwrap(fn))
+            on_error(exc, unwrap(fn))
         except Exception as handler_exc:
-            _LOG.error("on_error handler %r raised", self.on_error, exc_info=handler_exc)
+            _LOG.error("on_error handler %r raised", on_error, exc_info=handler_exc)
 
     # ---------------------------------------------------------------- idling
 

@@ -148,6 +148,9 @@ class AsyncWorkerPool(CoreViews):
             eager=eager,
             timings=TaskTimings() if check_bool("timings", timings) else None,
         )
+        # For go()'s fast path (see poolkit.workers._home).
+        self._home_size = self._crew.home.size
+        self._at_home = self._crew.home.holds
         _fork.track(self)
         _registry.add(self)
 
@@ -211,11 +214,14 @@ class AsyncWorkerPool(CoreViews):
             # The default pool's fast path, open pools only (sync_gate clears
             # direct_loop on close): straight to the queue (see put).
             ctx = _copy_context()
-            # From an empty context, a task without arguments is queued as
-            # the bare function (see poolkit.workers._async_crew): nothing is kept per task.
-            crew.queue.append(
-                fn if not ctx and not args and not kwargs else (fn, args, kwargs, ctx, None)
-            )
+            # From the pool's home context, a task without arguments is
+            # queued as the bare function (see poolkit.workers._async_crew):
+            # nothing is kept per task. An empty context is at home, in an
+            # empty home, with no call.
+            if args or kwargs or ((ctx or self._home_size) and not self._at_home(ctx)):
+                crew.queue.append((fn, args, kwargs, ctx, None))
+            else:
+                crew.queue.append(fn)
             crew.submitted += 1
             crew.pending += 1
             if crew.wake:

@@ -189,8 +189,9 @@ class AsyncWorker:
 
     def __init__(self, crew: AsyncCrew, own_ctx: contextvars.Context | None = None) -> None:
         self.crew = crew
-        # The empty context the worker's Task was created in (None: unknown,
-        # a loop whose create_task takes no context); see _loop.
+        # The context the worker's Task was created in, a copy of the pool's
+        # home (None: unknown, a loop whose create_task takes no context);
+        # see _loop.
         self.own_ctx = own_ctx
         # Whether the core still counts this worker in ``workers``: cleared
         # the moment the core counts it out (an exit step, or reaped while
@@ -244,19 +245,24 @@ class AsyncWorker:
         core = crew.core
         next_item = crew.next_item
         stateless = crew.hooks.factory is None
-        # Where bare items (see poolkit.workers._async_crew) run: an empty
-        # context, kept while the tasks leave it empty, so no task sees
-        # another's variables and no copy is made per task. First the
-        # worker Task's own context (empty when the crew created it): a
-        # bare item is awaited right here, as a worker of a hand-written
-        # asyncio.Queue set would. Once anything leaves a variable in it (a
-        # task, the initializer, an on_error handler), and while it holds
-        # one, bare items go to a runner coroutine stepped inside bare_ctx,
-        # itself replaced once a task sets a variable in it.
+        # Where bare items (see poolkit.workers._async_crew) run: a copy of
+        # the pool's home context, kept while it holds the home, so no task
+        # sees another's variables and no copy is made per task. First the
+        # worker Task's own context (the crew creates it as a copy of the
+        # home): a bare item is awaited right here, as a worker of a
+        # hand-written asyncio.Queue set would. Once anything changes it (a
+        # task, the initializer, an on_error handler), and while it does
+        # not hold the home, bare items go to a runner coroutine stepped
+        # inside bare_ctx, itself replaced once a task changes it. With an
+        # empty home (the common case) a context is at home while it is
+        # empty, which needs no call to ``at_home``.
         # A worker whose Task context is unknown (own_ctx None) uses one
-        # that is never empty, so the test below sends it to the runner.
+        # that never holds the home, so the test below sends it to the runner.
         own_ctx = self.own_ctx if self.own_ctx is not None else _NOT_EMPTY
-        bare_ctx = _new_context()
+        home_size = crew.home.size
+        at_home = crew.home.holds
+        home_copy = crew.home.copy
+        bare_ctx = home_copy()
         runner = bare_runner(stateless, state)
         runner.send(None)  # to its first hand-over
         run_bare = runner.send
@@ -271,10 +277,10 @@ class AsyncWorker:
                     continue
             item = popleft()
             if type(item) is not tuple:
-                if not own_ctx:
+                if not (own_ctx or home_size) or at_home(own_ctx):
                     # A bare go() item (the function alone: no arguments,
-                    # submitted from an empty context) in this Task's own
-                    # context, empty now. Anything but a native coroutine
+                    # submitted from the pool's home context) in this
+                    # Task's own context, at home now. Anything but a native coroutine
                     # has ``send`` looked up first, so that a plain
                     # function's result fails as in explain().
                     try:
@@ -289,15 +295,15 @@ class AsyncWorker:
                         del exc
                     item = coro = None
                 else:
-                    # A bare go() item while this Task's context is not
-                    # empty (or unknown): run by the runner in bare_ctx.
+                    # A bare go() item while this Task's context is not at
+                    # home (or unknown): run by the runner in bare_ctx.
                     out = bare_ctx.run(run_bare, item)
                     if out is not _DONE and type(out) is not _Failed:
                         out = await drive(runner, bare_ctx, out, bare=True)  # it suspended
                     if out is not _DONE:
                         self._failed(out.exc, item, None)
-                    if bare_ctx:
-                        bare_ctx = _new_context()
+                    if (bare_ctx or home_size) and not at_home(bare_ctx):
+                        bare_ctx = home_copy()
                     item = out = None
                 pending = crew.pending - 1
                 crew.pending = pending

@@ -5,10 +5,11 @@ Design:
 * Tasks wait in one ``queue.SimpleQueue`` as plain tuples
   ``(fn, args, kwargs, context, future_or_None)``. ``go`` builds no Future at
   all; ``submit`` builds one ``concurrent.futures.Future``. A ``go`` without
-  arguments from an empty context (the common case) queues the function
+  arguments from the pool's home context (the context it was created in,
+  see :mod:`poolkit.workers._home`; the common case) queues the function
   alone, a *bare* item: no tuple and no context copy kept per task; the
-  worker runs it in an empty context of its own (``as_full`` gives the
-  tuple where a slow path needs one).
+  worker runs it in a copy of the home (``as_full`` gives the tuple where
+  a slow path needs one).
 * The submit fast path takes no lock: ``next()`` on an ``itertools.count``
   (atomic, in C) counts the submission, ``SimpleQueue.put`` (atomic, in C)
   queues it. Bounded pools take the lock to take a slot from the core.
@@ -50,6 +51,7 @@ from poolkit._errors import PoolClosed, PoolTimeout
 from poolkit._log import log, log_overload
 from poolkit._waits import join_thread, left_until, wait_for
 from poolkit.workers._core import Admission, Expired, WorkerHooks, WorkerPoolStats
+from poolkit.workers._home import HomeContext
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import WAKE_IDLE, WAKE_ROOM
 from poolkit.workers._thread_worker import (
@@ -97,6 +99,7 @@ class ThreadCrew:
         self.hooks = hooks
         self.clock = clock
         self.bounded = core.intake.limit is not None  # fixed: queue_size cannot change
+        self.home = HomeContext()  # the creator's context: where bare items run
         self._new_sync()
         self.seq = itertools.count()  # next() per submission; see submitted()
         self.seq_reads = 0
@@ -271,7 +274,7 @@ class ThreadCrew:
 
     def cancel_item(self, item: Item | Bare, counts: Counts | None) -> None:
         """Cancel a task that will not run; count it on ``counts`` (or the crew)."""
-        fn, _args, _kwargs, _ctx, fut = as_full(item)
+        fn, _args, _kwargs, _ctx, fut = as_full(item, self.home)
         if is_control(fn):
             return
         core = self.core
@@ -323,7 +326,7 @@ class ThreadCrew:
 
     def _run_late(self, item: Item | Bare) -> None:
         """Run a task that raced past stop() into a pool with no worker left."""
-        fn, args, kwargs, ctx, fut = as_full(item)
+        fn, args, kwargs, ctx, fut = as_full(item, self.home)
         if is_control(fn):
             return
         counts = Counts()
@@ -471,7 +474,7 @@ class ThreadCrew:
         queued = 0
         while True:
             try:
-                fn, _args, _kwargs, _ctx, fut = as_full(old_queue.get_nowait())
+                fn, _args, _kwargs, _ctx, fut = as_full(old_queue.get_nowait(), self.home)
             except queue.Empty:
                 break
             if is_control(fn):

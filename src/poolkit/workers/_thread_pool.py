@@ -152,6 +152,8 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[mi
         self._put = self._timed(self._crew.put)
         self._seq = self._crew.seq
         self._bounded = self._crew.bounded
+        self._home_size = self._crew.home.size
+        self._at_home = self._crew.home.holds
         _fork.track(self)
         with self._crew.lock:
             count = self._core.start_min()
@@ -181,7 +183,13 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[mi
             self._crew.admit(True)
         next(self._seq)
         ctx = _copy_context()
-        if args or kwargs or ctx or self._timings is not None:
+        if (
+            args
+            or kwargs
+            or self._timings is not None
+            # Not at home: an empty context is, in an empty home, with no call.
+            or ((ctx or self._home_size) and not self._at_home(ctx))
+        ):
             self._put((fn, args, kwargs, ctx, None))
         else:
             self._put(fn)  # a bare item (see ThreadCrew): nothing kept per task

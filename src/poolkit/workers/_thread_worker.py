@@ -28,6 +28,7 @@ from poolkit._errors import PoolTimeout
 from poolkit._log import log
 from poolkit._waits import slice_of
 from poolkit.workers._core import Expired, Expiring
+from poolkit.workers._home import HomeContext
 from poolkit.workers._lifecycle_plans import INF, Gate
 
 if TYPE_CHECKING:
@@ -123,9 +124,12 @@ STOP = _pill(_stop)  # exit (sent once per worker by the first stop)
 WAKE = _pill(_wake)  # wake an idle worker so it meets the gate (resize down)
 
 
-def as_full(item: Any) -> tuple[Any, ...]:
-    """A queued item as a full tuple: a bare item (the function alone) gets the rest."""
-    return item if type(item) is tuple else (item, (), {}, _new_context(), None)
+def as_full(item: Any, home: HomeContext) -> tuple[Any, ...]:
+    """A queued item as a full tuple: a bare item (the function alone) gets the rest.
+
+    A bare item's context is a copy of the pool's home (see ``_home``).
+    """
+    return item if type(item) is tuple else (item, (), {}, home.copy(), None)
 
 
 def is_control(fn: object) -> bool:
@@ -196,13 +200,13 @@ class Worker(Counts):
             _LOCAL.worker = None
 
     def _loop(self, state: object) -> None:
-        # Bare items (see ThreadCrew) run in an empty context, kept while the
-        # tasks leave it empty and replaced once one sets a variable, so no
-        # task sees another's variables and no copy is made per task. The
-        # loop itself runs inside that context, so a bare item is a plain
-        # call (``ctx.run`` per task cost ~15% of go+wait); it returns to get
-        # a fresh context once the current one holds a variable, whoever set
-        # it (a task, an ``on_error`` handler, a Future's done-callback).
+        # The loop runs in an empty context of its own, kept while it stays
+        # empty and replaced once anything sets a variable in it (a task, an
+        # ``on_error`` handler, a Future's done-callback). A bare item (see
+        # ThreadCrew) runs right there, a plain call, when the pool's home
+        # context is empty too (``ctx.run`` per task cost ~15% of
+        # go+wait); from a home holding variables, in a fresh copy of the
+        # home. Either way no task sees another's variables.
         while True:
             bare_ctx = _new_context()
             if bare_ctx.run(self._run, state, bare_ctx):
@@ -216,6 +220,7 @@ class Worker(Counts):
         bounded = crew.bounded
         stateless = state is NO_STATE
         empty = queue.Empty
+        home_copy = crew.home.copy if crew.home.size else None
         result: Any = None
         item: Any
         while True:
@@ -241,12 +246,18 @@ class Worker(Counts):
                     continue
             if type(item) is not tuple:
                 # A bare go() item: the function alone (no arguments,
-                # submitted from an empty context). Never a pill. Its own
-                # copy of the run below: through ``ctx.run(fn, *args,
-                # **kwargs)`` the go+wait benchmark loses ~40%. Called
-                # directly: this loop runs in the bare context.
+                # submitted from the pool's home context). Never a pill.
+                # Its own copy of the run below: through ``ctx.run(fn,
+                # *args, **kwargs)`` the go+wait benchmark loses ~40%.
+                # From an empty home, called directly: this loop runs in
+                # an empty context.
                 try:
-                    if stateless:
+                    if home_copy is not None:
+                        if stateless:
+                            home_copy().run(item)
+                        else:
+                            home_copy().run(item, state)
+                    elif stateless:
                         item()
                     else:
                         item(state)
@@ -390,7 +401,7 @@ class Worker(Counts):
         the next task (this one was cancelled).
         """
         crew = self.crew
-        fn = as_full(item)[0]
+        fn = as_full(item, crew.home)[0]
         control = is_control(fn)
         with crew.lock:
             verdict = crew.core.at_gate(control)

@@ -1,0 +1,349 @@
+"""A pool's home context: go() without arguments from the context a pool was
+created in queues the bare function, and its task sees exactly what a copy of
+the submitter's context holds (see poolkit.workers._home).
+
+Each test starts from an empty context, sets the home's variables, creates the
+pool, then submits: the state a program is in after ``import psycopg`` (which
+sets the decimal context) or any start-up code that sets a variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from poolkit import AsyncWorkerPool, WorkerPool
+from tests.workers.conftest import PROMPT
+
+HOME: contextvars.ContextVar[object] = contextvars.ContextVar("home")
+OTHER: contextvars.ContextVar[str] = contextvars.ContextVar("other", default="unset")
+UNSET = "no value"
+
+
+class NoEquality:
+    """A value whose ``==`` raises, as a NumPy array's truth value does."""
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("NoEquality cannot be compared")
+
+    __hash__ = object.__hash__
+
+
+def in_empty_context(fn: Callable[[], None]) -> None:
+    contextvars.Context().run(fn)
+
+
+def run_async(main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main()`` on a fresh loop, its Task starting from an empty context."""
+
+    async def bounded() -> None:
+        await asyncio.wait_for(main(), PROMPT)
+
+    contextvars.Context().run(asyncio.run, bounded())
+
+
+def observed() -> tuple[object, str]:
+    return HOME.get(UNSET), OTHER.get()
+
+
+# ------------------------------------------------------------------ threads
+
+
+def recording_put(pool: WorkerPool) -> list[object]:
+    """What go() queues from now on: the bare function, or a full tuple."""
+    queued: list[object] = []
+    put = pool._put
+
+    def record(item: object) -> None:
+        queued.append(item)
+        put(item)
+
+    pool._put = record
+    return queued
+
+
+def test_thread_tasks_from_home_are_bare_and_see_the_home_objects() -> None:
+    box: list[str] = []
+    seen: list[tuple[object, str]] = []
+
+    def look() -> None:
+        seen.append(observed())
+
+    def main() -> None:
+        HOME.set(box)
+        with WorkerPool(2) as wp:
+            queued = recording_put(wp)
+            for _ in range(50):
+                wp.go(look)
+            wp.wait()
+        assert queued == [look] * 50  # the fast path: nothing but the function
+        assert len(seen) == 50
+        assert all(home is box and other == "unset" for home, other in seen)
+
+    in_empty_context(main)
+
+
+# How a submitter's context differs from the pool's home, and the home's value.
+CHANGES = ["an equal object, not the same", "a value whose == raises", "one more variable"]
+
+
+def home_value(change: str) -> object:
+    return NoEquality() if change == "a value whose == raises" else []
+
+
+def make_change(change: str) -> None:
+    if change == "an equal object, not the same":
+        HOME.set([])
+    elif change == "a value whose == raises":
+        HOME.set(NoEquality())
+    else:
+        OTHER.set("mine")
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_thread_tasks_from_a_changed_context_see_the_submitters_objects(change: str) -> None:
+    seen: list[tuple[object, str]] = []
+
+    def look() -> None:
+        seen.append(observed())
+
+    def main() -> None:
+        HOME.set(home_value(change))
+        with WorkerPool(1) as wp:
+            queued = recording_put(wp)
+            make_change(change)
+            mine = observed()
+            wp.go(look)
+            wp.wait()
+        assert type(queued[0]) is tuple  # not the home: the task's own context copy
+        assert len(seen) == 1
+        assert seen[0][0] is mine[0]
+        assert seen[0][1] == mine[1]
+
+    in_empty_context(main)
+
+
+def test_thread_tasks_from_an_empty_context_do_not_see_a_non_empty_home() -> None:
+    seen: list[tuple[object, str]] = []
+
+    def look() -> None:
+        seen.append(observed())
+
+    def main() -> None:
+        HOME.set([])
+        with WorkerPool(1) as wp:
+            contextvars.Context().run(wp.go, look)
+            wp.wait()
+        assert seen == [(UNSET, "unset")]
+
+    in_empty_context(main)
+
+
+def test_thread_bare_tasks_do_not_see_what_tasks_and_handlers_changed() -> None:
+    """From a home holding a variable: a task, a failing task, an on_error
+    handler and a done-callback change the variables; the bare task after each
+    still sees exactly the home."""
+    box: list[str] = []
+    seen: list[tuple[object, str]] = []
+
+    def dirty() -> None:
+        HOME.set([])
+        OTHER.set("dirty")
+
+    def broken() -> None:
+        HOME.set([])
+        raise ValueError("task failed")
+
+    def on_error(exc: BaseException, fn: object) -> None:
+        HOME.set("set by on_error")
+        OTHER.set("set by on_error")
+
+    def look() -> None:
+        seen.append(observed())
+
+    def main() -> None:
+        HOME.set(box)
+        with WorkerPool(1, on_error=on_error) as wp:
+            for task in (dirty, look, broken, look):
+                wp.go(task)
+            wp.wait()
+            gate = threading.Event()
+            fut = wp.submit(gate.wait, PROMPT)
+            fut.add_done_callback(lambda _: OTHER.set("set by a done-callback"))
+            wp.go(look)
+            gate.set()
+            wp.wait()
+            stats = wp.stats()
+        assert len(seen) == 3
+        assert all(home is box and other == "unset" for home, other in seen)
+        assert (stats.succeeded, stats.failed) == (5, 1)
+
+    in_empty_context(main)
+
+
+def test_thread_with_worker_bare_tasks_see_the_home() -> None:
+    box: list[str] = []
+    seen: list[tuple[object, str]] = []
+
+    def look(state: object) -> None:
+        assert state == "state"
+        seen.append(observed())
+
+    def main() -> None:
+        HOME.set(box)
+        with WorkerPool.with_worker(lambda: "state", 1) as wp:
+            for _ in range(3):
+                wp.go(look)  # type: ignore[call-arg]  # the worker object comes first
+            wp.wait()
+        assert all(home is box for home, _other in seen)
+        assert len(seen) == 3
+
+    in_empty_context(main)
+
+
+# ------------------------------------------------------------------ asyncio
+
+
+def test_async_tasks_from_home_are_bare_and_see_the_home_objects() -> None:
+    box: list[str] = []
+    seen: list[tuple[object, str]] = []
+
+    async def look() -> None:
+        seen.append(observed())
+        await asyncio.sleep(0)
+        seen.append(observed())
+
+    async def main() -> None:
+        HOME.set(box)
+        async with AsyncWorkerPool(2) as ap:
+            await ap.go(look)
+            await ap.wait()
+            queued: list[object] = []
+            for _ in range(20):
+                await ap.go(look)  # no await on the loop in between: still queued
+                queued.append(ap._crew.queue[-1])
+            await ap.wait()
+        assert queued == [look] * 20  # the fast path: nothing but the function
+        assert len(seen) == 42
+        assert all(home is box and other == "unset" for home, other in seen)
+
+    run_async(main)
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_async_tasks_from_a_changed_context_see_the_submitters_objects(change: str) -> None:
+    seen: list[tuple[object, str]] = []
+
+    async def look() -> None:
+        seen.append(observed())
+
+    async def main() -> None:
+        HOME.set(home_value(change))
+        async with AsyncWorkerPool(1) as ap:
+            await ap.go(look)
+            await ap.wait()
+            seen.clear()
+            make_change(change)
+            mine = observed()
+            await ap.go(look)
+            assert type(ap._crew.queue[-1]) is tuple  # the task's own context copy
+            await ap.wait()
+        assert len(seen) == 1
+        assert seen[0][0] is mine[0]
+        assert seen[0][1] == mine[1]
+
+    run_async(main)
+
+
+def test_async_tasks_from_an_empty_context_do_not_see_a_non_empty_home() -> None:
+    seen: list[tuple[object, str]] = []
+
+    async def look() -> None:
+        seen.append(observed())
+
+    async def main() -> None:
+        HOME.set([])
+        async with AsyncWorkerPool(1) as ap:
+
+            async def submit() -> None:
+                await ap.go(look)
+
+            await asyncio.get_running_loop().create_task(submit(), context=contextvars.Context())
+            await ap.wait()
+        assert seen == [(UNSET, "unset")]
+
+    run_async(main)
+
+
+def test_async_bare_tasks_do_not_see_what_tasks_and_handlers_changed() -> None:
+    """From a home holding a variable: tasks (before and after suspending), a
+    failing task, an initializer and an on_error handler change the
+    variables; every bare task after them still sees exactly the home."""
+    box: list[str] = []
+    seen: list[tuple[object, str]] = []
+
+    async def dirty() -> None:
+        HOME.set([])
+
+    async def dirty_after_suspending() -> None:
+        await asyncio.sleep(0)
+        OTHER.set("dirty later")
+
+    async def broken() -> None:
+        HOME.set([])
+        raise ValueError("task failed")
+
+    def init() -> None:
+        OTHER.set("set by the initializer")
+
+    def on_error(exc: BaseException, fn: object) -> None:
+        HOME.set("set by on_error")
+
+    async def look() -> None:
+        seen.append(observed())
+
+    async def main() -> None:
+        HOME.set(box)
+        async with AsyncWorkerPool(1, initializer=init, on_error=on_error) as ap:
+            for task in (look, dirty, look, dirty_after_suspending, look, broken, look, look):
+                await ap.go(task)
+            await ap.wait()
+            stats = ap.stats()
+        assert len(seen) == 5
+        assert all(home is box and other == "unset" for home, other in seen)
+        assert (stats.succeeded, stats.failed) == (7, 1)
+
+    run_async(main)
+
+
+def test_async_tasks_from_a_sibling_task_in_the_same_context_are_bare() -> None:
+    """A pool created in one Task and fed from another Task started from the
+    same context: the other Task's context is a copy, still at home."""
+    box: list[str] = []
+    seen: list[tuple[object, str]] = []
+    queued: list[object] = []
+
+    async def look() -> None:
+        seen.append(observed())
+
+    async def main() -> None:
+        HOME.set(box)
+        async with AsyncWorkerPool(1) as ap:
+            await ap.go(look)
+            await ap.wait()
+
+            async def feed() -> None:
+                await ap.go(look)
+                queued.append(ap._crew.queue[-1])
+
+            await asyncio.get_running_loop().create_task(feed())
+            await ap.wait()
+        assert queued == [look]
+        assert len(seen) == 2
+        assert all(home is box and other == "unset" for home, other in seen)
+
+    run_async(main)
