@@ -304,8 +304,10 @@ def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
     function when the submitter's context is the pool's home (the context
     it was created in); else as a tuple with a copy of the context, which
     the garbage collector then walks while it is queued. Before the pool:
-    the submitters are at home. After: they are not. The peers do not carry
-    context variables to their tasks, so the state does not change their cost.
+    the submitters are at home. After: they are not. A WorkerPool row also
+    submits from an empty context to the pool with a home (its go() wraps
+    the function, see InEmptyContext). The peers do not carry context
+    variables to their tasks, so the state does not change their cost.
     """
     if variable_set == BEFORE_THE_POOL:
         _REQUEST.set(object())
@@ -335,6 +337,19 @@ def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
             ("SimpleQueue workers (floor)", floor.go_wait),
         ):
             ctx.record(bench, subject, "ops_per_s", 1e9 / ctx.time_ns_per_op(loop_fn, n))
+        if variable_set == BEFORE_THE_POOL:
+            # A thread of its own, as a server's request threads: an empty
+            # context, not the pool's home.
+            bench = f"WorkerPool go+wait, {variable_set}, go() from an empty context"
+            for subject, loop_fn in (
+                ("poolkit", wp_go),
+                ("SimpleQueue workers (floor)", floor.go_wait),
+            ):
+
+                def in_empty(k: int, loop_fn: Callable[[int], None] = loop_fn) -> None:
+                    contextvars.Context().run(loop_fn, k)
+
+                ctx.record(bench, subject, "ops_per_s", 1e9 / ctx.time_ns_per_op(in_empty, n))
         bench = f"AsyncWorkerPool go+wait (default), {variable_set}"
         for subject, body in (
             ("poolkit", ap_go),

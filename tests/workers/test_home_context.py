@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from poolkit import AsyncWorkerPool, WorkerPool
+from poolkit.workers._thread_worker import InEmptyContext, task_of
 from tests.workers.conftest import PROMPT
 
 HOME: contextvars.ContextVar[object] = contextvars.ContextVar("home")
@@ -139,6 +142,90 @@ def test_thread_tasks_from_an_empty_context_do_not_see_a_non_empty_home() -> Non
             contextvars.Context().run(wp.go, look)
             wp.wait()
         assert seen == [(UNSET, "unset")]
+
+    in_empty_context(main)
+
+
+def test_thread_tasks_from_empty_contexts_and_from_home_keep_apart() -> None:
+    """Submitters in empty contexts (threads of their own) and at home, their
+    tasks interleaved on one worker: each sees its submitter's variables, not
+    what the task before it set, and on_error gets the submitted function."""
+    box: list[str] = []
+    seen: list[tuple[str, tuple[object, str]]] = []
+    errors: list[tuple[type[BaseException], object]] = []
+
+    def dirty() -> None:
+        seen.append(("dirty", observed()))
+        HOME.set("set by a task")
+        OTHER.set("dirty")
+
+    def broken() -> None:
+        OTHER.set("dirty, then failed")
+        raise ValueError("task failed")
+
+    def look() -> None:
+        seen.append(("look", observed()))
+
+    def main() -> None:
+        HOME.set(box)
+        with WorkerPool(1, on_error=lambda exc, fn: errors.append((type(exc), fn))) as wp:
+            queued = recording_put(wp)
+            from_empty = contextvars.Context().run
+            for task, empty in [
+                (dirty, True),
+                (look, True),
+                (dirty, False),
+                (look, True),
+                (broken, True),
+                (look, False),
+                (look, True),
+            ]:
+                if empty:
+                    from_empty(wp.go, task)
+                else:
+                    wp.go(task)
+            wp.wait()
+        assert seen == [
+            ("dirty", (UNSET, "unset")),
+            ("look", (UNSET, "unset")),
+            ("dirty", (box, "unset")),
+            ("look", (UNSET, "unset")),
+            ("look", (box, "unset")),
+            ("look", (UNSET, "unset")),
+        ]
+        assert errors == [(ValueError, broken)]
+        # No tuple and no context copy kept per task, on either side.
+        assert [(type(item) is InEmptyContext, task_of(item)) for item in queued] == [
+            (True, dirty),
+            (True, look),
+            (False, dirty),
+            (True, look),
+            (True, broken),
+            (False, look),
+            (True, look),
+        ]
+
+    in_empty_context(main)
+
+
+def test_thread_pool_keeps_no_finished_function_alive() -> None:
+    """The wrapper go() reuses for tasks from an empty context is held weakly."""
+
+    class Task:
+        def __call__(self) -> None:
+            pass
+
+    def main() -> None:
+        HOME.set([])
+        with WorkerPool(1) as wp:
+            task = Task()
+            alive = weakref.ref(task)
+            for _ in range(3):
+                contextvars.Context().run(wp.go, task)
+            wp.wait()
+            del task
+            gc.collect()
+            assert alive() is None
 
     in_empty_context(main)
 

@@ -64,6 +64,7 @@ from poolkit.workers._thread_worker import (
     current_pool,
     current_worker,
     is_control,
+    task_of,
 )
 from poolkit.workers._timing import unwrap
 
@@ -248,7 +249,7 @@ class ThreadCrew:
     def report(self, exc: BaseException, fn: object) -> None:
         """Hand a fire-and-forget task's failure to ``on_error``."""
         try:
-            self.on_error(exc, unwrap(fn))
+            self.on_error(exc, unwrap(task_of(fn)))
         except BaseException as handler_exc:
             _LOG.error("on_error handler %r raised", self.on_error, exc_info=handler_exc)
 

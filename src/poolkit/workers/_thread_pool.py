@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
@@ -44,7 +45,7 @@ from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._map import MapArgs, lazy_map
 from poolkit.workers._subpool import Subpool
 from poolkit.workers._thread_crew import ThreadCrew
-from poolkit.workers._thread_worker import current_pool
+from poolkit.workers._thread_worker import InEmptyContext, current_pool, run_in_new_context
 from poolkit.workers._timing import TaskTimings
 from poolkit.workers._verbs import CoreViews, MapVerb, ShutdownVerb, with_worker
 
@@ -54,6 +55,10 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _copy_context = contextvars.copy_context
+
+
+def _nothing() -> None:
+    """A dead weak reference's answer."""
 
 
 # map() is typed narrower than Executor.map (see MapVerb): the ignore is for that.
@@ -154,6 +159,7 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[mi
         self._bounded = self._crew.bounded
         self._home_size = self._crew.home.size
         self._at_home = self._crew.home.holds
+        self._in_empty: Callable[[], InEmptyContext | None] = _nothing  # see go()
         _fork.track(self)
         with self._crew.lock:
             count = self._core.start_min()
@@ -183,16 +189,26 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[mi
             self._crew.admit(True)
         next(self._seq)
         ctx = _copy_context()
-        if (
-            args
-            or kwargs
-            or self._timings is not None
-            # Not at home: an empty context is, in an empty home, with no call.
-            or ((ctx or self._home_size) and not self._at_home(ctx))
-        ):
+        if args or kwargs or self._timings is not None:
             self._put((fn, args, kwargs, ctx, None))
+        elif not ctx:
+            if self._home_size:
+                # An empty context, not the home: the function wrapped to
+                # run in a new empty context, the wrapper reused by the next
+                # go() of the same function while a task still holds it
+                # (see InEmptyContext; weakly: the pool keeps no finished
+                # task's function alive).
+                wrapped = self._in_empty()
+                if wrapped is None or wrapped.args[0] is not fn:
+                    wrapped = InEmptyContext(run_in_new_context, fn)
+                    self._in_empty = weakref.ref(wrapped)
+                self._put(wrapped)
+            else:
+                self._put(fn)  # a bare item (see ThreadCrew): nothing kept per task
+        elif self._home_size and self._at_home(ctx):
+            self._put(fn)
         else:
-            self._put(fn)  # a bare item (see ThreadCrew): nothing kept per task
+            self._put((fn, args, kwargs, ctx, None))
         # Re-read after queueing: stop() may have run in between (see
         # ThreadCrew.raced_with_stop). mypy cannot know another thread changed it.
         if core.closed:

@@ -18,6 +18,7 @@ exception path, so they cost nothing per ordinary task.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import queue
 import threading
@@ -41,10 +42,13 @@ __all__ = [
     "Counts",
     "Expired",
     "Expiring",
+    "InEmptyContext",
     "Worker",
     "current_pool",
     "current_worker",
     "is_control",
+    "run_in_new_context",
+    "task_of",
 ]
 
 _LOG = logging.getLogger("poolkit.workers")
@@ -114,6 +118,35 @@ class _Direct:
     @staticmethod
     def run(fn: Callable[[], None]) -> None:
         fn()
+
+
+class InEmptyContext(functools.partial[Any]):
+    """A bare item that runs its function in a new empty context.
+
+    ``go()`` queues ``InEmptyContext(run_in_new_context, fn)`` for a
+    submitter whose context is empty when the pool's home is not: a thread
+    of its own submitting to a pool created after start-up code set a
+    variable. The bare function there would run in a copy of the home, and
+    a tuple per task costs this case more than half its rate (each queued
+    object is one more for the garbage collector to walk, see ``_home``),
+    so ``go()`` reuses the wrapper for the next task of the same function
+    while one is queued or running.
+
+    It is called as a bare function is (``item()``, ``item(state)``);
+    :func:`task_of` gives the function inside.
+    """
+
+    __slots__ = ()
+
+
+def run_in_new_context(fn: Callable[..., Any], /, *args: Any) -> Any:
+    """``fn(*args)`` in a new empty context (see :class:`InEmptyContext`)."""
+    return _new_context().run(fn, *args)
+
+
+def task_of(item: Any) -> Any:
+    """The user's function behind a bare item."""
+    return item.args[0] if type(item) is InEmptyContext else item
 
 
 def _pill(fn: Callable[[], None]) -> tuple[Any, ...]:
@@ -246,14 +279,20 @@ class Worker(Counts):
                     continue
             if type(item) is not tuple:
                 # A bare go() item: the function alone (no arguments,
-                # submitted from the pool's home context). Never a pill.
-                # Its own copy of the run below: through ``ctx.run(fn,
-                # *args, **kwargs)`` the go+wait benchmark loses ~40%.
-                # From an empty home, called directly: this loop runs in
-                # an empty context.
+                # submitted from the pool's home context), or one wrapped
+                # to run in an empty context. Never a pill. Its own copy
+                # of the run below: through ``ctx.run(fn, *args,
+                # **kwargs)`` the go+wait benchmark loses ~40%. Called
+                # directly when it must run in an empty context: this loop
+                # runs in one; else in a copy of the home.
                 try:
                     if home_copy is not None:
-                        if stateless:
+                        if type(item) is InEmptyContext:
+                            if stateless:
+                                item.args[0]()
+                            else:
+                                item.args[0](state)
+                        elif stateless:
                             home_copy().run(item)
                         else:
                             home_copy().run(item, state)
