@@ -280,9 +280,9 @@ class AsyncWorker:
                 if not (own_ctx or home_size) or at_home(own_ctx):
                     # A bare go() item (the function alone: no arguments,
                     # submitted from the pool's home context) in this
-                    # Task's own context, at home now. Anything but a native coroutine
-                    # has ``send`` looked up first, so that a plain
-                    # function's result fails as in explain().
+                    # Task's own context, at home now. Anything but a
+                    # native coroutine has ``send`` looked up first, so
+                    # that a plain function's result fails as in explain().
                     try:
                         coro = item() if stateless else item(state)
                         if type(coro) is not _Coroutine:
