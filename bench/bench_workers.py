@@ -16,9 +16,10 @@ line up:
   start off, so every task takes the queue and a worker; ``async_map``:
   AsyncWorkerPool.map (results in order, taken as they come) vs gather +
   Semaphore (every result at the end) and asyncio-pool's ``map``;
-* contexts — go+wait for both pools with one context variable set before
-  the pools are created, then after (every other row runs in an empty
-  context): against the floor, asyncio.Queue workers and gather + Semaphore;
+* contexts — go+wait for both pools as a program runs it, the garbage
+  collector on (every other row pauses it and runs in an empty context):
+  no context variable set, one set before the pools are created, one set
+  after; against the floor, asyncio.Queue workers and gather + Semaphore;
 * memory — ``queue_1M_peak_rss``: peak RSS growth while 1,000,000 tasks
   (100,000 quick) go through a bounded WorkerPool, an unbounded one and
   ThreadPoolExecutor, each measured in its own child process.
@@ -46,7 +47,8 @@ ASYNC_WORKERS = 8  # concurrency limit for every asyncio subject
 # Resident memory is sampled every this many submissions (cheap: one small
 # /proc read) to catch the peak while tasks are queued.
 SAMPLE_EVERY = 10_000
-# When the submitters' one context variable was set (see _context_benches).
+# The submitters' contexts in _context_benches: one variable set, or none.
+NO_VARIABLE = "no variable set"
 BEFORE_THE_POOL = "a variable set before the pool"
 AFTER_THE_POOL = "a variable set after the pool"
 _REQUEST: contextvars.ContextVar[object] = contextvars.ContextVar("bench_request")
@@ -76,7 +78,7 @@ def run(ctx: BenchContext) -> None:
     # decimal context; poolkit's go() depends on it, see _context_benches).
     contextvars.Context().run(_thread_benches, ctx, n)
     contextvars.Context().run(_async_benches, ctx, n)
-    for variable_set in (BEFORE_THE_POOL, AFTER_THE_POOL):
+    for variable_set in (NO_VARIABLE, BEFORE_THE_POOL, AFTER_THE_POOL):
         contextvars.Context().run(_context_benches, ctx, n, variable_set)
     tasks = 100_000 if ctx.quick else 1_000_000
     for subject in ("poolkit", "poolkit unbounded", "ThreadPoolExecutor"):
@@ -296,18 +298,19 @@ def _pebble_map(pool: Any) -> Callable[[int], None] | None:
 
 
 def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
-    """go+wait with one context variable set: before the pools or after them.
+    """go+wait as a program runs it: the collector on, a context variable set.
 
-    The other rows run in an empty context. A real program's rarely is:
-    ``import psycopg`` sets the decimal context, a web framework a request
-    variable. poolkit queues a ``go()`` without arguments as the bare
-    function when the submitter's context is the pool's home (the context
-    it was created in); else as a tuple with a copy of the context, which
-    the garbage collector then walks while it is queued. Before the pool:
-    the submitters are at home. After: they are not. A WorkerPool row also
-    submits from an empty context to the pool with a home (its go() wraps
-    the function, see InEmptyContext). The peers do not carry context
-    variables to their tasks, so the state does not change their cost.
+    The other rows run in an empty context with the collector paused. A real
+    program's context is rarely empty (``import psycopg`` sets the decimal
+    context, a web framework a request variable), and its collector runs.
+    poolkit queues a ``go()`` without arguments as the bare function when
+    the submitter's context is the pool's home (the context it was created
+    in); else as a tuple with a copy of the context, which the collector
+    then walks while it is queued. No variable: the baseline. Before the
+    pool: the submitters are at home; a WorkerPool row also submits from an
+    empty context (a thread of its own; go() wraps the function, see
+    InEmptyContext). After: they are not at home. The peers do not carry
+    context variables to their tasks, so the state does not change their cost.
     """
     if variable_set == BEFORE_THE_POOL:
         _REQUEST.set(object())
@@ -317,6 +320,11 @@ def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
     ap = AsyncWorkerPool(ASYNC_WORKERS)
     if variable_set == AFTER_THE_POOL:
         _REQUEST.set(object())
+
+    def record(bench: str, subject: str, loop_fn: Callable[[int], None]) -> None:
+        ns = ctx.time_ns_per_op(loop_fn, n, collector=True)
+        ctx.record(f"{bench}, collector on, {variable_set}", subject, "ops_per_s", 1e9 / ns)
+
     try:
 
         def wp_go(k: int) -> None:
@@ -331,26 +339,18 @@ def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
                 await go(anoop)
             await ap.wait()
 
-        bench = f"WorkerPool go+wait, {variable_set}"
-        for subject, loop_fn in (
-            ("poolkit", wp_go),
-            ("SimpleQueue workers (floor)", floor.go_wait),
-        ):
-            ctx.record(bench, subject, "ops_per_s", 1e9 / ctx.time_ns_per_op(loop_fn, n))
+        thread_subjects = (("poolkit", wp_go), ("SimpleQueue workers (floor)", floor.go_wait))
+        for subject, loop_fn in thread_subjects:
+            record("WorkerPool go+wait", subject, loop_fn)
         if variable_set == BEFORE_THE_POOL:
             # A thread of its own, as a server's request threads: an empty
             # context, not the pool's home.
-            bench = f"WorkerPool go+wait, {variable_set}, go() from an empty context"
-            for subject, loop_fn in (
-                ("poolkit", wp_go),
-                ("SimpleQueue workers (floor)", floor.go_wait),
-            ):
+            for subject, loop_fn in thread_subjects:
 
                 def in_empty(k: int, loop_fn: Callable[[int], None] = loop_fn) -> None:
                     contextvars.Context().run(loop_fn, k)
 
-                ctx.record(bench, subject, "ops_per_s", 1e9 / ctx.time_ns_per_op(in_empty, n))
-        bench = f"AsyncWorkerPool go+wait (default), {variable_set}"
+                record("WorkerPool go+wait from an empty context", subject, in_empty)
         for subject, body in (
             ("poolkit", ap_go),
             ("asyncio.Queue workers", queue_workers),
@@ -360,7 +360,7 @@ def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
             def on_loop(k: int, body: Callable[[int], Coroutine[Any, Any, None]] = body) -> None:
                 loop.run_until_complete(body(k))
 
-            ctx.record(bench, subject, "ops_per_s", 1e9 / ctx.time_ns_per_op(on_loop, n))
+            record("AsyncWorkerPool go+wait (default)", subject, on_loop)
         loop.run_until_complete(ap.stop())
     finally:
         wp.stop()

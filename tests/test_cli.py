@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import subprocess
@@ -188,6 +189,26 @@ def test_time_loop_counts_per_operation() -> None:
     assert calls[-1] == 100
     with pytest.raises(ValueError, match="must be positive"):
         time_loop(calls.append, 0, 1)
+
+
+@pytest.mark.parametrize("collector", [False, True])
+@pytest.mark.parametrize("enabled_before", [False, True])
+def test_time_loop_runs_the_collector_only_when_asked_and_restores_it(
+    collector: bool, enabled_before: bool
+) -> None:
+    seen: list[bool] = []
+
+    def loop(n: int) -> None:
+        seen.append(gc.isenabled())
+
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled_before else gc.disable)()
+        time_loop(loop, 10, 2, collector=collector)
+        assert seen[1:] == [collector, collector]  # the timed runs, after the warm-up
+        assert gc.isenabled() is enabled_before
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_format_table_aligns_and_checks_row_width() -> None:

@@ -132,13 +132,16 @@ class BenchContext:
         """How many timed runs to take the best of."""
         return 3 if self.quick else 7
 
-    def time_ns_per_op(self, loop: Callable[[int], object], number: int) -> float:
+    def time_ns_per_op(
+        self, loop: Callable[[int], object], number: int, *, collector: bool = False
+    ) -> float:
         """Best-of-:attr:`repeat` nanoseconds per operation of ``loop(number)``.
 
         ``loop(n)`` must perform the operation ``n`` times itself, so the
         per-call overhead of the harness is paid once per run, not per op.
+        ``collector``: as :func:`time_loop`'s.
         """
-        return time_loop(loop, number, self.repeat)
+        return time_loop(loop, number, self.repeat, collector=collector)
 
     def include(self, file_name: str) -> None:
         """Run ``run(ctx)`` of the module ``file_name`` beside this one.
@@ -178,17 +181,26 @@ class BenchContext:
             _not_installed.setdefault(subject, module)
 
 
-def time_loop(loop: Callable[[int], object], number: int, repeat: int) -> float:
+def time_loop(
+    loop: Callable[[int], object], number: int, repeat: int, *, collector: bool = False
+) -> float:
     """Best of ``repeat`` runs of ``loop(number)``, in nanoseconds per op.
 
     The garbage collector is paused while timing, as ``timeit`` does, so a
-    collection triggered by one subject is not billed to another.
+    collection triggered by one subject is not billed to another. With
+    ``collector=True`` it runs, as in a program, for a benchmark whose cost
+    is partly the objects it keeps alive (the collector walks them); a full
+    collection first leaves no earlier subject's garbage to bill.
     """
     if number <= 0 or repeat <= 0:
         raise ValueError(f"number and repeat must be positive, got {number} and {repeat}")
     loop(max(1, number // 10))  # warm caches and lazily built state
     was_enabled = gc.isenabled()
-    gc.disable()
+    if collector:
+        gc.collect()
+        gc.enable()
+    else:
+        gc.disable()
     try:
         best = float("inf")
         for _ in range(repeat):
@@ -198,6 +210,8 @@ def time_loop(loop: Callable[[int], object], number: int, repeat: int) -> float:
     finally:
         if was_enabled:
             gc.enable()
+        else:
+            gc.disable()
     return best
 
 
