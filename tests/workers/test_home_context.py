@@ -434,3 +434,139 @@ def test_async_tasks_from_a_sibling_task_in_the_same_context_are_bare() -> None:
         assert all(home is box and other == "unset" for home, other in seen)
 
     run_async(main)
+
+
+# ------------------------------------------------------------------ stress
+
+
+def test_thread_hammer_from_home_empty_and_other_contexts_loses_nothing() -> None:
+    """Six threads submit at once, two from the home, two from empty contexts,
+    two from contexts of their own; every task adds a child task, then
+    dirties its context. Every task runs once and sees exactly its
+    submitter's variables."""
+    box: list[str] = []
+    per_thread = 1500
+    kinds = ("home", "empty", "own")
+    seen: list[tuple[str, bool]] = []  # list.append is atomic
+    wrong: list[tuple[str, tuple[object, str]]] = []
+
+    def expected(kind: str) -> tuple[object, str]:
+        return {"home": (box, "unset"), "empty": (UNSET, "unset"), "own": (UNSET, "own")}[kind]
+
+    def main() -> None:
+        HOME.set(box)
+        with WorkerPool(4) as wp:
+
+            def make_task(kind: str, child: bool) -> Callable[[], None]:
+                def task() -> None:
+                    values = observed()
+                    want = expected(kind)
+                    if values[0] is not want[0] or values[1] != want[1]:
+                        wrong.append((kind, values))
+                    seen.append((kind, child))
+                    if not child:
+                        wp.go(children[kind])  # from the task's context: the same kind
+                    HOME.set([])  # then dirty whatever context this task runs in
+                    OTHER.set("dirty")
+
+                return task
+
+            tasks = {kind: make_task(kind, False) for kind in kinds}
+            children = {kind: make_task(kind, True) for kind in kinds}
+
+            def submit(kind: str) -> None:
+                if kind == "own":
+                    OTHER.set("own")
+                for _ in range(per_thread):
+                    wp.go(tasks[kind])
+
+            home = contextvars.copy_context()
+
+            def submitter(kind: str) -> None:
+                # A new thread's context is empty: the home's copy for "home".
+                (home.copy() if kind == "home" else contextvars.Context()).run(submit, kind)
+
+            threads = [
+                threading.Thread(target=submitter, args=(kind,)) for kind in kinds for _ in range(2)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(PROMPT)
+            wp.wait()
+            stats = wp.stats()
+        assert wrong == []
+        for kind in kinds:
+            for child in (False, True):
+                assert seen.count((kind, child)) == 2 * per_thread, (kind, child)
+        assert stats.succeeded == len(seen) == 6 * 2 * per_thread
+        assert stats.failed == 0
+
+    in_empty_context(main)
+
+
+def test_async_tasks_from_home_and_elsewhere_adding_tasks_lose_nothing() -> None:
+    """Twenty submitting Tasks, from the home, empty contexts and contexts of
+    their own, each task dirtying its context, suspending and adding a child:
+    every task runs once and sees exactly its submitter's variables."""
+    box: list[str] = []
+    per_task = 300
+    seen: list[tuple[str, bool]] = []
+    wrong: list[tuple[str, tuple[object, str]]] = []
+
+    def expected(kind: str) -> tuple[object, str]:
+        # "own": a copy of the home with one more variable set.
+        return {"home": (box, "unset"), "empty": (UNSET, "unset"), "own": (box, "own")}[kind]
+
+    async def main() -> None:
+        HOME.set(box)
+        async with AsyncWorkerPool(8) as ap:
+
+            def make_task(kind: str, child: bool) -> Callable[[], Awaitable[None]]:
+                async def task() -> None:
+                    values = observed()
+                    want = expected(kind)
+                    if values[0] is not want[0] or values[1] != want[1]:
+                        wrong.append((kind, values))
+                    if not child:
+                        await ap.go(children[kind])  # from the task's context: the same kind
+                    HOME.set([])  # then dirty it, before and after suspending
+                    await asyncio.sleep(0)
+                    OTHER.set("dirty")
+                    seen.append((kind, child))
+
+                return task
+
+            kinds = ("home", "empty", "own")
+            tasks = {kind: make_task(kind, False) for kind in kinds}
+            children = {kind: make_task(kind, True) for kind in kinds}
+
+            async def submit(kind: str) -> None:
+                if kind == "own":
+                    OTHER.set("own")
+                for i in range(per_task):
+                    await ap.go(tasks[kind])
+                    if i % 50 == 0:
+                        await asyncio.sleep(0)
+
+            loop = asyncio.get_running_loop()
+            submitters = [
+                loop.create_task(
+                    submit(kind),
+                    context=contextvars.Context() if kind == "empty" else None,
+                )
+                for kind in kinds
+                for _ in range(7 if kind == "home" else 6)
+            ]
+            await asyncio.gather(*submitters)
+            await ap.wait()
+            stats = ap.stats()
+        assert wrong == []
+        counts = {"home": 7, "empty": 6, "own": 6}
+        for kind, submitters_of_kind in counts.items():
+            for child in (False, True):
+                assert seen.count((kind, child)) == submitters_of_kind * per_task, (kind, child)
+        assert stats.succeeded == len(seen) == 2 * 19 * per_task
+        assert stats.failed == 0
+
+    run_async(main)
