@@ -9,7 +9,9 @@ Design:
   see :mod:`poolkit.workers._home`; the common case) queues the function
   alone, a *bare* item: no tuple and no context copy kept per task; the
   worker runs it in a copy of the home (``as_full`` gives the tuple where
-  a slow path needs one).
+  a slow path needs one). From an empty context, when the home holds
+  variables, the function goes wrapped to run in a new empty context
+  (``InEmptyContext``), a bare item too.
 * The submit fast path takes no lock: ``next()`` on an ``itertools.count``
   (atomic, in C) counts the submission, ``SimpleQueue.put`` (atomic, in C)
   queues it. Bounded pools take the lock to take a slot from the core.

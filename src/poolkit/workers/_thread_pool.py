@@ -206,7 +206,7 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[mi
             else:
                 self._put(fn)  # a bare item (see ThreadCrew): nothing kept per task
         elif self._home_size and self._at_home(ctx):
-            self._put(fn)
+            self._put(fn)  # at home: a bare item too
         else:
             self._put((fn, args, kwargs, ctx, None))
         # Re-read after queueing: stop() may have run in between (see
