@@ -307,9 +307,9 @@ def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
     the submitter's context is the pool's home (the context it was created
     in); else as a tuple with a copy of the context, which the collector
     then walks while it is queued. No variable: the baseline. Before the
-    pool: the submitters are at home; a WorkerPool row also submits from an
-    empty context (a thread of its own; go() wraps the function, see
-    InEmptyContext). After: they are not at home. The peers do not carry
+    pool: the submitters are at home; a row per pool also submits from an
+    empty context (a thread, or a Task, of its own; go() wraps the
+    function, see InEmptyContext). After: they are not at home. The peers do not carry
     context variables to their tasks, so the state does not change their cost.
     """
     if variable_set == BEFORE_THE_POOL:
@@ -351,16 +351,32 @@ def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
                     contextvars.Context().run(loop_fn, k)
 
                 record("WorkerPool go+wait from an empty context", subject, in_empty)
-        for subject, body in (
+        async_subjects = (
             ("poolkit", ap_go),
             ("asyncio.Queue workers", queue_workers),
             ("gather+Semaphore", gather_sem),
-        ):
+        )
+        for subject, body in async_subjects:
 
             def on_loop(k: int, body: Callable[[int], Coroutine[Any, Any, None]] = body) -> None:
                 loop.run_until_complete(body(k))
 
             record("AsyncWorkerPool go+wait (default)", subject, on_loop)
+        if variable_set == BEFORE_THE_POOL:
+            for subject, body in async_subjects:
+
+                def on_loop_empty(
+                    k: int, body: Callable[[int], Coroutine[Any, Any, None]] = body
+                ) -> None:
+                    loop.run_until_complete(
+                        loop.create_task(body(k), context=contextvars.Context())
+                    )
+
+                record(
+                    "AsyncWorkerPool go+wait (default) from an empty context",
+                    subject,
+                    on_loop_empty,
+                )
         loop.run_until_complete(ap.stop())
     finally:
         wp.stop()

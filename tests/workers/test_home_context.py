@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from poolkit import AsyncWorkerPool, WorkerPool
-from poolkit.workers._thread_worker import InEmptyContext, task_of
+from poolkit.workers._home import InEmptyContext, task_of
 from tests.workers.conftest import PROMPT
 
 HOME: contextvars.ContextVar[object] = contextvars.ContextVar("home")
@@ -355,13 +355,111 @@ def test_async_tasks_from_an_empty_context_do_not_see_a_non_empty_home() -> None
     async def main() -> None:
         HOME.set([])
         async with AsyncWorkerPool(1) as ap:
+            queued: list[object] = []
 
             async def submit() -> None:
                 await ap.go(look)
+                queued.append(ap._crew.queue[-1])
 
             await asyncio.get_running_loop().create_task(submit(), context=contextvars.Context())
             await ap.wait()
         assert seen == [(UNSET, "unset")]
+        assert type(queued[0]) is InEmptyContext  # no tuple, no context copy
+        assert task_of(queued[0]) is look
+
+    run_async(main)
+
+
+def test_async_tasks_from_empty_contexts_and_from_home_keep_apart() -> None:
+    """Submitting Tasks in empty contexts and at home, their tasks interleaved
+    on one worker, some suspending: each sees its submitter's variables, not
+    what the task before it set, and on_error gets the submitted function."""
+    box: list[str] = []
+    seen: list[tuple[str, tuple[object, str]]] = []
+    errors: list[tuple[type[BaseException], object]] = []
+
+    async def dirty() -> None:
+        seen.append(("dirty", observed()))
+        HOME.set("set by a task")
+        await asyncio.sleep(0)
+        OTHER.set("dirty")
+
+    async def broken() -> None:
+        OTHER.set("dirty, then failed")
+        raise ValueError("task failed")
+
+    async def look() -> None:
+        seen.append(("look", observed()))
+
+    async def main() -> None:
+        HOME.set(box)
+        async with AsyncWorkerPool(
+            1, on_error=lambda exc, fn: errors.append((type(exc), fn))
+        ) as ap:
+            queued: list[object] = []
+
+            async def submit(task: Callable[[], Awaitable[None]]) -> None:
+                await ap.go(task)
+                queued.append(ap._crew.queue[-1])
+
+            loop = asyncio.get_running_loop()
+            for task, empty in [
+                (dirty, True),
+                (look, True),
+                (dirty, False),
+                (look, True),
+                (broken, True),
+                (look, False),
+                (look, True),
+            ]:
+                await loop.create_task(
+                    submit(task), context=contextvars.Context() if empty else None
+                )
+            await ap.wait()
+        assert seen == [
+            ("dirty", (UNSET, "unset")),
+            ("look", (UNSET, "unset")),
+            ("dirty", (box, "unset")),
+            ("look", (UNSET, "unset")),
+            ("look", (box, "unset")),
+            ("look", (UNSET, "unset")),
+        ]
+        assert errors == [(ValueError, broken)]
+        assert [(type(item) is InEmptyContext, task_of(item)) for item in queued] == [
+            (True, dirty),
+            (True, look),
+            (False, dirty),
+            (True, look),
+            (True, broken),
+            (False, look),
+            (True, look),
+        ]
+
+    run_async(main)
+
+
+def test_async_pool_keeps_no_finished_function_alive() -> None:
+    """The wrapper go() reuses for tasks from an empty context is held weakly."""
+
+    class Task:
+        async def __call__(self) -> None:
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        HOME.set([])
+        async with AsyncWorkerPool(1) as ap:
+            task: Task | None = Task()
+            alive = weakref.ref(task)
+
+            async def submit() -> None:
+                for _ in range(3):
+                    await ap.go(task)  # type: ignore[arg-type]
+
+            await asyncio.get_running_loop().create_task(submit(), context=contextvars.Context())
+            await ap.wait()
+            task = None
+            gc.collect()
+            assert alive() is None
 
     run_async(main)
 

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
@@ -44,6 +45,7 @@ from poolkit.workers._core import (
     stop_mode,
 )
 from poolkit.workers._group import CancelToken, GroupCore
+from poolkit.workers._home import InEmptyContext, run_in_new_context
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._timing import TaskTimings
 from poolkit.workers._verbs import CoreViews, with_worker
@@ -67,6 +69,12 @@ class AsyncMapOptions(TypedDict, total=False):
 
 
 _copy_context = contextvars.copy_context
+
+
+def _nothing() -> None:
+    """A dead weak reference's answer."""
+
+
 _get_ident = threading.get_ident
 
 
@@ -151,6 +159,7 @@ class AsyncWorkerPool(CoreViews):
         # For go()'s fast path (see poolkit.workers._home).
         self._home_size = self._crew.home.size
         self._at_home = self._crew.home.holds
+        self._in_empty: Callable[[], InEmptyContext | None] = _nothing
         _fork.track(self)
         _registry.add(self)
 
@@ -216,12 +225,24 @@ class AsyncWorkerPool(CoreViews):
             ctx = _copy_context()
             # From the pool's home context, a task without arguments is
             # queued as the bare function (see poolkit.workers._async_crew):
-            # nothing is kept per task. An empty context is at home, in an
-            # empty home, with no call.
-            if args or kwargs or ((ctx or self._home_size) and not self._at_home(ctx)):
+            # nothing is kept per task. An empty context is at home in an
+            # empty home; in one holding variables, the function goes in a
+            # wrapper reused while a task holds it (see InEmptyContext).
+            if args or kwargs:
                 crew.queue.append((fn, args, kwargs, ctx, None))
-            else:
+            elif not ctx:
+                if self._home_size:
+                    wrapped = self._in_empty()
+                    if wrapped is None or wrapped.args[0] is not fn:
+                        wrapped = InEmptyContext(run_in_new_context, fn)
+                        self._in_empty = weakref.ref(wrapped)
+                    crew.queue.append(wrapped)
+                else:
+                    crew.queue.append(fn)
+            elif self._home_size and self._at_home(ctx):
                 crew.queue.append(fn)
+            else:
+                crew.queue.append((fn, args, kwargs, ctx, None))
             crew.submitted += 1
             crew.pending += 1
             if crew.wake:

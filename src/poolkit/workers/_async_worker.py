@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from poolkit._errors import PoolTimeout
 from poolkit._log import log
 from poolkit.workers._core import Expired
+from poolkit.workers._home import InEmptyContext
 
 if TYPE_CHECKING:
     from poolkit.workers._async_crew import AsyncCrew
@@ -89,28 +90,28 @@ _DONE = object()  # what the bare runner hands back when a task ended
 
 
 @types.coroutine
-def _hand_over(out: object) -> Generator[Any, Any, Any]:
-    """Give the worker ``out`` (``_DONE`` or a ``_Failed``) and take its next function."""
-    return (yield out)
-
-
-async def bare_runner(stateless: bool, state: object) -> None:
+def bare_runner(stateless: bool, state: object) -> Generator[Any, Any, None]:
     """Run a worker's bare items one after another, each awaited natively.
 
     Stepping each task's coroutine from outside costs a ``StopIteration`` per
-    task; this one coroutine per worker instead takes functions through
-    ``send`` and awaits them, handing ``_DONE`` or a ``_Failed`` back. A
-    task that suspends suspends it: the worker drives it (:func:`drive`)
-    until it hands back. ``coro.send`` is looked up first so that a plain
-    function's result fails as in :func:`explain`.
+    task; this one generator per worker instead takes functions through
+    ``send`` and delegates to each task's coroutine (``yield from``), handing
+    ``_DONE`` or a ``_Failed`` back with a plain ``yield``: no object per
+    hand-over. A task that suspends suspends it: the worker drives it
+    (:func:`drive`) until it hands back. Anything but a native coroutine has
+    ``send`` looked up first, so that a plain function's result fails as in
+    :func:`explain`, and is awaited through its ``__await__``.
     """
     out: object = _DONE
     while True:
-        fn = await _hand_over(out)
+        fn = yield out
         try:
             coro = fn() if stateless else fn(state)
-            coro.send  # noqa: B018
-            await coro
+            if type(coro) is _Coroutine:
+                yield from coro  # type: ignore[misc]  # allowed: a types.coroutine generator
+            else:
+                coro.send  # noqa: B018
+                yield from coro.__await__()
         except GeneratorExit:
             raise  # the runner itself is being closed (its worker is gone)
         except BaseException as exc:
@@ -263,6 +264,7 @@ class AsyncWorker:
         at_home = crew.home.holds
         home_copy = crew.home.copy
         bare_ctx = home_copy()
+        empty_ctx = _new_context()
         runner = bare_runner(stateless, state)
         runner.send(None)  # to its first hand-over
         run_bare = runner.send
@@ -277,7 +279,9 @@ class AsyncWorker:
                     continue
             item = popleft()
             if type(item) is not tuple:
-                if not (own_ctx or home_size) or at_home(own_ctx):
+                if not (own_ctx or home_size) or (
+                    type(item) is not InEmptyContext and at_home(own_ctx)
+                ):
                     # A bare go() item (the function alone: no arguments,
                     # submitted from the pool's home context) in this
                     # Task's own context, at home now. Anything but a
@@ -296,13 +300,23 @@ class AsyncWorker:
                     item = coro = None
                 else:
                     # A bare go() item while this Task's context is not at
-                    # home (or unknown): run by the runner in bare_ctx.
-                    out = bare_ctx.run(run_bare, item)
+                    # home (or unknown): run by the runner in bare_ctx. A
+                    # wrapped one (see InEmptyContext): its function, in
+                    # empty_ctx, kept while it stays empty.
+                    if type(item) is InEmptyContext:
+                        item = item.args[0]
+                        run_ctx = empty_ctx
+                    else:
+                        run_ctx = bare_ctx
+                    out = run_ctx.run(run_bare, item)
                     if out is not _DONE and type(out) is not _Failed:
-                        out = await drive(runner, bare_ctx, out, bare=True)  # it suspended
+                        out = await drive(runner, run_ctx, out, bare=True)  # it suspended
                     if out is not _DONE:
                         self._failed(out.exc, item, None)
-                    if (bare_ctx or home_size) and not at_home(bare_ctx):
+                    if run_ctx is empty_ctx:
+                        if empty_ctx:
+                            empty_ctx = _new_context()
+                    elif (bare_ctx or home_size) and not at_home(bare_ctx):
                         bare_ctx = home_copy()
                     item = out = None
                 pending = crew.pending - 1

@@ -24,12 +24,14 @@ not return a bool (a NumPy array) would make it raise.
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HomeContext"]
+__all__ = ["HomeContext", "InEmptyContext", "run_in_new_context", "task_of"]
 
 _UNSET: Any = object()
+_new_context = contextvars.Context
 
 
 class HomeContext:
@@ -82,3 +84,35 @@ def _holds(
         return all(get(var, _UNSET) is value for var, value in items)
 
     return holds_all
+
+
+class InEmptyContext(functools.partial[Any]):
+    """A bare item whose function runs in a new empty context.
+
+    ``go()`` queues ``InEmptyContext(run_in_new_context, fn)`` for a
+    submitter whose context is empty when the pool's home is not: a thread
+    (or a Task) of its own submitting to a pool created after start-up code
+    set a variable. The bare function there would run in a copy of the
+    home, and a tuple per task costs this case more than half its rate
+    (each queued object is one more for the garbage collector to walk), so
+    ``go()`` reuses the wrapper for the next task of the same function while
+    one is queued or running.
+
+    A WorkerPool worker calls it as a bare function (``item()``,
+    ``item(state)``), or, its loop running in an empty context, calls the
+    function inside directly. An AsyncWorkerPool worker awaits the function
+    inside in an empty context of its own. :func:`task_of` gives the
+    function.
+    """
+
+    __slots__ = ()
+
+
+def run_in_new_context(fn: Callable[..., Any], /, *args: Any) -> Any:
+    """``fn(*args)`` in a new empty context (see :class:`InEmptyContext`)."""
+    return _new_context().run(fn, *args)
+
+
+def task_of(item: Any) -> Any:
+    """The user's function behind a bare item."""
+    return item.args[0] if type(item) is InEmptyContext else item

@@ -53,7 +53,7 @@ from poolkit._errors import PoolClosed, PoolTimeout
 from poolkit._log import log, log_overload
 from poolkit._waits import join_thread, left_until, wait_for
 from poolkit.workers._core import Admission, Expired, WorkerHooks, WorkerPoolStats
-from poolkit.workers._home import HomeContext
+from poolkit.workers._home import HomeContext, task_of
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._lifecycle_plans import WAKE_IDLE, WAKE_ROOM
 from poolkit.workers._thread_worker import (
@@ -66,7 +66,6 @@ from poolkit.workers._thread_worker import (
     current_pool,
     current_worker,
     is_control,
-    task_of,
 )
 from poolkit.workers._timing import unwrap
 

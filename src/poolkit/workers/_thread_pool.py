@@ -41,11 +41,12 @@ from poolkit.workers._core import (
 )
 from poolkit.workers._future import PoolFuture
 from poolkit.workers._group import CancelToken, GroupCore, TaskGroup
+from poolkit.workers._home import InEmptyContext, run_in_new_context
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._map import MapArgs, lazy_map
 from poolkit.workers._subpool import Subpool
 from poolkit.workers._thread_crew import ThreadCrew
-from poolkit.workers._thread_worker import InEmptyContext, current_pool, run_in_new_context
+from poolkit.workers._thread_worker import current_pool
 from poolkit.workers._timing import TaskTimings
 from poolkit.workers._verbs import CoreViews, MapVerb, ShutdownVerb, with_worker
 

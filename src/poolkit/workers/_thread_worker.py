@@ -18,7 +18,6 @@ exception path, so they cost nothing per ordinary task.
 from __future__ import annotations
 
 import contextvars
-import functools
 import logging
 import queue
 import threading
@@ -29,7 +28,7 @@ from poolkit._errors import PoolTimeout
 from poolkit._log import log
 from poolkit._waits import slice_of
 from poolkit.workers._core import Expired, Expiring
-from poolkit.workers._home import HomeContext
+from poolkit.workers._home import HomeContext, InEmptyContext
 from poolkit.workers._lifecycle_plans import INF, Gate
 
 if TYPE_CHECKING:
@@ -42,13 +41,10 @@ __all__ = [
     "Counts",
     "Expired",
     "Expiring",
-    "InEmptyContext",
     "Worker",
     "current_pool",
     "current_worker",
     "is_control",
-    "run_in_new_context",
-    "task_of",
 ]
 
 _LOG = logging.getLogger("poolkit.workers")
@@ -118,35 +114,6 @@ class _Direct:
     @staticmethod
     def run(fn: Callable[[], None]) -> None:
         fn()
-
-
-class InEmptyContext(functools.partial[Any]):
-    """A bare item that runs its function in a new empty context.
-
-    ``go()`` queues ``InEmptyContext(run_in_new_context, fn)`` for a
-    submitter whose context is empty when the pool's home is not: a thread
-    of its own submitting to a pool created after start-up code set a
-    variable. The bare function there would run in a copy of the home, and
-    a tuple per task costs this case more than half its rate (each queued
-    object is one more for the garbage collector to walk, see ``_home``),
-    so ``go()`` reuses the wrapper for the next task of the same function
-    while one is queued or running.
-
-    It is called as a bare function is (``item()``, ``item(state)``);
-    :func:`task_of` gives the function inside.
-    """
-
-    __slots__ = ()
-
-
-def run_in_new_context(fn: Callable[..., Any], /, *args: Any) -> Any:
-    """``fn(*args)`` in a new empty context (see :class:`InEmptyContext`)."""
-    return _new_context().run(fn, *args)
-
-
-def task_of(item: Any) -> Any:
-    """The user's function behind a bare item."""
-    return item.args[0] if type(item) is InEmptyContext else item
 
 
 def _pill(fn: Callable[[], None]) -> tuple[Any, ...]:
