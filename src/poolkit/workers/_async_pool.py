@@ -16,7 +16,6 @@ import dataclasses
 import math
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
@@ -45,7 +44,6 @@ from poolkit.workers._core import (
     stop_mode,
 )
 from poolkit.workers._group import CancelToken, GroupCore
-from poolkit.workers._home import InEmptyContext, run_in_new_context
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._timing import TaskTimings
 from poolkit.workers._verbs import CoreViews, with_worker
@@ -69,10 +67,6 @@ class AsyncMapOptions(TypedDict, total=False):
 
 
 _copy_context = contextvars.copy_context
-
-
-def _nothing() -> None:
-    """A dead weak reference's answer."""
 
 
 _get_ident = threading.get_ident
@@ -159,7 +153,7 @@ class AsyncWorkerPool(CoreViews):
         # For go()'s fast path (see poolkit.workers._home).
         self._home_size = self._crew.home.size
         self._at_home = self._crew.home.holds
-        self._in_empty: Callable[[], InEmptyContext | None] = _nothing
+        self._in_empty = self._crew.home.in_empty
         _fork.track(self)
         _registry.add(self)
 
@@ -231,14 +225,7 @@ class AsyncWorkerPool(CoreViews):
             if args or kwargs:
                 crew.queue.append((fn, args, kwargs, ctx, None))
             elif not ctx:
-                if self._home_size:
-                    wrapped = self._in_empty()
-                    if wrapped is None or wrapped.args[0] is not fn:
-                        wrapped = InEmptyContext(run_in_new_context, fn)
-                        self._in_empty = weakref.ref(wrapped)
-                    crew.queue.append(wrapped)
-                else:
-                    crew.queue.append(fn)
+                crew.queue.append(self._in_empty(fn) if self._home_size else fn)
             elif self._home_size and self._at_home(ctx):
                 crew.queue.append(fn)
             else:

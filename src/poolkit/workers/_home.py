@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,10 @@ __all__ = ["HomeContext", "InEmptyContext", "run_in_new_context", "task_of"]
 
 _UNSET: Any = object()
 _new_context = contextvars.Context
+
+
+def _nothing() -> None:
+    """A dead weak reference's answer."""
 
 
 class HomeContext:
@@ -43,7 +48,7 @@ class HomeContext:
     the one-variable test does.
     """
 
-    __slots__ = ("context", "holds", "size")
+    __slots__ = ("_last_wrapper", "context", "holds", "size")
 
     def __init__(self) -> None:
         self.context = contextvars.copy_context()
@@ -52,6 +57,20 @@ class HomeContext:
         # context is at home without a call to holds().
         self.size = len(items)
         self.holds: Callable[[contextvars.Context], bool] = _holds(items)
+        self._last_wrapper: Callable[[], InEmptyContext | None] = _nothing
+
+    def in_empty(self, fn: Callable[..., Any]) -> InEmptyContext:
+        """The bare item for ``fn`` submitted from an empty context (home not empty).
+
+        The last one made is reused for the same function while a task still
+        holds it: weakly, so the pool keeps no finished task's function
+        alive. Two submitters racing here cost at most a wrapper each.
+        """
+        wrapped = self._last_wrapper()
+        if wrapped is None or wrapped.args[0] is not fn:
+            wrapped = InEmptyContext(run_in_new_context, fn)
+            self._last_wrapper = weakref.ref(wrapped)
+        return wrapped
 
     def copy(self) -> contextvars.Context:
         """A fresh context holding the home's variables, for bare tasks to run in."""

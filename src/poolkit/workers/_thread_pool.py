@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
@@ -41,7 +40,6 @@ from poolkit.workers._core import (
 )
 from poolkit.workers._future import PoolFuture
 from poolkit.workers._group import CancelToken, GroupCore, TaskGroup
-from poolkit.workers._home import InEmptyContext, run_in_new_context
 from poolkit.workers._lifecycle import Lifecycle
 from poolkit.workers._map import MapArgs, lazy_map
 from poolkit.workers._subpool import Subpool
@@ -56,10 +54,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _copy_context = contextvars.copy_context
-
-
-def _nothing() -> None:
-    """A dead weak reference's answer."""
 
 
 # map() is typed narrower than Executor.map (see MapVerb): the ignore is for that.
@@ -160,7 +154,7 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[mi
         self._bounded = self._crew.bounded
         self._home_size = self._crew.home.size
         self._at_home = self._crew.home.holds
-        self._in_empty: Callable[[], InEmptyContext | None] = _nothing  # see go()
+        self._in_empty = self._crew.home.in_empty
         _fork.track(self)
         with self._crew.lock:
             count = self._core.start_min()
@@ -193,19 +187,10 @@ class WorkerPool(CoreViews, MapVerb, ShutdownVerb, Executor):  # type: ignore[mi
         if args or kwargs or self._timings is not None:
             self._put((fn, args, kwargs, ctx, None))
         elif not ctx:
-            if self._home_size:
-                # An empty context, not the home: the function wrapped to
-                # run in a new empty context, the wrapper reused by the next
-                # go() of the same function while a task still holds it
-                # (see InEmptyContext; weakly: the pool keeps no finished
-                # task's function alive).
-                wrapped = self._in_empty()
-                if wrapped is None or wrapped.args[0] is not fn:
-                    wrapped = InEmptyContext(run_in_new_context, fn)
-                    self._in_empty = weakref.ref(wrapped)
-                self._put(wrapped)
-            else:
-                self._put(fn)  # a bare item (see ThreadCrew): nothing kept per task
+            # A bare item: the function alone from an empty home (see
+            # ThreadCrew); from one holding variables, wrapped to run in an
+            # empty context (see InEmptyContext). Nothing kept per task.
+            self._put(self._in_empty(fn) if self._home_size else fn)
         elif self._home_size and self._at_home(ctx):
             self._put(fn)  # at home: a bare item too
         else:
