@@ -10,10 +10,12 @@ decimal context), then submits.
 
 So a pool keeps a copy of its creator's context, its *home*. A ``go()``
 without arguments whose context :meth:`HomeContext.holds` queues the bare
-function, and the worker runs it in a copy of the home, reused from task to
-task while it still holds the home and replaced once anything changes it.
-The task sees exactly what it would see in a copy of its submitter's
-context: the same variables, bound to the same objects.
+function, and the worker runs it in a copy of the home: an asyncio worker
+reuses one while it still holds the home and replaces it once anything
+changes it; a worker thread takes a fresh copy per task. The task sees
+exactly what it would see in a copy of its submitter's context: the same
+variables, bound to the same objects. A submitter in an empty context, when
+the home is not, queues an :class:`InEmptyContext` wrapper instead.
 
 The test is identity, variable by variable, never ``Context.__eq__``: that
 compares values with ``==``, so a submitter holding an equal but distinct
