@@ -7,7 +7,9 @@ import asyncio
 import contextvars
 import gc
 import logging
+import types
 import weakref
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -892,3 +894,34 @@ def test_a_worker_reaped_then_cancelled_is_counted_out_once() -> None:
         await ap.aclose()
 
     run(main())
+
+
+@pytest.mark.parametrize("path", ["awaited by the worker", "through the bare runner"])
+def test_bare_tasks_take_what_await_takes(path: str) -> None:
+    """A generator-based coroutine runs and a plain generator fails with a
+    TypeError, whether the worker awaits a bare task itself or hands it to
+    its runner (once its own context no longer holds the home)."""
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("runner_path")
+    done: list[str] = []
+    errors: list[BaseException] = []
+
+    @types.coroutine
+    def legacy() -> Generator[Any, None, None]:
+        yield from asyncio.sleep(0).__await__()
+        done.append("legacy")
+
+    def plain_generator() -> Generator[None, None, None]:
+        yield
+
+    async def main() -> None:
+        init = (lambda: var.set(1)) if path == "through the bare runner" else None
+        async with AsyncWorkerPool(
+            1, initializer=init, on_error=lambda exc, fn: errors.append(exc)
+        ) as ap:
+            await ap.go(legacy)
+            await ap.go(plain_generator)  # type: ignore[arg-type]
+            await ap.wait()
+        assert done == ["legacy"]
+        assert [type(exc) for exc in errors] == [TypeError]
+
+    _run_in_empty_context(main)

@@ -89,6 +89,10 @@ class _Failed:
 _DONE = object()  # what the bare runner hands back when a task ended
 
 
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
 @types.coroutine
 def bare_runner(stateless: bool, state: object) -> Generator[Any, Any, None]:
     """Run a worker's bare items one after another, each awaited natively.
@@ -100,18 +104,20 @@ def bare_runner(stateless: bool, state: object) -> Generator[Any, Any, None]:
     hand-over. A task that suspends suspends it: the worker drives it
     (:func:`drive`) until it hands back. Anything but a native coroutine has
     ``send`` looked up first, so that a plain function's result fails as in
-    :func:`explain`, and is awaited through its ``__await__``.
+    :func:`explain`, and is awaited as ``await`` would.
     """
     out: object = _DONE
     while True:
         fn = yield out
         try:
             coro = fn() if stateless else fn(state)
-            if type(coro) is _Coroutine:
-                yield from coro  # type: ignore[misc]  # allowed: a types.coroutine generator
-            else:
+            if type(coro) is not _Coroutine:
                 coro.send  # noqa: B018
-                yield from coro.__await__()
+                # What ``await`` takes and nothing more (a generator-based
+                # coroutine, an object with ``__await__``; not a plain
+                # generator), through one native coroutine.
+                coro = _awaited(coro)
+            yield from coro  # a native coroutine: allowed in a types.coroutine generator
         except GeneratorExit:
             raise  # the runner itself is being closed (its worker is gone)
         except BaseException as exc:
