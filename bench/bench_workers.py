@@ -90,6 +90,30 @@ def run(ctx: BenchContext) -> None:
 # ------------------------------------------------------------------ threads
 
 
+def _go_wait(pool: WorkerPool) -> Callable[[int], None]:
+    """poolkit's go+wait loop: ``k`` trivial tasks, then wait for them."""
+
+    def loop(k: int) -> None:
+        go = pool.go
+        for _ in range(k):
+            go(noop)
+        pool.wait()
+
+    return loop
+
+
+def _async_go_wait(pool: AsyncWorkerPool) -> Callable[[int], Coroutine[Any, Any, None]]:
+    """AsyncWorkerPool's go+wait: ``k`` trivial coroutines, then wait for them."""
+
+    async def body(k: int) -> None:
+        go = pool.go
+        for _ in range(k):
+            await go(anoop)
+        await pool.wait()
+
+    return body
+
+
 def _thread_benches(ctx: BenchContext, n: int) -> None:
     wp = WorkerPool(THREADS)
     tpe = cf.ThreadPoolExecutor(THREADS)
@@ -97,12 +121,7 @@ def _thread_benches(ctx: BenchContext, n: int) -> None:
     pebble_pool = _pebble()
     floor = _SimpleQueueWorkers(THREADS)
     try:
-
-        def wp_go(k: int) -> None:
-            go = wp.go
-            for _ in range(k):
-                go(noop)
-            wp.wait()
+        wp_go = _go_wait(wp)
 
         def tpe_go(k: int) -> None:
             submit = tpe.submit
@@ -326,18 +345,8 @@ def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
         ctx.record(f"{bench}, collector on, {variable_set}", subject, "ops_per_s", 1e9 / ns)
 
     try:
-
-        def wp_go(k: int) -> None:
-            go = wp.go
-            for _ in range(k):
-                go(noop)
-            wp.wait()
-
-        async def ap_go(k: int) -> None:
-            go = ap.go
-            for _ in range(k):
-                await go(anoop)
-            await ap.wait()
+        wp_go = _go_wait(wp)
+        ap_go = _async_go_wait(ap)
 
         thread_subjects = (("poolkit", wp_go), ("SimpleQueue workers (floor)", floor.go_wait))
         for subject, loop_fn in thread_subjects:
@@ -397,17 +406,8 @@ def _async_benches(ctx: BenchContext, n: int) -> None:
     def on_loop(body: Callable[[int], Coroutine[Any, Any, None]]) -> Callable[[int], None]:
         return lambda k: loop.run_until_complete(body(k))
 
-    async def ours(k: int) -> None:
-        go = ap.go
-        for _ in range(k):
-            await go(anoop)
-        await ap.wait()
-
-    async def ours_queued(k: int) -> None:
-        go = queued.go
-        for _ in range(k):
-            await go(anoop)
-        await queued.wait()
+    ours = _async_go_wait(ap)
+    ours_queued = _async_go_wait(queued)
 
     async def taskgroup_sem(k: int) -> None:
         sem = asyncio.Semaphore(ASYNC_WORKERS)
