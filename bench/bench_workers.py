@@ -324,12 +324,13 @@ def _context_benches(ctx: BenchContext, n: int, variable_set: str) -> None:
     context, a web framework a request variable), and its collector runs.
     poolkit queues a ``go()`` without arguments as the bare function when
     the submitter's context is the pool's home (the context it was created
-    in); else as a tuple with a copy of the context, which the collector
-    then walks while it is queued. No variable: the baseline. Before the
-    pool: the submitters are at home; a row per pool also submits from an
-    empty context (a thread, or a Task, of its own; go() wraps the
-    function, see InEmptyContext). After: they are not at home. The peers do not carry
-    context variables to their tasks, so the state does not change their cost.
+    in), wrapped when it is empty and the home is not (see InEmptyContext);
+    else as a tuple with a copy of the context, which the collector then
+    walks while it is queued. No variable: the baseline. Before the pool:
+    the submitters are at home; a row per pool also submits from an empty
+    context (a thread, or a Task, of its own). After: they are not at home.
+    The peers do not carry context variables to their tasks, so the state
+    does not change their cost.
     """
     if variable_set == BEFORE_THE_POOL:
         _REQUEST.set(object())

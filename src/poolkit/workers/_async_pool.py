@@ -67,8 +67,6 @@ class AsyncMapOptions(TypedDict, total=False):
 
 
 _copy_context = contextvars.copy_context
-
-
 _get_ident = threading.get_ident
 
 
