@@ -53,6 +53,31 @@ def observed() -> tuple[object, str]:
     return HOME.get(UNSET), OTHER.get()
 
 
+# Tasks interleaved on one worker by both pools' tests: (task, whether it is
+# submitted from an empty context rather than the home).
+INTERLEAVED = (
+    ("dirty", True),
+    ("look", True),
+    ("dirty", False),
+    ("look", True),
+    ("broken", True),
+    ("look", False),
+    ("look", True),
+)
+
+
+def interleaved_seen(box: object) -> list[tuple[str, tuple[object, str]]]:
+    """What the tasks of INTERLEAVED record (``broken`` records nothing)."""
+    return [
+        ("dirty", (UNSET, "unset")),
+        ("look", (UNSET, "unset")),
+        ("dirty", (box, "unset")),
+        ("look", (UNSET, "unset")),
+        ("look", (box, "unset")),
+        ("look", (UNSET, "unset")),
+    ]
+
+
 # ------------------------------------------------------------------ threads
 
 
@@ -166,43 +191,24 @@ def test_thread_tasks_from_empty_contexts_and_from_home_keep_apart() -> None:
     def look() -> None:
         seen.append(("look", observed()))
 
+    tasks = {"dirty": dirty, "look": look, "broken": broken}
+
     def main() -> None:
         HOME.set(box)
         with WorkerPool(1, on_error=lambda exc, fn: errors.append((type(exc), fn))) as wp:
             queued = recording_put(wp)
             from_empty = contextvars.Context().run
-            for task, empty in [
-                (dirty, True),
-                (look, True),
-                (dirty, False),
-                (look, True),
-                (broken, True),
-                (look, False),
-                (look, True),
-            ]:
+            for name, empty in INTERLEAVED:
                 if empty:
-                    from_empty(wp.go, task)
+                    from_empty(wp.go, tasks[name])
                 else:
-                    wp.go(task)
+                    wp.go(tasks[name])
             wp.wait()
-        assert seen == [
-            ("dirty", (UNSET, "unset")),
-            ("look", (UNSET, "unset")),
-            ("dirty", (box, "unset")),
-            ("look", (UNSET, "unset")),
-            ("look", (box, "unset")),
-            ("look", (UNSET, "unset")),
-        ]
+        assert seen == interleaved_seen(box)
         assert errors == [(ValueError, broken)]
         # No tuple and no context copy kept per task, on either side.
         assert [(type(item) is InEmptyContext, task_of(item)) for item in queued] == [
-            (True, dirty),
-            (True, look),
-            (False, dirty),
-            (True, look),
-            (True, broken),
-            (False, look),
-            (True, look),
+            (empty, tasks[name]) for name, empty in INTERLEAVED
         ]
 
     in_empty_context(main)
@@ -391,6 +397,8 @@ def test_async_tasks_from_empty_contexts_and_from_home_keep_apart() -> None:
     async def look() -> None:
         seen.append(("look", observed()))
 
+    tasks = {"dirty": dirty, "look": look, "broken": broken}
+
     async def main() -> None:
         HOME.set(box)
         async with AsyncWorkerPool(
@@ -403,36 +411,15 @@ def test_async_tasks_from_empty_contexts_and_from_home_keep_apart() -> None:
                 queued.append(ap._crew.queue[-1])
 
             loop = asyncio.get_running_loop()
-            for task, empty in [
-                (dirty, True),
-                (look, True),
-                (dirty, False),
-                (look, True),
-                (broken, True),
-                (look, False),
-                (look, True),
-            ]:
+            for name, empty in INTERLEAVED:
                 await loop.create_task(
-                    submit(task), context=contextvars.Context() if empty else None
+                    submit(tasks[name]), context=contextvars.Context() if empty else None
                 )
             await ap.wait()
-        assert seen == [
-            ("dirty", (UNSET, "unset")),
-            ("look", (UNSET, "unset")),
-            ("dirty", (box, "unset")),
-            ("look", (UNSET, "unset")),
-            ("look", (box, "unset")),
-            ("look", (UNSET, "unset")),
-        ]
+        assert seen == interleaved_seen(box)
         assert errors == [(ValueError, broken)]
         assert [(type(item) is InEmptyContext, task_of(item)) for item in queued] == [
-            (True, dirty),
-            (True, look),
-            (False, dirty),
-            (True, look),
-            (True, broken),
-            (False, look),
-            (True, look),
+            (empty, tasks[name]) for name, empty in INTERLEAVED
         ]
 
     run_async(main)
