@@ -106,21 +106,55 @@ def test_killed_server_fails_its_operations_and_they_recover_after_restart(
         server.kill()
         wait_readable(sock)  # the FIN of the killed server has arrived
         with pytest.raises(ConnectionRefusedError):
-            mc.set("k", b"w")  # the checkout dropped the dead one; nothing listens
+            # Sent unprobed on the dead one, which is dropped; sent once
+            # more on a new connection: nothing listens.
+            mc.set("k", b"w")
         with pytest.raises(ConnectionRefusedError):
-            mc.get("k")
+            mc.add("k", b"w")  # probed first: no idle one left; nothing listens
         stats = mc.stats()
-        assert (stats.closed_by_reason["check_failed"], stats.closed_by_reason["broken"]) == (1, 2)
+        assert (stats.closed_by_reason["check_failed"], stats.closed_by_reason["broken"]) == (0, 3)
+        assert stats.created == 3
         server.start()
         assert mc.set("k", b"again")
         assert mc.get("k") == b"again"
 
 
-def test_restart_while_idle_first_operation_after_it_succeeds(memcached_factory: Factory) -> None:
-    """memcached restarts while connections sit idle: the very first operation works.
+# Each command as the first one after a restart, on an empty server: the
+# call, its answer, and whether it is resent (see memcache._RESENDABLE).
+FIRST_AFTER_RESTART: list[tuple[str, Callable[[MemcacheClient], Any], Any, bool]] = [
+    ("set", lambda mc: mc.set("k", b"v"), True, True),
+    ("set_many", lambda mc: mc.set_many({"k": b"v"}), [], True),
+    ("get", lambda mc: mc.get("k", b"miss"), b"miss", True),
+    ("gets", lambda mc: mc.gets("k"), (None, None), True),
+    ("get_many", lambda mc: mc.get_many(["k"]), {}, True),
+    # Sent twice, these would answer differently: each is sent once, on a
+    # connection the probe passed.
+    ("add", lambda mc: mc.add("k", b"v"), True, False),
+    ("replace", lambda mc: mc.replace("k", b"v"), False, False),
+    ("cas", lambda mc: mc.cas("k", b"v", b"1"), None, False),
+    ("delete", lambda mc: mc.delete("k"), False, False),
+    ("incr", lambda mc: mc.incr("k"), None, False),
+    ("decr", lambda mc: mc.decr("k"), None, False),
+    ("touch", lambda mc: mc.touch("k", 100), False, False),
+]
 
-    The checkout check drops each dead idle connection (waiting on poll(),
-    never on the check); the operation runs on a new one.
+
+@pytest.mark.parametrize(
+    ("call", "answer", "resent"),
+    [
+        pytest.param(call, answer, resent, id=name)
+        for name, call, answer, resent in FIRST_AFTER_RESTART
+    ],
+)
+def test_restart_while_idle_first_operation_after_it_succeeds(
+    memcached_factory: Factory, call: Callable[[MemcacheClient], Any], answer: Any, resent: bool
+) -> None:
+    """memcached restarts while connections sit idle: the very first command works.
+
+    A read or a plain store goes unprobed on the first idle connection, meets
+    the close and goes once more, probed: the other dead ones are dropped
+    unused. Any other command is probed first. Either way it runs on a new
+    connection, once (the test waits on poll(), never on the probe).
     """
     server = memcached_factory()
     with _client(server) as mc:
@@ -129,11 +163,71 @@ def test_restart_while_idle_first_operation_after_it_succeeds(memcached_factory:
         server.start()
         for sock in socks:
             wait_readable(sock)
-        assert mc.set("k", b"after restart") is True
-        assert mc.get("k") == b"after restart"
+        assert call(mc) == answer
         stats = mc.stats()
-        assert (stats.closed_by_reason["check_failed"], stats.closed_by_reason["broken"]) == (3, 0)
+        reasons = (stats.closed_by_reason["check_failed"], stats.closed_by_reason["broken"])
+        assert reasons == ((2, 1) if resent else (3, 0))
         assert (stats.created, stats.idle) == (4, 1)
+        # The new connection serves what follows.
+        assert mc.set("after", b"restart") is True
+        assert mc.get("after") == b"restart"
+        assert mc.stats().created == 4
+
+
+def test_a_hang_up_before_the_answer_is_not_a_server_failure(memcached_factory: Factory) -> None:
+    """dead_timeout: the dead idle connection's close is not counted against the server.
+
+    retry_attempts=0 would eject the server on its first failure, and
+    retry_timeout would refuse its next command: neither happens.
+    """
+    server = memcached_factory()
+    mc = _client(server, dead_timeout=60, retry_attempts=0, retry_timeout=60, clock=FakeClock())
+    with mc:
+        [sock] = _idle_sockets(mc, server, 1)
+        server.kill()
+        server.start()
+        wait_readable(sock)
+        assert mc.set("k", b"v") is True
+        assert mc.get("k") == b"v"
+        assert mc.ejected_servers == []
+        assert mc.stats().closed_by_reason["broken"] == 1
+
+
+def test_a_timeout_is_not_resent() -> None:
+    """Only a connection found closed is sent on again: a slow server is not asked twice.
+
+    A server that answers the first command, then never again: the second
+    set times out once, on the connection it was sent on.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            if len(accepted) == 1:
+                conn.recv(1024)
+                conn.sendall(b"STORED\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    mc = MemcacheClient([listener.getsockname()], timeout=0.3, connect_timeout=TIMEOUT)
+    try:
+        assert mc.set("k", b"v") is True
+        with pytest.raises(TimeoutError):
+            mc.set("k", b"w")
+        assert len(accepted) == 1
+        assert mc.stats().closed_by_reason["broken"] == 1
+    finally:
+        mc.close()
+        listener.close()
+        thread.join(5)
+        for conn in accepted:
+            conn.close()
 
 
 def test_keys_spread_over_servers_and_one_killed_mid_test_spares_the_others(

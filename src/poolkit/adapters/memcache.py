@@ -21,6 +21,11 @@
   so the keyed pool is a dict of :class:`~poolkit.ConnectionPool`, one per
   address: no key to add or forget at run time, and the per-operation cost of
   one pool's acquire and release.
+- A restart costs callers nothing: a read or a plain store (``get``, ``gets``,
+  ``get_many``, ``set``, ``set_many``) goes on a reused connection unprobed and,
+  if the server had closed it, once more on a probed or new one (net/http's
+  retry of a replayable request); any other command is sent once, on a
+  connection the liveness probe passed (see ``_RESENDABLE``).
 - Errors are classified as gomemcache's ``resumableError``: cache-level answers
   (a miss, not stored, a CAS conflict, a bad key, ``SERVER_ERROR`` such as
   "object too large") leave the connection in step and keep it; socket errors
@@ -117,6 +122,23 @@ MAX_COUNTER_DELTA = 2**64 - 1
 # failed server is not tried again for 1 s.
 DEFAULT_RETRY_ATTEMPTS = 2
 DEFAULT_RETRY_TIMEOUT = 1.0
+# Commands that may reach the server twice with the same outcome: the reads
+# and the plain stores. MemcacheClient sends them on a reused connection
+# without probing it first (two getsockopt calls per checkout, about a tenth
+# of the client's own work for a set+get pair); one that finds the
+# connection closed by the server (a restart, an idle timeout) is sent once
+# more on a probed or new connection. Any other command (add, cas, incr,
+# delete...) has its connection probed first, as any pool's checkout check
+# does, since sending it twice could change its answer or its effect.
+_RESENDABLE = frozenset({"get", "gets", "get_many", "set", "set_many"})
+# What a command on a connection the server had closed raises: its reply
+# never came (pymemcache read the close), or the server's end reset it.
+_HUNG_UP = (
+    _mc_errors.MemcacheUnexpectedCloseError,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+)
 
 
 class ServerDown(PoolError, ConnectionError):
@@ -215,25 +237,12 @@ def is_broken(exc: BaseException) -> bool:
     return isinstance(exc, _mc_errors.MemcacheUnknownError)
 
 
-class MemcacheConnector:
-    """Makes pymemcache ``Client`` objects for one memcached server.
+class _MemcacheClients:
+    """Makes pymemcache ``Client`` objects for one server; no checkout check.
 
-    The client connects on its first command, so a dead server fails that
-    command at once (and the pool discards the client) instead of the pool
-    retrying the dial in the background.
-
-    Args:
-        server: ``"host:port"`` or ``(host, port)``.
-        timeout: seconds for each command (> 0; ``math.inf``: no limit).
-        connect_timeout: seconds to connect (> 0; ``math.inf``: no limit).
-        **client_kwargs: more ``pymemcache.client.base.Client`` arguments
-            (``serde``, ``key_prefix``, ``allow_unicode_keys``...).
-            ``default_noreply`` is False: a pooled client waits for each
-            reply, so a failure is seen by the command that caused it.
-
-    Raises:
-        TypeError, ValueError: a bad server, timeout or client argument (at
-            the call, not when the pool first connects).
+    :class:`MemcacheClient`'s connector: the client probes a connection
+    itself, only where a command needs it (see :data:`_RESENDABLE`).
+    :class:`MemcacheConnector` adds the check for any other pool.
     """
 
     def __init__(
@@ -267,14 +276,49 @@ class MemcacheConnector:
             connect_timeout=socket_timeout(self.connect_timeout),
             **self._kwargs,
         )
-        # The checkout check's probe for the client's socket (see check); set
-        # here so that the check finds the attribute on the instance.
+        # The liveness probe for the client's socket (see probe_alive); set
+        # here so that the probe finds the attribute on the instance.
         client._poolkit_probe = None
         return client
 
     def close(self, conn: Client) -> None:
         """Close the client's socket."""
         conn.close()
+
+    def is_broken(self, exc: BaseException) -> bool:
+        """See :func:`is_broken`."""
+        return is_broken(exc)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.server[0]}:{self.server[1]})"
+
+
+def _alive(client: Client) -> bool:
+    """Not connected yet, or the socket shows neither a FIN nor stray bytes."""
+    sock = client.sock
+    return sock is None or probe_alive(client, sock)
+
+
+class MemcacheConnector(_MemcacheClients):
+    """Makes pymemcache ``Client`` objects for one memcached server.
+
+    The client connects on its first command, so a dead server fails that
+    command at once (and the pool discards the client) instead of the pool
+    retrying the dial in the background.
+
+    Args:
+        server: ``"host:port"`` or ``(host, port)``.
+        timeout: seconds for each command (> 0; ``math.inf``: no limit).
+        connect_timeout: seconds to connect (> 0; ``math.inf``: no limit).
+        **client_kwargs: more ``pymemcache.client.base.Client`` arguments
+            (``serde``, ``key_prefix``, ``allow_unicode_keys``...).
+            ``default_noreply`` is False: a pooled client waits for each
+            reply, so a failure is seen by the command that caused it.
+
+    Raises:
+        TypeError, ValueError: a bad server, timeout or client argument (at
+            the call, not when the pool first connects).
+    """
 
     def check(self, conn: Client) -> bool:
         """Not connected yet, or the socket shows neither a FIN nor stray bytes.
@@ -283,17 +327,26 @@ class MemcacheConnector:
         a :class:`~poolkit.adapters.sockets.SocketProbe` kept on the client for
         its current socket (:func:`~poolkit.adapters.sockets.probe_alive`).
         """
-        sock = conn.sock
-        if sock is None:
-            return True
-        return probe_alive(conn, sock)
+        return _alive(conn)
 
-    def is_broken(self, exc: BaseException) -> bool:
-        """See :func:`is_broken`."""
-        return is_broken(exc)
 
-    def __repr__(self) -> str:
-        return f"MemcacheConnector({self.server[0]}:{self.server[1]})"
+def _acquire_alive(pool: ConnectionPool[Client]) -> Any:
+    """A connection from ``pool`` that is not connected yet or passes the probe.
+
+    The check a :class:`MemcacheConnector`'s pool makes at every checkout,
+    made by :class:`MemcacheClient` for the commands that need it: a dead
+    idle connection is closed (``check_failed``) and the next one tried.
+    """
+    while True:
+        proxy = pool.acquire()
+        try:
+            if _alive(proxy.raw):
+                return proxy
+        except BaseException:
+            # Interrupted mid-probe: the connection's state is unknown.
+            pool.discard(proxy, "check_failed")
+            raise
+        pool.discard(proxy, "check_failed")
 
 
 def _server_failed(exc: BaseException) -> bool:
@@ -427,7 +480,7 @@ class MemcacheClient:
         connector_args = {"timeout": timeout, "connect_timeout": connect_timeout, **client_kwargs}
         self._pools: dict[Address, ConnectionPool[Client]] = {
             a: ConnectionPool(
-                MemcacheConnector(a, **connector_args),
+                _MemcacheClients(a, **connector_args),
                 max_size=per_server,
                 max_idle=None if idle is None else min(idle, per_server),
                 max_idle_time=idle_time,
@@ -541,19 +594,32 @@ class MemcacheClient:
                     return fallback
                 raise down
         pool = self._pools[address]
-        proxy = pool.acquire()
-        try:
-            result = getattr(proxy.raw, method)(*args)
-        except BaseException as exc:
-            if not isinstance(exc, Exception) or is_broken(exc):
-                pool.discard(proxy, "broken")
-                if ejections is not None and isinstance(exc, Exception):
-                    self._failed(address)
-            else:
-                pool.release(proxy)
-            if self.ignore_exc and _server_failed(exc):
-                return fallback
-            raise
+        probed = method not in _RESENDABLE
+        while True:
+            proxy = _acquire_alive(pool) if probed else pool.acquire()
+            raw = proxy.raw
+            # A resendable command on a connection opened earlier goes
+            # unprobed; if the server had closed it, it goes once more.
+            resend = not probed and raw.sock is not None
+            try:
+                result = getattr(raw, method)(*args)
+            except BaseException as exc:
+                if not isinstance(exc, Exception) or is_broken(exc):
+                    pool.discard(proxy, "broken")
+                    if resend and isinstance(exc, _HUNG_UP):
+                        # Not a failure of the server (the next try tells):
+                        # the idle connection was gone. Probed from now on,
+                        # so the other dead idle ones are dropped unused.
+                        probed = True
+                        continue
+                    if ejections is not None and isinstance(exc, Exception):
+                        self._failed(address)
+                else:
+                    pool.release(proxy)
+                if self.ignore_exc and _server_failed(exc):
+                    return fallback
+                raise
+            break
         pool.release(proxy)
         if ejections is not None and ejections.records:
             with self._lock:
