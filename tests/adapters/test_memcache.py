@@ -640,3 +640,84 @@ def test_every_server_ejected_raises_server_down(memcached_factory: Factory) -> 
             mc.get("k")
         with pytest.raises(ServerDown, match="every memcached server is ejected"):
             mc.get("k")
+
+
+# What a command may raise while the server is down or restarting: the
+# connection refused, or cut mid-command. Anything else is a failure.
+DOWNTIME_ERRORS = (OSError, mc_errors.MemcacheUnexpectedCloseError)
+
+
+def test_stress_threads_through_two_restarts_get_only_their_own_values(
+    memcached_factory: Factory,
+) -> None:
+    """Six threads set and read their own keys while memcached restarts twice.
+
+    Nothing crosses over: every read answers the thread's own last stored
+    value or a miss (a restart empties the cache), never another key's value
+    or a reply out of step; a command fails only with a downtime error; and
+    once the server is back, every thread's first set and get succeed.
+    """
+    server = memcached_factory()
+    threads_n, stop = 6, threading.Event()
+    problems: list[str] = []
+    done = [0] * threads_n
+    mc = _client(server, max_conns_per_server=8, max_idle_per_server=8)
+
+    def hammer(i: int) -> None:
+        key, stored, n = f"t{i}", None, 0
+        while not stop.is_set():
+            n += 1
+            value = f"{i}:{n}".encode()
+            try:
+                if mc.set(key, value):
+                    stored = value
+                got = mc.get(key)
+            except DOWNTIME_ERRORS:
+                continue
+            except Exception as exc:
+                problems.append(f"thread {i}: {exc!r}")
+                return
+            if got not in (stored, None):
+                problems.append(f"thread {i} read {got!r}, its last value was {stored!r}")
+                return
+            done[i] += 1
+
+    with mc:
+        workers = [threading.Thread(target=hammer, args=(i,)) for i in range(threads_n)]
+        for worker in workers:
+            worker.start()
+        try:
+            for restart in range(3):
+                base = list(done)
+
+                def fifty_more(base: list[int] = base) -> bool:
+                    return all(d - b >= 50 for d, b in zip(done, base, strict=True))
+
+                eventually(fifty_more, "every thread through 50 more pairs")
+                if restart < 2:
+                    server.kill()
+                    server.start()
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(30)
+        assert problems == []
+        # Back up: idle connections of the old server may still sit in the
+        # pool; each thread's first commands still succeed.
+        results: list[object] = []
+
+        def once(i: int) -> None:
+            results.append((mc.set(f"u{i}", b"x"), mc.get(f"u{i}")))
+
+        for _ in range(2):
+            server.kill()
+            server.start()
+            finals = [threading.Thread(target=once, args=(i,)) for i in range(threads_n)]
+            for final in finals:
+                final.start()
+            for final in finals:
+                final.join(30)
+        assert results == [(True, b"x")] * (2 * threads_n)
+        stats = mc.stats()
+        assert (stats.in_use, stats.waiting) == (0, 0)
+        assert stats.total <= 8
