@@ -200,14 +200,17 @@ def test_a_timeout_is_not_resent() -> None:
     set times out once, on the connection it was sent on.
     """
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)  # so that serve() sees done without a connection
     accepted: list[socket.socket] = []
+    done = threading.Event()
 
     def serve() -> None:
-        while True:
+        while not done.is_set():
             try:
                 conn, _ = listener.accept()
-            except OSError:
-                return
+            except TimeoutError:
+                continue
+            conn.settimeout(None)
             accepted.append(conn)
             if len(accepted) == 1:
                 conn.recv(1024)
@@ -224,8 +227,9 @@ def test_a_timeout_is_not_resent() -> None:
         assert mc.stats().closed_by_reason["broken"] == 1
     finally:
         mc.close()
-        listener.close()
+        done.set()
         thread.join(5)
+        listener.close()
         for conn in accepted:
             conn.close()
 
