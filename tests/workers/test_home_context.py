@@ -15,6 +15,7 @@ import gc
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,17 @@ def interleaved_seen(box: object) -> list[tuple[str, tuple[object, str]]]:
         ("look", (box, "unset")),
         ("look", (UNSET, "unset")),
     ]
+
+
+def as_queued(queued: list[Any]) -> list[tuple[bool, Any]]:
+    """Each queued item as (wrapped in InEmptyContext, the task's function)."""
+    return [(type(item) is InEmptyContext, task_of(item)) for item in queued]
+
+
+def interleaved_as_queued(tasks: dict[str, Any]) -> list[tuple[bool, Any]]:
+    """What INTERLEAVED's tasks must be queued as: bare items, no tuple and no
+    context copy per task, wrapped exactly when submitted from an empty context."""
+    return [(empty, tasks[name]) for name, empty in INTERLEAVED]
 
 
 # ------------------------------------------------------------------ threads
@@ -206,10 +218,7 @@ def test_thread_tasks_from_empty_contexts_and_from_home_keep_apart() -> None:
             wp.wait()
         assert seen == interleaved_seen(box)
         assert errors == [(ValueError, broken)]
-        # No tuple and no context copy kept per task, on either side.
-        assert [(type(item) is InEmptyContext, task_of(item)) for item in queued] == [
-            (empty, tasks[name]) for name, empty in INTERLEAVED
-        ]
+        assert as_queued(queued) == interleaved_as_queued(tasks)
 
     in_empty_context(main)
 
@@ -418,9 +427,7 @@ def test_async_tasks_from_empty_contexts_and_from_home_keep_apart() -> None:
             await ap.wait()
         assert seen == interleaved_seen(box)
         assert errors == [(ValueError, broken)]
-        assert [(type(item) is InEmptyContext, task_of(item)) for item in queued] == [
-            (empty, tasks[name]) for name, empty in INTERLEAVED
-        ]
+        assert as_queued(queued) == interleaved_as_queued(tasks)
 
     run_async(main)
 
