@@ -725,3 +725,32 @@ def test_stress_threads_through_two_restarts_get_only_their_own_values(
         stats = mc.stats()
         assert (stats.in_use, stats.waiting) == (0, 0)
         assert stats.total <= 8
+
+
+def test_a_probe_that_raises_drops_the_connection_as_the_pool_check_does(
+    memcached_factory: Factory,
+) -> None:
+    """A command that needs the probe treats a probe error as a failed check.
+
+    A ConnectionPool's checkout check does (its ``check`` raising means
+    check_failed); MemcacheClient's own probe for ``add`` keeps that rule:
+    the connection is dropped and the command runs on a new one.
+    """
+
+    class RaisingProbe:
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock = sock
+
+        def alive(self) -> bool:
+            raise RuntimeError("probe failed")
+
+    server = memcached_factory()
+    with _client(server) as mc:
+        pool = mc._pools[server.address]
+        proxy = pool.acquire()
+        assert proxy.raw.version()  # connects
+        proxy.raw._poolkit_probe = RaisingProbe(proxy.raw.sock)
+        pool.release(proxy)
+        assert mc.add("k", b"v") is True
+        stats = mc.stats()
+        assert (stats.closed_by_reason["check_failed"], stats.created) == (1, 2)

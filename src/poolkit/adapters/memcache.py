@@ -334,18 +334,23 @@ def _acquire_alive(pool: ConnectionPool[Client]) -> Any:
     """A connection from ``pool`` that is not connected yet or passes the probe.
 
     The check a :class:`MemcacheConnector`'s pool makes at every checkout,
-    made by :class:`MemcacheClient` for the commands that need it: a dead
-    idle connection is closed (``check_failed``) and the next one tried.
+    made by :class:`MemcacheClient` for the commands that need it, with the
+    pool's rules: a dead idle connection, or one whose probe raised, is
+    closed (``check_failed``) and the next one tried.
     """
     while True:
         proxy = pool.acquire()
         try:
-            if _alive(proxy.raw):
-                return proxy
+            alive = _alive(proxy.raw)
+        except Exception:
+            logger.debug("memcached connection probe raised", exc_info=True)
+            alive = False
         except BaseException:
             # Interrupted mid-probe: the connection's state is unknown.
             pool.discard(proxy, "check_failed")
             raise
+        if alive:
+            return proxy
         pool.discard(proxy, "check_failed")
 
 
