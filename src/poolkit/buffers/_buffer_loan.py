@@ -69,14 +69,20 @@ class BufferLoan:
             buf = pool._take(index)  # zeroing, aging or closed
         else:
             # The hit path of BufferPool._take, inlined: borrow is the hot API.
-            try:
-                buf = pool._idle[index].pop()
-            except IndexError:
-                buf = pool._take(index)  # allocates (or finds one returned meanwhile)
+            idle = pool._idle[index]
+            if idle:
+                # Counted before the pop, no call in between: see _buffer_pool.
+                pool._taken_bytes += pool._sizes[index]
+                try:
+                    buf = idle.pop()
+                except IndexError:  # emptied since the test: free-threaded only
+                    pool._taken_bytes -= pool._sizes[index]
+                    buf = pool._allocate(index)
+                else:
+                    pool._claims.pop(id(buf), None)
+                    pool._hits += 1
             else:
-                pool._claims.pop(id(buf), None)
-                pool._idle_bytes -= len(buf)
-                pool._hits += 1
+                buf = pool._allocate(index)
         view = memoryview(buf)
         if len(buf) != n:
             # The slice shares the full view's export; that one is freed here
