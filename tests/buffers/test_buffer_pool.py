@@ -619,9 +619,11 @@ def test_threads_never_hold_one_buffer_at_once(api: str) -> None:
         sys.setswitchinterval(previous)
     assert clashes == []
     stats = pool.stats()
-    assert stats.idle_bytes <= 64 * KIB
     if getattr(sys, "_is_gil_enabled", lambda: True)():
-        # Exact under the GIL; free-threaded builds may lose a counter increment.
+        # Exact under the GIL; free-threaded builds may lose a counter
+        # increment, and pass the budget by a buffer when two takes race for
+        # a class's last one (see _buffer_pool's module notes).
+        assert stats.idle_bytes <= 64 * KIB
         assert threads * rounds == stats.hits + stats.misses
         assert threads * rounds == stats.kept + stats.dropped_budget + stats.contended_puts
         assert stats.kept == stats.hits + stats.evicted + stats.expired + stats.idle

@@ -11,8 +11,9 @@ Invariants:
   return of an idle buffer finds the entry and is refused.
 * No idle buffer has a live export (memoryview): a return is probed first.
 * Idle bytes never exceed ``max_idle_bytes`` under the GIL. On the
-  free-threaded build they can, by one buffer, only while two takes race
-  for the last idle buffer of a class (see the byte counters below).
+  free-threaded build they can pass it only after two takes raced for the
+  last idle buffer of a class, by that one buffer (see the byte counters
+  below).
 * With ``max_idle_time``, a buffer untouched for a whole interval is released
   at the next sweep (see ``BufferPool._age``).
 * After ``close()`` no buffer is handed out: takes leave the plain hit path
@@ -41,7 +42,8 @@ bytes idle buffers hold:
   between the test, the count and the pop, the GIL build never counts a pop
   that then fails. (On the free-threaded build a racing take can empty
   the class in between; the count is then taken back, and until then the
-  difference is one buffer short. An increment lost to a racing take only
+  difference is one buffer short, or until the next recount if that
+  decrement is itself lost to a racing take. An increment lost that way only
   makes the difference larger.)
 * ``_filed_bytes`` changes only under ``_lock``, a
   :class:`~poolkit.buffers._trylock.TryLock`: a return adds its buffer's size
