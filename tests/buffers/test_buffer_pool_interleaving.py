@@ -1,15 +1,7 @@
 """BufferPool's byte budget when threads interleave inside its calls.
 
-Under the GIL a thread is switched out only where the interpreter checks for
-a switch request: when a C call returns, when a Python function starts, and
-at a loop's jump back. So every interleaving of two pool calls is the second
-one landing at one of those points of the first. These tests make each one
-happen, deterministically: a profile hook runs the second call at the k-th
-such point of the first (a C call's return or a Python call's start), for
-every k. A thread hammer meets the same interleavings only by chance (once in
-many runs).
-
-Each interleaving is then followed by what a busy program does next: returns
+Each test runs one pool call at every point where another could be switched
+out (see ``interleave.py``), then does what a busy program does next: returns
 of the largest class until the pool refuses one. No larger class can be
 evicted for them, so a byte counter left below the idle bytes would let idle
 bytes past the budget for good; the tests assert they never pass it.
@@ -17,15 +9,12 @@ bytes past the budget for good; the tests assert they never pass it.
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Callable, Iterator
-from types import FrameType
-from typing import Any
 
 import pytest
 
-from poolkit import BufferPool, PoolClosed
+from poolkit import BufferPool
+from tests.buffers.interleave import interleaved, switch_points
 
 KIB = 1024
 SIZES = (512, 1024, 2048, 4096)
@@ -33,8 +22,6 @@ LARGEST = SIZES[-1]
 BUDGET = 4 * LARGEST
 
 Step = Callable[[BufferPool], object]
-# The profile events at which the GIL build can switch threads.
-SWITCH_POINTS = ("call", "c_return", "c_exception")
 
 
 class FakeClock:
@@ -61,41 +48,6 @@ def _pool(*, aging: bool = False) -> BufferPool:
     if aging:
         clock.now = 5.0  # a sweep is due at the next take
     return pool
-
-
-def _calls_made(step: Step, pool: BufferPool) -> int:
-    """How many switch points ``step`` passes (see SWITCH_POINTS)."""
-    count = 0
-
-    def hook(frame: FrameType, event: str, arg: Any) -> None:
-        nonlocal count
-        if event in SWITCH_POINTS:
-            count += 1
-
-    sys.setprofile(hook)
-    try:
-        step(pool)
-    finally:
-        sys.setprofile(None)
-    return count
-
-
-def _interleaved(step: Step, other: Step, at: int, pool: BufferPool) -> None:
-    """Run ``step``, with ``other`` run at its ``at``-th switch point, as a switch would."""
-    seen = 0
-
-    def hook(frame: FrameType, event: str, arg: Any) -> None:
-        nonlocal seen
-        if event in SWITCH_POINTS:
-            seen += 1
-            if seen == at:
-                other(pool)  # the profiler is off inside a hook: runs plainly
-
-    sys.setprofile(hook)
-    try:
-        step(pool)
-    finally:
-        sys.setprofile(None)
 
 
 def _fill(pool: BufferPool) -> None:
@@ -158,7 +110,7 @@ CASES: dict[str, tuple[Step, Step, bool]] = {
 
 def _points(name: str) -> Iterator[int]:
     step, _other, aging = CASES[name]
-    yield from range(1, _calls_made(step, _pool(aging=aging)) + 1)
+    yield from range(1, switch_points(step, _pool(aging=aging)) + 1)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -169,7 +121,7 @@ def test_no_interleaving_lets_idle_bytes_past_the_budget(name: str) -> None:
     assert len(points) >= 3  # the hook sees the pool's calls at all
     for at in points:
         pool = _pool(aging=aging)
-        _interleaved(step, other, at, pool)
+        interleaved(step, other, at, pool)
         _fill(pool)
         stats = pool.stats()
         assert stats.idle_bytes <= BUDGET, (name, at, stats)
@@ -201,22 +153,3 @@ def test_clear_gives_the_whole_budget_back() -> None:
     assert pool.clear() == BUDGET
     _fill(pool)
     assert pool.stats().idle_bytes == BUDGET
-
-
-def test_close_from_inside_a_return_on_the_same_thread_does_not_hang() -> None:
-    """close() run at any switch point of a return (as a signal handler would) ends the pool.
-
-    The return may hold the pool's lock there, and it cannot go on until the
-    handler is done: close() waits for it only briefly.
-    """
-    for at in range(1, _calls_made(_put_largest, _pool()) + 1):
-        pool = _pool()
-        started = time.monotonic()
-        _interleaved(_put_largest, lambda pool: pool.close(), at, pool)
-        assert time.monotonic() - started < 2.0
-        with pytest.raises(PoolClosed):
-            pool.get(LARGEST)
-        # At most the one buffer whose return was cut short stays idle.
-        assert pool.stats().idle <= 1, at
-        pool.put(bytearray(LARGEST))
-        assert pool.stats().dropped_closed >= 1

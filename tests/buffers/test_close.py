@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +12,7 @@ import pytest
 
 from poolkit import BufferPool, ByteBufferPool, ObjectPool, PoolClosed
 from poolkit.buffers import BoundedBufferPool, BytesPool, SizedBufferPool
+from tests.buffers.interleave import interleaved, switch_points
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,45 @@ def test_with_block_closes_the_pool_and_close_is_idempotent(kind: Kind) -> None:
     pool.close()
     with pytest.raises(PoolClosed):
         kind.take(pool)
+
+
+def _take_then_put(kind: Kind) -> Callable[[Any], object]:
+    return lambda pool: pool.put(kind.take(pool))
+
+
+@pytest.mark.parametrize("call", ["close", "clear", "stats"])
+def test_a_handler_calling_the_pool_inside_its_get_or_put_returns(kind: Kind, call: str) -> None:
+    """close(), clear() or stats() run at any switch point of a get and put on the same thread.
+
+    That is where a signal handler or a finalizer runs. The interrupted call
+    may hold the pool's lock there and cannot go on until the handler
+    returns, so the pool must not wait for its lock for good: each call
+    returns at once, and the pool keeps its word afterwards.
+    """
+    step = _take_then_put(kind)
+    first = kind.make()
+    first.put(kind.take(first))
+    for at in range(1, switch_points(step, first) + 1):
+        pool = kind.make()
+        pool.put(kind.take(pool))
+        started = time.monotonic()
+        # A get that finds the pool closed by then raises, as it should.
+        with contextlib.suppress(PoolClosed):
+            interleaved(step, lambda pool: getattr(pool, call)(), at, pool)
+        assert time.monotonic() - started < 2.0, at
+        if call == "close":
+            # The interrupted put may still file its buffer; nothing else is kept.
+            assert kind.idle(pool) <= 1, at
+            with contextlib.suppress(PoolClosed):
+                kind.take(pool)  # may be that one buffer
+            with pytest.raises(PoolClosed):
+                kind.take(pool)
+        else:
+            assert kind.idle(pool) <= 1, at
+            # The lock was let go: a return is kept and taken again.
+            pool.clear()
+            pool.put(kind.take(pool))
+            assert kind.idle(pool) == 1, at
 
 
 def test_buffer_pool_borrow_after_close_raises_on_entry() -> None:

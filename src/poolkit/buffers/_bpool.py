@@ -19,9 +19,11 @@ bpool                      poolkit                              difference
 =========================  ===================================  =================================
 
 Concurrency: as :class:`~poolkit.ByteBufferPool`, the idle ``deque`` changes
-only under a lock taken with ``acquire(blocking=False)``; a caller that finds it
-held allocates (``get``) or drops (``put``) instead of waiting, so no call ever
-blocks.
+only under a :class:`~poolkit.buffers._trylock.TryLock` taken without waiting;
+a caller that finds it held allocates (``get``) or drops (``put``) instead of
+waiting, so no call ever blocks. The hot paths take it with ``del token[0]``,
+with no call (no point where a ``KeyboardInterrupt`` can land) between taking
+it and the ``try`` whose ``finally`` gives it back.
 
 ``close()`` (or leaving ``with pool:``) releases the idle buffers and ends the
 pool: ``get`` then raises :class:`~poolkit.PoolClosed`, and a late ``put``
@@ -33,7 +35,6 @@ good, only the miss path of ``get`` needs to look at the mark.
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -45,6 +46,7 @@ from poolkit._stats import renamed
 from poolkit._validate import check_int
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
 from poolkit.buffers._snapshot import BufferStats, snapshot
+from poolkit.buffers._trylock import TryLock, held_briefly
 
 __all__ = ["BoundedBufferPool", "BoundedPoolStats", "BytesPool", "SizedBufferPool"]
 
@@ -99,7 +101,8 @@ class _FifoPool(NamedClosable, Generic[T]):
         # The most idle items the pool may keep now: size while open, 0 once
         # closed, so put's "full?" test also refuses everything after close().
         self._room = self._size
-        self._lock = threading.Lock()
+        self._lock = TryLock()
+        self._token = self._lock.token
         self._idle: deque[T] = deque()
         self._closed = False
         self._hits = self._misses = self._kept = self._dropped = 0
@@ -113,17 +116,20 @@ class _FifoPool(NamedClosable, Generic[T]):
         Raises:
             PoolClosed: the pool was closed (it is empty for good then).
         """
-        lock = self._lock
-        if lock.acquire(False):
-            if self._idle:
-                item = self._idle.popleft()
-                self._hits += 1
-                lock.release()
-                return item
-            self._misses += 1
-            lock.release()
-        else:
+        token = self._token
+        try:
+            del token[0]  # the lock, taken without waiting (see TryLock)
+        except IndexError:
             self._misses += 1  # approximate: outside the lock
+        else:
+            try:
+                if self._idle:
+                    item = self._idle.popleft()
+                    self._hits += 1
+                    return item
+                self._misses += 1
+            finally:
+                token.append(True)
         if self._closed:
             raise PoolClosed(f"get() on a closed {type(self).__name__}; create a new pool")
         return None
@@ -141,8 +147,10 @@ class _FifoPool(NamedClosable, Generic[T]):
             ReleaseError: ``unique`` and ``item`` is already idle (a double put
                 would hand it to two holders).
         """
-        lock = self._lock
-        if not lock.acquire(False):
+        token = self._token
+        try:
+            del token[0]  # the lock, taken without waiting (see TryLock)
+        except IndexError:
             self._dropped += 1  # approximate: outside the lock
             return False
         try:
@@ -161,7 +169,7 @@ class _FifoPool(NamedClosable, Generic[T]):
             self._kept += 1
             return True
         finally:
-            lock.release()
+            token.append(True)
 
     def _has_room(self) -> bool:
         return len(self._idle) < self._room
@@ -177,7 +185,7 @@ class _FifoPool(NamedClosable, Generic[T]):
 
     def clear(self) -> int:
         """Release every idle buffer; return how many were released."""
-        with self._lock:  # not a hot path: waiting here is fine
+        with held_briefly(self._lock):
             count = len(self._idle)
             self._idle.clear()
         return count
@@ -188,7 +196,9 @@ class _FifoPool(NamedClosable, Generic[T]):
         Afterwards ``get`` raises :class:`~poolkit.PoolClosed` and ``put``
         drops what it is given (a late return is not an error).
         """
-        with self._lock:
+        # If the lock's holder is this thread, interrupted in a put (see
+        # held_briefly), that put may still file its item: it stays idle.
+        with held_briefly(self._lock):
             self._closed = True
             self._room = 0
             self._idle.clear()
@@ -201,7 +211,7 @@ class _FifoPool(NamedClosable, Generic[T]):
 
     def stats(self) -> BoundedPoolStats:
         """A snapshot of the pool's counters."""
-        with self._lock:
+        with held_briefly(self._lock):
             return snapshot(
                 BoundedPoolStats,
                 self,

@@ -6,9 +6,11 @@ Invariants:
   length, exactly. A return is keyed by exact size; a length that is not a
   class size is refused, never rounded up to a larger class (the vitess
   round-up makes a later ``get`` too small: Thanos #6934, Tempo #1261).
-* Every idle buffer has an entry in ``_claims`` (keyed by ``id``). The pool
-  holds the buffer while it is idle, so its ``id`` cannot be reused; a second
-  return of an idle buffer finds the entry and is refused.
+* Every idle buffer has an entry in ``_claims`` (keyed by ``id``, holding
+  the buffer), so its ``id`` cannot be reused while the entry exists; a
+  second return of an idle buffer finds the entry and is refused. An entry
+  outlives its buffer's stay only when a ``KeyboardInterrupt`` lands between
+  a take's pop and its unclaim; that buffer then stays held, unused.
 * No idle buffer has a live export (memoryview): a return is probed first.
 * Idle bytes never exceed ``max_idle_bytes`` under the GIL. On the
   free-threaded build they can pass it only after two takes raced for the
@@ -30,7 +32,7 @@ build drops: every shared structure is touched by single C-level calls that
 are atomic on both builds (``deque.pop``/``append``/``popleft``,
 ``dict.setdefault``/``pop``; the free-threaded build locks each object inside
 those calls). Claiming a return is one ``setdefault`` with a marker no other
-caller has (a fresh list, or the loan's own view): the caller that gets its
+caller has (a fresh list holding the buffer): the caller that gets its
 own marker back owns the claim, so two threads returning the same buffer at
 once cannot both file it.
 
@@ -99,7 +101,7 @@ from poolkit._validate import (
 from poolkit.buffers._buffer_loan import BufferLoan
 from poolkit.buffers._size_classes import SizeClasses, human_size
 from poolkit.buffers._snapshot import BufferStats, snapshot
-from poolkit.buffers._trylock import TryLock
+from poolkit.buffers._trylock import TryLock, held_briefly
 
 __all__ = [
     "DEFAULT_MAX_IDLE_BYTES",
@@ -120,8 +122,6 @@ DEFAULT_MAX_SIZE = 4 << 20
 # 64 MiB of idle buffers across all classes (sixteen 4 MiB buffers): bounded
 # by default, as every poolkit pool is; the product sketch's figure.
 DEFAULT_MAX_IDLE_BYTES = 64 << 20
-# How long close() waits for a return filing at that moment (see close).
-_CLOSE_WAIT = 0.1
 
 
 @renamed(returns="kept", aged="expired", idle_buffers="idle")
@@ -309,7 +309,7 @@ class BufferPool(NamedClosable):
         )
         self._zero_templates: list[bytearray | memoryview] = classes.zero_sources() if zero else []
         self._idle: list[deque[bytearray]] = [deque() for _ in classes.sizes]
-        self._claims: dict[int, object] = {}
+        self._claims: dict[int, list[bytearray]] = {}
         # Their difference bounds the idle bytes from above (see the module notes).
         self._filed_bytes = self._taken_bytes = 0
         # Guards _filed_bytes with the filing of returns; the return path
@@ -470,16 +470,10 @@ class BufferPool(NamedClosable):
         self._fast_return = False
         # A return filing right now (a few operations under the lock) may
         # still file after the marks; waiting for the lock lets clear() take
-        # its buffer too. The wait is bounded: the holder may be this very
-        # thread, suspended in its section by a signal handler or a
-        # finalizer that closes the pool; then that one buffer stays idle,
-        # never handed out.
-        acquired = self._lock.acquire(timeout=_CLOSE_WAIT)
-        try:
+        # its buffer too. If the holder is this very thread (see
+        # held_briefly), that one buffer stays idle, never handed out.
+        with held_briefly(self._lock):
             self.clear()
-        finally:
-            if acquired:
-                self._lock.release()
 
     def __enter__(self) -> BufferPool:
         return self
@@ -586,7 +580,12 @@ class BufferPool(NamedClosable):
         # The clock (user code when injected) is read before the lock is
         # taken: nothing runs user code while holding it.
         now = self._clock()
-        if now < self._next_sweep or not self._lock.acquire(blocking=False):
+        if now < self._next_sweep:
+            return
+        token = self._token
+        try:
+            del token[0]  # the lock, taken without waiting (see TryLock)
+        except IndexError:
             return
         try:
             interval = self._max_idle_time
@@ -604,7 +603,7 @@ class BufferPool(NamedClosable):
                     self._aged += 1
                 self._low[i] = len(idle)
         finally:
-            self._lock.release()
+            token.append(True)
 
     def _take_back(self, buf: bytearray, index: int, loan_view: memoryview | None) -> None:
         """Claim, probe and file a returned buffer of class ``index``.
@@ -621,38 +620,53 @@ class BufferPool(NamedClosable):
         """
         size = len(buf)
         key = id(buf)
-        # The claim marker must be this caller's alone: the loan's view is (and
-        # costs no allocation on the hot path); put() makes a fresh one.
-        marker: object = [] if loan_view is None else loan_view
-        if self._claims.setdefault(key, marker) is not marker:
-            self._refused += 1
-            if loan_view is not None:
-                raise ReleaseError(
-                    f"the borrowed {size}-byte buffer was already put back inside its "
-                    f"with block; leave the returning to the with block"
-                )
-            raise ReleaseError(
-                f"this {size}-byte buffer is already idle in the pool (returned twice); "
-                f"put each buffer from get() back once"
-            )
-        # The export probe: resizing a bytearray with a live export (memoryview)
-        # raises BufferError. Growing by one byte and shrinking back is the
-        # cheapest resize (~40 ns; the spare byte from _take means no realloc)
-        # and leaves the contents as they were. Same-size assignments and
-        # extend(b"") skip the check, so they cannot serve as the probe.
+        # The claim marker must be this caller's alone (a fresh list), and it
+        # holds the buffer: a claim left behind by a take cut short between
+        # its pop and its unclaim (a KeyboardInterrupt there) keeps its
+        # buffer alive, so that buffer's id is never reused by another one,
+        # which the stale claim would refuse as "returned twice".
+        marker = [buf]
         try:
-            buf.append(0)
-        except BufferError:
-            del self._claims[key]
-            if loan_view is not None:
-                self._dropped_in_use += 1
-                return
-            self._refused += 1
-            raise ReleaseError(
-                f"cannot take back a {size}-byte buffer while memoryviews into it are "
-                f"alive; call view.release() (or use them in a with block) before put()"
-            ) from None
-        buf.pop()
+            if self._claims.setdefault(key, marker) is not marker:
+                self._refused += 1
+                if loan_view is not None:
+                    raise ReleaseError(
+                        f"the borrowed {size}-byte buffer was already put back inside its "
+                        f"with block; leave the returning to the with block"
+                    )
+                raise ReleaseError(
+                    f"this {size}-byte buffer is already idle in the pool (returned twice); "
+                    f"put each buffer from get() back once"
+                )
+            # The export probe: resizing a bytearray with a live export
+            # (memoryview) raises BufferError. Growing by one byte and
+            # shrinking back is the cheapest resize (~40 ns; the spare byte
+            # from _take means no realloc) and leaves the contents as they
+            # were. Same-size assignments and extend(b"") skip the check, so
+            # they cannot serve as the probe.
+            try:
+                buf.append(0)
+            except BufferError:
+                del self._claims[key]
+                if loan_view is not None:
+                    self._dropped_in_use += 1
+                    return
+                self._refused += 1
+                raise ReleaseError(
+                    f"cannot take back a {size}-byte buffer while memoryviews into it are "
+                    f"alive; call view.release() (or use them in a with block) before put()"
+                ) from None
+            buf.pop()
+        except BaseException:
+            # Refused, or an asynchronous exception (KeyboardInterrupt) landing
+            # anywhere up to here: the buffer stays with the caller as it
+            # came, and no claim of this call's is left behind (a stale claim
+            # would refuse the next buffer given this id).
+            if len(buf) > size:
+                del buf[size:]
+            if self._claims.get(key) is marker:
+                del self._claims[key]
+            raise
         token = self._token
         try:
             # The lock, taken without waiting, and without a call: no thread
@@ -671,6 +685,13 @@ class BufferPool(NamedClosable):
                 self._returns += 1
             else:
                 self._file(buf, index, size, key)
+        except BaseException:
+            # An asynchronous exception (KeyboardInterrupt) in the slow path
+            # may land before the buffer is filed: then forget its claim. A
+            # scan, on this path only.
+            if not any(idle_buf is buf for idle_buf in self._idle[index]):
+                self._claims.pop(key, None)
+            raise
         finally:
             token.append(True)
 

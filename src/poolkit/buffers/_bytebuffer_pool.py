@@ -67,7 +67,7 @@ from poolkit._stats import renamed
 from poolkit._validate import Clock, check_callable, check_int, check_optional_seconds
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release, _seek, _tell
 from poolkit.buffers._snapshot import BufferStats, snapshot
-from poolkit.buffers._trylock import TryLock
+from poolkit.buffers._trylock import TryLock, held_briefly
 from poolkit.buffers.retention import (
     CALIBRATE_MIN_BITS,
     CALIBRATE_STEPS,
@@ -282,12 +282,14 @@ class ByteBufferPool(NamedClosable):
 
     def _miss(self) -> ByteBuffer:
         """get() with an empty store: count the miss, allocate."""
-        lock = self._lock
-        if lock.acquire(blocking=False):
-            self._misses += 1
-            lock.release()
-        else:
+        token = self._token
+        try:
+            del token[0]  # the lock, taken without waiting (see TryLock)
+        except IndexError:
             self._contended_gets += 1
+        else:
+            self._misses += 1
+            token.append(True)
         if self._closed:
             raise PoolClosed("get() on a closed ByteBufferPool; create a new pool")
         cal = self._calibrated
@@ -362,7 +364,7 @@ class ByteBufferPool(NamedClosable):
             return
         token = self._token
         try:
-            token.pop()  # the lock, taken without waiting (see TryLock)
+            del token[0]  # the lock, taken without waiting (see TryLock)
         except IndexError:
             self._contended_puts += 1
             return
@@ -394,8 +396,10 @@ class ByteBufferPool(NamedClosable):
         max_idle_time = self._max_idle_time
         # The clock (user code when injected) runs before the lock is taken.
         now = 0.0 if max_idle_time is None else self._clock()
-        lock = self._lock
-        if not lock.acquire(blocking=False):
+        token = self._token
+        try:
+            del token[0]  # the lock, taken without waiting (see TryLock)
+        except IndexError:
             self._contended_puts += 1
             return
         try:
@@ -421,7 +425,7 @@ class ByteBufferPool(NamedClosable):
                 self._seen_calibrations = cal.calibrations
                 self._trim(cal.max_size)
         finally:
-            lock.release()
+            token.append(True)
 
     def _remove_coldest(self) -> ByteBuffer | None:
         """Take the coldest idle buffer out for good (lock held); None if none."""
@@ -512,7 +516,10 @@ class ByteBufferPool(NamedClosable):
         Buffers currently out are not affected.
         """
         count = 0
-        with self._lock:  # not a hot path: waiting here is fine
+        # Without the lock only when its holder is this thread, interrupted
+        # (see held_briefly): the buffer it is filing may stay counted in
+        # _idle_bytes, an overestimate the next eviction recounts.
+        with held_briefly(self._lock):
             while self._remove_coldest() is not None:
                 count += 1
             self._idle_bytes = 0
@@ -525,7 +532,9 @@ class ByteBufferPool(NamedClosable):
         Afterwards :meth:`get` raises :class:`~poolkit.PoolClosed` and
         :meth:`put` drops what it is given (counted in ``dropped_closed``).
         """
-        with self._lock:
+        # If the lock's holder is this thread, interrupted in a put (see
+        # held_briefly), that put may still file its buffer: it stays idle.
+        with held_briefly(self._lock):
             self._closed = True
             self._keep_bytes = self._fast_bytes = -1
         self.clear()
@@ -539,7 +548,7 @@ class ByteBufferPool(NamedClosable):
     def stats(self) -> ByteBufferPoolStats:
         """A consistent snapshot of the pool's counters and calibration."""
         cal = self._calibrated
-        with self._lock:
+        with held_briefly(self._lock):
             idle = list(self._idle)  # one atomic copy: gets may pop meanwhile
             return snapshot(
                 ByteBufferPoolStats,
@@ -557,7 +566,7 @@ class ByteBufferPool(NamedClosable):
 
     def _idle_buffers(self) -> Iterator[ByteBuffer]:
         """The idle buffers (for tests and diagnostics; a snapshot)."""
-        with self._lock:
+        with held_briefly(self._lock):
             return iter(list(self._idle))
 
     def __repr__(self) -> str:

@@ -1,16 +1,25 @@
-"""``TryLock``: the lock of the buffer pools, whose non-blocking acquire is one ``list.pop``.
+"""The buffer pools' locks: ``TryLock``, and ``held_briefly`` for their rare paths.
 
 Buffer pools never block: a caller that finds the lock held allocates (a
-take) or drops its buffer (a return) rather than wait. Their blocking
-acquires (``clear``, ``close``, ``stats``) wait only for a holder that runs a
-few operations and no user code.
+take) or drops its buffer (a return) rather than wait. Their rare paths
+(``clear``, ``close``, ``stats``) wait for the lock, but only briefly (see
+:func:`held_briefly`): its holder runs a few operations and no user code, but
+it may be the very thread that waits.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
 
-__all__ = ["TryLock"]
+__all__ = ["BRIEF_WAIT", "TryLock", "held_briefly"]
+
+# Seconds the rare paths wait for a pool's lock. Another thread's holder lets
+# go within microseconds of being scheduled; this bound is only ever reached
+# when the holder is the waiting thread itself.
+BRIEF_WAIT = 0.1
 
 
 class TryLock:
@@ -25,7 +34,8 @@ class TryLock:
     list calls (CPython 3.11), on a put path that takes it once.
 
     Its holders never block or run user code, so the rare blocking acquire
-    (``clear``, ``close``, ``stats``) waits by yielding, briefly. The hot
+    (``clear``, ``close``, ``stats``, through :func:`held_briefly`) waits by
+    yielding. The hot
     paths inline the pair on :attr:`token` (``token.pop()`` or ``del
     token[0]`` in a ``try``, ``token.append(True)`` in a ``finally``).
     """
@@ -75,3 +85,30 @@ class TryLock:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.release()
+
+
+class _Lock(Protocol):
+    """``TryLock`` or ``threading.Lock``: what :func:`held_briefly` needs."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+@contextmanager
+def held_briefly(lock: _Lock) -> Iterator[bool]:
+    """Hold ``lock`` for a rare path, waiting at most :data:`BRIEF_WAIT` for it.
+
+    Yields whether it was taken. When it was not, the caller goes on without
+    it, as it must: a holder that does not let go is this very thread,
+    interrupted inside its few operations by a signal handler or a finalizer
+    (``__del__``, a weakref callback) that is now calling ``close()``,
+    ``clear()`` or ``stats()``. It cannot resume until that call returns, so
+    waiting for it would hang for good.
+    """
+    held = lock.acquire(timeout=BRIEF_WAIT)
+    try:
+        yield held
+    finally:
+        if held:
+            lock.release()
