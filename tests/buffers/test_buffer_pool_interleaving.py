@@ -115,7 +115,7 @@ def _points(name: str) -> Iterator[int]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_no_interleaving_lets_idle_bytes_past_the_budget(name: str) -> None:
-    """At every call a pool method makes, another landing there keeps the budget exact."""
+    """At every switch point of a pool call, another call landing there keeps the budget exact."""
     step, other, aging = CASES[name]
     points = list(_points(name))
     assert len(points) >= 3  # the hook sees the pool's calls at all
