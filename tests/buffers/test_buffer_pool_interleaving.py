@@ -1,7 +1,7 @@
 """BufferPool's byte budget when threads interleave inside its calls.
 
 Each test runs one pool call at every point where another could be switched
-out (see ``interleave.py``), then does what a busy program does next: returns
+out (see ``tests/interleave.py``), then does what a busy program does next: returns
 of the largest class until the pool refuses one. No larger class can be
 evicted for them, so a byte counter left below the idle bytes would let idle
 bytes past the budget for good; the tests assert they never pass it.
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from poolkit import BufferPool
-from tests.buffers.interleave import interleaved, switch_points
+from tests.interleave import interleaved, switch_points
 
 KIB = 1024
 SIZES = (512, 1024, 2048, 4096)

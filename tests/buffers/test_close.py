@@ -12,7 +12,7 @@ import pytest
 
 from poolkit import BufferPool, ByteBufferPool, ObjectPool, PoolClosed
 from poolkit.buffers import BoundedBufferPool, BytesPool, SizedBufferPool
-from tests.buffers.interleave import interleaved, switch_points
+from tests.interleave import interleaved, switch_points
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """A KeyboardInterrupt landing anywhere inside a buffer pool's get or put.
 
-It lands where a thread switch could (see ``interleave.py``): at each of
+It lands where a thread switch could (see ``tests/interleave.py``): at each of
 those points in turn, once. The program catches it and goes on using the
 pool, which must still keep its word: its lock let go (returns are kept
 again, clear() does not wait), and no stale claim refusing a later return.
@@ -8,14 +8,13 @@ again, clear() does not wait), and no stale claim refusing a later return.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from poolkit import BufferPool
-from tests.buffers.interleave import interleaved, switch_points
 from tests.buffers.test_close import KINDS, Kind
+from tests.interleave import interleaved, switch_points
 
 
 def _interrupt(pool: object) -> None:
@@ -23,9 +22,9 @@ def _interrupt(pool: object) -> None:
 
 
 def _still_works(kind: Kind, pool: Any, at: int) -> None:
-    started = time.monotonic()
+    lock = getattr(pool, "_lock", None)  # ObjectPool has none
+    assert lock is None or not lock.locked(), f"the lock is still held after point {at}"
     pool.clear()
-    assert time.monotonic() - started < 0.05, f"clear() waited for the lock, point {at}"
     for _ in range(3):
         pool.put(kind.take(pool))  # no ReleaseError from a stale claim
     assert kind.idle(pool) == 1, f"a return was dropped after point {at}"

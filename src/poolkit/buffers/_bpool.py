@@ -19,7 +19,7 @@ bpool                      poolkit                              difference
 =========================  ===================================  =================================
 
 Concurrency: as :class:`~poolkit.ByteBufferPool`, the idle ``deque`` changes
-only under a :class:`~poolkit.buffers._trylock.TryLock` taken without waiting;
+only under a :class:`~poolkit._tokenlock.TokenLock` taken without waiting;
 a caller that finds it held allocates (``get``) or drops (``put``) instead of
 waiting, so no call ever blocks. The hot paths take it with ``del token[0]``,
 with no call (no point where a ``KeyboardInterrupt`` can land) between taking
@@ -43,10 +43,10 @@ from poolkit import _registry
 from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._registry import NamedClosable
 from poolkit._stats import renamed
+from poolkit._tokenlock import TokenLock, held_briefly
 from poolkit._validate import check_int
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release
 from poolkit.buffers._snapshot import BufferStats, snapshot
-from poolkit.buffers._trylock import TryLock, held_briefly
 
 __all__ = ["BoundedBufferPool", "BoundedPoolStats", "BytesPool", "SizedBufferPool"]
 
@@ -101,7 +101,7 @@ class _FifoPool(NamedClosable, Generic[T]):
         # The most idle items the pool may keep now: size while open, 0 once
         # closed, so put's "full?" test also refuses everything after close().
         self._room = self._size
-        self._lock = TryLock()
+        self._lock = TokenLock()
         self._token = self._lock.token
         self._idle: deque[T] = deque()
         self._closed = False
@@ -118,7 +118,7 @@ class _FifoPool(NamedClosable, Generic[T]):
         """
         token = self._token
         try:
-            del token[0]  # the lock, taken without waiting (see TryLock)
+            del token[0]  # the lock, taken without waiting (see TokenLock)
         except IndexError:
             self._misses += 1  # approximate: outside the lock
         else:
@@ -149,7 +149,7 @@ class _FifoPool(NamedClosable, Generic[T]):
         """
         token = self._token
         try:
-            del token[0]  # the lock, taken without waiting (see TryLock)
+            del token[0]  # the lock, taken without waiting (see TokenLock)
         except IndexError:
             self._dropped += 1  # approximate: outside the lock
             return False

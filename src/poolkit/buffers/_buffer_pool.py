@@ -48,7 +48,7 @@ bytes idle buffers hold:
   decrement is itself lost to a racing take. An increment lost that way only
   makes the difference larger.)
 * ``_filed_bytes`` changes only under ``_lock``, a
-  :class:`~poolkit.buffers._trylock.TryLock`: a return adds its buffer's size
+  :class:`~poolkit._tokenlock.TokenLock`: a return adds its buffer's size
   after checking the difference against the budget, and files the buffer in
   the same section; the pool's own removals under the lock (eviction,
   aging) subtract theirs. ``clear`` pops without the lock and subtracts
@@ -90,6 +90,7 @@ from poolkit import _registry
 from poolkit._errors import PoolClosed, ReleaseError
 from poolkit._registry import NamedClosable
 from poolkit._stats import renamed
+from poolkit._tokenlock import TokenLock, held_briefly
 from poolkit._validate import (
     Clock,
     check_bool,
@@ -101,7 +102,6 @@ from poolkit._validate import (
 from poolkit.buffers._buffer_loan import BufferLoan
 from poolkit.buffers._size_classes import SizeClasses, human_size
 from poolkit.buffers._snapshot import BufferStats, snapshot
-from poolkit.buffers._trylock import TryLock, held_briefly
 
 __all__ = [
     "DEFAULT_MAX_IDLE_BYTES",
@@ -314,7 +314,7 @@ class BufferPool(NamedClosable):
         self._filed_bytes = self._taken_bytes = 0
         # Guards _filed_bytes with the filing of returns; the return path
         # inlines its non-blocking acquire and its release on the token.
-        self._lock = TryLock()
+        self._lock = TokenLock()
         self._token = self._lock.token
         self._hits = self._misses = self._oversize = self._returns = self._aged = 0
         self._dropped_oversize = self._dropped_budget = self._dropped_class_full = 0
@@ -584,7 +584,7 @@ class BufferPool(NamedClosable):
             return
         token = self._token
         try:
-            del token[0]  # the lock, taken without waiting (see TryLock)
+            del token[0]  # the lock, taken without waiting (see TokenLock)
         except IndexError:
             return
         try:

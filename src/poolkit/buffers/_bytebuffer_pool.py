@@ -29,7 +29,7 @@ Concurrency (thread-safe, never blocking):
   recounts it exactly before it evicts anything for bytes, so the byte bound
   is exact; ``stats()`` sums the idle capacities itself.
 * Everything else that changes the store or the counters runs under
-  ``_lock``, a :class:`~poolkit.buffers._trylock.TryLock` taken without
+  ``_lock``, a :class:`~poolkit._tokenlock.TokenLock` taken without
   waiting: a ``put`` that finds it held drops its buffer (counted in
   ``contended_puts``), a missing ``get``
   allocates (``contended_gets``). Nothing inside the lock blocks or runs user
@@ -64,10 +64,10 @@ from poolkit import _registry
 from poolkit._errors import PoolClosed
 from poolkit._registry import NamedClosable
 from poolkit._stats import renamed
+from poolkit._tokenlock import TokenLock, held_briefly
 from poolkit._validate import Clock, check_callable, check_int, check_optional_seconds
 from poolkit.buffers._bytebuffer import ByteBuffer, _check_release, _seek, _tell
 from poolkit.buffers._snapshot import BufferStats, snapshot
-from poolkit.buffers._trylock import TryLock, held_briefly
 from poolkit.buffers.retention import (
     CALIBRATE_MIN_BITS,
     CALIBRATE_STEPS,
@@ -218,7 +218,7 @@ class ByteBufferPool(NamedClosable):
             "max_idle_time", max_idle_time, allow_zero=False
         )
         self._clock: Clock = check_callable("clock", clock)
-        self._lock = TryLock()
+        self._lock = TokenLock()
         self._token = self._lock.token  # the hot paths inline its acquire/release
         # Never replaced: lock-free gets pop from it (see get).
         self._idle: deque[ByteBuffer] = deque()
@@ -284,7 +284,7 @@ class ByteBufferPool(NamedClosable):
         """get() with an empty store: count the miss, allocate."""
         token = self._token
         try:
-            del token[0]  # the lock, taken without waiting (see TryLock)
+            del token[0]  # the lock, taken without waiting (see TokenLock)
         except IndexError:
             self._contended_gets += 1
         else:
@@ -364,7 +364,7 @@ class ByteBufferPool(NamedClosable):
             return
         token = self._token
         try:
-            del token[0]  # the lock, taken without waiting (see TryLock)
+            del token[0]  # the lock, taken without waiting (see TokenLock)
         except IndexError:
             self._contended_puts += 1
             return
@@ -398,7 +398,7 @@ class ByteBufferPool(NamedClosable):
         now = 0.0 if max_idle_time is None else self._clock()
         token = self._token
         try:
-            del token[0]  # the lock, taken without waiting (see TryLock)
+            del token[0]  # the lock, taken without waiting (see TokenLock)
         except IndexError:
             self._contended_puts += 1
             return

@@ -14,8 +14,10 @@ by chance.
 
 from __future__ import annotations
 
+import gc
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -23,8 +25,27 @@ __all__ = ["SWITCH_POINTS", "interleaved", "switch_points"]
 
 P = TypeVar("P")
 
-# The profile events at which the GIL build can switch threads.
-SWITCH_POINTS = ("call", "c_return", "c_exception")
+# The profile events at which the GIL build can switch threads. (Not
+# "c_exception": a call that raises goes to the handler without a check.)
+SWITCH_POINTS = ("call", "c_return")
+
+
+@contextmanager
+def _profiled(hook: Callable[[FrameType, str, Any], None]) -> Iterator[None]:
+    """Run the block with ``hook`` as the profiler and the collector paused.
+
+    A collection would run finalizers (other tests' leftovers) and add points
+    of theirs, so that two runs of one step would not count the same points.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    sys.setprofile(hook)
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
+        if collecting:
+            gc.enable()
 
 
 def switch_points(step: Callable[[P], object], pool: P) -> int:
@@ -36,18 +57,20 @@ def switch_points(step: Callable[[P], object], pool: P) -> int:
         if event in SWITCH_POINTS:
             count += 1
 
-    sys.setprofile(hook)
-    try:
+    with _profiled(hook):
         step(pool)
-    finally:
-        sys.setprofile(None)
     return count
 
 
 def interleaved(
     step: Callable[[P], object], other: Callable[[P], object], at: int, pool: P
-) -> None:
-    """Run ``step(pool)``, with ``other(pool)`` run at its ``at``-th switch point."""
+) -> bool:
+    """Run ``step(pool)``, with ``other(pool)`` run at its ``at``-th switch point.
+
+    Returns whether ``other`` ran: a step whose path varies (a pool with
+    background threads) may pass fewer points this time. If ``other`` raises,
+    so does this, with ``other``'s exception.
+    """
     seen = 0
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
@@ -57,8 +80,6 @@ def interleaved(
             if seen == at:
                 other(pool)  # the profiler is off inside a hook: runs plainly
 
-    sys.setprofile(hook)
-    try:
+    with _profiled(hook):
         step(pool)
-    finally:
-        sys.setprofile(None)
+    return seen >= at
