@@ -5,8 +5,10 @@ The async module is the one source; its sync twin is derived in three steps:
 1. Directives, trailing comments in the source (a statement's first line):
 
    - ``# async-only``: the statement, with its block, is left out.
-   - ``# locked``: the statement, with its block, runs under ``self._lock``
-     (acquire/try/finally, cheaper than ``with`` on the hot path). On the
+   - ``# locked``: the statement, with its block, runs under ``self._lock``,
+     a :class:`poolkit._tokenlock.TokenLock` taken inline (:data:`TAKE_LOCK`)
+     just before a ``try`` whose ``finally`` gives it back: no call in
+     between, where a ``KeyboardInterrupt`` could land and leave it held. On the
      event loop a core call without an ``await`` is atomic and needs no lock.
      Nothing in it may take the lock again (it is not reentrant) or wait: a
      block holds core calls and the driver's own locked-section helpers only,
@@ -72,6 +74,17 @@ LOOP_LINES = re.compile(r"^\s*EventLoopMismatch: ")
 DIRECTIVE = re.compile(r"#\s*(async-only|locked)\s*$")
 SYNC_LINE = re.compile(r"^(\s*)# sync: ?(.*)$")
 INDENT = "    "
+# How a '# locked' statement takes the pool's TokenLock: inline, with no call
+# between taking the token and the try that gives it back, so that no
+# KeyboardInterrupt can land in between (see poolkit._tokenlock).
+TAKE_LOCK = (
+    "while True:",
+    f"{INDENT}try:",
+    f"{INDENT * 2}del self._lock.token[0]",
+    f"{INDENT * 2}break",
+    f"{INDENT}except IndexError:",
+    f"{INDENT * 2}self._lock.wait_turn()",
+)
 
 
 def header(source: str) -> str:
@@ -137,12 +150,12 @@ def apply_directives(text: str) -> list[str]:
         kind, last = marked[number]
         if kind == "locked":
             indent = line[: len(line) - len(line.lstrip())]
-            out.append(f"{indent}self._lock.acquire()")
+            out.extend(indent + taken for taken in TAKE_LOCK)
             out.append(f"{indent}try:")
             for body in lines[number - 1 : last]:
                 out.append(INDENT + DIRECTIVE.sub("", body).rstrip() if body.strip() else body)
             out.append(f"{indent}finally:")
-            out.append(f"{indent}{INDENT}self._lock.release()")
+            out.append(f"{indent}{INDENT}self._lock.token.append(True)")
         number = last + 1
     return out
 

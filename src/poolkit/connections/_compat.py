@@ -8,7 +8,7 @@ with the same methods, for threads. The two halves are separate modules so
 that the sync pools never import asyncio. Only the pieces that cannot be
 written once live here:
 
-- the lock: a ``threading.Lock`` shared by a pool's threads, none on the loop
+- the lock: a :class:`~poolkit._tokenlock.TokenLock` shared by a pool's threads, none on the loop
   (a core call without an ``await`` inside is atomic there);
 - a waiter's wake-up (:class:`Gate`): a pre-acquired lock released by the
   waker, or a future the waker resolves;
@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from poolkit._tokenlock import TokenLock
 from poolkit._validate import Clock
 from poolkit._waits import join_thread, left_until, slice_of
 from poolkit._waits import wait_for as condition_wait_for
@@ -50,9 +51,9 @@ class _NoLock:
 NO_LOCK: Any = _NoLock()
 
 
-def new_lock() -> Any:
-    """The lock around a sync pool's core calls."""
-    return threading.Lock()
+def new_lock() -> TokenLock:
+    """The lock around a sync pool's core calls (taken inline: see poolkit._tokenlock)."""
+    return TokenLock()
 
 
 # -- a waiter's wake-up --------------------------------------------------------

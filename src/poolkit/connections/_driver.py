@@ -3,7 +3,7 @@ helpers, management, stats.
 
 The drivers themselves are one source (``_async.py``, from which
 ``scripts/gen_sync.py`` writes ``_sync.py``). The sync driver guards core
-calls with a ``threading.Lock``; the asyncio driver's ``_lock`` is
+calls with a :class:`~poolkit._tokenlock.TokenLock`; the asyncio driver's ``_lock`` is
 ``_compat.NO_LOCK``, since a core call without an ``await`` inside is atomic on
 the event loop.
 """

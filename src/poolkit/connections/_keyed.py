@@ -150,11 +150,16 @@ class KeyedConnectionPool(Generic[K, C, P]):
 
     def _enter(self, key: K) -> _SubPool[C, P]:
         """The sub-pool of ``key`` (made on first use), counted in use until ``_leave``."""
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             return self._use(key)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
 
     def _use(self, key: K) -> _SubPool[C, P]:
         if self._closed:
@@ -179,11 +184,16 @@ class KeyedConnectionPool(Generic[K, C, P]):
         self._users[key] -= 1
 
     def _leave(self, pool: _SubPool[C, P]) -> None:
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             self._leave_key(pool._key)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         self._settle(pool)
 
     def _break(self, cause: BaseException) -> None:
@@ -194,11 +204,16 @@ class KeyedConnectionPool(Generic[K, C, P]):
         self._settle(None)
 
     def _snapshot(self) -> list[_SubPool[C, P]]:
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             return list(self._pools.values())
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
 
     def _take_touched(self, pool: _SubPool[C, P] | None, every: bool) -> list[Any]:
         """The sub-pools to flush: those the budget touched, ``pool``, or ``every`` one."""
@@ -212,11 +227,16 @@ class KeyedConnectionPool(Generic[K, C, P]):
 
     def _flush_touched(self) -> None:
         """Flush the keys the budget changed on another key's behalf."""
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             touched = self._take_touched(None, False)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         for sub in touched:
             if sub._core.dirty:
                 sub._flush()
@@ -228,19 +248,29 @@ class KeyedConnectionPool(Generic[K, C, P]):
         (``None``: every key), so an operation costs the same with 10 keys or
         10 000.
         """
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             touched = self._take_touched(pool, pool is None)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         for sub in touched:
             if sub._core.dirty:
                 sub._flush()
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             self._forget_emptied(touched)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
 
     def _forget_emptied(self, touched: list[Any]) -> None:
         for sub in touched:
@@ -334,19 +364,29 @@ class KeyedConnectionPool(Generic[K, C, P]):
 
     def keys(self) -> list[K]:
         """The keys that currently have connections or waiters."""
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             return list(self._pools)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
 
     def stats(self) -> ConnectionPoolStats:
         """Totals across keys (``max_size`` is the global cap when set)."""
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             parts = [p._core.stats() for p in self._pools.values()]
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         stats = sum_stats([*parts, self._forgotten], self._budget, self._name)
         if self._broken is not None:
             stats = dataclasses.replace(stats, broken=True)
@@ -354,11 +394,16 @@ class KeyedConnectionPool(Generic[K, C, P]):
 
     def stats_by_key(self) -> dict[K, ConnectionPoolStats]:
         """Each key's own statistics."""
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             return {k: p._core.stats() for k, p in self._pools.items()}
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
 
     def holders(self) -> list[Holder]:
         """Who holds each busy connection, across keys, longest-held first."""

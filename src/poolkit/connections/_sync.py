@@ -327,19 +327,29 @@ class ConnectionPool(DriverBase, Generic[C, P]):
         limit = check_seconds("timeout", timeout, allow_inf=True)
         core = self._core
         if not core.closed:
-            self._lock.acquire()
+            while True:
+                try:
+                    del self._lock.token[0]
+                    break
+                except IndexError:
+                    self._lock.wait_turn()
             try:
                 self._ready_waits += 1
             finally:
-                self._lock.release()
+                self._lock.token.append(True)
             try:
                 self._runner.wait_drained(self._ready, deadline_after(limit))
             finally:
-                self._lock.acquire()
+                while True:
+                    try:
+                        del self._lock.token[0]
+                        break
+                    except IndexError:
+                        self._lock.wait_turn()
                 try:
                     self._ready_waits -= 1
                 finally:
-                    self._lock.release()
+                    self._lock.token.append(True)
         if core.closed:
             raise PoolClosed("the connection pool is closed; create a new pool")
         if core.broken is not None:
@@ -392,7 +402,12 @@ class ConnectionPool(DriverBase, Generic[C, P]):
         # core.checkout() inlined for its common case, as a half of every
         # acquire/release cycle: the next idle connection is not due yet.
         entry: Entry | None
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             if core.idle:
                 entry = core.take()
@@ -405,7 +420,7 @@ class ConnectionPool(DriverBase, Generic[C, P]):
             else:
                 entry = None
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         if entry is None or self._extra_checkout or core.dirty or self._dropped_entries:
             return self._acquire_slow(entry, timeout)
         if self._check is not None:
@@ -439,11 +454,16 @@ class ConnectionPool(DriverBase, Generic[C, P]):
                     self._give_back(entry, None)
                 raise broken_error(core.broken) from core.broken
             if entry is None:
-                self._lock.acquire()
+                while True:
+                    try:
+                        del self._lock.token[0]
+                        break
+                    except IndexError:
+                        self._lock.wait_turn()
                 try:
                     entry = core.checkout(self._clock())
                 finally:
-                    self._lock.release()
+                    self._lock.token.append(True)
             if entry is None:
                 limit = self._timeout if timeout is None else timeout
                 if deadline is None:
@@ -470,11 +490,16 @@ class ConnectionPool(DriverBase, Generic[C, P]):
     def _wait(self, deadline: float, timeout: float) -> Entry:
         gate = Gate()
         waiter = Waiter(gate.wake, self._clock())
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             entry = self._enqueue(waiter, deadline, timeout)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         if entry is not None:
             return entry
         start = time.monotonic()
@@ -484,32 +509,47 @@ class ConnectionPool(DriverBase, Generic[C, P]):
             self._flush()
             while True:
                 woken = gate.wait(deadline)
-                self._lock.acquire()
+                while True:
+                    try:
+                        del self._lock.token[0]
+                        break
+                    except IndexError:
+                        self._lock.wait_turn()
                 try:
                     entry = self._claim(waiter, woken, deadline, timeout)
                 finally:
-                    self._lock.release()
+                    self._lock.token.append(True)
                 if entry is not None:
                     return entry
         except BaseException:
             # Interrupted or cancelled in the wait, or the errors above: leave
             # the queue, passing on a wake-up this waiter did not use.
-            self._lock.acquire()
+            while True:
+                try:
+                    del self._lock.token[0]
+                    break
+                except IndexError:
+                    self._lock.wait_turn()
             try:
                 self._core.give_up(waiter)
             finally:
-                self._lock.release()
+                self._lock.token.append(True)
             if self._core.dirty:
                 self._flush()
             raise
         finally:
             # Every queued wait is timed, however it ended; a served one goes
             # in the acquire_wait histogram too.
-            self._lock.acquire()
+            while True:
+                try:
+                    del self._lock.token[0]
+                    break
+                except IndexError:
+                    self._lock.wait_turn()
             try:
                 self._core.end_wait(time.monotonic() - start, entry is not None)
             finally:
-                self._lock.release()
+                self._lock.token.append(True)
 
     def _enqueue(self, waiter: Waiter, deadline: float, timeout: float) -> Entry | None:
         """Queue ``waiter``, unless a connection came back meanwhile (returned).
@@ -614,29 +654,44 @@ class ConnectionPool(DriverBase, Generic[C, P]):
             PoolClosed: the pool was closed meanwhile.
         """
         core = self._core
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             reserved = core.reserve_new()
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         if not reserved:
             return self.acquire(timeout)
         try:
             conn = self._connector.create()
         except BaseException as exc:
-            self._lock.acquire()
+            while True:
+                try:
+                    del self._lock.token[0]
+                    break
+                except IndexError:
+                    self._lock.wait_turn()
             try:
                 core.new_failed(exc)
             finally:
-                self._lock.release()
+                self._lock.token.append(True)
             self._flush()
             raise
         now = self._clock()
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             entry = core.opened_for_caller(conn, now)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         if self._opts.on_create is not None:
             call_hook(self._opts.on_create, conn)
         if core.closed:
@@ -646,11 +701,16 @@ class ConnectionPool(DriverBase, Generic[C, P]):
         return attach(self._proxy_class, self, entry, self._sole_refs)
 
     def _count_retry(self) -> None:
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             self._core.retries += 1
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
 
     def run(
         self,
@@ -758,7 +818,12 @@ class ConnectionPool(DriverBase, Generic[C, P]):
         # PoolCore._set_plain), no waiter to serve, not due to close.
         # entry.out: of two racing releases of one proxy, the second raises
         # in checkin().
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             if (
                 (
@@ -790,7 +855,7 @@ class ConnectionPool(DriverBase, Generic[C, P]):
             else:
                 waiter = core.checkin(entry, now)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         if waiter is not None:
             waiter.wake()
         if core.dirty or self._dropped_entries:
@@ -830,11 +895,16 @@ class ConnectionPool(DriverBase, Generic[C, P]):
         core = self._core
         if entry.core is not core:
             return  # acquired before a fork: forgotten, never closed
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             waiter = core.checkin(entry, self._clock(), reason)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         if waiter is not None:
             waiter.wake()
         if core.dirty or self._dropped_entries:
@@ -854,11 +924,16 @@ class ConnectionPool(DriverBase, Generic[C, P]):
 
     def _flush(self) -> None:
         """Do what the core decided: close, open, wake; start the cleaner."""
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             wakes, to_close, to_create, start_cleaner, rouse = self._take_work()
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         for waiter in wakes:
             waiter.wake()
         # Creations before closes: the core already counts closing
@@ -928,11 +1003,16 @@ class ConnectionPool(DriverBase, Generic[C, P]):
                 )
             finally:
                 # Only now is its slot free (the server may count it until then).
-                self._lock.acquire()
+                while True:
+                    try:
+                        del self._lock.token[0]
+                        break
+                    except IndexError:
+                        self._lock.wait_turn()
                 try:
                     self._close_done(entry)
                 finally:
-                    self._lock.release()
+                    self._lock.token.append(True)
 
     def _close_done(self, entry: Entry) -> None:
         entry.core.close_done()
@@ -951,41 +1031,61 @@ class ConnectionPool(DriverBase, Generic[C, P]):
                 except self._runner.background_failures as exc:
                     self._create_failed(exc)
                     # A forked child's pool has a new core: this one is the parent's.
-                    self._lock.acquire()
+                    while True:
+                        try:
+                            del self._lock.token[0]
+                            break
+                        except IndexError:
+                            self._lock.wait_turn()
                     try:
                         retry = core.create_failed(exc) and core is self._core
                     finally:
-                        self._lock.release()
+                        self._lock.token.append(True)
                     reserved = retry
                     if not retry:
                         return
                     if self._clock() >= give_up_at:
                         reserved = False
-                        self._lock.acquire()
+                        while True:
+                            try:
+                                del self._lock.token[0]
+                                break
+                            except IndexError:
+                                self._lock.wait_turn()
                         try:
                             core.give_up_create()
                         finally:
-                            self._lock.release()
+                            self._lock.token.append(True)
                         self._reconnect_failed()
                         return
                     sleep, delay = backoff(delay, self._rng)
                     if self._runner.sleep(sleep):
                         reserved = False
-                        self._lock.acquire()
+                        while True:
+                            try:
+                                del self._lock.token[0]
+                                break
+                            except IndexError:
+                                self._lock.wait_turn()
                         try:
                             core.abandon_create()
                         finally:
-                            self._lock.release()
+                            self._lock.token.append(True)
                         return
                     continue
                 reserved = False
                 if core.last_create_error is not None:
                     self._recovered(core.last_create_error)
-                self._lock.acquire()
+                while True:
+                    try:
+                        del self._lock.token[0]
+                        break
+                    except IndexError:
+                        self._lock.wait_turn()
                 try:
                     core.opened(conn, self._clock(), time.monotonic() - started)
                 finally:
-                    self._lock.release()
+                    self._lock.token.append(True)
                 if self._opts.on_create is not None:
                     try:
                         call_hook(self._opts.on_create, conn)
@@ -997,11 +1097,16 @@ class ConnectionPool(DriverBase, Generic[C, P]):
             # Cancelled by close() mid-create or mid-backoff: drop the
             # reservation so close() does not wait for it.
             if reserved:
-                self._lock.acquire()
+                while True:
+                    try:
+                        del self._lock.token[0]
+                        break
+                    except IndexError:
+                        self._lock.wait_turn()
                 try:
                     core.abandon_create()
                 finally:
-                    self._lock.release()
+                    self._lock.token.append(True)
             raise
         finally:
             if core is self._core:
@@ -1034,11 +1139,16 @@ class ConnectionPool(DriverBase, Generic[C, P]):
             The clock time of the next deadline (``math.inf``: none).
         """
         now = self._clock()
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             leaked = self._core.maintain(now)
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         self._flush()
         if leaked:
             warn_held(leaked, now, self._name)
@@ -1057,11 +1167,16 @@ class ConnectionPool(DriverBase, Generic[C, P]):
             timeout: seconds to wait (``None``: 5 s; ``math.inf``: no limit).
         """
         limit = check_timeout(timeout, DEFAULT_CLOSE_TIMEOUT)
-        self._lock.acquire()
+        while True:
+            try:
+                del self._lock.token[0]
+                break
+            except IndexError:
+                self._lock.wait_turn()
         try:
             self._core.close()
         finally:
-            self._lock.release()
+            self._lock.token.append(True)
         # Connections being opened are not waited for: their creation stops.
         self._runner.stop()
         self._flush()
