@@ -48,13 +48,21 @@ def _profiled(hook: Callable[[FrameType, str, Any], None]) -> Iterator[None]:
             gc.enable()
 
 
-def switch_points(step: Callable[[P], object], pool: P) -> int:
-    """How many switch points ``step(pool)`` passes (see SWITCH_POINTS)."""
+def _counts(event: str, frame: FrameType, within: str | None) -> bool:
+    return event in SWITCH_POINTS and (within is None or within in frame.f_code.co_filename)
+
+
+def switch_points(step: Callable[[P], object], pool: P, within: str | None = None) -> int:
+    """How many switch points ``step(pool)`` passes (see SWITCH_POINTS).
+
+    ``within``: count only the points in code whose file path contains it
+    (``"/poolkit/"``: the library's own code, not the standard library's).
+    """
     count = 0
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
         nonlocal count
-        if event in SWITCH_POINTS:
+        if _counts(event, frame, within):
             count += 1
 
     with _profiled(hook):
@@ -63,19 +71,24 @@ def switch_points(step: Callable[[P], object], pool: P) -> int:
 
 
 def interleaved(
-    step: Callable[[P], object], other: Callable[[P], object], at: int, pool: P
+    step: Callable[[P], object],
+    other: Callable[[P], object],
+    at: int,
+    pool: P,
+    within: str | None = None,
 ) -> bool:
     """Run ``step(pool)``, with ``other(pool)`` run at its ``at``-th switch point.
 
     Returns whether ``other`` ran: a step whose path varies (a pool with
-    background threads) may pass fewer points this time. If ``other`` raises,
+    background threads) may pass fewer points this time. ``within`` as for
+    :func:`switch_points`. If ``other`` raises,
     so does this, with ``other``'s exception.
     """
     seen = 0
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
         nonlocal seen
-        if event in SWITCH_POINTS:
+        if _counts(event, frame, within):
             seen += 1
             if seen == at:
                 other(pool)  # the profiler is off inside a hook: runs plainly

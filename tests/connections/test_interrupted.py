@@ -11,6 +11,7 @@ releases it, left the lock held for good: every later call on the pool,
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ from poolkit import ConnectionPool
 from poolkit.adapters import dbapi
 from poolkit.testing import FakeConnector
 from tests.interleave import interleaved, switch_points
+
+# Points in poolkit's own code only: an interrupt inside the standard
+# library's locks (threading.Condition.__enter__ takes its lock with a call
+# and can leave it held) is beyond the pool's reach.
+POOLKIT = "/poolkit/"
 
 
 def _interrupt(pool: object) -> None:
@@ -74,14 +80,14 @@ def test_an_interrupt_at_any_point_of_a_checkout_never_leaves_the_pool_locked(
     use = _use_fake if kind == "fake" else _use_sqlite
     first = make()
     use(first)  # one connection open and idle, as in a running program
-    points = switch_points(use, first)
+    points = switch_points(use, first, POOLKIT)
     assert points >= 10
     interrupted = 0
     for at in range(1, points + 1):
         pool = make()
         use(pool)
         try:
-            interleaved(use, _interrupt, at, pool)
+            interleaved(use, _interrupt, at, pool, POOLKIT)
         except KeyboardInterrupt:
             interrupted += 1
         # Otherwise this checkout passed fewer points (its path depends on
@@ -98,3 +104,49 @@ def test_an_interrupt_at_any_point_of_a_checkout_never_leaves_the_pool_locked(
         # connections commit on a clean exit from the with block).
         rows = sqlite3.connect(sqlite_path).execute("select count(*) from t").fetchone()
         assert rows[0] >= points + 2
+
+
+@pytest.mark.filterwarnings("ignore::poolkit.LeakWarning")
+def test_an_interrupt_at_any_point_of_a_queued_checkout_leaves_no_waiter_behind() -> None:
+    """A checkout that queues (the pool is full) and is served, interrupted at every point.
+
+    A waiter left in the queue would be handed the next connection given back,
+    which nobody would take: the pool would lose it to a caller long gone.
+    """
+
+    def queued_checkout(pool: Any) -> None:
+        with pool.connection(timeout=5) as conn:
+            assert conn.raw.id >= 1
+
+    def full_pool() -> tuple[Any, threading.Event, threading.Thread]:
+        """A pool whose one connection is out, given back once a checkout queues for it."""
+        pool = ConnectionPool(FakeConnector(), max_size=1, timeout=5)
+        held = pool.acquire()
+        stop = threading.Event()
+
+        def give_back() -> None:
+            while pool.stats().waiting == 0 and not stop.is_set():
+                stop.wait(0.001)
+            pool.release(held)
+
+        thread = threading.Thread(target=give_back, daemon=True)
+        thread.start()
+        return pool, stop, thread
+
+    pool, stop, thread = full_pool()
+    points = switch_points(queued_checkout, pool, POOLKIT)
+    thread.join()
+    pool.close(timeout=0)
+    assert points >= 10
+    interrupted = 0
+    for at in range(1, points + 1):
+        pool, stop, thread = full_pool()
+        try:
+            interleaved(queued_checkout, _interrupt, at, pool, POOLKIT)
+        except KeyboardInterrupt:
+            interrupted += 1
+        stop.set()
+        thread.join()
+        assert pool.stats().waiting == 0, f"a waiter was left queued at point {at}"
+        pool.close(timeout=0)
+    assert interrupted >= points // 2

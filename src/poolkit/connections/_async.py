@@ -479,11 +479,17 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
     async def _wait(self, deadline: float, timeout: float) -> Entry:
         gate = AsyncGate()
         waiter = Waiter(gate.wake, self._clock())
-        entry = self._enqueue(waiter, deadline, timeout)  # locked
-        if entry is not None:
-            return entry
         start = time.monotonic()
+        entry: Entry | None = None
+        queued = False
+        # The try starts before the waiter is queued: an interrupt landing
+        # between queueing it and the try would leave it queued for good, to
+        # be handed the next connection given back, which nobody then takes.
         try:
+            entry = self._enqueue(waiter, deadline, timeout)  # locked
+            if entry is not None:
+                return entry
+            queued = True
             # Always: even with nothing planned here, queueing may have evicted
             # another key's idle connection, whose close makes the room.
             self._flush()
@@ -493,16 +499,23 @@ class AsyncConnectionPool(DriverBase, Generic[C, P]):
                 if entry is not None:
                     return entry
         except BaseException:
-            # Interrupted or cancelled in the wait, or the errors above: leave
-            # the queue, passing on a wake-up this waiter did not use.
-            self._core.give_up(waiter)  # locked
-            if self._core.dirty:
-                self._flush()
+            if entry is not None:
+                # Interrupted after a connection was checked out for this
+                # caller, who will not get it: it goes back.
+                self._give_back(entry, None)
+                entry = None
+            else:
+                # Interrupted or cancelled in the wait, or the errors above:
+                # leave the queue, passing on a wake-up this waiter did not use.
+                self._core.give_up(waiter)  # locked
+                if self._core.dirty:
+                    self._flush()
             raise
         finally:
             # Every queued wait is timed, however it ended; a served one goes
             # in the acquire_wait histogram too.
-            self._core.end_wait(time.monotonic() - start, entry is not None)  # locked
+            if queued:
+                self._core.end_wait(time.monotonic() - start, entry is not None)  # locked
 
     def _enqueue(self, waiter: Waiter, deadline: float, timeout: float) -> Entry | None:
         """Queue ``waiter``, unless a connection came back meanwhile (returned).

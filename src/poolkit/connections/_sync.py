@@ -490,20 +490,26 @@ class ConnectionPool(DriverBase, Generic[C, P]):
     def _wait(self, deadline: float, timeout: float) -> Entry:
         gate = Gate()
         waiter = Waiter(gate.wake, self._clock())
-        while True:
-            try:
-                del self._lock.token[0]
-                break
-            except IndexError:
-                self._lock.wait_turn()
-        try:
-            entry = self._enqueue(waiter, deadline, timeout)
-        finally:
-            self._lock.token.append(True)
-        if entry is not None:
-            return entry
         start = time.monotonic()
+        entry: Entry | None = None
+        queued = False
+        # The try starts before the waiter is queued: an interrupt landing
+        # between queueing it and the try would leave it queued for good, to
+        # be handed the next connection given back, which nobody then takes.
         try:
+            while True:
+                try:
+                    del self._lock.token[0]
+                    break
+                except IndexError:
+                    self._lock.wait_turn()
+            try:
+                entry = self._enqueue(waiter, deadline, timeout)
+            finally:
+                self._lock.token.append(True)
+            if entry is not None:
+                return entry
+            queued = True
             # Always: even with nothing planned here, queueing may have evicted
             # another key's idle connection, whose close makes the room.
             self._flush()
@@ -522,34 +528,41 @@ class ConnectionPool(DriverBase, Generic[C, P]):
                 if entry is not None:
                     return entry
         except BaseException:
-            # Interrupted or cancelled in the wait, or the errors above: leave
-            # the queue, passing on a wake-up this waiter did not use.
-            while True:
+            if entry is not None:
+                # Interrupted after a connection was checked out for this
+                # caller, who will not get it: it goes back.
+                self._give_back(entry, None)
+                entry = None
+            else:
+                # Interrupted or cancelled in the wait, or the errors above:
+                # leave the queue, passing on a wake-up this waiter did not use.
+                while True:
+                    try:
+                        del self._lock.token[0]
+                        break
+                    except IndexError:
+                        self._lock.wait_turn()
                 try:
-                    del self._lock.token[0]
-                    break
-                except IndexError:
-                    self._lock.wait_turn()
-            try:
-                self._core.give_up(waiter)
-            finally:
-                self._lock.token.append(True)
-            if self._core.dirty:
-                self._flush()
+                    self._core.give_up(waiter)
+                finally:
+                    self._lock.token.append(True)
+                if self._core.dirty:
+                    self._flush()
             raise
         finally:
             # Every queued wait is timed, however it ended; a served one goes
             # in the acquire_wait histogram too.
-            while True:
+            if queued:
+                while True:
+                    try:
+                        del self._lock.token[0]
+                        break
+                    except IndexError:
+                        self._lock.wait_turn()
                 try:
-                    del self._lock.token[0]
-                    break
-                except IndexError:
-                    self._lock.wait_turn()
-            try:
-                self._core.end_wait(time.monotonic() - start, entry is not None)
-            finally:
-                self._lock.token.append(True)
+                    self._core.end_wait(time.monotonic() - start, entry is not None)
+                finally:
+                    self._lock.token.append(True)
 
     def _enqueue(self, waiter: Waiter, deadline: float, timeout: float) -> Entry | None:
         """Queue ``waiter``, unless a connection came back meanwhile (returned).
