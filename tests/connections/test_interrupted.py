@@ -10,8 +10,10 @@ releases it, left the lock held for good: every later call on the pool,
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,13 @@ def sqlite_pool(sqlite_path: Path) -> Iterator[Callable[[], Any]]:
     yield make
     for pool in made:
         pool.close(timeout=0)
+    # A connection an interrupt stranded (see docs/connections.md) is still
+    # open: collected here, not in a later test, whose run would then report
+    # sqlite3's "unclosed database" ResourceWarning.
+    made.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def _use_fake(pool: Any) -> None:
