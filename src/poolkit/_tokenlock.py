@@ -17,9 +17,9 @@ Why not ``threading.Lock``:
   token[0]`` is not a call: the hot paths take the lock with it immediately
   before their ``try`` (see :func:`held_briefly` and ``scripts/gen_sync.py``),
   leaving no such point in between. (``with lock:`` is safe too, but costs
-  ~75 ns more per section than ``acquire``/``try``/``finally``, CPython 3.11
+  75 to 110 ns more per section than ``acquire``/``try``/``finally``, CPython 3.11
   to 3.13.)
-* **Cost.** The uncontended pair is ~35 ns, against ~60 ns for
+* **Cost.** The uncontended pair is ~30 ns, against ~70 ns for
   ``acquire``/``release`` of a ``threading.Lock``.
 
 A contended caller waits in :meth:`TokenLock.wait_turn`, which sleeps and
