@@ -543,12 +543,12 @@ class BufferPool(NamedClosable):
         Raises:
             PoolClosed: the pool was closed.
         """
-        size = self._sizes[index]
         if self._closed:
             raise self._closed_error()
         self._misses += 1
         if self._max_idle_time is not None:
             self._age(index, 0)
+        size = self._sizes[index]
         # One spare byte of capacity, so the export probe's append on
         # return fits without a realloc (a plain bytearray(size) would be
         # over-allocated by ~12 % on its first probe).
